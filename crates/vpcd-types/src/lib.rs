@@ -1,0 +1,26 @@
+//! Domain newtypes shared by every vpcd crate.
+//!
+//! Nothing here does I/O. Every value that crosses the API boundary is parsed
+//! into one of these types exactly once ("parse, don't validate"), and data
+//! read back from storage goes through the same parsers.
+//!
+//! # Layout
+//! - [`id`]: unified resource ids (`vpc-xxxxxxxx`, ...) and id references that
+//!   also accept the legacy numeric form.
+//! - [`secret`]: [`secret::Secret`], a redacting, zeroizing, constant-time
+//!   comparable string used for pre-shared keys and API secret keys.
+//! - [`net`]: CIDRs that remember how the caller wrote them, FQDNs, peer
+//!   address rules.
+//! - [`vpn`]: IKE/IPsec enumerations with their API spellings and defaults,
+//!   SPD rules, connection and task status codes, and [`vpn::TunnelSpec`], the
+//!   complete desired state handed to a data-plane driver.
+
+pub mod id;
+pub mod net;
+pub mod secret;
+pub mod vpn;
+
+pub use id::{IdRef, UserGwId, VpcId, VpnConnId, VpnGwId};
+pub use net::{Cidr, Fqdn};
+pub use secret::Secret;
+pub use vpn::*;
