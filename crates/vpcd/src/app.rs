@@ -1,0 +1,140 @@
+//! Shared state and settings of a running vpcd.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use ipnet::IpNet;
+use vpcd_dataplane::{ApiOnlyDriver, VpnDriver};
+use vpcd_store::{Limits, Store};
+
+use crate::engine::Engine;
+
+/// Tunables of the API layer; all are `vpcd serve` flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub limits: Limits,
+    /// Accepted distance between a request's Timestamp and the server clock.
+    pub timestamp_window_secs: i64,
+    /// Public addresses handed to VPN gateways that have no gateway node.
+    pub gw_address_pool: IpNet,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            limits: Limits::default(),
+            timestamp_window_secs: 300,
+            gw_address_pool: "203.0.113.0/24".parse().expect("valid pool"),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Wall-clock seconds, injectable so tests can move time.
+#[derive(Clone, Default)]
+pub struct Clock {
+    offset: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Clock {
+    pub fn now(&self) -> i64 {
+        let real = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        real + self.offset.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Shift the clock (tests only).
+    pub fn advance(&self, secs: i64) {
+        self.offset
+            .fetch_add(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The data-plane driver of each gateway node, and the API-only driver for
+/// gateways that have none.
+pub struct Drivers {
+    pub api_only: Arc<ApiOnlyDriver>,
+    nodes: RwLock<HashMap<i64, Arc<dyn VpnDriver>>>,
+}
+
+impl Drivers {
+    pub fn new(api_only: Arc<ApiOnlyDriver>) -> Self {
+        Drivers {
+            api_only,
+            nodes: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn insert_node(&self, node_id: i64, driver: Arc<dyn VpnDriver>) {
+        self.nodes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node_id, driver);
+    }
+
+    /// The driver for a gateway placed on `node` (`None`: API only).
+    pub fn get(&self, node: Option<i64>) -> Option<Arc<dyn VpnDriver>> {
+        match node {
+            None => Some(self.api_only.clone()),
+            Some(id) => self
+                .nodes
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&id)
+                .cloned(),
+        }
+    }
+
+    /// Every driver with its node id.
+    pub fn all(&self) -> Vec<(Option<i64>, Arc<dyn VpnDriver>)> {
+        let mut v: Vec<(Option<i64>, Arc<dyn VpnDriver>)> =
+            vec![(None, self.api_only.clone() as Arc<dyn VpnDriver>)];
+        v.extend(
+            self.nodes
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(k, d)| (Some(*k), d.clone())),
+        );
+        v
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub settings: Arc<Settings>,
+    pub clock: Clock,
+    pub engine: Arc<Engine>,
+    pub drivers: Arc<Drivers>,
+    pub placement: Arc<Placement>,
+}
+
+/// Where new VPN gateways go: the registered gateway nodes, or (none
+/// registered) API only with an address from the pool.
+#[derive(Default)]
+pub struct Placement {
+    nodes: RwLock<Vec<(i64, std::net::IpAddr)>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Placement {
+    pub fn set_nodes(&self, nodes: Vec<(i64, std::net::IpAddr)>) {
+        *self.nodes.write().unwrap_or_else(|p| p.into_inner()) = nodes;
+    }
+
+    /// The node (and its public address) for the next gateway, spreading
+    /// gateways over nodes in turn.
+    pub fn choose(&self) -> Option<(i64, std::net::IpAddr)> {
+        let nodes = self.nodes.read().unwrap_or_else(|p| p.into_inner());
+        if nodes.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(nodes[i % nodes.len()])
+    }
+}

@@ -1,0 +1,26 @@
+//! vpcd: a VPN control plane that serves the Tencent Cloud VPC API v2.
+//!
+//! # Layout
+//! - [`http`]: the `/v2/index.php` and `/healthz` endpoints (the only module
+//!   that knows HTTP).
+//! - [`protocol`]: common parameters, signature, replay checks, dispatch and
+//!   the JSON envelope.
+//! - [`params`]: decoding flat `key.n.sub=value` parameters.
+//! - [`actions`]: one function per Action; request parsing and answers.
+//! - [`error`]: the API error type and its code table.
+//! - [`engine`]: the task worker applying connection tasks to the data plane.
+//! - [`server`]: `vpcd serve` wiring, reconciliation and health polling.
+//! - [`client`]: `vpcd call`.
+//! - [`admin`]: `vpcd admin`.
+
+pub mod actions;
+pub mod admin;
+pub mod app;
+pub mod client;
+pub mod engine;
+pub mod error;
+pub mod http;
+pub mod params;
+pub mod protocol;
+pub mod server;
+pub mod tls;

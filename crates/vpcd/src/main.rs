@@ -1,0 +1,319 @@
+//! The `vpcd` binary: `serve`, `call`, `admin`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
+use vpcd::app::Settings;
+use vpcd::server::ServeConfig;
+use vpcd_auth::SignatureMethod;
+use vpcd_store::Limits;
+
+#[derive(Parser)]
+#[command(name = "vpcd", version, about = "A Tencent Cloud VPC API v2 compatible VPN control plane")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the v2 API over HTTP and HTTPS.
+    Serve(Box<ServeArgs>),
+    /// Sign and send one v2 request: `vpcd call AddVpnConnEx vpcId=... IKESet.dhGroupName=group2`.
+    Call(CallArgs),
+    /// Manage accounts and keys directly on the database.
+    Admin(AdminArgs),
+}
+
+#[derive(Args)]
+struct DbArgs {
+    /// Data directory (SQLite database, TLS certificate, credentials file).
+    #[arg(long, env = "VPCD_DATA_DIR", default_value = "./vpcd-data")]
+    data_dir: PathBuf,
+    /// Database URL: sqlite://PATH or postgres://... (default: SQLite in the data directory).
+    #[arg(long, env = "VPCD_DATABASE_URL")]
+    database: Option<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Plain HTTP listen address ("off" to disable).
+    #[arg(long, env = "VPCD_HTTP", default_value = "127.0.0.1:8080")]
+    http: String,
+    /// HTTPS listen address ("off" to disable).
+    #[arg(long, env = "VPCD_HTTPS", default_value = "127.0.0.1:8443")]
+    https: String,
+    /// PEM certificate for HTTPS (default: self-signed, generated in <data-dir>/tls/).
+    #[arg(long, env = "VPCD_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    #[arg(long, env = "VPCD_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Region written to the first-start credentials file.
+    #[arg(long, env = "VPCD_REGION", default_value = "gz")]
+    region: String,
+    /// Accepted distance between a request's Timestamp and the server clock, in seconds.
+    #[arg(long, env = "VPCD_TIMESTAMP_WINDOW", default_value_t = 300)]
+    timestamp_window: i64,
+    /// Public addresses for VPN gateways without a gateway node.
+    #[arg(long, env = "VPCD_GW_ADDRESS_POOL", default_value = "203.0.113.0/24")]
+    gw_address_pool: IpNet,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "VPCD_MAX_BODY_BYTES", default_value_t = 65536)]
+    max_body_bytes: usize,
+    /// Seconds a worker owns a claimed task before another may take it over.
+    #[arg(long, env = "VPCD_TASK_LEASE_SECS", default_value_t = 30)]
+    task_lease_secs: i64,
+    /// Tasks applied concurrently by this process.
+    #[arg(long, env = "VPCD_WORKERS", default_value_t = 4)]
+    workers: usize,
+    /// How often live tunnel state is polled, in milliseconds.
+    #[arg(long, env = "VPCD_HEALTH_INTERVAL_MS", default_value_t = 500)]
+    health_interval_ms: u64,
+    /// How often gateway nodes are reconciled with the database, in seconds.
+    #[arg(long, env = "VPCD_RECONCILE_INTERVAL_SECS", default_value_t = 30)]
+    reconcile_interval_secs: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+#[derive(Args)]
+struct LimitArgs {
+    #[arg(long, env = "VPCD_LIMIT_VPCS_PER_REGION", default_value_t = 5)]
+    limit_vpcs_per_region: u32,
+    #[arg(long, env = "VPCD_LIMIT_VPN_GWS_PER_VPC", default_value_t = 10)]
+    limit_vpn_gws_per_vpc: u32,
+    #[arg(long, env = "VPCD_LIMIT_USER_GWS_PER_REGION", default_value_t = 20)]
+    limit_user_gws_per_region: u32,
+    #[arg(long, env = "VPCD_LIMIT_CONNS_PER_VPN_GW", default_value_t = 20)]
+    limit_conns_per_vpn_gw: u32,
+    #[arg(long, env = "VPCD_LIMIT_CONNS_PER_USER_GW", default_value_t = 10)]
+    limit_conns_per_user_gw: u32,
+    #[arg(long, env = "VPCD_LIMIT_CONNS_PER_REGION", default_value_t = 100)]
+    limit_conns_per_region: u32,
+    /// Tunnels between one peer gateway and one VPN gateway.
+    #[arg(long, env = "VPCD_LIMIT_CONNS_PER_PAIR", default_value_t = 1)]
+    limit_conns_per_pair: u32,
+    #[arg(long, env = "VPCD_LIMIT_SPD_RULES", default_value_t = 10)]
+    limit_spd_rules: u32,
+    #[arg(long, env = "VPCD_LIMIT_CIDRS_PER_SPD_RULE", default_value_t = 50)]
+    limit_cidrs_per_spd_rule: u32,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            vpcs_per_region: self.limit_vpcs_per_region,
+            vpn_gws_per_vpc: self.limit_vpn_gws_per_vpc,
+            user_gws_per_region: self.limit_user_gws_per_region,
+            conns_per_vpn_gw: self.limit_conns_per_vpn_gw,
+            conns_per_user_gw: self.limit_conns_per_user_gw,
+            conns_per_region: self.limit_conns_per_region,
+            conns_per_pair: self.limit_conns_per_pair,
+            spd_rules_per_conn: self.limit_spd_rules,
+            cidrs_per_spd_rule: self.limit_cidrs_per_spd_rule,
+        }
+    }
+}
+
+#[derive(Args)]
+struct CallArgs {
+    /// The Action, e.g. DescribeVpnConn.
+    action: String,
+    /// Parameters as key=value (arrays as name.N=..., sets as IKESet.field=...).
+    params: Vec<String>,
+    #[arg(long, env = "VPCD_ENDPOINT", default_value = "http://127.0.0.1:8080")]
+    endpoint: String,
+    #[arg(long, env = "VPCD_REGION")]
+    region: Option<String>,
+    #[arg(long, env = "VPCD_SECRET_ID")]
+    secret_id: Option<String>,
+    #[arg(long, env = "VPCD_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+    /// Credentials file written by `vpcd serve` on first start.
+    #[arg(long, env = "VPCD_CREDENTIALS", default_value = "./vpcd-data/credentials")]
+    credentials: PathBuf,
+    /// Send a POST with a form body instead of a GET.
+    #[arg(long)]
+    post: bool,
+    /// HmacSHA1 or HmacSHA256.
+    #[arg(long, default_value = "HmacSHA256")]
+    signature_method: String,
+    /// Trust this PEM certificate (e.g. <data-dir>/tls/cert.pem) for HTTPS.
+    #[arg(long, env = "VPCD_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// Poll a returned taskId until the task ends; fail if the task fails.
+    #[arg(long)]
+    wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    wait_timeout: u64,
+}
+
+#[derive(Args)]
+struct AdminArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Accounts.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create an account and its first key pair.
+    Create { name: String },
+    /// List accounts and their keys.
+    List,
+    /// Disable an account: its keys stop working.
+    Disable { name: String },
+    /// Enable a disabled account.
+    Enable { name: String },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create another key pair for an account.
+    Create { account: String },
+    /// Disable one key.
+    Disable { secret_id: String },
+}
+
+fn parse_listen(v: &str, flag: &str) -> anyhow::Result<Option<SocketAddr>> {
+    if v == "off" {
+        return Ok(None);
+    }
+    v.parse()
+        .map(Some)
+        .with_context(|| format!("--{flag} {v:?} is not host:port or \"off\""))
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VPCD_LOG")
+        .or_else(|_| EnvFilter::try_new("info"))
+        .expect("valid default filter");
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn open_store(db: &DbArgs) -> anyhow::Result<std::sync::Arc<dyn vpcd_store::Store>> {
+    std::fs::create_dir_all(&db.data_dir)?;
+    let url = db
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", db.data_dir.join("vpcd.db").display()));
+    Ok(vpcd_store::connect(&url).await?)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_tracing();
+    match run(Cli::parse()).await {
+        Ok(code) => std::process::ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Serve(a) => {
+            let cfg = ServeConfig {
+                data_dir: a.db.data_dir.clone(),
+                database: a.db.database.clone(),
+                http: parse_listen(&a.http, "http")?,
+                https: parse_listen(&a.https, "https")?,
+                tls_cert: a.tls_cert.clone(),
+                tls_key: a.tls_key.clone(),
+                region: a.region.clone(),
+                settings: Settings {
+                    limits: a.limits.limits(),
+                    timestamp_window_secs: a.timestamp_window,
+                    gw_address_pool: a.gw_address_pool,
+                    max_body_bytes: a.max_body_bytes,
+                },
+                task_lease_secs: a.task_lease_secs,
+                workers: a.workers,
+                health_interval: Duration::from_millis(a.health_interval_ms),
+                reconcile_interval: Duration::from_secs(a.reconcile_interval_secs),
+            };
+            vpcd::server::serve(cfg).await?;
+            Ok(0)
+        }
+        Command::Call(a) => {
+            let method = match a.signature_method.as_str() {
+                "HmacSHA1" | "HmacSHA256" => SignatureMethod::from_param(Some(&a.signature_method)),
+                other => anyhow::bail!("--signature-method {other:?}: expected HmacSHA1 or HmacSHA256"),
+            };
+            let opts = vpcd::client::CallOptions {
+                endpoint: a.endpoint,
+                region: a.region,
+                secret_id: a.secret_id,
+                secret_key: a.secret_key,
+                credentials: a.credentials,
+                post: a.post,
+                method,
+                ca_cert: a.ca_cert,
+                insecure: false,
+            };
+            vpcd::client::run(
+                opts,
+                &a.action,
+                &a.params,
+                a.wait,
+                Duration::from_secs(a.wait_timeout),
+            )
+            .await
+        }
+        Command::Admin(a) => {
+            let store = open_store(&a.db).await?;
+            match a.command {
+                AdminCommand::Account { command } => match command {
+                    AccountCommand::Create { name } => {
+                        vpcd::admin::create_account(store.as_ref(), &name).await?
+                    }
+                    AccountCommand::List => vpcd::admin::list(store.as_ref()).await?,
+                    AccountCommand::Disable { name } => {
+                        store.set_account_disabled(&name, true).await?
+                    }
+                    AccountCommand::Enable { name } => {
+                        store.set_account_disabled(&name, false).await?
+                    }
+                },
+                AdminCommand::Key { command } => match command {
+                    KeyCommand::Create { account } => {
+                        vpcd::admin::create_key(store.as_ref(), &account).await?
+                    }
+                    KeyCommand::Disable { secret_id } => {
+                        store.set_key_disabled(&secret_id, true).await?
+                    }
+                },
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Decoding the flat `key=value` parameters of a v2 request.
+//!
+//! The raw pairs (decoded, in wire order) are what the signature covers; this
+//! module turns them into a map the actions read from, which:
+//! - refuses a repeated key (4000), also when two spellings of a nested set
+//!   field name the same thing (`IKESet.x` and `ikeSet.0.x`);
+//! - folds the documented spellings of nested sets into one canonical form:
+//!   `IKESet.x`, `IKESet.0.x` and `ikeSet.0.x` all become `IKESet.x`, and the
+//!   same for `IPsecSet`;
+//! - offers typed getters whose errors name the parameter.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::str::FromStr;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Parameters that belong to the protocol, not to any action.
+pub const COMMON: &[&str] = &[
+    "Action",
+    "Region",
+    "Timestamp",
+    "Nonce",
+    "SecretId",
+    "Signature",
+    "SignatureMethod",
+    "Token",
+    "RequestClient",
+    "RequestSource",
+    "Version",
+];
+
+#[derive(Debug, Default, Clone)]
+pub struct Params {
+    map: BTreeMap<String, String>,
+}
+
+/// The nested sets and their canonical prefixes.
+const SETS: &[(&str, &str)] = &[("ikeset", "IKESet"), ("ipsecset", "IPsecSet")];
+
+fn canonical_key(key: &str) -> ApiResult<String> {
+    // The signature treats `_` in a key as `.`, so parsing must too: `a_b`
+    // and `a.b` are one parameter (and together a repeat).
+    let key = key.replace('_', ".");
+    let Some((head, rest)) = key.split_once('.') else {
+        return Ok(key);
+    };
+    let lower = head.to_ascii_lowercase();
+    let Some((_, canon)) = SETS.iter().find(|(l, _)| *l == lower) else {
+        return Ok(key.clone());
+    };
+    // `IKESet.0.x` is the single-element array form of `IKESet.x`.
+    let field = match rest.split_once('.') {
+        Some(("0", field)) => field,
+        Some((idx, _)) if idx.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(ApiError::invalid(
+                &key,
+                format!("{canon} holds one set of settings; only index 0 is allowed"),
+            ))
+        }
+        _ => rest,
+    };
+    Ok(format!("{canon}.{field}"))
+}
+
+impl Params {
+    /// Build from decoded pairs in wire order.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> ApiResult<Self> {
+        let mut map = BTreeMap::new();
+        for (k, v) in pairs {
+            if k.is_empty() {
+                return Err(ApiError::invalid("(empty name)", "a parameter has no name"));
+            }
+            let key = canonical_key(k)?;
+            if map.insert(key.clone(), v.to_owned()).is_some() {
+                return Err(ApiError::invalid(
+                    &key,
+                    "the parameter is given more than once",
+                ));
+            }
+        }
+        Ok(Params { map })
+    }
+
+    pub fn raw(&self, key: &str) -> Option<&str> {
+        self.map.get(key).map(String::as_str)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// A present value; an empty value is an error (an empty optional value
+    /// is a mistake worth reporting, not a silent default).
+    pub fn opt_str(&self, key: &str) -> ApiResult<Option<&str>> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some("") => Err(ApiError::invalid(key, "must not be empty")),
+            Some(v) => Ok(Some(v)),
+        }
+    }
+
+    pub fn req_str(&self, key: &str) -> ApiResult<&str> {
+        self.opt_str(key)?.ok_or_else(|| ApiError::missing(key))
+    }
+
+    /// Parse an optional value with `FromStr`, naming `key` on failure.
+    pub fn opt_parse<T>(&self, key: &str) -> ApiResult<Option<T>>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        self.opt_str(key)?
+            .map(|v| v.parse::<T>().map_err(|e| ApiError::invalid(key, e)))
+            .transpose()
+    }
+
+    pub fn req_parse<T>(&self, key: &str) -> ApiResult<T>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        self.opt_parse(key)?.ok_or_else(|| ApiError::missing(key))
+    }
+
+    /// An optional integer within `range`.
+    pub fn opt_int(&self, key: &str, range: std::ops::RangeInclusive<i64>) -> ApiResult<Option<i64>> {
+        let Some(v) = self.opt_str(key)? else {
+            return Ok(None);
+        };
+        let n: i64 = parse_int(v).ok_or_else(|| ApiError::invalid(key, "must be an integer"))?;
+        if !range.contains(&n) {
+            return Err(ApiError::invalid(
+                key,
+                format!("must be between {} and {}", range.start(), range.end()),
+            ));
+        }
+        Ok(Some(n))
+    }
+
+    /// The elements of an array parameter `name.0`, `name.1`, ... in index
+    /// order. Indexes must be 0..n without gaps.
+    pub fn array(&self, name: &str) -> ApiResult<Vec<(String, &str)>> {
+        let prefix = format!("{name}.");
+        let mut items: Vec<(u32, String, &str)> = Vec::new();
+        for (k, v) in self.map.range(prefix.clone()..) {
+            let Some(idx) = k.strip_prefix(&prefix) else {
+                break;
+            };
+            let n: u32 = idx
+                .parse()
+                .ok()
+                .filter(|_| idx.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| ApiError::invalid(k, "array index must be a number"))?;
+            items.push((n, k.clone(), v.as_str()));
+        }
+        items.sort_by_key(|(n, _, _)| *n);
+        for (expected, (n, key, _)) in items.iter().enumerate() {
+            if *n as usize != expected {
+                return Err(ApiError::invalid(
+                    key,
+                    format!("array indexes must start at 0 and have no gaps (expected {name}.{expected})"),
+                ));
+            }
+        }
+        Ok(items.into_iter().map(|(_, k, v)| (k, v)).collect())
+    }
+
+    /// The indexes of an array of sets `name.N.field`, which must run 0..n.
+    pub fn array_sets(&self, name: &str) -> ApiResult<Vec<u32>> {
+        let prefix = format!("{name}.");
+        let mut idx: Vec<u32> = Vec::new();
+        for k in self.map.keys() {
+            let Some(rest) = k.strip_prefix(&prefix) else {
+                continue;
+            };
+            let (n, _) = rest
+                .split_once('.')
+                .ok_or_else(|| ApiError::invalid(k, format!("expected {name}.N.field")))?;
+            let n: u32 = n
+                .parse()
+                .ok()
+                .filter(|_| n.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| ApiError::invalid(k, "array index must be a number"))?;
+            if !idx.contains(&n) {
+                idx.push(n);
+            }
+        }
+        idx.sort_unstable();
+        if idx.iter().enumerate().any(|(i, n)| *n as usize != i) {
+            return Err(ApiError::invalid(
+                name,
+                "array indexes must start at 0 and have no gaps",
+            ));
+        }
+        Ok(idx)
+    }
+
+    /// Keys that no action reads, for debug logging.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.map.keys().map(String::as_str)
+    }
+}
+
+/// A plain decimal integer: optional '-', digits only (no '+', spaces or
+/// exponents, which `str::parse` would partly accept).
+pub fn parse_int(v: &str) -> Option<i64> {
+    let digits = v.strip_prefix('-').unwrap_or(v);
+    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(pairs: &[(&str, &str)]) -> ApiResult<Params> {
+        Params::from_pairs(pairs.iter().copied())
+    }
+
+    #[test]
+    fn nested_spellings_fold() {
+        for k in ["IKESet.dhGroupName", "IKESet.0.dhGroupName", "ikeSet.0.dhGroupName"] {
+            let params = p(&[(k, "group2")]).unwrap();
+            assert_eq!(params.raw("IKESet.dhGroupName"), Some("group2"), "{k}");
+        }
+        let params = p(&[("ipsecSet.0.pfsDhGroup", "null")]).unwrap();
+        assert_eq!(params.raw("IPsecSet.pfsDhGroup"), Some("null"));
+    }
+
+    #[test]
+    fn repeated_names_are_refused_even_across_spellings() {
+        let e = p(&[("a", "1"), ("a", "2")]).unwrap_err();
+        assert_eq!(e.code, 4000);
+        assert!(e.message.starts_with("a:"));
+        let e = p(&[("IKESet.x", "1"), ("ikeSet.0.x", "2")]).unwrap_err();
+        assert!(e.message.starts_with("IKESet.x:"), "{}", e.message);
+    }
+
+    #[test]
+    fn set_index_other_than_zero_is_refused() {
+        assert!(p(&[("IKESet.1.x", "1")]).is_err());
+    }
+
+    #[test]
+    fn arrays_in_index_order_without_gaps() {
+        let params = p(&[("c.10", "k"), ("c.1", "b"), ("c.0", "a")]).unwrap();
+        assert!(params.array("c").is_err());
+        let params = p(&[("c.2", "c"), ("c.1", "b"), ("c.0", "a"), ("cx", "z")]).unwrap();
+        let v: Vec<&str> = params.array("c").unwrap().into_iter().map(|(_, v)| v).collect();
+        assert_eq!(v, ["a", "b", "c"]);
+        let params = p(&[("c.x", "a")]).unwrap();
+        assert!(params.array("c").is_err());
+    }
+
+    #[test]
+    fn ints() {
+        assert_eq!(parse_int("42"), Some(42));
+        for bad in ["", "+1", " 1", "1e3", "1.0", "0x10", "-", "9999999999999999999"] {
+            assert_eq!(parse_int(bad), None, "{bad}");
+        }
+        let params = p(&[("n", "7")]).unwrap();
+        assert!(params.opt_int("n", 0..=5).unwrap_err().message.starts_with("n:"));
+    }
+}
