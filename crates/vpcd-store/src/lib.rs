@@ -1,0 +1,215 @@
+//! Persistence for vpcd: the [`Store`] trait and its engines.
+//!
+//! Only this crate knows SQL. Every invariant that spans rows (quotas, unique
+//! names, one tunnel per gateway pair, one running task per connection) is
+//! enforced inside a single database transaction here, never by a
+//! read-then-write in the caller, so it holds across several vpcd processes.
+//!
+//! # Layout
+//! - [`model`]: rows and inputs.
+//! - `sqlite`: the embedded default (WAL mode, one writer connection).
+//! - `migrations/sqlite/`: its schema, applied by sqlx's migrator.
+//! - `tests/common/conformance.rs`: the behaviour every engine must show,
+//!   run against SQLite by `tests/sqlite.rs`.
+
+use async_trait::async_trait;
+use vpcd_types::id::{UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
+use vpcd_types::{IdRef, NetStatus};
+
+pub mod model;
+mod sqlite;
+
+pub use model::*;
+pub use sqlite::SqliteStore;
+
+/// Which resource an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Vpc,
+    VpnGw,
+    UserGw,
+    VpnConn,
+    Task,
+    Account,
+    Key,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0:?} not found")]
+    NotFound(Resource),
+    /// The name is already used where it must be unique.
+    #[error("{0:?} name in use")]
+    NameInUse(Resource),
+    /// A peer gateway with this address already exists.
+    #[error("address in use")]
+    AddressInUse,
+    #[error("quota {0:?} reached")]
+    LimitExceeded(Quota),
+    /// The resource still has dependants (gateways, tunnels).
+    #[error("{0:?} still in use")]
+    InUse(Resource),
+    /// The connection has an unfinished task.
+    #[error("connection busy with task {0}")]
+    Busy(i64),
+    /// The connection's state does not allow the operation (for example a
+    /// reset of a tunnel whose creation failed).
+    #[error("connection state does not allow this")]
+    InvalidState,
+    #[error("address pool exhausted")]
+    PoolExhausted,
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Open the store named by `url_or_path`: `sqlite://PATH`, `sqlite:PATH` or
+/// a plain file path (created if missing), or `sqlite::memory:` for a private
+/// in-memory database. PostgreSQL URLs are recognised but not supported yet.
+pub async fn connect(url_or_path: &str) -> Result<std::sync::Arc<dyn Store>> {
+    // Never echo the URL in an error: it may carry a password.
+    if url_or_path.starts_with("postgres://") || url_or_path.starts_with("postgresql://") {
+        return Err(StoreError::Backend(
+            "the PostgreSQL engine is not available in this build yet; use a sqlite:// URL or a file path".into(),
+        ));
+    }
+    let path = url_or_path
+        .strip_prefix("sqlite://")
+        .or_else(|| url_or_path.strip_prefix("sqlite:"))
+        .unwrap_or(url_or_path);
+    if path == ":memory:" {
+        return Ok(std::sync::Arc::new(SqliteStore::in_memory().await?));
+    }
+    if path.is_empty() {
+        return Err(StoreError::Backend("empty database path".into()));
+    }
+    Ok(std::sync::Arc::new(
+        SqliteStore::open(std::path::Path::new(path)).await?,
+    ))
+}
+
+/// Everything vpcd persists. Object safe: the server holds an
+/// `Arc<dyn Store>` chosen at start-up from the database URL.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- accounts and keys -------------------------------------------
+    async fn create_account(&self, name: &str) -> Result<Account>;
+    async fn list_accounts(&self) -> Result<Vec<(Account, Vec<ApiKey>)>>;
+    /// Create a key pair for the account (by name).
+    async fn create_key(&self, account: &str) -> Result<ApiKey>;
+    async fn set_account_disabled(&self, account: &str, disabled: bool) -> Result<()>;
+    async fn set_key_disabled(&self, secret_id: &str, disabled: bool) -> Result<()>;
+    async fn find_key(&self, secret_id: &str) -> Result<Option<ApiKey>>;
+    /// Record a nonce. Returns `false` when this (secret id, nonce) was seen
+    /// at or after `not_before` (a replay). Entries older than `not_before`
+    /// may be forgotten.
+    async fn remember_nonce(
+        &self,
+        secret_id: &str,
+        nonce: &str,
+        now: Timestamp,
+        not_before: Timestamp,
+    ) -> Result<bool>;
+
+    // ---- VPCs -------------------------------------------------------------
+    async fn create_vpc(&self, scope: &Scope, new: NewVpc, limits: &Limits) -> Result<Vpc>;
+    async fn get_vpc(&self, scope: &Scope, id: &IdRef<VpcKind>) -> Result<Option<Vpc>>;
+    async fn list_vpcs(&self, scope: &Scope, f: &VpcFilter, page: &Page)
+        -> Result<(u64, Vec<Vpc>)>;
+    /// `InUse(Vpc)` while it has VPN gateways.
+    async fn delete_vpc(&self, scope: &Scope, id: i64) -> Result<()>;
+
+    // ---- VPN gateways -----------------------------------------------------
+    async fn create_vpn_gw(&self, scope: &Scope, new: NewVpnGw, limits: &Limits) -> Result<VpnGw>;
+    async fn get_vpn_gw(&self, scope: &Scope, id: &IdRef<VpnGwKind>) -> Result<Option<VpnGw>>;
+    async fn list_vpn_gws(
+        &self,
+        scope: &Scope,
+        f: &VpnGwFilter,
+        page: &Page,
+    ) -> Result<(u64, Vec<VpnGw>)>;
+    async fn rename_vpn_gw(&self, scope: &Scope, id: i64, name: &str) -> Result<()>;
+    /// `InUse(VpnGw)` while it has tunnels.
+    async fn delete_vpn_gw(&self, scope: &Scope, id: i64) -> Result<()>;
+
+    // ---- peer (customer) gateways -----------------------------------------
+    async fn create_user_gw(
+        &self,
+        scope: &Scope,
+        new: NewUserGw,
+        limits: &Limits,
+    ) -> Result<UserGw>;
+    async fn get_user_gw(&self, scope: &Scope, id: &IdRef<UserGwKind>) -> Result<Option<UserGw>>;
+    async fn list_user_gws(
+        &self,
+        scope: &Scope,
+        f: &UserGwFilter,
+        page: &Page,
+    ) -> Result<(u64, Vec<UserGw>)>;
+    async fn rename_user_gw(&self, scope: &Scope, id: i64, name: &str) -> Result<()>;
+    /// `InUse(UserGw)` while it has tunnels.
+    async fn delete_user_gw(&self, scope: &Scope, id: i64) -> Result<()>;
+
+    // ---- VPN connections and their tasks ----------------------------------
+    /// Insert the connection (status 0) and its create task (status 2) in one
+    /// transaction, after checking every quota and the unique name in it.
+    async fn create_conn(
+        &self,
+        scope: &Scope,
+        new: NewConn,
+        limits: &Limits,
+    ) -> Result<(VpnConn, Task)>;
+    async fn get_conn(&self, scope: &Scope, id: &IdRef<VpnConnKind>) -> Result<Option<VpnConn>>;
+    async fn list_conns(
+        &self,
+        scope: &Scope,
+        f: &ConnFilter,
+        page: &Page,
+    ) -> Result<(u64, Vec<VpnConn>)>;
+    /// Store the new desired state (status 2) and a modify task. `Busy` if
+    /// another task is unfinished.
+    async fn begin_modify(&self, scope: &Scope, conn_id: i64, change: ConnChange) -> Result<Task>;
+    /// Status 4 and a delete task. `Busy` if another task is unfinished.
+    async fn begin_delete(&self, scope: &Scope, conn_id: i64) -> Result<Task>;
+    /// A reset task; the status is unchanged. `Busy` if another task is
+    /// unfinished, `InvalidState` unless the tunnel is configured (status 6).
+    async fn begin_reset(&self, scope: &Scope, conn_id: i64) -> Result<Task>;
+    async fn get_task(&self, scope: &Scope, task_id: i64) -> Result<Option<Task>>;
+
+    // ---- the task engine --------------------------------------------------
+    /// Claim the oldest runnable task: unfinished and either never claimed or
+    /// with an expired lease. The claim increments `attempts` and sets the
+    /// lease to `now + lease_secs`.
+    async fn claim_task(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_secs: i64,
+    ) -> Result<Option<ClaimedTask>>;
+    /// Finish a task the worker still holds and apply the state transition
+    /// to its connection (create 0->6/1, modify 2->6/3, delete 4->removed/5,
+    /// reset back to 6). Returns `false`, changing nothing, if the lease was
+    /// lost to another worker.
+    async fn finish_task(
+        &self,
+        task_id: i64,
+        worker: &str,
+        now: Timestamp,
+        outcome: std::result::Result<(), TaskError>,
+    ) -> Result<bool>;
+
+    // ---- live state and reconciliation ------------------------------------
+    /// Record live SA states by connection unified id. Unknown ids are
+    /// ignored.
+    async fn set_net_status(&self, changes: &[(String, NetStatus)]) -> Result<()>;
+    /// Every connection that should be loaded on the node (`None`: API-only
+    /// gateways): all but those whose creation failed or that are deleted.
+    async fn desired_conns(&self, node_id: Option<i64>) -> Result<Vec<VpnConn>>;
+}

@@ -1,0 +1,283 @@
+//! Rows as the rest of vpcd sees them, and the inputs that create them.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use vpcd_types::id::{UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
+use vpcd_types::{
+    Cidr, ConnSettings, ConnStatus, IdRef, NetStatus, Secret, TaskKind, TaskStatus, UserGwId,
+    VpcId, VpnConnId, VpnGwId,
+};
+
+/// Every resource belongs to one account and one region. Every store call on
+/// a resource takes the caller's scope, and a resource outside it behaves
+/// exactly like a missing one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scope {
+    pub account_id: i64,
+    pub region: String,
+}
+
+/// Unix seconds.
+pub type Timestamp = i64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    pub name: String,
+    pub disabled: bool,
+    pub created_at: Timestamp,
+}
+
+/// An API key pair. `secret_key` never leaves the process except in the
+/// first-start credentials file and `vpcd admin key create` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub secret_id: String,
+    pub secret_key: Secret,
+    pub account_id: i64,
+    /// The key or its account is disabled.
+    pub disabled: bool,
+}
+
+/// Published quotas; every one is configurable (`vpcd serve --help`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub vpcs_per_region: u32,
+    pub vpn_gws_per_vpc: u32,
+    pub user_gws_per_region: u32,
+    pub conns_per_vpn_gw: u32,
+    pub conns_per_user_gw: u32,
+    pub conns_per_region: u32,
+    /// Tunnels between one peer gateway and one VPN gateway.
+    pub conns_per_pair: u32,
+    pub spd_rules_per_conn: u32,
+    pub cidrs_per_spd_rule: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            vpcs_per_region: 5,
+            vpn_gws_per_vpc: 10,
+            user_gws_per_region: 20,
+            conns_per_vpn_gw: 20,
+            conns_per_user_gw: 10,
+            conns_per_region: 100,
+            conns_per_pair: 1,
+            spd_rules_per_conn: 10,
+            cidrs_per_spd_rule: 50,
+        }
+    }
+}
+
+/// Which quota was hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    VpcsPerRegion,
+    VpnGwsPerVpc,
+    UserGwsPerRegion,
+    ConnsPerVpnGw,
+    ConnsPerUserGw,
+    ConnsPerRegion,
+    ConnsPerPair,
+}
+
+/// Paging and ordering shared by every Describe action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub offset: u32,
+    pub limit: u32,
+    pub order: Order,
+    pub descending: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    CreateTime,
+    Name,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vpc {
+    pub id: i64,
+    pub un_id: VpcId,
+    pub name: String,
+    pub cidr: Cidr,
+    pub vpn_gw_num: i64,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewVpc {
+    pub name: String,
+    pub cidr: Cidr,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VpcFilter {
+    pub id: Option<IdRef<VpcKind>>,
+    /// Substring match.
+    pub name: Option<String>,
+}
+
+/// The VPC a gateway or connection lives in, as answers show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpcRef {
+    pub id: i64,
+    pub un_id: VpcId,
+    pub name: String,
+    pub cidr: Cidr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpnGw {
+    pub id: i64,
+    pub un_id: VpnGwId,
+    pub vpc: VpcRef,
+    pub name: String,
+    pub bandwidth: i64,
+    pub charge_type: String,
+    /// Echoed, never acted on: vpcd has no billing.
+    pub charge_period: Option<i64>,
+    pub address: IpAddr,
+    /// The gateway node serving it; `None` means API only.
+    pub node_id: Option<i64>,
+    pub conn_num: i64,
+    pub created_at: Timestamp,
+}
+
+/// Where a new gateway's public address comes from.
+#[derive(Debug, Clone)]
+pub enum AddressSource {
+    /// The lowest address of the pool (network and broadcast excluded) not
+    /// yet held by any gateway.
+    Pool(IpNet),
+    /// A gateway node's address, which several gateways may share.
+    Node { node_id: i64, address: IpAddr },
+}
+
+#[derive(Debug, Clone)]
+pub struct NewVpnGw {
+    pub vpc_id: i64,
+    pub name: String,
+    pub bandwidth: i64,
+    pub charge_type: String,
+    pub charge_period: Option<i64>,
+    pub address: AddressSource,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VpnGwFilter {
+    pub vpc: Option<IdRef<VpcKind>>,
+    pub id: Option<IdRef<VpnGwKind>>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserGw {
+    pub id: i64,
+    pub un_id: UserGwId,
+    pub name: String,
+    pub address: IpAddr,
+    pub conn_num: i64,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUserGw {
+    pub name: String,
+    pub address: IpAddr,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserGwFilter {
+    pub id: Option<IdRef<UserGwKind>>,
+    pub name: Option<String>,
+}
+
+/// A short view of a gateway as a connection shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GwRef<Id> {
+    pub id: i64,
+    pub un_id: Id,
+    pub name: String,
+    pub address: IpAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpnConn {
+    pub id: i64,
+    pub un_id: VpnConnId,
+    pub vpc: VpcRef,
+    pub vpn_gw: GwRef<VpnGwId>,
+    pub user_gw: GwRef<UserGwId>,
+    pub name: String,
+    pub status: ConnStatus,
+    pub net_status: NetStatus,
+    pub settings: ConnSettings,
+    /// The unfinished task that owns this connection, if any.
+    pub active_task: Option<i64>,
+    pub node_id: Option<i64>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewConn {
+    pub vpc_id: i64,
+    pub vpn_gw_id: i64,
+    pub user_gw_id: i64,
+    pub name: String,
+    pub settings: ConnSettings,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConnFilter {
+    pub vpc: Option<IdRef<VpcKind>>,
+    pub vpn_gw: Option<IdRef<VpnGwKind>>,
+    pub id: Option<IdRef<VpnConnKind>>,
+    /// Substring match.
+    pub name: Option<String>,
+}
+
+/// A change to an existing connection; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct ConnChange {
+    pub name: Option<String>,
+    pub settings: Option<ConnSettings>,
+}
+
+/// The outcome recorded on a finished task.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskError {
+    pub error_code: String,
+    pub error_msg: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub id: i64,
+    pub kind: TaskKind,
+    pub status: TaskStatus,
+    pub conn_id: i64,
+    pub conn_un_id: VpnConnId,
+    pub vpn_gw_un_id: VpnGwId,
+    pub user_gw_un_id: UserGwId,
+    pub error: Option<TaskError>,
+    /// How many times a worker claimed it (more than 1 after a crash).
+    pub attempts: i64,
+    pub created_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+}
+
+/// A task a worker holds a lease on, with everything the driver needs.
+#[derive(Debug, Clone)]
+pub struct ClaimedTask {
+    pub task: Task,
+    pub conn: VpnConn,
+}
+
+/// How long a claimed task stays owned by its worker without renewal.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);

@@ -1,0 +1,1796 @@
+//! The embedded SQLite engine.
+//!
+//! One database file in WAL mode with `synchronous=FULL`, so a write that was
+//! answered survives a crash or a power loss. Writes go through a pool of
+//! exactly one connection and every write transaction starts with
+//! `BEGIN IMMEDIATE`: the quota counts and uniqueness checks made inside it
+//! cannot race another writer, neither in this process (the pool queues them)
+//! nor in another process on the same file (SQLite's write lock, waited on for
+//! up to [`BUSY_TIMEOUT`]). A deferred `BEGIN` would not do: a transaction
+//! that reads before it writes could not upgrade to a writer once another
+//! connection committed, and SQLite reports that as busy without waiting.
+//!
+//! Reads use a few read-only connections. A list runs its `COUNT(*)` and its
+//! page inside one read transaction, so both come from the same snapshot.
+//!
+//! The unique indexes in `migrations/sqlite/` repeat the rules checked here
+//! (names, addresses, unified ids, one running task per connection) so the
+//! database refuses what a bug in this file might let through.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use ipnet::IpNet;
+use rand::distributions::Alphanumeric;
+use rand::rngs::OsRng;
+use rand::Rng;
+use sqlx::error::ErrorKind;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use vpcd_types::id::{IdKind, UnifiedId, UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
+use vpcd_types::{
+    Cidr, ConnSettings, ConnStatus, IdRef, NetStatus, Secret, TaskKind, TaskStatus, UserGwId,
+    VpcId, VpnConnId, VpnGwId,
+};
+
+use crate::model::*;
+use crate::{Resource, Result, Store, StoreError};
+
+/// How long a statement waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read-only connections; writes always use exactly one.
+const READERS: u32 = 4;
+/// Fresh unified ids tried before a collision is reported as an error.
+const ID_ATTEMPTS: u32 = 8;
+/// Expired nonces are pruned at most this often (in the caller's clock).
+const NONCE_PRUNE_INTERVAL_SECS: i64 = 60;
+/// Rows deleted per pruning statement, so the writer is never held long.
+const NONCE_PRUNE_BATCH: i64 = 2_000;
+/// Pruning batches per interval; whatever is left waits for the next one.
+const NONCE_PRUNE_MAX_BATCHES: u32 = 16;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+type Tx = Transaction<'static, Sqlite>;
+type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+    last_nonce_prune: AtomicI64,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating it if missing) the database file and bring its schema
+    /// up to date.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(SqliteSynchronous::Full);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(
+                base.clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal),
+            )
+            .await?;
+        MIGRATOR
+            .run(&write)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(base.read_only(true))
+            .await?;
+        Ok(SqliteStore::from_pools(write, read))
+    }
+
+    /// A private in-memory database, for tests. It has a single connection
+    /// that serves reads and writes alike (an in-memory database cannot be
+    /// shared between connections without SQLite's shared-cache mode).
+    pub async fn in_memory() -> Result<SqliteStore> {
+        let opts = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            // Dropping the only connection would drop the database.
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        Ok(SqliteStore::from_pools(pool.clone(), pool))
+    }
+
+    fn from_pools(write: SqlitePool, read: SqlitePool) -> SqliteStore {
+        SqliteStore {
+            write,
+            read,
+            last_nonce_prune: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    async fn begin_write(&self) -> Result<Tx> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn begin_read(&self) -> Result<Tx> {
+        Ok(self.read.begin().await?)
+    }
+
+    /// Delete nonces older than the replay window, at most once per
+    /// interval and in small batches. Failures are logged, not returned: the
+    /// nonce itself has been recorded by then.
+    async fn maybe_prune_nonces(&self, now: Timestamp, not_before: Timestamp) {
+        let last = self.last_nonce_prune.load(AtomicOrdering::Relaxed);
+        if now < last.saturating_add(NONCE_PRUNE_INTERVAL_SECS)
+            || self
+                .last_nonce_prune
+                .compare_exchange(last, now, AtomicOrdering::Relaxed, AtomicOrdering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        for _ in 0..NONCE_PRUNE_MAX_BATCHES {
+            let res = sqlx::query(
+                "DELETE FROM nonces WHERE rowid IN \
+                 (SELECT rowid FROM nonces WHERE seen_at < ?1 LIMIT ?2)",
+            )
+            .bind(not_before)
+            .bind(NONCE_PRUNE_BATCH)
+            .execute(&self.write)
+            .await;
+            match res {
+                Ok(r) if r.rows_affected() < NONCE_PRUNE_BATCH as u64 => return,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning old nonces failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Create a task row and hand the connection to it, refusing atomically
+    /// when another task owns the connection or its state forbids `kind`.
+    async fn begin_task(
+        &self,
+        scope: &Scope,
+        conn_id: i64,
+        kind: TaskKind,
+        change: Option<ConnChange>,
+    ) -> Result<Task> {
+        use ConnStatus::*;
+        let (allowed, new_status): (&[ConnStatus], Option<ConnStatus>) = match kind {
+            TaskKind::Modify => (&[Running, ModifyFailed], Some(Modifying)),
+            TaskKind::Delete => (
+                &[Running, CreateFailed, ModifyFailed, DeleteFailed],
+                Some(Deleting),
+            ),
+            TaskKind::Reset => (&[Running], None),
+            TaskKind::Create => {
+                return Err(StoreError::Backend(
+                    "create tasks are made by create_conn".into(),
+                ))
+            }
+        };
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT c.status, c.active_task, c.vpc_id, c.un_id, \
+                    g.un_id AS gw_un_id, u.un_id AS ugw_un_id \
+             FROM vpn_conns c \
+             JOIN vpn_gws g ON g.id = c.vpn_gw_id \
+             JOIN user_gws u ON u.id = c.user_gw_id \
+             WHERE c.id = ?1 AND c.account_id = ?2 AND c.region = ?3",
+        )
+        .bind(conn_id)
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound(Resource::VpnConn))?;
+        let active: Option<i64> = row.try_get("active_task")?;
+        let status: i64 = row.try_get("status")?;
+        if let Some(task) = active {
+            return Err(StoreError::Busy(task));
+        }
+        if !allowed.iter().any(|s| s.code() == status) {
+            return Err(StoreError::InvalidState);
+        }
+        let vpc_id: i64 = row.try_get("vpc_id")?;
+        let (new_name, new_settings) = match change {
+            Some(ConnChange { name, settings }) => {
+                (name, settings.as_ref().map(encode_settings).transpose()?)
+            }
+            None => (None, None),
+        };
+        if let Some(name) = &new_name {
+            let clash: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM vpn_conns \
+                 WHERE account_id = ?1 AND region = ?2 AND vpc_id = ?3 AND name = ?4 AND id <> ?5",
+            )
+            .bind(scope.account_id)
+            .bind(&scope.region)
+            .bind(vpc_id)
+            .bind(name)
+            .bind(conn_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if clash.is_some() {
+                return Err(StoreError::NameInUse(Resource::VpnConn));
+            }
+        }
+        let now = unix_now();
+        let task_id = insert_task(
+            &mut tx,
+            scope,
+            kind,
+            conn_id,
+            row.try_get("un_id")?,
+            row.try_get("gw_un_id")?,
+            row.try_get("ugw_un_id")?,
+            now,
+        )
+        .await?;
+        // Conditional on the connection still being free, so the refusal is
+        // race-free in any engine, not only under SQLite's single writer.
+        let allowed = allowed
+            .iter()
+            .map(|s| s.code().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let updated = sqlx::query(&format!(
+            "UPDATE vpn_conns SET active_task = ?1, status = COALESCE(?2, status), \
+                 name = COALESCE(?3, name), settings = COALESCE(?4, settings) \
+             WHERE id = ?5 AND active_task IS NULL AND status IN ({allowed})"
+        ))
+        .bind(task_id)
+        .bind(new_status.map(ConnStatus::code))
+        .bind(new_name)
+        .bind(new_settings)
+        .bind(conn_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match unique_violation(&e) {
+            Some(m) if m.contains(".name") => StoreError::NameInUse(Resource::VpnConn),
+            _ => e.into(),
+        })?;
+        if updated.rows_affected() != 1 {
+            let active: Option<i64> =
+                sqlx::query_scalar("SELECT active_task FROM vpn_conns WHERE id = ?1")
+                    .bind(conn_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .flatten();
+            return Err(match active {
+                Some(t) => StoreError::Busy(t),
+                None => StoreError::InvalidState,
+            });
+        }
+        let task = fetch_task(&mut tx, task_id).await?;
+        tx.commit().await?;
+        Ok(task)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    // ---- accounts and keys -------------------------------------------
+
+    async fn create_account(&self, name: &str) -> Result<Account> {
+        let now = unix_now();
+        let mut tx = self.begin_write().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO accounts (name, disabled, created_at) VALUES (?1, 0, ?2) RETURNING id",
+        )
+        .bind(name)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match unique_violation(&e) {
+            Some(_) => StoreError::NameInUse(Resource::Account),
+            None => e.into(),
+        })?;
+        tx.commit().await?;
+        Ok(Account {
+            id,
+            name: name.to_owned(),
+            disabled: false,
+            created_at: now,
+        })
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<(Account, Vec<ApiKey>)>> {
+        let mut tx = self.begin_read().await?;
+        let accounts =
+            sqlx::query("SELECT id, name, disabled, created_at FROM accounts ORDER BY id")
+                .fetch_all(&mut *tx)
+                .await?;
+        let keys = sqlx::query(&format!(
+            "{KEY_SELECT} ORDER BY k.account_id, k.created_at, k.secret_id"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut out = Vec::with_capacity(accounts.len());
+        for row in &accounts {
+            out.push((account_from_row(row)?, Vec::new()));
+        }
+        for row in &keys {
+            let key = key_from_row(row)?;
+            // Both lists are ordered by account id.
+            if let Ok(i) = out.binary_search_by_key(&key.account_id, |(a, _)| a.id) {
+                out[i].1.push(key);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_key(&self, account: &str) -> Result<ApiKey> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT id, disabled FROM accounts WHERE name = ?1")
+            .bind(account)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound(Resource::Account))?;
+        let account_id: i64 = row.try_get("id")?;
+        let account_disabled: i64 = row.try_get("disabled")?;
+        let now = unix_now();
+        let mut attempt = 0;
+        let (secret_id, secret_key) = loop {
+            attempt += 1;
+            let secret_id = format!("AKID{}", random_alnum(32));
+            let secret_key = Secret::new(random_alnum(32));
+            let res = sqlx::query(
+                "INSERT INTO api_keys (secret_id, secret_key, account_id, disabled, created_at) \
+                 VALUES (?1, ?2, ?3, 0, ?4)",
+            )
+            .bind(&secret_id)
+            .bind(secret_key.expose())
+            .bind(account_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+            match res {
+                Ok(_) => break (secret_id, secret_key),
+                Err(e) if attempt < ID_ATTEMPTS && unique_violation(&e).is_some() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        tx.commit().await?;
+        Ok(ApiKey {
+            secret_id,
+            secret_key,
+            account_id,
+            disabled: account_disabled != 0,
+        })
+    }
+
+    async fn set_account_disabled(&self, account: &str, disabled: bool) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let res = sqlx::query("UPDATE accounts SET disabled = ?1 WHERE name = ?2")
+            .bind(i64::from(disabled))
+            .bind(account)
+            .execute(&mut *tx)
+            .await?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(Resource::Account));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_key_disabled(&self, secret_id: &str, disabled: bool) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let res = sqlx::query("UPDATE api_keys SET disabled = ?1 WHERE secret_id = ?2")
+            .bind(i64::from(disabled))
+            .bind(secret_id)
+            .execute(&mut *tx)
+            .await?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(Resource::Key));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_key(&self, secret_id: &str) -> Result<Option<ApiKey>> {
+        let mut conn = self.read.acquire().await?;
+        let row = sqlx::query(&format!("{KEY_SELECT} WHERE k.secret_id = ?1"))
+            .bind(secret_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn remember_nonce(
+        &self,
+        secret_id: &str,
+        nonce: &str,
+        now: Timestamp,
+        not_before: Timestamp,
+    ) -> Result<bool> {
+        // One statement, so the check and the insert cannot be separated:
+        // the primary key makes a concurrent duplicate conflict, and the
+        // conflict only overwrites an entry that is outside the window.
+        let res = sqlx::query(
+            "INSERT INTO nonces (secret_id, nonce, seen_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (secret_id, nonce) DO UPDATE SET seen_at = excluded.seen_at \
+             WHERE nonces.seen_at < ?4",
+        )
+        .bind(secret_id)
+        .bind(nonce)
+        .bind(now)
+        .bind(not_before)
+        .execute(&self.write)
+        .await?;
+        let fresh = res.rows_affected() == 1;
+        self.maybe_prune_nonces(now, not_before).await;
+        Ok(fresh)
+    }
+
+    // ---- VPCs -------------------------------------------------------------
+
+    async fn create_vpc(&self, scope: &Scope, new: NewVpc, limits: &Limits) -> Result<Vpc> {
+        let mut tx = self.begin_write().await?;
+        if exists(
+            &mut tx,
+            "SELECT 1 FROM vpcs WHERE account_id = ?1 AND region = ?2 AND name = ?3",
+            scope,
+            &new.name,
+        )
+        .await?
+        {
+            return Err(StoreError::NameInUse(Resource::Vpc));
+        }
+        let count = count_in_scope(&mut tx, "vpcs", scope).await?;
+        check_quota(count, limits.vpcs_per_region, Quota::VpcsPerRegion)?;
+        let (account, region, name, cidr) = (
+            scope.account_id,
+            scope.region.clone(),
+            new.name.clone(),
+            new.cidr.as_given().to_owned(),
+        );
+        let now = unix_now();
+        let (id, _) = insert_unified::<VpcKind, _>(
+            &mut tx,
+            "INSERT INTO vpcs (un_id, account_id, region, name, cidr, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            move |q| {
+                q.bind(account)
+                    .bind(region.clone())
+                    .bind(name.clone())
+                    .bind(cidr.clone())
+                    .bind(now)
+            },
+        )
+        .await
+        .map_err(|e| match unique_violation(&e) {
+            Some(m) if m.contains(".name") => StoreError::NameInUse(Resource::Vpc),
+            _ if is_fk_violation(&e) => StoreError::NotFound(Resource::Account),
+            _ => e.into(),
+        })?;
+        let vpc = fetch_vpc(&mut tx, scope, &IdRef::Numeric(id))
+            .await?
+            .ok_or_else(|| vanished("vpc"))?;
+        tx.commit().await?;
+        Ok(vpc)
+    }
+
+    async fn get_vpc(&self, scope: &Scope, id: &IdRef<VpcKind>) -> Result<Option<Vpc>> {
+        let mut conn = self.read.acquire().await?;
+        fetch_vpc(&mut conn, scope, id).await
+    }
+
+    async fn list_vpcs(
+        &self,
+        scope: &Scope,
+        f: &VpcFilter,
+        page: &Page,
+    ) -> Result<(u64, Vec<Vpc>)> {
+        let mut tx = self.begin_read().await?;
+        let mut count = vpc_query("SELECT COUNT(*) FROM vpcs v", scope, f);
+        let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
+        let mut list = vpc_query(VPC_SELECT, scope, f);
+        push_page(&mut list, page, "v");
+        let rows = list.build().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let vpcs = rows.iter().map(vpc_from_row).collect::<Result<_>>()?;
+        Ok((total as u64, vpcs))
+    }
+
+    async fn delete_vpc(&self, scope: &Scope, id: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM vpcs WHERE id = ?1 AND account_id = ?2 AND region = ?3",
+        )
+        .bind(id)
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if found.is_none() {
+            return Err(StoreError::NotFound(Resource::Vpc));
+        }
+        let gws: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vpn_gws WHERE vpc_id = ?1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if gws > 0 {
+            return Err(StoreError::InUse(Resource::Vpc));
+        }
+        sqlx::query("DELETE FROM vpcs WHERE id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| in_use_or(e, Resource::Vpc))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- VPN gateways -----------------------------------------------------
+
+    async fn create_vpn_gw(&self, scope: &Scope, new: NewVpnGw, limits: &Limits) -> Result<VpnGw> {
+        let mut tx = self.begin_write().await?;
+        let vpc: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM vpcs WHERE id = ?1 AND account_id = ?2 AND region = ?3",
+        )
+        .bind(new.vpc_id)
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if vpc.is_none() {
+            return Err(StoreError::NotFound(Resource::Vpc));
+        }
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vpn_gws WHERE vpc_id = ?1")
+            .bind(new.vpc_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        check_quota(count, limits.vpn_gws_per_vpc, Quota::VpnGwsPerVpc)?;
+        let (address, node_id) = match new.address {
+            AddressSource::Pool(net) => (pick_pool_address(&mut tx, net).await?, None),
+            AddressSource::Node { node_id, address } => (address, Some(node_id)),
+        };
+        let address_num = ipv4_num(address);
+        let (account, region) = (scope.account_id, scope.region.clone());
+        let NewVpnGw {
+            vpc_id,
+            name,
+            bandwidth,
+            charge_type,
+            charge_period,
+            ..
+        } = new;
+        let now = unix_now();
+        let (id, _) = insert_unified::<VpnGwKind, _>(
+            &mut tx,
+            "INSERT INTO vpn_gws (un_id, account_id, region, vpc_id, name, bandwidth, \
+                 charge_type, charge_period, address, address_num, node_id, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
+            move |q| {
+                q.bind(account)
+                    .bind(region.clone())
+                    .bind(vpc_id)
+                    .bind(name.clone())
+                    .bind(bandwidth)
+                    .bind(charge_type.clone())
+                    .bind(charge_period)
+                    .bind(address.to_string())
+                    .bind(address_num)
+                    .bind(node_id)
+                    .bind(now)
+            },
+        )
+        .await?;
+        let gw = fetch_vpn_gw(&mut tx, scope, &IdRef::Numeric(id))
+            .await?
+            .ok_or_else(|| vanished("vpn gateway"))?;
+        tx.commit().await?;
+        Ok(gw)
+    }
+
+    async fn get_vpn_gw(&self, scope: &Scope, id: &IdRef<VpnGwKind>) -> Result<Option<VpnGw>> {
+        let mut conn = self.read.acquire().await?;
+        fetch_vpn_gw(&mut conn, scope, id).await
+    }
+
+    async fn list_vpn_gws(
+        &self,
+        scope: &Scope,
+        f: &VpnGwFilter,
+        page: &Page,
+    ) -> Result<(u64, Vec<VpnGw>)> {
+        let mut tx = self.begin_read().await?;
+        let mut count = vpn_gw_query("SELECT COUNT(*) FROM vpn_gws g", scope, f);
+        let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
+        let mut list = vpn_gw_query(VPN_GW_SELECT, scope, f);
+        push_page(&mut list, page, "g");
+        let rows = list.build().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let gws = rows.iter().map(vpn_gw_from_row).collect::<Result<_>>()?;
+        Ok((total as u64, gws))
+    }
+
+    async fn rename_vpn_gw(&self, scope: &Scope, id: i64, name: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let res = sqlx::query(
+            "UPDATE vpn_gws SET name = ?1 WHERE id = ?2 AND account_id = ?3 AND region = ?4",
+        )
+        .bind(name)
+        .bind(id)
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .execute(&mut *tx)
+        .await?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(Resource::VpnGw));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_vpn_gw(&self, scope: &Scope, id: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM vpn_gws WHERE id = ?1 AND account_id = ?2 AND region = ?3",
+        )
+        .bind(id)
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if found.is_none() {
+            return Err(StoreError::NotFound(Resource::VpnGw));
+        }
+        let conns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = ?1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if conns > 0 {
+            return Err(StoreError::InUse(Resource::VpnGw));
+        }
+        sqlx::query("DELETE FROM vpn_gws WHERE id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| in_use_or(e, Resource::VpnGw))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- peer (customer) gateways -----------------------------------------
+
+    async fn create_user_gw(
+        &self,
+        scope: &Scope,
+        new: NewUserGw,
+        limits: &Limits,
+    ) -> Result<UserGw> {
+        let mut tx = self.begin_write().await?;
+        if exists(
+            &mut tx,
+            "SELECT 1 FROM user_gws WHERE account_id = ?1 AND region = ?2 AND name = ?3",
+            scope,
+            &new.name,
+        )
+        .await?
+        {
+            return Err(StoreError::NameInUse(Resource::UserGw));
+        }
+        let address = new.address.to_string();
+        if exists(
+            &mut tx,
+            "SELECT 1 FROM user_gws WHERE account_id = ?1 AND region = ?2 AND address = ?3",
+            scope,
+            &address,
+        )
+        .await?
+        {
+            return Err(StoreError::AddressInUse);
+        }
+        let count = count_in_scope(&mut tx, "user_gws", scope).await?;
+        check_quota(count, limits.user_gws_per_region, Quota::UserGwsPerRegion)?;
+        let (account, region, name) = (scope.account_id, scope.region.clone(), new.name.clone());
+        let now = unix_now();
+        let (id, _) = insert_unified::<UserGwKind, _>(
+            &mut tx,
+            "INSERT INTO user_gws (un_id, account_id, region, name, address, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            move |q| {
+                q.bind(account)
+                    .bind(region.clone())
+                    .bind(name.clone())
+                    .bind(address.clone())
+                    .bind(now)
+            },
+        )
+        .await
+        .map_err(|e| match unique_violation(&e) {
+            Some(m) if m.contains(".name") => StoreError::NameInUse(Resource::UserGw),
+            Some(m) if m.contains(".address") => StoreError::AddressInUse,
+            _ if is_fk_violation(&e) => StoreError::NotFound(Resource::Account),
+            _ => e.into(),
+        })?;
+        let gw = fetch_user_gw(&mut tx, scope, &IdRef::Numeric(id))
+            .await?
+            .ok_or_else(|| vanished("peer gateway"))?;
+        tx.commit().await?;
+        Ok(gw)
+    }
+
+    async fn get_user_gw(&self, scope: &Scope, id: &IdRef<UserGwKind>) -> Result<Option<UserGw>> {
+        let mut conn = self.read.acquire().await?;
+        fetch_user_gw(&mut conn, scope, id).await
+    }
+
+    async fn list_user_gws(
+        &self,
+        scope: &Scope,
+        f: &UserGwFilter,
+        page: &Page,
+    ) -> Result<(u64, Vec<UserGw>)> {
+        let mut tx = self.begin_read().await?;
+        let mut count = user_gw_query("SELECT COUNT(*) FROM user_gws u", scope, f);
+        let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
+        let mut list = user_gw_query(USER_GW_SELECT, scope, f);
+        push_page(&mut list, page, "u");
+        let rows = list.build().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let gws = rows.iter().map(user_gw_from_row).collect::<Result<_>>()?;
+        Ok((total as u64, gws))
+    }
+
+    async fn rename_user_gw(&self, scope: &Scope, id: i64, name: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM user_gws WHERE id = ?1 AND account_id = ?2 AND region = ?3",
+        )
+        .bind(id)
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if found.is_none() {
+            return Err(StoreError::NotFound(Resource::UserGw));
+        }
+        let clash: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM user_gws \
+             WHERE account_id = ?1 AND region = ?2 AND name = ?3 AND id <> ?4",
+        )
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .bind(name)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if clash.is_some() {
+            return Err(StoreError::NameInUse(Resource::UserGw));
+        }
+        sqlx::query("UPDATE user_gws SET name = ?1 WHERE id = ?2")
+            .bind(name)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(_) => StoreError::NameInUse(Resource::UserGw),
+                None => e.into(),
+            })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_user_gw(&self, scope: &Scope, id: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM user_gws WHERE id = ?1 AND account_id = ?2 AND region = ?3",
+        )
+        .bind(id)
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if found.is_none() {
+            return Err(StoreError::NotFound(Resource::UserGw));
+        }
+        let conns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vpn_conns WHERE user_gw_id = ?1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if conns > 0 {
+            return Err(StoreError::InUse(Resource::UserGw));
+        }
+        sqlx::query("DELETE FROM user_gws WHERE id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| in_use_or(e, Resource::UserGw))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- VPN connections and their tasks ----------------------------------
+
+    async fn create_conn(
+        &self,
+        scope: &Scope,
+        new: NewConn,
+        limits: &Limits,
+    ) -> Result<(VpnConn, Task)> {
+        let settings = encode_settings(&new.settings)?;
+        let mut tx = self.begin_write().await?;
+
+        // Everything the connection hangs off must still be there, in scope.
+        let vpc: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM vpcs WHERE id = ?1 AND account_id = ?2 AND region = ?3",
+        )
+        .bind(new.vpc_id)
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if vpc.is_none() {
+            return Err(StoreError::NotFound(Resource::Vpc));
+        }
+        let gw_un_id: String = sqlx::query_scalar(
+            "SELECT un_id FROM vpn_gws \
+             WHERE id = ?1 AND vpc_id = ?2 AND account_id = ?3 AND region = ?4",
+        )
+        .bind(new.vpn_gw_id)
+        .bind(new.vpc_id)
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound(Resource::VpnGw))?;
+        let ugw_un_id: String = sqlx::query_scalar(
+            "SELECT un_id FROM user_gws WHERE id = ?1 AND account_id = ?2 AND region = ?3",
+        )
+        .bind(new.user_gw_id)
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound(Resource::UserGw))?;
+
+        let clash: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM vpn_conns \
+             WHERE account_id = ?1 AND region = ?2 AND vpc_id = ?3 AND name = ?4",
+        )
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .bind(new.vpc_id)
+        .bind(&new.name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if clash.is_some() {
+            return Err(StoreError::NameInUse(Resource::VpnConn));
+        }
+
+        let per_gw: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = ?1")
+            .bind(new.vpn_gw_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        check_quota(per_gw, limits.conns_per_vpn_gw, Quota::ConnsPerVpnGw)?;
+        let per_user_gw: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM vpn_conns WHERE user_gw_id = ?1")
+                .bind(new.user_gw_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        check_quota(per_user_gw, limits.conns_per_user_gw, Quota::ConnsPerUserGw)?;
+        let per_region = count_in_scope(&mut tx, "vpn_conns", scope).await?;
+        check_quota(per_region, limits.conns_per_region, Quota::ConnsPerRegion)?;
+        let per_pair: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = ?1 AND user_gw_id = ?2",
+        )
+        .bind(new.vpn_gw_id)
+        .bind(new.user_gw_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        check_quota(per_pair, limits.conns_per_pair, Quota::ConnsPerPair)?;
+
+        let (account, region) = (scope.account_id, scope.region.clone());
+        let NewConn {
+            vpc_id,
+            vpn_gw_id,
+            user_gw_id,
+            name,
+            ..
+        } = new;
+        let now = unix_now();
+        let (conn_id, conn_un_id) = insert_unified::<VpnConnKind, _>(
+            &mut tx,
+            "INSERT INTO vpn_conns (un_id, account_id, region, vpc_id, vpn_gw_id, user_gw_id, \
+                 name, status, net_status, active_task, settings, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'unavailable', NULL, ?9, ?10) RETURNING id",
+            move |q| {
+                q.bind(account)
+                    .bind(region.clone())
+                    .bind(vpc_id)
+                    .bind(vpn_gw_id)
+                    .bind(user_gw_id)
+                    .bind(name.clone())
+                    .bind(ConnStatus::Creating.code())
+                    .bind(settings.clone())
+                    .bind(now)
+            },
+        )
+        .await
+        .map_err(|e| match unique_violation(&e) {
+            Some(m) if m.contains(".name") => StoreError::NameInUse(Resource::VpnConn),
+            _ => e.into(),
+        })?;
+        let task_id = insert_task(
+            &mut tx,
+            scope,
+            TaskKind::Create,
+            conn_id,
+            conn_un_id.to_string(),
+            gw_un_id,
+            ugw_un_id,
+            now,
+        )
+        .await?;
+        sqlx::query("UPDATE vpn_conns SET active_task = ?1 WHERE id = ?2")
+            .bind(task_id)
+            .bind(conn_id)
+            .execute(&mut *tx)
+            .await?;
+        let conn = fetch_conn(&mut tx, Some(scope), &IdRef::Numeric(conn_id))
+            .await?
+            .ok_or_else(|| vanished("connection"))?;
+        let task = fetch_task(&mut tx, task_id).await?;
+        tx.commit().await?;
+        Ok((conn, task))
+    }
+
+    async fn get_conn(&self, scope: &Scope, id: &IdRef<VpnConnKind>) -> Result<Option<VpnConn>> {
+        let mut conn = self.read.acquire().await?;
+        fetch_conn(&mut conn, Some(scope), id).await
+    }
+
+    async fn list_conns(
+        &self,
+        scope: &Scope,
+        f: &ConnFilter,
+        page: &Page,
+    ) -> Result<(u64, Vec<VpnConn>)> {
+        let mut tx = self.begin_read().await?;
+        let mut count = conn_query("SELECT COUNT(*) FROM vpn_conns c", scope, f);
+        let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
+        let mut list = conn_query(CONN_SELECT, scope, f);
+        push_page(&mut list, page, "c");
+        let rows = list.build().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let conns = rows.iter().map(conn_from_row).collect::<Result<_>>()?;
+        Ok((total as u64, conns))
+    }
+
+    async fn begin_modify(&self, scope: &Scope, conn_id: i64, change: ConnChange) -> Result<Task> {
+        self.begin_task(scope, conn_id, TaskKind::Modify, Some(change))
+            .await
+    }
+
+    async fn begin_delete(&self, scope: &Scope, conn_id: i64) -> Result<Task> {
+        self.begin_task(scope, conn_id, TaskKind::Delete, None)
+            .await
+    }
+
+    async fn begin_reset(&self, scope: &Scope, conn_id: i64) -> Result<Task> {
+        self.begin_task(scope, conn_id, TaskKind::Reset, None).await
+    }
+
+    async fn get_task(&self, scope: &Scope, task_id: i64) -> Result<Option<Task>> {
+        let mut conn = self.read.acquire().await?;
+        let row = sqlx::query(&format!(
+            "{TASK_SELECT} WHERE id = ?1 AND account_id = ?2 AND region = ?3"
+        ))
+        .bind(task_id)
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    // ---- the task engine --------------------------------------------------
+
+    async fn claim_task(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_secs: i64,
+    ) -> Result<Option<ClaimedTask>> {
+        let mut tx = self.begin_write().await?;
+        loop {
+            // `status = 2` is written literally so the partial index is used.
+            let candidate: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM tasks WHERE status = 2 \
+                 AND (lease_until IS NULL OR lease_until < ?1) ORDER BY id LIMIT 1",
+            )
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(task_id) = candidate else {
+                tx.commit().await?;
+                return Ok(None);
+            };
+            let claimed = sqlx::query(
+                "UPDATE tasks SET lease_owner = ?1, lease_until = ?2, attempts = attempts + 1 \
+                 WHERE id = ?3 AND status = 2 AND (lease_until IS NULL OR lease_until < ?4)",
+            )
+            .bind(worker)
+            .bind(now.saturating_add(lease_secs))
+            .bind(task_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if claimed.rows_affected() != 1 {
+                continue;
+            }
+            let conn_id: i64 = sqlx::query_scalar("SELECT conn_id FROM tasks WHERE id = ?1")
+                .bind(task_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            match fetch_conn(&mut tx, None, &IdRef::Numeric(conn_id)).await? {
+                Some(conn) => {
+                    let task = fetch_task(&mut tx, task_id).await?;
+                    tx.commit().await?;
+                    return Ok(Some(ClaimedTask { task, conn }));
+                }
+                None => {
+                    // Cannot happen while every running task's connection
+                    // row exists; fail the task rather than wedge the queue
+                    // behind it forever.
+                    tracing::error!(task_id, "running task without its connection; failing it");
+                    sqlx::query(
+                        "UPDATE tasks SET status = 1, error_code = 'InternalError', \
+                             error_msg = 'the connection no longer exists', finished_at = ?1, \
+                             lease_owner = NULL, lease_until = NULL WHERE id = ?2",
+                    )
+                    .bind(now)
+                    .bind(task_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+    }
+
+    async fn finish_task(
+        &self,
+        task_id: i64,
+        worker: &str,
+        now: Timestamp,
+        outcome: std::result::Result<(), TaskError>,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT kind, conn_id FROM tasks WHERE id = ?1")
+            .bind(task_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let kind = parse::<TaskKind>(&row.try_get::<String, _>("kind")?, "task kind")?;
+        let conn_id: i64 = row.try_get("conn_id")?;
+        let (status, error) = match &outcome {
+            Ok(()) => (TaskStatus::Success, None),
+            Err(e) => (TaskStatus::Failed, Some(e)),
+        };
+        // Only the lease holder of a still-running task may finish it: a
+        // worker whose lease expired and was taken over gets `false`, and a
+        // task is never finished twice.
+        let finished = sqlx::query(
+            "UPDATE tasks SET status = ?1, error_code = ?2, error_msg = ?3, finished_at = ?4, \
+                 lease_owner = NULL, lease_until = NULL \
+             WHERE id = ?5 AND status = 2 AND lease_owner = ?6",
+        )
+        .bind(status.code())
+        .bind(error.map(|e| e.error_code.clone()))
+        .bind(error.map(|e| e.error_msg.clone()))
+        .bind(now)
+        .bind(task_id)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?;
+        if finished.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let ok = outcome.is_ok();
+        let next = match (kind, ok) {
+            (TaskKind::Create, true) => Some(ConnStatus::Running),
+            (TaskKind::Create, false) => Some(ConnStatus::CreateFailed),
+            (TaskKind::Modify, true) => Some(ConnStatus::Running),
+            (TaskKind::Modify, false) => Some(ConnStatus::ModifyFailed),
+            (TaskKind::Delete, true) => None,
+            (TaskKind::Delete, false) => Some(ConnStatus::DeleteFailed),
+            (TaskKind::Reset, _) => Some(ConnStatus::Running),
+        };
+        match next {
+            Some(status) => {
+                sqlx::query(
+                    "UPDATE vpn_conns SET status = ?1, active_task = NULL \
+                     WHERE id = ?2 AND active_task = ?3",
+                )
+                .bind(status.code())
+                .bind(conn_id)
+                .bind(task_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM vpn_conns WHERE id = ?1 AND active_task = ?2")
+                    .bind(conn_id)
+                    .bind(task_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    // ---- live state and reconciliation ------------------------------------
+
+    async fn set_net_status(&self, changes: &[(String, NetStatus)]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for (un_id, status) in changes {
+            sqlx::query(
+                "UPDATE vpn_conns SET net_status = ?1 WHERE un_id = ?2 AND net_status <> ?1",
+            )
+            .bind(status.as_str())
+            .bind(un_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn desired_conns(&self, node_id: Option<i64>) -> Result<Vec<VpnConn>> {
+        // Loaded: creating, modifying, modify failed, delete failed, running.
+        // Not loaded: create failed (nothing to run) and deleting (going away).
+        let mut qb = QueryBuilder::<Sqlite>::new(CONN_SELECT);
+        qb.push(" WHERE c.status IN (0, 2, 3, 5, 6)");
+        match node_id {
+            Some(n) => {
+                qb.push(" AND g.node_id = ").push_bind(n);
+            }
+            None => {
+                qb.push(" AND g.node_id IS NULL");
+            }
+        }
+        qb.push(" ORDER BY c.id");
+        let mut conn = self.read.acquire().await?;
+        let rows = qb.build().fetch_all(&mut *conn).await?;
+        rows.iter().map(conn_from_row).collect()
+    }
+}
+
+// ---- SQL text -------------------------------------------------------------
+
+const KEY_SELECT: &str = "SELECT k.secret_id, k.secret_key, k.account_id, \
+     k.disabled AS key_disabled, a.disabled AS account_disabled \
+     FROM api_keys k JOIN accounts a ON a.id = k.account_id";
+
+const VPC_SELECT: &str = "SELECT v.id, v.un_id, v.name, v.cidr, v.created_at, \
+     (SELECT COUNT(*) FROM vpn_gws g WHERE g.vpc_id = v.id) AS vpn_gw_num \
+     FROM vpcs v";
+
+const VPN_GW_SELECT: &str = "SELECT g.id, g.un_id, g.name, g.bandwidth, g.charge_type, \
+     g.charge_period, g.address, g.node_id, g.created_at, \
+     v.id AS vpc_id, v.un_id AS vpc_un_id, v.name AS vpc_name, v.cidr AS vpc_cidr, \
+     (SELECT COUNT(*) FROM vpn_conns c WHERE c.vpn_gw_id = g.id) AS conn_num \
+     FROM vpn_gws g JOIN vpcs v ON v.id = g.vpc_id";
+
+const USER_GW_SELECT: &str = "SELECT u.id, u.un_id, u.name, u.address, u.created_at, \
+     (SELECT COUNT(*) FROM vpn_conns c WHERE c.user_gw_id = u.id) AS conn_num \
+     FROM user_gws u";
+
+const CONN_SELECT: &str = "SELECT c.id, c.un_id, c.name, c.status, c.net_status, c.settings, \
+     c.active_task, c.created_at, \
+     v.id AS vpc_id, v.un_id AS vpc_un_id, v.name AS vpc_name, v.cidr AS vpc_cidr, \
+     g.id AS gw_id, g.un_id AS gw_un_id, g.name AS gw_name, g.address AS gw_address, \
+     g.node_id AS gw_node_id, \
+     u.id AS ugw_id, u.un_id AS ugw_un_id, u.name AS ugw_name, u.address AS ugw_address \
+     FROM vpn_conns c \
+     JOIN vpcs v ON v.id = c.vpc_id \
+     JOIN vpn_gws g ON g.id = c.vpn_gw_id \
+     JOIN user_gws u ON u.id = c.user_gw_id";
+
+const TASK_SELECT: &str = "SELECT id, kind, status, conn_id, conn_un_id, vpn_gw_un_id, \
+     user_gw_un_id, error_code, error_msg, attempts, created_at, finished_at FROM tasks";
+
+// ---- query builders -------------------------------------------------------
+
+fn push_scope(qb: &mut QueryBuilder<'_, Sqlite>, alias: &str, scope: &Scope) {
+    qb.push(format!(" WHERE {alias}.account_id = "))
+        .push_bind(scope.account_id)
+        .push(format!(" AND {alias}.region = "))
+        .push_bind(scope.region.clone());
+}
+
+/// `col = n` for a numeric id, `un_col = 'x-...'` for a unified one.
+fn push_own_id<K: IdKind>(qb: &mut QueryBuilder<'_, Sqlite>, alias: &str, id: &IdRef<K>) {
+    match id {
+        IdRef::Numeric(n) => {
+            qb.push(format!(" AND {alias}.id = ")).push_bind(*n);
+        }
+        IdRef::Unified(u) => {
+            qb.push(format!(" AND {alias}.un_id = "))
+                .push_bind(u.as_str().to_owned());
+        }
+    }
+}
+
+/// A foreign key matched by either id form; the unified form resolves
+/// through the parent's unique index. The parent's scope needs no check: the
+/// child row is already filtered by the caller's scope.
+fn push_fk_id<K: IdKind>(
+    qb: &mut QueryBuilder<'_, Sqlite>,
+    fk_col: &str,
+    parent_table: &str,
+    id: &IdRef<K>,
+) {
+    match id {
+        IdRef::Numeric(n) => {
+            qb.push(format!(" AND {fk_col} = ")).push_bind(*n);
+        }
+        IdRef::Unified(u) => {
+            qb.push(format!(
+                " AND {fk_col} = (SELECT id FROM {parent_table} WHERE un_id = "
+            ))
+            .push_bind(u.as_str().to_owned())
+            .push(")");
+        }
+    }
+}
+
+fn push_name_filter(qb: &mut QueryBuilder<'_, Sqlite>, col: &str, name: &Option<String>) {
+    if let Some(name) = name {
+        qb.push(format!(" AND {col} LIKE "))
+            .push_bind(like_pattern(name))
+            .push(" ESCAPE '\\'");
+    }
+}
+
+/// Ordering, tie-broken by id in the same direction, then the page window.
+fn push_page(qb: &mut QueryBuilder<'_, Sqlite>, page: &Page, alias: &str) {
+    let dir = if page.descending { "DESC" } else { "ASC" };
+    let col = match page.order {
+        Order::CreateTime => "created_at",
+        Order::Name => "name",
+    };
+    qb.push(format!(
+        " ORDER BY {alias}.{col} {dir}, {alias}.id {dir} LIMIT "
+    ))
+    .push_bind(i64::from(page.limit))
+    .push(" OFFSET ")
+    .push_bind(i64::from(page.offset));
+}
+
+fn vpc_query(head: &str, scope: &Scope, f: &VpcFilter) -> QueryBuilder<'static, Sqlite> {
+    let mut qb = QueryBuilder::new(head);
+    push_scope(&mut qb, "v", scope);
+    if let Some(id) = &f.id {
+        push_own_id(&mut qb, "v", id);
+    }
+    push_name_filter(&mut qb, "v.name", &f.name);
+    qb
+}
+
+fn vpn_gw_query(head: &str, scope: &Scope, f: &VpnGwFilter) -> QueryBuilder<'static, Sqlite> {
+    let mut qb = QueryBuilder::new(head);
+    push_scope(&mut qb, "g", scope);
+    if let Some(vpc) = &f.vpc {
+        push_fk_id(&mut qb, "g.vpc_id", "vpcs", vpc);
+    }
+    if let Some(id) = &f.id {
+        push_own_id(&mut qb, "g", id);
+    }
+    push_name_filter(&mut qb, "g.name", &f.name);
+    qb
+}
+
+fn user_gw_query(head: &str, scope: &Scope, f: &UserGwFilter) -> QueryBuilder<'static, Sqlite> {
+    let mut qb = QueryBuilder::new(head);
+    push_scope(&mut qb, "u", scope);
+    if let Some(id) = &f.id {
+        push_own_id(&mut qb, "u", id);
+    }
+    push_name_filter(&mut qb, "u.name", &f.name);
+    qb
+}
+
+fn conn_query(head: &str, scope: &Scope, f: &ConnFilter) -> QueryBuilder<'static, Sqlite> {
+    let mut qb = QueryBuilder::new(head);
+    push_scope(&mut qb, "c", scope);
+    if let Some(vpc) = &f.vpc {
+        push_fk_id(&mut qb, "c.vpc_id", "vpcs", vpc);
+    }
+    if let Some(gw) = &f.vpn_gw {
+        push_fk_id(&mut qb, "c.vpn_gw_id", "vpn_gws", gw);
+    }
+    if let Some(id) = &f.id {
+        push_own_id(&mut qb, "c", id);
+    }
+    push_name_filter(&mut qb, "c.name", &f.name);
+    qb
+}
+
+/// A substring pattern for `LIKE ... ESCAPE '\'` in which the caller's `%`,
+/// `_` and `\` are literal characters.
+fn like_pattern(s: &str) -> String {
+    let mut p = String::with_capacity(s.len() + 2);
+    p.push('%');
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}
+
+// ---- fetching single rows -------------------------------------------------
+
+async fn fetch_vpc(
+    conn: &mut SqliteConnection,
+    scope: &Scope,
+    id: &IdRef<VpcKind>,
+) -> Result<Option<Vpc>> {
+    let f = VpcFilter {
+        id: Some(id.clone()),
+        name: None,
+    };
+    let mut qb = vpc_query(VPC_SELECT, scope, &f);
+    let row = qb.build().fetch_optional(&mut *conn).await?;
+    row.as_ref().map(vpc_from_row).transpose()
+}
+
+async fn fetch_vpn_gw(
+    conn: &mut SqliteConnection,
+    scope: &Scope,
+    id: &IdRef<VpnGwKind>,
+) -> Result<Option<VpnGw>> {
+    let f = VpnGwFilter {
+        id: Some(id.clone()),
+        ..VpnGwFilter::default()
+    };
+    let mut qb = vpn_gw_query(VPN_GW_SELECT, scope, &f);
+    let row = qb.build().fetch_optional(&mut *conn).await?;
+    row.as_ref().map(vpn_gw_from_row).transpose()
+}
+
+async fn fetch_user_gw(
+    conn: &mut SqliteConnection,
+    scope: &Scope,
+    id: &IdRef<UserGwKind>,
+) -> Result<Option<UserGw>> {
+    let f = UserGwFilter {
+        id: Some(id.clone()),
+        name: None,
+    };
+    let mut qb = user_gw_query(USER_GW_SELECT, scope, &f);
+    let row = qb.build().fetch_optional(&mut *conn).await?;
+    row.as_ref().map(user_gw_from_row).transpose()
+}
+
+/// A connection by id; `scope: None` is for the task engine, which works
+/// across tenants.
+async fn fetch_conn(
+    conn: &mut SqliteConnection,
+    scope: Option<&Scope>,
+    id: &IdRef<VpnConnKind>,
+) -> Result<Option<VpnConn>> {
+    let mut qb = match scope {
+        Some(scope) => conn_query(CONN_SELECT, scope, &ConnFilter::default()),
+        None => {
+            let mut qb = QueryBuilder::new(CONN_SELECT);
+            qb.push(" WHERE 1 = 1");
+            qb
+        }
+    };
+    push_own_id(&mut qb, "c", id);
+    let row = qb.build().fetch_optional(&mut *conn).await?;
+    row.as_ref().map(conn_from_row).transpose()
+}
+
+async fn fetch_task(conn: &mut SqliteConnection, task_id: i64) -> Result<Task> {
+    let row = sqlx::query(&format!("{TASK_SELECT} WHERE id = ?1"))
+        .bind(task_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| vanished("task"))?;
+    task_from_row(&row)
+}
+
+// ---- writing helpers ------------------------------------------------------
+
+/// Run an `INSERT ... RETURNING id` whose first parameter is a fresh unified
+/// id, retrying with another id when the random one is already taken.
+async fn insert_unified<K, F>(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    bind_rest: F,
+) -> std::result::Result<(i64, UnifiedId<K>), sqlx::Error>
+where
+    K: IdKind,
+    F: for<'q> Fn(Query<'q>) -> Query<'q> + Send,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let un_id = UnifiedId::<K>::random();
+        let query = bind_rest(sqlx::query(sql).bind(un_id.as_str().to_owned()));
+        match query.fetch_one(&mut *conn).await {
+            Ok(row) => return Ok((row.try_get(0)?, un_id)),
+            Err(e)
+                if attempt < ID_ATTEMPTS
+                    && unique_violation(&e).is_some_and(|m| m.contains(".un_id")) =>
+            {
+                continue
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_task(
+    conn: &mut SqliteConnection,
+    scope: &Scope,
+    kind: TaskKind,
+    conn_id: i64,
+    conn_un_id: String,
+    vpn_gw_un_id: String,
+    user_gw_un_id: String,
+    now: Timestamp,
+) -> Result<i64> {
+    let id = sqlx::query_scalar(
+        "INSERT INTO tasks (account_id, region, kind, status, conn_id, conn_un_id, \
+             vpn_gw_un_id, user_gw_un_id, attempts, created_at) \
+         VALUES (?1, ?2, ?3, 2, ?4, ?5, ?6, ?7, 0, ?8) RETURNING id",
+    )
+    .bind(scope.account_id)
+    .bind(&scope.region)
+    .bind(kind.as_str())
+    .bind(conn_id)
+    .bind(conn_un_id)
+    .bind(vpn_gw_un_id)
+    .bind(user_gw_un_id)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+/// Whether `sql` (bound to account, region and `value`) finds a row.
+async fn exists(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    scope: &Scope,
+    value: &str,
+) -> Result<bool> {
+    let row = sqlx::query(sql)
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .bind(value)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Rows of `table` in the scope. `table` is one of this file's constants.
+async fn count_in_scope(conn: &mut SqliteConnection, table: &str, scope: &Scope) -> Result<i64> {
+    let n = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM {table} WHERE account_id = ?1 AND region = ?2"
+    ))
+    .bind(scope.account_id)
+    .bind(&scope.region)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n)
+}
+
+fn check_quota(count: i64, limit: u32, quota: Quota) -> Result<()> {
+    if count >= i64::from(limit) {
+        Err(StoreError::LimitExceeded(quota))
+    } else {
+        Ok(())
+    }
+}
+
+/// The lowest host address of `net` held by no gateway of any account.
+async fn pick_pool_address(conn: &mut SqliteConnection, net: IpNet) -> Result<IpAddr> {
+    let IpNet::V4(v4) = net else {
+        return Err(StoreError::Backend(
+            "only IPv4 gateway address pools are supported".into(),
+        ));
+    };
+    let first = u32::from(v4.network());
+    let last = u32::from(v4.broadcast());
+    // A /31 or /32 has no network or broadcast address to skip (RFC 3021).
+    let (lo, hi) = if v4.prefix_len() >= 31 {
+        (i64::from(first), i64::from(last))
+    } else {
+        (i64::from(first) + 1, i64::from(last) - 1)
+    };
+    // The answer is either `lo` itself or one past a used address whose
+    // successor is free; both are found through the address index.
+    let free: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(x) FROM ( \
+             SELECT ?1 AS x WHERE NOT EXISTS (SELECT 1 FROM vpn_gws WHERE address_num = ?1) \
+             UNION ALL \
+             SELECT g.address_num + 1 FROM vpn_gws g \
+             WHERE g.address_num >= ?1 AND g.address_num < ?2 \
+               AND NOT EXISTS (SELECT 1 FROM vpn_gws h WHERE h.address_num = g.address_num + 1))",
+    )
+    .bind(lo)
+    .bind(hi)
+    .fetch_one(&mut *conn)
+    .await?;
+    match free {
+        Some(n) if (lo..=hi).contains(&n) => {
+            let n = u32::try_from(n).map_err(|_| corrupt("gateway address"))?;
+            Ok(IpAddr::V4(n.into()))
+        }
+        _ => Err(StoreError::PoolExhausted),
+    }
+}
+
+fn ipv4_num(addr: IpAddr) -> Option<i64> {
+    match addr {
+        IpAddr::V4(v4) => Some(i64::from(u32::from(v4))),
+        IpAddr::V6(_) => None,
+    }
+}
+
+fn encode_settings(settings: &ConnSettings) -> Result<String> {
+    // The serde error could quote a value; say only what failed.
+    serde_json::to_string(settings)
+        .map_err(|_| StoreError::Backend("cannot encode connection settings".into()))
+}
+
+// ---- decoding rows --------------------------------------------------------
+
+fn account_from_row(row: &SqliteRow) -> Result<Account> {
+    Ok(Account {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn key_from_row(row: &SqliteRow) -> Result<ApiKey> {
+    let key_disabled: i64 = row.try_get("key_disabled")?;
+    let account_disabled: i64 = row.try_get("account_disabled")?;
+    Ok(ApiKey {
+        secret_id: row.try_get("secret_id")?,
+        secret_key: Secret::new(row.try_get::<String, _>("secret_key")?),
+        account_id: row.try_get("account_id")?,
+        disabled: key_disabled != 0 || account_disabled != 0,
+    })
+}
+
+/// The VPC columns, under `prefix` (`""` or `"vpc_"`).
+fn vpc_ref_from_row(row: &SqliteRow, prefix: &str) -> Result<VpcRef> {
+    Ok(VpcRef {
+        id: row.try_get(format!("{prefix}id").as_str())?,
+        un_id: parse::<VpcId>(
+            &row.try_get::<String, _>(format!("{prefix}un_id").as_str())?,
+            "vpc id",
+        )?,
+        name: row.try_get(format!("{prefix}name").as_str())?,
+        cidr: parse::<Cidr>(
+            &row.try_get::<String, _>(format!("{prefix}cidr").as_str())?,
+            "vpc cidr",
+        )?,
+    })
+}
+
+fn vpc_from_row(row: &SqliteRow) -> Result<Vpc> {
+    let r = vpc_ref_from_row(row, "")?;
+    Ok(Vpc {
+        id: r.id,
+        un_id: r.un_id,
+        name: r.name,
+        cidr: r.cidr,
+        vpn_gw_num: row.try_get("vpn_gw_num")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn vpn_gw_from_row(row: &SqliteRow) -> Result<VpnGw> {
+    Ok(VpnGw {
+        id: row.try_get("id")?,
+        un_id: parse::<VpnGwId>(&row.try_get::<String, _>("un_id")?, "vpn gateway id")?,
+        vpc: vpc_ref_from_row(row, "vpc_")?,
+        name: row.try_get("name")?,
+        bandwidth: row.try_get("bandwidth")?,
+        charge_type: row.try_get("charge_type")?,
+        charge_period: row.try_get("charge_period")?,
+        address: parse::<IpAddr>(&row.try_get::<String, _>("address")?, "gateway address")?,
+        node_id: row.try_get("node_id")?,
+        conn_num: row.try_get("conn_num")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn user_gw_from_row(row: &SqliteRow) -> Result<UserGw> {
+    Ok(UserGw {
+        id: row.try_get("id")?,
+        un_id: parse::<UserGwId>(&row.try_get::<String, _>("un_id")?, "peer gateway id")?,
+        name: row.try_get("name")?,
+        address: parse::<IpAddr>(&row.try_get::<String, _>("address")?, "peer address")?,
+        conn_num: row.try_get("conn_num")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn conn_from_row(row: &SqliteRow) -> Result<VpnConn> {
+    let status: i64 = row.try_get("status")?;
+    let net_status: String = row.try_get("net_status")?;
+    let settings: String = row.try_get("settings")?;
+    Ok(VpnConn {
+        id: row.try_get("id")?,
+        un_id: parse::<VpnConnId>(&row.try_get::<String, _>("un_id")?, "connection id")?,
+        vpc: vpc_ref_from_row(row, "vpc_")?,
+        vpn_gw: GwRef {
+            id: row.try_get("gw_id")?,
+            un_id: parse::<VpnGwId>(&row.try_get::<String, _>("gw_un_id")?, "vpn gateway id")?,
+            name: row.try_get("gw_name")?,
+            address: parse::<IpAddr>(&row.try_get::<String, _>("gw_address")?, "gateway address")?,
+        },
+        user_gw: GwRef {
+            id: row.try_get("ugw_id")?,
+            un_id: parse::<UserGwId>(&row.try_get::<String, _>("ugw_un_id")?, "peer gateway id")?,
+            name: row.try_get("ugw_name")?,
+            address: parse::<IpAddr>(&row.try_get::<String, _>("ugw_address")?, "peer address")?,
+        },
+        name: row.try_get("name")?,
+        status: ConnStatus::from_code(status).ok_or_else(|| corrupt("connection status"))?,
+        net_status: match net_status.as_str() {
+            "available" => NetStatus::Available,
+            "unavailable" => NetStatus::Unavailable,
+            _ => return Err(corrupt("connection net status")),
+        },
+        // The serde error could quote part of the document, which holds the
+        // pre-shared key: report only which row is damaged.
+        settings: serde_json::from_str(&settings).map_err(|_| corrupt("connection settings"))?,
+        active_task: row.try_get("active_task")?,
+        node_id: row.try_get("gw_node_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn task_from_row(row: &SqliteRow) -> Result<Task> {
+    let status: i64 = row.try_get("status")?;
+    let error_code: Option<String> = row.try_get("error_code")?;
+    let error_msg: Option<String> = row.try_get("error_msg")?;
+    Ok(Task {
+        id: row.try_get("id")?,
+        kind: parse::<TaskKind>(&row.try_get::<String, _>("kind")?, "task kind")?,
+        status: TaskStatus::from_code(status).ok_or_else(|| corrupt("task status"))?,
+        conn_id: row.try_get("conn_id")?,
+        conn_un_id: parse::<VpnConnId>(&row.try_get::<String, _>("conn_un_id")?, "connection id")?,
+        vpn_gw_un_id: parse::<VpnGwId>(
+            &row.try_get::<String, _>("vpn_gw_un_id")?,
+            "vpn gateway id",
+        )?,
+        user_gw_un_id: parse::<UserGwId>(
+            &row.try_get::<String, _>("user_gw_un_id")?,
+            "peer gateway id",
+        )?,
+        error: error_code.map(|error_code| TaskError {
+            error_code,
+            error_msg: error_msg.unwrap_or_default(),
+        }),
+        attempts: row.try_get("attempts")?,
+        created_at: row.try_get("created_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+// ---- small helpers --------------------------------------------------------
+
+fn unix_now() -> Timestamp {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn random_alnum(len: usize) -> String {
+    OsRng
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// Stored data goes through the same parsers as input (never trusted raw).
+fn parse<T: FromStr>(text: &str, what: &str) -> Result<T> {
+    text.parse().map_err(|_| corrupt(what))
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("malformed {what} in the database"))
+}
+
+fn vanished(what: &str) -> StoreError {
+    StoreError::Backend(format!(
+        "{what} written in this transaction cannot be read back"
+    ))
+}
+
+/// The message of a unique-constraint violation (SQLite names the columns:
+/// `UNIQUE constraint failed: vpcs.un_id`).
+fn unique_violation(e: &sqlx::Error) -> Option<&str> {
+    match e {
+        sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => Some(db.message()),
+        _ => None,
+    }
+}
+
+fn is_fk_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation)
+}
+
+/// A delete refused by a foreign key means a dependant appeared.
+fn in_use_or(e: sqlx::Error, what: Resource) -> StoreError {
+    if is_fk_violation(&e) {
+        StoreError::InUse(what)
+    } else {
+        e.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_pattern_escapes_wildcards() {
+        assert_eq!(like_pattern("a%b_c\\d"), "%a\\%b\\_c\\\\d%");
+        assert_eq!(like_pattern(""), "%%");
+    }
+
+    #[test]
+    fn random_alnum_alphabet() {
+        let s = random_alnum(32);
+        assert_eq!(s.len(), 32);
+        assert!(s.bytes().all(|b| b.is_ascii_alphanumeric()));
+    }
+}

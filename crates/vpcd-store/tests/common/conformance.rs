@@ -1,0 +1,2318 @@
+//! The behaviour every [`Store`] engine must show.
+//!
+//! Written once against `Arc<dyn Store>` and nothing engine-specific, so the
+//! SQLite and PostgreSQL engines are held to the same contract. An engine's
+//! test file supplies an async function returning `(Arc<dyn Store>, guard)`
+//! for a fresh, empty database (the guard keeps a temp dir or a test
+//! database alive) and stamps out one test per case:
+//!
+//! ```ignore
+//! #[macro_use]
+//! mod common;
+//! async fn fresh() -> (Arc<dyn Store>, TempDir) { ... }
+//! conformance_tests!(fresh);
+//! ```
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use vpcd_store::*;
+use vpcd_types::id::{UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
+use vpcd_types::*;
+
+/// One `#[tokio::test]` per conformance case, each on a fresh database made
+/// by `$make`.
+macro_rules! conformance_tests {
+    ($make:path) => {
+        conformance_tests!(@cases $make;
+            accounts_and_keys,
+            key_and_account_disable,
+            nonce_replay,
+            nonce_replay_is_race_free,
+            tenancy_hides_other_scopes,
+            ids_resolve_in_both_forms,
+            vpc_quota_and_unique_names,
+            vpn_gw_quota,
+            user_gw_quota_names_and_addresses,
+            conn_quota_per_vpn_gw,
+            conn_quota_per_user_gw,
+            conn_quota_per_region,
+            conn_quota_per_pair,
+            conn_names_unique_per_vpc,
+            create_conn_checks_parents,
+            create_conn_is_atomic,
+            pool_allocation,
+            node_addresses_are_shared,
+            counters,
+            paging_and_ordering,
+            name_filter_is_a_literal_substring,
+            conn_filters,
+            busy_refusal,
+            create_task_transitions,
+            modify_transitions,
+            delete_transitions,
+            reset_transitions,
+            lease_expiry_hands_task_over,
+            claims_oldest_first,
+            concurrent_claims_take_each_task_once,
+            in_use_deletes,
+            renames,
+            net_status_and_desired_conns,
+            concurrent_creates_respect_quota,
+            concurrent_creates_respect_unique_name,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (store, _guard) = $make().await;
+                common::conformance::$case(store).await;
+            }
+        )*
+    };
+}
+
+// ---- fixtures ---------------------------------------------------------------
+
+const T0: Timestamp = 1_700_000_000;
+
+macro_rules! assert_err {
+    ($res:expr, $pat:pat if $guard:expr) => {{
+        let res = $res;
+        assert!(
+            matches!(res, Err($pat) if $guard),
+            "expected Err({} if {}), got {:?}",
+            stringify!($pat),
+            stringify!($guard),
+            res
+        );
+    }};
+    ($res:expr, $pat:pat) => {{
+        let res = $res;
+        assert!(
+            matches!(res, Err($pat)),
+            "expected Err({}), got {:?}",
+            stringify!($pat),
+            res
+        );
+    }};
+}
+
+async fn scope_of(store: &Arc<dyn Store>, account: &str, region: &str) -> Scope {
+    let id = match store.create_account(account).await {
+        Ok(a) => a.id,
+        Err(StoreError::NameInUse(Resource::Account)) => {
+            let all = store.list_accounts().await.unwrap();
+            all.iter().find(|(a, _)| a.name == account).unwrap().0.id
+        }
+        Err(e) => panic!("create_account: {e}"),
+    };
+    Scope {
+        account_id: id,
+        region: region.to_owned(),
+    }
+}
+
+async fn scope(store: &Arc<dyn Store>) -> Scope {
+    scope_of(store, "alice", "gz").await
+}
+
+fn roomy() -> Limits {
+    Limits {
+        vpcs_per_region: 1000,
+        vpn_gws_per_vpc: 1000,
+        user_gws_per_region: 1000,
+        conns_per_vpn_gw: 1000,
+        conns_per_user_gw: 1000,
+        conns_per_region: 1000,
+        conns_per_pair: 1000,
+        spd_rules_per_conn: 10,
+        cidrs_per_spd_rule: 50,
+    }
+}
+
+fn page(order: Order, descending: bool, offset: u32, limit: u32) -> Page {
+    Page {
+        offset,
+        limit,
+        order,
+        descending,
+    }
+}
+
+fn all() -> Page {
+    page(Order::CreateTime, false, 0, 100)
+}
+
+fn settings(psk: &str) -> ConnSettings {
+    ConnSettings {
+        pre_shared_key: Secret::new(psk),
+        spd_source: SpdSource::UserGwCidrBlock,
+        spd: vec![SpdRule {
+            local: "10.0.0.0/16".parse().unwrap(),
+            remote: vec!["10.56.20.1/24".parse().unwrap()],
+        }],
+        ike: IkeSettings {
+            encryption: IkeEncryption::AesCbc128,
+            authentication: AuthAlgorithm::Md5,
+            exchange_mode: ExchangeMode::Main,
+            local_identity: Identity::Address("203.0.113.1".parse().unwrap()),
+            remote_identity: Identity::Fqdn("peer.example.com".parse().unwrap()),
+            dh_group: DhGroup::Group2,
+            sa_lifetime_seconds: 86_400,
+        },
+        ipsec: IpsecSettings {
+            encryption: IpsecEncryption::AesCbc128,
+            integrity: AuthAlgorithm::Sha,
+            sa_lifetime_seconds: 3_600,
+            sa_lifetime_traffic_kb: 1_843_200,
+            pfs: PfsGroup::Null,
+        },
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn pool(s: &str) -> AddressSource {
+    AddressSource::Pool(s.parse().unwrap())
+}
+
+async fn vpc(store: &Arc<dyn Store>, sc: &Scope, name: &str) -> Vpc {
+    store
+        .create_vpc(
+            sc,
+            NewVpc {
+                name: name.into(),
+                cidr: "10.0.0.0/16".parse().unwrap(),
+            },
+            &roomy(),
+        )
+        .await
+        .unwrap()
+}
+
+fn new_gw(vpc_id: i64, name: &str, address: AddressSource) -> NewVpnGw {
+    NewVpnGw {
+        vpc_id,
+        name: name.into(),
+        bandwidth: 10,
+        charge_type: "POSTPAID_BY_HOUR".into(),
+        charge_period: None,
+        address,
+    }
+}
+
+async fn vpn_gw(store: &Arc<dyn Store>, sc: &Scope, vpc_id: i64, name: &str) -> VpnGw {
+    store
+        .create_vpn_gw(sc, new_gw(vpc_id, name, pool("203.0.113.0/24")), &roomy())
+        .await
+        .unwrap()
+}
+
+fn new_user_gw(name: &str, address: &str) -> NewUserGw {
+    NewUserGw {
+        name: name.into(),
+        address: ip(address),
+    }
+}
+
+async fn user_gw(store: &Arc<dyn Store>, sc: &Scope, name: &str, address: &str) -> UserGw {
+    store
+        .create_user_gw(sc, new_user_gw(name, address), &roomy())
+        .await
+        .unwrap()
+}
+
+fn new_conn(vpc: i64, gw: i64, ugw: i64, name: &str) -> NewConn {
+    NewConn {
+        vpc_id: vpc,
+        vpn_gw_id: gw,
+        user_gw_id: ugw,
+        name: name.into(),
+        settings: settings("psk-one"),
+    }
+}
+
+async fn conn(
+    store: &Arc<dyn Store>,
+    sc: &Scope,
+    gw: &VpnGw,
+    ugw: &UserGw,
+    name: &str,
+) -> (VpnConn, Task) {
+    store
+        .create_conn(sc, new_conn(gw.vpc.id, gw.id, ugw.id, name), &roomy())
+        .await
+        .unwrap()
+}
+
+/// A VPC with one VPN gateway and one peer gateway.
+async fn topology(store: &Arc<dyn Store>, sc: &Scope) -> (Vpc, VpnGw, UserGw) {
+    let v = vpc(store, sc, "vpc-main").await;
+    let g = vpn_gw(store, sc, v.id, "gw-main").await;
+    let u = user_gw(store, sc, "peer-main", "198.51.100.1").await;
+    (v, g, u)
+}
+
+/// Claim the next task as `worker` and finish it with `outcome`.
+async fn run_next(store: &Arc<dyn Store>, outcome: Result<(), TaskError>) -> ClaimedTask {
+    let claimed = store
+        .claim_task("worker-1", T0, 30)
+        .await
+        .unwrap()
+        .expect("a runnable task");
+    assert!(store
+        .finish_task(claimed.task.id, "worker-1", T0 + 1, outcome)
+        .await
+        .unwrap());
+    claimed
+}
+
+fn failure(code: &str) -> Result<(), TaskError> {
+    Err(TaskError {
+        error_code: code.into(),
+        error_msg: format!("{code} happened"),
+    })
+}
+
+async fn get_conn(store: &Arc<dyn Store>, sc: &Scope, id: i64) -> Option<VpnConn> {
+    store.get_conn(sc, &IdRef::Numeric(id)).await.unwrap()
+}
+
+async fn task(store: &Arc<dyn Store>, sc: &Scope, id: i64) -> Task {
+    store.get_task(sc, id).await.unwrap().expect("task exists")
+}
+
+/// A connection that finished creating (status 6).
+async fn running_conn(
+    store: &Arc<dyn Store>,
+    sc: &Scope,
+    gw: &VpnGw,
+    ugw: &UserGw,
+    name: &str,
+) -> VpnConn {
+    let (c, _) = conn(store, sc, gw, ugw, name).await;
+    run_next(store, Ok(())).await;
+    let c = get_conn(store, sc, c.id).await.unwrap();
+    assert_eq!(c.status, ConnStatus::Running);
+    c
+}
+
+// ---- accounts, keys, nonces -----------------------------------------------
+
+pub(crate) async fn accounts_and_keys(store: Arc<dyn Store>) {
+    let alice = store.create_account("alice").await.unwrap();
+    assert_eq!(alice.name, "alice");
+    assert!(!alice.disabled);
+    assert_err!(
+        store.create_account("alice").await,
+        StoreError::NameInUse(Resource::Account)
+    );
+    let bob = store.create_account("bob").await.unwrap();
+    assert_ne!(alice.id, bob.id);
+
+    assert_err!(
+        store.create_key("nobody").await,
+        StoreError::NotFound(Resource::Account)
+    );
+    let k1 = store.create_key("alice").await.unwrap();
+    let k2 = store.create_key("alice").await.unwrap();
+    for k in [&k1, &k2] {
+        assert_eq!(k.account_id, alice.id);
+        assert!(!k.disabled);
+        let rest = k.secret_id.strip_prefix("AKID").expect("AKID prefix");
+        assert_eq!(rest.len(), 32);
+        assert!(rest.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_eq!(k.secret_key.expose().len(), 32);
+        assert!(k
+            .secret_key
+            .expose()
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric()));
+    }
+    assert_ne!(k1.secret_id, k2.secret_id);
+    assert_ne!(k1.secret_key, k2.secret_key);
+
+    assert_eq!(
+        store.find_key(&k1.secret_id).await.unwrap(),
+        Some(k1.clone())
+    );
+    assert_eq!(store.find_key("AKIDdoesnotexist").await.unwrap(), None);
+
+    let list = store.list_accounts().await.unwrap();
+    assert_eq!(list.len(), 2);
+    let (a, keys) = list.iter().find(|(a, _)| a.id == alice.id).unwrap();
+    assert_eq!(a.name, "alice");
+    let ids: BTreeSet<_> = keys.iter().map(|k| k.secret_id.clone()).collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from([k1.secret_id.clone(), k2.secret_id.clone()])
+    );
+    let (_, bob_keys) = list.iter().find(|(a, _)| a.id == bob.id).unwrap();
+    assert!(bob_keys.is_empty());
+}
+
+pub(crate) async fn key_and_account_disable(store: Arc<dyn Store>) {
+    store.create_account("alice").await.unwrap();
+    let k1 = store.create_key("alice").await.unwrap();
+    let k2 = store.create_key("alice").await.unwrap();
+
+    store.set_key_disabled(&k1.secret_id, true).await.unwrap();
+    assert!(
+        store
+            .find_key(&k1.secret_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert!(
+        !store
+            .find_key(&k2.secret_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    store.set_key_disabled(&k1.secret_id, false).await.unwrap();
+    assert!(
+        !store
+            .find_key(&k1.secret_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert_err!(
+        store.set_key_disabled("AKIDnope", true).await,
+        StoreError::NotFound(Resource::Key)
+    );
+
+    store.set_account_disabled("alice", true).await.unwrap();
+    for k in [&k1, &k2] {
+        assert!(
+            store
+                .find_key(&k.secret_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .disabled
+        );
+    }
+    let list = store.list_accounts().await.unwrap();
+    assert!(list[0].0.disabled);
+    assert!(list[0].1.iter().all(|k| k.disabled));
+    // A key made for a disabled account is disabled too.
+    assert!(store.create_key("alice").await.unwrap().disabled);
+
+    store.set_account_disabled("alice", false).await.unwrap();
+    assert!(
+        !store
+            .find_key(&k2.secret_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert_err!(
+        store.set_account_disabled("nobody", true).await,
+        StoreError::NotFound(Resource::Account)
+    );
+}
+
+pub(crate) async fn nonce_replay(store: Arc<dyn Store>) {
+    let window = 300;
+    let seen = |now: Timestamp| (now, now - window);
+    let (now, nb) = seen(T0);
+    assert!(store.remember_nonce("AKIDa", "1", now, nb).await.unwrap());
+    let (now, nb) = seen(T0 + 1);
+    assert!(!store.remember_nonce("AKIDa", "1", now, nb).await.unwrap());
+    assert!(store.remember_nonce("AKIDb", "1", now, nb).await.unwrap());
+    assert!(store.remember_nonce("AKIDa", "2", now, nb).await.unwrap());
+    // Still inside the window at its very edge.
+    let (now, nb) = seen(T0 + window);
+    assert!(!store.remember_nonce("AKIDa", "1", now, nb).await.unwrap());
+    // Once the first sighting left the window, the nonce is new again...
+    let (now, nb) = seen(T0 + window + 1);
+    assert!(store.remember_nonce("AKIDa", "1", now, nb).await.unwrap());
+    // ...and then remembered from that new sighting.
+    let (now, nb) = seen(T0 + window + 2);
+    assert!(!store.remember_nonce("AKIDa", "1", now, nb).await.unwrap());
+    // Much later, pruning has run; fresh nonces still work.
+    let (now, nb) = seen(T0 + 10_000);
+    assert!(store.remember_nonce("AKIDa", "2", now, nb).await.unwrap());
+    assert!(!store.remember_nonce("AKIDa", "2", now, nb).await.unwrap());
+}
+
+pub(crate) async fn nonce_replay_is_race_free(store: Arc<dyn Store>) {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        set.spawn(async move {
+            store
+                .remember_nonce("AKIDrace", "4242", T0, T0 - 300)
+                .await
+                .unwrap()
+        });
+    }
+    let fresh = set.join_all().await.into_iter().filter(|f| *f).count();
+    assert_eq!(fresh, 1);
+}
+
+// ---- tenancy and ids ----------------------------------------------------------
+
+pub(crate) async fn tenancy_hides_other_scopes(store: Arc<dyn Store>) {
+    let a = scope_of(&store, "alice", "gz").await;
+    let (v, g, u) = topology(&store, &a).await;
+    let (c, t) = conn(&store, &a, &g, &u, "conn-a").await;
+
+    let other_account = scope_of(&store, "bob", "gz").await;
+    let other_region = scope_of(&store, "alice", "bj").await;
+    for s in [&other_account, &other_region] {
+        assert_eq!(store.get_vpc(s, &IdRef::Numeric(v.id)).await.unwrap(), None);
+        assert_eq!(
+            store
+                .get_vpc(s, &IdRef::Unified(v.un_id.clone()))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store.get_vpn_gw(s, &IdRef::Numeric(g.id)).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .get_vpn_gw(s, &IdRef::Unified(g.un_id.clone()))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store.get_user_gw(s, &IdRef::Numeric(u.id)).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .get_user_gw(s, &IdRef::Unified(u.un_id.clone()))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store.get_conn(s, &IdRef::Numeric(c.id)).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .get_conn(s, &IdRef::Unified(c.un_id.clone()))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(store.get_task(s, t.id).await.unwrap(), None);
+
+        assert_eq!(
+            store
+                .list_vpcs(s, &VpcFilter::default(), &all())
+                .await
+                .unwrap()
+                .0,
+            0
+        );
+        assert_eq!(
+            store
+                .list_vpn_gws(s, &VpnGwFilter::default(), &all())
+                .await
+                .unwrap()
+                .0,
+            0
+        );
+        assert_eq!(
+            store
+                .list_user_gws(s, &UserGwFilter::default(), &all())
+                .await
+                .unwrap()
+                .0,
+            0
+        );
+        assert_eq!(
+            store
+                .list_conns(s, &ConnFilter::default(), &all())
+                .await
+                .unwrap()
+                .0,
+            0
+        );
+        let by_foreign_vpc = ConnFilter {
+            vpc: Some(IdRef::Unified(v.un_id.clone())),
+            ..ConnFilter::default()
+        };
+        assert_eq!(
+            store
+                .list_conns(s, &by_foreign_vpc, &all())
+                .await
+                .unwrap()
+                .0,
+            0
+        );
+
+        assert_err!(
+            store.delete_vpc(s, v.id).await,
+            StoreError::NotFound(Resource::Vpc)
+        );
+        assert_err!(
+            store.delete_vpn_gw(s, g.id).await,
+            StoreError::NotFound(Resource::VpnGw)
+        );
+        assert_err!(
+            store.delete_user_gw(s, u.id).await,
+            StoreError::NotFound(Resource::UserGw)
+        );
+        assert_err!(
+            store.rename_vpn_gw(s, g.id, "x").await,
+            StoreError::NotFound(Resource::VpnGw)
+        );
+        assert_err!(
+            store.rename_user_gw(s, u.id, "x").await,
+            StoreError::NotFound(Resource::UserGw)
+        );
+        assert_err!(
+            store.begin_modify(s, c.id, ConnChange::default()).await,
+            StoreError::NotFound(Resource::VpnConn)
+        );
+        assert_err!(
+            store.begin_delete(s, c.id).await,
+            StoreError::NotFound(Resource::VpnConn)
+        );
+        assert_err!(
+            store.begin_reset(s, c.id).await,
+            StoreError::NotFound(Resource::VpnConn)
+        );
+        assert_err!(
+            store
+                .create_vpn_gw(s, new_gw(v.id, "gw", pool("192.0.2.0/24")), &roomy())
+                .await,
+            StoreError::NotFound(Resource::Vpc)
+        );
+        assert_err!(
+            store
+                .create_conn(s, new_conn(v.id, g.id, u.id, "c"), &roomy())
+                .await,
+            StoreError::NotFound(Resource::Vpc)
+        );
+
+        // Own resources may reuse the other scope's names and addresses.
+        let v2 = vpc(&store, s, "vpc-main").await;
+        let g2 = vpn_gw(&store, s, v2.id, "gw-main").await;
+        let u2 = user_gw(&store, s, "peer-main", "198.51.100.1").await;
+        assert_err!(
+            store
+                .create_conn(s, new_conn(v2.id, g.id, u2.id, "c"), &roomy())
+                .await,
+            StoreError::NotFound(Resource::VpnGw)
+        );
+        assert_err!(
+            store
+                .create_conn(s, new_conn(v2.id, g2.id, u.id, "c"), &roomy())
+                .await,
+            StoreError::NotFound(Resource::UserGw)
+        );
+        conn(&store, s, &g2, &u2, "conn-a").await;
+    }
+    // The first scope still sees exactly its own.
+    let (total, conns) = store
+        .list_conns(&a, &ConnFilter::default(), &all())
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(conns[0].id, c.id);
+}
+
+pub(crate) async fn ids_resolve_in_both_forms(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, u) = topology(&store, &sc).await;
+    let (c, _) = conn(&store, &sc, &g, &u, "c").await;
+
+    let read = store
+        .get_vpc(&sc, &IdRef::Numeric(v.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        read,
+        Vpc {
+            vpn_gw_num: 1,
+            ..v.clone()
+        }
+    );
+    assert_eq!(
+        store
+            .get_vpc(&sc, &IdRef::Unified(v.un_id.clone()))
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        v.id
+    );
+    assert_eq!(
+        store
+            .get_vpn_gw(&sc, &IdRef::Unified(g.un_id.clone()))
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        g.id
+    );
+    assert_eq!(
+        store
+            .get_user_gw(&sc, &IdRef::Unified(u.un_id.clone()))
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        u.id
+    );
+    assert_eq!(
+        store
+            .get_conn(&sc, &IdRef::Unified(c.un_id.clone()))
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&c)
+    );
+
+    assert_eq!(
+        store
+            .get_vpc(&sc, &IdRef::Numeric(v.id + 1000))
+            .await
+            .unwrap(),
+        None
+    );
+    let missing: IdRef<VpcKind> = IdRef::Unified(VpcId::random());
+    assert_eq!(store.get_vpc(&sc, &missing).await.unwrap(), None);
+    let missing: IdRef<VpnGwKind> = IdRef::Unified(VpnGwId::random());
+    assert_eq!(store.get_vpn_gw(&sc, &missing).await.unwrap(), None);
+    let missing: IdRef<UserGwKind> = IdRef::Unified(UserGwId::random());
+    assert_eq!(store.get_user_gw(&sc, &missing).await.unwrap(), None);
+    let missing: IdRef<VpnConnKind> = IdRef::Unified(VpnConnId::random());
+    assert_eq!(store.get_conn(&sc, &missing).await.unwrap(), None);
+
+    // What a create returns is what a read returns.
+    assert_eq!(v.name, "vpc-main");
+    assert_eq!(v.cidr.as_given(), "10.0.0.0/16");
+    assert_eq!(g.vpc.id, v.id);
+    assert_eq!(g.vpc.un_id, v.un_id);
+    assert_eq!(g.bandwidth, 10);
+    assert_eq!(g.charge_type, "POSTPAID_BY_HOUR");
+    assert_eq!(u.address, ip("198.51.100.1"));
+    assert_eq!(c.vpc.un_id, v.un_id);
+    assert_eq!(c.vpn_gw.un_id, g.un_id);
+    assert_eq!(c.vpn_gw.address, g.address);
+    assert_eq!(c.user_gw.un_id, u.un_id);
+    assert_eq!(c.user_gw.address, u.address);
+    assert_eq!(c.settings, settings("psk-one"));
+    assert_eq!(c.settings.spd[0].remote[0].as_given(), "10.56.20.1/24");
+}
+
+// ---- quotas and uniqueness ----------------------------------------------------
+
+pub(crate) async fn vpc_quota_and_unique_names(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let limits = Limits {
+        vpcs_per_region: 2,
+        ..roomy()
+    };
+    let new = |name: &str| NewVpc {
+        name: name.into(),
+        cidr: "10.0.0.0/16".parse().unwrap(),
+    };
+    store.create_vpc(&sc, new("one"), &limits).await.unwrap();
+    assert_err!(
+        store.create_vpc(&sc, new("one"), &limits).await,
+        StoreError::NameInUse(Resource::Vpc)
+    );
+    store.create_vpc(&sc, new("two"), &limits).await.unwrap();
+    assert_err!(
+        store.create_vpc(&sc, new("three"), &limits).await,
+        StoreError::LimitExceeded(Quota::VpcsPerRegion)
+    );
+    // Quotas are per region.
+    let bj = scope_of(&store, "alice", "bj").await;
+    store.create_vpc(&bj, new("three"), &limits).await.unwrap();
+    assert_eq!(
+        store
+            .list_vpcs(&sc, &VpcFilter::default(), &all())
+            .await
+            .unwrap()
+            .0,
+        2
+    );
+    // Freeing a slot makes room again.
+    let (_, vpcs) = store
+        .list_vpcs(&sc, &VpcFilter::default(), &all())
+        .await
+        .unwrap();
+    store.delete_vpc(&sc, vpcs[0].id).await.unwrap();
+    store.create_vpc(&sc, new("three"), &limits).await.unwrap();
+}
+
+pub(crate) async fn vpn_gw_quota(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let limits = Limits {
+        vpn_gws_per_vpc: 2,
+        ..roomy()
+    };
+    let v1 = vpc(&store, &sc, "v1").await;
+    let v2 = vpc(&store, &sc, "v2").await;
+    let new = |vpc: i64| new_gw(vpc, "same-name", pool("203.0.113.0/24"));
+    store.create_vpn_gw(&sc, new(v1.id), &limits).await.unwrap();
+    // VPN gateway names need not be unique.
+    store.create_vpn_gw(&sc, new(v1.id), &limits).await.unwrap();
+    assert_err!(
+        store.create_vpn_gw(&sc, new(v1.id), &limits).await,
+        StoreError::LimitExceeded(Quota::VpnGwsPerVpc)
+    );
+    store.create_vpn_gw(&sc, new(v2.id), &limits).await.unwrap();
+    assert_err!(
+        store.create_vpn_gw(&sc, new(v1.id + 1000), &limits).await,
+        StoreError::NotFound(Resource::Vpc)
+    );
+}
+
+pub(crate) async fn user_gw_quota_names_and_addresses(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let limits = Limits {
+        user_gws_per_region: 2,
+        ..roomy()
+    };
+    store
+        .create_user_gw(&sc, new_user_gw("p1", "198.51.100.1"), &limits)
+        .await
+        .unwrap();
+    assert_err!(
+        store
+            .create_user_gw(&sc, new_user_gw("p1", "198.51.100.2"), &limits)
+            .await,
+        StoreError::NameInUse(Resource::UserGw)
+    );
+    assert_err!(
+        store
+            .create_user_gw(&sc, new_user_gw("p2", "198.51.100.1"), &limits)
+            .await,
+        StoreError::AddressInUse
+    );
+    store
+        .create_user_gw(&sc, new_user_gw("p2", "198.51.100.2"), &limits)
+        .await
+        .unwrap();
+    assert_err!(
+        store
+            .create_user_gw(&sc, new_user_gw("p3", "198.51.100.3"), &limits)
+            .await,
+        StoreError::LimitExceeded(Quota::UserGwsPerRegion)
+    );
+    let other = scope_of(&store, "bob", "gz").await;
+    store
+        .create_user_gw(&other, new_user_gw("p1", "198.51.100.1"), &limits)
+        .await
+        .unwrap();
+}
+
+pub(crate) async fn conn_quota_per_vpn_gw(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let limits = Limits {
+        conns_per_vpn_gw: 2,
+        ..roomy()
+    };
+    let v = vpc(&store, &sc, "v").await;
+    let g = vpn_gw(&store, &sc, v.id, "g").await;
+    let g2 = vpn_gw(&store, &sc, v.id, "g2").await;
+    let mut peers = Vec::new();
+    for i in 1..=3 {
+        peers.push(user_gw(&store, &sc, &format!("p{i}"), &format!("198.51.100.{i}")).await);
+    }
+    for (i, p) in peers.iter().take(2).enumerate() {
+        store
+            .create_conn(&sc, new_conn(v.id, g.id, p.id, &format!("c{i}")), &limits)
+            .await
+            .unwrap();
+    }
+    assert_err!(
+        store
+            .create_conn(&sc, new_conn(v.id, g.id, peers[2].id, "c3"), &limits)
+            .await,
+        StoreError::LimitExceeded(Quota::ConnsPerVpnGw)
+    );
+    store
+        .create_conn(&sc, new_conn(v.id, g2.id, peers[2].id, "c3"), &limits)
+        .await
+        .unwrap();
+}
+
+pub(crate) async fn conn_quota_per_user_gw(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let limits = Limits {
+        conns_per_user_gw: 2,
+        ..roomy()
+    };
+    let v = vpc(&store, &sc, "v").await;
+    let u = user_gw(&store, &sc, "p", "198.51.100.1").await;
+    let u2 = user_gw(&store, &sc, "p2", "198.51.100.2").await;
+    let mut gws = Vec::new();
+    for i in 1..=3 {
+        gws.push(vpn_gw(&store, &sc, v.id, &format!("g{i}")).await);
+    }
+    for (i, g) in gws.iter().take(2).enumerate() {
+        store
+            .create_conn(&sc, new_conn(v.id, g.id, u.id, &format!("c{i}")), &limits)
+            .await
+            .unwrap();
+    }
+    assert_err!(
+        store
+            .create_conn(&sc, new_conn(v.id, gws[2].id, u.id, "c3"), &limits)
+            .await,
+        StoreError::LimitExceeded(Quota::ConnsPerUserGw)
+    );
+    store
+        .create_conn(&sc, new_conn(v.id, gws[2].id, u2.id, "c3"), &limits)
+        .await
+        .unwrap();
+}
+
+pub(crate) async fn conn_quota_per_region(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let limits = Limits {
+        conns_per_region: 2,
+        ..roomy()
+    };
+    let v1 = vpc(&store, &sc, "v1").await;
+    let v2 = vpc(&store, &sc, "v2").await;
+    let g1 = vpn_gw(&store, &sc, v1.id, "g1").await;
+    let g2 = vpn_gw(&store, &sc, v2.id, "g2").await;
+    let u1 = user_gw(&store, &sc, "p1", "198.51.100.1").await;
+    let u2 = user_gw(&store, &sc, "p2", "198.51.100.2").await;
+    store
+        .create_conn(&sc, new_conn(v1.id, g1.id, u1.id, "c"), &limits)
+        .await
+        .unwrap();
+    store
+        .create_conn(&sc, new_conn(v2.id, g2.id, u2.id, "c"), &limits)
+        .await
+        .unwrap();
+    assert_err!(
+        store
+            .create_conn(&sc, new_conn(v1.id, g1.id, u2.id, "c2"), &limits)
+            .await,
+        StoreError::LimitExceeded(Quota::ConnsPerRegion)
+    );
+    // Another region has its own count.
+    let bj = scope_of(&store, "alice", "bj").await;
+    let (_, g, u) = topology(&store, &bj).await;
+    store
+        .create_conn(&bj, new_conn(g.vpc.id, g.id, u.id, "c"), &limits)
+        .await
+        .unwrap();
+}
+
+pub(crate) async fn conn_quota_per_pair(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    // The published default: one tunnel per (peer gateway, VPN gateway).
+    let limits = Limits {
+        conns_per_pair: 1,
+        ..roomy()
+    };
+    let (v, g, u) = topology(&store, &sc).await;
+    let u2 = user_gw(&store, &sc, "p2", "198.51.100.2").await;
+    store
+        .create_conn(&sc, new_conn(v.id, g.id, u.id, "c1"), &limits)
+        .await
+        .unwrap();
+    assert_err!(
+        store
+            .create_conn(&sc, new_conn(v.id, g.id, u.id, "c2"), &limits)
+            .await,
+        StoreError::LimitExceeded(Quota::ConnsPerPair)
+    );
+    store
+        .create_conn(&sc, new_conn(v.id, g.id, u2.id, "c2"), &limits)
+        .await
+        .unwrap();
+    assert_eq!(Limits::default().conns_per_pair, 1);
+}
+
+pub(crate) async fn conn_names_unique_per_vpc(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, u) = topology(&store, &sc).await;
+    let v2 = vpc(&store, &sc, "vpc-two").await;
+    let g2 = vpn_gw(&store, &sc, v2.id, "gw-two").await;
+    conn(&store, &sc, &g, &u, "tunnel").await;
+    assert_err!(
+        store
+            .create_conn(&sc, new_conn(v.id, g.id, u.id, "tunnel"), &roomy())
+            .await,
+        StoreError::NameInUse(Resource::VpnConn)
+    );
+    // The same name in another VPC is fine.
+    conn(&store, &sc, &g2, &u, "tunnel").await;
+}
+
+pub(crate) async fn create_conn_checks_parents(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, u) = topology(&store, &sc).await;
+    let v2 = vpc(&store, &sc, "vpc-two").await;
+    let g2 = vpn_gw(&store, &sc, v2.id, "gw-two").await;
+    assert_err!(
+        store
+            .create_conn(&sc, new_conn(v.id + 1000, g.id, u.id, "c"), &roomy())
+            .await,
+        StoreError::NotFound(Resource::Vpc)
+    );
+    assert_err!(
+        store
+            .create_conn(&sc, new_conn(v.id, g.id + 1000, u.id, "c"), &roomy())
+            .await,
+        StoreError::NotFound(Resource::VpnGw)
+    );
+    // A gateway of another VPC does not belong to this one.
+    assert_err!(
+        store
+            .create_conn(&sc, new_conn(v.id, g2.id, u.id, "c"), &roomy())
+            .await,
+        StoreError::NotFound(Resource::VpnGw)
+    );
+    assert_err!(
+        store
+            .create_conn(&sc, new_conn(v.id, g.id, u.id + 1000, "c"), &roomy())
+            .await,
+        StoreError::NotFound(Resource::UserGw)
+    );
+    assert_eq!(
+        store
+            .list_conns(&sc, &ConnFilter::default(), &all())
+            .await
+            .unwrap()
+            .0,
+        0
+    );
+    assert!(store.claim_task("w", T0, 30).await.unwrap().is_none());
+}
+
+pub(crate) async fn create_conn_is_atomic(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, u) = topology(&store, &sc).await;
+    let (c, t) = conn(&store, &sc, &g, &u, "first").await;
+    assert_eq!(c.status, ConnStatus::Creating);
+    assert_eq!(c.net_status, NetStatus::Unavailable);
+    assert_eq!(c.active_task, Some(t.id));
+    assert_eq!(t.kind, TaskKind::Create);
+    assert_eq!(t.status, TaskStatus::Running);
+    assert_eq!(t.conn_id, c.id);
+    assert_eq!(t.conn_un_id, c.un_id);
+    assert_eq!(t.vpn_gw_un_id, g.un_id);
+    assert_eq!(t.user_gw_un_id, u.un_id);
+    assert_eq!(t.attempts, 0);
+    assert_eq!(t.error, None);
+    assert_eq!(t.finished_at, None);
+    assert_eq!(store.get_task(&sc, t.id).await.unwrap(), Some(t.clone()));
+
+    let full = Limits {
+        conns_per_region: 1,
+        ..roomy()
+    };
+    assert_err!(
+        store
+            .create_conn(&sc, new_conn(v.id, g.id, u.id, "second"), &full)
+            .await,
+        StoreError::LimitExceeded(Quota::ConnsPerRegion)
+    );
+    assert_err!(
+        store
+            .create_conn(&sc, new_conn(v.id, g.id, u.id, "first"), &roomy())
+            .await,
+        StoreError::NameInUse(Resource::VpnConn)
+    );
+    // Neither a connection nor a task was left behind.
+    let (total, conns) = store
+        .list_conns(&sc, &ConnFilter::default(), &all())
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(conns[0].id, c.id);
+    let claimed = store.claim_task("w", T0, 30).await.unwrap().unwrap();
+    assert_eq!(claimed.task.id, t.id);
+    assert!(store.claim_task("w", T0, 30).await.unwrap().is_none());
+}
+
+// ---- gateway addresses ----------------------------------------------------------
+
+pub(crate) async fn pool_allocation(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let v = vpc(&store, &sc, "v").await;
+    let mk = |name: &str, p: &str| new_gw(v.id, name, pool(p));
+    let g1 = store
+        .create_vpn_gw(&sc, mk("g1", "203.0.113.0/30"), &roomy())
+        .await
+        .unwrap();
+    let g2 = store
+        .create_vpn_gw(&sc, mk("g2", "203.0.113.0/30"), &roomy())
+        .await
+        .unwrap();
+    assert_eq!(g1.address, ip("203.0.113.1"));
+    assert_eq!(g2.address, ip("203.0.113.2"));
+    assert_eq!(g1.node_id, None);
+    assert_err!(
+        store
+            .create_vpn_gw(&sc, mk("g3", "203.0.113.0/30"), &roomy())
+            .await,
+        StoreError::PoolExhausted
+    );
+    // Addresses are global: another account draws from the same pool.
+    let bob = scope_of(&store, "bob", "gz").await;
+    let vb = vpc(&store, &bob, "v").await;
+    assert_err!(
+        store
+            .create_vpn_gw(&bob, new_gw(vb.id, "b", pool("203.0.113.0/30")), &roomy())
+            .await,
+        StoreError::PoolExhausted
+    );
+    let b = store
+        .create_vpn_gw(&bob, new_gw(vb.id, "b", pool("203.0.113.0/29")), &roomy())
+        .await
+        .unwrap();
+    assert_eq!(b.address, ip("203.0.113.3"));
+    // A freed address is the lowest again.
+    store.delete_vpn_gw(&sc, g1.id).await.unwrap();
+    let g4 = store
+        .create_vpn_gw(&sc, mk("g4", "203.0.113.0/29"), &roomy())
+        .await
+        .unwrap();
+    assert_eq!(g4.address, ip("203.0.113.1"));
+    let g5 = store
+        .create_vpn_gw(&sc, mk("g5", "203.0.113.0/29"), &roomy())
+        .await
+        .unwrap();
+    assert_eq!(g5.address, ip("203.0.113.4"));
+    // A /32 pool has exactly one address.
+    let one = store
+        .create_vpn_gw(&sc, mk("one", "192.0.2.77/32"), &roomy())
+        .await
+        .unwrap();
+    assert_eq!(one.address, ip("192.0.2.77"));
+    assert_err!(
+        store
+            .create_vpn_gw(&sc, mk("two", "192.0.2.77/32"), &roomy())
+            .await,
+        StoreError::PoolExhausted
+    );
+    // A gateway refused by its quota takes no address.
+    let tight = Limits {
+        vpn_gws_per_vpc: 1,
+        ..roomy()
+    };
+    let v2 = vpc(&store, &sc, "v2").await;
+    store
+        .create_vpn_gw(&sc, new_gw(v2.id, "a", pool("192.0.2.128/30")), &tight)
+        .await
+        .unwrap();
+    assert_err!(
+        store
+            .create_vpn_gw(&sc, new_gw(v2.id, "b", pool("192.0.2.128/30")), &tight)
+            .await,
+        StoreError::LimitExceeded(Quota::VpnGwsPerVpc)
+    );
+    let last = store
+        .create_vpn_gw(&sc, mk("c", "192.0.2.128/30"), &roomy())
+        .await
+        .unwrap();
+    assert_eq!(last.address, ip("192.0.2.130"));
+}
+
+pub(crate) async fn node_addresses_are_shared(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let v = vpc(&store, &sc, "v").await;
+    let node = |name: &str| {
+        new_gw(
+            v.id,
+            name,
+            AddressSource::Node {
+                node_id: 7,
+                address: ip("198.51.100.9"),
+            },
+        )
+    };
+    let a = store.create_vpn_gw(&sc, node("a"), &roomy()).await.unwrap();
+    let b = store.create_vpn_gw(&sc, node("b"), &roomy()).await.unwrap();
+    for g in [&a, &b] {
+        assert_eq!(g.address, ip("198.51.100.9"));
+        assert_eq!(g.node_id, Some(7));
+    }
+    // A pool skips addresses held by node gateways.
+    let p = store
+        .create_vpn_gw(&sc, new_gw(v.id, "p", pool("198.51.100.8/29")), &roomy())
+        .await
+        .unwrap();
+    assert_eq!(p.address, ip("198.51.100.10"));
+    assert_eq!(
+        store
+            .get_vpn_gw(&sc, &IdRef::Numeric(a.id))
+            .await
+            .unwrap()
+            .unwrap()
+            .node_id,
+        Some(7)
+    );
+}
+
+// ---- answers: counters, paging, filters -------------------------------------------
+
+pub(crate) async fn counters(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, u) = topology(&store, &sc).await;
+    // Counters are as of the answer: the VPC was created before its gateway.
+    assert_eq!(v.vpn_gw_num, 0);
+    assert_eq!(g.conn_num, 0);
+    assert_eq!(u.conn_num, 0);
+    let g2 = vpn_gw(&store, &sc, v.id, "g2").await;
+    let u2 = user_gw(&store, &sc, "p2", "198.51.100.2").await;
+    conn(&store, &sc, &g, &u, "c1").await;
+    conn(&store, &sc, &g, &u2, "c2").await;
+    conn(&store, &sc, &g2, &u2, "c3").await;
+
+    let v = store
+        .get_vpc(&sc, &IdRef::Numeric(v.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.vpn_gw_num, 2);
+    let g = store
+        .get_vpn_gw(&sc, &IdRef::Numeric(g.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.conn_num, 2);
+    let u2 = store
+        .get_user_gw(&sc, &IdRef::Numeric(u2.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u2.conn_num, 2);
+
+    let (_, gws) = store
+        .list_vpn_gws(&sc, &VpnGwFilter::default(), &all())
+        .await
+        .unwrap();
+    assert_eq!(
+        gws.iter().map(|g| g.conn_num).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    let (_, ugws) = store
+        .list_user_gws(&sc, &UserGwFilter::default(), &all())
+        .await
+        .unwrap();
+    assert_eq!(
+        ugws.iter().map(|u| u.conn_num).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    let (_, vpcs) = store
+        .list_vpcs(&sc, &VpcFilter::default(), &all())
+        .await
+        .unwrap();
+    assert_eq!(vpcs[0].vpn_gw_num, 2);
+}
+
+fn names<T>(rows: &[T], name: impl Fn(&T) -> &str) -> Vec<String> {
+    rows.iter().map(|r| name(r).to_owned()).collect()
+}
+
+pub(crate) async fn paging_and_ordering(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    // Created in this order; all within the same second, so creation order
+    // is the id tie-break.
+    let order = ["b", "a", "d", "c"];
+    let v = vpc(&store, &sc, "main").await;
+    for (i, n) in order.iter().enumerate() {
+        store
+            .create_vpc(
+                &sc,
+                NewVpc {
+                    name: (*n).into(),
+                    cidr: "10.1.0.0/16".parse().unwrap(),
+                },
+                &roomy(),
+            )
+            .await
+            .unwrap();
+        user_gw(&store, &sc, n, &format!("198.51.100.{}", i + 1)).await;
+        vpn_gw(&store, &sc, v.id, n).await;
+    }
+    let (_, gws) = store
+        .list_vpn_gws(&sc, &VpnGwFilter::default(), &all())
+        .await
+        .unwrap();
+    let (_, ugws) = store
+        .list_user_gws(&sc, &UserGwFilter::default(), &all())
+        .await
+        .unwrap();
+    for (g, u) in gws.iter().zip(&ugws) {
+        conn(&store, &sc, g, u, &g.name).await;
+    }
+
+    let cases: &[(Page, &[&str], u64)] = &[
+        (
+            page(Order::CreateTime, false, 0, 10),
+            &["b", "a", "d", "c"],
+            4,
+        ),
+        (
+            page(Order::CreateTime, true, 0, 10),
+            &["c", "d", "a", "b"],
+            4,
+        ),
+        (page(Order::Name, false, 0, 10), &["a", "b", "c", "d"], 4),
+        (page(Order::Name, true, 0, 10), &["d", "c", "b", "a"], 4),
+        (page(Order::Name, false, 1, 2), &["b", "c"], 4),
+        (page(Order::CreateTime, true, 3, 2), &["b"], 4),
+        (page(Order::Name, false, 4, 2), &[], 4),
+        (page(Order::Name, false, 0, 0), &[], 4),
+    ];
+    let only_letters =
+        |ns: Vec<String>| -> Vec<String> { ns.into_iter().filter(|n| n.len() == 1).collect() };
+    for (p, want, total) in cases {
+        let (t, rows) = store
+            .list_user_gws(&sc, &UserGwFilter::default(), p)
+            .await
+            .unwrap();
+        assert_eq!(
+            (t, names(&rows, |r| &r.name)),
+            (
+                *total,
+                want.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+            ),
+            "user gws {p:?}"
+        );
+        let (t, rows) = store
+            .list_vpn_gws(&sc, &VpnGwFilter::default(), p)
+            .await
+            .unwrap();
+        assert_eq!(
+            (t, names(&rows, |r| &r.name)),
+            (
+                *total,
+                want.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+            ),
+            "vpn gws {p:?}"
+        );
+        let (t, rows) = store
+            .list_conns(&sc, &ConnFilter::default(), p)
+            .await
+            .unwrap();
+        assert_eq!(
+            (t, names(&rows, |r| &r.name)),
+            (
+                *total,
+                want.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+            ),
+            "conns {p:?}"
+        );
+    }
+    // VPCs: "main" comes first by creation and last by name.
+    let (t, rows) = store
+        .list_vpcs(
+            &sc,
+            &VpcFilter::default(),
+            &page(Order::CreateTime, false, 0, 10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t, 5);
+    assert_eq!(names(&rows, |r| &r.name), ["main", "b", "a", "d", "c"]);
+    let (_, rows) = store
+        .list_vpcs(&sc, &VpcFilter::default(), &page(Order::Name, true, 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(names(&rows, |r| &r.name), ["main", "d", "c", "b", "a"]);
+    let (t, rows) = store
+        .list_vpcs(&sc, &VpcFilter::default(), &page(Order::Name, false, 1, 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        (t, only_letters(names(&rows, |r| &r.name))),
+        (5, vec!["b".to_string(), "c".into(), "d".into()])
+    );
+}
+
+pub(crate) async fn name_filter_is_a_literal_substring(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let all_names = ["a%b", "a_b", "axb", "AXB-2", "back\\slash", "plain"];
+    let v = vpc(&store, &sc, "main").await;
+    for (i, n) in all_names.iter().enumerate() {
+        user_gw(&store, &sc, n, &format!("198.51.100.{}", i + 1)).await;
+        vpn_gw(&store, &sc, v.id, n).await;
+        store
+            .create_vpc(
+                &sc,
+                NewVpc {
+                    name: (*n).into(),
+                    cidr: "10.1.0.0/16".parse().unwrap(),
+                },
+                &roomy(),
+            )
+            .await
+            .unwrap();
+    }
+    let (_, gws) = store
+        .list_vpn_gws(&sc, &VpnGwFilter::default(), &all())
+        .await
+        .unwrap();
+    let (_, ugws) = store
+        .list_user_gws(&sc, &UserGwFilter::default(), &all())
+        .await
+        .unwrap();
+    for (g, u) in gws.iter().zip(&ugws) {
+        conn(&store, &sc, g, u, &g.name).await;
+    }
+    // Matching is a substring match, ASCII case-insensitive; `%`, `_` and
+    // `\` are ordinary characters.
+    let cases: &[(&str, &[&str])] = &[
+        ("%", &["a%b"]),
+        ("_", &["a_b"]),
+        ("\\", &["back\\slash"]),
+        ("a%", &["a%b"]),
+        ("x", &["axb", "AXB-2"]),
+        ("AX", &["axb", "AXB-2"]),
+        ("b", &["a%b", "a_b", "axb", "AXB-2", "back\\slash"]),
+        ("", &["a%b", "a_b", "axb", "AXB-2", "back\\slash", "plain"]),
+        ("nothing", &[]),
+    ];
+    let p = page(Order::CreateTime, false, 0, 50);
+    for (filter, want) in cases {
+        let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        let name = Some(filter.to_string());
+        let (t, rows) = store
+            .list_user_gws(
+                &sc,
+                &UserGwFilter {
+                    name: name.clone(),
+                    ..Default::default()
+                },
+                &p,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (t as usize, names(&rows, |r| &r.name)),
+            (want.len(), want.clone()),
+            "user gws {filter:?}"
+        );
+        let (t, rows) = store
+            .list_vpn_gws(
+                &sc,
+                &VpnGwFilter {
+                    name: name.clone(),
+                    ..Default::default()
+                },
+                &p,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (t as usize, names(&rows, |r| &r.name)),
+            (want.len(), want.clone()),
+            "vpn gws {filter:?}"
+        );
+        let (t, rows) = store
+            .list_conns(
+                &sc,
+                &ConnFilter {
+                    name: name.clone(),
+                    ..Default::default()
+                },
+                &p,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (t as usize, names(&rows, |r| &r.name)),
+            (want.len(), want.clone()),
+            "conns {filter:?}"
+        );
+        let (t, rows) = store
+            .list_vpcs(
+                &sc,
+                &VpcFilter {
+                    name: name.clone(),
+                    ..Default::default()
+                },
+                &p,
+            )
+            .await
+            .unwrap();
+        let rows: Vec<String> = names(&rows, |r| &r.name)
+            .into_iter()
+            .filter(|n| n != "main")
+            .collect();
+        let extra = usize::from("main".contains(*filter));
+        assert_eq!(
+            (t as usize, rows),
+            (want.len() + extra, want.clone()),
+            "vpcs {filter:?}"
+        );
+    }
+}
+
+pub(crate) async fn conn_filters(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let v1 = vpc(&store, &sc, "v1").await;
+    let v2 = vpc(&store, &sc, "v2").await;
+    let g1 = vpn_gw(&store, &sc, v1.id, "g1").await;
+    let g1b = vpn_gw(&store, &sc, v1.id, "g1b").await;
+    let g2 = vpn_gw(&store, &sc, v2.id, "g2").await;
+    let u = user_gw(&store, &sc, "p", "198.51.100.1").await;
+    let (c1, _) = conn(&store, &sc, &g1, &u, "alpha").await;
+    let (c2, _) = conn(&store, &sc, &g1b, &u, "beta").await;
+    let (c3, _) = conn(&store, &sc, &g2, &u, "alphabet").await;
+
+    let ids = |rows: &[VpnConn]| rows.iter().map(|c| c.id).collect::<Vec<_>>();
+    let check = |f: ConnFilter, want: Vec<i64>| {
+        let store = store.clone();
+        let sc = sc.clone();
+        async move {
+            let (t, rows) = store.list_conns(&sc, &f, &all()).await.unwrap();
+            assert_eq!((t as usize, ids(&rows)), (want.len(), want), "{f:?}");
+        }
+    };
+    check(
+        ConnFilter {
+            vpc: Some(IdRef::Numeric(v1.id)),
+            ..Default::default()
+        },
+        vec![c1.id, c2.id],
+    )
+    .await;
+    check(
+        ConnFilter {
+            vpc: Some(IdRef::Unified(v2.un_id.clone())),
+            ..Default::default()
+        },
+        vec![c3.id],
+    )
+    .await;
+    check(
+        ConnFilter {
+            vpn_gw: Some(IdRef::Numeric(g1b.id)),
+            ..Default::default()
+        },
+        vec![c2.id],
+    )
+    .await;
+    check(
+        ConnFilter {
+            vpn_gw: Some(IdRef::Unified(g1.un_id.clone())),
+            ..Default::default()
+        },
+        vec![c1.id],
+    )
+    .await;
+    check(
+        ConnFilter {
+            id: Some(IdRef::Numeric(c3.id)),
+            ..Default::default()
+        },
+        vec![c3.id],
+    )
+    .await;
+    check(
+        ConnFilter {
+            id: Some(IdRef::Unified(c2.un_id.clone())),
+            ..Default::default()
+        },
+        vec![c2.id],
+    )
+    .await;
+    check(
+        ConnFilter {
+            name: Some("alpha".into()),
+            ..Default::default()
+        },
+        vec![c1.id, c3.id],
+    )
+    .await;
+    check(
+        ConnFilter {
+            vpc: Some(IdRef::Unified(v1.un_id.clone())),
+            name: Some("alpha".into()),
+            ..Default::default()
+        },
+        vec![c1.id],
+    )
+    .await;
+    check(
+        ConnFilter {
+            vpc: Some(IdRef::Numeric(v2.id)),
+            vpn_gw: Some(IdRef::Numeric(g1.id)),
+            ..Default::default()
+        },
+        vec![],
+    )
+    .await;
+    check(
+        ConnFilter {
+            vpc: Some(IdRef::Unified(VpcId::random())),
+            ..Default::default()
+        },
+        vec![],
+    )
+    .await;
+
+    let (t, gws) = store
+        .list_vpn_gws(
+            &sc,
+            &VpnGwFilter {
+                vpc: Some(IdRef::Unified(v1.un_id.clone())),
+                ..Default::default()
+            },
+            &all(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (t, gws.iter().map(|g| g.id).collect::<Vec<_>>()),
+        (2, vec![g1.id, g1b.id])
+    );
+    let (t, gws) = store
+        .list_vpn_gws(
+            &sc,
+            &VpnGwFilter {
+                id: Some(IdRef::Numeric(g2.id)),
+                ..Default::default()
+            },
+            &all(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((t, gws[0].id), (1, g2.id));
+    let (t, _) = store
+        .list_vpcs(
+            &sc,
+            &VpcFilter {
+                id: Some(IdRef::Unified(v2.un_id.clone())),
+                name: None,
+            },
+            &all(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t, 1);
+    let (t, _) = store
+        .list_user_gws(
+            &sc,
+            &UserGwFilter {
+                id: Some(IdRef::Unified(u.un_id.clone())),
+                name: None,
+            },
+            &all(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t, 1);
+}
+
+// ---- connection state machine and tasks -------------------------------------------
+
+pub(crate) async fn busy_refusal(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (_, g, u) = topology(&store, &sc).await;
+    let (c, create) = conn(&store, &sc, &g, &u, "c").await;
+    let change = || ConnChange {
+        name: Some("renamed".into()),
+        settings: Some(settings("psk-two")),
+    };
+    assert_err!(store.begin_modify(&sc, c.id, change()).await, StoreError::Busy(t) if t == create.id);
+    assert_err!(store.begin_delete(&sc, c.id).await, StoreError::Busy(t) if t == create.id);
+    assert_err!(store.begin_reset(&sc, c.id).await, StoreError::Busy(t) if t == create.id);
+    // A refused modify changed nothing.
+    let now = get_conn(&store, &sc, c.id).await.unwrap();
+    assert_eq!(now.name, "c");
+    assert_eq!(now.settings, settings("psk-one"));
+
+    run_next(&store, Ok(())).await;
+    let modify = store.begin_modify(&sc, c.id, change()).await.unwrap();
+    assert_err!(store.begin_delete(&sc, c.id).await, StoreError::Busy(t) if t == modify.id);
+    assert_err!(store.begin_reset(&sc, c.id).await, StoreError::Busy(t) if t == modify.id);
+    assert_err!(store.begin_modify(&sc, c.id, change()).await, StoreError::Busy(t) if t == modify.id);
+    assert_err!(
+        store.begin_delete(&sc, c.id + 1000).await,
+        StoreError::NotFound(Resource::VpnConn)
+    );
+}
+
+pub(crate) async fn create_task_transitions(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (_, g, u) = topology(&store, &sc).await;
+    let u2 = user_gw(&store, &sc, "p2", "198.51.100.2").await;
+    let (ok, ok_task) = conn(&store, &sc, &g, &u, "ok").await;
+    let (bad, bad_task) = conn(&store, &sc, &g, &u2, "bad").await;
+
+    let claimed = run_next(&store, Ok(())).await;
+    assert_eq!(claimed.task.id, ok_task.id);
+    assert_eq!(claimed.task.kind, TaskKind::Create);
+    assert_eq!(claimed.task.attempts, 1);
+    assert_eq!(claimed.conn.id, ok.id);
+    assert_eq!(claimed.conn.settings, settings("psk-one"));
+    let c = get_conn(&store, &sc, ok.id).await.unwrap();
+    assert_eq!((c.status, c.active_task), (ConnStatus::Running, None));
+    let t = task(&store, &sc, ok_task.id).await;
+    assert_eq!(
+        (t.status, t.error.clone(), t.finished_at),
+        (TaskStatus::Success, None, Some(T0 + 1))
+    );
+
+    let claimed = run_next(&store, failure("DriverError")).await;
+    assert_eq!(claimed.task.id, bad_task.id);
+    let c = get_conn(&store, &sc, bad.id).await.unwrap();
+    assert_eq!((c.status, c.active_task), (ConnStatus::CreateFailed, None));
+    let t = task(&store, &sc, bad_task.id).await;
+    assert_eq!(t.status, TaskStatus::Failed);
+    assert_eq!(
+        t.error,
+        Some(TaskError {
+            error_code: "DriverError".into(),
+            error_msg: "DriverError happened".into()
+        })
+    );
+    // A failed creation can only be deleted.
+    assert_err!(
+        store.begin_modify(&sc, bad.id, ConnChange::default()).await,
+        StoreError::InvalidState
+    );
+    assert_err!(
+        store.begin_reset(&sc, bad.id).await,
+        StoreError::InvalidState
+    );
+    let del = store.begin_delete(&sc, bad.id).await.unwrap();
+    assert_eq!(del.kind, TaskKind::Delete);
+    assert_eq!(
+        get_conn(&store, &sc, bad.id).await.unwrap().status,
+        ConnStatus::Deleting
+    );
+    run_next(&store, Ok(())).await;
+    assert_eq!(get_conn(&store, &sc, bad.id).await, None);
+    assert!(store.claim_task("w", T0, 30).await.unwrap().is_none());
+}
+
+pub(crate) async fn modify_transitions(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (_, g, u) = topology(&store, &sc).await;
+    let u2 = user_gw(&store, &sc, "p2", "198.51.100.2").await;
+    let c = running_conn(&store, &sc, &g, &u, "c").await;
+    let other = running_conn(&store, &sc, &g, &u2, "other").await;
+
+    // The new desired state is stored at once, with status 2.
+    let t = store
+        .begin_modify(
+            &sc,
+            c.id,
+            ConnChange {
+                name: Some("renamed".into()),
+                settings: Some(settings("psk-two")),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (t.kind, t.status, t.conn_id),
+        (TaskKind::Modify, TaskStatus::Running, c.id)
+    );
+    let now = get_conn(&store, &sc, c.id).await.unwrap();
+    assert_eq!(
+        (now.status, now.active_task),
+        (ConnStatus::Modifying, Some(t.id))
+    );
+    assert_eq!(now.name, "renamed");
+    assert_eq!(now.settings, settings("psk-two"));
+    let claimed = run_next(&store, Ok(())).await;
+    assert_eq!(claimed.task.id, t.id);
+    assert_eq!(claimed.conn.settings, settings("psk-two"));
+    let now = get_conn(&store, &sc, c.id).await.unwrap();
+    assert_eq!((now.status, now.active_task), (ConnStatus::Running, None));
+
+    // A name change only: the settings stay.
+    store
+        .begin_modify(
+            &sc,
+            c.id,
+            ConnChange {
+                name: Some("again".into()),
+                settings: None,
+            },
+        )
+        .await
+        .unwrap();
+    run_next(&store, failure("Boom")).await;
+    let now = get_conn(&store, &sc, c.id).await.unwrap();
+    assert_eq!(
+        (now.status, now.active_task),
+        (ConnStatus::ModifyFailed, None)
+    );
+    assert_eq!(now.name, "again");
+    assert_eq!(now.settings, settings("psk-two"));
+    assert_err!(store.begin_reset(&sc, c.id).await, StoreError::InvalidState);
+
+    // From "modify failed" a modify may be retried.
+    store
+        .begin_modify(&sc, c.id, ConnChange::default())
+        .await
+        .unwrap();
+    run_next(&store, Ok(())).await;
+    assert_eq!(
+        get_conn(&store, &sc, c.id).await.unwrap().status,
+        ConnStatus::Running
+    );
+
+    // Names stay unique within the VPC; a refusal changes nothing.
+    assert_err!(
+        store
+            .begin_modify(
+                &sc,
+                c.id,
+                ConnChange {
+                    name: Some(other.name.clone()),
+                    settings: Some(settings("x"))
+                }
+            )
+            .await,
+        StoreError::NameInUse(Resource::VpnConn)
+    );
+    let now = get_conn(&store, &sc, c.id).await.unwrap();
+    assert_eq!(
+        (now.status, now.active_task, now.name.as_str()),
+        (ConnStatus::Running, None, "again")
+    );
+    assert_eq!(now.settings, settings("psk-two"));
+    assert!(store.claim_task("w", T0, 30).await.unwrap().is_none());
+    // Keeping one's own name is not a clash.
+    store
+        .begin_modify(
+            &sc,
+            c.id,
+            ConnChange {
+                name: Some("again".into()),
+                settings: None,
+            },
+        )
+        .await
+        .unwrap();
+}
+
+pub(crate) async fn delete_transitions(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (_, g, u) = topology(&store, &sc).await;
+    let c = running_conn(&store, &sc, &g, &u, "c").await;
+
+    let t = store.begin_delete(&sc, c.id).await.unwrap();
+    assert_eq!(t.kind, TaskKind::Delete);
+    assert_eq!(
+        get_conn(&store, &sc, c.id).await.unwrap().status,
+        ConnStatus::Deleting
+    );
+    run_next(&store, failure("Stuck")).await;
+    let now = get_conn(&store, &sc, c.id).await.unwrap();
+    assert_eq!(
+        (now.status, now.active_task),
+        (ConnStatus::DeleteFailed, None)
+    );
+    assert_err!(store.begin_reset(&sc, c.id).await, StoreError::InvalidState);
+    assert_err!(
+        store.begin_modify(&sc, c.id, ConnChange::default()).await,
+        StoreError::InvalidState
+    );
+
+    let t2 = store.begin_delete(&sc, c.id).await.unwrap();
+    run_next(&store, Ok(())).await;
+    assert_eq!(get_conn(&store, &sc, c.id).await, None);
+    assert_eq!(
+        store
+            .list_conns(&sc, &ConnFilter::default(), &all())
+            .await
+            .unwrap()
+            .0,
+        0
+    );
+    // The finished task still describes the connection that is gone.
+    let done = task(&store, &sc, t2.id).await;
+    assert_eq!(done.status, TaskStatus::Success);
+    assert_eq!(done.conn_id, c.id);
+    assert_eq!(done.conn_un_id, c.un_id);
+    assert_eq!(done.vpn_gw_un_id, g.un_id);
+    assert_eq!(done.user_gw_un_id, u.un_id);
+    assert_eq!(task(&store, &sc, t.id).await.status, TaskStatus::Failed);
+    assert_err!(
+        store.begin_delete(&sc, c.id).await,
+        StoreError::NotFound(Resource::VpnConn)
+    );
+
+    // A tunnel whose modify failed may be deleted too.
+    let c2 = running_conn(&store, &sc, &g, &u, "c2").await;
+    store
+        .begin_modify(&sc, c2.id, ConnChange::default())
+        .await
+        .unwrap();
+    run_next(&store, failure("Nope")).await;
+    store.begin_delete(&sc, c2.id).await.unwrap();
+    run_next(&store, Ok(())).await;
+    assert_eq!(get_conn(&store, &sc, c2.id).await, None);
+}
+
+pub(crate) async fn reset_transitions(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (_, g, u) = topology(&store, &sc).await;
+    let c = running_conn(&store, &sc, &g, &u, "c").await;
+
+    let t = store.begin_reset(&sc, c.id).await.unwrap();
+    assert_eq!(t.kind, TaskKind::Reset);
+    let now = get_conn(&store, &sc, c.id).await.unwrap();
+    assert_eq!(
+        (now.status, now.active_task),
+        (ConnStatus::Running, Some(t.id))
+    );
+    run_next(&store, Ok(())).await;
+    let now = get_conn(&store, &sc, c.id).await.unwrap();
+    assert_eq!((now.status, now.active_task), (ConnStatus::Running, None));
+    assert_eq!(task(&store, &sc, t.id).await.status, TaskStatus::Success);
+
+    let t = store.begin_reset(&sc, c.id).await.unwrap();
+    run_next(&store, failure("NoPeer")).await;
+    let now = get_conn(&store, &sc, c.id).await.unwrap();
+    assert_eq!((now.status, now.active_task), (ConnStatus::Running, None));
+    let t = task(&store, &sc, t.id).await;
+    assert_eq!(t.status, TaskStatus::Failed);
+    assert_eq!(t.error.unwrap().error_code, "NoPeer");
+}
+
+pub(crate) async fn lease_expiry_hands_task_over(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (_, g, u) = topology(&store, &sc).await;
+    let (c, t) = conn(&store, &sc, &g, &u, "c").await;
+
+    let a = store.claim_task("worker-a", T0, 30).await.unwrap().unwrap();
+    assert_eq!((a.task.id, a.task.attempts), (t.id, 1));
+    assert!(store
+        .claim_task("worker-b", T0 + 10, 30)
+        .await
+        .unwrap()
+        .is_none());
+    // The lease runs to T0 + 30 inclusive.
+    assert!(store
+        .claim_task("worker-b", T0 + 30, 30)
+        .await
+        .unwrap()
+        .is_none());
+    let b = store
+        .claim_task("worker-b", T0 + 31, 30)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((b.task.id, b.task.attempts), (t.id, 2));
+    assert_eq!(b.conn.id, c.id);
+
+    // The old holder lost it: its finish changes nothing.
+    assert!(!store
+        .finish_task(t.id, "worker-a", T0 + 32, failure("Late"))
+        .await
+        .unwrap());
+    let now = task(&store, &sc, t.id).await;
+    assert_eq!((now.status, now.error), (TaskStatus::Running, None));
+    assert_eq!(
+        get_conn(&store, &sc, c.id).await.unwrap().status,
+        ConnStatus::Creating
+    );
+    // Nobody else can finish it either.
+    assert!(!store
+        .finish_task(t.id, "stranger", T0 + 32, Ok(()))
+        .await
+        .unwrap());
+
+    assert!(store
+        .finish_task(t.id, "worker-b", T0 + 33, Ok(()))
+        .await
+        .unwrap());
+    // Never finished twice.
+    assert!(!store
+        .finish_task(t.id, "worker-b", T0 + 34, failure("Twice"))
+        .await
+        .unwrap());
+    assert!(!store
+        .finish_task(t.id, "worker-a", T0 + 34, failure("Twice"))
+        .await
+        .unwrap());
+    let now = task(&store, &sc, t.id).await;
+    assert_eq!(
+        (now.status, now.finished_at, now.attempts),
+        (TaskStatus::Success, Some(T0 + 33), 2)
+    );
+    assert_eq!(
+        get_conn(&store, &sc, c.id).await.unwrap().status,
+        ConnStatus::Running
+    );
+    assert!(store
+        .claim_task("worker-c", T0 + 1000, 30)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!store
+        .finish_task(t.id + 1000, "worker-b", T0, Ok(()))
+        .await
+        .unwrap());
+}
+
+pub(crate) async fn claims_oldest_first(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, _) = topology(&store, &sc).await;
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let u = user_gw(
+            &store,
+            &sc,
+            &format!("u{i}"),
+            &format!("198.51.100.{}", i + 10),
+        )
+        .await;
+        let (_, t) = store
+            .create_conn(&sc, new_conn(v.id, g.id, u.id, &format!("c{i}")), &roomy())
+            .await
+            .unwrap();
+        tasks.push(t.id);
+    }
+    let mut claimed = Vec::new();
+    for w in ["w1", "w2", "w3"] {
+        claimed.push(store.claim_task(w, T0, 60).await.unwrap().unwrap().task.id);
+    }
+    assert_eq!(claimed, tasks);
+    assert!(store.claim_task("w4", T0 + 5, 60).await.unwrap().is_none());
+    // Every lease expired: the oldest comes first again.
+    let again = store.claim_task("w4", T0 + 61, 60).await.unwrap().unwrap();
+    assert_eq!(again.task.id, tasks[0]);
+}
+
+pub(crate) async fn concurrent_claims_take_each_task_once(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, _) = topology(&store, &sc).await;
+    for i in 0..3 {
+        let u = user_gw(
+            &store,
+            &sc,
+            &format!("u{i}"),
+            &format!("198.51.100.{}", i + 10),
+        )
+        .await;
+        store
+            .create_conn(&sc, new_conn(v.id, g.id, u.id, &format!("c{i}")), &roomy())
+            .await
+            .unwrap();
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..10 {
+        let store = store.clone();
+        set.spawn(async move {
+            store
+                .claim_task(&format!("w{w}"), T0, 60)
+                .await
+                .unwrap()
+                .map(|c| c.task.id)
+        });
+    }
+    let claimed: Vec<i64> = set.join_all().await.into_iter().flatten().collect();
+    assert_eq!(claimed.len(), 3, "{claimed:?}");
+    assert_eq!(claimed.iter().collect::<BTreeSet<_>>().len(), 3);
+}
+
+pub(crate) async fn in_use_deletes(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, u) = topology(&store, &sc).await;
+    let c = running_conn(&store, &sc, &g, &u, "c").await;
+
+    assert_err!(
+        store.delete_vpc(&sc, v.id).await,
+        StoreError::InUse(Resource::Vpc)
+    );
+    assert_err!(
+        store.delete_vpn_gw(&sc, g.id).await,
+        StoreError::InUse(Resource::VpnGw)
+    );
+    assert_err!(
+        store.delete_user_gw(&sc, u.id).await,
+        StoreError::InUse(Resource::UserGw)
+    );
+
+    // While the delete task runs the tunnel still holds its gateways.
+    store.begin_delete(&sc, c.id).await.unwrap();
+    assert_err!(
+        store.delete_vpn_gw(&sc, g.id).await,
+        StoreError::InUse(Resource::VpnGw)
+    );
+    assert_err!(
+        store.delete_user_gw(&sc, u.id).await,
+        StoreError::InUse(Resource::UserGw)
+    );
+    run_next(&store, Ok(())).await;
+
+    assert_err!(
+        store.delete_vpc(&sc, v.id).await,
+        StoreError::InUse(Resource::Vpc)
+    );
+    store.delete_vpn_gw(&sc, g.id).await.unwrap();
+    store.delete_user_gw(&sc, u.id).await.unwrap();
+    store.delete_vpc(&sc, v.id).await.unwrap();
+    assert_eq!(
+        store.get_vpc(&sc, &IdRef::Numeric(v.id)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_vpn_gw(&sc, &IdRef::Numeric(g.id)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_user_gw(&sc, &IdRef::Numeric(u.id)).await.unwrap(),
+        None
+    );
+    assert_err!(
+        store.delete_vpc(&sc, v.id).await,
+        StoreError::NotFound(Resource::Vpc)
+    );
+    assert_err!(
+        store.delete_vpn_gw(&sc, g.id).await,
+        StoreError::NotFound(Resource::VpnGw)
+    );
+    assert_err!(
+        store.delete_user_gw(&sc, u.id).await,
+        StoreError::NotFound(Resource::UserGw)
+    );
+    // Names and addresses are free again; numeric ids are never reused.
+    let v2 = vpc(&store, &sc, "vpc-main").await;
+    assert!(v2.id > v.id);
+    let u2 = user_gw(&store, &sc, "peer-main", "198.51.100.1").await;
+    assert!(u2.id > u.id);
+}
+
+pub(crate) async fn renames(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, u) = topology(&store, &sc).await;
+    let g2 = vpn_gw(&store, &sc, v.id, "gw-two").await;
+    let u2 = user_gw(&store, &sc, "peer-two", "198.51.100.2").await;
+    let c = running_conn(&store, &sc, &g, &u, "c").await;
+
+    store.rename_vpn_gw(&sc, g2.id, &g.name).await.unwrap();
+    let now = store
+        .get_vpn_gw(&sc, &IdRef::Numeric(g2.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.name, g.name);
+    store.rename_vpn_gw(&sc, g.id, "gw-renamed").await.unwrap();
+    // Connections show their gateways' current names.
+    let now = get_conn(&store, &sc, c.id).await.unwrap();
+    assert_eq!(now.vpn_gw.name, "gw-renamed");
+
+    assert_err!(
+        store.rename_user_gw(&sc, u2.id, &u.name).await,
+        StoreError::NameInUse(Resource::UserGw)
+    );
+    store.rename_user_gw(&sc, u2.id, "peer-two").await.unwrap();
+    store
+        .rename_user_gw(&sc, u.id, "peer-renamed")
+        .await
+        .unwrap();
+    let now = store
+        .get_user_gw(&sc, &IdRef::Numeric(u.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.name, "peer-renamed");
+    assert_eq!(
+        get_conn(&store, &sc, c.id).await.unwrap().user_gw.name,
+        "peer-renamed"
+    );
+    assert_err!(
+        store.rename_vpn_gw(&sc, g.id + 1000, "x").await,
+        StoreError::NotFound(Resource::VpnGw)
+    );
+    assert_err!(
+        store.rename_user_gw(&sc, u.id + 1000, "x").await,
+        StoreError::NotFound(Resource::UserGw)
+    );
+}
+
+pub(crate) async fn net_status_and_desired_conns(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let v = vpc(&store, &sc, "v").await;
+    let node_gw = store
+        .create_vpn_gw(
+            &sc,
+            new_gw(
+                v.id,
+                "node",
+                AddressSource::Node {
+                    node_id: 7,
+                    address: ip("198.51.100.200"),
+                },
+            ),
+            &roomy(),
+        )
+        .await
+        .unwrap();
+    let api_gw = vpn_gw(&store, &sc, v.id, "api").await;
+    let mut conns = Vec::new();
+    for i in 1..=6 {
+        let u = user_gw(&store, &sc, &format!("u{i}"), &format!("198.51.100.{i}")).await;
+        conns.push(conn(&store, &sc, &node_gw, &u, &format!("c{i}")).await.0);
+    }
+    let u7 = user_gw(&store, &sc, "u7", "198.51.100.7").await;
+    let (c7, _) = conn(&store, &sc, &api_gw, &u7, "c7").await;
+
+    // c1 ok, c2 fails, c3..c5 ok, c6 stays claimed (creating), c7 ok.
+    run_next(&store, Ok(())).await;
+    run_next(&store, failure("X")).await;
+    for _ in 3..=5 {
+        run_next(&store, Ok(())).await;
+    }
+    let held = store.claim_task("slow", T0, 3_600).await.unwrap().unwrap();
+    assert_eq!(held.conn.id, conns[5].id);
+    run_next(&store, Ok(())).await;
+    // c3: delete failed (5); c4: deleting (4); c5: modify failed (3).
+    store.begin_delete(&sc, conns[2].id).await.unwrap();
+    run_next(&store, failure("X")).await;
+    store.begin_delete(&sc, conns[3].id).await.unwrap();
+    store.claim_task("slow", T0, 3_600).await.unwrap().unwrap();
+    store
+        .begin_modify(&sc, conns[4].id, ConnChange::default())
+        .await
+        .unwrap();
+    run_next(&store, failure("X")).await;
+
+    let status = |i: usize| {
+        let store = store.clone();
+        let sc = sc.clone();
+        let id = conns[i].id;
+        async move { get_conn(&store, &sc, id).await.unwrap().status }
+    };
+    assert_eq!(status(0).await, ConnStatus::Running);
+    assert_eq!(status(1).await, ConnStatus::CreateFailed);
+    assert_eq!(status(2).await, ConnStatus::DeleteFailed);
+    assert_eq!(status(3).await, ConnStatus::Deleting);
+    assert_eq!(status(4).await, ConnStatus::ModifyFailed);
+    assert_eq!(status(5).await, ConnStatus::Creating);
+
+    let desired = store.desired_conns(Some(7)).await.unwrap();
+    let ids: BTreeSet<i64> = desired.iter().map(|c| c.id).collect();
+    let want: BTreeSet<i64> = [0, 2, 4, 5].iter().map(|&i| conns[i].id).collect();
+    assert_eq!(ids, want);
+    for c in &desired {
+        assert_eq!(c.node_id, Some(7));
+        assert_eq!(c.vpn_gw.address, ip("198.51.100.200"));
+        assert_eq!(c.settings, settings("psk-one"));
+    }
+    let api: Vec<i64> = store
+        .desired_conns(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(api, vec![c7.id]);
+    assert!(store.desired_conns(Some(8)).await.unwrap().is_empty());
+
+    // Live state, by unified id; unknown ids are ignored.
+    store
+        .set_net_status(&[
+            (conns[0].un_id.to_string(), NetStatus::Available),
+            ("vpnx-zzzzzzzz".to_string(), NetStatus::Available),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        get_conn(&store, &sc, conns[0].id).await.unwrap().net_status,
+        NetStatus::Available
+    );
+    assert_eq!(
+        get_conn(&store, &sc, conns[4].id).await.unwrap().net_status,
+        NetStatus::Unavailable
+    );
+    store
+        .set_net_status(&[(conns[0].un_id.to_string(), NetStatus::Unavailable)])
+        .await
+        .unwrap();
+    assert_eq!(
+        get_conn(&store, &sc, conns[0].id).await.unwrap().net_status,
+        NetStatus::Unavailable
+    );
+    store.set_net_status(&[]).await.unwrap();
+}
+
+// ---- races --------------------------------------------------------------------------
+
+pub(crate) async fn concurrent_creates_respect_quota(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, u) = topology(&store, &sc).await;
+    let u2 = user_gw(&store, &sc, "p2", "198.51.100.2").await;
+    let limits = Limits {
+        conns_per_vpn_gw: 2,
+        ..roomy()
+    };
+    // One slot is taken, one is free.
+    store
+        .create_conn(&sc, new_conn(v.id, g.id, u2.id, "taken"), &limits)
+        .await
+        .unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let (store, sc, limits) = (store.clone(), sc.clone(), limits.clone());
+        let new = new_conn(v.id, g.id, u.id, &format!("racer-{i}"));
+        set.spawn(async move { store.create_conn(&sc, new, &limits).await });
+    }
+    let mut won = 0;
+    for res in set.join_all().await {
+        match res {
+            Ok(_) => won += 1,
+            Err(StoreError::LimitExceeded(Quota::ConnsPerVpnGw)) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(
+        store
+            .list_conns(&sc, &ConnFilter::default(), &all())
+            .await
+            .unwrap()
+            .0,
+        2
+    );
+    assert!(store.claim_task("w", T0, 30).await.unwrap().is_some());
+    assert!(store.claim_task("w", T0, 30).await.unwrap().is_some());
+    assert!(store.claim_task("w", T0, 30).await.unwrap().is_none());
+}
+
+pub(crate) async fn concurrent_creates_respect_unique_name(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, u) = topology(&store, &sc).await;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (store, sc) = (store.clone(), sc.clone());
+        let new = new_conn(v.id, g.id, u.id, "same");
+        set.spawn(async move { store.create_conn(&sc, new, &roomy()).await });
+    }
+    let mut won = 0;
+    for res in set.join_all().await {
+        match res {
+            Ok(_) => won += 1,
+            Err(StoreError::NameInUse(Resource::VpnConn)) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(won, 1);
+}
