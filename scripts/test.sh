@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# The project's one test command: `bash scripts/test.sh`.
+#
+# On a fresh Debian 12 machine (as root) it installs what the tests need, then
+# runs every check: rustfmt, clippy, the Rust tests (unit, store, network
+# namespace end-to-end) and the Python suite that drives the server through
+# the official Tencent Cloud v2 SDK. Set-up is idempotent and quick when
+# everything is already there.
+#
+# Environment:
+#   CI=true          anything that cannot be set up or run is a failure
+#                    (outside CI such parts are skipped, with the reason printed)
+#   SKIP_SETUP=1     do not touch apt, PostgreSQL's installation or .venv
+#   PYTEST_ARGS      extra arguments for pytest (e.g. "-k replay -x")
+#
+# Exit status: 0 when every step passed, non-zero otherwise.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+SCRIPT_START=$SECONDS
+is_ci() { [[ "${CI:-}" == "true" || "${CI:-}" == "1" ]]; }
+step() { printf '\n==== [%s] %s ====\n' "$(date +%H:%M:%S)" "$*"; }
+note() { printf '  %s\n' "$*"; }
+warn() { printf '  WARNING: %s\n' "$*" >&2; }
+die() {
+    printf '\nFAILED: %s\n' "$*" >&2
+    exit 1
+}
+
+# Clean-up actions run on any exit (success, failure, Ctrl-C).
+CLEANUP=()
+on_exit() {
+    local rc=$?
+    local i
+    for ((i = ${#CLEANUP[@]} - 1; i >= 0; i--)); do
+        eval "${CLEANUP[$i]}" || true
+    done
+    exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------
+step "environment"
+if [[ -z "$(command -v cargo || true)" && -f "$HOME/.cargo/env" ]]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null || die "cargo is not on PATH (the Rust toolchain comes with the machine; it cannot be fetched here)"
+IS_ROOT=false
+[[ "$(id -u)" == "0" ]] && IS_ROOT=true
+note "repo:  $ROOT"
+note "user:  $(id -un) (root: $IS_ROOT), CI=${CI:-<unset>}"
+note "cargo: $(cargo --version)"
+if ! $IS_ROOT; then
+    if is_ci; then
+        die "must run as root under CI=true (network-namespace tests and package installation need it)"
+    fi
+    warn "not root: packages cannot be installed and the network-namespace tests will skip"
+fi
+
+# ---------------------------------------------------------------------------
+# Debian packages.
+APT_PACKAGES=(
+    strongswan-charon strongswan-swanctl libcharon-extra-plugins
+    libstrongswan-standard-plugins charon-systemd
+    iputils-ping tcpdump iproute2 postgresql-client
+    ca-certificates
+)
+
+pkg_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+# The PIDs of strongSwan daemons running on the host right now.
+strongswan_pids() {
+    local name
+    for name in charon charon-systemd starter; do
+        pgrep -x "$name" 2>/dev/null || true
+    done | sort
+}
+
+# Install Debian packages without letting their maintainer scripts start any
+# daemon (strongSwan would otherwise start a charon on the host).
+apt_install() {
+    local pkgs=("$@")
+    $IS_ROOT || die "cannot install ${pkgs[*]}: not root"
+    local before
+    before=$(strongswan_pids)
+    local made_policy=false
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\n# scripts/test.sh: no daemon starts during package installation\nexit 101\n' \
+            >/usr/sbin/policy-rc.d
+        chmod 0755 /usr/sbin/policy-rc.d
+        made_policy=true
+        CLEANUP+=("rm -f /usr/sbin/policy-rc.d")
+    fi
+    if [[ -z "${APT_UPDATED:-}" ]]; then
+        note "apt-get update"
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq
+        APT_UPDATED=1
+    fi
+    note "apt-get install ${pkgs[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+        --no-install-recommends "${pkgs[@]}"
+    if $made_policy; then
+        rm -f /usr/sbin/policy-rc.d
+    fi
+    # Belt and braces: stop any strongSwan daemon the installation started
+    # (by PID: only those that were not running before).
+    local after pid
+    after=$(strongswan_pids)
+    for pid in $(comm -13 <(echo "$before") <(echo "$after")); do
+        warn "package installation started $(ps -o comm= -p "$pid" 2>/dev/null || echo '?') (pid $pid): stopping it"
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in $(comm -13 <(echo "$before") <(echo "$after")); do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+}
+
+step "Debian packages"
+if [[ -n "${SKIP_SETUP:-}" ]]; then
+    note "SKIP_SETUP is set: not checking"
+else
+    missing=()
+    for p in "${APT_PACKAGES[@]}"; do
+        pkg_installed "$p" || missing+=("$p")
+    done
+    # A Python that can make virtualenvs (Debian splits venv/ensurepip out).
+    if ! command -v python3 >/dev/null; then
+        missing+=(python3 python3-venv)
+    elif ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        missing+=(python3-venv)
+    fi
+    if ((${#missing[@]} == 0)); then
+        note "all present"
+    elif $IS_ROOT; then
+        apt_install "${missing[@]}"
+    else
+        warn "missing packages (cannot install without root): ${missing[*]}"
+    fi
+fi
+running=$(strongswan_pids | tr '\n' ' ')
+if [[ -n "${running// /}" ]]; then
+    warn "strongSwan daemons are running on the host (pids: $running); this script did not start them and leaves them alone"
+fi
+
+# ---------------------------------------------------------------------------
+step "Python virtualenv (.venv)"
+VENV="$ROOT/.venv"
+REQ="$ROOT/requirements-test.txt"
+STAMP="$VENV/.requirements.sha256"
+want_hash=$(sha256sum "$REQ" | cut -d' ' -f1)
+venv_ok() {
+    [[ -x "$VENV/bin/python" ]] &&
+        "$VENV/bin/python" -c 'import QcloudApi.qcloudapi, pytest' 2>/dev/null &&
+        [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want_hash" ]]
+}
+if venv_ok; then
+    note "up to date ($("$VENV/bin/python" --version), $("$VENV/bin/python" -m pytest --version 2>&1 | head -1))"
+elif [[ -n "${SKIP_SETUP:-}" ]]; then
+    die ".venv is missing or stale and SKIP_SETUP is set"
+else
+    if ! [[ -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+        rm -rf "$VENV"
+        note "creating $VENV with $(command -v python3) ($(python3 --version))"
+        python3 -m venv "$VENV"
+    fi
+    note "pip install -r requirements-test.txt"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q -r "$REQ"
+    echo "$want_hash" >"$STAMP"
+    "$VENV/bin/python" -c 'import QcloudApi.qcloudapi, pytest' || die ".venv does not import QcloudApi and pytest"
+fi
+
+# ---------------------------------------------------------------------------
+step "PostgreSQL"
+PG_HOST=127.0.0.1
+PG_PORT=5432
+PG_SKIP_REASON=""
+pg_ok() {
+    PGCONNECT_TIMEOUT=5 psql -w -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres \
+        -Atqc 'select 1' >/dev/null 2>&1
+}
+pg_start_clusters() {
+    local v
+    command -v pg_ctlcluster >/dev/null || return 1
+    [[ -d /etc/postgresql ]] || return 1
+    for v in $(ls /etc/postgresql); do
+        [[ -d "/etc/postgresql/$v/main" ]] || continue
+        note "starting cluster $v/main"
+        pg_ctlcluster --skip-systemctl-redirect "$v" main start || true
+    done
+    for _ in $(seq 30); do pg_ok && return 0; sleep 1; done
+    return 1
+}
+# A freshly installed Debian cluster only takes passwords on TCP; the tests
+# connect as postgres without one, as on the project's machines.
+pg_trust_loopback() {
+    local hba v
+    for v in $(ls /etc/postgresql); do
+        hba="/etc/postgresql/$v/main/pg_hba.conf"
+        [[ -f "$hba" ]] || continue
+        if ! grep -q '^# scripts/test.sh' "$hba"; then
+            note "allowing trust auth from 127.0.0.1 in $hba"
+            {
+                echo "# scripts/test.sh: the test suite connects as postgres from loopback without a password"
+                echo "host all all 127.0.0.1/32 trust"
+                echo "host all all ::1/128 trust"
+                cat "$hba"
+            } >"$hba.new"
+            chown --reference="$hba" "$hba.new"
+            chmod --reference="$hba" "$hba.new"
+            mv "$hba.new" "$hba"
+            pg_ctlcluster --skip-systemctl-redirect "$v" main reload || true
+        fi
+    done
+}
+
+if ! command -v psql >/dev/null; then
+    PG_SKIP_REASON="psql (postgresql-client) is not installed"
+elif pg_ok; then
+    note "reachable on $PG_HOST:$PG_PORT"
+elif [[ -n "${SKIP_SETUP:-}" ]]; then
+    PG_SKIP_REASON="not reachable on $PG_HOST:$PG_PORT (SKIP_SETUP is set, so not starting or installing it)"
+elif ! $IS_ROOT; then
+    PG_SKIP_REASON="not reachable on $PG_HOST:$PG_PORT and not root, so cannot start or install it"
+else
+    note "not reachable on $PG_HOST:$PG_PORT"
+    if ! pg_start_clusters && ! pkg_installed postgresql; then
+        note "the PostgreSQL server is not installed: installing it"
+        apt_install postgresql
+        pg_trust_loopback
+        pg_start_clusters || true
+    fi
+    if pg_ok; then
+        note "reachable on $PG_HOST:$PG_PORT"
+    else
+        PG_SKIP_REASON="could not connect as postgres to $PG_HOST:$PG_PORT after starting/installing the server"
+    fi
+fi
+
+if [[ -z "$PG_SKIP_REASON" ]]; then
+    PG_DB="vpcd_test_$$_$(date +%s)"
+    psql -w -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -qc \
+        "CREATE DATABASE \"$PG_DB\"" || die "could not create database $PG_DB"
+    CLEANUP+=("psql -w -h $PG_HOST -p $PG_PORT -U postgres -d postgres -qc 'DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)' >/dev/null && echo '  dropped database $PG_DB'")
+    export VPCD_TEST_PG_URL="postgres://postgres@$PG_HOST:$PG_PORT/$PG_DB"
+    note "VPCD_TEST_PG_URL=$VPCD_TEST_PG_URL (dropped at exit)"
+else
+    unset VPCD_TEST_PG_URL
+    if is_ci; then
+        die "PostgreSQL is required under CI=true: $PG_SKIP_REASON"
+    fi
+    printf '\n  *** PostgreSQL tests are SKIPPED: %s ***\n\n' "$PG_SKIP_REASON"
+fi
+
+# ---------------------------------------------------------------------------
+# The checks. Each runs even if an earlier one failed, so one run shows
+# everything that is wrong; the script fails if any failed.
+FAILED=()
+PASSED=()
+run_step() {
+    local name=$1
+    shift
+    step "$name"
+    note "\$ $*"
+    local t0=$SECONDS rc=0
+    "$@" || rc=$?
+    if ((rc == 0)); then
+        note "-> $name: OK ($((SECONDS - t0))s)"
+        PASSED+=("$name")
+    else
+        note "-> $name: FAILED with exit status $rc ($((SECONDS - t0))s)"
+        FAILED+=("$name")
+    fi
+}
+
+run_step "cargo fmt" cargo fmt --all --check
+run_step "cargo clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings
+run_step "cargo test" cargo test --workspace --all-features
+
+step "build target/debug/vpcd for the SDK suite"
+if cargo build -p vpcd; then
+    read -r -a extra <<<"${PYTEST_ARGS:-}"
+    run_step "SDK suite (pytest)" "$VENV/bin/python" -m pytest tests/sdk -q "${extra[@]}"
+else
+    note "-> cargo build -p vpcd FAILED: the SDK suite cannot run"
+    FAILED+=("cargo build -p vpcd" "SDK suite (pytest)")
+fi
+
+step "summary ($((SECONDS - SCRIPT_START))s)"
+for s in "${PASSED[@]}"; do note "ok      $s"; done
+for s in "${FAILED[@]}"; do note "FAILED  $s"; done
+[[ -z "$PG_SKIP_REASON" ]] || note "skipped PostgreSQL tests: $PG_SKIP_REASON"
+if ((${#FAILED[@]} > 0)); then
+    die "${#FAILED[@]} step(s) failed: ${FAILED[*]}"
+fi
+echo "all checks passed"

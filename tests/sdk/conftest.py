@@ -1,0 +1,183 @@
+"""Fixtures of the SDK suite: one `vpcd serve` per session, and clients of
+the official Tencent Cloud API v2 SDK (qcloudapi-sdk-python 2.0.15, used
+unmodified) pointed at it.
+
+The SDK is pointed at the local server by configuration only:
+- its vpc module hard-codes ``requestHost = 'vpc.api.qcloud.com'`` as a class
+  attribute; the session sets that attribute to the server's HTTPS address;
+- it always speaks HTTPS with Python's default certificate verification; the
+  session sets ``SSL_CERT_FILE`` to the server's self-signed certificate
+  before any connection is made;
+- it honours ``https_proxy``; the session removes proxy variables so that
+  nothing leaves 127.0.0.1.
+"""
+
+import json
+import os
+import signal
+import ssl
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import sdkutil
+
+ROOT = Path(__file__).resolve().parents[2]
+
+for _var in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+    os.environ.pop(_var, None)
+
+
+def _binary() -> Path:
+    """target/debug/vpcd (or $VPCD_BIN), built if missing."""
+    explicit = os.environ.get("VPCD_BIN")
+    if explicit:
+        return Path(explicit)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    if not target.is_absolute():
+        target = ROOT / target
+    binary = target / "debug" / "vpcd"
+    if not binary.exists():
+        subprocess.run(["cargo", "build", "-p", "vpcd"], cwd=ROOT, check=True)
+    return binary
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None  # not written yet, or half written
+
+
+def _log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+class Server:
+    """A running `vpcd serve` with its addresses and first-start credentials."""
+
+    def __init__(self, proc, data_dir: Path, log_path: Path, listen: dict, creds: dict):
+        self.proc = proc
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.http = listen["http"]  # "127.0.0.1:NNN"
+        self.https = listen["https"]
+        self.secret_id = creds["secretId"]
+        self.secret_key = creds["secretKey"]
+        self.region = creds["region"]
+        self.cert = data_dir / "tls" / "cert.pem"
+
+    def log_tail(self, lines: int = 40) -> str:
+        return _log_tail(self.log_path, lines)
+
+
+def _start(tmp: Path) -> Server:
+    data_dir = tmp / "data"
+    log_path = tmp / "vpcd.log"
+    env = dict(os.environ)
+    # The suite runs against the default (SQLite in the data dir) store and
+    # the default settings; only the listen addresses are chosen here.
+    for var in list(env):
+        if var.startswith("VPCD_") and var != "VPCD_LOG":
+            del env[var]
+    env.setdefault("VPCD_LOG", "info")
+    argv = [
+        str(_binary()),
+        "serve",
+        "--data-dir", str(data_dir),
+        "--http", "127.0.0.1:0",
+        "--https", "127.0.0.1:0",
+    ]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 60
+    listen = creds = None
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"vpcd serve exited with status {proc.returncode}:\n{_log_tail(log_path)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"vpcd serve did not become ready in 60 s:\n{_log_tail(log_path)}")
+            listen = listen or _read_json(data_dir / "listen.json")
+            creds = creds or _read_json(data_dir / "credentials")
+            if listen and creds and _healthy(listen["http"]):
+                break
+            time.sleep(0.05)
+    except BaseException:
+        _stop(proc)
+        raise
+    return Server(proc, data_dir, log_path, listen, creds)
+
+
+def _healthy(http_addr: str) -> bool:
+    try:
+        with sdkutil.plain_opener().open(f"http://{http_addr}/healthz", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def _stop(proc) -> None:
+    """SIGTERM by PID, then SIGKILL after a timeout."""
+    if proc.poll() is not None:
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    srv = _start(tmp_path_factory.mktemp("vpcd"))
+    # Trust the server's self-signed certificate for every HTTPS connection
+    # the SDK makes (it uses Python's default SSL context, which reads
+    # SSL_CERT_FILE each time one is created).
+    old_cert_file = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = str(srv.cert)
+    assert ssl.get_default_verify_paths().cafile == str(srv.cert), ssl.get_default_verify_paths()
+    vpc_class = sdkutil.vpc_module_class()
+    old_host = vpc_class.requestHost
+    vpc_class.requestHost = srv.https
+    try:
+        yield srv
+    finally:
+        vpc_class.requestHost = old_host
+        if old_cert_file is None:
+            os.environ.pop("SSL_CERT_FILE", None)
+        else:
+            os.environ["SSL_CERT_FILE"] = old_cert_file
+        _stop(srv.proc)
+        rc = srv.proc.returncode
+        if rc != 0:
+            print(f"\nvpcd serve exited with status {rc} on SIGTERM; log tail:\n{srv.log_tail()}")
+
+
+VARIANTS = [
+    ("GET", "HmacSHA1"),
+    ("GET", "HmacSHA256"),
+    ("POST", "HmacSHA1"),
+    ("POST", "HmacSHA256"),
+]
+
+
+@pytest.fixture(params=VARIANTS, ids=[f"{m}-{s}" for m, s in VARIANTS])
+def api(request, server):
+    """An SDK client for one (HTTP method, signature method) pair, in a
+    region of its own so that tests never see each other's resources or
+    quotas."""
+    method, sign_method = request.param
+    return sdkutil.Client(server, method=method, sign_method=sign_method, region=sdkutil.unique_region())
+
+
+@pytest.fixture(params=["HmacSHA1", "HmacSHA256"])
+def sign_method(request):
+    return request.param

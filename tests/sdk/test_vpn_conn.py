@@ -1,0 +1,235 @@
+"""AddVpnConnEx as the seed document shows it, through the official SDK,
+then DescribeVpcTaskResult and DescribeVpnConn with every default."""
+
+import re
+
+import pytest
+
+from sdkutil import unique
+
+SEED_KEYS = {"vpnGwId", "userGwId", "vpnConnId", "taskId", "vpnConnStatus", "preSharedKey", "userGwSubnetList"}
+
+
+@pytest.fixture
+def topology(api):
+    """A VPC (10.0.0.0/16, not overlapping the seed's 10.56.20.0/24), a VPN
+    gateway in it and a peer gateway."""
+    vpc = api.create_vpc(cidr="10.0.0.0/16")
+    gw = api.run_vpn_gw(vpc["uniqVpcId"])
+    ugw, ugw_addr = api.add_user_gw()
+    return {
+        "vpcId": vpc["uniqVpcId"],
+        "vpnGwId": gw["vpnGwId"],
+        "vpnGwAddress": gw["vpnGwAddress"],
+        "userGwId": ugw,
+        "userGwAddr": ugw_addr,
+    }
+
+
+def seed_params(t):
+    # Exactly the seed example's parameters (its ids replaced by ours).
+    return {
+        "vpcId": t["vpcId"],
+        "userGwId": t["userGwId"],
+        "vpnGwId": t["vpnGwId"],
+        "userGwCidrBlock": ["10.56.20.1/24"],  # the SDK sends userGwCidrBlock.0
+        "preSharedKey": "dgdgd33",
+    }
+
+
+def add_and_wait(api, params):
+    r = api.ok("AddVpnConnEx", params)
+    task = api.wait_task(r["data"]["taskId"])
+    assert task["status"] == 0, task
+    return r, task
+
+
+def describe_one(api, t):
+    d = api.ok("DescribeVpnConn", {"vpcId": t["vpcId"], "vpnGwId": t["vpnGwId"]})
+    assert d["totalCount"] == 1, d
+    assert len(d["data"]) == 1, d
+    return d["data"][0]
+
+
+def test_seed_example(api, topology):
+    t = topology
+    r = api.ok("AddVpnConnEx", seed_params(t))
+    data = r["data"]
+    assert set(data) == SEED_KEYS, data
+    assert data["vpnGwId"] == t["vpnGwId"]
+    assert data["userGwId"] == t["userGwId"]
+    assert data["vpnConnId"] == 0
+    assert isinstance(data["taskId"], int) and not isinstance(data["taskId"], bool) and data["taskId"] > 0, data
+    assert data["vpnConnStatus"] == 0
+    assert data["preSharedKey"] == "dgdgd33"
+    assert data["userGwSubnetList"] == ["10.56.20.1/24"]
+
+    task = api.wait_task(data["taskId"])
+    assert task["status"] == 0, task
+
+    c = describe_one(api, t)
+    assert c["vpcConnStatus"] == 6, c
+    assert c["netStatus"] == "unavailable", c  # API-only mode negotiates nothing
+    assert re.match(r"^vpnconn-[a-z0-9]{8}$", c["vpnConnName"]), c
+    assert re.match(r"^vpnx-[a-z0-9]{8}$", c["unVpnConnId"]), c
+    assert c["unVpcId"] == t["vpcId"]
+    assert c["unVpnGwId"] == t["vpnGwId"]
+    assert c["unUserGwId"] == t["userGwId"]
+    assert c["vpnGwAddress"] == t["vpnGwAddress"]
+    assert c["userGwAddress"] == t["userGwAddr"]
+    assert c["preSharedKey"] == "dgdgd33"
+    assert c["destinationCidr"] == ["10.56.20.1/24"]
+    assert c["vpnProto"] == "ip-sec"
+
+    ike = c["IKEArr"]
+    assert ike["propoEncryAlgorithm"] == "3des-cbc", ike
+    assert ike["propoAuthenAlgorithm"] == "md5", ike
+    assert ike["exchangeMode"] == "main", ike
+    assert ike["localIdentity"] == "address", ike
+    assert ike["localAddress"] == t["vpnGwAddress"], ike
+    assert ike["remoteIdentity"] == "address", ike
+    assert ike["remoteAddress"] == t["userGwAddr"], ike
+    assert ike["dhGroupName"] == "group2", ike
+    assert ike["ikeSaLifetimeSeconds"] == "86400", ike
+
+    ipsec = c["IPSECArr"]
+    assert ipsec["encryptAlgorithm"] == "3des-cbc", ipsec
+    assert ipsec["integrityAlgorith"] == "md5", ipsec
+    assert ipsec["ipsecSaLifetimeSeconds"] == "3600", ipsec
+    assert ipsec["ipsecSaLifetimeTraffic"] == "1843200", ipsec
+    # The seed's value list for pfsDhGroup is "null, dh-group1, ...": the
+    # default is that value, "null".
+    assert ipsec["pfsDhGroup"] == "null", ipsec
+
+    # The task's result names the new connection.
+    out = task.get("output", {})
+    if "unVpnConnId" in out:
+        assert out["unVpnConnId"] == c["unVpnConnId"], task
+
+    # Filtering by the connection's id (either form) finds it.
+    for ref in (c["unVpnConnId"], c["vpnConnId"]):
+        d = api.ok("DescribeVpnConn", {"vpnConnId": ref})
+        assert d["totalCount"] == 1 and d["data"][0]["unVpnConnId"] == c["unVpnConnId"], d
+
+
+def test_named_connection(api, topology):
+    t = topology
+    name = unique("conn")
+    p = dict(seed_params(t), vpnConnName=name)
+    add_and_wait(api, p)
+    assert describe_one(api, t)["vpnConnName"] == name
+
+
+@pytest.mark.parametrize(
+    "override,code,code_desc,names",
+    [
+        ({"vpnGwId": "vpngw-0000zzzz"}, 5000, "InvalidVpnGw.NotFound", "vpnGwId"),
+        ({"userGwId": "cgw-0000zzzz"}, 5000, "InvalidUserGw.NotFound", "userGwId"),
+        ({"vpcId": "vpc-0000zzzz"}, 5000, "InvalidVpc.NotFound", "vpcId"),
+        ({"vpnConnName": "c" * 61}, 4000, "InvalidVpnConnName", "vpnConnName"),
+        ({"preSharedKey": None}, 4000, None, "preSharedKey"),
+        ({"userGwCidrBlock": ["10.56.20.1/33"]}, 4000, None, "userGwCidrBlock"),
+        ({"IKESet": {"dhGroupName": "group3"}}, 4000, None, "dhGroupName"),
+        ({"IKESet": {"ikeSaLifetimeSeconds": 59}}, 4000, None, "ikeSaLifetimeSeconds"),
+        ({"IPsecSet": {"pfsDhGroup": "group2"}}, 4000, None, "pfsDhGroup"),
+    ],
+    ids=["vpngw", "usergw", "vpc", "name-61", "psk-missing", "cidr", "dh-group", "ike-lifetime", "pfs"],
+)
+def test_add_vpn_conn_errors(api, topology, override, code, code_desc, names):
+    p = seed_params(topology)
+    for k, v in override.items():
+        if v is None:
+            p.pop(k)
+        else:
+            p[k] = v
+    api.err("AddVpnConnEx", p, code=code, code_desc=code_desc, names=names)
+    assert api.ok("DescribeVpnConn", {"vpcId": topology["vpcId"]})["totalCount"] == 0
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        {"IKESet": {"dhGroupName": "group14"}},  # IKESet.dhGroupName
+        {"IKESet": [{"dhGroupName": "group14"}]},  # IKESet.0.dhGroupName (older docs)
+    ],
+    ids=["IKESet.x", "IKESet.0.x"],
+)
+def test_nested_sets_the_sdk_way(api, topology, sets):
+    t = topology
+    add_and_wait(api, dict(seed_params(t), **sets))
+    c = describe_one(api, t)
+    assert c["IKEArr"]["dhGroupName"] == "group14", c
+    # Everything else keeps its default.
+    assert c["IKEArr"]["propoEncryAlgorithm"] == "3des-cbc", c
+    assert c["IKEArr"]["ikeSaLifetimeSeconds"] == "86400", c
+    assert c["IPSECArr"]["pfsDhGroup"] == "null", c
+
+
+def test_full_ike_and_ipsec_sets(api, topology):
+    t = topology
+    sets = {
+        "IKESet": {
+            "propoEncryAlgorithm": "aes-cbc-256",
+            "propoAuthenAlgorithm": "sha",
+            "exchangeMode": "aggressive",
+            "localIdentity": "fqdn",
+            "localFqdnName": "gw.example.com",
+            "remoteIdentity": "address",
+            "remoteAddress": t["userGwAddr"],
+            "dhGroupName": "group14",
+            "ikeSaLifetimeSeconds": 3600,
+        },
+        "IPsecSet": {
+            "encryptAlgorithm": "aes-cbc-128",
+            "integrityAlgorith": "sha",
+            "ipsecSaLifetimeSeconds": 1800,
+            "ipsecSaLifetimeTraffic": 2560,
+            "pfsDhGroup": "dh-group14",
+        },
+    }
+    add_and_wait(api, dict(seed_params(t), **sets))
+    c = describe_one(api, t)
+    ike, ipsec = c["IKEArr"], c["IPSECArr"]
+    assert ike["propoEncryAlgorithm"] == "aes-cbc-256", ike
+    assert ike["propoAuthenAlgorithm"] == "sha", ike
+    assert ike["exchangeMode"] == "aggressive", ike
+    assert ike["localIdentity"] == "fqdn", ike
+    assert ike["localFqdnName"] == "gw.example.com", ike
+    assert ike["remoteIdentity"] == "address", ike
+    assert ike["remoteAddress"] == t["userGwAddr"], ike
+    assert ike["dhGroupName"] == "group14", ike
+    assert ike["ikeSaLifetimeSeconds"] == "3600", ike
+    assert ipsec["encryptAlgorithm"] == "aes-cbc-128", ipsec
+    assert ipsec["integrityAlgorith"] == "sha", ipsec
+    assert ipsec["ipsecSaLifetimeSeconds"] == "1800", ipsec
+    assert ipsec["ipsecSaLifetimeTraffic"] == "2560", ipsec
+    assert ipsec["pfsDhGroup"] == "dh-group14", ipsec
+
+
+def test_modify_and_delete_connection(api, topology):
+    t = topology
+    add_and_wait(api, seed_params(t))
+    c = describe_one(api, t)
+    conn = c["unVpnConnId"]
+
+    r = api.ok("ModifyVpnConnEx", {
+        "vpcId": t["vpcId"], "vpnGwId": t["vpnGwId"], "vpnConnId": conn,
+        "preSharedKey": "newkey42", "IKESet": {"dhGroupName": "group5"},
+    })
+    assert api.wait_task(r["data"]["taskId"])["status"] == 0
+    c = describe_one(api, t)
+    assert c["preSharedKey"] == "newkey42", c
+    assert c["IKEArr"]["dhGroupName"] == "group5", c
+    assert c["destinationCidr"] == ["10.56.20.1/24"], c  # unchanged
+    assert c["vpcConnStatus"] == 6, c
+
+    # Gateways in use cannot go.
+    api.err("DeleteUserGw", {"userGwId": t["userGwId"]}, code=None, names="userGwId")
+    api.err("DeleteVpnGw", {"vpcId": t["vpcId"], "vpnGwId": t["vpnGwId"]}, code=None, names="vpnGwId")
+
+    r = api.ok("DeleteVpnConn", {"vpcId": t["vpcId"], "vpnGwId": t["vpnGwId"], "vpnConnId": conn})
+    assert api.wait_task(r["data"]["taskId"])["status"] == 0
+    assert api.ok("DescribeVpnConn", {"vpcId": t["vpcId"]})["totalCount"] == 0
+    api.ok("DeleteUserGw", {"userGwId": t["userGwId"]})
+    api.ok("DeleteVpnGw", {"vpcId": t["vpcId"], "vpnGwId": t["vpnGwId"]})
+    api.ok("DeleteVpc", {"vpcId": t["vpcId"]})
