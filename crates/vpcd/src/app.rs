@@ -3,7 +3,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use std::time::Duration;
+
+use async_trait::async_trait;
 use ipnet::IpNet;
+use vpcd_dataplane::DriverError;
+use vpcd_types::{NetStatus, TunnelSpec, VpnConnId};
 use vpcd_dataplane::{ApiOnlyDriver, VpnDriver};
 use vpcd_store::{Limits, Store};
 
@@ -58,13 +63,23 @@ impl Clock {
 /// gateways that have none.
 pub struct Drivers {
     pub api_only: Arc<ApiOnlyDriver>,
+    api_only_dyn: Arc<dyn VpnDriver>,
     nodes: RwLock<HashMap<i64, Arc<dyn VpnDriver>>>,
 }
 
 impl Drivers {
-    pub fn new(api_only: Arc<ApiOnlyDriver>) -> Self {
+    pub fn new(api_only: Arc<ApiOnlyDriver>, delay: Duration) -> Self {
+        let api_only_dyn: Arc<dyn VpnDriver> = if delay.is_zero() {
+            api_only.clone()
+        } else {
+            Arc::new(Delayed {
+                inner: api_only.clone(),
+                delay,
+            })
+        };
         Drivers {
             api_only,
+            api_only_dyn,
             nodes: RwLock::new(HashMap::new()),
         }
     }
@@ -79,7 +94,7 @@ impl Drivers {
     /// The driver for a gateway placed on `node` (`None`: API only).
     pub fn get(&self, node: Option<i64>) -> Option<Arc<dyn VpnDriver>> {
         match node {
-            None => Some(self.api_only.clone()),
+            None => Some(self.api_only_dyn.clone()),
             Some(id) => self
                 .nodes
                 .read()
@@ -92,7 +107,7 @@ impl Drivers {
     /// Every driver with its node id.
     pub fn all(&self) -> Vec<(Option<i64>, Arc<dyn VpnDriver>)> {
         let mut v: Vec<(Option<i64>, Arc<dyn VpnDriver>)> =
-            vec![(None, self.api_only.clone() as Arc<dyn VpnDriver>)];
+            vec![(None, self.api_only_dyn.clone())];
         v.extend(
             self.nodes
                 .read()
@@ -136,5 +151,36 @@ impl Placement {
         }
         let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(nodes[i % nodes.len()])
+    }
+}
+
+/// A driver that waits before each change: simulated data-plane latency.
+struct Delayed {
+    inner: Arc<ApiOnlyDriver>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl VpnDriver for Delayed {
+    fn describe(&self) -> String {
+        format!("{} with {:?} simulated latency", self.inner.describe(), self.delay)
+    }
+    async fn apply(&self, spec: &TunnelSpec) -> Result<(), DriverError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.apply(spec).await
+    }
+    async fn remove(&self, name: &VpnConnId) -> Result<(), DriverError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.remove(name).await
+    }
+    async fn reset(&self, spec: &TunnelSpec) -> Result<(), DriverError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.reset(spec).await
+    }
+    async fn loaded(&self) -> Result<Vec<String>, DriverError> {
+        self.inner.loaded().await
+    }
+    async fn net_status(&self) -> Result<HashMap<String, NetStatus>, DriverError> {
+        self.inner.net_status().await
     }
 }

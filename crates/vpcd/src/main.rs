@@ -70,7 +70,7 @@ struct ServeArgs {
     /// Seconds a worker owns a claimed task before another may take it over.
     #[arg(long, env = "VPCD_TASK_LEASE_SECS", default_value_t = 30)]
     task_lease_secs: i64,
-    /// Tasks applied concurrently by this process.
+    /// Tasks applied concurrently by this process (0: serve the API only, apply no tasks).
     #[arg(long, env = "VPCD_WORKERS", default_value_t = 4)]
     workers: usize,
     /// How often live tunnel state is polled, in milliseconds.
@@ -79,6 +79,10 @@ struct ServeArgs {
     /// How often gateway nodes are reconciled with the database, in seconds.
     #[arg(long, env = "VPCD_RECONCILE_INTERVAL_SECS", default_value_t = 30)]
     reconcile_interval_secs: u64,
+    /// Simulated latency of each API-only data-plane change, in milliseconds
+    /// (to test client automation against realistic task timing).
+    #[arg(long, env = "VPCD_API_ONLY_DELAY_MS", default_value_t = 0)]
+    api_only_delay_ms: u64,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -260,6 +264,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 workers: a.workers,
                 health_interval: Duration::from_millis(a.health_interval_ms),
                 reconcile_interval: Duration::from_secs(a.reconcile_interval_secs),
+                api_only_delay: Duration::from_millis(a.api_only_delay_ms),
             };
             vpcd::server::serve(cfg).await?;
             Ok(0)

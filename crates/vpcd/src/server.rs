@@ -33,6 +33,30 @@ pub struct ServeConfig {
     pub workers: usize,
     pub health_interval: Duration,
     pub reconcile_interval: Duration,
+    /// Simulated data-plane latency of the API-only driver (for testing
+    /// client automation against realistic task timing).
+    pub api_only_delay: Duration,
+}
+
+impl ServeConfig {
+    /// Defaults for a data directory, as `vpcd serve` has them.
+    pub fn new(data_dir: PathBuf) -> Self {
+        ServeConfig {
+            data_dir,
+            database: None,
+            http: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            https: Some(SocketAddr::from(([127, 0, 0, 1], 8443))),
+            tls_cert: None,
+            tls_key: None,
+            region: "gz".to_owned(),
+            settings: Settings::default(),
+            task_lease_secs: 30,
+            workers: 4,
+            health_interval: Duration::from_millis(500),
+            reconcile_interval: Duration::from_secs(30),
+            api_only_delay: Duration::ZERO,
+        }
+    }
 }
 
 /// The addresses actually bound (port 0 resolves here).
@@ -95,7 +119,10 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     bootstrap(store.as_ref(), &cfg).await?;
 
     let clock = Clock::default();
-    let drivers = Arc::new(Drivers::new(Arc::new(ApiOnlyDriver::new())));
+    let drivers = Arc::new(Drivers::new(
+        Arc::new(ApiOnlyDriver::new()),
+        cfg.api_only_delay,
+    ));
     let engine = Arc::new(Engine::new(
         store.clone(),
         drivers.clone(),
@@ -160,7 +187,10 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     )?;
     tracing::info!(http = ?bound.http, https = ?bound.https, database = %redact_url(&url), "vpcd serving");
 
-    tasks.push(tokio::spawn(engine.clone().run(shutdown_rx.clone())));
+    // `--workers 0` makes a node that serves the API but applies no tasks.
+    if cfg.workers > 0 {
+        tasks.push(tokio::spawn(engine.clone().run(shutdown_rx.clone())));
+    }
     tasks.push(tokio::spawn(reconcile_loop(
         state.clone(),
         cfg.reconcile_interval,

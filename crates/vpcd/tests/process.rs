@@ -1,0 +1,223 @@
+//! The `vpcd` binary as operators run it: first start, secrets in logs,
+//! kill -9 with tasks in flight, graceful shutdown.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vpcd"))
+}
+
+struct Proc {
+    child: Child,
+    http: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // Stopped by PID only.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data: &Path, extra: &[&str], log: &Path) -> Proc {
+    let _ = std::fs::remove_file(data.join("listen.json"));
+    let logf = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let child = Command::new(bin())
+        .args(["serve", "--data-dir"])
+        .arg(data)
+        .args(["--http", "127.0.0.1:0", "--https", "127.0.0.1:0"])
+        .args(extra)
+        .env("VPCD_LOG", "trace")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(logf)
+        .spawn()
+        .expect("spawn vpcd");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(data.join("listen.json")) {
+            let v: Value = serde_json::from_str(&s).unwrap();
+            return Proc {
+                child,
+                http: format!("http://{}", v["http"].as_str().unwrap()),
+            };
+        }
+        assert!(Instant::now() < deadline, "vpcd did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn call(data: &Path, endpoint: &str, action: &str, params: &[&str]) -> Value {
+    let out = Command::new(bin())
+        .arg("call")
+        .arg(action)
+        .args(params)
+        .args(["--endpoint", endpoint, "--credentials"])
+        .arg(data.join("credentials"))
+        .env("VPCD_LOG", "trace")
+        .output()
+        .expect("vpcd call");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text} / {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+fn creds(data: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(data.join("credentials")).unwrap()).unwrap()
+}
+
+#[test]
+fn first_start_credentials_and_secrets_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("vpcd.log");
+    let p = start(&data, &[], &log);
+    let c = creds(&data);
+    let secret_key = c["secretKey"].as_str().unwrap().to_owned();
+    assert_eq!(c["region"], "gz");
+    assert!(c["secretId"].as_str().unwrap().starts_with("AKID"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("credentials")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(data.join("tls/cert.pem").exists() && data.join("tls/key.pem").exists());
+
+    // Traffic that carries every kind of secret: PSKs, signatures, bad
+    // signatures and bad PSKs.
+    let psk = "Sup3r-Secret-PSK-value!";
+    let vpc = call(&data, &p.http, "CreateVpc", &["vpcName=v", "cidrBlock=10.0.0.0/16"]);
+    let vpc_id = vpc["uniqVpcId"].as_str().unwrap().to_owned();
+    let gw = call(&data, &p.http, "RunVpnGw", &[&format!("vpcId={vpc_id}"), "name=g"]);
+    let gw_id = gw["data"]["vpnGwId"].as_str().unwrap().to_owned();
+    let u = call(&data, &p.http, "AddUserGw", &["userGwName=u", "userGwAddr=198.51.100.9"]);
+    let u_id = u["userGwId"].as_str().unwrap().to_owned();
+    let add = call(
+        &data,
+        &p.http,
+        "AddVpnConnEx",
+        &[&format!("vpcId={vpc_id}"), &format!("vpnGwId={gw_id}"), &format!("userGwId={u_id}"), &format!("preSharedKey={psk}"), "userGwCidrBlock.0=192.168.0.0/24"],
+    );
+    assert_eq!(add["code"], 0, "{add}");
+    let bad_psk = "bad secret with spaces";
+    let bad = call(
+        &data,
+        &p.http,
+        "AddVpnConnEx",
+        &[&format!("vpcId={vpc_id}"), &format!("vpnGwId={gw_id}"), &format!("userGwId={u_id}"), &format!("preSharedKey={bad_psk}"), "userGwCidrBlock.0=192.168.1.0/24", "vpnConnName=x"],
+    );
+    assert_eq!(bad["code"], 4000);
+    assert!(!bad.to_string().contains(bad_psk));
+    // A wrong signature.
+    let resp = reqwest::blocking::get(format!(
+        "{}/v2/index.php?Action=DescribeVpcEx&Region=gz&Timestamp=1&Nonce=5&SecretId={}&Signature=Zm9vYmFyYmF6cXV4",
+        p.http,
+        c["secretId"].as_str().unwrap()
+    ));
+    drop(resp);
+    drop(p);
+
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "the run logged at trace level");
+    for secret in [secret_key.as_str(), psk, bad_psk, "Zm9vYmFyYmF6cXV4"] {
+        assert!(!logs.contains(secret), "a secret reached the log");
+    }
+    // Signatures of the real requests: none of their Base64 values appear.
+    for line in logs.lines() {
+        assert!(!line.contains("Signature="), "a signed query reached the log: {line}");
+    }
+}
+
+#[test]
+fn kill_dash_nine_with_tasks_in_flight_then_every_task_completes_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("vpcd.log");
+    // Slow data plane and short leases, so the kill lands mid-task.
+    let mut p = start(
+        &data,
+        &["--api-only-delay-ms", "1500", "--task-lease-secs", "2", "--workers", "2", "--limit-conns-per-vpn-gw", "50", "--limit-conns-per-region", "50", "--limit-conns-per-pair", "50"],
+        &log,
+    );
+    let vpc = call(&data, &p.http, "CreateVpc", &["vpcName=v", "cidrBlock=10.0.0.0/16"]);
+    let vpc_id = vpc["uniqVpcId"].as_str().unwrap().to_owned();
+    let gw = call(&data, &p.http, "RunVpnGw", &[&format!("vpcId={vpc_id}"), "name=g"]);
+    let gw_id = gw["data"]["vpnGwId"].as_str().unwrap().to_owned();
+    let u = call(&data, &p.http, "AddUserGw", &["userGwName=u", "userGwAddr=198.51.100.9"]);
+    let u_id = u["userGwId"].as_str().unwrap().to_owned();
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let v = call(
+            &data,
+            &p.http,
+            "AddVpnConnEx",
+            &[&format!("vpcId={vpc_id}"), &format!("vpnGwId={gw_id}"), &format!("userGwId={u_id}"), "preSharedKey=k", "userGwCidrBlock.0=192.168.0.0/24", &format!("vpnConnName=c{i}")],
+        );
+        assert_eq!(v["code"], 0, "{v}");
+        tasks.push(v["data"]["taskId"].as_i64().unwrap());
+    }
+    // Two tasks are claimed and sleeping in the driver now.
+    std::thread::sleep(Duration::from_millis(500));
+    p.child.kill().unwrap(); // SIGKILL
+    p.child.wait().unwrap();
+
+    let p = start(&data, &["--task-lease-secs", "2"], &log);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for t in &tasks {
+        loop {
+            let v = call(&data, &p.http, "DescribeVpcTaskResult", &[&format!("taskId={t}")]);
+            if v["data"]["status"] == 0 {
+                break;
+            }
+            assert_eq!(v["data"]["status"], 2, "task {t} failed: {v}");
+            assert!(Instant::now() < deadline, "task {t} never completed after the restart");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let list = call(&data, &p.http, "DescribeVpnConn", &["limit=50"]);
+    assert_eq!(list["totalCount"], 6, "no connection lost or doubled");
+    for c in list["data"].as_array().unwrap() {
+        assert_eq!(c["vpcConnStatus"], 6, "{c}");
+    }
+    drop(p);
+    // Each task finished exactly once: one finish time, and no task was
+    // claimed more than once beyond the interrupted attempt.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = vpcd_store::connect(&format!("sqlite://{}", data.join("vpcd.db").display())).await.unwrap();
+        let scope = vpcd_store::Scope { account_id: 1, region: "gz".into() };
+        let mut retried = 0;
+        for t in &tasks {
+            let task = store.get_task(&scope, *t).await.unwrap().unwrap();
+            assert!(task.finished_at.is_some());
+            assert!(task.attempts <= 2, "task {t} claimed {} times", task.attempts);
+            if task.attempts == 2 {
+                retried += 1;
+            }
+        }
+        assert!(retried >= 1, "the kill interrupted at least one claimed task");
+    });
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("vpcd.log");
+    let mut p = start(&data, &[], &log);
+    let pid = p.child.id();
+    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(st) = p.child.try_wait().unwrap() {
+            assert!(st.success(), "exit status {st}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "vpcd ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(std::fs::read_to_string(&log).unwrap().contains("stopped"));
+}
