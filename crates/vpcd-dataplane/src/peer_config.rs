@@ -1,0 +1,785 @@
+//! Configuration for the customer's device: the other end of a tunnel,
+//! written from the peer's point of view (local and remote swapped).
+//!
+//! Used by DescribeUserGwVendor ([`vendors`]) and GetVpnConnConfig
+//! ([`render`]).
+//!
+//! # Injection safety
+//! The only free-form inputs are the pre-shared key (1-128 printable ASCII
+//! characters, so `"`, `#`, `{`, `\`, `;`, `$` can occur) and the interface
+//! name. Everything else comes from closed alphabets: addresses, CIDRs,
+//! FQDNs (`[A-Za-z0-9.-]`), algorithm keywords and numbers.
+//! - The interface name must match `[A-Za-z][A-Za-z0-9/._:-]{0,63}`, else
+//!   [`PeerConfigError::InterfaceName`].
+//! - strongSwan and Juniper get the key hex-encoded (`secret = 0x...`,
+//!   `pre-shared-key hexadecimal ...`), Libreswan base64 (`PSK 0s...`): no
+//!   character of the key reaches the file.
+//! - Cisco IOS has no encoded form for ISAKMP keys, so the key is written as
+//!   is, and keys the IOS parser would misread (`?` opens help, `"`/`\` are
+//!   quote/escape characters on some trains, a bare `0`/`6`/`7` is an
+//!   encryption-type keyword, a leading `!`/`#` reads as a comment) are
+//!   refused with
+//!   [`PeerConfigError::PreSharedKey`].
+//! - The connection name never appears; generated object names are fixed.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use base64::Engine as _;
+use ipnet::IpNet;
+use vpcd_types::{
+    AuthAlgorithm, DhGroup, ExchangeMode, Identity, IkeEncryption, IpsecEncryption, PfsGroup,
+    TunnelSpec,
+};
+
+use crate::strongswan::render;
+
+/// A device configuration vpcd can generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vendor {
+    /// Stable key, e.g. `strongswan`.
+    pub key: &'static str,
+    pub vendorname: &'static str,
+    pub platform: &'static str,
+    pub software: &'static str,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    StrongSwan,
+    Libreswan,
+    CiscoIos,
+    JuniperSrx,
+}
+
+static VENDORS: [Vendor; 4] = [
+    Vendor {
+        key: "strongswan",
+        vendorname: "strongSwan",
+        platform: "Linux",
+        software: "strongSwan 5.8+ (swanctl.conf)",
+        kind: Kind::StrongSwan,
+    },
+    Vendor {
+        key: "libreswan",
+        vendorname: "Libreswan",
+        platform: "Linux",
+        software: "Libreswan 4.x (ipsec.conf)",
+        kind: Kind::Libreswan,
+    },
+    Vendor {
+        key: "cisco",
+        vendorname: "Cisco",
+        platform: "ISR",
+        software: "IOS 15.x",
+        kind: Kind::CiscoIos,
+    },
+    Vendor {
+        key: "juniper",
+        vendorname: "Juniper",
+        platform: "SRX",
+        software: "Junos 12.3+",
+        kind: Kind::JuniperSrx,
+    },
+];
+
+/// Every supported device, in display order.
+pub fn vendors() -> &'static [Vendor] {
+    &VENDORS
+}
+
+/// Look a vendor up by its key (`strongswan`, `libreswan`, `cisco`, `juniper`).
+pub fn vendor(key: &str) -> Option<&'static Vendor> {
+    VENDORS.iter().find(|v| v.key == key)
+}
+
+/// Look a vendor up by the triple DescribeUserGwVendor lists (exact match).
+pub fn find(vendorname: &str, platform: &str, software: &str) -> Option<&'static Vendor> {
+    VENDORS
+        .iter()
+        .find(|v| v.vendorname == vendorname && v.platform == platform && v.software == software)
+}
+
+/// Why no configuration was produced. Messages name the API parameter at
+/// fault and never contain the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerConfigError {
+    #[error("interfaceName: expected a letter followed by up to 63 letters, digits or / . _ : -")]
+    InterfaceName,
+    #[error("preSharedKey: {0}")]
+    PreSharedKey(&'static str),
+    /// A setting the target device cannot express.
+    #[error("{param}: {reason}")]
+    Unsupported {
+        param: &'static str,
+        reason: &'static str,
+    },
+}
+
+/// The configuration for `vendor`'s device at the far end of `spec`.
+///
+/// `interface_name` is the device's outside interface (Cisco: where the
+/// crypto map goes, default `GigabitEthernet0/0`; Juniper: the IKE external
+/// interface, default `ge-0/0/0.0`); strongSwan and Libreswan ignore it.
+pub fn render(
+    vendor: &Vendor,
+    spec: &TunnelSpec,
+    interface_name: Option<&str>,
+) -> Result<String, PeerConfigError> {
+    if let Some(i) = interface_name {
+        check_interface(i)?;
+    }
+    let psk = spec.settings.pre_shared_key.expose();
+    let valid_psk =
+        (1..=128).contains(&psk.len()) && psk.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if !valid_psk {
+        return Err(PeerConfigError::PreSharedKey(
+            "expected 1-128 printable ASCII characters without spaces",
+        ));
+    }
+    match vendor.kind {
+        Kind::StrongSwan => Ok(strongswan(spec)),
+        Kind::Libreswan => libreswan(spec),
+        Kind::CiscoIos => cisco(spec, interface_name.unwrap_or("GigabitEthernet0/0")),
+        Kind::JuniperSrx => Ok(juniper(spec, interface_name.unwrap_or("ge-0/0/0.0"))),
+    }
+}
+
+fn check_interface(name: &str) -> Result<(), PeerConfigError> {
+    let b = name.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphabetic()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"/._:-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(PeerConfigError::InterfaceName)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The peer's (local, remote) identities and addresses.
+struct PeerView<'a> {
+    local_addr: IpAddr,
+    remote_addr: IpAddr,
+    local_id: &'a Identity,
+    remote_id: &'a Identity,
+    /// (peer-side net, cloud-side net).
+    pairs: Vec<(IpNet, IpNet)>,
+}
+
+fn peer_view(spec: &TunnelSpec) -> PeerView<'_> {
+    PeerView {
+        local_addr: spec.remote_addr,
+        remote_addr: spec.local_addr,
+        local_id: &spec.settings.ike.remote_identity,
+        remote_id: &spec.settings.ike.local_identity,
+        pairs: render::spd_pairs(spec)
+            .into_iter()
+            .map(|(vpc, idc)| (idc, vpc))
+            .collect(),
+    }
+}
+
+fn header(out: &mut String, comment: &str, spec: &TunnelSpec) {
+    // The id is `vpnx-` + [a-z0-9]{8}; no user-chosen text is written.
+    let _ = writeln!(
+        out,
+        "{comment} vpcd tunnel {} - configuration for the customer gateway {}",
+        spec.name, spec.remote_addr
+    );
+}
+
+// ---------------------------------------------------------------- strongSwan
+
+/// swanctl.conf, loadable with `swanctl --load-all --file FILE`.
+fn strongswan(spec: &TunnelSpec) -> String {
+    let v = peer_view(spec);
+    let mut out = String::new();
+    header(&mut out, "#", spec);
+    out.push_str("# Load with: swanctl --load-all --file <this file>\n");
+    out.push_str(&render::peer_conn(spec).to_string());
+    out.push_str("secrets {\n  ike-vpcd {\n");
+    let _ = writeln!(out, "    id-local = {}", v.local_id.value());
+    let _ = writeln!(out, "    id-remote = {}", v.remote_id.value());
+    let _ = writeln!(
+        out,
+        "    secret = 0x{}",
+        hex(spec.settings.pre_shared_key.expose().as_bytes())
+    );
+    out.push_str("  }\n}\n");
+    out
+}
+
+// ----------------------------------------------------------------- Libreswan
+
+fn libreswan_id(id: &Identity) -> String {
+    match id {
+        Identity::Address(a) => a.to_string(),
+        // `@` keeps pluto from resolving the name.
+        Identity::Fqdn(f) => format!("@{f}"),
+    }
+}
+
+fn libreswan_enc(param: &'static str, name: &'static str) -> Result<&'static str, PeerConfigError> {
+    if name == "des" {
+        return Err(PeerConfigError::Unsupported {
+            param,
+            reason: "des-cbc is not supported by Libreswan",
+        });
+    }
+    Ok(name)
+}
+
+fn libreswan_dh(param: &'static str, g: DhGroup) -> Result<&'static str, PeerConfigError> {
+    match g {
+        DhGroup::Group1 | DhGroup::Group24 => Err(PeerConfigError::Unsupported {
+            param,
+            reason: "this DH group was removed from Libreswan",
+        }),
+        other => Ok(render::dh_group(other)),
+    }
+}
+
+fn libreswan(spec: &TunnelSpec) -> Result<String, PeerConfigError> {
+    let v = peer_view(spec);
+    let ike = &spec.settings.ike;
+    let ipsec = &spec.settings.ipsec;
+    let ike_alg = format!(
+        "{}-{};{}",
+        libreswan_enc(
+            "IKESet.propoEncryAlgorithm",
+            render::ike_encryption(ike.encryption)
+        )?,
+        render::integrity(ike.authentication),
+        libreswan_dh("IKESet.dhGroupName", ike.dh_group)?
+    );
+    let mut esp = format!(
+        "{}-{}",
+        libreswan_enc(
+            "IPsecSet.encryptAlgorithm",
+            render::esp_encryption(ipsec.encryption)
+        )?,
+        render::integrity(ipsec.integrity)
+    );
+    if let Some(g) = ipsec.pfs.group() {
+        esp.push(';');
+        esp.push_str(libreswan_dh("IPsecSet.pfsDhGroup", g)?);
+    }
+    let mut out = String::new();
+    header(&mut out, "#", spec);
+    out.push_str("# /etc/ipsec.d/vpcd.conf\n");
+    out.push_str("conn vpcd-base\n");
+    let mut kv = |k: &str, val: &str| {
+        let _ = writeln!(out, "\t{k}={val}");
+    };
+    kv("auto", "ignore");
+    kv("type", "tunnel");
+    kv("ikev2", "no");
+    kv("authby", "secret");
+    kv(
+        "aggressive",
+        if ike.exchange_mode == ExchangeMode::Aggressive {
+            "yes"
+        } else {
+            "no"
+        },
+    );
+    kv("left", &v.local_addr.to_string());
+    kv("leftid", &libreswan_id(v.local_id));
+    kv("right", &v.remote_addr.to_string());
+    kv("rightid", &libreswan_id(v.remote_id));
+    kv("ike", &ike_alg);
+    kv("esp", &esp);
+    kv(
+        "pfs",
+        if ipsec.pfs == PfsGroup::Null {
+            "no"
+        } else {
+            "yes"
+        },
+    );
+    kv("ikelifetime", &format!("{}s", ike.sa_lifetime_seconds));
+    kv("salifetime", &format!("{}s", ipsec.sa_lifetime_seconds));
+    kv("dpddelay", &format!("{}", render::DPD_DELAY_SECONDS));
+    kv("dpdtimeout", &format!("{}", render::DPD_TIMEOUT_SECONDS));
+    kv("dpdaction", "restart");
+    kv("keyingtries", "%forever");
+    for (i, (local, remote)) in v.pairs.iter().enumerate() {
+        let _ = writeln!(out, "\nconn vpcd-{}", i + 1);
+        let _ = writeln!(out, "\talso=vpcd-base");
+        let _ = writeln!(out, "\tleftsubnet={local}");
+        let _ = writeln!(out, "\trightsubnet={remote}");
+        let _ = writeln!(out, "\tauto=start");
+    }
+    out.push_str("\n# /etc/ipsec.d/vpcd.secrets\n");
+    let b64 = base64::engine::general_purpose::STANDARD
+        .encode(spec.settings.pre_shared_key.expose().as_bytes());
+    let _ = writeln!(
+        out,
+        "{} {} : PSK 0s{b64}",
+        libreswan_id(v.local_id),
+        libreswan_id(v.remote_id)
+    );
+    Ok(out)
+}
+
+// ----------------------------------------------------------------- Cisco IOS
+
+fn cisco_psk(psk: &str) -> Result<&str, PeerConfigError> {
+    if psk.bytes().any(|b| matches!(b, b'?' | b'"' | b'\\')) {
+        return Err(PeerConfigError::PreSharedKey(
+            "the characters ? \" \\ cannot be entered safely in Cisco IOS; choose another key",
+        ));
+    }
+    if psk.starts_with(['!', '#']) {
+        return Err(PeerConfigError::PreSharedKey(
+            "a key starting with ! or # could be read as a comment by Cisco IOS",
+        ));
+    }
+    if matches!(psk, "0" | "6" | "7") {
+        return Err(PeerConfigError::PreSharedKey(
+            "a key of 0, 6 or 7 alone is read as an encryption type by Cisco IOS",
+        ));
+    }
+    Ok(psk)
+}
+
+fn wildcard(net: &IpNet) -> String {
+    match net {
+        IpNet::V4(n) => format!("{} {}", n.network(), n.hostmask()),
+        IpNet::V6(n) => n.to_string(),
+    }
+}
+
+fn cisco(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConfigError> {
+    let psk = cisco_psk(spec.settings.pre_shared_key.expose())?;
+    let v = peer_view(spec);
+    let ike = &spec.settings.ike;
+    let ipsec = &spec.settings.ipsec;
+    let enc = match ike.encryption {
+        IkeEncryption::TripleDesCbc => "3des",
+        IkeEncryption::DesCbc => "des",
+        IkeEncryption::AesCbc128 => "aes 128",
+        IkeEncryption::AesCbc192 => "aes 192",
+        IkeEncryption::AesCbc256 => "aes 256",
+    };
+    let esp_enc = match ipsec.encryption {
+        IpsecEncryption::TripleDesCbc => "esp-3des",
+        IpsecEncryption::DesCbc => "esp-des",
+        IpsecEncryption::AesCbc128 => "esp-aes 128",
+        IpsecEncryption::AesCbc192 => "esp-aes 192",
+        IpsecEncryption::AesCbc256 => "esp-aes 256",
+        IpsecEncryption::Null => "esp-null",
+    };
+    let esp_auth = match ipsec.integrity {
+        AuthAlgorithm::Md5 => "esp-md5-hmac",
+        AuthAlgorithm::Sha => "esp-sha-hmac",
+    };
+    let group = |g: DhGroup| match g {
+        DhGroup::Group1 => "1",
+        DhGroup::Group2 => "2",
+        DhGroup::Group5 => "5",
+        DhGroup::Group14 => "14",
+        DhGroup::Group24 => "24",
+    };
+    let mut o = String::new();
+    header(&mut o, "!", spec);
+    o.push_str("! Paste in configuration mode (configure terminal).\n");
+    // IOS accepts ISAKMP lifetimes of 60-86400 s and IPsec ones of
+    // 120-86400 s; the lower bounds are within the API's ranges.
+    let ike_life = ike.sa_lifetime_seconds.min(86_400);
+    let sa_life = ipsec.sa_lifetime_seconds.min(86_400);
+    if ike_life != ike.sa_lifetime_seconds || sa_life != ipsec.sa_lifetime_seconds {
+        o.push_str("! Lifetimes above 86400 s are capped to the IOS maximum.\n");
+    }
+    o.push_str("crypto keyring vpcd-keyring\n");
+    match v.remote_id {
+        Identity::Fqdn(f) => {
+            let _ = writeln!(o, " pre-shared-key hostname {f} key {psk}");
+        }
+        Identity::Address(_) => {
+            let _ = writeln!(o, " pre-shared-key address {} key {psk}", v.remote_addr);
+        }
+    }
+    o.push_str("!\ncrypto isakmp policy 10\n");
+    let _ = writeln!(o, " encryption {enc}");
+    let _ = writeln!(
+        o,
+        " hash {}",
+        match ike.authentication {
+            AuthAlgorithm::Md5 => "md5",
+            AuthAlgorithm::Sha => "sha",
+        }
+    );
+    o.push_str(" authentication pre-share\n");
+    let _ = writeln!(o, " group {}", group(ike.dh_group));
+    let _ = writeln!(o, " lifetime {ike_life}");
+    let _ = writeln!(
+        o,
+        "!\ncrypto isakmp keepalive {} 3 periodic",
+        render::DPD_DELAY_SECONDS
+    );
+    o.push_str("!\ncrypto isakmp profile vpcd-profile\n keyring vpcd-keyring\n");
+    match v.local_id {
+        Identity::Fqdn(f) => {
+            let _ = writeln!(
+                o,
+                " ! self-identity fqdn sends hostname + ip domain-name: they must form {f}"
+            );
+            o.push_str(" self-identity fqdn\n");
+        }
+        Identity::Address(_) => o.push_str(" self-identity address\n"),
+    }
+    match v.remote_id {
+        Identity::Fqdn(f) => {
+            let _ = writeln!(o, " match identity host {f}");
+        }
+        Identity::Address(a) => {
+            let _ = writeln!(o, " match identity address {a} 255.255.255.255");
+        }
+    }
+    if ike.exchange_mode == ExchangeMode::Aggressive {
+        o.push_str(" initiate mode aggressive\n");
+    }
+    let _ = writeln!(
+        o,
+        "!\ncrypto ipsec transform-set vpcd-ts {esp_enc} {esp_auth}\n mode tunnel"
+    );
+    o.push_str("!\nip access-list extended vpcd-acl\n");
+    for (local, remote) in &v.pairs {
+        let _ = writeln!(o, " permit ip {} {}", wildcard(local), wildcard(remote));
+    }
+    o.push_str("!\ncrypto map vpcd-map 10 ipsec-isakmp\n");
+    let _ = writeln!(o, " set peer {}", v.remote_addr);
+    o.push_str(" set transform-set vpcd-ts\n set isakmp-profile vpcd-profile\n");
+    if let Some(g) = ipsec.pfs.group() {
+        let _ = writeln!(o, " set pfs group{}", group(g));
+    }
+    let _ = writeln!(o, " set security-association lifetime seconds {sa_life}");
+    let _ = writeln!(
+        o,
+        " set security-association lifetime kilobytes {}",
+        ipsec.sa_lifetime_traffic_kb
+    );
+    o.push_str(" match address vpcd-acl\n!\n");
+    let _ = writeln!(o, "interface {iface}\n crypto map vpcd-map\n!\nend");
+    Ok(o)
+}
+
+// --------------------------------------------------------------- Juniper SRX
+
+fn juniper(spec: &TunnelSpec, iface: &str) -> String {
+    let v = peer_view(spec);
+    let ike = &spec.settings.ike;
+    let ipsec = &spec.settings.ipsec;
+    let enc = |e: &str| match e {
+        "3des" => "3des-cbc",
+        "des" => "des-cbc",
+        "aes128" => "aes-128-cbc",
+        "aes192" => "aes-192-cbc",
+        _ => "aes-256-cbc",
+    };
+    let group = |g: DhGroup| match g {
+        DhGroup::Group1 => "group1",
+        DhGroup::Group2 => "group2",
+        DhGroup::Group5 => "group5",
+        DhGroup::Group14 => "group14",
+        DhGroup::Group24 => "group24",
+    };
+    let identity = |id: &Identity| match id {
+        Identity::Address(a) => format!("inet {a}"),
+        Identity::Fqdn(f) => format!("hostname {f}"),
+    };
+    // Junos accepts lifetimes of 180-86400 s.
+    let ike_life = ike.sa_lifetime_seconds.clamp(180, 86_400);
+    let sa_life = ipsec.sa_lifetime_seconds.clamp(180, 86_400);
+    let mut o = String::new();
+    header(&mut o, "#", spec);
+    o.push_str("# Enter in configuration mode, then commit.\n");
+    let mut set = |line: String| {
+        o.push_str("set ");
+        o.push_str(&line);
+        o.push('\n');
+    };
+    let p = "security ike proposal vpcd-ike-proposal";
+    set(format!("{p} authentication-method pre-shared-keys"));
+    set(format!("{p} dh-group {}", group(ike.dh_group)));
+    set(format!(
+        "{p} authentication-algorithm {}",
+        match ike.authentication {
+            AuthAlgorithm::Md5 => "md5",
+            AuthAlgorithm::Sha => "sha1",
+        }
+    ));
+    set(format!(
+        "{p} encryption-algorithm {}",
+        enc(render::ike_encryption(ike.encryption))
+    ));
+    set(format!("{p} lifetime-seconds {ike_life}"));
+    let p = "security ike policy vpcd-ike-policy";
+    set(format!(
+        "{p} mode {}",
+        match ike.exchange_mode {
+            ExchangeMode::Main => "main",
+            ExchangeMode::Aggressive => "aggressive",
+        }
+    ));
+    set(format!("{p} proposals vpcd-ike-proposal"));
+    set(format!(
+        "{p} pre-shared-key hexadecimal {}",
+        hex(spec.settings.pre_shared_key.expose().as_bytes())
+    ));
+    let p = "security ike gateway vpcd-gateway";
+    set(format!("{p} ike-policy vpcd-ike-policy"));
+    set(format!("{p} address {}", v.remote_addr));
+    set(format!("{p} external-interface {iface}"));
+    set(format!("{p} local-identity {}", identity(v.local_id)));
+    set(format!("{p} remote-identity {}", identity(v.remote_id)));
+    set(format!(
+        "{p} dead-peer-detection interval {} threshold 3",
+        render::DPD_DELAY_SECONDS
+    ));
+    set(format!("{p} version v1-only"));
+    let p = "security ipsec proposal vpcd-ipsec-proposal";
+    set(format!("{p} protocol esp"));
+    set(format!(
+        "{p} authentication-algorithm {}",
+        match ipsec.integrity {
+            AuthAlgorithm::Md5 => "hmac-md5-96",
+            AuthAlgorithm::Sha => "hmac-sha1-96",
+        }
+    ));
+    if ipsec.encryption != IpsecEncryption::Null {
+        // No encryption-algorithm statement means ESP-NULL.
+        set(format!(
+            "{p} encryption-algorithm {}",
+            enc(render::esp_encryption(ipsec.encryption))
+        ));
+    }
+    set(format!("{p} lifetime-seconds {sa_life}"));
+    set(format!(
+        "{p} lifetime-kilobytes {}",
+        ipsec.sa_lifetime_traffic_kb
+    ));
+    let p = "security ipsec policy vpcd-ipsec-policy";
+    if let Some(g) = ipsec.pfs.group() {
+        set(format!("{p} perfect-forward-secrecy keys {}", group(g)));
+    }
+    set(format!("{p} proposals vpcd-ipsec-proposal"));
+    let p = "security ipsec vpn vpcd-vpn";
+    set(format!("{p} bind-interface st0.0"));
+    set(format!("{p} ike gateway vpcd-gateway"));
+    set(format!("{p} ike ipsec-policy vpcd-ipsec-policy"));
+    for (i, (local, remote)) in v.pairs.iter().enumerate() {
+        set(format!(
+            "{p} traffic-selector ts{} local-ip {local} remote-ip {remote}",
+            i + 1
+        ));
+    }
+    set(format!("{p} establish-tunnels immediately"));
+    set("interfaces st0 unit 0 family inet".to_owned());
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{spec_custom, spec_default};
+    use vpcd_types::Secret;
+
+    /// Keys that try to break out of every format's quoting.
+    const HOSTILE: &[&str] = &[
+        "a\"b",
+        "x'y",
+        "#comment",
+        "}{",
+        "\\",
+        "ab;cd",
+        "$(id)",
+        "\"}secrets{ike-x{secret=owned}}#",
+        "x\\nid=1",
+        "0xdeadbeef",
+        "0sAAAA",
+        "!",
+        "%any",
+        "~`^|<>&*",
+    ];
+
+    fn with_psk(psk: &str) -> TunnelSpec {
+        let mut s = spec_default();
+        s.settings.pre_shared_key = Secret::new(psk);
+        s
+    }
+
+    fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+        text.lines().filter(|l| l.contains(needle)).collect()
+    }
+
+    #[test]
+    fn vendor_list() {
+        let keys: Vec<_> = vendors().iter().map(|v| v.key).collect();
+        assert_eq!(keys, ["strongswan", "libreswan", "cisco", "juniper"]);
+        let v = &vendors()[2];
+        assert_eq!(find(v.vendorname, v.platform, v.software), Some(v));
+        assert_eq!(find("Cisco", "ISR", "nope"), None);
+        assert_eq!(vendor("juniper").unwrap().vendorname, "Juniper");
+    }
+
+    #[test]
+    fn snapshots() {
+        for v in vendors() {
+            for (label, spec) in [("default", spec_default()), ("custom", spec_custom())] {
+                match render(v, &spec, None) {
+                    Ok(text) => insta::assert_snapshot!(format!("peer_{}_{label}", v.key), text),
+                    Err(e) => {
+                        insta::assert_snapshot!(format!("peer_{}_{label}", v.key), e.to_string())
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strongswan_encodes_the_key() {
+        for psk in HOSTILE {
+            let text = render(vendor("strongswan").unwrap(), &with_psk(psk), None).unwrap();
+            let expected = format!("secret = 0x{}", hex(psk.as_bytes()));
+            assert_eq!(lines_with(&text, "secret =").len(), 1, "{text}");
+            assert_eq!(lines_with(&text, &expected).len(), 1, "{text}");
+            // Structure unchanged: same sections, balanced braces.
+            assert_eq!(text.matches('{').count(), text.matches('}').count());
+            assert_eq!(lines_with(&text, "secrets {").len(), 1);
+            assert_eq!(lines_with(&text, "connections {").len(), 1);
+            if psk.len() > 3 {
+                assert!(!text.contains(psk), "{psk:?} leaked");
+            }
+        }
+    }
+
+    #[test]
+    fn libreswan_encodes_the_key() {
+        for psk in HOSTILE {
+            let text = render(vendor("libreswan").unwrap(), &with_psk(psk), None).unwrap();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(psk.as_bytes());
+            let secrets = lines_with(&text, ": PSK");
+            assert_eq!(
+                secrets,
+                vec![format!("198.51.100.1 203.0.113.1 : PSK 0s{b64}").as_str()]
+            );
+            if psk.len() > 3 {
+                assert!(!text.contains(psk), "{psk:?} leaked");
+            }
+        }
+    }
+
+    #[test]
+    fn juniper_encodes_the_key() {
+        for psk in HOSTILE {
+            let text = render(vendor("juniper").unwrap(), &with_psk(psk), None).unwrap();
+            let keyline = lines_with(&text, "pre-shared-key hexadecimal");
+            assert_eq!(
+                keyline,
+                vec![format!(
+                    "set security ike policy vpcd-ike-policy pre-shared-key hexadecimal {}",
+                    hex(psk.as_bytes())
+                )
+                .as_str()]
+            );
+            // Every line is a comment or a single `set` statement.
+            assert!(text
+                .lines()
+                .all(|l| l.starts_with("# ") || (l.starts_with("set ") && !l.contains(';'))));
+        }
+    }
+
+    #[test]
+    fn cisco_writes_safe_keys_once_and_refuses_the_rest() {
+        for psk in HOSTILE {
+            let r = render(vendor("cisco").unwrap(), &with_psk(psk), None);
+            let unsafe_chars = psk.contains(['?', '"', '\\']) || psk.starts_with(['!', '#']);
+            match r {
+                Err(e) => {
+                    assert!(unsafe_chars, "{psk:?} refused: {e}");
+                    assert!(e.to_string().starts_with("preSharedKey:"));
+                    assert!(psk.len() < 4 || !e.to_string().contains(psk));
+                }
+                Ok(text) => {
+                    assert!(!unsafe_chars, "{psk:?} accepted");
+                    // Exactly one line carries the key, at its end, as the
+                    // last whitespace-separated token.
+                    let with_key: Vec<_> = text
+                        .lines()
+                        .filter(|l| !l.starts_with('!') && l.split(' ').any(|t| t == *psk))
+                        .collect();
+                    assert_eq!(
+                        with_key,
+                        vec![format!(" pre-shared-key address 203.0.113.1 key {psk}").as_str()]
+                    );
+                }
+            }
+        }
+        for psk in ["what?", "6", "0"] {
+            let e = render(vendor("cisco").unwrap(), &with_psk(psk), None).unwrap_err();
+            assert!(matches!(e, PeerConfigError::PreSharedKey(_)), "{psk}");
+        }
+    }
+
+    #[test]
+    fn interface_names_are_checked() {
+        let s = spec_default();
+        for bad in [
+            "",
+            "ge-0/0/0.0; delete security",
+            "Gi0/0\n crypto map x",
+            "0abc",
+            "a b",
+            "a\"b",
+            &"a".repeat(65),
+        ] {
+            for v in vendors() {
+                assert_eq!(
+                    render(v, &s, Some(bad)),
+                    Err(PeerConfigError::InterfaceName),
+                    "{bad:?}"
+                );
+            }
+        }
+        let cisco = render(vendor("cisco").unwrap(), &s, Some("GigabitEthernet0/1.100")).unwrap();
+        assert!(cisco.contains("\ninterface GigabitEthernet0/1.100\n"));
+        let junos = render(vendor("juniper").unwrap(), &s, Some("ge-0/0/3.0")).unwrap();
+        assert!(junos.contains("external-interface ge-0/0/3.0\n"));
+        assert_eq!(
+            PeerConfigError::InterfaceName.to_string().split(':').next(),
+            Some("interfaceName")
+        );
+    }
+
+    #[test]
+    fn keys_outside_the_api_alphabet_are_refused() {
+        for bad in ["", "a b", "tab\there", "new\nline", "é", &"k".repeat(129)] {
+            for v in vendors() {
+                let e = render(v, &with_psk(bad), None).unwrap_err();
+                assert!(e.to_string().starts_with("preSharedKey:"), "{bad:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn libreswan_refuses_what_it_cannot_do() {
+        let mut s = spec_default();
+        s.settings.ike.encryption = IkeEncryption::DesCbc;
+        let e = render(vendor("libreswan").unwrap(), &s, None).unwrap_err();
+        assert!(e.to_string().starts_with("IKESet.propoEncryAlgorithm:"));
+    }
+}

@@ -1,0 +1,570 @@
+//! [`StrongSwanDriver`]: the [`VpnDriver`] that drives charon over VICI.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::channel::mpsc;
+use futures::{SinkExt, Stream, StreamExt};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use tokio::sync::{Mutex, MutexGuard};
+use vpcd_types::{NetStatus, TunnelSpec, VpnConnId};
+
+use super::render::{self, ById, ByName, Terminate};
+use super::vici::{Endpoint, EndpointError, Session, ViciError};
+use crate::{DriverError, VpnDriver};
+
+/// How long to wait for charon to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Upper bound for one driver operation (a few VICI round trips).
+const OP_TIMEOUT: Duration = Duration::from_secs(10);
+/// [`StrongSwanDriver::watch`] re-reads the SAs this often even without events.
+const WATCH_FALLBACK: Duration = Duration::from_secs(2);
+
+/// A [`VpnDriver`] for one charon, reached over VICI.
+///
+/// Cheap to clone (clones share one VICI session). The session is opened on
+/// first use and re-opened after any transport error, so the driver survives
+/// charon restarts; every operation is bounded by a timeout. Operations are
+/// serialized on the session (VICI has no request ids).
+///
+/// charon must run with `i_dont_care_about_security_and_use_aggressive_mode_psk
+/// = yes` for tunnels in aggressive mode, where it answers as responder.
+#[derive(Clone)]
+pub struct StrongSwanDriver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoint: Endpoint,
+    session: Mutex<Option<Session>>,
+    op_timeout: Duration,
+}
+
+/// One IKE SA as reported by `list-sas`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeSaInfo {
+    /// The connection name (`vpnx-...`).
+    pub name: String,
+    pub unique_id: u64,
+    /// e.g. `ESTABLISHED`, `CONNECTING`.
+    pub state: String,
+    pub children: Vec<ChildSaInfo>,
+}
+
+/// One CHILD SA as reported by `list-sas`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSaInfo {
+    /// The child config name (`vpnx-...-1`).
+    pub name: String,
+    pub unique_id: u64,
+    /// e.g. `INSTALLED`, `REKEYING`.
+    pub state: String,
+    pub spi_in: String,
+    pub spi_out: String,
+    pub local_ts: Vec<String>,
+    pub remote_ts: Vec<String>,
+}
+
+/// One loaded connection as reported by `list-conns` (the parts worth
+/// comparing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub name: String,
+    pub local_addrs: Vec<String>,
+    pub remote_addrs: Vec<String>,
+    /// `(child name, local_ts, remote_ts)`.
+    pub children: Vec<(String, Vec<String>, Vec<String>)>,
+}
+
+#[derive(Deserialize)]
+struct RawIkeSa {
+    #[serde(default, rename = "uniqueid")]
+    unique_id: Option<String>,
+    #[serde(default)]
+    state: String,
+    #[serde(default, rename = "child-sas")]
+    child_sas: HashMap<String, RawChildSa>,
+}
+
+#[derive(Deserialize)]
+struct RawChildSa {
+    #[serde(default)]
+    name: String,
+    #[serde(default, rename = "uniqueid")]
+    unique_id: Option<String>,
+    #[serde(default)]
+    state: String,
+    #[serde(default, rename = "spi-in")]
+    spi_in: String,
+    #[serde(default, rename = "spi-out")]
+    spi_out: String,
+    #[serde(default, rename = "local-ts")]
+    local_ts: Vec<String>,
+    #[serde(default, rename = "remote-ts")]
+    remote_ts: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RawConn {
+    #[serde(default)]
+    local_addrs: Vec<String>,
+    #[serde(default)]
+    remote_addrs: Vec<String>,
+    #[serde(default)]
+    children: HashMap<String, RawConnChild>,
+}
+
+#[derive(Deserialize)]
+struct RawConnChild {
+    #[serde(default, rename = "local-ts")]
+    local_ts: Vec<String>,
+    #[serde(default, rename = "remote-ts")]
+    remote_ts: Vec<String>,
+}
+
+/// `log` event.
+#[derive(Deserialize)]
+struct LogEvent {
+    #[serde(default)]
+    level: i32,
+    #[serde(default, rename = "ikesa-name")]
+    ikesa_name: Option<String>,
+    #[serde(default)]
+    msg: String,
+}
+
+/// charon log lines (levels 0-1, the only ones VICI forwards) that explain
+/// why a tunnel is not up. None of them carries key material.
+const FAILURE_HINTS: &[&str] = &[
+    "AUTHENTICATION_FAILED",
+    "NO_PROPOSAL_CHOSEN",
+    "INVALID_ID_INFORMATION",
+    "TS_UNACCEPTABLE",
+    "calculated HASH does not match",
+    "could not decrypt payloads",
+    "decryption failed",
+    "no shared key found",
+    "no matching peer config",
+    "no peer config found",
+    "no IKE config found",
+    "no acceptable",
+    "giving up after",
+    "peer not responding",
+    "DPD",
+    "failed to establish CHILD_SA",
+    "establishing CHILD_SA",
+];
+
+fn unreachable(ep: &Endpoint, e: &ViciError) -> DriverError {
+    DriverError::Unreachable(format!("charon at {ep}: {e}"))
+}
+
+/// `unload-*`/`terminate` answer "not found" with `success = no`; for
+/// remove that just means the object is already gone.
+fn already_gone(r: Result<(), ViciError>) -> Result<(), ViciError> {
+    match r {
+        Err(ViciError::Failed(msg)) => {
+            tracing::debug!(%msg, "nothing to remove");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Run `$body` (an expression using the session `$s`) with a connected
+/// session, under the operation timeout. A session that was reused and fails
+/// at the transport level may be a stale one from before a charon restart:
+/// the operation (always idempotent here) is retried once on a fresh one.
+macro_rules! with_session {
+    ($self:ident, $s:ident => $body:expr) => {{
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (mut guard, fresh) = match $self.session().await {
+                Ok(v) => v,
+                Err(e) => break Err(e),
+            };
+            let Some($s) = guard.as_mut() else {
+                unreachable!("session() returns a connected session")
+            };
+            let outcome = tokio::time::timeout($self.inner.op_timeout, async { $body }).await;
+            match outcome {
+                Ok(Ok(v)) => break Ok(v),
+                Ok(Err(e)) if e.breaks_session() => {
+                    *guard = None;
+                    if !fresh && attempt == 1 {
+                        continue;
+                    }
+                    break Err(e);
+                }
+                Ok(Err(e)) => break Err(e),
+                Err(_) => {
+                    *guard = None;
+                    break Err(ViciError::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer within {:?}", $self.inner.op_timeout),
+                    )));
+                }
+            }
+        }
+    }};
+}
+
+impl StrongSwanDriver {
+    /// A driver for the charon whose VICI socket is at `uri`
+    /// (`unix:///run/charon.vici` or `tcp://host:port`). Does not connect.
+    pub fn new(uri: &str) -> Result<Self, EndpointError> {
+        Ok(Self {
+            inner: Arc::new(Inner {
+                endpoint: uri.parse()?,
+                session: Mutex::new(None),
+                op_timeout: OP_TIMEOUT,
+            }),
+        })
+    }
+
+    /// The same driver with another per-operation timeout (default 10 s).
+    pub fn with_timeout(self, op_timeout: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                endpoint: self.inner.endpoint.clone(),
+                session: Mutex::new(None),
+                op_timeout,
+            }),
+        }
+    }
+
+    /// A connected session, and whether it was opened just now.
+    async fn session(&self) -> Result<(MutexGuard<'_, Option<Session>>, bool), ViciError> {
+        let mut guard = self.inner.session.lock().await;
+        if guard.is_some() {
+            return Ok((guard, false));
+        }
+        let s = connect(&self.inner.endpoint).await?;
+        *guard = Some(s);
+        Ok((guard, true))
+    }
+
+    fn unreachable(&self, e: &ViciError) -> DriverError {
+        unreachable(&self.inner.endpoint, e)
+    }
+
+    /// Map a failure of a command that carries no secret.
+    fn map_err(&self, e: ViciError) -> DriverError {
+        match e {
+            ViciError::Failed(msg) => DriverError::Rejected(msg),
+            ViciError::Unknown(what) => DriverError::Rejected(format!(
+                "charon does not support {what} (vici plugin too old?)"
+            )),
+            other => self.unreachable(&other),
+        }
+    }
+
+    /// charon's version (`version` command), e.g. `5.9.8`: a cheap health
+    /// check.
+    pub async fn version(&self) -> Result<String, DriverError> {
+        #[derive(Deserialize)]
+        struct Version {
+            #[serde(default)]
+            version: String,
+        }
+        let v: Version = with_session!(self, s => s.request("version", &()).await)
+            .map_err(|e| self.map_err(e))?;
+        Ok(v.version)
+    }
+
+    /// Every IKE SA charon knows, with its CHILD SAs.
+    pub async fn list_sas(&self) -> Result<Vec<IkeSaInfo>, DriverError> {
+        let raw: Vec<HashMap<String, RawIkeSa>> =
+            with_session!(self, s => s.stream("list-sas", "list-sa", &()).await)
+                .map_err(|e| self.map_err(e))?;
+        let mut out = Vec::new();
+        for (name, ike) in raw.into_iter().flatten() {
+            let mut children: Vec<ChildSaInfo> = ike
+                .child_sas
+                .into_values()
+                .map(|c| ChildSaInfo {
+                    name: c.name,
+                    unique_id: parse_id(c.unique_id),
+                    state: c.state,
+                    spi_in: c.spi_in,
+                    spi_out: c.spi_out,
+                    local_ts: c.local_ts,
+                    remote_ts: c.remote_ts,
+                })
+                .collect();
+            children.sort_by_key(|c| c.unique_id);
+            out.push(IkeSaInfo {
+                name,
+                unique_id: parse_id(ike.unique_id),
+                state: ike.state,
+                children,
+            });
+        }
+        out.sort_by(|a, b| (&a.name, a.unique_id).cmp(&(&b.name, b.unique_id)));
+        Ok(out)
+    }
+
+    /// Every loaded connection.
+    pub async fn list_conns(&self) -> Result<Vec<ConnInfo>, DriverError> {
+        let raw: Vec<HashMap<String, RawConn>> =
+            with_session!(self, s => s.stream("list-conns", "list-conn", &()).await)
+                .map_err(|e| self.map_err(e))?;
+        let mut out: Vec<ConnInfo> = raw
+            .into_iter()
+            .flatten()
+            .map(|(name, c)| {
+                let mut children: Vec<_> = c
+                    .children
+                    .into_iter()
+                    .map(|(n, ch)| (n, ch.local_ts, ch.remote_ts))
+                    .collect();
+                children.sort();
+                ConnInfo {
+                    name,
+                    local_addrs: c.local_addrs,
+                    remote_addrs: c.remote_addrs,
+                    children,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn load(&self, spec: &TunnelSpec) -> Result<(), DriverError> {
+        let shared = render::load_shared(spec);
+        let conn = render::load_conn(spec);
+        let name = spec.name.as_str();
+        let r = with_session!(self, s => {
+            s.call("load-shared", &shared).await?;
+            s.call("load-conn", &conn).await.map_err(|e| match e {
+                ViciError::Failed(msg) => ViciError::Failed(format!("load-conn {name}: {msg}")),
+                other => other,
+            })
+        });
+        r.map_err(|e| match e {
+            // charon's answer to load-shared is never echoed: the request
+            // carried the key, so its error text is not trusted to omit it.
+            ViciError::Failed(msg) if !msg.starts_with("load-conn ") => {
+                DriverError::Rejected(format!("charon refused the pre-shared key of {name}"))
+            }
+            other => self.map_err(other),
+        })
+    }
+
+    /// Unload the connection (closing its SAs), terminate any IKE SA left
+    /// under its name, and unload its key.
+    async fn unload(&self, name: &str) -> Result<(), DriverError> {
+        let shared_id = render::shared_id(name);
+        with_session!(self, s => {
+            // Unloading first means no new SA can be accepted for this name
+            // while the old ones are being torn down.
+            already_gone(s.call("unload-conn", &ByName { name }).await)?;
+            already_gone(
+                s.call(
+                    "terminate",
+                    &Terminate { ike: name, timeout: 2000, force: true },
+                )
+                .await,
+            )?;
+            already_gone(s.call("unload-shared", &ById { id: &shared_id }).await)
+        })
+        .map_err(|e| self.map_err(e))
+    }
+
+    /// A stream of net-status snapshots, one whenever the status of any
+    /// loaded tunnel changes (and a first one as soon as charon answers).
+    ///
+    /// Driven by VICI `ike-updown`/`child-updown` events, so a change is
+    /// seen within tens of milliseconds; every 2 s the SAs are re-read
+    /// anyway, so a missed event (or a charon restart, after which the event
+    /// session is re-opened) costs at most that long. While running it also
+    /// logs, at warn level, the reasons charon gives for a failing tunnel
+    /// (authentication failure, proposal mismatch, peer not responding...),
+    /// which never contain key material.
+    ///
+    /// The background task ends when the stream is dropped.
+    pub fn watch(&self) -> impl Stream<Item = HashMap<String, NetStatus>> + Send + 'static {
+        let (tx, rx) = mpsc::channel(4);
+        let driver = self.clone();
+        tokio::spawn(async move { driver.watch_loop(tx).await });
+        rx
+    }
+
+    async fn watch_loop(self, mut tx: mpsc::Sender<HashMap<String, NetStatus>>) {
+        let mut last: Option<HashMap<String, NetStatus>> = None;
+        let mut reasons = ReasonLog::default();
+        while !tx.is_closed() {
+            let (ev_tx, mut ev_rx) = mpsc::channel::<(String, Vec<u8>)>(64);
+            // The event session is read by its own task, so that a frame is
+            // never abandoned half-read by the select below.
+            let reader = tokio::spawn(read_events(self.inner.endpoint.clone(), ev_tx));
+            let mut next_check = Instant::now();
+            let mut followup: Option<Instant> = None;
+            loop {
+                let wait = next_check.saturating_duration_since(Instant::now());
+                tokio::select! {
+                    ev = ev_rx.next() => match ev {
+                        Some((name, payload)) => {
+                            if name == "log" {
+                                reasons.consider(&payload);
+                            } else {
+                                // child-updown "down" fires before the SA
+                                // is gone: look now and once more shortly.
+                                next_check = Instant::now() + Duration::from_millis(20);
+                                followup = Some(Instant::now() + Duration::from_millis(300));
+                            }
+                        }
+                        None => break,
+                    },
+                    _ = tokio::time::sleep(wait) => {
+                        if tx.is_closed() {
+                            break;
+                        }
+                        if let Ok(now) = self.net_status().await {
+                            if last.as_ref() != Some(&now) {
+                                last = Some(now.clone());
+                                if tx.send(now).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                        next_check = followup
+                            .take()
+                            .unwrap_or_else(|| Instant::now() + WATCH_FALLBACK);
+                    }
+                }
+            }
+            reader.abort();
+            if !tx.is_closed() {
+                // charon is gone or restarting: try again shortly.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+async fn connect(ep: &Endpoint) -> Result<Session, ViciError> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, Session::connect(ep)).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(ViciError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connect timed out",
+        ))),
+    }
+}
+
+/// Subscribe to the events `watch` needs and forward them until the session
+/// breaks or the receiver goes away.
+async fn read_events(ep: Endpoint, mut tx: mpsc::Sender<(String, Vec<u8>)>) {
+    let session = async {
+        let mut s = connect(&ep).await?;
+        for ev in ["ike-updown", "child-updown", "log"] {
+            s.register(ev).await?;
+        }
+        Ok::<_, ViciError>(s)
+    };
+    let mut s = match tokio::time::timeout(OP_TIMEOUT, session).await {
+        Ok(Ok(s)) => s,
+        _ => return,
+    };
+    // Announce the (re)connection so the watcher re-reads the SAs.
+    if tx.send(("connected".into(), Vec::new())).await.is_err() {
+        return;
+    }
+    while let Ok(ev) = s.next_event().await {
+        if tx.send(ev).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Logs why tunnels fail, once per (tunnel, reason) a minute.
+#[derive(Default)]
+struct ReasonLog {
+    seen: HashMap<(String, String), Instant>,
+}
+
+impl ReasonLog {
+    fn consider(&mut self, payload: &[u8]) {
+        let Ok(ev) = Session::decode_event::<LogEvent>(payload) else {
+            return;
+        };
+        let Some(name) = ev.ikesa_name else { return };
+        if ev.level > 1 || !FAILURE_HINTS.iter().any(|h| ev.msg.contains(h)) {
+            return;
+        }
+        let now = Instant::now();
+        self.seen
+            .retain(|_, t| now.duration_since(*t) < Duration::from_secs(60));
+        if self
+            .seen
+            .insert((name.clone(), ev.msg.clone()), now)
+            .is_none()
+        {
+            tracing::warn!(tunnel = %name, reason = %ev.msg, "charon reports a tunnel problem");
+        }
+    }
+}
+
+fn parse_id(s: Option<String>) -> u64 {
+    s.and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+#[async_trait]
+impl VpnDriver for StrongSwanDriver {
+    fn describe(&self) -> String {
+        format!("strongswan vici {}", self.inner.endpoint)
+    }
+
+    async fn apply(&self, spec: &TunnelSpec) -> Result<(), DriverError> {
+        self.load(spec).await?;
+        tracing::info!(tunnel = %spec.name, "tunnel configuration loaded");
+        Ok(())
+    }
+
+    async fn remove(&self, name: &VpnConnId) -> Result<(), DriverError> {
+        self.unload(name.as_str()).await?;
+        tracing::info!(tunnel = %name, "tunnel removed");
+        Ok(())
+    }
+
+    /// Closes the tunnel's SAs and loads it again; `start_action = start`
+    /// then re-negotiates without a blocking `initiate`.
+    async fn reset(&self, spec: &TunnelSpec) -> Result<(), DriverError> {
+        self.unload(spec.name.as_str()).await?;
+        self.load(spec).await?;
+        tracing::info!(tunnel = %spec.name, "tunnel reset");
+        Ok(())
+    }
+
+    async fn loaded(&self) -> Result<Vec<String>, DriverError> {
+        let raw: Vec<HashMap<String, IgnoredAny>> =
+            with_session!(self, s => s.stream("list-conns", "list-conn", &()).await)
+                .map_err(|e| self.map_err(e))?;
+        let mut names: Vec<String> = raw.into_iter().flat_map(|m| m.into_keys()).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn net_status(&self) -> Result<HashMap<String, NetStatus>, DriverError> {
+        let mut out: HashMap<String, NetStatus> = self
+            .loaded()
+            .await?
+            .into_iter()
+            .map(|n| (n, NetStatus::Unavailable))
+            .collect();
+        for ike in self.list_sas().await? {
+            let up =
+                ike.state == "ESTABLISHED" && ike.children.iter().any(|c| c.state == "INSTALLED");
+            if up {
+                out.insert(ike.name, NetStatus::Available);
+            }
+        }
+        Ok(out)
+    }
+}

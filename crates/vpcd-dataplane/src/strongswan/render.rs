@@ -1,0 +1,516 @@
+//! Pure translation of a [`TunnelSpec`] into the VICI messages that install
+//! it on charon. Nothing here does I/O, so every mapping decision is pinned
+//! by snapshot tests.
+//!
+//! The same [`ConnBody`] is built for both ends of the tunnel: [`load_conn`]
+//! from the cloud gateway's point of view, [`peer_conn`] mirrored for the
+//! customer's device (used by the swanctl.conf generator in
+//! [`crate::peer_config`]), so the two can never drift apart.
+//!
+//! # Why these settings
+//! The tunnel must come up by itself whichever side is configured last, and
+//! recover after either side restarts, without anyone calling `initiate`:
+//! - `start_action = start` on every child: loading the config initiates it.
+//!   The side configured last therefore always starts the negotiation, while
+//!   the first side's attempt may fail harmlessly.
+//! - `keyingtries = 0`: a negotiation that times out (peer down, packets
+//!   lost) is retried forever instead of given up after one try.
+//! - `dpd_delay`/`dpd_timeout` + `dpd_action = restart`: a peer that vanished
+//!   (crash, reboot without DELETE) is detected and re-initiated.
+//! - `close_action = restart`: a peer that deleted the SA on purpose (reset,
+//!   graceful restart) is re-initiated.
+//!
+//! IKEv1 carries a single traffic-selector pair per CHILD SA: strongSwan uses
+//! only the first entry of a `local_ts`/`remote_ts` list in Quick Mode. An SPD
+//! rule `{vpc: [idc1, idc2]}` is therefore installed as one child per
+//! (vpc, idc) pair; a rule with one IDC CIDR is exactly one child.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use vpcd_types::{
+    AuthAlgorithm, DhGroup, ExchangeMode, Identity, IkeEncryption, IpsecEncryption, Secret,
+    TunnelSpec,
+};
+
+/// Seconds between DPD probes (R_U_THERE) on an idle tunnel.
+pub const DPD_DELAY_SECONDS: u32 = 10;
+/// IKEv1: how long a peer may stay silent before it is declared dead.
+pub const DPD_TIMEOUT_SECONDS: u32 = 30;
+
+/// The strongSwan keyword for an IKE encryption algorithm.
+pub fn ike_encryption(e: IkeEncryption) -> &'static str {
+    match e {
+        IkeEncryption::TripleDesCbc => "3des",
+        IkeEncryption::DesCbc => "des",
+        IkeEncryption::AesCbc128 => "aes128",
+        IkeEncryption::AesCbc192 => "aes192",
+        IkeEncryption::AesCbc256 => "aes256",
+    }
+}
+
+/// The strongSwan keyword for an ESP encryption algorithm.
+pub fn esp_encryption(e: IpsecEncryption) -> &'static str {
+    match e {
+        IpsecEncryption::TripleDesCbc => "3des",
+        IpsecEncryption::DesCbc => "des",
+        IpsecEncryption::AesCbc128 => "aes128",
+        IpsecEncryption::AesCbc192 => "aes192",
+        IpsecEncryption::AesCbc256 => "aes256",
+        IpsecEncryption::Null => "null",
+    }
+}
+
+/// The strongSwan keyword for an integrity algorithm.
+pub fn integrity(a: AuthAlgorithm) -> &'static str {
+    match a {
+        AuthAlgorithm::Md5 => "md5",
+        AuthAlgorithm::Sha => "sha1",
+    }
+}
+
+/// The strongSwan keyword for a Diffie-Hellman group.
+pub fn dh_group(g: DhGroup) -> &'static str {
+    match g {
+        DhGroup::Group1 => "modp768",
+        DhGroup::Group2 => "modp1024",
+        DhGroup::Group5 => "modp1536",
+        DhGroup::Group14 => "modp2048",
+        DhGroup::Group24 => "modp2048s256",
+    }
+}
+
+/// The IKE proposal, e.g. `3des-md5-modp1024`.
+pub fn ike_proposal(spec: &TunnelSpec) -> String {
+    let ike = &spec.settings.ike;
+    format!(
+        "{}-{}-{}",
+        ike_encryption(ike.encryption),
+        integrity(ike.authentication),
+        dh_group(ike.dh_group)
+    )
+}
+
+/// The ESP proposal, e.g. `aes256-sha1-modp2048` (PFS) or `null-md5`.
+pub fn esp_proposal(spec: &TunnelSpec) -> String {
+    let ipsec = &spec.settings.ipsec;
+    let mut p = format!(
+        "{}-{}",
+        esp_encryption(ipsec.encryption),
+        integrity(ipsec.integrity)
+    );
+    if let Some(g) = ipsec.pfs.group() {
+        p.push('-');
+        p.push_str(dh_group(g));
+    }
+    p
+}
+
+/// `load-shared`: the tunnel's pre-shared key, owned by both identities.
+///
+/// `Debug` never shows the key ([`Secret`] redacts itself); serializing does,
+/// because the key has to reach charon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoadShared {
+    /// Unique id, so the key can be unloaded on its own (`unload-shared`).
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub data: Secret,
+    pub owners: Vec<String>,
+}
+
+/// `unload-shared` / `unload-conn` / `terminate` style requests naming one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ById<'a> {
+    pub id: &'a str,
+}
+
+/// `unload-conn`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ByName<'a> {
+    pub name: &'a str,
+}
+
+/// `load-conn`: one connection, keyed by its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadConn {
+    pub name: String,
+    pub conn: ConnBody,
+}
+
+impl Serialize for LoadConn {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(&self.name, &self.conn)?;
+        m.end()
+    }
+}
+
+/// The body of a swanctl `connections.<name>` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnBody {
+    pub version: u8,
+    pub aggressive: bool,
+    pub local_addrs: Vec<String>,
+    pub remote_addrs: Vec<String>,
+    pub proposals: Vec<String>,
+    pub keyingtries: u32,
+    pub dpd_delay: u32,
+    pub dpd_timeout: u32,
+    pub reauth_time: u32,
+    pub over_time: u32,
+    pub rekey_time: u32,
+    pub local: AuthRound,
+    pub remote: AuthRound,
+    pub children: Named<Child>,
+}
+
+/// A `local`/`remote` authentication round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuthRound {
+    pub auth: &'static str,
+    pub id: String,
+}
+
+/// One CHILD SA (one traffic-selector pair).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Child {
+    pub mode: &'static str,
+    pub local_ts: Vec<String>,
+    pub remote_ts: Vec<String>,
+    pub esp_proposals: Vec<String>,
+    pub life_time: u32,
+    pub rekey_time: u32,
+    pub life_bytes: u64,
+    pub rekey_bytes: u64,
+    pub start_action: &'static str,
+    pub dpd_action: &'static str,
+    pub close_action: &'static str,
+}
+
+/// Sections keyed by name, serialized as a map in insertion order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named<T>(pub Vec<(String, T)>);
+
+impl<T: Serialize> Serialize for Named<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// Which end of the tunnel a config is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Cloud,
+    Peer,
+}
+
+/// One IKE endpoint as seen from the side being rendered.
+struct View<'a> {
+    local_addr: IpAddr,
+    remote_addr: IpAddr,
+    local_id: &'a Identity,
+    remote_id: &'a Identity,
+    /// (local net, remote net) per child.
+    selectors: Vec<(IpNet, IpNet)>,
+}
+
+fn view(spec: &TunnelSpec, side: Side) -> View<'_> {
+    let ike = &spec.settings.ike;
+    let pairs = spd_pairs(spec);
+    match side {
+        Side::Cloud => View {
+            local_addr: spec.local_addr,
+            remote_addr: spec.remote_addr,
+            local_id: &ike.local_identity,
+            remote_id: &ike.remote_identity,
+            selectors: pairs,
+        },
+        Side::Peer => View {
+            local_addr: spec.remote_addr,
+            remote_addr: spec.local_addr,
+            local_id: &ike.remote_identity,
+            remote_id: &ike.local_identity,
+            selectors: pairs.into_iter().map(|(l, r)| (r, l)).collect(),
+        },
+    }
+}
+
+/// Every (VPC net, IDC net) pair of the SPD, host bits cleared, duplicates
+/// removed, in rule order.
+pub fn spd_pairs(spec: &TunnelSpec) -> Vec<(IpNet, IpNet)> {
+    let mut out: Vec<(IpNet, IpNet)> = Vec::new();
+    for rule in &spec.settings.spd {
+        for remote in &rule.remote {
+            let pair = (rule.local.net(), remote.net());
+            if !out.contains(&pair) {
+                out.push(pair);
+            }
+        }
+    }
+    out
+}
+
+/// The names of the tunnel's children: `<conn>-1`, `<conn>-2`, ...
+pub fn child_names(spec: &TunnelSpec) -> Vec<String> {
+    (1..=spd_pairs(spec).len())
+        .map(|i| child_name(spec.name.as_str(), i))
+        .collect()
+}
+
+fn child_name(conn: &str, index: usize) -> String {
+    format!("{conn}-{index}")
+}
+
+/// IKEv1 cannot rekey an IKE SA, it re-authenticates: the lifetime proposed
+/// on the wire is `reauth_time + over_time`, so split S as 0.9 S + 0.1 S.
+fn ike_lifetimes(seconds: u32) -> (u32, u32) {
+    let reauth = seconds / 10 * 9 + (seconds % 10) * 9 / 10;
+    (reauth, seconds - reauth)
+}
+
+/// Rekey a CHILD SA at 90 % of its hard limit, so traffic never hits it.
+fn soft(limit: u64) -> u64 {
+    limit / 10 * 9 + (limit % 10) * 9 / 10
+}
+
+fn body(spec: &TunnelSpec, side: Side) -> ConnBody {
+    let v = view(spec, side);
+    let ike = &spec.settings.ike;
+    let ipsec = &spec.settings.ipsec;
+    let (reauth_time, over_time) = ike_lifetimes(ike.sa_lifetime_seconds);
+    let life_bytes = ipsec.sa_lifetime_traffic_kb.saturating_mul(1000);
+    let esp = esp_proposal(spec);
+    let children = v
+        .selectors
+        .iter()
+        .enumerate()
+        .map(|(i, (local, remote))| {
+            (
+                child_name(spec.name.as_str(), i + 1),
+                Child {
+                    mode: "tunnel",
+                    local_ts: vec![local.to_string()],
+                    remote_ts: vec![remote.to_string()],
+                    esp_proposals: vec![esp.clone()],
+                    life_time: ipsec.sa_lifetime_seconds,
+                    rekey_time: soft(u64::from(ipsec.sa_lifetime_seconds)) as u32,
+                    life_bytes,
+                    rekey_bytes: soft(life_bytes),
+                    start_action: "start",
+                    dpd_action: "restart",
+                    close_action: "restart",
+                },
+            )
+        })
+        .collect();
+    ConnBody {
+        version: 1,
+        aggressive: ike.exchange_mode == ExchangeMode::Aggressive,
+        local_addrs: vec![v.local_addr.to_string()],
+        remote_addrs: vec![v.remote_addr.to_string()],
+        proposals: vec![ike_proposal(spec)],
+        keyingtries: 0,
+        dpd_delay: DPD_DELAY_SECONDS,
+        dpd_timeout: DPD_TIMEOUT_SECONDS,
+        reauth_time,
+        over_time,
+        rekey_time: 0,
+        local: AuthRound {
+            auth: "psk",
+            id: v.local_id.value(),
+        },
+        remote: AuthRound {
+            auth: "psk",
+            id: v.remote_id.value(),
+        },
+        children: Named(children),
+    }
+}
+
+/// `load-conn` for the cloud gateway (charon on the VPN gateway node).
+pub fn load_conn(spec: &TunnelSpec) -> LoadConn {
+    LoadConn {
+        name: spec.name.to_string(),
+        conn: body(spec, Side::Cloud),
+    }
+}
+
+/// The same connection from the customer's device's point of view: local
+/// and remote swapped. Named like the cloud side; the name is not secret.
+pub fn peer_conn(spec: &TunnelSpec) -> LoadConn {
+    LoadConn {
+        name: spec.name.to_string(),
+        conn: body(spec, Side::Peer),
+    }
+}
+
+/// The id under which the tunnel's key is loaded (`load-shared`/`unload-shared`).
+pub fn shared_id(name: &str) -> String {
+    format!("{name}-psk")
+}
+
+/// `load-shared` for the cloud gateway.
+pub fn load_shared(spec: &TunnelSpec) -> LoadShared {
+    let ike = &spec.settings.ike;
+    LoadShared {
+        id: shared_id(spec.name.as_str()),
+        kind: "IKE",
+        data: spec.settings.pre_shared_key.clone(),
+        owners: vec![ike.local_identity.value(), ike.remote_identity.value()],
+    }
+}
+
+/// `terminate` request for every IKE SA of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Terminate<'a> {
+    pub ike: &'a str,
+    /// Milliseconds to wait for the DELETE exchange (IKEv1 sends it without
+    /// waiting for an answer, so this is rarely used up).
+    pub timeout: i32,
+    /// Do not wait for the peer if the timeout expires.
+    pub force: bool,
+}
+
+/// `initiate` request for one child.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Initiate<'a> {
+    pub child: &'a str,
+    pub ike: &'a str,
+    pub timeout: i32,
+    #[serde(rename = "init-limits")]
+    pub init_limits: bool,
+}
+
+impl fmt::Display for LoadConn {
+    /// The connection as a swanctl.conf `connections` section.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Every value comes from a closed alphabet (addresses, CIDRs, FQDNs
+        // restricted by `Fqdn`, algorithm keywords, numbers, generated child
+        // names), so no quoting is needed; `debug_assert` guards that claim.
+        fn kv(f: &mut fmt::Formatter<'_>, indent: usize, k: &str, v: &str) -> fmt::Result {
+            debug_assert!(v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-/:_,".contains(&b)));
+            writeln!(f, "{:indent$}{k} = {v}", "")
+        }
+        let c = &self.conn;
+        let yn = |b: bool| if b { "yes" } else { "no" };
+        writeln!(f, "connections {{")?;
+        writeln!(f, "  {} {{", self.name)?;
+        kv(f, 4, "version", &c.version.to_string())?;
+        kv(f, 4, "aggressive", yn(c.aggressive))?;
+        kv(f, 4, "local_addrs", &c.local_addrs.join(","))?;
+        kv(f, 4, "remote_addrs", &c.remote_addrs.join(","))?;
+        kv(f, 4, "proposals", &c.proposals.join(","))?;
+        kv(f, 4, "keyingtries", &c.keyingtries.to_string())?;
+        kv(f, 4, "dpd_delay", &format!("{}s", c.dpd_delay))?;
+        kv(f, 4, "dpd_timeout", &format!("{}s", c.dpd_timeout))?;
+        kv(f, 4, "reauth_time", &format!("{}s", c.reauth_time))?;
+        kv(f, 4, "over_time", &format!("{}s", c.over_time))?;
+        kv(f, 4, "rekey_time", &format!("{}s", c.rekey_time))?;
+        for (section, round) in [("local", &c.local), ("remote", &c.remote)] {
+            writeln!(f, "    {section} {{")?;
+            kv(f, 6, "auth", round.auth)?;
+            kv(f, 6, "id", &round.id)?;
+            writeln!(f, "    }}")?;
+        }
+        writeln!(f, "    children {{")?;
+        for (name, ch) in &c.children.0 {
+            writeln!(f, "      {name} {{")?;
+            kv(f, 8, "mode", ch.mode)?;
+            kv(f, 8, "local_ts", &ch.local_ts.join(","))?;
+            kv(f, 8, "remote_ts", &ch.remote_ts.join(","))?;
+            kv(f, 8, "esp_proposals", &ch.esp_proposals.join(","))?;
+            kv(f, 8, "life_time", &format!("{}s", ch.life_time))?;
+            kv(f, 8, "rekey_time", &format!("{}s", ch.rekey_time))?;
+            kv(f, 8, "life_bytes", &ch.life_bytes.to_string())?;
+            kv(f, 8, "rekey_bytes", &ch.rekey_bytes.to_string())?;
+            kv(f, 8, "start_action", ch.start_action)?;
+            kv(f, 8, "dpd_action", ch.dpd_action)?;
+            kv(f, 8, "close_action", ch.close_action)?;
+            writeln!(f, "      }}")?;
+        }
+        writeln!(f, "    }}")?;
+        writeln!(f, "  }}")?;
+        writeln!(f, "}}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{spec_custom, spec_default, spec_null_esp};
+
+    #[test]
+    fn lifetimes_split() {
+        assert_eq!(ike_lifetimes(86_400), (77_760, 8_640));
+        assert_eq!(ike_lifetimes(60), (54, 6));
+        assert_eq!(ike_lifetimes(61), (54, 7));
+        assert_eq!(soft(3_600), 3_240);
+    }
+
+    #[test]
+    fn proposals() {
+        assert_eq!(ike_proposal(&spec_default()), "3des-md5-modp1024");
+        assert_eq!(esp_proposal(&spec_default()), "3des-md5");
+        assert_eq!(ike_proposal(&spec_custom()), "aes256-sha1-modp2048");
+        assert_eq!(esp_proposal(&spec_custom()), "aes256-sha1-modp2048");
+        assert_eq!(esp_proposal(&spec_null_esp()), "null-sha1");
+    }
+
+    #[test]
+    fn snapshot_defaults() {
+        let s = spec_default();
+        insta::assert_json_snapshot!("defaults_load_conn", load_conn(&s));
+        insta::assert_json_snapshot!("defaults_load_shared", load_shared(&s));
+        insta::assert_snapshot!("defaults_peer_swanctl", peer_conn(&s).to_string());
+    }
+
+    #[test]
+    fn snapshot_custom() {
+        let s = spec_custom();
+        insta::assert_json_snapshot!("custom_load_conn", load_conn(&s));
+        insta::assert_json_snapshot!("custom_load_shared", load_shared(&s));
+        insta::assert_json_snapshot!("custom_peer_conn", peer_conn(&s));
+    }
+
+    #[test]
+    fn snapshot_null_esp() {
+        insta::assert_json_snapshot!("null_esp_load_conn", load_conn(&spec_null_esp()));
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let s = spec_default();
+        let dbg = format!("{:?}", load_shared(&s));
+        assert!(!dbg.contains(s.settings.pre_shared_key.expose()));
+    }
+
+    #[test]
+    fn messages_encode_as_vici() {
+        // The typed messages must be representable in VICI's encoding
+        // (e.g. no nested lists), not only in JSON.
+        for s in [spec_default(), spec_custom(), spec_null_esp()] {
+            serde_vici::to_vec(&load_conn(&s)).unwrap();
+            serde_vici::to_vec(&load_shared(&s)).unwrap();
+        }
+    }
+
+    #[test]
+    fn selectors_use_network_addresses() {
+        let s = spec_default();
+        let c = load_conn(&s);
+        let (_, child) = &c.conn.children.0[0];
+        // The rule was written 10.100.0.1/24; host bits are cleared.
+        assert_eq!(child.local_ts, vec!["10.100.0.0/24"]);
+    }
+}
