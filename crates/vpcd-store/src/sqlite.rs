@@ -983,8 +983,7 @@ impl Store for SqliteStore {
         let mut tx = self.begin_read().await?;
         let mut count = conn_query("SELECT COUNT(*) FROM vpn_conns c", scope, f);
         let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
-        let mut list = conn_query(CONN_SELECT, scope, f);
-        push_page(&mut list, page, "c");
+        let mut list = conn_page_query("", scope, f, page);
         let rows = list.build().fetch_all(&mut *tx).await?;
         tx.commit().await?;
         let conns = rows.iter().map(conn_from_row).collect::<Result<_>>()?;
@@ -1028,14 +1027,10 @@ impl Store for SqliteStore {
     ) -> Result<Option<ClaimedTask>> {
         let mut tx = self.begin_write().await?;
         loop {
-            // `status = 2` is written literally so the partial index is used.
-            let candidate: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM tasks WHERE status = 2 \
-                 AND (lease_until IS NULL OR lease_until < ?1) ORDER BY id LIMIT 1",
-            )
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let candidate: Option<i64> = sqlx::query_scalar(CLAIM_NEXT)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
             let Some(task_id) = candidate else {
                 tx.commit().await?;
                 return Ok(None);
@@ -1177,19 +1172,7 @@ impl Store for SqliteStore {
     }
 
     async fn desired_conns(&self, node_id: Option<i64>) -> Result<Vec<VpnConn>> {
-        // Loaded: creating, modifying, modify failed, delete failed, running.
-        // Not loaded: create failed (nothing to run) and deleting (going away).
-        let mut qb = QueryBuilder::<Sqlite>::new(CONN_SELECT);
-        qb.push(" WHERE c.status IN (0, 2, 3, 5, 6)");
-        match node_id {
-            Some(n) => {
-                qb.push(" AND g.node_id = ").push_bind(n);
-            }
-            None => {
-                qb.push(" AND g.node_id IS NULL");
-            }
-        }
-        qb.push(" ORDER BY c.id");
+        let mut qb = desired_query("", node_id);
         let mut conn = self.read.acquire().await?;
         let rows = qb.build().fetch_all(&mut *conn).await?;
         rows.iter().map(conn_from_row).collect()
@@ -1216,16 +1199,36 @@ const USER_GW_SELECT: &str = "SELECT u.id, u.un_id, u.name, u.address, u.created
      (SELECT COUNT(*) FROM vpn_conns c WHERE c.user_gw_id = u.id) AS conn_num \
      FROM user_gws u";
 
-const CONN_SELECT: &str = "SELECT c.id, c.un_id, c.name, c.status, c.net_status, c.settings, \
+const CONN_COLUMNS: &str = "SELECT c.id, c.un_id, c.name, c.status, c.net_status, c.settings, \
      c.active_task, c.created_at, \
      v.id AS vpc_id, v.un_id AS vpc_un_id, v.name AS vpc_name, v.cidr AS vpc_cidr, \
      g.id AS gw_id, g.un_id AS gw_un_id, g.name AS gw_name, g.address AS gw_address, \
      g.node_id AS gw_node_id, \
-     u.id AS ugw_id, u.un_id AS ugw_un_id, u.name AS ugw_name, u.address AS ugw_address \
-     FROM vpn_conns c \
-     JOIN vpcs v ON v.id = c.vpc_id \
+     u.id AS ugw_id, u.un_id AS ugw_un_id, u.name AS ugw_name, u.address AS ugw_address";
+
+const CONN_JOINS: &str = " JOIN vpcs v ON v.id = c.vpc_id \
      JOIN vpn_gws g ON g.id = c.vpn_gw_id \
      JOIN user_gws u ON u.id = c.user_gw_id";
+
+/// Every column of a connection with its VPC and gateways.
+fn conn_select() -> String {
+    format!("{CONN_COLUMNS} FROM vpn_conns c{CONN_JOINS}")
+}
+
+/// The oldest runnable task. `status = 2` is written literally so the
+/// partial index `tasks_running` applies.
+const CLAIM_NEXT: &str = "SELECT id FROM tasks WHERE status = 2 \
+     AND (lease_until IS NULL OR lease_until < ?1) ORDER BY id LIMIT 1";
+
+/// The lowest free address in `[?1, ?2]`: either `?1` itself or one past a
+/// used address whose successor is free, both found through the address
+/// index without reading every gateway.
+const POOL_LOWEST_FREE: &str = "SELECT MIN(x) FROM ( \
+     SELECT ?1 AS x WHERE NOT EXISTS (SELECT 1 FROM vpn_gws WHERE address_num = ?1) \
+     UNION ALL \
+     SELECT g.address_num + 1 FROM vpn_gws g \
+     WHERE g.address_num >= ?1 AND g.address_num < ?2 \
+       AND NOT EXISTS (SELECT 1 FROM vpn_gws h WHERE h.address_num = g.address_num + 1))";
 
 const TASK_SELECT: &str = "SELECT id, kind, status, conn_id, conn_un_id, vpn_gw_un_id, \
      user_gw_un_id, error_code, error_msg, attempts, created_at, finished_at FROM tasks";
@@ -1233,9 +1236,24 @@ const TASK_SELECT: &str = "SELECT id, kind, status, conn_id, conn_un_id, vpn_gw_
 // ---- query builders -------------------------------------------------------
 
 fn push_scope(qb: &mut QueryBuilder<'_, Sqlite>, alias: &str, scope: &Scope) {
-    qb.push(format!(" WHERE {alias}.account_id = "))
+    push_scope_with(qb, alias, scope, false);
+}
+
+/// The tenancy filter. With `via_parent`, the caller also filters on a
+/// parent (VPC, VPN gateway) whose index is far more selective than the
+/// scope's; the unary `+` keeps SQLite from choosing the scope index instead
+/// just because it matches the ORDER BY (without statistics it would, and
+/// then walk every row of the tenant to fill one page).
+fn push_scope_with(
+    qb: &mut QueryBuilder<'_, Sqlite>,
+    alias: &str,
+    scope: &Scope,
+    via_parent: bool,
+) {
+    let plus = if via_parent { "+" } else { "" };
+    qb.push(format!(" WHERE {plus}{alias}.account_id = "))
         .push_bind(scope.account_id)
-        .push(format!(" AND {alias}.region = "))
+        .push(format!(" AND {plus}{alias}.region = "))
         .push_bind(scope.region.clone());
 }
 
@@ -1283,19 +1301,23 @@ fn push_name_filter(qb: &mut QueryBuilder<'_, Sqlite>, col: &str, name: &Option<
     }
 }
 
-/// Ordering, tie-broken by id in the same direction, then the page window.
-fn push_page(qb: &mut QueryBuilder<'_, Sqlite>, page: &Page, alias: &str) {
+/// Ordering, tie-broken by id in the same direction.
+fn push_order(qb: &mut QueryBuilder<'_, Sqlite>, page: &Page, alias: &str) {
     let dir = if page.descending { "DESC" } else { "ASC" };
     let col = match page.order {
         Order::CreateTime => "created_at",
         Order::Name => "name",
     };
-    qb.push(format!(
-        " ORDER BY {alias}.{col} {dir}, {alias}.id {dir} LIMIT "
-    ))
-    .push_bind(i64::from(page.limit))
-    .push(" OFFSET ")
-    .push_bind(i64::from(page.offset));
+    qb.push(format!(" ORDER BY {alias}.{col} {dir}, {alias}.id {dir}"));
+}
+
+/// Ordering, then the page window.
+fn push_page(qb: &mut QueryBuilder<'_, Sqlite>, page: &Page, alias: &str) {
+    push_order(qb, page, alias);
+    qb.push(" LIMIT ")
+        .push_bind(i64::from(page.limit))
+        .push(" OFFSET ")
+        .push_bind(i64::from(page.offset));
 }
 
 fn vpc_query(head: &str, scope: &Scope, f: &VpcFilter) -> QueryBuilder<'static, Sqlite> {
@@ -1310,7 +1332,7 @@ fn vpc_query(head: &str, scope: &Scope, f: &VpcFilter) -> QueryBuilder<'static, 
 
 fn vpn_gw_query(head: &str, scope: &Scope, f: &VpnGwFilter) -> QueryBuilder<'static, Sqlite> {
     let mut qb = QueryBuilder::new(head);
-    push_scope(&mut qb, "g", scope);
+    push_scope_with(&mut qb, "g", scope, f.vpc.is_some());
     if let Some(vpc) = &f.vpc {
         push_fk_id(&mut qb, "g.vpc_id", "vpcs", vpc);
     }
@@ -1333,7 +1355,7 @@ fn user_gw_query(head: &str, scope: &Scope, f: &UserGwFilter) -> QueryBuilder<'s
 
 fn conn_query(head: &str, scope: &Scope, f: &ConnFilter) -> QueryBuilder<'static, Sqlite> {
     let mut qb = QueryBuilder::new(head);
-    push_scope(&mut qb, "c", scope);
+    push_scope_with(&mut qb, "c", scope, f.vpc.is_some() || f.vpn_gw.is_some());
     if let Some(vpc) = &f.vpc {
         push_fk_id(&mut qb, "c.vpc_id", "vpcs", vpc);
     }
@@ -1344,6 +1366,46 @@ fn conn_query(head: &str, scope: &Scope, f: &ConnFilter) -> QueryBuilder<'static
         push_own_id(&mut qb, "c", id);
     }
     push_name_filter(&mut qb, "c.name", &f.name);
+    qb
+}
+
+/// One page of connections. A deferred join: the page of ids is cut from a
+/// covering index and only those rows are joined, so a deep offset skips
+/// index entries instead of joined rows. `prefix` is for `EXPLAIN`.
+fn conn_page_query(
+    prefix: &str,
+    scope: &Scope,
+    f: &ConnFilter,
+    page: &Page,
+) -> QueryBuilder<'static, Sqlite> {
+    let mut qb = conn_query(
+        &format!("{prefix}{CONN_COLUMNS} FROM (SELECT c.id FROM vpn_conns c"),
+        scope,
+        f,
+    );
+    push_page(&mut qb, page, "c");
+    qb.push(format!(") p JOIN vpn_conns c ON c.id = p.id{CONN_JOINS}"));
+    push_order(&mut qb, page, "c");
+    qb
+}
+
+/// Connections to load on a node. Loaded: creating, modifying, modify
+/// failed, delete failed, running. Not loaded: create failed (nothing to
+/// run) and deleting (going away).
+fn desired_query(prefix: &str, node_id: Option<i64>) -> QueryBuilder<'static, Sqlite> {
+    let mut qb = QueryBuilder::new(format!("{prefix}{}", conn_select()));
+    // `+` keeps the status index (which matches nearly every row) out of
+    // the plan: the node's gateways are the selective side.
+    qb.push(" WHERE +c.status IN (0, 2, 3, 5, 6)");
+    match node_id {
+        Some(n) => {
+            qb.push(" AND g.node_id = ").push_bind(n);
+        }
+        None => {
+            qb.push(" AND g.node_id IS NULL");
+        }
+    }
+    qb.push(" ORDER BY c.id");
     qb
 }
 
@@ -1414,9 +1476,9 @@ async fn fetch_conn(
     id: &IdRef<VpnConnKind>,
 ) -> Result<Option<VpnConn>> {
     let mut qb = match scope {
-        Some(scope) => conn_query(CONN_SELECT, scope, &ConnFilter::default()),
+        Some(scope) => conn_query(&conn_select(), scope, &ConnFilter::default()),
         None => {
-            let mut qb = QueryBuilder::new(CONN_SELECT);
+            let mut qb = QueryBuilder::new(conn_select());
             qb.push(" WHERE 1 = 1");
             qb
         }
@@ -1546,20 +1608,11 @@ async fn pick_pool_address(conn: &mut SqliteConnection, net: IpNet) -> Result<Ip
     } else {
         (i64::from(first) + 1, i64::from(last) - 1)
     };
-    // The answer is either `lo` itself or one past a used address whose
-    // successor is free; both are found through the address index.
-    let free: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(x) FROM ( \
-             SELECT ?1 AS x WHERE NOT EXISTS (SELECT 1 FROM vpn_gws WHERE address_num = ?1) \
-             UNION ALL \
-             SELECT g.address_num + 1 FROM vpn_gws g \
-             WHERE g.address_num >= ?1 AND g.address_num < ?2 \
-               AND NOT EXISTS (SELECT 1 FROM vpn_gws h WHERE h.address_num = g.address_num + 1))",
-    )
-    .bind(lo)
-    .bind(hi)
-    .fetch_one(&mut *conn)
-    .await?;
+    let free: Option<i64> = sqlx::query_scalar(POOL_LOWEST_FREE)
+        .bind(lo)
+        .bind(hi)
+        .fetch_one(&mut *conn)
+        .await?;
     match free {
         Some(n) if (lo..=hi).contains(&n) => {
             let n = u32::try_from(n).map_err(|_| corrupt("gateway address"))?;
@@ -1792,5 +1845,327 @@ mod tests {
         let s = random_alnum(32);
         assert_eq!(s.len(), 32);
         assert!(s.bytes().all(|b| b.is_ascii_alphanumeric()));
+    }
+
+    async fn plan(conn: &mut SqliteConnection, mut qb: QueryBuilder<'_, Sqlite>) -> Vec<String> {
+        let rows = qb.build().fetch_all(&mut *conn).await.unwrap();
+        rows.iter().map(|r| r.get::<String, _>("detail")).collect()
+    }
+
+    /// Reads that serve pages must never walk a whole table. The engine runs
+    /// no ANALYZE, so the plans an empty database gets are the plans
+    /// production gets.
+    #[tokio::test]
+    async fn queries_use_indexes() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        let mut conn = store.read.acquire().await.unwrap();
+        let scope = Scope {
+            account_id: 1,
+            region: "gz".into(),
+        };
+        let pages: Vec<Page> = [Order::CreateTime, Order::Name]
+            .into_iter()
+            .flat_map(|order| {
+                [false, true].map(|descending| Page {
+                    offset: 40,
+                    limit: 20,
+                    order,
+                    descending,
+                })
+            })
+            .collect();
+        let vpc = || Some(IdRef::Unified("vpc-aaaaaaaa".parse().unwrap()));
+        let conn_filters = [
+            ConnFilter::default(),
+            ConnFilter {
+                vpc: vpc(),
+                ..Default::default()
+            },
+            ConnFilter {
+                vpc: Some(IdRef::Numeric(3)),
+                ..Default::default()
+            },
+            ConnFilter {
+                vpn_gw: Some(IdRef::Numeric(3)),
+                ..Default::default()
+            },
+            ConnFilter {
+                vpc: vpc(),
+                vpn_gw: Some(IdRef::Unified("vpngw-aaaaaaaa".parse().unwrap())),
+                ..Default::default()
+            },
+            ConnFilter {
+                id: Some(IdRef::Numeric(3)),
+                ..Default::default()
+            },
+            ConnFilter {
+                name: Some("x".into()),
+                ..Default::default()
+            },
+        ];
+        let e = "EXPLAIN QUERY PLAN ";
+        let mut plans = Vec::new();
+        for f in &conn_filters {
+            for p in &pages {
+                plans.push((
+                    format!("conns {f:?} {p:?}"),
+                    plan(&mut conn, conn_page_query(e, &scope, f, p)).await,
+                ));
+            }
+            let count = conn_query(&format!("{e}SELECT COUNT(*) FROM vpn_conns c"), &scope, f);
+            plans.push((format!("count conns {f:?}"), plan(&mut conn, count).await));
+        }
+        let gw_filters = [
+            VpnGwFilter::default(),
+            VpnGwFilter {
+                vpc: vpc(),
+                ..Default::default()
+            },
+            VpnGwFilter {
+                name: Some("x".into()),
+                ..Default::default()
+            },
+        ];
+        for f in &gw_filters {
+            for p in &pages {
+                let mut qb = vpn_gw_query(&format!("{e}{VPN_GW_SELECT}"), &scope, f);
+                push_page(&mut qb, p, "g");
+                plans.push((format!("vpn gws {f:?} {p:?}"), plan(&mut conn, qb).await));
+            }
+        }
+        for p in &pages {
+            let mut qb = vpc_query(&format!("{e}{VPC_SELECT}"), &scope, &VpcFilter::default());
+            push_page(&mut qb, p, "v");
+            plans.push((format!("vpcs {p:?}"), plan(&mut conn, qb).await));
+            let mut qb = user_gw_query(
+                &format!("{e}{USER_GW_SELECT}"),
+                &scope,
+                &UserGwFilter::default(),
+            );
+            push_page(&mut qb, p, "u");
+            plans.push((format!("user gws {p:?}"), plan(&mut conn, qb).await));
+        }
+        for node in [Some(7), None] {
+            plans.push((
+                format!("desired {node:?}"),
+                plan(&mut conn, desired_query(e, node)).await,
+            ));
+        }
+        let claim = QueryBuilder::new(format!("{e}{CLAIM_NEXT}"));
+        plans.push(("claim".into(), plan(&mut conn, claim).await));
+        plans.push((
+            "pool".into(),
+            plan(
+                &mut conn,
+                QueryBuilder::new(format!("{e}{POOL_LOWEST_FREE}")),
+            )
+            .await,
+        ));
+
+        for (what, lines) in &plans {
+            if what.starts_with("desired") {
+                // Driven from the node's gateways, not from every tunnel
+                // whose status qualifies.
+                assert!(lines[0].starts_with("SEARCH g USING"), "{what}: {lines:#?}");
+            }
+            for line in lines {
+                let scan_ok = !line.starts_with("SCAN ")
+                    || line == "SCAN p"
+                    || line == "SCAN CONSTANT ROW"
+                    // A partial index holding only the running tasks.
+                    || line == "SCAN tasks USING INDEX tasks_running";
+                assert!(scan_ok, "{what}: full scan `{line}` in {lines:#?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn file_store_is_durable_and_strict() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("v.db")).await.unwrap();
+        let mut w = store.write.acquire().await.unwrap();
+        let text = |sql: &'static str| sqlx::query_scalar::<_, String>(sql);
+        let num = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
+        assert_eq!(
+            text("PRAGMA journal_mode")
+                .fetch_one(&mut *w)
+                .await
+                .unwrap(),
+            "wal"
+        );
+        // 2 = FULL: the WAL is synced at every commit.
+        assert_eq!(
+            num("PRAGMA synchronous").fetch_one(&mut *w).await.unwrap(),
+            2
+        );
+        assert_eq!(
+            num("PRAGMA foreign_keys").fetch_one(&mut *w).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            num("PRAGMA busy_timeout").fetch_one(&mut *w).await.unwrap(),
+            5000
+        );
+        let mut r = store.read.acquire().await.unwrap();
+        assert_eq!(
+            num("PRAGMA foreign_keys").fetch_one(&mut *r).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            num("PRAGMA busy_timeout").fetch_one(&mut *r).await.unwrap(),
+            5000
+        );
+        // Reader connections cannot write by mistake.
+        let res = sqlx::query("INSERT INTO accounts (name, created_at) VALUES ('x', 0)")
+            .execute(&mut *r)
+            .await;
+        assert!(res.is_err());
+    }
+
+    /// `cargo test -p vpcd-store --lib -- --ignored --nocapture page_at_100k`
+    /// prints how long every kind of page takes with 100,000 connections in
+    /// one tenant (the worst case: tenancy narrows nothing).
+    #[tokio::test]
+    #[ignore = "benchmark; takes a few seconds"]
+    async fn page_at_100k_connections() {
+        use std::time::Instant;
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("b.db")).await.unwrap();
+        let a = s.create_account("a").await.unwrap();
+        let scope = Scope {
+            account_id: a.id,
+            region: "gz".into(),
+        };
+        let settings = serde_json::to_string(&sample_settings()).unwrap();
+        let mut tx = s.begin_write().await.unwrap();
+        for v in 1..=500i64 {
+            sqlx::query(
+                "INSERT INTO vpcs (id, un_id, account_id, region, name, cidr, created_at) \
+                 VALUES (?1, printf('vpc-%08d', ?1), ?2, 'gz', 'v' || ?1, '10.0.0.0/16', 0)",
+            )
+            .bind(v)
+            .bind(a.id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        for g in 1..=5000i64 {
+            sqlx::query(
+                "INSERT INTO vpn_gws (id, un_id, account_id, region, vpc_id, name, bandwidth, \
+                     charge_type, address, address_num, created_at) \
+                 VALUES (?1, printf('vpngw-%08d', ?1), ?2, 'gz', ?3, 'g', 10, 'x', \
+                     '203.0.113.1', ?1, 0)",
+            )
+            .bind(g)
+            .bind(a.id)
+            .bind((g - 1) / 10 + 1)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO user_gws (id, un_id, account_id, region, name, address, created_at) \
+                 VALUES (?1, printf('cgw-%08d', ?1), ?2, 'gz', 'u' || ?1, \
+                     printf('10.0.%d.%d', ?1 / 256, ?1 % 256), 0)",
+            )
+            .bind(g)
+            .bind(a.id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        for c in 0..100_000i64 {
+            let g = c / 20 + 1;
+            sqlx::query(
+                "INSERT INTO vpn_conns (un_id, account_id, region, vpc_id, vpn_gw_id, user_gw_id, \
+                     name, status, net_status, settings, created_at) \
+                 VALUES (printf('vpnx-%08d', ?1), ?2, 'gz', ?3, ?4, ?5, 'conn-' || ?1, 6, \
+                     'available', ?6, ?7)",
+            )
+            .bind(c)
+            .bind(a.id)
+            .bind((g - 1) / 10 + 1)
+            .bind(g)
+            .bind(c % 5000 + 1)
+            .bind(&settings)
+            .bind(c / 7)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        let pages = [
+            (Order::CreateTime, true, 0),
+            (Order::Name, false, 0),
+            (Order::CreateTime, true, 99_980),
+        ]
+        .map(|(order, descending, offset)| Page {
+            offset,
+            limit: 20,
+            order,
+            descending,
+        });
+        let filters = [
+            ConnFilter::default(),
+            ConnFilter {
+                vpc: Some(IdRef::Numeric(77)),
+                ..Default::default()
+            },
+            ConnFilter {
+                vpn_gw: Some(IdRef::Numeric(3333)),
+                ..Default::default()
+            },
+            ConnFilter {
+                name: Some("99_9".into()),
+                ..Default::default()
+            },
+            ConnFilter {
+                id: Some(IdRef::Unified("vpnx-00054321".parse().unwrap())),
+                ..Default::default()
+            },
+        ];
+        let mut worst = Duration::ZERO;
+        for f in &filters {
+            for p in &pages {
+                let t = Instant::now();
+                let (total, rows) = s.list_conns(&scope, f, p).await.unwrap();
+                let took = t.elapsed();
+                worst = worst.max(took);
+                println!(
+                    "{took:>12?} total={total:<6} rows={:<2} {f:?} {p:?}",
+                    rows.len()
+                );
+            }
+        }
+        println!("worst page: {worst:?}");
+        assert!(worst < Duration::from_millis(500), "a page took {worst:?}");
+    }
+
+    fn sample_settings() -> ConnSettings {
+        use vpcd_types::*;
+        ConnSettings {
+            pre_shared_key: Secret::new("k"),
+            spd_source: SpdSource::UserGwCidrBlock,
+            spd: vec![SpdRule {
+                local: "10.0.0.0/16".parse().unwrap(),
+                remote: vec!["10.56.20.1/24".parse().unwrap()],
+            }],
+            ike: IkeSettings {
+                encryption: IkeEncryption::AesCbc128,
+                authentication: AuthAlgorithm::Md5,
+                exchange_mode: ExchangeMode::Main,
+                local_identity: Identity::Address("203.0.113.1".parse().unwrap()),
+                remote_identity: Identity::Address("198.51.100.1".parse().unwrap()),
+                dh_group: DhGroup::Group2,
+                sa_lifetime_seconds: 86_400,
+            },
+            ipsec: IpsecSettings {
+                encryption: IpsecEncryption::AesCbc128,
+                integrity: AuthAlgorithm::Sha,
+                sa_lifetime_seconds: 3_600,
+                sa_lifetime_traffic_kb: 1_843_200,
+                pfs: PfsGroup::Null,
+            },
+        }
     }
 }

@@ -129,9 +129,12 @@ CREATE TABLE vpn_conns (
     created_at   INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX vpn_conns_name ON vpn_conns (account_id, region, vpc_id, name);
-CREATE INDEX vpn_conns_by_created ON vpn_conns (account_id, region, created_at);
+-- `id` is explicit here because `name` rides along after it, so a
+-- substring filter is checked on the index without visiting the table.
+CREATE INDEX vpn_conns_by_created ON vpn_conns (account_id, region, created_at, id, name);
 CREATE INDEX vpn_conns_by_name ON vpn_conns (account_id, region, name);
 CREATE INDEX vpn_conns_by_vpc ON vpn_conns (vpc_id, created_at);
+CREATE INDEX vpn_conns_by_vpn_gw ON vpn_conns (vpn_gw_id, created_at);
 CREATE INDEX vpn_conns_by_pair ON vpn_conns (vpn_gw_id, user_gw_id);
 CREATE INDEX vpn_conns_by_user_gw ON vpn_conns (user_gw_id);
 CREATE INDEX vpn_conns_by_status ON vpn_conns (status);
