@@ -818,3 +818,55 @@ async fn paging_filters_and_ordering() {
     assert_eq!(by_uni["data"], by_num["data"]);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn peer_device_configuration() {
+    let app = spawn_app().await;
+    let f = app.fixture("cfg").await;
+    let hostile = r#"k"e}y{#x;$'\"#;
+    let v = app
+        .add_conn(&f, &f.user_gw_id, &[("preSharedKey", hostile), ("vpnConnName", "n\"}{#")])
+        .await;
+    assert_eq!(v["code"], 0, "{v}");
+    app.run_tasks().await;
+    let conn = conn_id_of(&app, v["data"]["taskId"].as_i64().unwrap()).await;
+    let vendors = app.ok("DescribeUserGwVendor", &[]).await;
+    let list = vendors["data"].as_array().unwrap();
+    assert!(list.len() >= 4, "{vendors}");
+    for vd in list {
+        let name = vd["vendorname"].as_str().unwrap();
+        let v = app
+            .call(
+                "GetVpnConnConfig",
+                &[("vpnConnId", &conn), ("vendorname", name), ("platform", vd["platform"].as_str().unwrap()), ("software", vd["software"].as_str().unwrap())],
+            )
+            .await;
+        if name == "strongSwan" || name == "Libreswan" {
+            assert_eq!(v["code"], 0, "{name} encodes any valid PSK: {v}");
+        }
+        if v["code"] == 0 {
+            let text = v["data"]["configFileInfo"].as_str().unwrap();
+            assert!(!text.is_empty());
+            assert!(!text.contains(hostile), "{name}: the PSK is written raw: {text}");
+            assert!(!text.contains("n\"}{#"), "{name}: the connection name leaked into the file");
+            assert!(text.contains(&f.gw_addr), "{name}: the file names the VPN gateway's address");
+        } else {
+            // A device that cannot carry this PSK safely refuses it.
+            assert_eq!(v["code"], 4000, "{name}: {v}");
+            assert!(v["message"].as_str().unwrap().starts_with("preSharedKey:"), "{v}");
+            assert!(!v.to_string().contains(hostile));
+        }
+    }
+    let v = app.call("GetVpnConnConfig", &[("vpnConnId", &conn), ("vendorname", "Netgear")]).await;
+    assert_eq!(code(&v), (4000, "InvalidVendor"));
+    assert!(v["message"].as_str().unwrap().starts_with("vendorname:"));
+    let v = app.call("GetVpnConnConfig", &[("vpnConnId", &conn), ("vendorname", "Cisco"), ("interfaceName", "Gi0/0\nexit")]).await;
+    assert_eq!(v["code"], 4000, "{v}");
+    assert!(v["message"].as_str().unwrap().starts_with("interfaceName:"));
+    let v = app.call("GetVpnConnConfig", &[("vpnConnId", "vpnx-zzzzzzzz"), ("vendorname", "strongSwan")]).await;
+    assert_eq!(code(&v), (5000, "InvalidVpnConn.NotFound"));
+    let other = app.new_account("eve").await;
+    let v = app.call_as(&other, "GetVpnConnConfig", &[("vpnConnId", &conn), ("vendorname", "strongSwan")]).await;
+    assert_eq!(code(&v), (5000, "InvalidVpnConn.NotFound"), "another account's connection is not found");
+    app.shutdown().await;
+}

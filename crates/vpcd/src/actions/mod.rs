@@ -10,6 +10,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 
 mod conn_settings;
+mod peer_config;
 mod task;
 mod user_gw;
 mod vpc;
@@ -46,6 +47,8 @@ pub const ACTIONS: &[&str] = &[
     "DeleteVpnConn",
     "ResetVpnConnSA",
     "DescribeVpcTaskResult",
+    "DescribeUserGwVendor",
+    "GetVpnConnConfig",
 ];
 
 pub async fn dispatch(state: &AppState, scope: &Scope, action: &str, p: &Params) -> ApiResult<Reply> {
@@ -67,6 +70,8 @@ pub async fn dispatch(state: &AppState, scope: &Scope, action: &str, p: &Params)
         "DeleteVpnConn" => vpn_conn::delete(state, scope, p).await,
         "ResetVpnConnSA" => vpn_conn::reset(state, scope, p).await,
         "DescribeVpcTaskResult" => task::describe(state, scope, p).await,
+        "DescribeUserGwVendor" => peer_config::vendors(state, scope, p).await,
+        "GetVpnConnConfig" => peer_config::config(state, scope, p).await,
         other => Err(ApiError::invalid_as(
             "InvalidAction",
             "Action",

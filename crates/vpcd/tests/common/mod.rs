@@ -236,8 +236,10 @@ impl TestApp {
             ("vpcId", &f.vpc_id),
             ("vpnGwId", &f.gw_id),
             ("userGwId", user_gw),
-            ("preSharedKey", "dgdgd33"),
         ];
+        if !extra.iter().any(|(k, _)| *k == "preSharedKey") {
+            p.push(("preSharedKey", "dgdgd33"));
+        }
         if !extra.iter().any(|(k, _)| k.starts_with("userGwCidrBlock") || *k == "spdAcl") {
             p.push(("userGwCidrBlock.0", "192.168.10.0/24"));
         }
