@@ -209,7 +209,9 @@ fn strongswan(spec: &TunnelSpec) -> String {
     header(&mut out, "#", spec);
     out.push_str("# Load with: swanctl --load-all --file <this file>\n");
     out.push_str(&render::peer_conn(spec).to_string());
-    out.push_str("secrets {\n  ike-vpcd {\n");
+    // Named after the tunnel so that several generated files can be
+    // concatenated into one swanctl.conf.
+    let _ = writeln!(out, "secrets {{\n  ike-{} {{", spec.name);
     let _ = writeln!(out, "    id-local = {}", v.local_id.value());
     let _ = writeln!(out, "    id-remote = {}", v.remote_id.value());
     let _ = writeln!(

@@ -24,12 +24,22 @@
 //!
 //! # Example
 //! ```no_run
-//! use vpcd_dataplane::testbed::{Side, Testbed};
-//! let Some(mut tb) = Testbed::start_or_skip(Default::default()) else { return };
-//! let uri = tb.vici_uri(Side::Cloud);
-//! // ... StrongSwanDriver::new(&uri), apply a spec, tb.load_swanctl(Side::Peer, &conf) ...
-//! assert!(tb.ping(Side::Cloud, "10.100.0.1", "10.200.0.1") || true);
-//! tb.teardown();
+//! use vpcd_dataplane::testbed::{Side, Testbed, TestbedConfig};
+//! use vpcd_dataplane::{peer_config, test_support, StrongSwanDriver, VpnDriver};
+//!
+//! # async fn demo() {
+//! // Skips (printing why) when not root or strongSwan is missing; panics
+//! // instead under CI=true.
+//! let Some(mut tb) = Testbed::start_or_skip(TestbedConfig::default()) else { return };
+//! let driver = StrongSwanDriver::new(&tb.vici_uri(Side::Cloud)).unwrap();
+//! let spec = test_support::spec_default(); // 203.0.113.1 <-> 198.51.100.1
+//! driver.apply(&spec).await.unwrap();
+//! let conf = peer_config::render(peer_config::vendor("strongswan").unwrap(), &spec, None).unwrap();
+//! tb.load_swanctl(Side::Peer, &conf).unwrap();
+//! // ... poll driver.net_status() until available, then:
+//! assert!(tb.ping(Side::Cloud, "10.100.0.1", "10.200.0.1"));
+//! tb.teardown(); // also done by Drop
+//! # }
 //! ```
 
 use std::fmt;
@@ -284,7 +294,9 @@ impl Testbed {
     /// [`Testbed::start`], or `None` after printing why the test is skipped
     /// (panics instead under `CI=true`, see [`skip_unless_available`]).
     pub fn start_or_skip(config: TestbedConfig) -> Option<Testbed> {
-        if skip_unless_available("this test") {
+        let thread = std::thread::current();
+        // The test harness names each test's thread after the test.
+        if skip_unless_available(thread.name().unwrap_or("this test")) {
             return None;
         }
         Some(Testbed::start(config).expect("test bed setup"))
@@ -505,9 +517,15 @@ impl Testbed {
                 "exec",
                 self.netns(side),
                 "tcpdump",
+                // Keep root: the capture file lives in a root-only directory.
+                "-Z",
+                "root",
                 "-i",
                 VETH,
                 "-n",
+                // Deliver each packet at once: otherwise packets still in
+                // the kernel ring when tcpdump is stopped are lost.
+                "--immediate-mode",
                 "-U",
                 "-w",
             ])
@@ -551,6 +569,16 @@ impl Testbed {
             return;
         }
         self.torn_down = true;
+        if std::thread::panicking() {
+            for side in [Side::Cloud, Side::Peer] {
+                let log = self.charon_log(side);
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                eprintln!("---- last lines of the {side} charon log ----");
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
         self.stop_charon(Side::Cloud);
         self.stop_charon(Side::Peer);
         for ns in [&self.cloud.ns, &self.peer.ns] {

@@ -153,7 +153,7 @@ const FAILURE_HINTS: &[&str] = &[
     "no acceptable",
     "giving up after",
     "peer not responding",
-    "DPD",
+    "DPD check timed out",
     "failed to establish CHILD_SA",
     "establishing CHILD_SA",
 ];
@@ -274,6 +274,19 @@ impl StrongSwanDriver {
         let v: Version = with_session!(self, s => s.request("version", &()).await)
             .map_err(|e| self.map_err(e))?;
         Ok(v.version)
+    }
+
+    /// The ids of the shared secrets charon holds (`get-shared`; the
+    /// secrets themselves are never returned by charon).
+    pub async fn shared_ids(&self) -> Result<Vec<String>, DriverError> {
+        #[derive(Deserialize)]
+        struct Keys {
+            #[serde(default)]
+            keys: Vec<String>,
+        }
+        let k: Keys = with_session!(self, s => s.request("get-shared", &()).await)
+            .map_err(|e| self.map_err(e))?;
+        Ok(k.keys)
     }
 
     /// Every IKE SA charon knows, with its CHILD SAs.
@@ -566,5 +579,137 @@ impl VpnDriver for StrongSwanDriver {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::spec_default;
+    use serde::Serialize;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UnixListener;
+
+    #[derive(Serialize)]
+    struct Answer {
+        success: bool,
+        errmsg: String,
+    }
+
+    /// A fake charon: answers every command with `answer(cmd)`, or never
+    /// answers when it returns `None`.
+    fn fake_charon(
+        dir: &tempfile::TempDir,
+        answer: fn(&str) -> Option<Answer>,
+    ) -> (String, tokio::task::JoinHandle<()>) {
+        let path = dir.path().join("fake.vici");
+        let listener = UnixListener::bind(&path).unwrap();
+        let task = tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    loop {
+                        let Ok(len) = sock.read_u32().await else {
+                            return;
+                        };
+                        let mut buf = vec![0; len as usize];
+                        if sock.read_exact(&mut buf).await.is_err() {
+                            return;
+                        }
+                        let cmd =
+                            String::from_utf8_lossy(&buf[2..2 + buf[1] as usize]).into_owned();
+                        let Some(a) = answer(&cmd) else {
+                            // Hang: keep the socket open, answer nothing.
+                            tokio::time::sleep(Duration::from_secs(60)).await;
+                            return;
+                        };
+                        let body = serde_vici::to_vec(&a).unwrap();
+                        let mut out = (1 + body.len() as u32).to_be_bytes().to_vec();
+                        out.push(1); // CMD_RESPONSE
+                        out.extend_from_slice(&body);
+                        if sock.write_all(&out).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (format!("unix://{}", path.display()), task)
+    }
+
+    #[tokio::test]
+    async fn missing_socket_is_unreachable_quickly() {
+        let d = StrongSwanDriver::new("unix:///nonexistent/vpcd-test.vici").unwrap();
+        let spec = spec_default();
+        let start = Instant::now();
+        match d.apply(&spec).await {
+            Err(DriverError::Unreachable(msg)) => {
+                assert!(!msg.contains(spec.settings.pre_shared_key.expose()));
+                assert!(msg.contains("/nonexistent/vpcd-test.vici"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(3));
+        assert!(d.net_status().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn refused_key_is_reported_without_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        // A daemon that echoes what it got, key included, in its error.
+        let (uri, _t) = fake_charon(&dir, |cmd| {
+            Some(Answer {
+                success: false,
+                errmsg: format!("{cmd} failed: bad secret test-psk-1"),
+            })
+        });
+        let d = StrongSwanDriver::new(&uri).unwrap();
+        let err = d.apply(&spec_default()).await.unwrap_err();
+        assert_eq!(
+            err,
+            DriverError::Rejected("charon refused the pre-shared key of vpnx-dflt0001".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_conn_is_rejected_with_charons_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let (uri, _t) = fake_charon(&dir, |cmd| {
+            Some(Answer {
+                success: cmd != "load-conn",
+                errmsg: "invalid value for: proposals, config discarded".into(),
+            })
+        });
+        let d = StrongSwanDriver::new(&uri).unwrap();
+        match d.apply(&spec_default()).await.unwrap_err() {
+            DriverError::Rejected(msg) => {
+                assert!(
+                    msg.contains("load-conn vpnx-dflt0001: invalid value for: proposals"),
+                    "{msg}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        // Removing something charon does not know is fine.
+        d.remove(&"vpnx-dflt0001".parse().unwrap()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_silent_daemon_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (uri, _t) = fake_charon(&dir, |_| None);
+        let d = StrongSwanDriver::new(&uri)
+            .unwrap()
+            .with_timeout(Duration::from_millis(300));
+        let start = Instant::now();
+        let err = d.loaded().await.unwrap_err();
+        assert!(matches!(err, DriverError::Unreachable(_)), "{err:?}");
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bad_uris() {
+        assert!(StrongSwanDriver::new("/run/charon.vici").is_err());
+        let d = StrongSwanDriver::new("tcp://127.0.0.1:4502").unwrap();
+        assert_eq!(d.describe(), "strongswan vici tcp://127.0.0.1:4502");
     }
 }
