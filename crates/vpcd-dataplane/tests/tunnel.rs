@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures::StreamExt;
 use vpcd_dataplane::strongswan::IkeSaInfo;
-use vpcd_dataplane::test_support::{rule, spec_between, spec_custom, spec_default};
+use vpcd_dataplane::test_support::{rule, spec_between, spec_custom, spec_default, spec_null_esp};
 use vpcd_dataplane::testbed::{skip_unless_available, Side, Testbed, TestbedConfig};
 use vpcd_dataplane::{StrongSwanDriver, VpnDriver};
 use vpcd_types::{NetStatus, Secret};
@@ -148,6 +148,29 @@ async fn custom_settings_two_rules_hostile_psk() {
     tb.teardown();
 }
 
+/// ESP without encryption (`encryptAlgorithm = null`) also carries traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_esp_tunnel() {
+    const T: &str = "null-esp";
+    let Some(mut tb) = bed(T, TestbedConfig::default()) else {
+        return;
+    };
+    let driver = StrongSwanDriver::new(&tb.vici_uri(Side::Cloud)).unwrap();
+    let spec = spec_null_esp();
+    driver.apply(&spec).await.unwrap();
+    configure_peer(&tb, &[&spec]);
+    wait_up(
+        T,
+        &tb,
+        &driver,
+        spec.name.as_str(),
+        &[("10.100.0.1", "10.200.0.1")],
+    )
+    .await;
+    assert!(tb.charon_log(Side::Cloud).contains("ESP:NULL/HMAC_SHA1_96"));
+    tb.teardown();
+}
+
 /// (c) Wrong PSK on the peer: never available, and charon says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_psk_never_available() {
@@ -221,6 +244,8 @@ async fn recovers_from_restarts() {
     wait_up(T, &tb, &driver, name, &pair).await;
     let first = ike_ids(&driver.list_sas().await.unwrap(), name);
 
+    let mut watch = Box::pin(driver.watch());
+
     // Cloud crash.
     tb.kill_charon(Side::Cloud);
     assert!(driver.loaded().await.is_err(), "charon is down");
@@ -232,6 +257,18 @@ async fn recovers_from_restarts() {
     driver.apply(&spec).await.unwrap();
     wait_up(T, &tb, &driver, name, &pair).await;
     timing(T, "cloud restart: re-apply to traffic", t0.elapsed());
+    // The watch stream survived the restart (it re-opens its session).
+    let t0w = Instant::now();
+    loop {
+        let left = Duration::from_secs(5).saturating_sub(t0w.elapsed());
+        match tokio::time::timeout(left, watch.next()).await {
+            Ok(Some(m)) if m.get(name) == Some(&NetStatus::Available) => break,
+            Ok(Some(_)) => continue,
+            _ => panic!("watch did not report the tunnel after the restart"),
+        }
+    }
+    let t = t0w.elapsed();
+    timing(T, "watch caught up after the restart within", t);
 
     // Peer crash: the customer's device reboots and loads its config.
     let before = ike_ids(&driver.list_sas().await.unwrap(), name);
