@@ -12,10 +12,13 @@
 //! - `tests/common/conformance.rs`: the behaviour every engine must show,
 //!   run against SQLite by `tests/sqlite.rs`.
 
+use std::net::IpAddr;
+
 use async_trait::async_trait;
 use vpcd_types::id::{UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
 use vpcd_types::{IdRef, NetStatus};
 
+mod common;
 pub mod model;
 mod sqlite;
 
@@ -32,6 +35,7 @@ pub enum Resource {
     Task,
     Account,
     Key,
+    GatewayNode,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +197,17 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         lease_secs: i64,
     ) -> Result<Option<ClaimedTask>>;
+    /// [`Store::claim_task`] restricted to the tasks of connections whose VPN
+    /// gateway is placed on one of `nodes` (`None` in the list: API-only
+    /// gateways). A vpcd of a cluster passes the gateway nodes whose lease it
+    /// holds, so the tasks of a node are run only by the vpcd driving it.
+    async fn claim_task_on(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_secs: i64,
+        nodes: &[Option<i64>],
+    ) -> Result<Option<ClaimedTask>>;
     /// Finish a task the worker still holds and apply the state transition
     /// to its connection (create 0->6/1, modify 2->6/3, delete 4->removed/5,
     /// reset back to 6). Returns `false`, changing nothing, if the lease was
@@ -212,4 +227,57 @@ pub trait Store: Send + Sync + 'static {
     /// Every connection that should be loaded on the node (`None`: API-only
     /// gateways): all but those whose creation failed or that are deleted.
     async fn desired_conns(&self, node_id: Option<i64>) -> Result<Vec<VpnConn>>;
+
+    // ---- bulk load ------------------------------------------------------------
+    /// Insert already-configured connections (status 6, no task) into
+    /// `scope`: the bulk-load path of the benchmark and of operators'
+    /// imports. No quota is checked; names must still be unique per VPC
+    /// (`NameInUse(VpnConn)`) and every parent must exist in the scope
+    /// (`NotFound`). Rows are written in large batches, one transaction each:
+    /// when a batch fails, the batches before it stay. Returns the number of
+    /// connections inserted.
+    async fn import_conns(&self, scope: &Scope, conns: Vec<NewConn>) -> Result<u64>;
+
+    // ---- gateway nodes ----------------------------------------------------------
+    /// Register a strongSwan gateway node. `NameInUse(GatewayNode)` when the
+    /// name or the VICI URI is taken.
+    async fn add_gateway_node(
+        &self,
+        name: &str,
+        vici: &str,
+        addresses: &[IpAddr],
+    ) -> Result<GatewayNode>;
+    /// The node with this VICI URI, its addresses replaced by `addresses`;
+    /// created if missing, named `local` (a UNIX socket) or after the URI's
+    /// host, with a `-N` suffix if that name is taken. Safe to call from
+    /// several vpcd processes at once.
+    async fn ensure_gateway_node(&self, vici: &str, addresses: &[IpAddr]) -> Result<GatewayNode>;
+    /// Every gateway node, by id.
+    async fn list_gateway_nodes(&self) -> Result<Vec<GatewayNode>>;
+    /// `InUse(GatewayNode)` while VPN gateways are placed on it.
+    async fn remove_gateway_node(&self, id: i64) -> Result<()>;
+
+    // ---- the cluster of vpcd processes ------------------------------------------
+    /// Record that vpcd process `node` is alive at `now` (created on its
+    /// first heartbeat). Processes not seen for a day are forgotten.
+    async fn heartbeat(&self, node: &str, now: Timestamp, info: &str) -> Result<()>;
+    /// Every vpcd process that sent a heartbeat, by name.
+    async fn list_cluster_nodes(&self) -> Result<Vec<ClusterNode>>;
+    /// Take or renew the lease on a gateway node, atomically: `true` (and the
+    /// lease runs to `now + ttl_secs`) if it was free, expired (its `until`
+    /// is before `now`) or already held by `holder`; `false`, changing
+    /// nothing, if another holder's lease is current.
+    /// `NotFound(GatewayNode)` for an unknown node.
+    async fn acquire_gateway_lease(
+        &self,
+        gateway_node_id: i64,
+        holder: &str,
+        now: Timestamp,
+        ttl_secs: i64,
+    ) -> Result<bool>;
+    /// Give the lease up if `holder` has it; otherwise nothing happens.
+    async fn release_gateway_lease(&self, gateway_node_id: i64, holder: &str) -> Result<()>;
+    /// Every lease row, current or expired: `(gateway node, holder, until)`,
+    /// by gateway node.
+    async fn gateway_leases(&self) -> Result<Vec<GatewayLease>>;
 }

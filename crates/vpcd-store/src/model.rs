@@ -154,8 +154,12 @@ pub enum AddressSource {
     /// The lowest address of the pool (network and broadcast excluded) not
     /// yet held by any gateway.
     Pool(IpNet),
-    /// A gateway node's address, which several gateways may share.
-    Node { node_id: i64, address: IpAddr },
+    /// One of a gateway node's addresses, chosen by the store inside the
+    /// create transaction: the address used by the fewest VPN gateways of
+    /// that node (ties: the lowest). Each gateway gets its own address while
+    /// the node has free ones; only when gateways outnumber addresses do
+    /// they share.
+    Node { node_id: i64 },
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +282,35 @@ pub struct ClaimedTask {
     pub task: Task,
     pub conn: VpnConn,
 }
+
+/// A strongSwan gateway node (a charon reached over VICI) that vpcd drives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayNode {
+    pub id: i64,
+    pub name: String,
+    /// The VICI endpoint, e.g. `unix:///var/run/charon.vici` or
+    /// `tcp://192.0.2.10:4502`. Unique.
+    pub vici: String,
+    /// Public addresses VPN gateways placed on the node may use, in the
+    /// order they were given.
+    pub addresses: Vec<IpAddr>,
+    pub created_at: Timestamp,
+}
+
+/// A vpcd process of the cluster, as its heartbeats describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    /// The process's worker id (unique per process start).
+    pub name: String,
+    pub started_at: Timestamp,
+    pub last_seen: Timestamp,
+    /// Free text from the node: version, pid, listen addresses.
+    pub info: String,
+}
+
+/// Which gateway node holds a lease: `(gateway node id, holder, until)`;
+/// the lease is held through `until` inclusive.
+pub type GatewayLease = (i64, String, Timestamp);
 
 /// How long a claimed task stays owned by its worker without renewal.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);

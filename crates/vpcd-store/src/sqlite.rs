@@ -17,6 +17,8 @@
 //! (names, addresses, unified ids, one running task per connection) so the
 //! database refuses what a bug in this file might let through.
 
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
 use std::str::FromStr;
@@ -41,6 +43,10 @@ use vpcd_types::{
     VpcId, VpnConnId, VpnGwId,
 };
 
+use crate::common::{
+    decode_addresses, default_node_name, encode_addresses, least_used_address, numbered_name,
+    CLUSTER_NODE_FORGET_SECS, NODE_NAME_ATTEMPTS,
+};
 use crate::model::*;
 use crate::{Resource, Result, Store, StoreError};
 
@@ -56,6 +62,9 @@ const NONCE_PRUNE_INTERVAL_SECS: i64 = 60;
 const NONCE_PRUNE_BATCH: i64 = 2_000;
 /// Pruning batches per interval; whatever is left waits for the next one.
 const NONCE_PRUNE_MAX_BATCHES: u32 = 16;
+
+/// Connections written per transaction by `import_conns`.
+const IMPORT_BATCH: usize = 10_000;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -171,6 +180,76 @@ impl SqliteStore {
                 Err(e) => {
                     tracing::warn!(error = %e, "pruning old nonces failed");
                     return;
+                }
+            }
+        }
+    }
+
+    /// Claim the oldest runnable task, among those on `nodes` if given.
+    async fn claim(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_secs: i64,
+        nodes: Option<&[Option<i64>]>,
+    ) -> Result<Option<ClaimedTask>> {
+        let mut tx = self.begin_write().await?;
+        loop {
+            let candidate: Option<i64> = match nodes {
+                None => {
+                    sqlx::query_scalar(CLAIM_NEXT)
+                        .bind(now)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                }
+                Some(nodes) => {
+                    claim_on_query("", now, nodes)
+                        .build_query_scalar()
+                        .fetch_optional(&mut *tx)
+                        .await?
+                }
+            };
+            let Some(task_id) = candidate else {
+                tx.commit().await?;
+                return Ok(None);
+            };
+            let claimed = sqlx::query(
+                "UPDATE tasks SET lease_owner = ?1, lease_until = ?2, attempts = attempts + 1 \
+                 WHERE id = ?3 AND status = 2 AND (lease_until IS NULL OR lease_until < ?4)",
+            )
+            .bind(worker)
+            .bind(now.saturating_add(lease_secs))
+            .bind(task_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if claimed.rows_affected() != 1 {
+                continue;
+            }
+            let conn_id: i64 = sqlx::query_scalar("SELECT conn_id FROM tasks WHERE id = ?1")
+                .bind(task_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            match fetch_conn(&mut tx, None, &IdRef::Numeric(conn_id)).await? {
+                Some(conn) => {
+                    let task = fetch_task(&mut tx, task_id).await?;
+                    tx.commit().await?;
+                    return Ok(Some(ClaimedTask { task, conn }));
+                }
+                None => {
+                    // Cannot happen while every running task's connection
+                    // row exists; fail the task rather than wedge the queue
+                    // behind it forever.
+                    tracing::error!(task_id, "running task without its connection; failing it");
+                    sqlx::query(
+                        "UPDATE tasks SET status = 1, error_code = 'InternalError', \
+                             error_msg = 'the connection no longer exists', finished_at = ?1, \
+                             lease_owner = NULL, lease_until = NULL WHERE id = ?2",
+                    )
+                    .bind(now)
+                    .bind(task_id)
+                    .execute(&mut *tx)
+                    .await?;
                 }
             }
         }
@@ -575,7 +654,9 @@ impl Store for SqliteStore {
         check_quota(count, limits.vpn_gws_per_vpc, Quota::VpnGwsPerVpc)?;
         let (address, node_id) = match new.address {
             AddressSource::Pool(net) => (pick_pool_address(&mut tx, net).await?, None),
-            AddressSource::Node { node_id, address } => (address, Some(node_id)),
+            AddressSource::Node { node_id } => {
+                (pick_node_address(&mut tx, node_id).await?, Some(node_id))
+            }
         };
         let address_num = ipv4_num(address);
         let (account, region) = (scope.account_id, scope.region.clone());
@@ -1025,56 +1106,20 @@ impl Store for SqliteStore {
         now: Timestamp,
         lease_secs: i64,
     ) -> Result<Option<ClaimedTask>> {
-        let mut tx = self.begin_write().await?;
-        loop {
-            let candidate: Option<i64> = sqlx::query_scalar(CLAIM_NEXT)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(task_id) = candidate else {
-                tx.commit().await?;
-                return Ok(None);
-            };
-            let claimed = sqlx::query(
-                "UPDATE tasks SET lease_owner = ?1, lease_until = ?2, attempts = attempts + 1 \
-                 WHERE id = ?3 AND status = 2 AND (lease_until IS NULL OR lease_until < ?4)",
-            )
-            .bind(worker)
-            .bind(now.saturating_add(lease_secs))
-            .bind(task_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            if claimed.rows_affected() != 1 {
-                continue;
-            }
-            let conn_id: i64 = sqlx::query_scalar("SELECT conn_id FROM tasks WHERE id = ?1")
-                .bind(task_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            match fetch_conn(&mut tx, None, &IdRef::Numeric(conn_id)).await? {
-                Some(conn) => {
-                    let task = fetch_task(&mut tx, task_id).await?;
-                    tx.commit().await?;
-                    return Ok(Some(ClaimedTask { task, conn }));
-                }
-                None => {
-                    // Cannot happen while every running task's connection
-                    // row exists; fail the task rather than wedge the queue
-                    // behind it forever.
-                    tracing::error!(task_id, "running task without its connection; failing it");
-                    sqlx::query(
-                        "UPDATE tasks SET status = 1, error_code = 'InternalError', \
-                             error_msg = 'the connection no longer exists', finished_at = ?1, \
-                             lease_owner = NULL, lease_until = NULL WHERE id = ?2",
-                    )
-                    .bind(now)
-                    .bind(task_id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
+        self.claim(worker, now, lease_secs, None).await
+    }
+
+    async fn claim_task_on(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_secs: i64,
+        nodes: &[Option<i64>],
+    ) -> Result<Option<ClaimedTask>> {
+        if nodes.is_empty() {
+            return Ok(None);
         }
+        self.claim(worker, now, lease_secs, Some(nodes)).await
     }
 
     async fn finish_task(
@@ -1177,6 +1222,343 @@ impl Store for SqliteStore {
         let rows = qb.build().fetch_all(&mut *conn).await?;
         rows.iter().map(conn_from_row).collect()
     }
+
+    // ---- bulk load ------------------------------------------------------------
+
+    async fn import_conns(&self, scope: &Scope, conns: Vec<NewConn>) -> Result<u64> {
+        let mut parents = ImportParents::default();
+        let mut inserted = 0u64;
+        let now = unix_now();
+        let mut rows = conns.into_iter().peekable();
+        while rows.peek().is_some() {
+            let mut tx = self.begin_write().await?;
+            for new in rows.by_ref().take(IMPORT_BATCH) {
+                parents.check(&mut tx, scope, &new).await?;
+                let settings = encode_settings(&new.settings)?;
+                let (account, region) = (scope.account_id, scope.region.clone());
+                let NewConn {
+                    vpc_id,
+                    vpn_gw_id,
+                    user_gw_id,
+                    name,
+                    ..
+                } = new;
+                insert_unified::<VpnConnKind, _>(
+                    &mut tx,
+                    "INSERT INTO vpn_conns (un_id, account_id, region, vpc_id, vpn_gw_id, \
+                         user_gw_id, name, status, net_status, active_task, settings, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'unavailable', NULL, ?9, ?10) \
+                     RETURNING id",
+                    move |q| {
+                        q.bind(account)
+                            .bind(region.clone())
+                            .bind(vpc_id)
+                            .bind(vpn_gw_id)
+                            .bind(user_gw_id)
+                            .bind(name.clone())
+                            .bind(ConnStatus::Running.code())
+                            .bind(settings.clone())
+                            .bind(now)
+                    },
+                )
+                .await
+                .map_err(|e| match unique_violation(&e) {
+                    Some(m) if m.contains(".name") => StoreError::NameInUse(Resource::VpnConn),
+                    _ => e.into(),
+                })?;
+                inserted += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(inserted)
+    }
+
+    // ---- gateway nodes ----------------------------------------------------------
+
+    async fn add_gateway_node(
+        &self,
+        name: &str,
+        vici: &str,
+        addresses: &[IpAddr],
+    ) -> Result<GatewayNode> {
+        let mut tx = self.begin_write().await?;
+        let node = insert_gateway_node(&mut tx, name, vici, addresses).await?;
+        tx.commit().await?;
+        Ok(node)
+    }
+
+    async fn ensure_gateway_node(&self, vici: &str, addresses: &[IpAddr]) -> Result<GatewayNode> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query("UPDATE gateway_nodes SET addresses = ?1 WHERE vici = ?2")
+            .bind(encode_addresses(addresses))
+            .bind(vici)
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() == 0 {
+            // The writer lock is held: the names seen here stay free.
+            let base = default_node_name(vici);
+            let mut n = 1;
+            loop {
+                let name = numbered_name(&base, n);
+                match insert_gateway_node(&mut tx, &name, vici, addresses).await {
+                    Err(StoreError::NameInUse(_)) if n < NODE_NAME_ATTEMPTS => n += 1,
+                    other => {
+                        other?;
+                        break;
+                    }
+                }
+            }
+        }
+        let row = sqlx::query(&format!("{GATEWAY_NODE_SELECT} WHERE vici = ?1"))
+            .bind(vici)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        gateway_node_from_row(&row)
+    }
+
+    async fn list_gateway_nodes(&self) -> Result<Vec<GatewayNode>> {
+        let mut conn = self.read.acquire().await?;
+        let rows = sqlx::query(&format!("{GATEWAY_NODE_SELECT} ORDER BY id"))
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter().map(gateway_node_from_row).collect()
+    }
+
+    async fn remove_gateway_node(&self, id: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM gateway_nodes WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if found.is_none() {
+            return Err(StoreError::NotFound(Resource::GatewayNode));
+        }
+        let gws: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vpn_gws WHERE node_id = ?1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if gws > 0 {
+            return Err(StoreError::InUse(Resource::GatewayNode));
+        }
+        sqlx::query("DELETE FROM gateway_nodes WHERE id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- the cluster of vpcd processes ------------------------------------------
+
+    async fn heartbeat(&self, node: &str, now: Timestamp, info: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO cluster_nodes (name, started_at, last_seen, info) VALUES (?1, ?2, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen, info = excluded.info",
+        )
+        .bind(node)
+        .bind(now)
+        .bind(info)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM cluster_nodes WHERE last_seen < ?1")
+            .bind(now.saturating_sub(CLUSTER_NODE_FORGET_SECS))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_cluster_nodes(&self) -> Result<Vec<ClusterNode>> {
+        let mut conn = self.read.acquire().await?;
+        let rows = sqlx::query(
+            "SELECT name, started_at, last_seen, info FROM cluster_nodes ORDER BY name",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ClusterNode {
+                    name: r.try_get("name")?,
+                    started_at: r.try_get("started_at")?,
+                    last_seen: r.try_get("last_seen")?,
+                    info: r.try_get("info")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn acquire_gateway_lease(
+        &self,
+        gateway_node_id: i64,
+        holder: &str,
+        now: Timestamp,
+        ttl_secs: i64,
+    ) -> Result<bool> {
+        // One statement: the conflict clause takes the row over only when
+        // it is ours or expired, so two vpcds can never both get `true`.
+        let res = sqlx::query(
+            "INSERT INTO gateway_leases (gateway_node_id, holder, until) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (gateway_node_id) DO UPDATE \
+             SET holder = excluded.holder, until = excluded.until \
+             WHERE gateway_leases.holder = excluded.holder OR gateway_leases.until < ?4",
+        )
+        .bind(gateway_node_id)
+        .bind(holder)
+        .bind(now.saturating_add(ttl_secs))
+        .bind(now)
+        .execute(&self.write)
+        .await
+        .map_err(|e| {
+            if is_fk_violation(&e) {
+                StoreError::NotFound(Resource::GatewayNode)
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn release_gateway_lease(&self, gateway_node_id: i64, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM gateway_leases WHERE gateway_node_id = ?1 AND holder = ?2")
+            .bind(gateway_node_id)
+            .bind(holder)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn gateway_leases(&self) -> Result<Vec<GatewayLease>> {
+        let mut conn = self.read.acquire().await?;
+        let rows = sqlx::query(
+            "SELECT gateway_node_id, holder, until FROM gateway_leases ORDER BY gateway_node_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("gateway_node_id")?,
+                    r.try_get("holder")?,
+                    r.try_get("until")?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// The parents an import has already found in its scope, so each is looked
+/// up once however many connections hang off it.
+#[derive(Default)]
+struct ImportParents {
+    vpcs: HashSet<i64>,
+    /// VPN gateway id -> its VPC.
+    vpn_gws: HashMap<i64, i64>,
+    user_gws: HashSet<i64>,
+}
+
+impl ImportParents {
+    async fn check(
+        &mut self,
+        conn: &mut SqliteConnection,
+        scope: &Scope,
+        new: &NewConn,
+    ) -> Result<()> {
+        if !self.vpcs.contains(&new.vpc_id) {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM vpcs WHERE id = ?1 AND account_id = ?2 AND region = ?3",
+            )
+            .bind(new.vpc_id)
+            .bind(scope.account_id)
+            .bind(&scope.region)
+            .fetch_optional(&mut *conn)
+            .await?;
+            found.ok_or(StoreError::NotFound(Resource::Vpc))?;
+            self.vpcs.insert(new.vpc_id);
+        }
+        if let Entry::Vacant(slot) = self.vpn_gws.entry(new.vpn_gw_id) {
+            let vpc: Option<i64> = sqlx::query_scalar(
+                "SELECT vpc_id FROM vpn_gws WHERE id = ?1 AND account_id = ?2 AND region = ?3",
+            )
+            .bind(new.vpn_gw_id)
+            .bind(scope.account_id)
+            .bind(&scope.region)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let vpc = vpc.ok_or(StoreError::NotFound(Resource::VpnGw))?;
+            slot.insert(vpc);
+        }
+        if self.vpn_gws.get(&new.vpn_gw_id) != Some(&new.vpc_id) {
+            return Err(StoreError::NotFound(Resource::VpnGw));
+        }
+        if !self.user_gws.contains(&new.user_gw_id) {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM user_gws WHERE id = ?1 AND account_id = ?2 AND region = ?3",
+            )
+            .bind(new.user_gw_id)
+            .bind(scope.account_id)
+            .bind(&scope.region)
+            .fetch_optional(&mut *conn)
+            .await?;
+            found.ok_or(StoreError::NotFound(Resource::UserGw))?;
+            self.user_gws.insert(new.user_gw_id);
+        }
+        Ok(())
+    }
+}
+
+async fn insert_gateway_node(
+    conn: &mut SqliteConnection,
+    name: &str,
+    vici: &str,
+    addresses: &[IpAddr],
+) -> Result<GatewayNode> {
+    let now = unix_now();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO gateway_nodes (name, vici, addresses, created_at) VALUES (?1, ?2, ?3, ?4) \
+         RETURNING id",
+    )
+    .bind(name)
+    .bind(vici)
+    .bind(encode_addresses(addresses))
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| match unique_violation(&e) {
+        Some(_) => StoreError::NameInUse(Resource::GatewayNode),
+        None => e.into(),
+    })?;
+    Ok(GatewayNode {
+        id,
+        name: name.to_owned(),
+        vici: vici.to_owned(),
+        addresses: addresses.to_vec(),
+        created_at: now,
+    })
+}
+
+/// The node's address used by the fewest of its gateways (ties: the
+/// lowest). Runs inside the create transaction, under the writer lock.
+async fn pick_node_address(conn: &mut SqliteConnection, node_id: i64) -> Result<IpAddr> {
+    let addresses: String = sqlx::query_scalar("SELECT addresses FROM gateway_nodes WHERE id = ?1")
+        .bind(node_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound(Resource::GatewayNode))?;
+    let addresses = decode_addresses(&addresses)?;
+    let rows = sqlx::query(
+        "SELECT address, COUNT(*) AS n FROM vpn_gws WHERE node_id = ?1 GROUP BY address",
+    )
+    .bind(node_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut used = HashMap::new();
+    for row in &rows {
+        let address = parse::<IpAddr>(&row.try_get::<String, _>("address")?, "gateway address")?;
+        used.insert(address, row.try_get::<i64, _>("n")?);
+    }
+    least_used_address(&addresses, &used).ok_or(StoreError::PoolExhausted)
 }
 
 // ---- SQL text -------------------------------------------------------------
@@ -1229,6 +1611,8 @@ const POOL_LOWEST_FREE: &str = "SELECT MIN(x) FROM ( \
      SELECT g.address_num + 1 FROM vpn_gws g \
      WHERE g.address_num >= ?1 AND g.address_num < ?2 \
        AND NOT EXISTS (SELECT 1 FROM vpn_gws h WHERE h.address_num = g.address_num + 1))";
+
+const GATEWAY_NODE_SELECT: &str = "SELECT id, name, vici, addresses, created_at FROM gateway_nodes";
 
 const TASK_SELECT: &str = "SELECT id, kind, status, conn_id, conn_un_id, vpn_gw_un_id, \
      user_gw_un_id, error_code, error_msg, attempts, created_at, finished_at FROM tasks";
@@ -1386,6 +1770,35 @@ fn conn_page_query(
     push_page(&mut qb, page, "c");
     qb.push(format!(") p JOIN vpn_conns c ON c.id = p.id{CONN_JOINS}"));
     push_order(&mut qb, page, "c");
+    qb
+}
+
+/// The oldest runnable task whose connection's gateway is on one of
+/// `nodes` (`None`: API only). `prefix` is for `EXPLAIN`.
+fn claim_on_query(
+    prefix: &str,
+    now: Timestamp,
+    nodes: &[Option<i64>],
+) -> QueryBuilder<'static, Sqlite> {
+    let mut qb = QueryBuilder::new(format!(
+        "{prefix}SELECT t.id FROM tasks t \
+         JOIN vpn_conns c ON c.id = t.conn_id JOIN vpn_gws g ON g.id = c.vpn_gw_id \
+         WHERE t.status = 2 AND (t.lease_until IS NULL OR t.lease_until < "
+    ));
+    qb.push_bind(now).push(") AND (0");
+    let ids: Vec<i64> = nodes.iter().flatten().copied().collect();
+    if !ids.is_empty() {
+        qb.push(" OR g.node_id IN (");
+        let mut list = qb.separated(", ");
+        for id in ids {
+            list.push_bind(id);
+        }
+        qb.push(")");
+    }
+    if nodes.contains(&None) {
+        qb.push(" OR g.node_id IS NULL");
+    }
+    qb.push(") ORDER BY t.id LIMIT 1");
     qb
 }
 
@@ -1748,6 +2161,16 @@ fn conn_from_row(row: &SqliteRow) -> Result<VpnConn> {
     })
 }
 
+fn gateway_node_from_row(row: &SqliteRow) -> Result<GatewayNode> {
+    Ok(GatewayNode {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        vici: row.try_get("vici")?,
+        addresses: decode_addresses(&row.try_get::<String, _>("addresses")?)?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
 fn task_from_row(row: &SqliteRow) -> Result<Task> {
     let status: i64 = row.try_get("status")?;
     let error_code: Option<String> = row.try_get("error_code")?;
@@ -1953,6 +2376,12 @@ mod tests {
         }
         let claim = QueryBuilder::new(format!("{e}{CLAIM_NEXT}"));
         plans.push(("claim".into(), plan(&mut conn, claim).await));
+        for nodes in [vec![Some(7), None], vec![Some(7), Some(8)], vec![None]] {
+            plans.push((
+                format!("claim on {nodes:?}"),
+                plan(&mut conn, claim_on_query(e, 0, &nodes)).await,
+            ));
+        }
         plans.push((
             "pool".into(),
             plan(
@@ -1973,7 +2402,8 @@ mod tests {
                     || line == "SCAN p"
                     || line == "SCAN CONSTANT ROW"
                     // A partial index holding only the running tasks.
-                    || line == "SCAN tasks USING INDEX tasks_running";
+                    || line == "SCAN tasks USING INDEX tasks_running"
+                    || line == "SCAN t USING INDEX tasks_running";
                 assert!(scan_ok, "{what}: full scan `{line}` in {lines:#?}");
             }
         }

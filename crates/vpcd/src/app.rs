@@ -130,21 +130,21 @@ pub struct AppState {
 }
 
 /// Where new VPN gateways go: the registered gateway nodes, or (none
-/// registered) API only with an address from the pool.
+/// registered) API only with an address from the pool. The store picks the
+/// node's address.
 #[derive(Default)]
 pub struct Placement {
-    nodes: RwLock<Vec<(i64, std::net::IpAddr)>>,
+    nodes: RwLock<Vec<i64>>,
     next: std::sync::atomic::AtomicUsize,
 }
 
 impl Placement {
-    pub fn set_nodes(&self, nodes: Vec<(i64, std::net::IpAddr)>) {
+    pub fn set_nodes(&self, nodes: Vec<i64>) {
         *self.nodes.write().unwrap_or_else(|p| p.into_inner()) = nodes;
     }
 
-    /// The node (and its public address) for the next gateway, spreading
-    /// gateways over nodes in turn.
-    pub fn choose(&self) -> Option<(i64, std::net::IpAddr)> {
+    /// The node for the next gateway, spreading gateways over nodes in turn.
+    pub fn choose(&self) -> Option<i64> {
         let nodes = self.nodes.read().unwrap_or_else(|p| p.into_inner());
         if nodes.is_empty() {
             return None;

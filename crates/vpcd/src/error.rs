@@ -183,6 +183,7 @@ fn resource_prefix(r: Resource) -> &'static str {
         Resource::Task => "InvalidTask",
         Resource::Account => "InvalidAccount",
         Resource::Key => "InvalidKey",
+        Resource::GatewayNode => "InvalidGatewayNode",
     }
 }
 

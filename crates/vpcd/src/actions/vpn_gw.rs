@@ -41,7 +41,7 @@ pub(super) async fn run(state: &AppState, scope: &Scope, p: &Params) -> ApiResul
     };
     let charge_period = p.opt_int("period", 1..=120)?;
     let address = match state.placement.choose() {
-        Some((node_id, address)) => AddressSource::Node { node_id, address },
+        Some(node_id) => AddressSource::Node { node_id },
         None => AddressSource::Pool(state.settings.gw_address_pool),
     };
     let gw = state
