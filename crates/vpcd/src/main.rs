@@ -73,9 +73,16 @@ struct ServeArgs {
     /// Tasks applied concurrently by this process (0: serve the API only, apply no tasks).
     #[arg(long, env = "VPCD_WORKERS", default_value_t = 4)]
     workers: usize,
-    /// How often live tunnel state is polled, in milliseconds.
-    #[arg(long, env = "VPCD_HEALTH_INTERVAL_MS", default_value_t = 500)]
-    health_interval_ms: u64,
+    /// VICI URI of a single local strongSwan gateway node
+    /// (`unix:///path/charon.vici` or `tcp://host:port`). Without it and
+    /// without nodes registered by `vpcd admin node add`, vpcd runs API only:
+    /// no IPsec is negotiated.
+    #[arg(long, env = "VPCD_CHARON")]
+    charon: Option<String>,
+    /// Public address of the --charon node, used by its VPN gateways (repeat
+    /// for several; each gateway gets its own while there are free ones).
+    #[arg(long = "public-ip", env = "VPCD_PUBLIC_IP", value_delimiter = ',')]
+    public_ip: Vec<std::net::IpAddr>,
     /// How often gateway nodes are reconciled with the database, in seconds.
     #[arg(long, env = "VPCD_RECONCILE_INTERVAL_SECS", default_value_t = 30)]
     reconcile_interval_secs: u64,
@@ -180,6 +187,31 @@ enum AdminCommand {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// strongSwan gateway nodes that serve VPN gateways.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Register a charon reachable over VICI; new VPN gateways are placed on it.
+    Add {
+        /// `unix:///path/charon.vici` or `tcp://host:port`.
+        #[arg(long)]
+        vici: String,
+        /// Public address(es) for the node's VPN gateways (repeat or comma-separate).
+        #[arg(long = "public-ip", value_delimiter = ',', required = true)]
+        public_ip: Vec<std::net::IpAddr>,
+        /// A name for the node (default: derived from the VICI URI).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List gateway nodes.
+    List,
+    /// Remove a node that no VPN gateway uses.
+    Remove { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -262,9 +294,10 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 },
                 task_lease_secs: a.task_lease_secs,
                 workers: a.workers,
-                health_interval: Duration::from_millis(a.health_interval_ms),
                 reconcile_interval: Duration::from_secs(a.reconcile_interval_secs),
                 api_only_delay: Duration::from_millis(a.api_only_delay_ms),
+                charon: a.charon.clone(),
+                public_ips: a.public_ip.clone(),
             };
             vpcd::server::serve(cfg).await?;
             Ok(0)
@@ -308,6 +341,29 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     AccountCommand::Enable { name } => {
                         store.set_account_disabled(&name, false).await?
                     }
+                },
+                AdminCommand::Node { command } => match command {
+                    NodeCommand::Add {
+                        vici,
+                        public_ip,
+                        name,
+                    } => {
+                        vpcd_dataplane::strongswan::StrongSwanDriver::new(&vici)
+                            .map_err(|e| anyhow::anyhow!("--vici {vici}: {e}"))?;
+                        let node = match name {
+                            Some(n) => store.add_gateway_node(&n, &vici, &public_ip).await?,
+                            None => store.ensure_gateway_node(&vici, &public_ip).await?,
+                        };
+                        println!("gateway node {} ({}) at {}", node.id, node.name, node.vici);
+                    }
+                    NodeCommand::List => {
+                        for n in store.list_gateway_nodes().await? {
+                            let addrs: Vec<String> =
+                                n.addresses.iter().map(|a| a.to_string()).collect();
+                            println!("{:>4}  {:<16} {:<40} {}", n.id, n.name, n.vici, addrs.join(","));
+                        }
+                    }
+                    NodeCommand::Remove { id } => store.remove_gateway_node(id).await?,
                 },
                 AdminCommand::Key { command } => match command {
                     KeyCommand::Create { account } => {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::sync::watch;
+use vpcd_dataplane::strongswan::StrongSwanDriver;
 use vpcd_dataplane::{ApiOnlyDriver, VpnDriver};
 use vpcd_store::Store;
 use vpcd_types::{ConnStatus, NetStatus, TunnelSpec};
@@ -31,11 +32,14 @@ pub struct ServeConfig {
     pub settings: Settings,
     pub task_lease_secs: i64,
     pub workers: usize,
-    pub health_interval: Duration,
     pub reconcile_interval: Duration,
     /// Simulated data-plane latency of the API-only driver (for testing
     /// client automation against realistic task timing).
     pub api_only_delay: Duration,
+    /// A single local gateway node: its VICI URI (`--charon`)...
+    pub charon: Option<String>,
+    /// ...and the public addresses its VPN gateways use (`--public-ip`).
+    pub public_ips: Vec<std::net::IpAddr>,
 }
 
 impl ServeConfig {
@@ -52,9 +56,10 @@ impl ServeConfig {
             settings: Settings::default(),
             task_lease_secs: 30,
             workers: 4,
-            health_interval: Duration::from_millis(500),
             reconcile_interval: Duration::from_secs(30),
             api_only_delay: Duration::ZERO,
+            charon: None,
+            public_ips: Vec::new(),
         }
     }
 }
@@ -117,6 +122,15 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         .await
         .with_context(|| "opening the database")?;
     bootstrap(store.as_ref(), &cfg).await?;
+    if let Some(uri) = &cfg.charon {
+        anyhow::ensure!(
+            !cfg.public_ips.is_empty(),
+            "--charon needs at least one --public-ip: the address VPN gateways on that node use"
+        );
+        StrongSwanDriver::new(uri).map_err(|e| anyhow::anyhow!("--charon {uri}: {e}"))?;
+        let node = store.ensure_gateway_node(uri, &cfg.public_ips).await?;
+        tracing::info!(node = node.id, vici = %uri, addresses = ?node.addresses, "local gateway node");
+    }
 
     let clock = Clock::default();
     let drivers = Arc::new(Drivers::new(
@@ -140,6 +154,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    refresh_nodes(&state, &shutdown_rx).await;
     let app = crate::http::router(state.clone());
     let http_handle = axum_server::Handle::new();
     let https_handle = axum_server::Handle::new();
@@ -195,11 +210,6 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         state.clone(),
         cfg.reconcile_interval,
         shutdown_rx.clone(),
-    )));
-    tasks.push(tokio::spawn(health_loop(
-        state.clone(),
-        cfg.health_interval,
-        shutdown_rx,
     )));
     Ok(Running {
         state,
@@ -289,6 +299,7 @@ async fn reconcile_node(
 
 async fn reconcile_loop(state: AppState, every: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
+        refresh_nodes(&state, &shutdown).await;
         reconcile_once(&state).await;
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -297,42 +308,89 @@ async fn reconcile_loop(state: AppState, every: Duration, mut shutdown: watch::R
     }
 }
 
-/// Follow live SA state: poll every node and write changes of `netStatus`.
-async fn health_loop(state: AppState, every: Duration, mut shutdown: watch::Receiver<bool>) {
-    let mut last: HashMap<Option<i64>, HashMap<String, NetStatus>> = HashMap::new();
-    loop {
-        for (node, driver) in state.drivers.all() {
-            if node.is_none() {
-                continue; // API only: nothing is negotiated, nothing changes.
-            }
-            let now = match driver.net_status().await {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::debug!(node = ?node, error = %e, "net status poll failed");
-                    HashMap::new()
-                }
-            };
-            let prev = last.entry(node).or_default();
-            let mut changes: Vec<(String, NetStatus)> = now
-                .iter()
-                .filter(|(k, v)| prev.get(*k) != Some(v))
-                .map(|(k, v)| (k.clone(), *v))
-                .collect();
-            changes.extend(
-                prev.keys()
-                    .filter(|k| !now.contains_key(*k))
-                    .map(|k| (k.clone(), NetStatus::Unavailable)),
-            );
-            if !changes.is_empty() {
-                match state.store.set_net_status(&changes).await {
-                    Ok(()) => *prev = now,
-                    Err(e) => tracing::warn!(error = %e, "recording net status failed"),
-                }
-            }
+/// Pick up gateway nodes registered in the database (at start, and later
+/// by `vpcd admin node add`): one strongSwan driver each, and a watcher that
+/// follows its live SA state into `netStatus`.
+pub async fn refresh_nodes(state: &AppState, shutdown: &watch::Receiver<bool>) {
+    let nodes = match state.store.list_gateway_nodes().await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing gateway nodes failed");
+            return;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+    };
+    for node in &nodes {
+        if state.drivers.get(Some(node.id)).is_some() {
+            continue;
+        }
+        let driver = match StrongSwanDriver::new(&node.vici) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(node = node.id, vici = %node.vici, error = %e, "bad VICI URI for gateway node");
+                continue;
+            }
+        };
+        tracing::info!(node = node.id, name = %node.name, vici = %node.vici, "driving gateway node");
+        tokio::spawn(follow_net_status(
+            state.clone(),
+            node.id,
+            driver.clone(),
+            shutdown.clone(),
+        ));
+        state.drivers.insert_node(node.id, Arc::new(driver));
+    }
+    state
+        .placement
+        .set_nodes(nodes.iter().map(|n| n.id).collect());
+}
+
+/// Write each change of a node's live SA state to the database. The
+/// driver's stream is event-driven (VICI ike-updown/child-updown), with a
+/// periodic re-read as a fallback, so `netStatus` follows within a second.
+async fn follow_net_status(
+    state: AppState,
+    node: i64,
+    driver: StrongSwanDriver,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use futures::StreamExt;
+    let mut stream = Box::pin(driver.watch());
+    let mut last: HashMap<String, NetStatus> = HashMap::new();
+    let mut first = true;
+    loop {
+        let now = tokio::select! {
+            m = stream.next() => match m { Some(m) => m, None => return },
             _ = shutdown.changed() => return,
+        };
+        let mut changes: Vec<(String, NetStatus)> = now
+            .iter()
+            .filter(|(k, v)| last.get(*k) != Some(v))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        changes.extend(
+            last.keys()
+                .filter(|k| !now.contains_key(*k))
+                .map(|k| (k.clone(), NetStatus::Unavailable)),
+        );
+        if first {
+            // After a restart the database may still say "available" for a
+            // tunnel the node no longer has.
+            if let Ok(desired) = state.store.desired_conns(Some(node)).await {
+                changes.extend(
+                    desired
+                        .iter()
+                        .filter(|c| !now.contains_key(c.un_id.as_str()))
+                        .map(|c| (c.un_id.to_string(), NetStatus::Unavailable)),
+                );
+            }
+            first = false;
+        }
+        if changes.is_empty() {
+            continue;
+        }
+        match state.store.set_net_status(&changes).await {
+            Ok(()) => last = now,
+            Err(e) => tracing::warn!(node, error = %e, "recording net status failed"),
         }
     }
 }
