@@ -98,16 +98,29 @@ apt_install() {
         made_policy=true
         CLEANUP+=("rm -f /usr/sbin/policy-rc.d")
     fi
+    local log
+    log=$(mktemp)
+    CLEANUP+=("rm -f '$log'")
     if [[ -z "${APT_UPDATED:-}" ]]; then
         note "apt-get update"
-        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -q >"$log" 2>&1 ||
+            { cat "$log"; die "apt-get update failed"; }
         APT_UPDATED=1
     fi
-    note "apt-get install ${pkgs[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-        --no-install-recommends "${pkgs[@]}"
+    note "apt-get install --no-install-recommends ${pkgs[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q \
+        --no-install-recommends "${pkgs[@]}" >"$log" 2>&1 ||
+        { cat "$log"; die "apt-get install failed"; }
+    note "installed: $(grep -c '^Setting up ' "$log" || true) package(s)"
     if $made_policy; then
         rm -f /usr/sbin/policy-rc.d
+    fi
+    # Where systemd runs, charon-systemd's package enables strongswan.service:
+    # the tests run their own charons in network namespaces, never one on
+    # the host, so keep it from starting at boot too.
+    if [[ -d /run/systemd/system ]] && [[ " ${pkgs[*]} " == *" charon-systemd "* ]]; then
+        note "disabling strongswan.service on the host"
+        systemctl disable --now strongswan.service >/dev/null 2>&1 || true
     fi
     # Belt and braces: stop any strongSwan daemon the installation started
     # (by PID: only those that were not running before).

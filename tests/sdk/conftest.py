@@ -14,10 +14,12 @@ The SDK is pointed at the local server by configuration only:
 
 import json
 import os
+import re
 import signal
 import ssl
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -52,11 +54,14 @@ def _read_json(path: Path):
         return None  # not written yet, or half written
 
 
-def _log_tail(path: Path, lines: int = 40) -> str:
+def _log_tail(path: Path, lines: int = 25) -> str:
+    """The end of the server's log, without backtrace frames."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        text = path.read_text(errors="replace").splitlines()
     except FileNotFoundError:
         return "(no log)"
+    frame = re.compile(r"^\s+(\d+: |at )")
+    return "\n".join([line for line in text if not frame.match(line)][-lines:])
 
 
 class Server:
@@ -77,12 +82,12 @@ class Server:
         return _log_tail(self.log_path, lines)
 
 
-def _start(tmp: Path) -> Server:
+def _start(tmp: Path, database=None) -> Server:
     data_dir = tmp / "data"
     log_path = tmp / "vpcd.log"
     env = dict(os.environ)
-    # The suite runs against the default (SQLite in the data dir) store and
-    # the default settings; only the listen addresses are chosen here.
+    # The suite runs with the default settings; only the listen addresses
+    # and the store are chosen here.
     for var in list(env):
         if var.startswith("VPCD_") and var != "VPCD_LOG":
             del env[var]
@@ -94,6 +99,8 @@ def _start(tmp: Path) -> Server:
         "--http", "127.0.0.1:0",
         "--https", "127.0.0.1:0",
     ]
+    if database:
+        argv += ["--database", database]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 60
@@ -101,9 +108,11 @@ def _start(tmp: Path) -> Server:
     try:
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"vpcd serve exited with status {proc.returncode}:\n{_log_tail(log_path)}")
+                pytest.fail(f"vpcd {' '.join(argv[1:])} exited with status {proc.returncode}; "
+                            f"its log ({log_path}) ends:\n{_log_tail(log_path)}", pytrace=False)
             if time.monotonic() > deadline:
-                raise RuntimeError(f"vpcd serve did not become ready in 60 s:\n{_log_tail(log_path)}")
+                pytest.fail(f"vpcd serve did not become ready in 60 s; its log ({log_path}) ends:\n"
+                            f"{_log_tail(log_path)}", pytrace=False)
             listen = listen or _read_json(data_dir / "listen.json")
             creds = creds or _read_json(data_dir / "credentials")
             if listen and creds and _healthy(listen["http"]):
@@ -135,9 +144,45 @@ def _stop(proc) -> None:
         proc.wait(timeout=10)
 
 
+def _is_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+def _psql(url: str, sql: str) -> None:
+    subprocess.run(["psql", "-w", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+                   check=True, stdin=subprocess.DEVNULL, timeout=60)
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    srv = _start(tmp_path_factory.mktemp("vpcd"))
+def database(request):
+    """The store behind the server: SQLite in its data directory, then (when
+    $VPCD_TEST_PG_URL is set, as scripts/test.sh does) a PostgreSQL database
+    of its own, created next to the one named there and dropped afterwards."""
+    if request.param == "sqlite":
+        yield None
+        return
+    base = os.environ.get("VPCD_TEST_PG_URL")
+    if not base:
+        if _is_ci():
+            pytest.fail("VPCD_TEST_PG_URL is not set under CI=true: the PostgreSQL run of the SDK suite cannot run")
+        pytest.skip("VPCD_TEST_PG_URL is not set: no PostgreSQL run of the SDK suite")
+    url = urllib.parse.urlsplit(base)
+    name = f"{url.path.lstrip('/') or 'vpcd'}_sdk_{os.getpid()}"
+    _psql(base, f'CREATE DATABASE "{name}"')
+    try:
+        yield urllib.parse.urlunsplit(url._replace(path="/" + name))
+    finally:
+        _psql(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pytest_generate_tests(metafunc):
+    if "database" in metafunc.fixturenames:
+        metafunc.parametrize("database", ["sqlite", "postgres"], indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, database):
+    srv = _start(tmp_path_factory.mktemp("vpcd"), database)
     # Trust the server's self-signed certificate for every HTTPS connection
     # the SDK makes (it uses Python's default SSL context, which reads
     # SSL_CERT_FILE each time one is created).
