@@ -233,3 +233,59 @@ def test_modify_and_delete_connection(api, topology):
     api.ok("DeleteUserGw", {"userGwId": t["userGwId"]})
     api.ok("DeleteVpnGw", {"vpcId": t["vpcId"], "vpnGwId": t["vpnGwId"]})
     api.ok("DeleteVpc", {"vpcId": t["vpcId"]})
+
+
+def test_numeric_ids_are_accepted(api, topology):
+    # "VPC ID or unified ID": the older numeric ids work as inputs too.
+    t = topology
+    vpc_num = api.ok("DescribeVpcEx", {"vpcId": t["vpcId"]})["data"][0]["vpcId"]
+    gw_num = api.ok("DescribeVpnGw", {"vpnGwId": t["vpnGwId"]})["data"][0]["vpnGwId"]
+    ugw_num = api.ok("DescribeUserGw", {"userGwId": t["userGwId"]})["data"][0]["userGwId"]
+    assert all(isinstance(x, int) for x in (vpc_num, gw_num, ugw_num))
+    r, _ = add_and_wait(api, dict(seed_params(t), vpcId=vpc_num, vpnGwId=gw_num, userGwId=ugw_num))
+    assert r["data"]["vpnGwId"] == t["vpnGwId"], r  # answered with the unified ids, as in the seed
+    assert r["data"]["userGwId"] == t["userGwId"], r
+    c = describe_one(api, t)
+    assert (c["vpcId"], c["vpnGwId"], c["userGwId"]) == (vpc_num, gw_num, ugw_num), c
+
+
+def test_spd_acl(api, topology):
+    t = topology
+    p = seed_params(t)
+    del p["userGwCidrBlock"]
+    p["spdAcl"] = '{"10.0.0.5/24":["172.123.10.5/16"]}'  # the seed's example
+    add_and_wait(api, p)
+    c = describe_one(api, t)
+    assert c["sourceCidr"] == ["10.0.0.5/24"], c
+    assert c["destinationCidr"] == ["172.123.10.5/16"], c
+
+
+def test_spd_acl_and_cidr_block_together_are_refused(api, topology):
+    p = dict(seed_params(topology), spdAcl='{"10.0.0.5/24":["172.123.10.5/16"]}')
+    api.err("AddVpnConnEx", p, code=4000)
+
+
+def test_peer_range_overlapping_the_vpc_is_refused(api):
+    vpc = api.create_vpc(cidr="10.56.0.0/16")["uniqVpcId"]
+    gw = api.run_vpn_gw(vpc)["vpnGwId"]
+    ugw, _ = api.add_user_gw()
+    api.err("AddVpnConnEx", {"vpcId": vpc, "vpnGwId": gw, "userGwId": ugw,
+                             "userGwCidrBlock": ["10.56.20.1/24"], "preSharedKey": "dgdgd33"},
+            code=4000, names="userGwCidrBlock")
+
+
+def test_one_tunnel_per_gateway_pair(api, topology):
+    # Published limit: one tunnel per (customer gateway, VPN gateway) pair.
+    t = topology
+    add_and_wait(api, seed_params(t))
+    api.err("AddVpnConnEx", dict(seed_params(t), userGwCidrBlock=["10.57.0.0/24"]),
+            code=None, code_desc="VpnConnLimitExceeded")
+
+
+def test_connection_name_in_use(api, topology):
+    t = topology
+    name = unique("conn")
+    add_and_wait(api, dict(seed_params(t), vpnConnName=name))
+    other_ugw, _ = api.add_user_gw()
+    api.err("AddVpnConnEx", dict(seed_params(t), userGwId=other_ugw, vpnConnName=name),
+            code=4000, code_desc="InvalidVpnConnName.InUse", names="vpnConnName")
