@@ -357,9 +357,20 @@ async fn follow_net_status(
     let mut stream = Box::pin(driver.watch());
     let mut last: HashMap<String, NetStatus> = HashMap::new();
     let mut first = true;
+    // The event stream is silent while charon is down; a direct check each
+    // second notices a dead node (every tunnel unavailable).
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let now = tokio::select! {
             m = stream.next() => match m { Some(m) => m, None => return },
+            _ = tick.tick() => match driver.net_status().await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::debug!(node, error = %e, "gateway node unreachable");
+                    HashMap::new()
+                }
+            },
             _ = shutdown.changed() => return,
         };
         let mut changes: Vec<(String, NetStatus)> = now

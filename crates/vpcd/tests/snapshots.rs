@@ -84,6 +84,14 @@ async fn every_action_answer_is_pinned() {
     snap("DescribeVpcTaskResult.success", app.ok("DescribeVpcTaskResult", &[("taskId", &task)]).await);
     snap("DescribeVpnConn", app.ok("DescribeVpnConn", &[]).await);
     let conn = conn_id_of(&app, add["data"]["taskId"].as_i64().unwrap()).await;
+    snap("DescribeUserGwVendor", app.ok("DescribeUserGwVendor", &[]).await);
+    for vendor in ["strongSwan", "Libreswan", "Cisco", "Juniper"] {
+        snap(
+            &format!("GetVpnConnConfig.{vendor}"),
+            app.ok("GetVpnConnConfig", &[("vpnConnId", &conn), ("vendorname", vendor)]).await,
+        );
+    }
+    snap("GetVpnConnConfig.error", app.call("GetVpnConnConfig", &[("vpnConnId", &conn), ("vendorname", "Acme")]).await);
     let ids = [("vpcId", vpc_id.as_str()), ("vpnGwId", gw_id.as_str()), ("vpnConnId", conn.as_str())];
     let mut m = ids.to_vec();
     m.push(("IKESet.exchangeMode", "aggressive"));
