@@ -9,7 +9,11 @@ pub async fn list(store: &dyn Store) -> anyhow::Result<()> {
             "account {:>4}  {:<24} {}",
             account.id,
             account.name,
-            if account.disabled { "disabled" } else { "active" }
+            if account.disabled {
+                "disabled"
+            } else {
+                "active"
+            }
         );
         for k in keys {
             println!(

@@ -8,9 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ipnet::IpNet;
 use vpcd_dataplane::DriverError;
-use vpcd_types::{NetStatus, TunnelSpec, VpnConnId};
 use vpcd_dataplane::{ApiOnlyDriver, VpnDriver};
 use vpcd_store::{Limits, Store};
+use vpcd_types::{NetStatus, TunnelSpec, VpnConnId};
 
 use crate::engine::Engine;
 
@@ -106,8 +106,7 @@ impl Drivers {
 
     /// Every driver with its node id.
     pub fn all(&self) -> Vec<(Option<i64>, Arc<dyn VpnDriver>)> {
-        let mut v: Vec<(Option<i64>, Arc<dyn VpnDriver>)> =
-            vec![(None, self.api_only_dyn.clone())];
+        let mut v: Vec<(Option<i64>, Arc<dyn VpnDriver>)> = vec![(None, self.api_only_dyn.clone())];
         v.extend(
             self.nodes
                 .read()
@@ -163,7 +162,11 @@ struct Delayed {
 #[async_trait]
 impl VpnDriver for Delayed {
     fn describe(&self) -> String {
-        format!("{} with {:?} simulated latency", self.inner.describe(), self.delay)
+        format!(
+            "{} with {:?} simulated latency",
+            self.inner.describe(),
+            self.delay
+        )
     }
     async fn apply(&self, spec: &TunnelSpec) -> Result<(), DriverError> {
         tokio::time::sleep(self.delay).await;

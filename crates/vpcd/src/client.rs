@@ -150,7 +150,10 @@ impl Client {
         let started = Instant::now();
         loop {
             let v = self
-                .call("DescribeVpcTaskResult", &[("taskId".into(), task_id.to_string())])
+                .call(
+                    "DescribeVpcTaskResult",
+                    &[("taskId".into(), task_id.to_string())],
+                )
                 .await?;
             let status = v.pointer("/data/status").and_then(Value::as_i64);
             match status {

@@ -104,8 +104,12 @@ impl Engine {
             }
         };
         match &outcome {
-            Ok(()) => tracing::info!(task = task.id, kind = task.kind.as_str(), conn = %conn.un_id, "task succeeded"),
-            Err(e) => tracing::warn!(task = task.id, kind = task.kind.as_str(), conn = %conn.un_id, error = %e.error_msg, "task failed"),
+            Ok(()) => {
+                tracing::info!(task = task.id, kind = task.kind.as_str(), conn = %conn.un_id, "task succeeded")
+            }
+            Err(e) => {
+                tracing::warn!(task = task.id, kind = task.kind.as_str(), conn = %conn.un_id, error = %e.error_msg, "task failed")
+            }
         }
         let finished = self
             .store

@@ -189,7 +189,10 @@ fn resource_prefix(r: Resource) -> &'static str {
 
 fn quota_text(q: Quota) -> (&'static str, &'static str) {
     match q {
-        Quota::VpcsPerRegion => ("VpcLimitExceeded", "the VPC quota of this region is reached"),
+        Quota::VpcsPerRegion => (
+            "VpcLimitExceeded",
+            "the VPC quota of this region is reached",
+        ),
         Quota::VpnGwsPerVpc => (
             "VpnGwLimitExceeded",
             "the VPN gateway quota of this VPC is reached",

@@ -62,9 +62,10 @@ async fn api(State(state): State<AppState>, req: Request) -> Response {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| {
-                v.split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+                v.split(';').next().is_some_and(|m| {
+                    m.trim()
+                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                })
             });
         let body = match read_limited(body, &parts.headers, limit).await {
             Ok(b) => b,
@@ -98,7 +99,11 @@ fn host_header(headers: &HeaderMap) -> Option<String> {
 /// Read at most `limit` bytes. A declared Content-Length over the limit is
 /// refused before reading anything; an undeclared (chunked) body is cut off
 /// as soon as it passes the limit, so an oversized body is never buffered.
-async fn read_limited(body: Body, headers: &HeaderMap, limit: usize) -> Result<bytes::Bytes, String> {
+async fn read_limited(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<bytes::Bytes, String> {
     let too_big = || format!("request body: larger than the limit of {limit} bytes");
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
@@ -112,7 +117,12 @@ async fn read_limited(body: Body, headers: &HeaderMap, limit: usize) -> Result<b
     let limited = http_body_util::Limited::new(body, limit);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_big()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_big())
+        }
         Err(_) => Err("request body: could not be read".to_owned()),
     }
 }

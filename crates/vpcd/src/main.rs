@@ -13,7 +13,11 @@ use vpcd_auth::SignatureMethod;
 use vpcd_store::Limits;
 
 #[derive(Parser)]
-#[command(name = "vpcd", version, about = "A Tencent Cloud VPC API v2 compatible VPN control plane")]
+#[command(
+    name = "vpcd",
+    version,
+    about = "A Tencent Cloud VPC API v2 compatible VPN control plane"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -148,7 +152,11 @@ struct CallArgs {
     #[arg(long, env = "VPCD_SECRET_KEY", hide_env_values = true)]
     secret_key: Option<String>,
     /// Credentials file written by `vpcd serve` on first start.
-    #[arg(long, env = "VPCD_CREDENTIALS", default_value = "./vpcd-data/credentials")]
+    #[arg(
+        long,
+        env = "VPCD_CREDENTIALS",
+        default_value = "./vpcd-data/credentials"
+    )]
     credentials: PathBuf,
     /// Send a POST with a form body instead of a GET.
     #[arg(long)]
@@ -305,7 +313,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Call(a) => {
             let method = match a.signature_method.as_str() {
                 "HmacSHA1" | "HmacSHA256" => SignatureMethod::from_param(Some(&a.signature_method)),
-                other => anyhow::bail!("--signature-method {other:?}: expected HmacSHA1 or HmacSHA256"),
+                other => {
+                    anyhow::bail!("--signature-method {other:?}: expected HmacSHA1 or HmacSHA256")
+                }
             };
             let opts = vpcd::client::CallOptions {
                 endpoint: a.endpoint,
@@ -360,7 +370,13 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                         for n in store.list_gateway_nodes().await? {
                             let addrs: Vec<String> =
                                 n.addresses.iter().map(|a| a.to_string()).collect();
-                            println!("{:>4}  {:<16} {:<40} {}", n.id, n.name, n.vici, addrs.join(","));
+                            println!(
+                                "{:>4}  {:<16} {:<40} {}",
+                                n.id,
+                                n.name,
+                                n.vici,
+                                addrs.join(",")
+                            );
                         }
                     }
                     NodeCommand::Remove { id } => store.remove_gateway_node(id).await?,

@@ -124,7 +124,11 @@ impl Params {
     }
 
     /// An optional integer within `range`.
-    pub fn opt_int(&self, key: &str, range: std::ops::RangeInclusive<i64>) -> ApiResult<Option<i64>> {
+    pub fn opt_int(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> ApiResult<Option<i64>> {
         let Some(v) = self.opt_str(key)? else {
             return Ok(None);
         };
@@ -222,7 +226,11 @@ mod tests {
 
     #[test]
     fn nested_spellings_fold() {
-        for k in ["IKESet.dhGroupName", "IKESet.0.dhGroupName", "ikeSet.0.dhGroupName"] {
+        for k in [
+            "IKESet.dhGroupName",
+            "IKESet.0.dhGroupName",
+            "ikeSet.0.dhGroupName",
+        ] {
             let params = p(&[(k, "group2")]).unwrap();
             assert_eq!(params.raw("IKESet.dhGroupName"), Some("group2"), "{k}");
         }
@@ -249,7 +257,12 @@ mod tests {
         let params = p(&[("c.10", "k"), ("c.1", "b"), ("c.0", "a")]).unwrap();
         assert!(params.array("c").is_err());
         let params = p(&[("c.2", "c"), ("c.1", "b"), ("c.0", "a"), ("cx", "z")]).unwrap();
-        let v: Vec<&str> = params.array("c").unwrap().into_iter().map(|(_, v)| v).collect();
+        let v: Vec<&str> = params
+            .array("c")
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
         assert_eq!(v, ["a", "b", "c"]);
         let params = p(&[("c.x", "a")]).unwrap();
         assert!(params.array("c").is_err());
@@ -258,10 +271,23 @@ mod tests {
     #[test]
     fn ints() {
         assert_eq!(parse_int("42"), Some(42));
-        for bad in ["", "+1", " 1", "1e3", "1.0", "0x10", "-", "9999999999999999999"] {
+        for bad in [
+            "",
+            "+1",
+            " 1",
+            "1e3",
+            "1.0",
+            "0x10",
+            "-",
+            "9999999999999999999",
+        ] {
             assert_eq!(parse_int(bad), None, "{bad}");
         }
         let params = p(&[("n", "7")]).unwrap();
-        assert!(params.opt_int("n", 0..=5).unwrap_err().message.starts_with("n:"));
+        assert!(params
+            .opt_int("n", 0..=5)
+            .unwrap_err()
+            .message
+            .starts_with("n:"));
     }
 }

@@ -87,7 +87,12 @@ async fn authenticate(state: &AppState, req: &RawRequest<'_>, p: &Params) -> Api
         .find_key(secret_id)
         .await
         .map_err(|e| ApiError::from_store(e, "SecretId"))?
-        .ok_or_else(|| ApiError::of(Kind::SecretIdNotFound, "SecretId: the SecretId does not exist"))?;
+        .ok_or_else(|| {
+            ApiError::of(
+                Kind::SecretIdNotFound,
+                "SecretId: the SecretId does not exist",
+            )
+        })?;
 
     let pairs: Vec<(&str, &str)> = req
         .pairs
@@ -108,7 +113,12 @@ async fn authenticate(state: &AppState, req: &RawRequest<'_>, p: &Params) -> Api
         }
     }
     let to_sign = vpcd_auth::string_to_sign(req.method, req.host, req.path, &pairs, skip_at);
-    if !vpcd_auth::verify(key.secret_key.expose().as_bytes(), method, &to_sign, signature) {
+    if !vpcd_auth::verify(
+        key.secret_key.expose().as_bytes(),
+        method,
+        &to_sign,
+        signature,
+    ) {
         return Err(ApiError::of(
             Kind::AuthFailure,
             "Signature: the signature does not match the request",

@@ -72,9 +72,9 @@ pub struct Bound {
 }
 
 pub fn database_url(cfg: &ServeConfig) -> String {
-    cfg.database.clone().unwrap_or_else(|| {
-        format!("sqlite://{}", cfg.data_dir.join("vpcd.db").display())
-    })
+    cfg.database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", cfg.data_dir.join("vpcd.db").display()))
 }
 
 /// Create the first account and its key if the database has none, and
@@ -165,8 +165,8 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     let mut tasks = Vec::new();
 
     if let Some(addr) = cfg.http {
-        let listener = std::net::TcpListener::bind(addr)
-            .with_context(|| format!("binding HTTP on {addr}"))?;
+        let listener =
+            std::net::TcpListener::bind(addr).with_context(|| format!("binding HTTP on {addr}"))?;
         listener.set_nonblocking(true)?;
         bound.http = Some(listener.local_addr()?);
         let server = axum_server::from_tcp(listener)
@@ -179,7 +179,8 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         }));
     }
     if let Some(addr) = cfg.https {
-        let (cert, key) = crate::tls::ensure_cert(&cfg.data_dir, cfg.tls_cert.clone(), cfg.tls_key.clone())?;
+        let (cert, key) =
+            crate::tls::ensure_cert(&cfg.data_dir, cfg.tls_cert.clone(), cfg.tls_key.clone())?;
         let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
             .await
             .with_context(|| format!("loading TLS certificate {}", cert.display()))?;

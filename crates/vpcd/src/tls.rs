@@ -31,11 +31,9 @@ pub fn ensure_cert(
         return Ok((cert_path, key_path));
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let certified = rcgen::generate_simple_self_signed(vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-    ])
-    .context("generating the self-signed certificate")?;
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .context("generating the self-signed certificate")?;
     std::fs::write(&cert_path, certified.cert.pem())?;
     write_private(&key_path, certified.key_pair.serialize_pem().as_bytes())?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed TLS certificate");

@@ -9,13 +9,19 @@ use vpcd_dataplane::DriverError;
 use vpcd_store::Limits;
 
 fn code(v: &Value) -> (i64, &str) {
-    (v["code"].as_i64().unwrap(), v["codeDesc"].as_str().unwrap_or(""))
+    (
+        v["code"].as_i64().unwrap(),
+        v["codeDesc"].as_str().unwrap_or(""),
+    )
 }
 
 #[test]
 fn docs_cover_every_action() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/actions.md"))
-        .expect("docs/actions.md");
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/actions.md"
+    ))
+    .expect("docs/actions.md");
     for action in vpcd::actions::ACTIONS {
         assert!(
             doc.contains(&format!("### {action}\n")),
@@ -46,7 +52,15 @@ async fn seed_example_and_defaults() {
     keys.sort();
     assert_eq!(
         keys,
-        ["preSharedKey", "taskId", "userGwId", "userGwSubnetList", "vpnConnId", "vpnConnStatus", "vpnGwId"]
+        [
+            "preSharedKey",
+            "taskId",
+            "userGwId",
+            "userGwSubnetList",
+            "vpnConnId",
+            "vpnConnStatus",
+            "vpnGwId"
+        ]
     );
     assert_eq!(data["vpnGwId"], json!(f.gw_id));
     assert_eq!(data["userGwId"], json!(f.user_gw_id));
@@ -56,16 +70,23 @@ async fn seed_example_and_defaults() {
     assert_eq!(data["userGwSubnetList"], json!(["10.56.20.1/24"]));
     let task = data["taskId"].as_i64().unwrap();
 
-    let t = app.ok("DescribeVpcTaskResult", &[("taskId", &task.to_string())]).await;
+    let t = app
+        .ok("DescribeVpcTaskResult", &[("taskId", &task.to_string())])
+        .await;
     assert_eq!(t["data"]["status"], 2, "running until a worker applies it");
     assert_eq!(app.run_tasks().await, 1);
-    let t = app.ok("DescribeVpcTaskResult", &[("taskId", &task.to_string())]).await;
+    let t = app
+        .ok("DescribeVpcTaskResult", &[("taskId", &task.to_string())])
+        .await;
     assert_eq!(t["data"]["status"], 0);
     let conn_id = t["data"]["output"]["unVpnConnId"].as_str().unwrap();
 
     let c = app.conn(conn_id).await;
     assert_eq!(c["vpcConnStatus"], 6);
-    assert_eq!(c["netStatus"], "unavailable", "API-only mode negotiates nothing");
+    assert_eq!(
+        c["netStatus"], "unavailable",
+        "API-only mode negotiates nothing"
+    );
     assert!(c["vpnConnName"].as_str().unwrap().starts_with("vpnconn-"));
     assert_eq!(c["destinationCidr"], json!(["10.56.20.1/24"]));
     assert_eq!(c["sourceCidr"], json!(["10.0.0.0/16"]));
@@ -87,31 +108,87 @@ async fn seed_example_and_defaults() {
         })
     );
     // The data plane got the network, not the host-bit spelling.
-    let spec = app.state().drivers.api_only.tunnel(conn_id).expect("recorded");
-    assert_eq!(spec.settings.spd[0].remote[0].net().to_string(), "10.56.20.0/24");
+    let spec = app
+        .state()
+        .drivers
+        .api_only
+        .tunnel(conn_id)
+        .expect("recorded");
+    assert_eq!(
+        spec.settings.spd[0].remote[0].net().to_string(),
+        "10.56.20.0/24"
+    );
     app.shutdown().await;
 }
 
 #[tokio::test]
 async fn every_enumeration_value_is_accepted() {
-    let mut limits = Limits::default();
-    limits.conns_per_vpn_gw = 1000;
-    limits.conns_per_user_gw = 1000;
-    limits.conns_per_region = 1000;
-    limits.conns_per_pair = 1000;
-    let app = spawn_with(Options { limits, ..Default::default() }).await;
+    let limits = Limits {
+        conns_per_vpn_gw: 1000,
+        conns_per_user_gw: 1000,
+        conns_per_region: 1000,
+        conns_per_pair: 1000,
+        ..Default::default()
+    };
+    let app = spawn_with(Options {
+        limits,
+        ..Default::default()
+    })
+    .await;
     let f = app.fixture("enum").await;
     let cases: &[(&str, &[&str])] = &[
-        ("IKESet.propoEncryAlgorithm", &["3des-cbc", "aes-cbc-128", "aes-cbc-192", "aes-cbc-256", "des-cbc"]),
+        (
+            "IKESet.propoEncryAlgorithm",
+            &[
+                "3des-cbc",
+                "aes-cbc-128",
+                "aes-cbc-192",
+                "aes-cbc-256",
+                "des-cbc",
+            ],
+        ),
         ("IKESet.propoAuthenAlgorithm", &["md5", "sha"]),
         ("IKESet.exchangeMode", &["aggressive", "main"]),
         ("IKESet.localIdentity", &["address"]),
         ("IKESet.remoteIdentity", &["address"]),
-        ("IKESet.dhGroupName", &["group1", "group2", "group5", "group14", "group24"]),
-        ("IKESet.encryptAlgorithm", &["3des-cbc", "aes-cbc-128", "aes-cbc-192", "aes-cbc-256", "des-cbc", "null"]),
-        ("IPsecSet.encryptAlgorithm", &["3des-cbc", "aes-cbc-128", "aes-cbc-192", "aes-cbc-256", "des-cbc", "null"]),
+        (
+            "IKESet.dhGroupName",
+            &["group1", "group2", "group5", "group14", "group24"],
+        ),
+        (
+            "IKESet.encryptAlgorithm",
+            &[
+                "3des-cbc",
+                "aes-cbc-128",
+                "aes-cbc-192",
+                "aes-cbc-256",
+                "des-cbc",
+                "null",
+            ],
+        ),
+        (
+            "IPsecSet.encryptAlgorithm",
+            &[
+                "3des-cbc",
+                "aes-cbc-128",
+                "aes-cbc-192",
+                "aes-cbc-256",
+                "des-cbc",
+                "null",
+            ],
+        ),
         ("IPsecSet.integrityAlgorith", &["md5", "sha"]),
-        ("IPsecSet.pfsDhGroup", &["null", "dh-group1", "dh-group14", "dh-group2", "dh-group24", "dh-group5"]),
+        (
+            "IPsecSet.pfsDhGroup",
+            &[
+                "null",
+                "dh-group1",
+                "dh-group14",
+                "dh-group2",
+                "dh-group24",
+                "dh-group5",
+            ],
+        ),
         ("IKESet.ikeSaLifetimeSeconds", &["60", "604800"]),
         ("IPsecSet.ipsecSaLifetimeSeconds", &["180", "604800"]),
         ("IPsecSet.ipsecSaLifetimeTraffic", &["2560", "1843200"]),
@@ -121,7 +198,9 @@ async fn every_enumeration_value_is_accepted() {
         for value in *values {
             n += 1;
             let name = format!("c{n}");
-            let v = app.add_conn(&f, &f.user_gw_id, &[(key, value), ("vpnConnName", &name)]).await;
+            let v = app
+                .add_conn(&f, &f.user_gw_id, &[(key, value), ("vpnConnName", &name)])
+                .await;
             assert_eq!(v["code"], 0, "{key}={value}: {v}");
         }
     }
@@ -145,7 +224,10 @@ async fn every_enumeration_value_is_accepted() {
     }
     assert_eq!(app.run_tasks().await, n + 3);
     let page = app.ok("DescribeVpnConn", &[("vpnConnName", "fqdn1")]).await;
-    assert_eq!(page["data"][0]["IKEArr"]["localFqdnName"], "vpn.example.com");
+    assert_eq!(
+        page["data"][0]["IKEArr"]["localFqdnName"],
+        "vpn.example.com"
+    );
     assert_eq!(page["data"][0]["IKEArr"]["localAddress"], "");
     app.shutdown().await;
 }
@@ -160,7 +242,13 @@ struct Bad {
     names: &'static str,
 }
 
-fn bad(set: &[(&'static str, &str)], drop: &'static [&'static str], code: i64, desc: &'static str, names: &'static str) -> Bad {
+fn bad(
+    set: &[(&'static str, &str)],
+    drop: &'static [&'static str],
+    code: i64,
+    desc: &'static str,
+    names: &'static str,
+) -> Bad {
     Bad {
         set: set.iter().map(|(k, v)| (*k, v.to_string())).collect(),
         drop,
@@ -178,7 +266,10 @@ async fn check_table(app: &TestApp, action: &str, base: &[(&str, String)], rows:
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
         params.extend(row.set.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        let refs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let refs: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let v = app.call(action, &refs).await;
         assert_eq!(
             code(&v),
@@ -208,16 +299,73 @@ async fn bad_input_is_refused_with_code_and_parameter() {
         vec![
             bad(&[], &["vpcName"], 4000, "MissingParameter", "vpcName"),
             bad(&[("vpcName", "")], &[], 4000, "InvalidVpcName", "vpcName"),
-            bad(&[("vpcName", &long)], &[], 4000, "InvalidVpcName", "vpcName"),
-            bad(&[("vpcName", "a\nb")], &[], 4000, "InvalidVpcName", "vpcName"),
+            bad(
+                &[("vpcName", &long)],
+                &[],
+                4000,
+                "InvalidVpcName",
+                "vpcName",
+            ),
+            bad(
+                &[("vpcName", "a\nb")],
+                &[],
+                4000,
+                "InvalidVpcName",
+                "vpcName",
+            ),
             bad(&[], &["cidrBlock"], 4000, "MissingParameter", "cidrBlock"),
-            bad(&[("cidrBlock", "")], &[], 4000, "InvalidParameter", "cidrBlock"),
-            bad(&[("cidrBlock", "banana")], &[], 4000, "InvalidVpcCidr", "cidrBlock"),
-            bad(&[("cidrBlock", "10.0.0.0/8")], &[], 4000, "InvalidVpcCidr", "cidrBlock"),
-            bad(&[("cidrBlock", "10.0.0.0/29")], &[], 4000, "InvalidVpcCidr", "cidrBlock"),
-            bad(&[("cidrBlock", "8.8.0.0/16")], &[], 4000, "InvalidVpcCidr", "cidrBlock"),
-            bad(&[("subnetSet.0.cidrBlock", "10.9.0.0/24"), ("subnetSet.0.subnetName", "s")], &[], 4000, "InvalidSubnetCidr", "subnetSet.0.cidrBlock"),
-            bad(&[("vpcName", "vpc-bad")], &[], 4000, "InvalidVpcName.InUse", "vpcName"),
+            bad(
+                &[("cidrBlock", "")],
+                &[],
+                4000,
+                "InvalidParameter",
+                "cidrBlock",
+            ),
+            bad(
+                &[("cidrBlock", "banana")],
+                &[],
+                4000,
+                "InvalidVpcCidr",
+                "cidrBlock",
+            ),
+            bad(
+                &[("cidrBlock", "10.0.0.0/8")],
+                &[],
+                4000,
+                "InvalidVpcCidr",
+                "cidrBlock",
+            ),
+            bad(
+                &[("cidrBlock", "10.0.0.0/29")],
+                &[],
+                4000,
+                "InvalidVpcCidr",
+                "cidrBlock",
+            ),
+            bad(
+                &[("cidrBlock", "8.8.0.0/16")],
+                &[],
+                4000,
+                "InvalidVpcCidr",
+                "cidrBlock",
+            ),
+            bad(
+                &[
+                    ("subnetSet.0.cidrBlock", "10.9.0.0/24"),
+                    ("subnetSet.0.subnetName", "s"),
+                ],
+                &[],
+                4000,
+                "InvalidSubnetCidr",
+                "subnetSet.0.cidrBlock",
+            ),
+            bad(
+                &[("vpcName", "vpc-bad")],
+                &[],
+                4000,
+                "InvalidVpcName.InUse",
+                "vpcName",
+            ),
         ],
     )
     .await;
@@ -225,18 +373,64 @@ async fn bad_input_is_refused_with_code_and_parameter() {
     check_table(
         &app,
         "RunVpnGw",
-        &[("vpcId", f.vpc_id.clone()), ("name", "g".into()), ("bandwidth", "10".into())],
+        &[
+            ("vpcId", f.vpc_id.clone()),
+            ("name", "g".into()),
+            ("bandwidth", "10".into()),
+        ],
         vec![
             bad(&[], &["vpcId"], 4000, "MissingParameter", "vpcId"),
-            bad(&[("vpcId", "vpc-nonexist")], &[], 5000, "InvalidVpc.NotFound", "vpcId"),
-            bad(&[("vpcId", "vpc-x")], &[], 4000, "InvalidParameter", "vpcId"),
-            bad(&[("vpcId", "999999")], &[], 5000, "InvalidVpc.NotFound", "vpcId"),
+            bad(
+                &[("vpcId", "vpc-nonexist")],
+                &[],
+                5000,
+                "InvalidVpc.NotFound",
+                "vpcId",
+            ),
+            bad(
+                &[("vpcId", "vpc-x")],
+                &[],
+                4000,
+                "InvalidParameter",
+                "vpcId",
+            ),
+            bad(
+                &[("vpcId", "999999")],
+                &[],
+                5000,
+                "InvalidVpc.NotFound",
+                "vpcId",
+            ),
             bad(&[], &["name"], 4000, "MissingParameter", "name"),
             bad(&[("name", &long)], &[], 4000, "InvalidVpnGwName", "name"),
-            bad(&[("bandwidth", "7")], &[], 4000, "InvalidParameter", "bandwidth"),
-            bad(&[("bandwidth", "ten")], &[], 4000, "InvalidParameter", "bandwidth"),
-            bad(&[("bandwidth", "")], &[], 4000, "InvalidParameter", "bandwidth"),
-            bad(&[("chargeType", "a b")], &[], 4000, "InvalidParameter", "chargeType"),
+            bad(
+                &[("bandwidth", "7")],
+                &[],
+                4000,
+                "InvalidParameter",
+                "bandwidth",
+            ),
+            bad(
+                &[("bandwidth", "ten")],
+                &[],
+                4000,
+                "InvalidParameter",
+                "bandwidth",
+            ),
+            bad(
+                &[("bandwidth", "")],
+                &[],
+                4000,
+                "InvalidParameter",
+                "bandwidth",
+            ),
+            bad(
+                &[("chargeType", "a b")],
+                &[],
+                4000,
+                "InvalidParameter",
+                "chargeType",
+            ),
             bad(&[("period", "0")], &[], 4000, "InvalidParameter", "period"),
         ],
     )
@@ -245,20 +439,83 @@ async fn bad_input_is_refused_with_code_and_parameter() {
     check_table(
         &app,
         "AddUserGw",
-        &[("userGwName", "u".into()), ("userGwAddr", "198.51.100.50".into())],
+        &[
+            ("userGwName", "u".into()),
+            ("userGwAddr", "198.51.100.50".into()),
+        ],
         vec![
             bad(&[], &["userGwName"], 4000, "MissingParameter", "userGwName"),
-            bad(&[("userGwName", &long)], &[], 4000, "InvalidUserGwName", "userGwName"),
+            bad(
+                &[("userGwName", &long)],
+                &[],
+                4000,
+                "InvalidUserGwName",
+                "userGwName",
+            ),
             bad(&[], &["userGwAddr"], 4000, "MissingParameter", "userGwAddr"),
-            bad(&[("userGwAddr", "1.2.3")], &[], 4000, "InvalidUserGwAddr", "userGwAddr"),
-            bad(&[("userGwAddr", "::1")], &[], 4000, "InvalidUserGwAddr", "userGwAddr"),
-            bad(&[("userGwAddr", "127.0.0.1")], &[], 4000, "InvalidUserGwAddr", "userGwAddr"),
-            bad(&[("userGwAddr", "224.0.0.5")], &[], 4000, "InvalidUserGwAddr", "userGwAddr"),
-            bad(&[("userGwAddr", "169.254.0.9")], &[], 4000, "InvalidUserGwAddr", "userGwAddr"),
-            bad(&[("userGwAddr", "0.0.0.0")], &[], 4000, "InvalidUserGwAddr", "userGwAddr"),
-            bad(&[("userGwAddr", "255.255.255.255")], &[], 4000, "InvalidUserGwAddr", "userGwAddr"),
-            bad(&[("userGwAddr", "198.51.100.7")], &[], 4000, "InvalidUserGw.InUse", "userGwAddr"),
-            bad(&[("userGwName", "user-bad-7")], &[], 4000, "InvalidUserGwName.InUse", "userGwName"),
+            bad(
+                &[("userGwAddr", "1.2.3")],
+                &[],
+                4000,
+                "InvalidUserGwAddr",
+                "userGwAddr",
+            ),
+            bad(
+                &[("userGwAddr", "::1")],
+                &[],
+                4000,
+                "InvalidUserGwAddr",
+                "userGwAddr",
+            ),
+            bad(
+                &[("userGwAddr", "127.0.0.1")],
+                &[],
+                4000,
+                "InvalidUserGwAddr",
+                "userGwAddr",
+            ),
+            bad(
+                &[("userGwAddr", "224.0.0.5")],
+                &[],
+                4000,
+                "InvalidUserGwAddr",
+                "userGwAddr",
+            ),
+            bad(
+                &[("userGwAddr", "169.254.0.9")],
+                &[],
+                4000,
+                "InvalidUserGwAddr",
+                "userGwAddr",
+            ),
+            bad(
+                &[("userGwAddr", "0.0.0.0")],
+                &[],
+                4000,
+                "InvalidUserGwAddr",
+                "userGwAddr",
+            ),
+            bad(
+                &[("userGwAddr", "255.255.255.255")],
+                &[],
+                4000,
+                "InvalidUserGwAddr",
+                "userGwAddr",
+            ),
+            bad(
+                &[("userGwAddr", "198.51.100.7")],
+                &[],
+                4000,
+                "InvalidUserGw.InUse",
+                "userGwAddr",
+            ),
+            bad(
+                &[("userGwName", "user-bad-7")],
+                &[],
+                4000,
+                "InvalidUserGwName.InUse",
+                "userGwName",
+            ),
         ],
     )
     .await;
@@ -271,64 +528,367 @@ async fn bad_input_is_refused_with_code_and_parameter() {
         ("userGwCidrBlock.0", "192.168.1.0/24".into()),
     ];
     let too_many: Vec<(&'static str, String)> = (0..51)
-        .map(|i| (Box::leak(format!("userGwCidrBlock.{i}").into_boxed_str()) as &'static str, format!("172.16.{i}.0/24")))
+        .map(|i| {
+            (
+                Box::leak(format!("userGwCidrBlock.{i}").into_boxed_str()) as &'static str,
+                format!("172.16.{i}.0/24"),
+            )
+        })
         .collect();
     let mut rows = vec![
         bad(&[], &["vpcId"], 4000, "MissingParameter", "vpcId"),
-        bad(&[("vpcId", "vpc-zzzzzzzz")], &[], 5000, "InvalidVpc.NotFound", "vpcId"),
+        bad(
+            &[("vpcId", "vpc-zzzzzzzz")],
+            &[],
+            5000,
+            "InvalidVpc.NotFound",
+            "vpcId",
+        ),
         bad(&[], &["vpnGwId"], 4000, "MissingParameter", "vpnGwId"),
-        bad(&[("vpnGwId", "vpngw-zzzzzzzz")], &[], 5000, "InvalidVpnGw.NotFound", "vpnGwId"),
+        bad(
+            &[("vpnGwId", "vpngw-zzzzzzzz")],
+            &[],
+            5000,
+            "InvalidVpnGw.NotFound",
+            "vpnGwId",
+        ),
         bad(&[], &["userGwId"], 4000, "MissingParameter", "userGwId"),
-        bad(&[("userGwId", "cgw-zzzzzzzz")], &[], 5000, "InvalidUserGw.NotFound", "userGwId"),
-        bad(&[("userGwId", "vpc-zzzzzzzz")], &[], 4000, "InvalidParameter", "userGwId"),
-        bad(&[("vpnConnName", "")], &[], 4000, "InvalidVpnConnName", "vpnConnName"),
-        bad(&[("vpnConnName", &long)], &[], 4000, "InvalidVpnConnName", "vpnConnName"),
-        bad(&[], &["preSharedKey"], 4000, "MissingParameter", "preSharedKey"),
-        bad(&[("preSharedKey", "")], &[], 4000, "InvalidParameter", "preSharedKey"),
-        bad(&[("preSharedKey", "has space")], &[], 4000, "InvalidParameter", "preSharedKey"),
-        bad(&[("preSharedKey", &"k".repeat(129))], &[], 4000, "InvalidParameter", "preSharedKey"),
-        bad(&[], &["userGwCidrBlock.0"], 4000, "MissingParameter", "userGwCidrBlock.n or spdAcl"),
-        bad(&[("userGwCidrBlock.0", "192.168.1.0")], &[], 4000, "InvalidParameter", "userGwCidrBlock.0"),
-        bad(&[("userGwCidrBlock.0", "10.0.3.0/24")], &[], 4000, "InvalidParameter", "userGwCidrBlock.0"),
-        bad(&[("userGwCidrBlock.1", "192.168.1.9/24")], &[], 4000, "InvalidParameter", "userGwCidrBlock.1"),
-        bad(&[("userGwCidrBlock.2", "192.168.2.0/24")], &[], 4000, "InvalidParameter", "userGwCidrBlock.2"),
-        bad(&[("spdAcl", r#"{"10.0.0.0/24":["172.16.0.0/16"]}"#)], &[], 4000, "InvalidParameter", "spdAcl"),
-        bad(&[("spdAcl", "{")], &["userGwCidrBlock.0"], 4000, "InvalidParameter", "spdAcl"),
-        bad(&[("spdAcl", r#"{"10.9.0.0/24":["172.16.0.0/16"]}"#)], &["userGwCidrBlock.0"], 4000, "InvalidParameter", "spdAcl"),
-        bad(&[("IKESet.propoEncryAlgorithm", "aes")], &[], 4000, "InvalidParameter", "IKESet.propoEncryAlgorithm"),
-        bad(&[("IKESet.propoEncryAlgorithm", "")], &[], 4000, "InvalidParameter", "IKESet.propoEncryAlgorithm"),
-        bad(&[("IKESet.propoAuthenAlgorithm", "sha256")], &[], 4000, "InvalidParameter", "IKESet.propoAuthenAlgorithm"),
-        bad(&[("IKESet.exchangeMode", "quick")], &[], 4000, "InvalidParameter", "IKESet.exchangeMode"),
-        bad(&[("IKESet.localIdentity", "user")], &[], 4000, "InvalidParameter", "IKESet.localIdentity"),
-        bad(&[("IKESet.remoteIdentity", "fqdn")], &[], 4000, "InvalidParameter", "IKESet.remoteFqdnName"),
-        bad(&[("IKESet.localIdentity", "fqdn")], &[], 4000, "InvalidParameter", "IKESet.localFqdnName"),
-        bad(&[("IKESet.localIdentity", "fqdn"), ("IKESet.localFqdnName", "a\"b")], &[], 4000, "InvalidParameter", "IKESet.localFqdnName"),
-        bad(&[("IKESet.localIdentity", "fqdn"), ("IKESet.localFqdnName", "a.com"), ("IKESet.localAddress", "1.2.3.4")], &[], 4000, "InvalidParameter", "IKESet.localAddress"),
-        bad(&[("IKESet.localFqdnName", "a.com")], &[], 4000, "InvalidParameter", "IKESet.localFqdnName"),
-        bad(&[("IKESet.localAddress", "not-ip")], &[], 4000, "InvalidParameter", "IKESet.localAddress"),
-        bad(&[("IKESet.remoteAddress", "2001:db8::1")], &[], 4000, "InvalidParameter", "IKESet.remoteAddress"),
-        bad(&[("IKESet.dhGroupName", "group3")], &[], 4000, "InvalidParameter", "IKESet.dhGroupName"),
-        bad(&[("IKESet.ikeSaLifetimeSeconds", "59")], &[], 4000, "InvalidParameter", "IKESet.ikeSaLifetimeSeconds"),
-        bad(&[("IKESet.ikeSaLifetimeSeconds", "604801")], &[], 4000, "InvalidParameter", "IKESet.ikeSaLifetimeSeconds"),
-        bad(&[("IKESet.ikeSaLifetimeSeconds", "1h")], &[], 4000, "InvalidParameter", "IKESet.ikeSaLifetimeSeconds"),
-        bad(&[("IKESet.encryptAlgorithm", "rc4")], &[], 4000, "InvalidParameter", "IKESet.encryptAlgorithm"),
-        bad(&[("IKESet.encryptAlgorithm", "null"), ("IPsecSet.encryptAlgorithm", "null")], &[], 4000, "InvalidParameter", "IPsecSet.encryptAlgorithm"),
-        bad(&[("IKESet.dhGroup", "group2")], &[], 4000, "InvalidParameter", "IKESet.dhGroup"),
-        bad(&[("IKESet.1.dhGroupName", "group2")], &[], 4000, "InvalidParameter", "IKESet.1.dhGroupName"),
-        bad(&[("IKESet.dhGroupName", "group2"), ("ikeSet.0.dhGroupName", "group2")], &[], 4000, "InvalidParameter", "IKESet.dhGroupName"),
-        bad(&[("IPsecSet.integrityAlgorith", "sha1")], &[], 4000, "InvalidParameter", "IPsecSet.integrityAlgorith"),
-        bad(&[("IPsecSet.ipsecSaLifetimeSeconds", "179")], &[], 4000, "InvalidParameter", "IPsecSet.ipsecSaLifetimeSeconds"),
-        bad(&[("IPsecSet.ipsecSaLifetimeSeconds", "604801")], &[], 4000, "InvalidParameter", "IPsecSet.ipsecSaLifetimeSeconds"),
-        bad(&[("IPsecSet.ipsecSaLifetimeTraffic", "2559")], &[], 4000, "InvalidParameter", "IPsecSet.ipsecSaLifetimeTraffic"),
-        bad(&[("IPsecSet.ipsecSaLifetimeTraffic", "1843201")], &[], 4000, "InvalidParameter", "IPsecSet.ipsecSaLifetimeTraffic"),
-        bad(&[("IPsecSet.pfsDhGroup", "group2")], &[], 4000, "InvalidParameter", "IPsecSet.pfsDhGroup"),
+        bad(
+            &[("userGwId", "cgw-zzzzzzzz")],
+            &[],
+            5000,
+            "InvalidUserGw.NotFound",
+            "userGwId",
+        ),
+        bad(
+            &[("userGwId", "vpc-zzzzzzzz")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "userGwId",
+        ),
+        bad(
+            &[("vpnConnName", "")],
+            &[],
+            4000,
+            "InvalidVpnConnName",
+            "vpnConnName",
+        ),
+        bad(
+            &[("vpnConnName", &long)],
+            &[],
+            4000,
+            "InvalidVpnConnName",
+            "vpnConnName",
+        ),
+        bad(
+            &[],
+            &["preSharedKey"],
+            4000,
+            "MissingParameter",
+            "preSharedKey",
+        ),
+        bad(
+            &[("preSharedKey", "")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "preSharedKey",
+        ),
+        bad(
+            &[("preSharedKey", "has space")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "preSharedKey",
+        ),
+        bad(
+            &[("preSharedKey", &"k".repeat(129))],
+            &[],
+            4000,
+            "InvalidParameter",
+            "preSharedKey",
+        ),
+        bad(
+            &[],
+            &["userGwCidrBlock.0"],
+            4000,
+            "MissingParameter",
+            "userGwCidrBlock.n or spdAcl",
+        ),
+        bad(
+            &[("userGwCidrBlock.0", "192.168.1.0")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "userGwCidrBlock.0",
+        ),
+        bad(
+            &[("userGwCidrBlock.0", "10.0.3.0/24")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "userGwCidrBlock.0",
+        ),
+        bad(
+            &[("userGwCidrBlock.1", "192.168.1.9/24")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "userGwCidrBlock.1",
+        ),
+        bad(
+            &[("userGwCidrBlock.2", "192.168.2.0/24")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "userGwCidrBlock.2",
+        ),
+        bad(
+            &[("spdAcl", r#"{"10.0.0.0/24":["172.16.0.0/16"]}"#)],
+            &[],
+            4000,
+            "InvalidParameter",
+            "spdAcl",
+        ),
+        bad(
+            &[("spdAcl", "{")],
+            &["userGwCidrBlock.0"],
+            4000,
+            "InvalidParameter",
+            "spdAcl",
+        ),
+        bad(
+            &[("spdAcl", r#"{"10.9.0.0/24":["172.16.0.0/16"]}"#)],
+            &["userGwCidrBlock.0"],
+            4000,
+            "InvalidParameter",
+            "spdAcl",
+        ),
+        bad(
+            &[("IKESet.propoEncryAlgorithm", "aes")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.propoEncryAlgorithm",
+        ),
+        bad(
+            &[("IKESet.propoEncryAlgorithm", "")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.propoEncryAlgorithm",
+        ),
+        bad(
+            &[("IKESet.propoAuthenAlgorithm", "sha256")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.propoAuthenAlgorithm",
+        ),
+        bad(
+            &[("IKESet.exchangeMode", "quick")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.exchangeMode",
+        ),
+        bad(
+            &[("IKESet.localIdentity", "user")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.localIdentity",
+        ),
+        bad(
+            &[("IKESet.remoteIdentity", "fqdn")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.remoteFqdnName",
+        ),
+        bad(
+            &[("IKESet.localIdentity", "fqdn")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.localFqdnName",
+        ),
+        bad(
+            &[
+                ("IKESet.localIdentity", "fqdn"),
+                ("IKESet.localFqdnName", "a\"b"),
+            ],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.localFqdnName",
+        ),
+        bad(
+            &[
+                ("IKESet.localIdentity", "fqdn"),
+                ("IKESet.localFqdnName", "a.com"),
+                ("IKESet.localAddress", "1.2.3.4"),
+            ],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.localAddress",
+        ),
+        bad(
+            &[("IKESet.localFqdnName", "a.com")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.localFqdnName",
+        ),
+        bad(
+            &[("IKESet.localAddress", "not-ip")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.localAddress",
+        ),
+        bad(
+            &[("IKESet.remoteAddress", "2001:db8::1")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.remoteAddress",
+        ),
+        bad(
+            &[("IKESet.dhGroupName", "group3")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.dhGroupName",
+        ),
+        bad(
+            &[("IKESet.ikeSaLifetimeSeconds", "59")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.ikeSaLifetimeSeconds",
+        ),
+        bad(
+            &[("IKESet.ikeSaLifetimeSeconds", "604801")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.ikeSaLifetimeSeconds",
+        ),
+        bad(
+            &[("IKESet.ikeSaLifetimeSeconds", "1h")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.ikeSaLifetimeSeconds",
+        ),
+        bad(
+            &[("IKESet.encryptAlgorithm", "rc4")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.encryptAlgorithm",
+        ),
+        bad(
+            &[
+                ("IKESet.encryptAlgorithm", "null"),
+                ("IPsecSet.encryptAlgorithm", "null"),
+            ],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IPsecSet.encryptAlgorithm",
+        ),
+        bad(
+            &[("IKESet.dhGroup", "group2")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.dhGroup",
+        ),
+        bad(
+            &[("IKESet.1.dhGroupName", "group2")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.1.dhGroupName",
+        ),
+        bad(
+            &[
+                ("IKESet.dhGroupName", "group2"),
+                ("ikeSet.0.dhGroupName", "group2"),
+            ],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IKESet.dhGroupName",
+        ),
+        bad(
+            &[("IPsecSet.integrityAlgorith", "sha1")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IPsecSet.integrityAlgorith",
+        ),
+        bad(
+            &[("IPsecSet.ipsecSaLifetimeSeconds", "179")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IPsecSet.ipsecSaLifetimeSeconds",
+        ),
+        bad(
+            &[("IPsecSet.ipsecSaLifetimeSeconds", "604801")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IPsecSet.ipsecSaLifetimeSeconds",
+        ),
+        bad(
+            &[("IPsecSet.ipsecSaLifetimeTraffic", "2559")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IPsecSet.ipsecSaLifetimeTraffic",
+        ),
+        bad(
+            &[("IPsecSet.ipsecSaLifetimeTraffic", "1843201")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IPsecSet.ipsecSaLifetimeTraffic",
+        ),
+        bad(
+            &[("IPsecSet.pfsDhGroup", "group2")],
+            &[],
+            4000,
+            "InvalidParameter",
+            "IPsecSet.pfsDhGroup",
+        ),
     ];
-    rows.push(Bad { set: too_many, drop: &["userGwCidrBlock.0"], code: 4000, desc: "InvalidParameter", names: "userGwCidrBlock.n" });
+    rows.push(Bad {
+        set: too_many,
+        drop: &["userGwCidrBlock.0"],
+        code: 4000,
+        desc: "InvalidParameter",
+        names: "userGwCidrBlock.n",
+    });
     let many_rules: String = format!(
         "{{{}}}",
-        (0..11).map(|i| format!("\"10.0.{i}.0/24\":[\"172.16.0.0/16\"]")).collect::<Vec<_>>().join(",")
+        (0..11)
+            .map(|i| format!("\"10.0.{i}.0/24\":[\"172.16.0.0/16\"]"))
+            .collect::<Vec<_>>()
+            .join(",")
     );
-    rows.push(Bad { set: vec![("spdAcl", many_rules)], drop: &["userGwCidrBlock.0"], code: 4000, desc: "InvalidParameter", names: "spdAcl" });
+    rows.push(Bad {
+        set: vec![("spdAcl", many_rules)],
+        drop: &["userGwCidrBlock.0"],
+        code: 4000,
+        desc: "InvalidParameter",
+        names: "spdAcl",
+    });
     check_table(&app, "AddVpnConnEx", &base, rows).await;
 
     // Nothing was half-written by any refused request.
@@ -339,7 +899,12 @@ async fn bad_input_is_refused_with_code_and_parameter() {
     assert_eq!(app.run_tasks().await, 0);
 
     // Paging parameters of the Describe actions.
-    for action in ["DescribeVpcEx", "DescribeVpnGw", "DescribeUserGw", "DescribeVpnConn"] {
+    for action in [
+        "DescribeVpcEx",
+        "DescribeVpnGw",
+        "DescribeUserGw",
+        "DescribeVpnConn",
+    ] {
         check_table(
             &app,
             action,
@@ -349,8 +914,20 @@ async fn bad_input_is_refused_with_code_and_parameter() {
                 bad(&[("limit", "51")], &[], 4000, "InvalidParameter", "limit"),
                 bad(&[("offset", "-1")], &[], 4000, "InvalidParameter", "offset"),
                 bad(&[("offset", "x")], &[], 4000, "InvalidParameter", "offset"),
-                bad(&[("orderField", "size")], &[], 4000, "InvalidParameter", "orderField"),
-                bad(&[("orderDirection", "up")], &[], 4000, "InvalidParameter", "orderDirection"),
+                bad(
+                    &[("orderField", "size")],
+                    &[],
+                    4000,
+                    "InvalidParameter",
+                    "orderField",
+                ),
+                bad(
+                    &[("orderDirection", "up")],
+                    &[],
+                    4000,
+                    "InvalidParameter",
+                    "orderDirection",
+                ),
             ],
         )
         .await;
@@ -361,9 +938,21 @@ async fn bad_input_is_refused_with_code_and_parameter() {
         &[],
         vec![
             bad(&[], &[], 4000, "MissingParameter", "taskId"),
-            bad(&[("taskId", "abc")], &[], 4000, "InvalidParameter", "taskId"),
+            bad(
+                &[("taskId", "abc")],
+                &[],
+                4000,
+                "InvalidParameter",
+                "taskId",
+            ),
             bad(&[("taskId", "0")], &[], 4000, "InvalidParameter", "taskId"),
-            bad(&[("taskId", "424242")], &[], 5000, "InvalidTask.NotFound", "taskId"),
+            bad(
+                &[("taskId", "424242")],
+                &[],
+                5000,
+                "InvalidTask.NotFound",
+                "taskId",
+            ),
         ],
     )
     .await;
@@ -371,13 +960,23 @@ async fn bad_input_is_refused_with_code_and_parameter() {
         check_table(
             &app,
             action,
-            &[("vpcId", f.vpc_id.clone()), ("vpnGwId", f.gw_id.clone()), ("vpnConnId", "vpnx-zzzzzzzz".into())],
+            &[
+                ("vpcId", f.vpc_id.clone()),
+                ("vpnGwId", f.gw_id.clone()),
+                ("vpnConnId", "vpnx-zzzzzzzz".into()),
+            ],
             vec![
                 bad(&[], &["vpnConnId"], 4000, "MissingParameter", "vpnConnId"),
                 bad(&[], &["vpcId"], 4000, "MissingParameter", "vpcId"),
                 bad(&[], &["vpnGwId"], 4000, "MissingParameter", "vpnGwId"),
                 bad(&[], &[], 5000, "InvalidVpnConn.NotFound", "vpnConnId"),
-                bad(&[("vpnConnId", "7")], &[], 5000, "InvalidVpnConn.NotFound", "vpnConnId"),
+                bad(
+                    &[("vpnConnId", "7")],
+                    &[],
+                    5000,
+                    "InvalidVpnConn.NotFound",
+                    "vpnConnId",
+                ),
             ],
         )
         .await;
@@ -387,7 +986,11 @@ async fn bad_input_is_refused_with_code_and_parameter() {
 
 #[tokio::test]
 async fn protocol_errors() {
-    let app = spawn_with(Options { max_body_bytes: 4096, ..Default::default() }).await;
+    let app = spawn_with(Options {
+        max_body_bytes: 4096,
+        ..Default::default()
+    })
+    .await;
     // Unknown action.
     let v = app.call("DescribeEverything", &[]).await;
     assert_eq!(code(&v), (4000, "InvalidAction"));
@@ -407,7 +1010,16 @@ async fn protocol_errors() {
         secret_key: app.account.secret_key.as_bytes(),
         method: vpcd_auth::SignatureMethod::HmacSha1,
     };
-    let stale = signer_stale.signed_params("GET", &app.host, "/v2/index.php", "DescribeVpcEx", "gz", now() - 3600, 77, &[]);
+    let stale = signer_stale.signed_params(
+        "GET",
+        &app.host,
+        "/v2/index.php",
+        "DescribeVpcEx",
+        "gz",
+        now() - 3600,
+        77,
+        &[],
+    );
     let v = app.send_get(&stale).await;
     assert_eq!(code(&v), (4500, "RequestReplay"));
     assert!(v["message"].as_str().unwrap().starts_with("Timestamp:"));
@@ -417,13 +1029,30 @@ async fn protocol_errors() {
     assert_eq!(code(&app.send_get(&signed).await), (4100, "AuthFailure"));
 
     // Unknown SecretId: 4104; wrong key: 4100.
-    let ghost = Creds { secret_id: "AKIDnobodyhere".into(), ..app.account.clone() };
-    assert_eq!(app.call_as(&ghost, "DescribeVpcEx", &[]).await["code"], 4104);
-    let wrong = Creds { secret_key: "not-the-key".into(), ..app.account.clone() };
-    assert_eq!(app.call_as(&wrong, "DescribeVpcEx", &[]).await["code"], 4100);
+    let ghost = Creds {
+        secret_id: "AKIDnobodyhere".into(),
+        ..app.account.clone()
+    };
+    assert_eq!(
+        app.call_as(&ghost, "DescribeVpcEx", &[]).await["code"],
+        4104
+    );
+    let wrong = Creds {
+        secret_key: "not-the-key".into(),
+        ..app.account.clone()
+    };
+    assert_eq!(
+        app.call_as(&wrong, "DescribeVpcEx", &[]).await["code"],
+        4100
+    );
 
     // A repeated parameter: 4000 naming it.
-    let mut signed = app.sign(&app.account, "GET", "DescribeVpcEx", &kv(&[("offset", "0")]));
+    let mut signed = app.sign(
+        &app.account,
+        "GET",
+        "DescribeVpcEx",
+        &kv(&[("offset", "0")]),
+    );
     signed.push(("offset".into(), "1".into()));
     let v = app.send_get(&signed).await;
     assert_eq!(v["code"], 4000);
@@ -433,16 +1062,35 @@ async fn protocol_errors() {
     let signed = app.sign(&app.account, "POST", "DescribeVpcEx", &[]);
     assert_eq!(app.send_post(&signed).await["code"], 0);
     let signed = app.sign(&app.account, "GET", "DescribeVpcEx", &[]);
-    assert_eq!(app.send_post(&signed).await["code"], 4100, "a GET signature does not verify a POST");
+    assert_eq!(
+        app.send_post(&signed).await["code"],
+        4100,
+        "a GET signature does not verify a POST"
+    );
 
     // '@' values on POST are refused (they are not signed by v2 clients).
-    let signed = app.sign(&app.account, "POST", "CreateVpc", &kv(&[("vpcName", "@x"), ("cidrBlock", "10.0.0.0/16")]));
+    let signed = app.sign(
+        &app.account,
+        "POST",
+        "CreateVpc",
+        &kv(&[("vpcName", "@x"), ("cidrBlock", "10.0.0.0/16")]),
+    );
     let v = app.send_post(&signed).await;
     assert_eq!(v["code"], 4000);
-    assert!(v["message"].as_str().unwrap().starts_with("vpcName:"), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().starts_with("vpcName:"),
+        "{v}"
+    );
 
     // Missing common parameters.
-    for drop in ["Region", "SecretId", "Signature", "Timestamp", "Nonce", "Action"] {
+    for drop in [
+        "Region",
+        "SecretId",
+        "Signature",
+        "Timestamp",
+        "Nonce",
+        "Action",
+    ] {
         let signed: Vec<(String, String)> = app
             .sign(&app.account, "GET", "DescribeVpcEx", &[])
             .into_iter()
@@ -452,7 +1100,12 @@ async fn protocol_errors() {
         assert_eq!(code(&v), (4000, "MissingParameter"), "without {drop}: {v}");
         assert!(v["message"].as_str().unwrap().starts_with(drop));
     }
-    for (k, bad) in [("Nonce", "-5"), ("Nonce", "99999999999999999999"), ("Timestamp", "soon"), ("Region", "GZ!")] {
+    for (k, bad) in [
+        ("Nonce", "-5"),
+        ("Nonce", "99999999999999999999"),
+        ("Timestamp", "soon"),
+        ("Region", "GZ!"),
+    ] {
         let mut signed: Vec<(String, String)> = app
             .sign(&app.account, "GET", "DescribeVpcEx", &[])
             .into_iter()
@@ -466,22 +1119,40 @@ async fn protocol_errors() {
 
     // Oversized bodies, declared and chunked, are refused (4000, HTTP 200).
     let big = "a=".to_owned() + &"x".repeat(10_000);
-    let resp = app.http.post(format!("{}/v2/index.php", app.base))
+    let resp = app
+        .http
+        .post(format!("{}/v2/index.php", app.base))
         .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(big.clone()).send().await.unwrap();
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["code"], 4000);
     assert!(v["message"].as_str().unwrap().starts_with("request body"));
     let stream = futures::stream::iter((0..100).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 1000])));
-    let resp = app.http.post(format!("{}/v2/index.php", app.base))
+    let resp = app
+        .http
+        .post(format!("{}/v2/index.php", app.base))
         .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(reqwest::Body::wrap_stream(stream)).send().await.unwrap();
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["code"], 4000, "{v}");
 
     // Health needs no signature.
-    let h: Value = app.http.get(format!("{}/healthz", app.base)).send().await.unwrap().json().await.unwrap();
+    let h: Value = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(h["status"], "ok");
     app.shutdown().await;
 }
@@ -503,39 +1174,124 @@ async fn tenancy_other_accounts_resources_are_not_found() {
         ("DescribeVpnConn", vec![]),
     ] {
         let v = app.call_as(&b, action, &params).await;
-        assert_eq!((v["code"].as_i64(), v["totalCount"].as_i64()), (Some(0), Some(0)), "{action}: {v}");
+        assert_eq!(
+            (v["code"].as_i64(), v["totalCount"].as_i64()),
+            (Some(0), Some(0)),
+            "{action}: {v}"
+        );
     }
-    let missing_vpc = app.call_as(&b, "DeleteVpc", &[("vpcId", "vpc-zzzzzzzz")]).await;
+    let missing_vpc = app
+        .call_as(&b, "DeleteVpc", &[("vpcId", "vpc-zzzzzzzz")])
+        .await;
     let others_vpc = app.call_as(&b, "DeleteVpc", &[("vpcId", &f.vpc_id)]).await;
     assert_eq!(code(&others_vpc), code(&missing_vpc));
     assert_eq!(code(&others_vpc), (5000, "InvalidVpc.NotFound"));
     let numeric = app.call_as(&b, "DeleteVpc", &[("vpcId", "1")]).await;
     assert_eq!(code(&numeric), (5000, "InvalidVpc.NotFound"));
 
-    let checks: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
-        ("RunVpnGw", vec![("vpcId", &f.vpc_id), ("name", "x")], "InvalidVpc.NotFound"),
-        ("ModifyVpnGw", vec![("vpcId", &f.vpc_id), ("vpnGwId", &f.gw_id), ("vpnGwName", "x")], "InvalidVpc.NotFound"),
-        ("DeleteVpnGw", vec![("vpcId", &f.vpc_id), ("vpnGwId", &f.gw_id)], "InvalidVpc.NotFound"),
-        ("ModifyUserGw", vec![("userGwId", &f.user_gw_id), ("userGwName", "x")], "InvalidUserGw.NotFound"),
-        ("DeleteUserGw", vec![("userGwId", &f.user_gw_id)], "InvalidUserGw.NotFound"),
-        ("AddVpnConnEx", vec![("vpcId", &f.vpc_id), ("vpnGwId", &f.gw_id), ("userGwId", &f.user_gw_id), ("preSharedKey", "k"), ("userGwCidrBlock.0", "192.168.9.0/24")], "InvalidVpc.NotFound"),
-        ("ModifyVpnConnEx", vec![("vpcId", &f.vpc_id), ("vpnGwId", &f.gw_id), ("vpnConnId", &conn), ("vpnConnName", "x")], "InvalidVpc.NotFound"),
-        ("DeleteVpnConn", vec![("vpcId", &f.vpc_id), ("vpnGwId", &f.gw_id), ("vpnConnId", &conn)], "InvalidVpc.NotFound"),
-        ("ResetVpnConnSA", vec![("vpcId", &f.vpc_id), ("vpnGwId", &f.gw_id), ("vpnConnId", &conn)], "InvalidVpc.NotFound"),
-        ("DescribeVpcTaskResult", vec![("taskId", &task)], "InvalidTask.NotFound"),
+    type Check<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let checks: Vec<Check> = vec![
+        (
+            "RunVpnGw",
+            vec![("vpcId", &f.vpc_id), ("name", "x")],
+            "InvalidVpc.NotFound",
+        ),
+        (
+            "ModifyVpnGw",
+            vec![
+                ("vpcId", &f.vpc_id),
+                ("vpnGwId", &f.gw_id),
+                ("vpnGwName", "x"),
+            ],
+            "InvalidVpc.NotFound",
+        ),
+        (
+            "DeleteVpnGw",
+            vec![("vpcId", &f.vpc_id), ("vpnGwId", &f.gw_id)],
+            "InvalidVpc.NotFound",
+        ),
+        (
+            "ModifyUserGw",
+            vec![("userGwId", &f.user_gw_id), ("userGwName", "x")],
+            "InvalidUserGw.NotFound",
+        ),
+        (
+            "DeleteUserGw",
+            vec![("userGwId", &f.user_gw_id)],
+            "InvalidUserGw.NotFound",
+        ),
+        (
+            "AddVpnConnEx",
+            vec![
+                ("vpcId", &f.vpc_id),
+                ("vpnGwId", &f.gw_id),
+                ("userGwId", &f.user_gw_id),
+                ("preSharedKey", "k"),
+                ("userGwCidrBlock.0", "192.168.9.0/24"),
+            ],
+            "InvalidVpc.NotFound",
+        ),
+        (
+            "ModifyVpnConnEx",
+            vec![
+                ("vpcId", &f.vpc_id),
+                ("vpnGwId", &f.gw_id),
+                ("vpnConnId", &conn),
+                ("vpnConnName", "x"),
+            ],
+            "InvalidVpc.NotFound",
+        ),
+        (
+            "DeleteVpnConn",
+            vec![
+                ("vpcId", &f.vpc_id),
+                ("vpnGwId", &f.gw_id),
+                ("vpnConnId", &conn),
+            ],
+            "InvalidVpc.NotFound",
+        ),
+        (
+            "ResetVpnConnSA",
+            vec![
+                ("vpcId", &f.vpc_id),
+                ("vpnGwId", &f.gw_id),
+                ("vpnConnId", &conn),
+            ],
+            "InvalidVpc.NotFound",
+        ),
+        (
+            "DescribeVpcTaskResult",
+            vec![("taskId", &task)],
+            "InvalidTask.NotFound",
+        ),
     ];
     for (action, params, desc) in checks {
         let v = app.call_as(&b, action, &params).await;
         assert_eq!(code(&v), (5000, desc), "{action}: {v}");
     }
     // Bob's own VPC may reuse Alice's name; the other region sees nothing of Alice.
-    let v = app.call_as(&b, "CreateVpc", &[("vpcName", "vpc-ten"), ("cidrBlock", "10.0.0.0/16")]).await;
+    let v = app
+        .call_as(
+            &b,
+            "CreateVpc",
+            &[("vpcName", "vpc-ten"), ("cidrBlock", "10.0.0.0/16")],
+        )
+        .await;
     assert_eq!(v["code"], 0, "{v}");
-    let other_region = Creds { region: "bj".into(), ..app.account.clone() };
-    assert_eq!(app.call_as(&other_region, "DescribeVpcEx", &[]).await["totalCount"], 0);
+    let other_region = Creds {
+        region: "bj".into(),
+        ..app.account.clone()
+    };
+    assert_eq!(
+        app.call_as(&other_region, "DescribeVpcEx", &[]).await["totalCount"],
+        0
+    );
     // Alice still has everything, unchanged.
     assert_eq!(app.conn(&conn).await["vpcConnStatus"], 6);
-    assert_eq!(app.ok("DescribeUserGw", &[]).await["data"][0]["userGwName"], "user-ten-7");
+    assert_eq!(
+        app.ok("DescribeUserGw", &[]).await["data"][0]["userGwName"],
+        "user-ten-7"
+    );
     app.shutdown().await;
 }
 
@@ -544,8 +1300,14 @@ async fn disabled_key_is_refused() {
     let app = spawn_app().await;
     let b = app.new_account("carol").await;
     assert_eq!(app.call_as(&b, "DescribeVpcEx", &[]).await["code"], 0);
-    app.store().set_account_disabled("carol", true).await.unwrap();
-    assert_eq!(code(&app.call_as(&b, "DescribeVpcEx", &[]).await), (4110, "AuthFailure.SecretIdDisabled"));
+    app.store()
+        .set_account_disabled("carol", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&app.call_as(&b, "DescribeVpcEx", &[]).await),
+        (4110, "AuthFailure.SecretIdDisabled")
+    );
     app.shutdown().await;
 }
 
@@ -553,13 +1315,19 @@ async fn disabled_key_is_refused() {
 async fn connection_lifecycle_and_state_machine() {
     let app = spawn_app().await;
     let f = app.fixture("life").await;
-    let v = app.add_conn(&f, &f.user_gw_id, &[("vpnConnName", "c1")]).await;
+    let v = app
+        .add_conn(&f, &f.user_gw_id, &[("vpnConnName", "c1")])
+        .await;
     let task = v["data"]["taskId"].as_i64().unwrap();
     // Creating: visible with status 0; a mutation now is refused.
     let c = app.ok("DescribeVpnConn", &[("vpnConnName", "c1")]).await["data"][0].clone();
     assert_eq!(c["vpcConnStatus"], 0);
     let conn = c["unVpnConnId"].as_str().unwrap().to_owned();
-    let ids = [("vpcId", f.vpc_id.as_str()), ("vpnGwId", f.gw_id.as_str()), ("vpnConnId", conn.as_str())];
+    let ids = [
+        ("vpcId", f.vpc_id.as_str()),
+        ("vpnGwId", f.gw_id.as_str()),
+        ("vpnConnId", conn.as_str()),
+    ];
     let busy = app.call("DeleteVpnConn", &ids).await;
     assert_eq!(code(&busy), (5100, "InvalidVpnConnState"));
     assert!(busy["message"].as_str().unwrap().starts_with("vpnConnId:"));
@@ -573,28 +1341,64 @@ async fn connection_lifecycle_and_state_machine() {
     p.push(("vpnConnName", "c1-renamed"));
     let m = app.ok("ModifyVpnConnEx", &p).await;
     assert_eq!(app.conn(&conn).await["vpcConnStatus"], 2);
-    assert_eq!(code(&app.call("ResetVpnConnSA", &ids).await), (5100, "InvalidVpnConnState"));
+    assert_eq!(
+        code(&app.call("ResetVpnConnSA", &ids).await),
+        (5100, "InvalidVpnConnState")
+    );
     app.run_tasks().await;
     let c = app.conn(&conn).await;
-    assert_eq!((c["vpcConnStatus"].as_i64(), c["vpnConnName"].as_str()), (Some(6), Some("c1-renamed")));
+    assert_eq!(
+        (c["vpcConnStatus"].as_i64(), c["vpnConnName"].as_str()),
+        (Some(6), Some("c1-renamed"))
+    );
     assert_eq!(c["IKEArr"]["dhGroupName"], "group14");
     assert_eq!(c["IKEArr"]["propoEncryAlgorithm"], "3des-cbc");
     assert_eq!(c["destinationCidr"], json!(["192.168.10.0/24"]));
-    let t = app.ok("DescribeVpcTaskResult", &[("taskId", &m["data"]["taskId"].to_string())]).await;
-    assert_eq!((t["data"]["status"].as_i64(), t["data"]["action"].as_str()), (Some(0), Some("modify")));
-    assert_eq!(app.state().drivers.api_only.tunnel(&conn).unwrap().settings.ike.dh_group.as_str(), "group14");
+    let t = app
+        .ok(
+            "DescribeVpcTaskResult",
+            &[("taskId", &m["data"]["taskId"].to_string())],
+        )
+        .await;
+    assert_eq!(
+        (t["data"]["status"].as_i64(), t["data"]["action"].as_str()),
+        (Some(0), Some("modify"))
+    );
+    assert_eq!(
+        app.state()
+            .drivers
+            .api_only
+            .tunnel(&conn)
+            .unwrap()
+            .settings
+            .ike
+            .dh_group
+            .as_str(),
+        "group14"
+    );
 
     // Modify failing in the data plane: 2 -> 3, the task says why.
-    app.state().drivers.api_only.fail_next(DriverError::Rejected("proposal refused".into()));
+    app.state()
+        .drivers
+        .api_only
+        .fail_next(DriverError::Rejected("proposal refused".into()));
     let mut p = ids.to_vec();
     p.push(("IPsecSet.pfsDhGroup", "dh-group5"));
     let m = app.ok("ModifyVpnConnEx", &p).await;
     app.run_tasks().await;
     assert_eq!(app.conn(&conn).await["vpcConnStatus"], 3);
-    let t = app.ok("DescribeVpcTaskResult", &[("taskId", &m["data"]["taskId"].to_string())]).await;
+    let t = app
+        .ok(
+            "DescribeVpcTaskResult",
+            &[("taskId", &m["data"]["taskId"].to_string())],
+        )
+        .await;
     assert_eq!(t["data"]["status"], 1);
     assert_eq!(t["data"]["output"]["errorCode"], "DataPlaneRejected");
-    assert!(t["data"]["output"]["errorMsg"].as_str().unwrap().contains("proposal refused"));
+    assert!(t["data"]["output"]["errorMsg"]
+        .as_str()
+        .unwrap()
+        .contains("proposal refused"));
 
     // Retrying the modify from 3 works.
     app.ok("ModifyVpnConnEx", &p).await;
@@ -605,32 +1409,66 @@ async fn connection_lifecycle_and_state_machine() {
     let r = app.ok("ResetVpnConnSA", &ids).await;
     app.run_tasks().await;
     assert_eq!(app.conn(&conn).await["vpcConnStatus"], 6);
-    let t = app.ok("DescribeVpcTaskResult", &[("taskId", &r["data"]["taskId"].to_string())]).await;
+    let t = app
+        .ok(
+            "DescribeVpcTaskResult",
+            &[("taskId", &r["data"]["taskId"].to_string())],
+        )
+        .await;
     assert_eq!(t["data"]["action"], "reset");
 
     // Delete failing: 4 -> 5; retried: removed.
-    app.state().drivers.api_only.fail_next(DriverError::Unreachable("socket gone".into()));
+    app.state()
+        .drivers
+        .api_only
+        .fail_next(DriverError::Unreachable("socket gone".into()));
     app.ok("DeleteVpnConn", &ids).await;
     assert_eq!(app.conn(&conn).await["vpcConnStatus"], 4);
     app.run_tasks().await;
     assert_eq!(app.conn(&conn).await["vpcConnStatus"], 5);
     let d = app.ok("DeleteVpnConn", &ids).await;
     app.run_tasks().await;
-    assert_eq!(app.ok("DescribeVpnConn", &[("vpnConnId", &conn)]).await["totalCount"], 0);
+    assert_eq!(
+        app.ok("DescribeVpnConn", &[("vpnConnId", &conn)]).await["totalCount"],
+        0
+    );
     assert!(app.state().drivers.api_only.tunnel(&conn).is_none());
-    let t = app.ok("DescribeVpcTaskResult", &[("taskId", &d["data"]["taskId"].to_string())]).await;
+    let t = app
+        .ok(
+            "DescribeVpcTaskResult",
+            &[("taskId", &d["data"]["taskId"].to_string())],
+        )
+        .await;
     assert_eq!(t["data"]["status"], 0);
 
     // Create failing: 0 -> 1, with the reason; then it can be deleted.
-    app.state().drivers.api_only.fail_next(DriverError::Unreachable("charon down".into()));
-    let v = app.add_conn(&f, &f.user_gw_id, &[("vpnConnName", "c2")]).await;
+    app.state()
+        .drivers
+        .api_only
+        .fail_next(DriverError::Unreachable("charon down".into()));
+    let v = app
+        .add_conn(&f, &f.user_gw_id, &[("vpnConnName", "c2")])
+        .await;
     app.run_tasks().await;
-    let t = app.ok("DescribeVpcTaskResult", &[("taskId", &v["data"]["taskId"].to_string())]).await;
+    let t = app
+        .ok(
+            "DescribeVpcTaskResult",
+            &[("taskId", &v["data"]["taskId"].to_string())],
+        )
+        .await;
     assert_eq!(t["data"]["status"], 1);
     assert_eq!(t["data"]["output"]["errorCode"], "GatewayNodeUnreachable");
     let c = app.ok("DescribeVpnConn", &[("vpnConnName", "c2")]).await["data"][0].clone();
     assert_eq!(c["vpcConnStatus"], 1);
-    app.ok("DeleteVpnConn", &[("vpcId", &f.vpc_id), ("vpnGwId", &f.gw_id), ("vpnConnId", c["unVpnConnId"].as_str().unwrap())]).await;
+    app.ok(
+        "DeleteVpnConn",
+        &[
+            ("vpcId", &f.vpc_id),
+            ("vpnGwId", &f.gw_id),
+            ("vpnConnId", c["unVpnConnId"].as_str().unwrap()),
+        ],
+    )
+    .await;
     app.run_tasks().await;
     assert_eq!(app.ok("DescribeVpnConn", &[]).await["totalCount"], 0);
     app.shutdown().await;
@@ -641,31 +1479,101 @@ async fn names_unique_in_vpc_and_in_use_rules() {
     let app = spawn_app().await;
     let f = app.fixture("use").await;
     let u2 = app.add_user_gw("use", 8).await;
-    app.ok("AddVpnConnEx", &[("vpcId", &f.vpc_id), ("vpnGwId", &f.gw_id), ("userGwId", &f.user_gw_id), ("vpnConnName", "same"), ("preSharedKey", "k"), ("userGwCidrBlock.0", "192.168.0.0/24")]).await;
-    let v = app.call("AddVpnConnEx", &[("vpcId", &f.vpc_id), ("vpnGwId", &f.gw_id), ("userGwId", &u2), ("vpnConnName", "same"), ("preSharedKey", "k"), ("userGwCidrBlock.0", "192.168.0.0/24")]).await;
+    app.ok(
+        "AddVpnConnEx",
+        &[
+            ("vpcId", &f.vpc_id),
+            ("vpnGwId", &f.gw_id),
+            ("userGwId", &f.user_gw_id),
+            ("vpnConnName", "same"),
+            ("preSharedKey", "k"),
+            ("userGwCidrBlock.0", "192.168.0.0/24"),
+        ],
+    )
+    .await;
+    let v = app
+        .call(
+            "AddVpnConnEx",
+            &[
+                ("vpcId", &f.vpc_id),
+                ("vpnGwId", &f.gw_id),
+                ("userGwId", &u2),
+                ("vpnConnName", "same"),
+                ("preSharedKey", "k"),
+                ("userGwCidrBlock.0", "192.168.0.0/24"),
+            ],
+        )
+        .await;
     assert_eq!(code(&v), (4000, "InvalidVpnConnName.InUse"));
     assert!(v["message"].as_str().unwrap().starts_with("vpnConnName:"));
     app.run_tasks().await;
 
-    let v = app.call("DeleteVpnGw", &[("vpcId", &f.vpc_id), ("vpnGwId", &f.gw_id)]).await;
+    let v = app
+        .call(
+            "DeleteVpnGw",
+            &[("vpcId", &f.vpc_id), ("vpnGwId", &f.gw_id)],
+        )
+        .await;
     assert_eq!(code(&v), (5100, "InvalidVpnGw.CannotDelete"));
-    let v = app.call("DeleteUserGw", &[("userGwId", &f.user_gw_id)]).await;
+    let v = app
+        .call("DeleteUserGw", &[("userGwId", &f.user_gw_id)])
+        .await;
     assert_eq!(code(&v), (5100, "InvalidUserGw.CannotDelete"));
     let v = app.call("DeleteVpc", &[("vpcId", &f.vpc_id)]).await;
     assert_eq!(code(&v), (5100, "InvalidVpc.CannotDelete"));
     // A gateway of another VPC is not found through this VPC.
-    let other = app.ok("CreateVpc", &[("vpcName", "other"), ("cidrBlock", "172.16.0.0/16")]).await;
-    let v = app.call("ModifyVpnGw", &[("vpcId", other["uniqVpcId"].as_str().unwrap()), ("vpnGwId", &f.gw_id), ("vpnGwName", "x")]).await;
+    let other = app
+        .ok(
+            "CreateVpc",
+            &[("vpcName", "other"), ("cidrBlock", "172.16.0.0/16")],
+        )
+        .await;
+    let v = app
+        .call(
+            "ModifyVpnGw",
+            &[
+                ("vpcId", other["uniqVpcId"].as_str().unwrap()),
+                ("vpnGwId", &f.gw_id),
+                ("vpnGwName", "x"),
+            ],
+        )
+        .await;
     assert_eq!(code(&v), (5000, "InvalidVpnGw.NotFound"));
-    let v = app.call("AddVpnConnEx", &[("vpcId", other["uniqVpcId"].as_str().unwrap()), ("vpnGwId", &f.gw_id), ("userGwId", &u2), ("preSharedKey", "k"), ("userGwCidrBlock.0", "192.168.0.0/24")]).await;
+    let v = app
+        .call(
+            "AddVpnConnEx",
+            &[
+                ("vpcId", other["uniqVpcId"].as_str().unwrap()),
+                ("vpnGwId", &f.gw_id),
+                ("userGwId", &u2),
+                ("preSharedKey", "k"),
+                ("userGwCidrBlock.0", "192.168.0.0/24"),
+            ],
+        )
+        .await;
     assert_eq!(code(&v), (5000, "InvalidVpnGw.NotFound"));
 
     // Once the tunnel is gone, everything can be deleted in order.
-    let c = app.ok("DescribeVpnConn", &[]).await["data"][0]["unVpnConnId"].as_str().unwrap().to_owned();
-    app.ok("DeleteVpnConn", &[("vpcId", &f.vpc_id), ("vpnGwId", &f.gw_id), ("vpnConnId", &c)]).await;
+    let c = app.ok("DescribeVpnConn", &[]).await["data"][0]["unVpnConnId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.ok(
+        "DeleteVpnConn",
+        &[
+            ("vpcId", &f.vpc_id),
+            ("vpnGwId", &f.gw_id),
+            ("vpnConnId", &c),
+        ],
+    )
+    .await;
     app.run_tasks().await;
     app.ok("DeleteUserGw", &[("userGwId", &f.user_gw_id)]).await;
-    app.ok("DeleteVpnGw", &[("vpcId", &f.vpc_id), ("vpnGwId", &f.gw_id)]).await;
+    app.ok(
+        "DeleteVpnGw",
+        &[("vpcId", &f.vpc_id), ("vpnGwId", &f.gw_id)],
+    )
+    .await;
     app.ok("DeleteVpc", &[("vpcId", &f.vpc_id)]).await;
     app.shutdown().await;
 }
@@ -690,8 +1598,15 @@ fn limits_with(edit: impl FnOnce(&mut Limits)) -> Limits {
 async fn fill(app: &TestApp, f: &Fixture, n: usize, same_peer: bool, tag: &str) -> Vec<Value> {
     let mut out = Vec::new();
     for i in 0..n {
-        let peer = if same_peer { f.user_gw_id.clone() } else { app.add_user_gw(tag, 20 + i as u8).await };
-        out.push(app.add_conn(f, &peer, &[("vpnConnName", &format!("{tag}{i}"))]).await);
+        let peer = if same_peer {
+            f.user_gw_id.clone()
+        } else {
+            app.add_user_gw(tag, 20 + i as u8).await
+        };
+        out.push(
+            app.add_conn(f, &peer, &[("vpnConnName", &format!("{tag}{i}"))])
+                .await,
+        );
     }
     out
 }
@@ -699,7 +1614,11 @@ async fn fill(app: &TestApp, f: &Fixture, n: usize, same_peer: bool, tag: &str) 
 #[tokio::test]
 async fn quotas_at_the_limit_and_one_beyond() {
     // Tunnels per VPN gateway.
-    let app = spawn_with(Options { limits: limits_with(|l| l.conns_per_vpn_gw = 3), ..Default::default() }).await;
+    let app = spawn_with(Options {
+        limits: limits_with(|l| l.conns_per_vpn_gw = 3),
+        ..Default::default()
+    })
+    .await;
     let f = app.fixture("q1").await;
     let r = fill(&app, &f, 4, false, "a").await;
     assert!(r[..3].iter().all(|v| v["code"] == 0));
@@ -707,20 +1626,39 @@ async fn quotas_at_the_limit_and_one_beyond() {
     app.shutdown().await;
 
     // Tunnels per peer gateway (over several VPN gateways).
-    let app = spawn_with(Options { limits: limits_with(|l| l.conns_per_user_gw = 2), ..Default::default() }).await;
+    let app = spawn_with(Options {
+        limits: limits_with(|l| l.conns_per_user_gw = 2),
+        ..Default::default()
+    })
+    .await;
     let f = app.fixture("q2").await;
     let mut codes = Vec::new();
     for i in 0..3 {
-        let gw = app.ok("RunVpnGw", &[("vpcId", &f.vpc_id), ("name", &format!("g{i}"))]).await;
-        let g = Fixture { gw_id: gw["data"]["vpnGwId"].as_str().unwrap().to_owned(), ..f_clone(&f) };
-        codes.push(app.add_conn(&g, &f.user_gw_id, &[("vpnConnName", &format!("p{i}"))]).await);
+        let gw = app
+            .ok(
+                "RunVpnGw",
+                &[("vpcId", &f.vpc_id), ("name", &format!("g{i}"))],
+            )
+            .await;
+        let g = Fixture {
+            gw_id: gw["data"]["vpnGwId"].as_str().unwrap().to_owned(),
+            ..f_clone(&f)
+        };
+        codes.push(
+            app.add_conn(&g, &f.user_gw_id, &[("vpnConnName", &format!("p{i}"))])
+                .await,
+        );
     }
     assert!(codes[..2].iter().all(|v| v["code"] == 0));
     assert_eq!(code(&codes[2]), (5100, "VpnConnLimitExceeded"));
     app.shutdown().await;
 
     // Tunnels per region.
-    let app = spawn_with(Options { limits: limits_with(|l| l.conns_per_region = 2), ..Default::default() }).await;
+    let app = spawn_with(Options {
+        limits: limits_with(|l| l.conns_per_region = 2),
+        ..Default::default()
+    })
+    .await;
     let f = app.fixture("q3").await;
     let r = fill(&app, &f, 3, false, "r").await;
     assert!(r[..2].iter().all(|v| v["code"] == 0));
@@ -737,25 +1675,61 @@ async fn quotas_at_the_limit_and_one_beyond() {
 
     // VPCs per region (default 5: one exists).
     for i in 1..5 {
-        app.ok("CreateVpc", &[("vpcName", &format!("v{i}")), ("cidrBlock", "10.0.0.0/16")]).await;
+        app.ok(
+            "CreateVpc",
+            &[("vpcName", &format!("v{i}")), ("cidrBlock", "10.0.0.0/16")],
+        )
+        .await;
     }
-    assert_eq!(code(&app.call("CreateVpc", &[("vpcName", "v5"), ("cidrBlock", "10.0.0.0/16")]).await), (5100, "VpcLimitExceeded"));
+    assert_eq!(
+        code(
+            &app.call(
+                "CreateVpc",
+                &[("vpcName", "v5"), ("cidrBlock", "10.0.0.0/16")]
+            )
+            .await
+        ),
+        (5100, "VpcLimitExceeded")
+    );
     // VPN gateways per VPC (default 10: one exists).
     for i in 1..10 {
-        app.ok("RunVpnGw", &[("vpcId", &f.vpc_id), ("name", &format!("g{i}"))]).await;
+        app.ok(
+            "RunVpnGw",
+            &[("vpcId", &f.vpc_id), ("name", &format!("g{i}"))],
+        )
+        .await;
     }
-    assert_eq!(code(&app.call("RunVpnGw", &[("vpcId", &f.vpc_id), ("name", "g10")]).await), (5100, "VpnGwLimitExceeded"));
+    assert_eq!(
+        code(
+            &app.call("RunVpnGw", &[("vpcId", &f.vpc_id), ("name", "g10")])
+                .await
+        ),
+        (5100, "VpnGwLimitExceeded")
+    );
     // Peer gateways per region (default 20: one exists).
     for i in 0..19 {
         app.add_user_gw("lim", 100 + i).await;
     }
-    let v = app.call("AddUserGw", &[("userGwName", "one-too-many"), ("userGwAddr", "198.51.100.250")]).await;
+    let v = app
+        .call(
+            "AddUserGw",
+            &[
+                ("userGwName", "one-too-many"),
+                ("userGwAddr", "198.51.100.250"),
+            ],
+        )
+        .await;
     assert_eq!(code(&v), (5100, "UserGwLimitExceeded"));
     app.shutdown().await;
 }
 
 fn f_clone(f: &Fixture) -> Fixture {
-    Fixture { vpc_id: f.vpc_id.clone(), gw_id: f.gw_id.clone(), user_gw_id: f.user_gw_id.clone(), gw_addr: f.gw_addr.clone() }
+    Fixture {
+        vpc_id: f.vpc_id.clone(),
+        gw_id: f.gw_id.clone(),
+        user_gw_id: f.user_gw_id.clone(),
+        gw_addr: f.gw_addr.clone(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -781,7 +1755,8 @@ async fn fifty_concurrent_adds_for_the_last_slot() {
         let app = app.clone();
         let f = f_clone(&f);
         handles.push(tokio::spawn(async move {
-            app.add_conn(&f, &peer, &[("vpnConnName", &format!("race{i}"))]).await
+            app.add_conn(&f, &peer, &[("vpnConnName", &format!("race{i}"))])
+                .await
         }));
     }
     let mut ok = 0;
@@ -793,19 +1768,48 @@ async fn fifty_concurrent_adds_for_the_last_slot() {
         }
     }
     assert_eq!(ok, 1, "exactly one request wins the last slot");
-    assert_eq!(app.ok("DescribeVpnConn", &[("vpnGwId", &f.gw_id)]).await["totalCount"], 5);
+    assert_eq!(
+        app.ok("DescribeVpnConn", &[("vpnGwId", &f.gw_id)]).await["totalCount"],
+        5
+    );
 }
 
 #[tokio::test]
 async fn paging_filters_and_ordering() {
-    let app = spawn_with(Options { limits: limits_with(|_| {}), ..Default::default() }).await;
+    let app = spawn_with(Options {
+        limits: limits_with(|_| {}),
+        ..Default::default()
+    })
+    .await;
     let f = app.fixture("page").await;
     for name in ["b", "a", "c"] {
-        app.ok("AddUserGw", &[("userGwName", &format!("peer-{name}")), ("userGwAddr", &format!("192.0.2.{}", name.as_bytes()[0]))]).await;
+        app.ok(
+            "AddUserGw",
+            &[
+                ("userGwName", &format!("peer-{name}")),
+                ("userGwAddr", &format!("192.0.2.{}", name.as_bytes()[0])),
+            ],
+        )
+        .await;
     }
-    let v = app.ok("DescribeUserGw", &[("orderField", "userGwName"), ("orderDirection", "asc"), ("limit", "2"), ("offset", "1")]).await;
+    let v = app
+        .ok(
+            "DescribeUserGw",
+            &[
+                ("orderField", "userGwName"),
+                ("orderDirection", "asc"),
+                ("limit", "2"),
+                ("offset", "1"),
+            ],
+        )
+        .await;
     assert_eq!(v["totalCount"], 4);
-    let names: Vec<&str> = v["data"].as_array().unwrap().iter().map(|d| d["userGwName"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["userGwName"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["peer-b", "peer-c"]);
     let v = app.ok("DescribeUserGw", &[("userGwName", "peer-")]).await;
     assert_eq!(v["totalCount"], 3);
@@ -825,7 +1829,11 @@ async fn peer_device_configuration() {
     let f = app.fixture("cfg").await;
     let hostile = r#"k"e}y{#x;$'\"#;
     let v = app
-        .add_conn(&f, &f.user_gw_id, &[("preSharedKey", hostile), ("vpnConnName", "n\"}{#")])
+        .add_conn(
+            &f,
+            &f.user_gw_id,
+            &[("preSharedKey", hostile), ("vpnConnName", "n\"}{#")],
+        )
         .await;
     assert_eq!(v["code"], 0, "{v}");
     app.run_tasks().await;
@@ -838,7 +1846,12 @@ async fn peer_device_configuration() {
         let v = app
             .call(
                 "GetVpnConnConfig",
-                &[("vpnConnId", &conn), ("vendorname", name), ("platform", vd["platform"].as_str().unwrap()), ("software", vd["software"].as_str().unwrap())],
+                &[
+                    ("vpnConnId", &conn),
+                    ("vendorname", name),
+                    ("platform", vd["platform"].as_str().unwrap()),
+                    ("software", vd["software"].as_str().unwrap()),
+                ],
             )
             .await;
         if name == "strongSwan" || name == "Libreswan" {
@@ -847,26 +1860,67 @@ async fn peer_device_configuration() {
         if v["code"] == 0 {
             let text = v["data"]["configFileInfo"].as_str().unwrap();
             assert!(!text.is_empty());
-            assert!(!text.contains(hostile), "{name}: the PSK is written raw: {text}");
-            assert!(!text.contains("n\"}{#"), "{name}: the connection name leaked into the file");
-            assert!(text.contains(&f.gw_addr), "{name}: the file names the VPN gateway's address");
+            assert!(
+                !text.contains(hostile),
+                "{name}: the PSK is written raw: {text}"
+            );
+            assert!(
+                !text.contains("n\"}{#"),
+                "{name}: the connection name leaked into the file"
+            );
+            assert!(
+                text.contains(&f.gw_addr),
+                "{name}: the file names the VPN gateway's address"
+            );
         } else {
             // A device that cannot carry this PSK safely refuses it.
             assert_eq!(v["code"], 4000, "{name}: {v}");
-            assert!(v["message"].as_str().unwrap().starts_with("preSharedKey:"), "{v}");
+            assert!(
+                v["message"].as_str().unwrap().starts_with("preSharedKey:"),
+                "{v}"
+            );
             assert!(!v.to_string().contains(hostile));
         }
     }
-    let v = app.call("GetVpnConnConfig", &[("vpnConnId", &conn), ("vendorname", "Netgear")]).await;
+    let v = app
+        .call(
+            "GetVpnConnConfig",
+            &[("vpnConnId", &conn), ("vendorname", "Netgear")],
+        )
+        .await;
     assert_eq!(code(&v), (4000, "InvalidVendor"));
     assert!(v["message"].as_str().unwrap().starts_with("vendorname:"));
-    let v = app.call("GetVpnConnConfig", &[("vpnConnId", &conn), ("vendorname", "Cisco"), ("interfaceName", "Gi0/0\nexit")]).await;
+    let v = app
+        .call(
+            "GetVpnConnConfig",
+            &[
+                ("vpnConnId", &conn),
+                ("vendorname", "Cisco"),
+                ("interfaceName", "Gi0/0\nexit"),
+            ],
+        )
+        .await;
     assert_eq!(v["code"], 4000, "{v}");
     assert!(v["message"].as_str().unwrap().starts_with("interfaceName:"));
-    let v = app.call("GetVpnConnConfig", &[("vpnConnId", "vpnx-zzzzzzzz"), ("vendorname", "strongSwan")]).await;
+    let v = app
+        .call(
+            "GetVpnConnConfig",
+            &[("vpnConnId", "vpnx-zzzzzzzz"), ("vendorname", "strongSwan")],
+        )
+        .await;
     assert_eq!(code(&v), (5000, "InvalidVpnConn.NotFound"));
     let other = app.new_account("eve").await;
-    let v = app.call_as(&other, "GetVpnConnConfig", &[("vpnConnId", &conn), ("vendorname", "strongSwan")]).await;
-    assert_eq!(code(&v), (5000, "InvalidVpnConn.NotFound"), "another account's connection is not found");
+    let v = app
+        .call_as(
+            &other,
+            "GetVpnConnConfig",
+            &[("vpnConnId", &conn), ("vendorname", "strongSwan")],
+        )
+        .await;
+    assert_eq!(
+        code(&v),
+        (5000, "InvalidVpnConn.NotFound"),
+        "another account's connection is not found"
+    );
     app.shutdown().await;
 }

@@ -26,7 +26,11 @@ impl Drop for Proc {
 
 fn start(data: &Path, extra: &[&str], log: &Path) -> Proc {
     let _ = std::fs::remove_file(data.join("listen.json"));
-    let logf = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let logf = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     let child = Command::new(bin())
         .args(["serve", "--data-dir"])
         .arg(data)
@@ -38,14 +42,17 @@ fn start(data: &Path, extra: &[&str], log: &Path) -> Proc {
         .stderr(logf)
         .spawn()
         .expect("spawn vpcd");
+    // Owned by a value with Drop at once, so a failed start still stops it.
+    let mut p = Proc {
+        child,
+        http: String::new(),
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(s) = std::fs::read_to_string(data.join("listen.json")) {
             let v: Value = serde_json::from_str(&s).unwrap();
-            return Proc {
-                child,
-                http: format!("http://{}", v["http"].as_str().unwrap()),
-            };
+            p.http = format!("http://{}", v["http"].as_str().unwrap());
+            return p;
         }
         assert!(Instant::now() < deadline, "vpcd did not start");
         std::thread::sleep(Duration::from_millis(20));
@@ -63,7 +70,12 @@ fn call(data: &Path, endpoint: &str, action: &str, params: &[&str]) -> Value {
         .output()
         .expect("vpcd call");
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text} / {}", String::from_utf8_lossy(&out.stderr)))
+    serde_json::from_str(&text).unwrap_or_else(|_| {
+        panic!(
+            "not JSON: {text} / {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 fn creds(data: &Path) -> Value {
@@ -81,24 +93,48 @@ fn first_start_credentials_and_secrets_never_logged() {
     assert_eq!(c["region"], "gz");
     assert!(c["secretId"].as_str().unwrap().starts_with("AKID"));
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(data.join("credentials")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(data.join("credentials"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     assert!(data.join("tls/cert.pem").exists() && data.join("tls/key.pem").exists());
 
     // Traffic that carries every kind of secret: PSKs, signatures, bad
     // signatures and bad PSKs.
     let psk = "Sup3r-Secret-PSK-value!";
-    let vpc = call(&data, &p.http, "CreateVpc", &["vpcName=v", "cidrBlock=10.0.0.0/16"]);
+    let vpc = call(
+        &data,
+        &p.http,
+        "CreateVpc",
+        &["vpcName=v", "cidrBlock=10.0.0.0/16"],
+    );
     let vpc_id = vpc["uniqVpcId"].as_str().unwrap().to_owned();
-    let gw = call(&data, &p.http, "RunVpnGw", &[&format!("vpcId={vpc_id}"), "name=g"]);
+    let gw = call(
+        &data,
+        &p.http,
+        "RunVpnGw",
+        &[&format!("vpcId={vpc_id}"), "name=g"],
+    );
     let gw_id = gw["data"]["vpnGwId"].as_str().unwrap().to_owned();
-    let u = call(&data, &p.http, "AddUserGw", &["userGwName=u", "userGwAddr=198.51.100.9"]);
+    let u = call(
+        &data,
+        &p.http,
+        "AddUserGw",
+        &["userGwName=u", "userGwAddr=198.51.100.9"],
+    );
     let u_id = u["userGwId"].as_str().unwrap().to_owned();
     let add = call(
         &data,
         &p.http,
         "AddVpnConnEx",
-        &[&format!("vpcId={vpc_id}"), &format!("vpnGwId={gw_id}"), &format!("userGwId={u_id}"), &format!("preSharedKey={psk}"), "userGwCidrBlock.0=192.168.0.0/24"],
+        &[
+            &format!("vpcId={vpc_id}"),
+            &format!("vpnGwId={gw_id}"),
+            &format!("userGwId={u_id}"),
+            &format!("preSharedKey={psk}"),
+            "userGwCidrBlock.0=192.168.0.0/24",
+        ],
     );
     assert_eq!(add["code"], 0, "{add}");
     let bad_psk = "bad secret with spaces";
@@ -106,7 +142,14 @@ fn first_start_credentials_and_secrets_never_logged() {
         &data,
         &p.http,
         "AddVpnConnEx",
-        &[&format!("vpcId={vpc_id}"), &format!("vpnGwId={gw_id}"), &format!("userGwId={u_id}"), &format!("preSharedKey={bad_psk}"), "userGwCidrBlock.0=192.168.1.0/24", "vpnConnName=x"],
+        &[
+            &format!("vpcId={vpc_id}"),
+            &format!("vpnGwId={gw_id}"),
+            &format!("userGwId={u_id}"),
+            &format!("preSharedKey={bad_psk}"),
+            "userGwCidrBlock.0=192.168.1.0/24",
+            "vpnConnName=x",
+        ],
     );
     assert_eq!(bad["code"], 4000);
     assert!(!bad.to_string().contains(bad_psk));
@@ -120,13 +163,19 @@ fn first_start_credentials_and_secrets_never_logged() {
     drop(p);
 
     let logs = std::fs::read_to_string(&log).unwrap();
-    assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "the run logged at trace level");
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "the run logged at trace level"
+    );
     for secret in [secret_key.as_str(), psk, bad_psk, "Zm9vYmFyYmF6cXV4"] {
         assert!(!logs.contains(secret), "a secret reached the log");
     }
     // Signatures of the real requests: none of their Base64 values appear.
     for line in logs.lines() {
-        assert!(!line.contains("Signature="), "a signed query reached the log: {line}");
+        assert!(
+            !line.contains("Signature="),
+            "a signed query reached the log: {line}"
+        );
     }
 }
 
@@ -138,14 +187,42 @@ fn kill_dash_nine_with_tasks_in_flight_then_every_task_completes_once() {
     // Slow data plane and short leases, so the kill lands mid-task.
     let mut p = start(
         &data,
-        &["--api-only-delay-ms", "1500", "--task-lease-secs", "2", "--workers", "2", "--limit-conns-per-vpn-gw", "50", "--limit-conns-per-region", "50", "--limit-conns-per-pair", "50"],
+        &[
+            "--api-only-delay-ms",
+            "1500",
+            "--task-lease-secs",
+            "2",
+            "--workers",
+            "2",
+            "--limit-conns-per-vpn-gw",
+            "50",
+            "--limit-conns-per-region",
+            "50",
+            "--limit-conns-per-pair",
+            "50",
+        ],
         &log,
     );
-    let vpc = call(&data, &p.http, "CreateVpc", &["vpcName=v", "cidrBlock=10.0.0.0/16"]);
+    let vpc = call(
+        &data,
+        &p.http,
+        "CreateVpc",
+        &["vpcName=v", "cidrBlock=10.0.0.0/16"],
+    );
     let vpc_id = vpc["uniqVpcId"].as_str().unwrap().to_owned();
-    let gw = call(&data, &p.http, "RunVpnGw", &[&format!("vpcId={vpc_id}"), "name=g"]);
+    let gw = call(
+        &data,
+        &p.http,
+        "RunVpnGw",
+        &[&format!("vpcId={vpc_id}"), "name=g"],
+    );
     let gw_id = gw["data"]["vpnGwId"].as_str().unwrap().to_owned();
-    let u = call(&data, &p.http, "AddUserGw", &["userGwName=u", "userGwAddr=198.51.100.9"]);
+    let u = call(
+        &data,
+        &p.http,
+        "AddUserGw",
+        &["userGwName=u", "userGwAddr=198.51.100.9"],
+    );
     let u_id = u["userGwId"].as_str().unwrap().to_owned();
     let mut tasks = Vec::new();
     for i in 0..6 {
@@ -153,7 +230,14 @@ fn kill_dash_nine_with_tasks_in_flight_then_every_task_completes_once() {
             &data,
             &p.http,
             "AddVpnConnEx",
-            &[&format!("vpcId={vpc_id}"), &format!("vpnGwId={gw_id}"), &format!("userGwId={u_id}"), "preSharedKey=k", "userGwCidrBlock.0=192.168.0.0/24", &format!("vpnConnName=c{i}")],
+            &[
+                &format!("vpcId={vpc_id}"),
+                &format!("vpnGwId={gw_id}"),
+                &format!("userGwId={u_id}"),
+                "preSharedKey=k",
+                "userGwCidrBlock.0=192.168.0.0/24",
+                &format!("vpnConnName=c{i}"),
+            ],
         );
         assert_eq!(v["code"], 0, "{v}");
         tasks.push(v["data"]["taskId"].as_i64().unwrap());
@@ -167,12 +251,20 @@ fn kill_dash_nine_with_tasks_in_flight_then_every_task_completes_once() {
     let deadline = Instant::now() + Duration::from_secs(30);
     for t in &tasks {
         loop {
-            let v = call(&data, &p.http, "DescribeVpcTaskResult", &[&format!("taskId={t}")]);
+            let v = call(
+                &data,
+                &p.http,
+                "DescribeVpcTaskResult",
+                &[&format!("taskId={t}")],
+            );
             if v["data"]["status"] == 0 {
                 break;
             }
             assert_eq!(v["data"]["status"], 2, "task {t} failed: {v}");
-            assert!(Instant::now() < deadline, "task {t} never completed after the restart");
+            assert!(
+                Instant::now() < deadline,
+                "task {t} never completed after the restart"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -186,18 +278,30 @@ fn kill_dash_nine_with_tasks_in_flight_then_every_task_completes_once() {
     // claimed more than once beyond the interrupted attempt.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = vpcd_store::connect(&format!("sqlite://{}", data.join("vpcd.db").display())).await.unwrap();
-        let scope = vpcd_store::Scope { account_id: 1, region: "gz".into() };
+        let store = vpcd_store::connect(&format!("sqlite://{}", data.join("vpcd.db").display()))
+            .await
+            .unwrap();
+        let scope = vpcd_store::Scope {
+            account_id: 1,
+            region: "gz".into(),
+        };
         let mut retried = 0;
         for t in &tasks {
             let task = store.get_task(&scope, *t).await.unwrap().unwrap();
             assert!(task.finished_at.is_some());
-            assert!(task.attempts <= 2, "task {t} claimed {} times", task.attempts);
+            assert!(
+                task.attempts <= 2,
+                "task {t} claimed {} times",
+                task.attempts
+            );
             if task.attempts == 2 {
                 retried += 1;
             }
         }
-        assert!(retried >= 1, "the kill interrupted at least one claimed task");
+        assert!(
+            retried >= 1,
+            "the kill interrupted at least one claimed task"
+        );
     });
 }
 
@@ -208,7 +312,10 @@ fn sigterm_shuts_down_gracefully() {
     let log = dir.path().join("vpcd.log");
     let mut p = start(&data, &[], &log);
     let pid = p.child.id();
-    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

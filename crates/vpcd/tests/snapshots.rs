@@ -13,7 +13,11 @@ fn normalize(v: &mut Value) {
         Value::String(s) => {
             for prefix in ["vpc-", "vpngw-", "cgw-", "vpnx-", "vpnconn-"] {
                 if let Some(rest) = s.strip_prefix(prefix) {
-                    if rest.len() == 8 && rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+                    if rest.len() == 8
+                        && rest
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                    {
                         *s = format!("{prefix}********");
                     }
                 }
@@ -41,23 +45,74 @@ fn snap(name: &str, mut v: Value) {
 #[tokio::test]
 async fn every_action_answer_is_pinned() {
     let app = spawn_app().await;
-    let vpc = app.ok("CreateVpc", &[("vpcName", "snap"), ("cidrBlock", "10.0.0.0/16")]).await;
+    let vpc = app
+        .ok(
+            "CreateVpc",
+            &[("vpcName", "snap"), ("cidrBlock", "10.0.0.0/16")],
+        )
+        .await;
     snap("CreateVpc", vpc.clone());
     let vpc_id = vpc["uniqVpcId"].as_str().unwrap().to_owned();
-    snap("CreateVpc.error", app.call("CreateVpc", &[("vpcName", "snap"), ("cidrBlock", "10.0.0.0/8")]).await);
+    snap(
+        "CreateVpc.error",
+        app.call(
+            "CreateVpc",
+            &[("vpcName", "snap"), ("cidrBlock", "10.0.0.0/8")],
+        )
+        .await,
+    );
     snap("DescribeVpcEx", app.ok("DescribeVpcEx", &[]).await);
-    let gw = app.ok("RunVpnGw", &[("vpcId", &vpc_id), ("name", "gw"), ("bandwidth", "10")]).await;
+    let gw = app
+        .ok(
+            "RunVpnGw",
+            &[("vpcId", &vpc_id), ("name", "gw"), ("bandwidth", "10")],
+        )
+        .await;
     snap("RunVpnGw", gw.clone());
     let gw_id = gw["data"]["vpnGwId"].as_str().unwrap().to_owned();
-    snap("RunVpnGw.error", app.call("RunVpnGw", &[("vpcId", "vpc-00000000"), ("name", "gw")]).await);
+    snap(
+        "RunVpnGw.error",
+        app.call("RunVpnGw", &[("vpcId", "vpc-00000000"), ("name", "gw")])
+            .await,
+    );
     snap("DescribeVpnGw", app.ok("DescribeVpnGw", &[]).await);
-    snap("ModifyVpnGw", app.ok("ModifyVpnGw", &[("vpcId", &vpc_id), ("vpnGwId", &gw_id), ("vpnGwName", "gw2")]).await);
-    let u = app.ok("AddUserGw", &[("userGwName", "peer"), ("userGwAddr", "198.51.100.7")]).await;
+    snap(
+        "ModifyVpnGw",
+        app.ok(
+            "ModifyVpnGw",
+            &[
+                ("vpcId", &vpc_id),
+                ("vpnGwId", &gw_id),
+                ("vpnGwName", "gw2"),
+            ],
+        )
+        .await,
+    );
+    let u = app
+        .ok(
+            "AddUserGw",
+            &[("userGwName", "peer"), ("userGwAddr", "198.51.100.7")],
+        )
+        .await;
     snap("AddUserGw", u.clone());
     let u_id = u["userGwId"].as_str().unwrap().to_owned();
-    snap("AddUserGw.error", app.call("AddUserGw", &[("userGwName", "peer2"), ("userGwAddr", "127.0.0.1")]).await);
+    snap(
+        "AddUserGw.error",
+        app.call(
+            "AddUserGw",
+            &[("userGwName", "peer2"), ("userGwAddr", "127.0.0.1")],
+        )
+        .await,
+    );
     snap("DescribeUserGw", app.ok("DescribeUserGw", &[]).await);
-    snap("ModifyUserGw", app.ok("ModifyUserGw", &[("userGwId", &u_id), ("userGwName", "peer-renamed")]).await);
+    snap(
+        "ModifyUserGw",
+        app.ok(
+            "ModifyUserGw",
+            &[("userGwId", &u_id), ("userGwName", "peer-renamed")],
+        )
+        .await,
+    );
     let add = app
         .ok(
             "AddVpnConnEx",
@@ -76,42 +131,108 @@ async fn every_action_answer_is_pinned() {
     snap("AddVpnConnEx", add.clone());
     snap(
         "AddVpnConnEx.error",
-        app.call("AddVpnConnEx", &[("vpcId", &vpc_id), ("vpnGwId", &gw_id), ("userGwId", &u_id), ("preSharedKey", "k"), ("userGwCidrBlock.0", "192.168.0.0/24")]).await,
+        app.call(
+            "AddVpnConnEx",
+            &[
+                ("vpcId", &vpc_id),
+                ("vpnGwId", &gw_id),
+                ("userGwId", &u_id),
+                ("preSharedKey", "k"),
+                ("userGwCidrBlock.0", "192.168.0.0/24"),
+            ],
+        )
+        .await,
     );
     let task = add["data"]["taskId"].to_string();
-    snap("DescribeVpcTaskResult.running", app.ok("DescribeVpcTaskResult", &[("taskId", &task)]).await);
+    snap(
+        "DescribeVpcTaskResult.running",
+        app.ok("DescribeVpcTaskResult", &[("taskId", &task)]).await,
+    );
     app.run_tasks().await;
-    snap("DescribeVpcTaskResult.success", app.ok("DescribeVpcTaskResult", &[("taskId", &task)]).await);
+    snap(
+        "DescribeVpcTaskResult.success",
+        app.ok("DescribeVpcTaskResult", &[("taskId", &task)]).await,
+    );
     snap("DescribeVpnConn", app.ok("DescribeVpnConn", &[]).await);
     let conn = conn_id_of(&app, add["data"]["taskId"].as_i64().unwrap()).await;
-    snap("DescribeUserGwVendor", app.ok("DescribeUserGwVendor", &[]).await);
+    snap(
+        "DescribeUserGwVendor",
+        app.ok("DescribeUserGwVendor", &[]).await,
+    );
     for vendor in ["strongSwan", "Libreswan", "Cisco", "Juniper"] {
         snap(
             &format!("GetVpnConnConfig.{vendor}"),
-            app.ok("GetVpnConnConfig", &[("vpnConnId", &conn), ("vendorname", vendor)]).await,
+            app.ok(
+                "GetVpnConnConfig",
+                &[("vpnConnId", &conn), ("vendorname", vendor)],
+            )
+            .await,
         );
     }
-    snap("GetVpnConnConfig.error", app.call("GetVpnConnConfig", &[("vpnConnId", &conn), ("vendorname", "Acme")]).await);
-    let ids = [("vpcId", vpc_id.as_str()), ("vpnGwId", gw_id.as_str()), ("vpnConnId", conn.as_str())];
+    snap(
+        "GetVpnConnConfig.error",
+        app.call(
+            "GetVpnConnConfig",
+            &[("vpnConnId", &conn), ("vendorname", "Acme")],
+        )
+        .await,
+    );
+    let ids = [
+        ("vpcId", vpc_id.as_str()),
+        ("vpnGwId", gw_id.as_str()),
+        ("vpnConnId", conn.as_str()),
+    ];
     let mut m = ids.to_vec();
     m.push(("IKESet.exchangeMode", "aggressive"));
     snap("ModifyVpnConnEx", app.ok("ModifyVpnConnEx", &m).await);
-    snap("ModifyVpnConnEx.error", app.call("ModifyVpnConnEx", &m).await);
+    snap(
+        "ModifyVpnConnEx.error",
+        app.call("ModifyVpnConnEx", &m).await,
+    );
     app.run_tasks().await;
     snap("ResetVpnConnSA", app.ok("ResetVpnConnSA", &ids).await);
     app.run_tasks().await;
-    snap("DeleteVpnGw.error", app.call("DeleteVpnGw", &[("vpcId", &vpc_id), ("vpnGwId", &gw_id)]).await);
-    app.state().drivers.api_only.fail_next(vpcd_dataplane::DriverError::Unreachable("connection refused".into()));
+    snap(
+        "DeleteVpnGw.error",
+        app.call("DeleteVpnGw", &[("vpcId", &vpc_id), ("vpnGwId", &gw_id)])
+            .await,
+    );
+    app.state()
+        .drivers
+        .api_only
+        .fail_next(vpcd_dataplane::DriverError::Unreachable(
+            "connection refused".into(),
+        ));
     let del = app.ok("DeleteVpnConn", &ids).await;
     snap("DeleteVpnConn", del.clone());
     app.run_tasks().await;
-    snap("DescribeVpcTaskResult.failed", app.ok("DescribeVpcTaskResult", &[("taskId", &del["data"]["taskId"].to_string())]).await);
+    snap(
+        "DescribeVpcTaskResult.failed",
+        app.ok(
+            "DescribeVpcTaskResult",
+            &[("taskId", &del["data"]["taskId"].to_string())],
+        )
+        .await,
+    );
     app.ok("DeleteVpnConn", &ids).await;
     app.run_tasks().await;
-    snap("DeleteUserGw", app.ok("DeleteUserGw", &[("userGwId", &u_id)]).await);
-    snap("DeleteVpc.error", app.call("DeleteVpc", &[("vpcId", &vpc_id)]).await);
-    snap("DeleteVpnGw", app.ok("DeleteVpnGw", &[("vpcId", &vpc_id), ("vpnGwId", &gw_id)]).await);
-    snap("DeleteVpc", app.ok("DeleteVpc", &[("vpcId", &vpc_id)]).await);
+    snap(
+        "DeleteUserGw",
+        app.ok("DeleteUserGw", &[("userGwId", &u_id)]).await,
+    );
+    snap(
+        "DeleteVpc.error",
+        app.call("DeleteVpc", &[("vpcId", &vpc_id)]).await,
+    );
+    snap(
+        "DeleteVpnGw",
+        app.ok("DeleteVpnGw", &[("vpcId", &vpc_id), ("vpnGwId", &gw_id)])
+            .await,
+    );
+    snap(
+        "DeleteVpc",
+        app.ok("DeleteVpc", &[("vpcId", &vpc_id)]).await,
+    );
     snap("UnknownAction.error", app.call("AddVpnConn", &[]).await);
     app.shutdown().await;
 }

@@ -42,7 +42,10 @@ fn sdk_python() -> Result<PathBuf, String> {
     if ok {
         Ok(py)
     } else {
-        Err(format!("{} cannot import the official SDK (run bash scripts/test.sh)", py.display()))
+        Err(format!(
+            "{} cannot import the official SDK (run bash scripts/test.sh)",
+            py.display()
+        ))
     }
 }
 
@@ -73,12 +76,28 @@ impl Vpcd {
         let _ = std::fs::remove_file(data.join("listen.json"));
         std::fs::create_dir_all(data).unwrap();
         let log = data.join("vpcd.log");
-        let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_vpcd"))
             .args(["serve", "--data-dir"])
             .arg(data)
-            .args(["--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--charon", vici])
-            .args(["--public-ip", "203.0.113.1", "--reconcile-interval-secs", "2"])
+            .args([
+                "--http",
+                "127.0.0.1:0",
+                "--https",
+                "127.0.0.1:0",
+                "--charon",
+                vici,
+            ])
+            .args([
+                "--public-ip",
+                "203.0.113.1",
+                "--reconcile-interval-secs",
+                "2",
+            ])
             .args(extra)
             .env("VPCD_LOG", "info,vpcd=debug")
             .env("NO_COLOR", "1")
@@ -86,17 +105,21 @@ impl Vpcd {
             .stderr(logf)
             .spawn()
             .expect("spawn vpcd");
+        // Owned by a value with Drop at once, so a failed start still stops it.
+        let mut vpcd = Vpcd {
+            child,
+            data: data.to_owned(),
+            http: String::new(),
+            https: String::new(),
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(s) = std::fs::read_to_string(data.join("listen.json")) {
                 let v: Value = serde_json::from_str(&s).unwrap();
-                return Vpcd {
-                    child,
-                    data: data.to_owned(),
-                    http: format!("http://{}", v["http"].as_str().unwrap()),
-                    https: v["https"].as_str().unwrap().to_owned(),
-                    log,
-                };
+                vpcd.http = format!("http://{}", v["http"].as_str().unwrap());
+                vpcd.https = v["https"].as_str().unwrap().to_owned();
+                return vpcd;
             }
             assert!(Instant::now() < deadline, "vpcd did not start");
             std::thread::sleep(Duration::from_millis(20));
@@ -119,7 +142,11 @@ impl Vpcd {
             .arg(params.to_string())
             .output()
             .expect("python");
-        assert!(out.status.success(), "SDK call failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "SDK call failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["code"], 0, "{action}: {v}");
         v
@@ -155,7 +182,10 @@ impl Vpcd {
 
     fn net_status(&self, conn: &str) -> String {
         let v = self.call("DescribeVpnConn", &[&format!("vpnConnId={conn}")]);
-        v["data"][0]["netStatus"].as_str().unwrap_or("gone").to_owned()
+        v["data"][0]["netStatus"]
+            .as_str()
+            .unwrap_or("gone")
+            .to_owned()
     }
 
     /// Wait until `netStatus` is `want`; the time it took.
@@ -176,7 +206,10 @@ impl Vpcd {
 
     /// The strongSwan configuration for the customer's side.
     fn peer_config(&self, conn: &str) -> String {
-        let v = self.call("GetVpnConnConfig", &[&format!("vpnConnId={conn}"), "vendorname=strongSwan"]);
+        let v = self.call(
+            "GetVpnConnConfig",
+            &[&format!("vpnConnId={conn}"), "vendorname=strongSwan"],
+        );
         assert_eq!(v["code"], 0, "{v}");
         v["data"]["configFileInfo"].as_str().unwrap().to_owned()
     }
@@ -197,14 +230,30 @@ struct Ids {
 /// VPC, gateway and peer gateway through the SDK, then AddVpnConnEx with
 /// `extra` settings; waits for the task and returns the ids.
 fn create_tunnel(v: &Vpcd, py: &Path, psk: &str, extra: Value) -> Ids {
-    let vpc = v.sdk(py, "CreateVpc", json!({"vpcName": "e2e", "cidrBlock": "10.100.0.0/16"}));
+    let vpc = v.sdk(
+        py,
+        "CreateVpc",
+        json!({"vpcName": "e2e", "cidrBlock": "10.100.0.0/16"}),
+    );
     let vpc_id = vpc["uniqVpcId"].as_str().unwrap().to_owned();
-    let gw = v.sdk(py, "RunVpnGw", json!({"vpcId": vpc_id, "name": "gw", "bandwidth": 5}));
-    assert_eq!(gw["data"]["vpnGwAddress"], "203.0.113.1", "the node's public address");
+    let gw = v.sdk(
+        py,
+        "RunVpnGw",
+        json!({"vpcId": vpc_id, "name": "gw", "bandwidth": 5}),
+    );
+    assert_eq!(
+        gw["data"]["vpnGwAddress"], "203.0.113.1",
+        "the node's public address"
+    );
     let gw_id = gw["data"]["vpnGwId"].as_str().unwrap().to_owned();
-    let user = v.sdk(py, "AddUserGw", json!({"userGwName": "office", "userGwAddr": "198.51.100.1"}));
+    let user = v.sdk(
+        py,
+        "AddUserGw",
+        json!({"userGwName": "office", "userGwAddr": "198.51.100.1"}),
+    );
     let user_id = user["userGwId"].as_str().unwrap().to_owned();
-    let mut params = json!({"vpcId": vpc_id, "vpnGwId": gw_id, "userGwId": user_id, "preSharedKey": psk});
+    let mut params =
+        json!({"vpcId": vpc_id, "vpnGwId": gw_id, "userGwId": user_id, "preSharedKey": psk});
     for (k, val) in extra.as_object().unwrap() {
         params[k] = val.clone();
     }
@@ -219,25 +268,34 @@ fn create_tunnel(v: &Vpcd, py: &Path, psk: &str, extra: Value) -> Ids {
     Ids {
         vpc: vpc_id,
         gw: gw_id,
-        conn: t["data"]["output"]["unVpnConnId"].as_str().unwrap().to_owned(),
+        conn: t["data"]["output"]["unVpnConnId"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
     }
 }
 
 fn tunnel_end_to_end(extra: Value, pairs: &[(&str, &str)]) {
-    let Some((mut tb, py)) = setup(TestbedConfig::default()) else { return };
+    let Some((mut tb, py)) = setup(TestbedConfig::default()) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let v = Vpcd::start(&dir.path().join("vpcd"), &tb.vici_uri(Side::Cloud), &[]);
     let ids = create_tunnel(&v, &py, "e2e-Pre-Shared-key", extra);
     assert_eq!(v.net_status(&ids.conn), "unavailable", "no peer yet");
 
     let conf = v.peer_config(&ids.conn);
-    tb.load_swanctl(Side::Peer, &conf).expect("the peer loads vpcd's configuration");
+    tb.load_swanctl(Side::Peer, &conf)
+        .expect("the peer loads vpcd's configuration");
     let took = v.wait_net(&ids.conn, "available", Duration::from_secs(20));
     eprintln!("netStatus available {took:?} after the peer loaded its configuration");
 
     let cap = tb.capture(Side::Cloud).unwrap();
     for (src, dst) in pairs {
-        assert!(tb.ping(Side::Cloud, src, dst), "ping {src} -> {dst} through the tunnel");
+        assert!(
+            tb.ping(Side::Cloud, src, dst),
+            "ping {src} -> {dst} through the tunnel"
+        );
     }
     let dump = cap.stop().unwrap();
     assert!(
@@ -245,17 +303,34 @@ fn tunnel_end_to_end(extra: Value, pairs: &[(&str, &str)]) {
         "the veth carries ESP in UDP:\n{dump}"
     );
 
-    let del = v.call("DeleteVpnConn", &[&format!("vpcId={}", ids.vpc), &format!("vpnGwId={}", ids.gw), &format!("vpnConnId={}", ids.conn)]);
+    let del = v.call(
+        "DeleteVpnConn",
+        &[
+            &format!("vpcId={}", ids.vpc),
+            &format!("vpnGwId={}", ids.gw),
+            &format!("vpnConnId={}", ids.conn),
+        ],
+    );
     assert_eq!(del["code"], 0, "{del}");
     v.wait_task(del["data"]["taskId"].as_i64().unwrap());
     for (src, dst) in pairs {
-        assert!(!tb.ping(Side::Cloud, src, dst), "ping {src} -> {dst} must fail after DeleteVpnConn");
+        assert!(
+            !tb.ping(Side::Cloud, src, dst),
+            "ping {src} -> {dst} must fail after DeleteVpnConn"
+        );
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     let loaded = rt
-        .block_on(StrongSwanDriver::new(&tb.vici_uri(Side::Cloud)).unwrap().loaded())
+        .block_on(
+            StrongSwanDriver::new(&tb.vici_uri(Side::Cloud))
+                .unwrap()
+                .loaded(),
+        )
         .unwrap();
-    assert!(!loaded.contains(&ids.conn), "the cloud charon no longer has the tunnel");
+    assert!(
+        !loaded.contains(&ids.conn),
+        "the cloud charon no longer has the tunnel"
+    );
     tb.teardown();
 }
 
@@ -297,39 +372,63 @@ fn hex(s: &str) -> String {
 
 #[test]
 fn wrong_psk_on_the_peer_stays_unavailable_and_the_log_says_why() {
-    let Some((tb, py)) = setup(TestbedConfig::default()) else { return };
+    let Some((tb, py)) = setup(TestbedConfig::default()) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let v = Vpcd::start(&dir.path().join("vpcd"), &tb.vici_uri(Side::Cloud), &[]);
     let ids = create_tunnel(&v, &py, "the-right-key", json!({}));
     let conf = v.peer_config(&ids.conn);
     let right = format!("0x{}", hex("the-right-key"));
-    assert!(conf.contains(&right), "the peer file encodes the PSK in hex");
-    tb.load_swanctl(Side::Peer, &conf.replace(&right, &format!("0x{}", hex("a-wrong-key"))))
-        .unwrap();
+    assert!(
+        conf.contains(&right),
+        "the peer file encodes the PSK in hex"
+    );
+    tb.load_swanctl(
+        Side::Peer,
+        &conf.replace(&right, &format!("0x{}", hex("a-wrong-key"))),
+    )
+    .unwrap();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
-        assert_eq!(v.net_status(&ids.conn), "unavailable", "a wrong PSK never comes up");
+        assert_eq!(
+            v.net_status(&ids.conn),
+            "unavailable",
+            "a wrong PSK never comes up"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
     let log = std::fs::read_to_string(&v.log).unwrap();
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains("charon reports a tunnel problem")).collect();
-    assert!(!lines.is_empty(), "vpcd's log says why the tunnel is down:\n{log}");
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("charon reports a tunnel problem"))
+        .collect();
+    assert!(
+        !lines.is_empty(),
+        "vpcd's log says why the tunnel is down:\n{log}"
+    );
     eprintln!("{lines:#?}");
     assert!(
         lines.iter().any(|l| l.contains("decrypt")),
         "the reason points at the key (IKEv1 main mode cannot decrypt the peer's payloads): {lines:?}"
     );
-    assert!(!log.contains("the-right-key") && !log.contains("a-wrong-key"), "no PSK in the log");
+    assert!(
+        !log.contains("the-right-key") && !log.contains("a-wrong-key"),
+        "no PSK in the log"
+    );
 }
 
 #[test]
 fn charon_and_vpcd_restarts_converge_without_api_calls() {
-    let Some((mut tb, py)) = setup(TestbedConfig::default()) else { return };
+    let Some((mut tb, py)) = setup(TestbedConfig::default()) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("vpcd");
     let mut v = Vpcd::start(&data, &tb.vici_uri(Side::Cloud), &[]);
     let ids = create_tunnel(&v, &py, "restart-key", json!({}));
-    tb.load_swanctl(Side::Peer, &v.peer_config(&ids.conn)).unwrap();
+    tb.load_swanctl(Side::Peer, &v.peer_config(&ids.conn))
+        .unwrap();
     v.wait_net(&ids.conn, "available", Duration::from_secs(20));
 
     // charon dies and comes back empty: reconciliation reloads the tunnel.
@@ -353,22 +452,34 @@ fn charon_and_vpcd_restarts_converge_without_api_calls() {
 
 #[test]
 fn two_hundred_tunnels_one_change_touches_only_its_own() {
-    let Some((mut tb, py)) = setup(TestbedConfig::default()) else { return };
+    let Some((mut tb, py)) = setup(TestbedConfig::default()) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("vpcd");
     let limits = [
-        "--limit-conns-per-vpn-gw", "1000", "--limit-conns-per-user-gw", "1000",
-        "--limit-conns-per-region", "1000", "--limit-conns-per-pair", "1000",
+        "--limit-conns-per-vpn-gw",
+        "1000",
+        "--limit-conns-per-user-gw",
+        "1000",
+        "--limit-conns-per-region",
+        "1000",
+        "--limit-conns-per-pair",
+        "1000",
     ];
     let v = Vpcd::start(&data, &tb.vici_uri(Side::Cloud), &limits);
     let live = create_tunnel(&v, &py, "live-key", json!({}));
-    tb.load_swanctl(Side::Peer, &v.peer_config(&live.conn)).unwrap();
+    tb.load_swanctl(Side::Peer, &v.peer_config(&live.conn))
+        .unwrap();
     v.wait_net(&live.conn, "available", Duration::from_secs(20));
 
     // 199 more through the store's bulk path; reconciliation loads them.
     // They point at a peer address nobody answers on (inside the test bed),
     // so their initiations never disturb the live peer.
-    let ghost = v.call("AddUserGw", &["userGwName=ghost", "userGwAddr=198.51.100.50"]);
+    let ghost = v.call(
+        "AddUserGw",
+        &["userGwName=ghost", "userGwAddr=198.51.100.50"],
+    );
     let ghost = ghost["userGwId"].as_str().unwrap().to_owned();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let driver = StrongSwanDriver::new(&tb.vici_uri(Side::Cloud)).unwrap();
@@ -376,17 +487,26 @@ fn two_hundred_tunnels_one_change_touches_only_its_own() {
         let store = vpcd_store::connect(&format!("sqlite://{}", data.join("vpcd.db").display()))
             .await
             .unwrap();
-        let scope = vpcd_store::Scope { account_id: 1, region: "gz".into() };
+        let scope = vpcd_store::Scope {
+            account_id: 1,
+            region: "gz".into(),
+        };
         let conn = store
             .get_conn(&scope, &live.conn.parse().unwrap())
             .await
             .unwrap()
             .unwrap();
-        let ghost_gw = store.get_user_gw(&scope, &ghost.parse().unwrap()).await.unwrap().unwrap();
+        let ghost_gw = store
+            .get_user_gw(&scope, &ghost.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         let mut batch = Vec::new();
         for i in 0..199 {
             let mut settings = conn.settings.clone();
-            settings.spd[0].remote = vec![format!("172.{}.{}.0/24", 16 + i / 200, i % 200).parse().unwrap()];
+            settings.spd[0].remote = vec![format!("172.{}.{}.0/24", 16 + i / 200, i % 200)
+                .parse()
+                .unwrap()];
             batch.push(vpcd_store::NewConn {
                 vpc_id: conn.vpc.id,
                 vpn_gw_id: conn.vpn_gw.id,
@@ -403,14 +523,21 @@ fn two_hundred_tunnels_one_change_touches_only_its_own() {
         if conns.len() >= 200 {
             break conns;
         }
-        assert!(Instant::now() < deadline, "reconciliation loaded {} of 200", conns.len());
+        assert!(
+            Instant::now() < deadline,
+            "reconciliation loaded {} of 200",
+            conns.len()
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     let sas_before = rt.block_on(driver.list_sas()).unwrap();
 
     // One add, one modify, one delete, through the API.
     let id_of = |name: &str| -> String {
-        let list = v.call("DescribeVpnConn", &[&format!("vpnConnName={name}"), "limit=50"]);
+        let list = v.call(
+            "DescribeVpnConn",
+            &[&format!("vpnConnName={name}"), "limit=50"],
+        );
         list["data"]
             .as_array()
             .unwrap()
@@ -420,25 +547,64 @@ fn two_hundred_tunnels_one_change_touches_only_its_own() {
             .unwrap_or_else(|| panic!("no connection {name}: {list}"))
     };
     let (modified, deleted) = (&id_of("bulk10"), &id_of("bulk11"));
-    let base = [format!("vpcId={}", live.vpc), format!("vpnGwId={}", live.gw)];
-    let m = v.call("ModifyVpnConnEx", &[&base[0], &base[1], &format!("vpnConnId={modified}"), "userGwCidrBlock.0=192.168.77.0/24"]);
+    let base = [
+        format!("vpcId={}", live.vpc),
+        format!("vpnGwId={}", live.gw),
+    ];
+    let m = v.call(
+        "ModifyVpnConnEx",
+        &[
+            &base[0],
+            &base[1],
+            &format!("vpnConnId={modified}"),
+            "userGwCidrBlock.0=192.168.77.0/24",
+        ],
+    );
     v.wait_task(m["data"]["taskId"].as_i64().unwrap());
-    let d = v.call("DeleteVpnConn", &[&base[0], &base[1], &format!("vpnConnId={deleted}")]);
+    let d = v.call(
+        "DeleteVpnConn",
+        &[&base[0], &base[1], &format!("vpnConnId={deleted}")],
+    );
     v.wait_task(d["data"]["taskId"].as_i64().unwrap());
-    let a = v.call("AddVpnConnEx", &[&base[0], &base[1], &format!("userGwId={ghost}"), "preSharedKey=k", "userGwCidrBlock.0=192.168.88.0/24", "vpnConnName=added"]);
+    let a = v.call(
+        "AddVpnConnEx",
+        &[
+            &base[0],
+            &base[1],
+            &format!("userGwId={ghost}"),
+            "preSharedKey=k",
+            "userGwCidrBlock.0=192.168.88.0/24",
+            "vpnConnName=added",
+        ],
+    );
     v.wait_task(a["data"]["taskId"].as_i64().unwrap());
 
     let after = rt.block_on(driver.list_conns()).unwrap();
     assert_eq!(after.len(), 200, "one added, one deleted");
-    let untouched = |c: &&vpcd_dataplane::strongswan::ConnInfo| &c.name != modified && &c.name != deleted;
+    let untouched =
+        |c: &&vpcd_dataplane::strongswan::ConnInfo| &c.name != modified && &c.name != deleted;
     let before_rest: Vec<_> = before.iter().filter(untouched).collect();
-    let after_rest: Vec<_> = after.iter().filter(untouched).filter(|c| before.iter().any(|b| b.name == c.name)).collect();
-    assert_eq!(before_rest, after_rest, "every other loaded connection is unchanged");
+    let after_rest: Vec<_> = after
+        .iter()
+        .filter(untouched)
+        .filter(|c| before.iter().any(|b| b.name == c.name))
+        .collect();
+    assert_eq!(
+        before_rest, after_rest,
+        "every other loaded connection is unchanged"
+    );
     let sas_after = rt.block_on(driver.list_sas()).unwrap();
     let live_sa = |sas: &[vpcd_dataplane::strongswan::IkeSaInfo]| {
-        sas.iter().find(|s| s.name == live.conn).cloned().expect("the live tunnel's SA")
+        sas.iter()
+            .find(|s| s.name == live.conn)
+            .cloned()
+            .expect("the live tunnel's SA")
     };
-    assert_eq!(live_sa(&sas_before), live_sa(&sas_after), "the live SA was not renegotiated");
+    assert_eq!(
+        live_sa(&sas_before),
+        live_sa(&sas_after),
+        "the live SA was not renegotiated"
+    );
     assert!(tb.ping(Side::Cloud, "10.100.0.1", "10.200.0.1"));
     tb.teardown();
 }

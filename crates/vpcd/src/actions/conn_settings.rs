@@ -146,8 +146,12 @@ fn parse_ike(p: &Params, ctx: &Context<'_>, base: Option<&IkeSettings>) -> ApiRe
         .or(base.map(|b| b.sa_lifetime_seconds))
         .unwrap_or(lim::IKE_SA_LIFETIME_DEFAULT);
     let local_identity = identity(p, "local", ctx.local_addr, base.map(|b| &b.local_identity))?;
-    let remote_identity =
-        identity(p, "remote", ctx.remote_addr, base.map(|b| &b.remote_identity))?;
+    let remote_identity = identity(
+        p,
+        "remote",
+        ctx.remote_addr,
+        base.map(|b| &b.remote_identity),
+    )?;
     Ok(IkeSettings {
         encryption,
         authentication,
@@ -284,7 +288,10 @@ fn parse_spd(
             if blocks.len() > limit {
                 return Err(ApiError::invalid(
                     "userGwCidrBlock.n",
-                    format!("at most {limit} CIDR blocks are allowed (got {})", blocks.len()),
+                    format!(
+                        "at most {limit} CIDR blocks are allowed (got {})",
+                        blocks.len()
+                    ),
                 ));
             }
             let mut remote: Vec<Cidr> = Vec::with_capacity(blocks.len());
@@ -309,7 +316,9 @@ fn idc_cidr(key: &str, v: &str, vpc: &Cidr, seen: &[Cidr]) -> ApiResult<Cidr> {
     if c.overlaps(vpc) {
         return Err(ApiError::invalid(
             key,
-            format!("{v} overlaps the VPC's CIDR {vpc}; the peer's ranges must lie outside the VPC"),
+            format!(
+                "{v} overlaps the VPC's CIDR {vpc}; the peer's ranges must lie outside the VPC"
+            ),
         ));
     }
     if seen.iter().any(|s| s.net() == c.net()) {
@@ -361,13 +370,16 @@ fn parse_spd_acl(text: &str, ctx: &Context<'_>) -> ApiResult<Vec<SpdRule>> {
     }
     let mut rules: Vec<SpdRule> = Vec::with_capacity(doc.0.len());
     for (local_text, remotes) in doc.0 {
-        let local: Cidr = local_text
-            .parse()
-            .map_err(|e| ApiError::invalid("spdAcl", format!("VPC-side CIDR {local_text:?}: {e}")))?;
+        let local: Cidr = local_text.parse().map_err(|e| {
+            ApiError::invalid("spdAcl", format!("VPC-side CIDR {local_text:?}: {e}"))
+        })?;
         if !ctx.vpc_cidr.contains(&local) {
             return Err(ApiError::invalid(
                 "spdAcl",
-                format!("VPC-side CIDR {local_text} must lie inside the VPC's CIDR {}", ctx.vpc_cidr),
+                format!(
+                    "VPC-side CIDR {local_text} must lie inside the VPC's CIDR {}",
+                    ctx.vpc_cidr
+                ),
             ));
         }
         if let Some(other) = rules.iter().find(|r| r.local.overlaps(&local)) {
@@ -418,7 +430,10 @@ mod tests {
 
     #[test]
     fn seed_defaults() {
-        let s = run(&[("preSharedKey", "dgdgd33"), ("userGwCidrBlock.0", "10.56.20.1/24")]);
+        let s = run(&[
+            ("preSharedKey", "dgdgd33"),
+            ("userGwCidrBlock.0", "10.56.20.1/24"),
+        ]);
         // 10.56.20.0/24 lies outside 10.0.0.0/16.
         let s = s.unwrap();
         assert_eq!(s.ike.encryption, IkeEncryption::TripleDesCbc);
@@ -426,8 +441,14 @@ mod tests {
         assert_eq!(s.ike.exchange_mode, ExchangeMode::Main);
         assert_eq!(s.ike.dh_group, DhGroup::Group2);
         assert_eq!(s.ike.sa_lifetime_seconds, 86_400);
-        assert_eq!(s.ike.local_identity, Identity::Address("203.0.113.1".parse().unwrap()));
-        assert_eq!(s.ike.remote_identity, Identity::Address("198.51.100.2".parse().unwrap()));
+        assert_eq!(
+            s.ike.local_identity,
+            Identity::Address("203.0.113.1".parse().unwrap())
+        );
+        assert_eq!(
+            s.ike.remote_identity,
+            Identity::Address("198.51.100.2".parse().unwrap())
+        );
         assert_eq!(s.ipsec.encryption, IpsecEncryption::TripleDesCbc);
         assert_eq!(s.ipsec.integrity, AuthAlgorithm::Md5);
         assert_eq!(s.ipsec.sa_lifetime_seconds, 3_600);
@@ -438,8 +459,11 @@ mod tests {
 
     #[test]
     fn psk_never_echoed_in_errors() {
-        let e = run(&[("preSharedKey", "secret value"), ("userGwCidrBlock.0", "192.168.0.0/24")])
-            .unwrap_err();
+        let e = run(&[
+            ("preSharedKey", "secret value"),
+            ("userGwCidrBlock.0", "192.168.0.0/24"),
+        ])
+        .unwrap_err();
         assert!(e.message.starts_with("preSharedKey:"));
         assert!(!e.message.contains("secret value"));
     }
@@ -452,7 +476,11 @@ mod tests {
             ("IKESet.localIdentity", "fqdn"),
         ])
         .unwrap_err();
-        assert!(e.message.starts_with("IKESet.localFqdnName:"), "{}", e.message);
+        assert!(
+            e.message.starts_with("IKESet.localFqdnName:"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -51,7 +51,12 @@ pub const ACTIONS: &[&str] = &[
     "GetVpnConnConfig",
 ];
 
-pub async fn dispatch(state: &AppState, scope: &Scope, action: &str, p: &Params) -> ApiResult<Reply> {
+pub async fn dispatch(
+    state: &AppState,
+    scope: &Scope,
+    action: &str,
+    p: &Params,
+) -> ApiResult<Reply> {
     match action {
         "CreateVpc" => vpc::create(state, scope, p).await,
         "DescribeVpcEx" => vpc::describe(state, scope, p).await,
@@ -75,7 +80,10 @@ pub async fn dispatch(state: &AppState, scope: &Scope, action: &str, p: &Params)
         other => Err(ApiError::invalid_as(
             "InvalidAction",
             "Action",
-            format!("`{}` is not an action vpcd serves; see docs/actions.md", printable(other)),
+            format!(
+                "`{}` is not an action vpcd serves; see docs/actions.md",
+                printable(other)
+            ),
         )),
     }
 }
@@ -121,7 +129,9 @@ pub(crate) fn req_name(p: &Params, param: &str, code_desc: &str) -> ApiResult<St
 }
 
 pub(crate) fn opt_name(p: &Params, param: &str, code_desc: &str) -> ApiResult<Option<String>> {
-    p.raw(param).map(|v| parse_name(v, param, code_desc)).transpose()
+    p.raw(param)
+        .map(|v| parse_name(v, param, code_desc))
+        .transpose()
 }
 
 /// A name filter of a Describe action (substring match).

@@ -74,7 +74,10 @@ pub(super) async fn config(state: &AppState, scope: &Scope, p: &Params) -> ApiRe
         };
         // The Display of the error already starts with the parameter.
         let msg = e.to_string();
-        let why = msg.split_once(": ").map_or(msg.as_str(), |(_, w)| w).to_owned();
+        let why = msg
+            .split_once(": ")
+            .map_or(msg.as_str(), |(_, w)| w)
+            .to_owned();
         ApiError::invalid(param, why)
     })?;
     Ok(Reply::Data(json!({

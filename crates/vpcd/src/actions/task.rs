@@ -42,7 +42,9 @@ fn task_json(t: &Task) -> Value {
 }
 
 pub(super) async fn describe(state: &AppState, scope: &Scope, p: &Params) -> ApiResult<Reply> {
-    let id = p.opt_int("taskId", 1..=i64::MAX)?.ok_or_else(|| ApiError::missing("taskId"))?;
+    let id = p
+        .opt_int("taskId", 1..=i64::MAX)?
+        .ok_or_else(|| ApiError::missing("taskId"))?;
     let task = state
         .store
         .get_task(scope, id)

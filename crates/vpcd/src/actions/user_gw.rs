@@ -20,7 +20,13 @@ pub(super) async fn add(state: &AppState, scope: &Scope, p: &Params) -> ApiResul
         .parse()
         .ok()
         .filter(|a: &IpAddr| a.is_ipv4())
-        .ok_or_else(|| ApiError::invalid_as("InvalidUserGwAddr", "userGwAddr", "expected an IPv4 address"))?;
+        .ok_or_else(|| {
+            ApiError::invalid_as(
+                "InvalidUserGwAddr",
+                "userGwAddr",
+                "expected an IPv4 address",
+            )
+        })?;
     if !is_valid_peer_address(address) {
         return Err(ApiError::invalid_as(
             "InvalidUserGwAddr",

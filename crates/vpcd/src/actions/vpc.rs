@@ -97,7 +97,12 @@ pub(super) async fn describe(state: &AppState, scope: &Scope, p: &Params) -> Api
 }
 
 /// Look a VPC up by the `param` id parameter.
-pub(super) async fn load(state: &AppState, scope: &Scope, p: &Params, param: &str) -> ApiResult<Vpc> {
+pub(super) async fn load(
+    state: &AppState,
+    scope: &Scope,
+    p: &Params,
+    param: &str,
+) -> ApiResult<Vpc> {
     let id: IdRef<VpcKind> = req_id(p, param)?;
     state
         .store

@@ -99,8 +99,14 @@ fn identity_fields(prefix: &str, id: &Identity, m: &mut Map<String, Value>) {
 pub(super) fn conn_json(c: &VpnConn) -> Value {
     let s = &c.settings;
     let mut ike = Map::new();
-    ike.insert("propoEncryAlgorithm".into(), json!(s.ike.encryption.as_str()));
-    ike.insert("propoAuthenAlgorithm".into(), json!(s.ike.authentication.as_str()));
+    ike.insert(
+        "propoEncryAlgorithm".into(),
+        json!(s.ike.encryption.as_str()),
+    );
+    ike.insert(
+        "propoAuthenAlgorithm".into(),
+        json!(s.ike.authentication.as_str()),
+    );
     ike.insert("exchangeMode".into(), json!(s.ike.exchange_mode.as_str()));
     identity_fields("local", &s.ike.local_identity, &mut ike);
     identity_fields("remote", &s.ike.remote_identity, &mut ike);

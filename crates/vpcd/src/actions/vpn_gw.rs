@@ -17,19 +17,17 @@ const STATUS_RUNNING: i64 = 6;
 pub(super) async fn run(state: &AppState, scope: &Scope, p: &Params) -> ApiResult<Reply> {
     let vpc = vpc::load(state, scope, p, "vpcId").await?;
     let name = req_name(p, "name", "InvalidVpnGwName")?;
-    let bandwidth = p
-        .opt_int("bandwidth", 0..=i64::MAX)?
-        .unwrap_or(5);
+    let bandwidth = p.opt_int("bandwidth", 0..=i64::MAX)?.unwrap_or(5);
     if !BANDWIDTHS.contains(&bandwidth) {
-        return Err(ApiError::invalid("bandwidth", "expected one of 5, 10, 20, 50, 100 (Mbps)"));
+        return Err(ApiError::invalid(
+            "bandwidth",
+            "expected one of 5, 10, 20, 50, 100 (Mbps)",
+        ));
     }
     // No billing: the charge parameters are checked for shape and echoed.
     let charge_type = match p.opt_str("chargeType")? {
         None => "POSTPAID_BY_HOUR".to_owned(),
-        Some(v)
-            if v.len() <= 32
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-        {
+        Some(v) if v.len() <= 32 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
             v.to_owned()
         }
         Some(_) => {

@@ -16,6 +16,9 @@ pub struct TestApp {
     pub host: String,
     pub http: reqwest::Client,
     pub account: Creds,
+    /// The app's own PostgreSQL database (dropped after the app), when the
+    /// suite runs on PostgreSQL.
+    _db: Option<vpcd_store::testing::ScratchDb>,
     _dir: tempfile::TempDir,
 }
 
@@ -44,12 +47,17 @@ impl Default for Options {
     }
 }
 
-/// The database URL the tests run against: PostgreSQL when
-/// `VPCD_TEST_PG_URL` names a server (a fresh schema per app), else SQLite
-/// in the app's temp dir.
-fn database_for(dir: &std::path::Path) -> Option<String> {
-    let _ = dir;
-    std::env::var("VPCD_TEST_DATABASE").ok()
+/// The database the app runs on: a fresh PostgreSQL database of its own
+/// when `VPCD_TEST_PG_URL` names a server, else (`None`) SQLite in the
+/// app's data directory. A set but unreachable server is a failure: the
+/// caller asked for PostgreSQL.
+async fn database_for() -> Option<vpcd_store::testing::ScratchDb> {
+    let url = std::env::var(vpcd_store::testing::PG_URL_VAR).ok()?;
+    Some(
+        vpcd_store::testing::ScratchDb::create(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", vpcd_store::testing::PG_URL_VAR)),
+    )
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -59,14 +67,17 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(opts: Options) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cfg = ServeConfig::new(dir.path().join("data"));
-    cfg.database = database_for(dir.path());
+    let db = database_for().await;
+    cfg.database = db.as_ref().map(|db| db.url().to_owned());
     cfg.http = Some("127.0.0.1:0".parse().unwrap());
     cfg.https = None;
     cfg.settings.limits = opts.limits;
     cfg.settings.max_body_bytes = opts.max_body_bytes;
     cfg.workers = if opts.worker { 4 } else { 0 };
     cfg.task_lease_secs = 5;
-    let running = vpcd::server::start(cfg.clone()).await.expect("server starts");
+    let running = vpcd::server::start(cfg.clone())
+        .await
+        .expect("server starts");
     let addr = running.bound.http.expect("http bound");
     let creds: Value = serde_json::from_str(
         &std::fs::read_to_string(cfg.data_dir.join("credentials")).expect("credentials file"),
@@ -82,6 +93,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
             secret_key: creds["secretKey"].as_str().unwrap().to_owned(),
             region: creds["region"].as_str().unwrap().to_owned(),
         },
+        _db: db,
         _dir: dir,
     }
 }
@@ -122,7 +134,13 @@ impl TestApp {
     }
 
     /// Signed parameters for one request (GET, HmacSHA256, fresh nonce).
-    pub fn sign(&self, creds: &Creds, method: &str, action: &str, params: &[(String, String)]) -> Vec<(String, String)> {
+    pub fn sign(
+        &self,
+        creds: &Creds,
+        method: &str,
+        action: &str,
+        params: &[(String, String)],
+    ) -> Vec<(String, String)> {
         let signer = Signer {
             secret_id: &creds.secret_id,
             secret_key: creds.secret_key.as_bytes(),
@@ -141,7 +159,11 @@ impl TestApp {
     }
 
     pub async fn send_get(&self, signed: &[(String, String)]) -> Value {
-        let url = format!("{}/v2/index.php?{}", self.base, vpcd_auth::encode_form(signed));
+        let url = format!(
+            "{}/v2/index.php?{}",
+            self.base,
+            vpcd_auth::encode_form(signed)
+        );
         let resp = self.http.get(url).send().await.unwrap();
         assert_eq!(resp.status(), 200, "every API answer is HTTP 200");
         resp.json().await.unwrap()
@@ -196,7 +218,10 @@ impl TestApp {
             if v["data"]["status"] != 2 {
                 return v;
             }
-            assert!(std::time::Instant::now() < deadline, "task {task_id} never finished");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "task {task_id} never finished"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -204,11 +229,24 @@ impl TestApp {
     /// VPC 10.0.0.0/16, one VPN gateway, one peer gateway; their unified ids.
     pub async fn fixture(&self, tag: &str) -> Fixture {
         let vpc = self
-            .ok("CreateVpc", &[("vpcName", &format!("vpc-{tag}")), ("cidrBlock", "10.0.0.0/16")])
+            .ok(
+                "CreateVpc",
+                &[
+                    ("vpcName", &format!("vpc-{tag}")),
+                    ("cidrBlock", "10.0.0.0/16"),
+                ],
+            )
             .await;
         let vpc_id = vpc["uniqVpcId"].as_str().unwrap().to_owned();
         let gw = self
-            .ok("RunVpnGw", &[("vpcId", &vpc_id), ("name", &format!("gw-{tag}")), ("bandwidth", "5")])
+            .ok(
+                "RunVpnGw",
+                &[
+                    ("vpcId", &vpc_id),
+                    ("name", &format!("gw-{tag}")),
+                    ("bandwidth", "5"),
+                ],
+            )
             .await;
         let gw_id = gw["data"]["vpnGwId"].as_str().unwrap().to_owned();
         let user = self.add_user_gw(tag, 7).await;
@@ -224,7 +262,10 @@ impl TestApp {
         let u = self
             .ok(
                 "AddUserGw",
-                &[("userGwName", &format!("user-{tag}-{host}")), ("userGwAddr", &format!("198.51.100.{host}"))],
+                &[
+                    ("userGwName", &format!("user-{tag}-{host}")),
+                    ("userGwAddr", &format!("198.51.100.{host}")),
+                ],
             )
             .await;
         u["userGwId"].as_str().unwrap().to_owned()
@@ -240,7 +281,10 @@ impl TestApp {
         if !extra.iter().any(|(k, _)| *k == "preSharedKey") {
             p.push(("preSharedKey", "dgdgd33"));
         }
-        if !extra.iter().any(|(k, _)| k.starts_with("userGwCidrBlock") || *k == "spdAcl") {
+        if !extra
+            .iter()
+            .any(|(k, _)| k.starts_with("userGwCidrBlock") || *k == "spdAcl")
+        {
             p.push(("userGwCidrBlock.0", "192.168.10.0/24"));
         }
         p.extend_from_slice(extra);
@@ -272,5 +316,8 @@ pub async fn conn_id_of(app: &TestApp, task_id: i64) -> String {
     let t = app
         .ok("DescribeVpcTaskResult", &[("taskId", &task_id.to_string())])
         .await;
-    t["data"]["output"]["unVpnConnId"].as_str().unwrap_or_else(|| panic!("{t}")).to_owned()
+    t["data"]["output"]["unVpnConnId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{t}"))
+        .to_owned()
 }
