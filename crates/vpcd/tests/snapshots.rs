@@ -10,19 +10,7 @@ use serde_json::Value;
 /// timestamps.
 fn normalize(v: &mut Value) {
     match v {
-        Value::String(s) => {
-            for prefix in ["vpc-", "vpngw-", "cgw-", "vpnx-", "vpnconn-"] {
-                if let Some(rest) = s.strip_prefix(prefix) {
-                    if rest.len() == 8
-                        && rest
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-                    {
-                        *s = format!("{prefix}********");
-                    }
-                }
-            }
-        }
+        Value::String(s) => *s = mask_ids(s),
         Value::Array(a) => a.iter_mut().for_each(normalize),
         Value::Object(m) => {
             for (k, val) in m.iter_mut() {
@@ -35,6 +23,29 @@ fn normalize(v: &mut Value) {
         }
         _ => {}
     }
+}
+
+/// Replace every unified id (also inside longer text, like a generated
+/// configuration file) by its prefix and stars.
+fn mask_ids(s: &str) -> String {
+    let mut out = s.to_owned();
+    for prefix in ["vpc-", "vpngw-", "cgw-", "vpnx-", "vpnconn-"] {
+        let mut from = 0;
+        while let Some(pos) = out[from..].find(prefix) {
+            let start = from + pos + prefix.len();
+            let tail = &out.as_bytes()[start..];
+            let is_id = tail.len() >= 8
+                && tail[..8]
+                    .iter()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                && tail.get(8).is_none_or(|b| !b.is_ascii_alphanumeric());
+            if is_id {
+                out.replace_range(start..start + 8, "********");
+            }
+            from = start;
+        }
+    }
+    out
 }
 
 fn snap(name: &str, mut v: Value) {
