@@ -295,7 +295,16 @@ run_step() {
 
 run_step "cargo fmt" cargo fmt --all --check
 run_step "cargo clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings
+# With VPCD_TEST_PG_URL set, this run covers PostgreSQL: the store conformance
+# suite (tests/postgres.rs), the multi-node cluster tests, and the API suite
+# (each app on a fresh database of its own). The API suite then runs once more
+# on SQLite, so both engines are covered. Without PostgreSQL, the first run is
+# the SQLite one and the PostgreSQL tests say they were skipped (CI fails above).
 run_step "cargo test" cargo test --workspace --all-features --no-fail-fast
+if [[ -n "${VPCD_TEST_PG_URL:-}" ]]; then
+    run_step "cargo test (API suite on SQLite)" \
+        env -u VPCD_TEST_PG_URL cargo test -p vpcd --all-features --no-fail-fast --test api --test snapshots
+fi
 
 step "build target/debug/vpcd for the SDK suite"
 if cargo build -p vpcd; then

@@ -3,8 +3,19 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::{Result, StoreError};
+use rand::distributions::Alphanumeric;
+use rand::rngs::OsRng;
+use rand::Rng;
+use vpcd_types::{
+    Cidr, ConnSettings, ConnStatus, NetStatus, Secret, TaskKind, TaskStatus, UserGwId, VpcId,
+    VpnConnId, VpnGwId,
+};
+
+use crate::model::*;
+use crate::{Quota, Result, StoreError};
 
 /// Cluster nodes not seen for this long are forgotten by `heartbeat`.
 pub(crate) const CLUSTER_NODE_FORGET_SECS: i64 = 24 * 3600;
@@ -78,9 +89,332 @@ pub(crate) fn numbered_name(base: &str, n: u32) -> String {
     }
 }
 
+// ---- small helpers --------------------------------------------------------
+
+pub(crate) fn unix_now() -> Timestamp {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+pub(crate) fn random_alnum(len: usize) -> String {
+    OsRng
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// Stored data goes through the same parsers as input (never trusted raw).
+pub(crate) fn parse<T: FromStr>(text: &str, what: &str) -> Result<T> {
+    text.parse().map_err(|_| corrupt(what))
+}
+
+pub(crate) fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("malformed {what} in the database"))
+}
+
+pub(crate) fn vanished(what: &str) -> StoreError {
+    StoreError::Backend(format!(
+        "{what} written in this transaction cannot be read back"
+    ))
+}
+
+/// A substring pattern for `LIKE ... ESCAPE '\'` in which the caller's `%`,
+/// `_` and `\` are literal characters.
+pub(crate) fn like_pattern(s: &str) -> String {
+    let mut p = String::with_capacity(s.len() + 2);
+    p.push('%');
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}
+
+pub(crate) fn check_quota(count: i64, limit: u32, quota: Quota) -> Result<()> {
+    if count >= i64::from(limit) {
+        Err(StoreError::LimitExceeded(quota))
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn ipv4_num(addr: IpAddr) -> Option<i64> {
+    match addr {
+        IpAddr::V4(v4) => Some(i64::from(u32::from(v4))),
+        IpAddr::V6(_) => None,
+    }
+}
+
+pub(crate) fn encode_settings(settings: &ConnSettings) -> Result<String> {
+    // The serde error could quote a value; say only what failed.
+    serde_json::to_string(settings)
+        .map_err(|_| StoreError::Backend("cannot encode connection settings".into()))
+}
+
+/// The first and last host address of an IPv4 pool, as numbers (network
+/// and broadcast excluded, except in a /31 or /32, RFC 3021).
+pub(crate) fn pool_range(net: ipnet::IpNet) -> Result<(i64, i64)> {
+    let ipnet::IpNet::V4(v4) = net else {
+        return Err(StoreError::Backend(
+            "only IPv4 gateway address pools are supported".into(),
+        ));
+    };
+    let first = i64::from(u32::from(v4.network()));
+    let last = i64::from(u32::from(v4.broadcast()));
+    Ok(if v4.prefix_len() >= 31 {
+        (first, last)
+    } else {
+        (first + 1, last - 1)
+    })
+}
+
+/// The address found by the lowest-free query, checked against the pool.
+pub(crate) fn pool_address(free: Option<i64>, (lo, hi): (i64, i64)) -> Result<IpAddr> {
+    match free {
+        Some(n) if (lo..=hi).contains(&n) => {
+            let n = u32::try_from(n).map_err(|_| corrupt("gateway address"))?;
+            Ok(IpAddr::V4(n.into()))
+        }
+        _ => Err(StoreError::PoolExhausted),
+    }
+}
+
+// ---- decoding rows --------------------------------------------------------
+
+/// Typed column access, implemented by each engine's row type, so rows are
+/// decoded into the model by one set of functions.
+pub(crate) trait StoreRow {
+    fn int(&self, col: &str) -> Result<i64>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>>;
+    fn text(&self, col: &str) -> Result<String>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>>;
+    /// A boolean column (an integer 0/1 in SQLite).
+    fn flag(&self, col: &str) -> Result<bool>;
+}
+
+pub(crate) fn account_from_row(row: &impl StoreRow) -> Result<Account> {
+    Ok(Account {
+        id: row.int("id")?,
+        name: row.text("name")?,
+        disabled: row.flag("disabled")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(crate) fn key_from_row(row: &impl StoreRow) -> Result<ApiKey> {
+    Ok(ApiKey {
+        secret_id: row.text("secret_id")?,
+        secret_key: Secret::new(row.text("secret_key")?),
+        account_id: row.int("account_id")?,
+        disabled: row.flag("key_disabled")? || row.flag("account_disabled")?,
+    })
+}
+
+/// The VPC columns, under `prefix` (`""` or `"vpc_"`).
+fn vpc_ref_from_row(row: &impl StoreRow, prefix: &str) -> Result<VpcRef> {
+    Ok(VpcRef {
+        id: row.int(&format!("{prefix}id"))?,
+        un_id: parse::<VpcId>(&row.text(&format!("{prefix}un_id"))?, "vpc id")?,
+        name: row.text(&format!("{prefix}name"))?,
+        cidr: parse::<Cidr>(&row.text(&format!("{prefix}cidr"))?, "vpc cidr")?,
+    })
+}
+
+pub(crate) fn vpc_from_row(row: &impl StoreRow) -> Result<Vpc> {
+    let r = vpc_ref_from_row(row, "")?;
+    Ok(Vpc {
+        id: r.id,
+        un_id: r.un_id,
+        name: r.name,
+        cidr: r.cidr,
+        vpn_gw_num: row.int("vpn_gw_num")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(crate) fn vpn_gw_from_row(row: &impl StoreRow) -> Result<VpnGw> {
+    Ok(VpnGw {
+        id: row.int("id")?,
+        un_id: parse::<VpnGwId>(&row.text("un_id")?, "vpn gateway id")?,
+        vpc: vpc_ref_from_row(row, "vpc_")?,
+        name: row.text("name")?,
+        bandwidth: row.int("bandwidth")?,
+        charge_type: row.text("charge_type")?,
+        charge_period: row.opt_int("charge_period")?,
+        address: parse::<IpAddr>(&row.text("address")?, "gateway address")?,
+        node_id: row.opt_int("node_id")?,
+        conn_num: row.int("conn_num")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(crate) fn user_gw_from_row(row: &impl StoreRow) -> Result<UserGw> {
+    Ok(UserGw {
+        id: row.int("id")?,
+        un_id: parse::<UserGwId>(&row.text("un_id")?, "peer gateway id")?,
+        name: row.text("name")?,
+        address: parse::<IpAddr>(&row.text("address")?, "peer address")?,
+        conn_num: row.int("conn_num")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(crate) fn conn_from_row(row: &impl StoreRow) -> Result<VpnConn> {
+    let status = row.int("status")?;
+    let net_status = row.text("net_status")?;
+    let settings = row.text("settings")?;
+    Ok(VpnConn {
+        id: row.int("id")?,
+        un_id: parse::<VpnConnId>(&row.text("un_id")?, "connection id")?,
+        vpc: vpc_ref_from_row(row, "vpc_")?,
+        vpn_gw: GwRef {
+            id: row.int("gw_id")?,
+            un_id: parse::<VpnGwId>(&row.text("gw_un_id")?, "vpn gateway id")?,
+            name: row.text("gw_name")?,
+            address: parse::<IpAddr>(&row.text("gw_address")?, "gateway address")?,
+        },
+        user_gw: GwRef {
+            id: row.int("ugw_id")?,
+            un_id: parse::<UserGwId>(&row.text("ugw_un_id")?, "peer gateway id")?,
+            name: row.text("ugw_name")?,
+            address: parse::<IpAddr>(&row.text("ugw_address")?, "peer address")?,
+        },
+        name: row.text("name")?,
+        status: ConnStatus::from_code(status).ok_or_else(|| corrupt("connection status"))?,
+        net_status: match net_status.as_str() {
+            "available" => NetStatus::Available,
+            "unavailable" => NetStatus::Unavailable,
+            _ => return Err(corrupt("connection net status")),
+        },
+        // The serde error could quote part of the document, which holds the
+        // pre-shared key: report only which row is damaged.
+        settings: serde_json::from_str(&settings).map_err(|_| corrupt("connection settings"))?,
+        active_task: row.opt_int("active_task")?,
+        node_id: row.opt_int("gw_node_id")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(crate) fn gateway_node_from_row(row: &impl StoreRow) -> Result<GatewayNode> {
+    Ok(GatewayNode {
+        id: row.int("id")?,
+        name: row.text("name")?,
+        vici: row.text("vici")?,
+        addresses: decode_addresses(&row.text("addresses")?)?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(crate) fn cluster_node_from_row(row: &impl StoreRow) -> Result<ClusterNode> {
+    Ok(ClusterNode {
+        name: row.text("name")?,
+        started_at: row.int("started_at")?,
+        last_seen: row.int("last_seen")?,
+        info: row.text("info")?,
+    })
+}
+
+pub(crate) fn lease_from_row(row: &impl StoreRow) -> Result<GatewayLease> {
+    Ok((
+        row.int("gateway_node_id")?,
+        row.text("holder")?,
+        row.int("until")?,
+    ))
+}
+
+pub(crate) fn task_from_row(row: &impl StoreRow) -> Result<Task> {
+    let status = row.int("status")?;
+    let error_code = row.opt_text("error_code")?;
+    let error_msg = row.opt_text("error_msg")?;
+    Ok(Task {
+        id: row.int("id")?,
+        kind: parse::<TaskKind>(&row.text("kind")?, "task kind")?,
+        status: TaskStatus::from_code(status).ok_or_else(|| corrupt("task status"))?,
+        conn_id: row.int("conn_id")?,
+        conn_un_id: parse::<VpnConnId>(&row.text("conn_un_id")?, "connection id")?,
+        vpn_gw_un_id: parse::<VpnGwId>(&row.text("vpn_gw_un_id")?, "vpn gateway id")?,
+        user_gw_un_id: parse::<UserGwId>(&row.text("user_gw_un_id")?, "peer gateway id")?,
+        error: error_code.map(|error_code| TaskError {
+            error_code,
+            error_msg: error_msg.unwrap_or_default(),
+        }),
+        attempts: row.int("attempts")?,
+        created_at: row.int("created_at")?,
+        finished_at: row.opt_int("finished_at")?,
+    })
+}
+
+/// The connection's state after its task finished (`None`: the connection
+/// is removed).
+pub(crate) fn state_after(kind: TaskKind, ok: bool) -> Option<ConnStatus> {
+    match (kind, ok) {
+        (TaskKind::Create, true) => Some(ConnStatus::Running),
+        (TaskKind::Create, false) => Some(ConnStatus::CreateFailed),
+        (TaskKind::Modify, true) => Some(ConnStatus::Running),
+        (TaskKind::Modify, false) => Some(ConnStatus::ModifyFailed),
+        (TaskKind::Delete, true) => None,
+        (TaskKind::Delete, false) => Some(ConnStatus::DeleteFailed),
+        (TaskKind::Reset, _) => Some(ConnStatus::Running),
+    }
+}
+
+/// The states a new task of `kind` may start from, and the state it moves
+/// the connection to (`None`: unchanged). `Backend` for a create, which
+/// only `create_conn` makes.
+pub(crate) fn task_start_rule(
+    kind: TaskKind,
+) -> Result<(&'static [ConnStatus], Option<ConnStatus>)> {
+    use ConnStatus::*;
+    Ok(match kind {
+        TaskKind::Modify => (&[Running, ModifyFailed], Some(Modifying)),
+        TaskKind::Delete => (
+            &[Running, CreateFailed, ModifyFailed, DeleteFailed],
+            Some(Deleting),
+        ),
+        TaskKind::Reset => (&[Running], None),
+        TaskKind::Create => {
+            return Err(StoreError::Backend(
+                "create tasks are made by create_conn".into(),
+            ))
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn like_pattern_escapes_wildcards() {
+        assert_eq!(like_pattern("a%b_c\\d"), "%a\\%b\\_c\\\\d%");
+        assert_eq!(like_pattern(""), "%%");
+    }
+
+    #[test]
+    fn random_alnum_alphabet() {
+        let s = random_alnum(32);
+        assert_eq!(s.len(), 32);
+        assert!(s.bytes().all(|b| b.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn pool_ranges() {
+        assert_eq!(
+            pool_range("192.0.2.0/30".parse().unwrap()).unwrap(),
+            (0xC000_0201, 0xC000_0202)
+        );
+        assert_eq!(
+            pool_range("192.0.2.7/32".parse().unwrap()).unwrap(),
+            (0xC000_0207, 0xC000_0207)
+        );
+        assert!(pool_range("2001:db8::/64".parse().unwrap()).is_err());
+    }
 
     #[test]
     fn default_names() {

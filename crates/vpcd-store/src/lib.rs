@@ -8,9 +8,15 @@
 //! # Layout
 //! - [`model`]: rows and inputs.
 //! - `sqlite`: the embedded default (WAL mode, one writer connection).
-//! - `migrations/sqlite/`: its schema, applied by sqlx's migrator.
+//! - `postgres`: for several vpcd processes on one database (row locks,
+//!   `SKIP LOCKED` claims, advisory-locked migrations).
+//! - `common`: what both engines share: row decoding, state rules, helpers.
+//! - `migrations/sqlite/`, `migrations/postgres/`: each engine's schema,
+//!   applied by sqlx's migrator.
+//! - [`testing`]: throwaway PostgreSQL databases for test suites.
 //! - `tests/common/conformance.rs`: the behaviour every engine must show,
-//!   run against SQLite by `tests/sqlite.rs`.
+//!   run against SQLite by `tests/sqlite.rs` and against PostgreSQL by
+//!   `tests/postgres.rs`.
 
 use std::net::IpAddr;
 
@@ -20,9 +26,12 @@ use vpcd_types::{IdRef, NetStatus};
 
 mod common;
 pub mod model;
+mod postgres;
 mod sqlite;
+pub mod testing;
 
 pub use model::*;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Which resource an error is about.
@@ -74,15 +83,14 @@ impl From<sqlx::Error> for StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Open the store named by `url_or_path`: `sqlite://PATH`, `sqlite:PATH` or
-/// a plain file path (created if missing), or `sqlite::memory:` for a private
-/// in-memory database. PostgreSQL URLs are recognised but not supported yet.
+/// Open the store named by `url_or_path`: `postgres://...` or
+/// `postgresql://...` for PostgreSQL; `sqlite://PATH`, `sqlite:PATH` or a
+/// plain file path (created if missing) for SQLite, or `sqlite::memory:` for
+/// a private in-memory database. Either way the schema is brought up to date.
 pub async fn connect(url_or_path: &str) -> Result<std::sync::Arc<dyn Store>> {
     // Never echo the URL in an error: it may carry a password.
     if url_or_path.starts_with("postgres://") || url_or_path.starts_with("postgresql://") {
-        return Err(StoreError::Backend(
-            "the PostgreSQL engine is not available in this build yet; use a sqlite:// URL or a file path".into(),
-        ));
+        return Ok(std::sync::Arc::new(PgStore::connect(url_or_path).await?));
     }
     let path = url_or_path
         .strip_prefix("sqlite://")

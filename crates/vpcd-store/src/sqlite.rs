@@ -21,15 +21,11 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ipnet::IpNet;
-use rand::distributions::Alphanumeric;
-use rand::rngs::OsRng;
-use rand::Rng;
 use sqlx::error::ErrorKind;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -38,15 +34,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use vpcd_types::id::{IdKind, UnifiedId, UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
-use vpcd_types::{
-    Cidr, ConnSettings, ConnStatus, IdRef, NetStatus, Secret, TaskKind, TaskStatus, UserGwId,
-    VpcId, VpnConnId, VpnGwId,
-};
+use vpcd_types::{ConnStatus, IdRef, NetStatus, Secret, TaskKind, TaskStatus};
 
-use crate::common::{
-    decode_addresses, default_node_name, encode_addresses, least_used_address, numbered_name,
-    CLUSTER_NODE_FORGET_SECS, NODE_NAME_ATTEMPTS,
-};
+use crate::common::*;
 use crate::model::*;
 use crate::{Resource, Result, Store, StoreError};
 
@@ -264,20 +254,7 @@ impl SqliteStore {
         kind: TaskKind,
         change: Option<ConnChange>,
     ) -> Result<Task> {
-        use ConnStatus::*;
-        let (allowed, new_status): (&[ConnStatus], Option<ConnStatus>) = match kind {
-            TaskKind::Modify => (&[Running, ModifyFailed], Some(Modifying)),
-            TaskKind::Delete => (
-                &[Running, CreateFailed, ModifyFailed, DeleteFailed],
-                Some(Deleting),
-            ),
-            TaskKind::Reset => (&[Running], None),
-            TaskKind::Create => {
-                return Err(StoreError::Backend(
-                    "create tasks are made by create_conn".into(),
-                ))
-            }
-        };
+        let (allowed, new_status) = task_start_rule(kind)?;
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "SELECT c.status, c.active_task, c.vpc_id, c.un_id, \
@@ -1163,16 +1140,7 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         let ok = outcome.is_ok();
-        let next = match (kind, ok) {
-            (TaskKind::Create, true) => Some(ConnStatus::Running),
-            (TaskKind::Create, false) => Some(ConnStatus::CreateFailed),
-            (TaskKind::Modify, true) => Some(ConnStatus::Running),
-            (TaskKind::Modify, false) => Some(ConnStatus::ModifyFailed),
-            (TaskKind::Delete, true) => None,
-            (TaskKind::Delete, false) => Some(ConnStatus::DeleteFailed),
-            (TaskKind::Reset, _) => Some(ConnStatus::Running),
-        };
-        match next {
+        match state_after(kind, ok) {
             Some(status) => {
                 sqlx::query(
                     "UPDATE vpn_conns SET status = ?1, active_task = NULL \
@@ -1377,16 +1345,7 @@ impl Store for SqliteStore {
         )
         .fetch_all(&mut *conn)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ClusterNode {
-                    name: r.try_get("name")?,
-                    started_at: r.try_get("started_at")?,
-                    last_seen: r.try_get("last_seen")?,
-                    info: r.try_get("info")?,
-                })
-            })
-            .collect()
+        rows.iter().map(cluster_node_from_row).collect()
     }
 
     async fn acquire_gateway_lease(
@@ -1436,15 +1395,7 @@ impl Store for SqliteStore {
         )
         .fetch_all(&mut *conn)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("gateway_node_id")?,
-                    r.try_get("holder")?,
-                    r.try_get("until")?,
-                ))
-            })
-            .collect()
+        rows.iter().map(lease_from_row).collect()
     }
 }
 
@@ -1822,21 +1773,6 @@ fn desired_query(prefix: &str, node_id: Option<i64>) -> QueryBuilder<'static, Sq
     qb
 }
 
-/// A substring pattern for `LIKE ... ESCAPE '\'` in which the caller's `%`,
-/// `_` and `\` are literal characters.
-fn like_pattern(s: &str) -> String {
-    let mut p = String::with_capacity(s.len() + 2);
-    p.push('%');
-    for ch in s.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(ch);
-    }
-    p.push('%');
-    p
-}
-
 // ---- fetching single rows -------------------------------------------------
 
 async fn fetch_vpc(
@@ -1998,238 +1934,38 @@ async fn count_in_scope(conn: &mut SqliteConnection, table: &str, scope: &Scope)
     Ok(n)
 }
 
-fn check_quota(count: i64, limit: u32, quota: Quota) -> Result<()> {
-    if count >= i64::from(limit) {
-        Err(StoreError::LimitExceeded(quota))
-    } else {
-        Ok(())
-    }
-}
-
 /// The lowest host address of `net` held by no gateway of any account.
 async fn pick_pool_address(conn: &mut SqliteConnection, net: IpNet) -> Result<IpAddr> {
-    let IpNet::V4(v4) = net else {
-        return Err(StoreError::Backend(
-            "only IPv4 gateway address pools are supported".into(),
-        ));
-    };
-    let first = u32::from(v4.network());
-    let last = u32::from(v4.broadcast());
-    // A /31 or /32 has no network or broadcast address to skip (RFC 3021).
-    let (lo, hi) = if v4.prefix_len() >= 31 {
-        (i64::from(first), i64::from(last))
-    } else {
-        (i64::from(first) + 1, i64::from(last) - 1)
-    };
+    let (lo, hi) = pool_range(net)?;
     let free: Option<i64> = sqlx::query_scalar(POOL_LOWEST_FREE)
         .bind(lo)
         .bind(hi)
         .fetch_one(&mut *conn)
         .await?;
-    match free {
-        Some(n) if (lo..=hi).contains(&n) => {
-            let n = u32::try_from(n).map_err(|_| corrupt("gateway address"))?;
-            Ok(IpAddr::V4(n.into()))
-        }
-        _ => Err(StoreError::PoolExhausted),
-    }
-}
-
-fn ipv4_num(addr: IpAddr) -> Option<i64> {
-    match addr {
-        IpAddr::V4(v4) => Some(i64::from(u32::from(v4))),
-        IpAddr::V6(_) => None,
-    }
-}
-
-fn encode_settings(settings: &ConnSettings) -> Result<String> {
-    // The serde error could quote a value; say only what failed.
-    serde_json::to_string(settings)
-        .map_err(|_| StoreError::Backend("cannot encode connection settings".into()))
+    pool_address(free, (lo, hi))
 }
 
 // ---- decoding rows --------------------------------------------------------
 
-fn account_from_row(row: &SqliteRow) -> Result<Account> {
-    Ok(Account {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        disabled: row.try_get::<i64, _>("disabled")? != 0,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn key_from_row(row: &SqliteRow) -> Result<ApiKey> {
-    let key_disabled: i64 = row.try_get("key_disabled")?;
-    let account_disabled: i64 = row.try_get("account_disabled")?;
-    Ok(ApiKey {
-        secret_id: row.try_get("secret_id")?,
-        secret_key: Secret::new(row.try_get::<String, _>("secret_key")?),
-        account_id: row.try_get("account_id")?,
-        disabled: key_disabled != 0 || account_disabled != 0,
-    })
-}
-
-/// The VPC columns, under `prefix` (`""` or `"vpc_"`).
-fn vpc_ref_from_row(row: &SqliteRow, prefix: &str) -> Result<VpcRef> {
-    Ok(VpcRef {
-        id: row.try_get(format!("{prefix}id").as_str())?,
-        un_id: parse::<VpcId>(
-            &row.try_get::<String, _>(format!("{prefix}un_id").as_str())?,
-            "vpc id",
-        )?,
-        name: row.try_get(format!("{prefix}name").as_str())?,
-        cidr: parse::<Cidr>(
-            &row.try_get::<String, _>(format!("{prefix}cidr").as_str())?,
-            "vpc cidr",
-        )?,
-    })
-}
-
-fn vpc_from_row(row: &SqliteRow) -> Result<Vpc> {
-    let r = vpc_ref_from_row(row, "")?;
-    Ok(Vpc {
-        id: r.id,
-        un_id: r.un_id,
-        name: r.name,
-        cidr: r.cidr,
-        vpn_gw_num: row.try_get("vpn_gw_num")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn vpn_gw_from_row(row: &SqliteRow) -> Result<VpnGw> {
-    Ok(VpnGw {
-        id: row.try_get("id")?,
-        un_id: parse::<VpnGwId>(&row.try_get::<String, _>("un_id")?, "vpn gateway id")?,
-        vpc: vpc_ref_from_row(row, "vpc_")?,
-        name: row.try_get("name")?,
-        bandwidth: row.try_get("bandwidth")?,
-        charge_type: row.try_get("charge_type")?,
-        charge_period: row.try_get("charge_period")?,
-        address: parse::<IpAddr>(&row.try_get::<String, _>("address")?, "gateway address")?,
-        node_id: row.try_get("node_id")?,
-        conn_num: row.try_get("conn_num")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn user_gw_from_row(row: &SqliteRow) -> Result<UserGw> {
-    Ok(UserGw {
-        id: row.try_get("id")?,
-        un_id: parse::<UserGwId>(&row.try_get::<String, _>("un_id")?, "peer gateway id")?,
-        name: row.try_get("name")?,
-        address: parse::<IpAddr>(&row.try_get::<String, _>("address")?, "peer address")?,
-        conn_num: row.try_get("conn_num")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn conn_from_row(row: &SqliteRow) -> Result<VpnConn> {
-    let status: i64 = row.try_get("status")?;
-    let net_status: String = row.try_get("net_status")?;
-    let settings: String = row.try_get("settings")?;
-    Ok(VpnConn {
-        id: row.try_get("id")?,
-        un_id: parse::<VpnConnId>(&row.try_get::<String, _>("un_id")?, "connection id")?,
-        vpc: vpc_ref_from_row(row, "vpc_")?,
-        vpn_gw: GwRef {
-            id: row.try_get("gw_id")?,
-            un_id: parse::<VpnGwId>(&row.try_get::<String, _>("gw_un_id")?, "vpn gateway id")?,
-            name: row.try_get("gw_name")?,
-            address: parse::<IpAddr>(&row.try_get::<String, _>("gw_address")?, "gateway address")?,
-        },
-        user_gw: GwRef {
-            id: row.try_get("ugw_id")?,
-            un_id: parse::<UserGwId>(&row.try_get::<String, _>("ugw_un_id")?, "peer gateway id")?,
-            name: row.try_get("ugw_name")?,
-            address: parse::<IpAddr>(&row.try_get::<String, _>("ugw_address")?, "peer address")?,
-        },
-        name: row.try_get("name")?,
-        status: ConnStatus::from_code(status).ok_or_else(|| corrupt("connection status"))?,
-        net_status: match net_status.as_str() {
-            "available" => NetStatus::Available,
-            "unavailable" => NetStatus::Unavailable,
-            _ => return Err(corrupt("connection net status")),
-        },
-        // The serde error could quote part of the document, which holds the
-        // pre-shared key: report only which row is damaged.
-        settings: serde_json::from_str(&settings).map_err(|_| corrupt("connection settings"))?,
-        active_task: row.try_get("active_task")?,
-        node_id: row.try_get("gw_node_id")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn gateway_node_from_row(row: &SqliteRow) -> Result<GatewayNode> {
-    Ok(GatewayNode {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        vici: row.try_get("vici")?,
-        addresses: decode_addresses(&row.try_get::<String, _>("addresses")?)?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn task_from_row(row: &SqliteRow) -> Result<Task> {
-    let status: i64 = row.try_get("status")?;
-    let error_code: Option<String> = row.try_get("error_code")?;
-    let error_msg: Option<String> = row.try_get("error_msg")?;
-    Ok(Task {
-        id: row.try_get("id")?,
-        kind: parse::<TaskKind>(&row.try_get::<String, _>("kind")?, "task kind")?,
-        status: TaskStatus::from_code(status).ok_or_else(|| corrupt("task status"))?,
-        conn_id: row.try_get("conn_id")?,
-        conn_un_id: parse::<VpnConnId>(&row.try_get::<String, _>("conn_un_id")?, "connection id")?,
-        vpn_gw_un_id: parse::<VpnGwId>(
-            &row.try_get::<String, _>("vpn_gw_un_id")?,
-            "vpn gateway id",
-        )?,
-        user_gw_un_id: parse::<UserGwId>(
-            &row.try_get::<String, _>("user_gw_un_id")?,
-            "peer gateway id",
-        )?,
-        error: error_code.map(|error_code| TaskError {
-            error_code,
-            error_msg: error_msg.unwrap_or_default(),
-        }),
-        attempts: row.try_get("attempts")?,
-        created_at: row.try_get("created_at")?,
-        finished_at: row.try_get("finished_at")?,
-    })
+impl StoreRow for SqliteRow {
+    fn int(&self, col: &str) -> Result<i64> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        Ok(self.try_get(col)?)
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        Ok(self.try_get(col)?)
+    }
+    fn flag(&self, col: &str) -> Result<bool> {
+        Ok(self.try_get::<i64, _>(col)? != 0)
+    }
 }
 
 // ---- small helpers --------------------------------------------------------
-
-fn unix_now() -> Timestamp {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-fn random_alnum(len: usize) -> String {
-    OsRng
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
-}
-
-/// Stored data goes through the same parsers as input (never trusted raw).
-fn parse<T: FromStr>(text: &str, what: &str) -> Result<T> {
-    text.parse().map_err(|_| corrupt(what))
-}
-
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Backend(format!("malformed {what} in the database"))
-}
-
-fn vanished(what: &str) -> StoreError {
-    StoreError::Backend(format!(
-        "{what} written in this transaction cannot be read back"
-    ))
-}
 
 /// The message of a unique-constraint violation (SQLite names the columns:
 /// `UNIQUE constraint failed: vpcs.un_id`).
@@ -2256,19 +1992,6 @@ fn in_use_or(e: sqlx::Error, what: Resource) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn like_pattern_escapes_wildcards() {
-        assert_eq!(like_pattern("a%b_c\\d"), "%a\\%b\\_c\\\\d%");
-        assert_eq!(like_pattern(""), "%%");
-    }
-
-    #[test]
-    fn random_alnum_alphabet() {
-        let s = random_alnum(32);
-        assert_eq!(s.len(), 32);
-        assert!(s.bytes().all(|b| b.is_ascii_alphanumeric()));
-    }
 
     async fn plan(conn: &mut SqliteConnection, mut qb: QueryBuilder<'_, Sqlite>) -> Vec<String> {
         let rows = qb.build().fetch_all(&mut *conn).await.unwrap();
@@ -2571,7 +2294,7 @@ mod tests {
         assert!(worst < Duration::from_millis(500), "a page took {worst:?}");
     }
 
-    fn sample_settings() -> ConnSettings {
+    fn sample_settings() -> vpcd_types::ConnSettings {
         use vpcd_types::*;
         ConnSettings {
             pre_shared_key: Secret::new("k"),

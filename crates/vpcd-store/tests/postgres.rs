@@ -1,0 +1,230 @@
+//! The store conformance suite on PostgreSQL, one fresh database per test on
+//! the server named by `VPCD_TEST_PG_URL` (default: the local server as
+//! `postgres`), plus what only matters with several processes on one server:
+//! concurrent migration, and invariants across separate connection pools.
+//!
+//! Under `CI=true` an unreachable server fails every test here; elsewhere
+//! they are skipped with the reason printed.
+
+#[macro_use]
+mod common;
+
+use std::sync::Arc;
+
+use vpcd_store::testing::ScratchDb;
+use vpcd_store::*;
+
+/// A fresh, migrated database; dropped with the guard.
+async fn fresh() -> Option<(Arc<dyn Store>, ScratchDb)> {
+    let db = ScratchDb::for_test("PostgreSQL store conformance").await?;
+    let store = PgStore::connect(db.url())
+        .await
+        .expect("connect and migrate");
+    Some((Arc::new(store), db))
+}
+
+conformance_tests!(fresh);
+
+/// Migrations apply to an empty database, are a no-op on restart, and two
+/// nodes starting at the same moment do not both migrate: sqlx's migrator
+/// holds an advisory lock, so the second waits, then finds every version
+/// applied. (Had both run the DDL, one would fail on `CREATE TABLE`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrations_apply_once_under_concurrent_starts() {
+    let Some(db) = ScratchDb::for_test("concurrent migrations").await else {
+        return;
+    };
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = db.url().to_owned();
+            tokio::spawn(async move { PgStore::connect(&url).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for s in starts {
+        stores.push(s.await.unwrap().expect("every node starts"));
+    }
+    let applied = applied_migrations(db.url()).await;
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .unwrap()
+        .count();
+    assert_eq!(applied.len(), files, "{applied:?}");
+    // Each version once, each applied by exactly one run.
+    let mut versions: Vec<i64> = applied.iter().map(|(v, _)| *v).collect();
+    versions.dedup();
+    assert_eq!(versions.len(), applied.len());
+    assert!(applied.iter().all(|(_, ok)| *ok));
+
+    // A restart is a no-op: nothing re-applied, data intact.
+    stores[0].create_account("alice").await.unwrap();
+    let installed_before = installed_on(db.url()).await;
+    drop(stores);
+    let again = PgStore::connect(db.url()).await.unwrap();
+    assert_eq!(applied_migrations(db.url()).await, applied);
+    assert_eq!(installed_on(db.url()).await, installed_before);
+    assert_eq!(again.list_accounts().await.unwrap().len(), 1);
+}
+
+async fn admin(url: &str) -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap()
+}
+
+async fn applied_migrations(url: &str) -> Vec<(i64, bool)> {
+    let pool = admin(url).await;
+    let rows: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    rows
+}
+
+async fn installed_on(url: &str) -> Vec<String> {
+    let pool = admin(url).await;
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT installed_on::text FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    rows.into_iter().map(|(t,)| t).collect()
+}
+
+/// Two stores with their own pools stand for two vpcd processes: the quota
+/// and the unique name hold between them, enforced by the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quota_and_names_hold_across_processes() {
+    let Some(db) = ScratchDb::for_test("cross-process quota").await else {
+        return;
+    };
+    let a: Arc<dyn Store> = Arc::new(PgStore::connect(db.url()).await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(PgStore::connect(db.url()).await.unwrap());
+    let account = a.create_account("alice").await.unwrap();
+    let scope = Scope {
+        account_id: account.id,
+        region: "gz".into(),
+    };
+    let limits = Limits {
+        vpcs_per_region: 3,
+        ..Limits::default()
+    };
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let (scope, limits) = (scope.clone(), limits.clone());
+        set.spawn(async move {
+            let vpc = NewVpc {
+                // Pairs of racers share a name.
+                name: format!("v{}", i / 2),
+                cidr: "10.0.0.0/16".parse().unwrap(),
+            };
+            store.create_vpc(&scope, vpc, &limits).await
+        });
+    }
+    let mut won = 0;
+    for res in set.join_all().await {
+        match res {
+            Ok(_) => won += 1,
+            Err(StoreError::LimitExceeded(Quota::VpcsPerRegion))
+            | Err(StoreError::NameInUse(Resource::Vpc)) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(won, 3);
+    let page = Page {
+        offset: 0,
+        limit: 10,
+        order: Order::Name,
+        descending: false,
+    };
+    for store in [&a, &b] {
+        let (total, vpcs) = store
+            .list_vpcs(&scope, &VpcFilter::default(), &page)
+            .await
+            .unwrap();
+        assert_eq!(total, 3);
+        let mut names: Vec<&str> = vpcs.iter().map(|v| v.name.as_str()).collect();
+        names.dedup();
+        assert_eq!(names.len(), 3);
+    }
+}
+
+/// A replayed Nonce is refused whichever process sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nonce_replay_across_processes() {
+    let Some(db) = ScratchDb::for_test("cross-process nonce").await else {
+        return;
+    };
+    let stores: Vec<Arc<dyn Store>> = vec![
+        Arc::new(PgStore::connect(db.url()).await.unwrap()),
+        Arc::new(PgStore::connect(db.url()).await.unwrap()),
+    ];
+    let now = 1_700_000_000;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let store = stores[i % 2].clone();
+        set.spawn(async move {
+            store
+                .remember_nonce("AKIDx", "777", now, now - 300)
+                .await
+                .unwrap()
+        });
+    }
+    let fresh = set.join_all().await.into_iter().filter(|f| *f).count();
+    assert_eq!(fresh, 1);
+}
+
+#[tokio::test]
+async fn connect_errors_never_show_the_password() {
+    for url in [
+        "postgres://vpcd:hunter2@127.0.0.1:1/vpcd",
+        "postgresql://vpcd:hunter2@127.0.0.1:1/vpcd",
+        "postgres://vpcd:hunter2@[::1:bad/vpcd",
+    ] {
+        match connect(url).await {
+            Err(StoreError::Backend(msg)) => {
+                assert!(msg.contains("PostgreSQL"), "{msg}");
+                assert!(!msg.contains("hunter2"), "the URL's password leaked: {msg}");
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => panic!("nothing listens on port 1"),
+        }
+    }
+}
+
+/// `connect` picks the engine by URL scheme.
+#[tokio::test]
+async fn connect_selects_postgres() {
+    let Some(db) = ScratchDb::for_test("connect by URL").await else {
+        return;
+    };
+    for url in [
+        db.url().to_owned(),
+        db.url().replacen("postgres://", "postgresql://", 1),
+    ] {
+        let store = connect(&url).await.unwrap();
+        store
+            .create_account(&format!("a-{}", url.len()))
+            .await
+            .unwrap();
+    }
+}
+
+/// The bulk-load path on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_100k_connections() {
+    let Some((store, _db)) = fresh().await else {
+        return;
+    };
+    let took = common::bulk::import_100k(store).await;
+    println!("imported 100,000 connections in {took:?}");
+    assert!(
+        took < std::time::Duration::from_secs(60),
+        "import took {took:?}"
+    );
+}
