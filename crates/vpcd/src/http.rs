@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -21,7 +21,7 @@ pub const API_PATH: &str = "/v2/index.php";
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route(API_PATH, get(api).post(api))
+        .route(API_PATH, any(api))
         .route("/healthz", get(healthz))
         .with_state(state)
 }
