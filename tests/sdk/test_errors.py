@@ -6,7 +6,7 @@ codeDesc (reference §4: the v2 convention for the numeric codes)."""
 
 import pytest
 
-from sdkutil import unique
+from sdkutil import Client, unique
 
 UNKNOWN_VPC = "vpc-0000zzzz"
 
@@ -61,3 +61,29 @@ def test_vpc_name_of_60_characters_is_fine(api):
 
 def test_unknown_action(api):
     api.err("NoSuchAction", {}, code=4000, names="Action")
+
+
+@pytest.mark.parametrize(
+    "action,param",
+    [("DescribeVpcEx", "vpcName"), ("DescribeVpnGw", "vpnGwName"),
+     ("DescribeUserGw", "userGwName"), ("DescribeVpnConn", "vpnConnName")],
+)
+def test_control_characters_in_name_filters(api, action, param):
+    # Names never hold control characters, so such a filter matches nothing
+    # or is refused as a bad parameter: never an internal error (a NUL is
+    # something PostgreSQL cannot even store).
+    for value in ("a\x00b", "a\nb"):
+        r = api.raw(action, {param: value})
+        assert r["code"] in (0, 4000), r
+        if r["code"] == 0:
+            assert r["totalCount"] == 0 and r["data"] == [], r
+        else:
+            assert param in r["message"], r
+
+
+def test_secret_id_with_a_nul_is_unknown(api):
+    bad = Client(api.server, method=api.method, sign_method=api.sign_method, region=api.region,
+                 secret_id="AKID\x00unknown")
+    r = bad.raw("DescribeVpcEx", {})
+    # An unknown SecretId (4104), or a malformed parameter (4000): not a 6000.
+    assert r["code"] in (4000, 4104), r
