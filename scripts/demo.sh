@@ -83,8 +83,12 @@ show_tail() {
 
 cleanup() {
     local rc=$?
-    trap - EXIT INT TERM
+    # A second Ctrl-C must not cut the cleanup short.
+    trap '' INT TERM
+    trap - EXIT
     set +e
+    # A command killed by the signal (Ctrl-C reaches the whole process group).
+    ((rc > 128)) && INTERRUPTED=true
     if [[ -n "$STATE" && $rc -ne 0 ]] && ! $INTERRUPTED; then
         show_tail "vpcd.log" "$STATE/vpcd.log"
         show_tail "the cloud charon log" "$STATE/cloud/charon.log"
@@ -94,9 +98,17 @@ cleanup() {
     stop_pid vpcd "$VPCD_PID"
     stop_pid "cloud charon" "$CLOUD_PID"
     stop_pid "peer charon" "$PEER_PID"
-    local ns
+    # Backstops: a background job whose PID was not recorded yet (a signal
+    # right after it started), anything still running inside the namespaces.
+    local pid ns
+    for pid in $(jobs -p); do
+        kill -0 "$pid" 2>/dev/null && stop_pid "background job" "$pid"
+    done
     for ns in "$CLOUD_NS" "$PEER_NS"; do
         if [[ -e "/run/netns/$ns" ]]; then
+            for pid in $(ip netns pids "$ns" 2>/dev/null); do
+                stop_pid "process in $ns" "$pid"
+            done
             ip netns del "$ns" && note "deleted namespace $ns"
         fi
     done
@@ -129,20 +141,28 @@ while True:
         break
     doc, i = dec.raw_decode(text, i)
     docs.append(doc)
-v = docs[-1]
-for k in sys.argv[1].split("."):
-    v = v[int(k)] if isinstance(v, list) else v[k]
+try:
+    v = docs[-1]
+    for k in sys.argv[1].split("."):
+        v = v[int(k)] if isinstance(v, list) else v[k]
+except (IndexError, KeyError, TypeError, ValueError):
+    sys.exit("no %s in the answer" % sys.argv[1])
 print(v if isinstance(v, str) else json.dumps(v))
 ' "$1"
 }
 
 # vpcd call against this demo's server; the answer is kept in $STATE/last.json.
 call() {
+    local rc=0
     "$VPCD" call --endpoint "$ENDPOINT" --credentials "$STATE/vpcd/credentials" "$@" \
-        >"$STATE/last.json" 2>"$STATE/last.err" || {
-        cat "$STATE/last.json" "$STATE/last.err" >&2
-        die "vpcd call $*"
-    }
+        >"$STATE/last.json" 2>"$STATE/last.err" || rc=$?
+    ((rc > 128)) && exit "$rc" # killed by a signal (Ctrl-C)
+    if ((rc != 0)); then
+        local action
+        for action in "$@"; do [[ "$action" == --* ]] || break; done
+        sed 's/\("preSharedKey": *"\)[^"]*/\1<redacted>/' "$STATE/last.json" "$STATE/last.err" >&2
+        die "vpcd call $action"
+    fi
 }
 answer() { jget "$1" <"$STATE/last.json"; }
 
@@ -187,6 +207,7 @@ EOF
 # then wait until its VICI socket answers. Sets the global named by $3.
 start_charon() {
     local ns=$1 dir=$2 var=$3 pid i
+    # shellcheck disable=SC2016 # $1 and $2 are expanded by the inner sh
     STRONGSWAN_CONF="$dir/strongswan.conf" ip netns exec "$ns" \
         sh -c 'mount --bind "$1" /run && exec "$2"' sh "$dir/run" "$CHARON" \
         </dev/null >"$dir/charon.out" 2>&1 &
@@ -219,7 +240,6 @@ done
 # must not leak into this one.
 while read -r v; do unset "$v"; done < <(compgen -e | grep '^VPCD_' || true)
 note "vpcd:       $VPCD"
-note "strongSwan: $(swanctl --version 2>/dev/null | head -n 1)"
 
 # ---------------------------------------------------------------------------
 step "1. two namespaces, a veth between them, a charon in each"
@@ -251,16 +271,16 @@ note "$PEER_NS: $VETH $PEER_PUBLIC/24, lo $PEER_INNER/32"
 ip netns exec "$CLOUD_NS" ping -n -q -c 1 -W 2 "$PEER_PUBLIC" >/dev/null ||
     die "$CLOUD_PUBLIC cannot reach $PEER_PUBLIC over the veth"
 note "outer path works: $CLOUD_PUBLIC -> $PEER_PUBLIC over the veth"
-if ip netns exec "$CLOUD_NS" ping -n -q -c 1 -W 1 -I "$CLOUD_INNER" "$PEER_INNER" >"$STATE/ping0.out" 2>&1; then
+if ip netns exec "$CLOUD_NS" ping -n -q -c 1 -W 1 -I "$CLOUD_INNER" "$PEER_INNER" >/dev/null 2>&1; then
     die "$PEER_INNER answers before any tunnel exists"
 fi
-note "inner path before the tunnel: $(grep -o -m 1 'Network is unreachable' "$STATE/ping0.out" || echo 'no answer') ($CLOUD_INNER -> $PEER_INNER)"
+note "inner path before the tunnel: $CLOUD_INNER -> $PEER_INNER gets no answer (no route)"
 start_charon "$CLOUD_NS" "$STATE/cloud" CLOUD_PID
 start_charon "$PEER_NS" "$STATE/peer" PEER_PID
 
 # ---------------------------------------------------------------------------
 step "2. vpcd serve, with the cloud charon as its gateway node"
-"$VPCD" serve --data-dir "$STATE/vpcd" --http 127.0.0.1:0 --https off \
+NO_COLOR=1 "$VPCD" serve --data-dir "$STATE/vpcd" --http 127.0.0.1:0 --https off \
     --charon "unix://$STATE/cloud/charon.vici" --public-ip "$CLOUD_PUBLIC" \
     </dev/null >"$STATE/vpcd.log" 2>&1 &
 VPCD_PID=$!
@@ -298,9 +318,13 @@ call GetVpnConnConfig "vpnConnId=$CONN_ID" vendorname=strongSwan
 answer data.configFileInfo >"$STATE/peer/swanctl.conf"
 note "$(answer data.vendorname) $(answer data.software): $(wc -l <"$STATE/peer/swanctl.conf") lines -> $STATE/peer/swanctl.conf"
 sed -e 's/^/    | /' -e 's/\(secret *= *\).*/\1<redacted>/' "$STATE/peer/swanctl.conf"
-STRONGSWAN_CONF="$STATE/peer/strongswan.conf" swanctl --load-all --noprompt \
-    --file "$STATE/peer/swanctl.conf" --uri "unix://$STATE/peer/charon.vici" |
-    sed 's/^/  swanctl: /'
+if ! STRONGSWAN_CONF="$STATE/peer/strongswan.conf" swanctl --load-all --noprompt \
+    --file "$STATE/peer/swanctl.conf" --uri "unix://$STATE/peer/charon.vici" >"$STATE/load.out" 2>&1; then
+    cat "$STATE/load.out" >&2
+    die "swanctl --load-all into the peer charon"
+fi
+# (swanctl also looks for certificate directories next to the file: none here)
+grep -v '^opening directory' "$STATE/load.out" | sed 's/^/  swanctl: /'
 
 # ---------------------------------------------------------------------------
 step "5. waiting (up to ${NET_WAIT_SECS}s) for DescribeVpnConn netStatus = available"
@@ -313,7 +337,7 @@ while :; do
     ((SECONDS < deadline)) || die "netStatus still '$NET' (vpcConnStatus $STATUS) after ${NET_WAIT_SECS}s"
     sleep 0.5
 done
-note "$CONN_ID: vpcConnStatus $STATUS (running), netStatus $NET"
+note "$CONN_ID: vpcConnStatus $STATUS, netStatus $NET"
 STRONGSWAN_CONF="$STATE/peer/strongswan.conf" swanctl --list-sas --uri "unix://$STATE/peer/charon.vici" |
     sed 's/^/    peer| /'
 
@@ -321,4 +345,7 @@ STRONGSWAN_CONF="$STATE/peer/strongswan.conf" swanctl --list-sas --uri "unix://$
 step "6. ping across the tunnel: $CLOUD_INNER ($CLOUD_NS) -> $PEER_INNER ($PEER_NS)"
 ip netns exec "$CLOUD_NS" ping -n -c 3 -W 2 -I "$CLOUD_INNER" "$PEER_INNER" ||
     die "no answer from $PEER_INNER through the tunnel"
+note "the peer's CHILD SA counters after the ping (ESP in UDP/4500 on the veth):"
+STRONGSWAN_CONF="$STATE/peer/strongswan.conf" swanctl --list-sas --uri "unix://$STATE/peer/charon.vici" |
+    grep -E '^ +(in|out) ' | sed 's/^ */    peer| /'
 note "SUCCESS: $CLOUD_INNER reached $PEER_INNER through the IPsec tunnel $CONN_ID"
