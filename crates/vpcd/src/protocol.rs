@@ -65,6 +65,12 @@ async fn authenticate(state: &AppState, req: &RawRequest<'_>, p: &Params) -> Api
         ));
     }
     let secret_id = p.req_str("SecretId")?;
+    if secret_id.len() > 128 || !secret_id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::of(
+            Kind::SecretIdNotFound,
+            "SecretId: the SecretId does not exist",
+        ));
+    }
     let timestamp = p.req_str("Timestamp")?;
     let timestamp = parse_int(timestamp)
         .filter(|t| *t >= 0)

@@ -141,6 +141,11 @@ pub(crate) fn name_filter(p: &Params, param: &str) -> ApiResult<Option<String>> 
             param,
             format!("must be at most {NAME_MAX} characters long"),
         )),
+        // No stored name has one, and some databases refuse NUL in text.
+        Some(v) if v.chars().any(char::is_control) => Err(ApiError::invalid(
+            param,
+            "must not contain control characters",
+        )),
         v => Ok(v.map(str::to_owned)),
     }
 }
