@@ -1,4 +1,5 @@
-//! `vpcd admin`: accounts and keys, directly on the database.
+//! `vpcd admin`: accounts, keys and the cluster view, directly on the
+//! database.
 
 use vpcd_store::Store;
 
@@ -38,4 +39,81 @@ pub async fn create_key(store: &dyn Store, account: &str) -> anyhow::Result<()> 
     println!("SecretId:  {}", key.secret_id);
     println!("SecretKey: {}", key.secret_key.expose());
     Ok(())
+}
+
+/// `vpcd admin nodes`: every vpcd process that heartbeats into this
+/// database, whether it is alive, and which gateway nodes it drives (holds a
+/// current lease on); then every gateway node with its driver.
+pub async fn nodes(store: &dyn Store) -> anyhow::Result<()> {
+    use crate::cluster::{is_alive, NodeInfo, ALIVE_HEARTBEATS};
+    let now = crate::app::Clock::default().now();
+    let members = store.list_cluster_nodes().await?;
+    let gateways = store.list_gateway_nodes().await?;
+    let leases = store.gateway_leases().await?;
+    let gw_name = |id: i64| {
+        gateways
+            .iter()
+            .find(|g| g.id == id)
+            .map_or_else(|| format!("#{id}"), |g| format!("{} (#{id})", g.name))
+    };
+    println!(
+        "vpcd nodes: {} (alive while the last heartbeat is younger than {ALIVE_HEARTBEATS} heartbeat intervals)",
+        members.len()
+    );
+    println!(
+        "{:<36} {:<5} {:>9} {:<20} {:>7} {:<21} DRIVES",
+        "NAME", "STATE", "LAST SEEN", "STARTED", "PID", "HTTP"
+    );
+    for m in &members {
+        let info = NodeInfo::parse(&m.info);
+        let alive = is_alive(m, now, 2000);
+        let drives: Vec<String> = leases
+            .iter()
+            .filter(|(_, holder, until)| holder == &m.name && *until >= now)
+            .map(|(gw, _, _)| gw_name(*gw))
+            .collect();
+        println!(
+            "{:<36} {:<5} {:>9} {:<20} {:>7} {:<21} {}",
+            m.name,
+            if alive { "alive" } else { "dead" },
+            format!("{}s ago", now.saturating_sub(m.last_seen)),
+            rfc3339(m.started_at),
+            if info.pid == 0 {
+                "-".to_owned()
+            } else {
+                info.pid.to_string()
+            },
+            info.http.as_deref().unwrap_or("-"),
+            if drives.is_empty() {
+                "-".to_owned()
+            } else {
+                drives.join(", ")
+            },
+        );
+    }
+    println!("gateway nodes: {}", gateways.len());
+    for g in &gateways {
+        let state = match leases.iter().find(|(id, _, _)| *id == g.id) {
+            Some((_, holder, until)) if *until >= now => {
+                format!("driven by {holder} (lease for {}s more)", until - now)
+            }
+            Some((_, holder, until)) => format!(
+                "NOT DRIVEN: the lease of {holder} expired {}s ago",
+                now - until
+            ),
+            None => "NOT DRIVEN: no vpcd holds its lease".to_owned(),
+        };
+        println!("  {:<28} {:<36} {state}", gw_name(g.id), g.vici);
+    }
+    Ok(())
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
 }

@@ -91,6 +91,28 @@ impl Drivers {
             .insert(node_id, driver);
     }
 
+    /// Stop driving a node (its lease moved to another vpcd).
+    pub fn remove_node(&self, node_id: i64) -> Option<Arc<dyn VpnDriver>> {
+        self.nodes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&node_id)
+    }
+
+    /// The gateway nodes this process has a driver for, and `None` for API
+    /// only: whose tasks this process may run.
+    pub fn driven(&self) -> Vec<Option<i64>> {
+        let mut v = vec![None];
+        v.extend(
+            self.nodes
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .map(|k| Some(*k)),
+        );
+        v
+    }
+
     /// The driver for a gateway placed on `node` (`None`: API only).
     pub fn get(&self, node: Option<i64>) -> Option<Arc<dyn VpnDriver>> {
         match node {
@@ -126,6 +148,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub drivers: Arc<Drivers>,
     pub placement: Arc<Placement>,
+    /// Heartbeats and gateway node leases (several vpcds on one database).
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 /// Where new VPN gateways go: the registered gateway nodes, or (none

@@ -7,7 +7,10 @@
 //! state transition in one transaction. A worker that dies holding a lease
 //! simply lets it expire; the next claim picks the task up again. Drivers are
 //! idempotent, and `finish_task` refuses a worker whose lease was taken over,
-//! so a task is completed exactly once.
+//! so a task is completed exactly once. A worker claims only the tasks of
+//! gateway nodes this process has a driver for (those whose lease it holds,
+//! see [`crate::cluster`]) and of API-only gateways; another node's tasks are
+//! left to the vpcd driving that node.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +72,12 @@ impl Engine {
         let now = self.clock.now();
         let Some(claimed) = self
             .store
-            .claim_task(&self.worker_id, now, self.lease_secs)
+            .claim_task_on(
+                &self.worker_id,
+                now,
+                self.lease_secs,
+                &self.drivers.driven(),
+            )
             .await?
         else {
             return Ok(false);
@@ -139,7 +147,12 @@ impl Engine {
             let now = self.clock.now();
             match self
                 .store
-                .claim_task(&self.worker_id, now, self.lease_secs)
+                .claim_task_on(
+                    &self.worker_id,
+                    now,
+                    self.lease_secs,
+                    &self.drivers.driven(),
+                )
                 .await
             {
                 Ok(Some(claimed)) => {

@@ -9,6 +9,8 @@
 //! - [`actions`]: one function per Action; request parsing and answers.
 //! - [`error`]: the API error type and its code table.
 //! - [`engine`]: the task worker applying connection tasks to the data plane.
+//! - [`cluster`]: heartbeats and gateway node leases when several vpcd
+//!   processes share one database.
 //! - [`server`]: `vpcd serve` wiring, reconciliation and health polling.
 //! - [`client`]: `vpcd call`.
 //! - [`admin`]: `vpcd admin`.
@@ -17,6 +19,7 @@ pub mod actions;
 pub mod admin;
 pub mod app;
 pub mod client;
+pub mod cluster;
 pub mod engine;
 pub mod error;
 pub mod http;

@@ -94,6 +94,14 @@ struct ServeArgs {
     /// (to test client automation against realistic task timing).
     #[arg(long, env = "VPCD_API_ONLY_DELAY_MS", default_value_t = 0)]
     api_only_delay_ms: u64,
+    /// How often this process heartbeats to the cluster and renews its
+    /// gateway node leases, in milliseconds.
+    #[arg(long, env = "VPCD_HEARTBEAT_INTERVAL_MS", default_value_t = 2000)]
+    heartbeat_interval_ms: u64,
+    /// Seconds a gateway node lease lasts without renewal: how long a dead
+    /// vpcd's gateway nodes wait before another vpcd drives them.
+    #[arg(long, env = "VPCD_GATEWAY_LEASE_SECS", default_value_t = 10)]
+    gateway_lease_secs: i64,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -200,6 +208,9 @@ enum AdminCommand {
         #[command(subcommand)]
         command: NodeCommand,
     },
+    /// The cluster's vpcd processes, their liveness, and the gateway nodes
+    /// each one drives.
+    Nodes,
 }
 
 #[derive(Subcommand)]
@@ -306,6 +317,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 api_only_delay: Duration::from_millis(a.api_only_delay_ms),
                 charon: a.charon.clone(),
                 public_ips: a.public_ip.clone(),
+                heartbeat_interval: Duration::from_millis(a.heartbeat_interval_ms.max(100)),
+                gateway_lease_secs: a.gateway_lease_secs,
             };
             vpcd::server::serve(cfg).await?;
             Ok(0)
@@ -381,6 +394,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     }
                     NodeCommand::Remove { id } => store.remove_gateway_node(id).await?,
                 },
+                AdminCommand::Nodes => vpcd::admin::nodes(store.as_ref()).await?,
                 AdminCommand::Key { command } => match command {
                     KeyCommand::Create { account } => {
                         vpcd::admin::create_key(store.as_ref(), &account).await?

@@ -15,6 +15,7 @@ use vpcd_store::Store;
 use vpcd_types::{ConnStatus, NetStatus, TunnelSpec};
 
 use crate::app::{AppState, Clock, Drivers, Placement, Settings};
+use crate::cluster::{Cluster, NodeInfo};
 use crate::engine::Engine;
 
 /// Everything `vpcd serve` needs, already parsed.
@@ -40,6 +41,10 @@ pub struct ServeConfig {
     pub charon: Option<String>,
     /// ...and the public addresses its VPN gateways use (`--public-ip`).
     pub public_ips: Vec<std::net::IpAddr>,
+    /// How often this process heartbeats and renews gateway node leases.
+    pub heartbeat_interval: Duration,
+    /// How long a gateway node lease lasts without renewal.
+    pub gateway_lease_secs: i64,
 }
 
 impl ServeConfig {
@@ -60,6 +65,8 @@ impl ServeConfig {
             api_only_delay: Duration::ZERO,
             charon: None,
             public_ips: Vec::new(),
+            heartbeat_interval: Duration::from_secs(2),
+            gateway_lease_secs: 10,
         }
     }
 }
@@ -144,6 +151,12 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         cfg.task_lease_secs,
         cfg.workers,
     ));
+    let cluster = Arc::new(Cluster::new(
+        engine.worker_id().to_owned(),
+        NodeInfo::of_this_process(cfg.heartbeat_interval),
+        cfg.heartbeat_interval,
+        cfg.gateway_lease_secs,
+    ));
     let state = AppState {
         store: store.clone(),
         settings: Arc::new(cfg.settings.clone()),
@@ -151,9 +164,12 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         engine: engine.clone(),
         drivers: drivers.clone(),
         placement: Arc::new(Placement::default()),
+        cluster: cluster.clone(),
     };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Take the gateway node leases that are free before driving any node.
+    crate::cluster::start(&cluster, store.as_ref(), &state.clock).await;
     refresh_nodes(&state, &shutdown_rx).await;
     let app = crate::http::router(state.clone());
     let http_handle = axum_server::Handle::new();
@@ -210,6 +226,11 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     tasks.push(tokio::spawn(reconcile_loop(
         state.clone(),
         cfg.reconcile_interval,
+        shutdown_rx.clone(),
+    )));
+    cluster.set_listen(bound.http, bound.https);
+    tasks.push(tokio::spawn(crate::cluster::run(
+        state.clone(),
         shutdown_rx.clone(),
     )));
     Ok(Running {
@@ -320,7 +341,15 @@ pub async fn refresh_nodes(state: &AppState, shutdown: &watch::Receiver<bool>) {
             return;
         }
     };
+    // Only the holder of a node's lease drives it (see `cluster`).
+    let now = state.clock.now();
     for node in &nodes {
+        if state.cluster.tenure(node.id, now).is_none() {
+            if state.drivers.remove_node(node.id).is_some() {
+                tracing::info!(node = node.id, name = %node.name, "no longer driving gateway node");
+            }
+            continue;
+        }
         if state.drivers.get(Some(node.id)).is_some() {
             continue;
         }
@@ -335,6 +364,7 @@ pub async fn refresh_nodes(state: &AppState, shutdown: &watch::Receiver<bool>) {
         tokio::spawn(follow_net_status(
             state.clone(),
             node.id,
+            state.cluster.tenure(node.id, now),
             driver.clone(),
             shutdown.clone(),
         ));
@@ -351,6 +381,7 @@ pub async fn refresh_nodes(state: &AppState, shutdown: &watch::Receiver<bool>) {
 async fn follow_net_status(
     state: AppState,
     node: i64,
+    tenure: Option<u64>,
     driver: StrongSwanDriver,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -374,6 +405,10 @@ async fn follow_net_status(
             },
             _ = shutdown.changed() => return,
         };
+        // The node's lease moved on: its new holder follows it now.
+        if state.cluster.tenure(node, state.clock.now()) != tenure {
+            return;
+        }
         let mut changes: Vec<(String, NetStatus)> = now
             .iter()
             .filter(|(k, v)| last.get(*k) != Some(v))
