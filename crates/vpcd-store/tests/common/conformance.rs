@@ -71,6 +71,8 @@ macro_rules! conformance_tests {
             heartbeats,
             gateway_leases_are_exclusive,
             concurrent_gateway_lease_has_one_winner,
+            concurrent_creates_respect_pair_rule,
+            concurrent_mutations_one_wins,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -2893,4 +2895,73 @@ pub(crate) async fn concurrent_gateway_lease_has_one_winner(store: Arc<dyn Store
             vec![(n.id, winners[0].clone(), now + 30)]
         );
     }
+}
+
+// ---- more races ---------------------------------------------------------------------------
+
+/// One tunnel per (peer gateway, VPN gateway) pair holds when many creators
+/// race for the same pair.
+pub(crate) async fn concurrent_creates_respect_pair_rule(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, u) = topology(&store, &sc).await;
+    let limits = Limits {
+        conns_per_pair: 1,
+        ..roomy()
+    };
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (store, sc, limits) = (store.clone(), sc.clone(), limits.clone());
+        let new = new_conn(v.id, g.id, u.id, &format!("pair-{i}"));
+        set.spawn(async move { store.create_conn(&sc, new, &limits).await });
+    }
+    let mut won = 0;
+    for res in set.join_all().await {
+        match res {
+            Ok(_) => won += 1,
+            Err(StoreError::LimitExceeded(Quota::ConnsPerPair)) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(won, 1);
+}
+
+/// Of many mutations racing on one idle connection, exactly one gets a
+/// task; the others are refused as busy with that very task.
+pub(crate) async fn concurrent_mutations_one_wins(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (_, g, u) = topology(&store, &sc).await;
+    let c = running_conn(&store, &sc, &g, &u, "c").await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let (store, sc) = (store.clone(), sc.clone());
+        set.spawn(async move {
+            match i % 3 {
+                0 => {
+                    let change = ConnChange {
+                        name: Some(format!("renamed-{i}")),
+                        settings: None,
+                    };
+                    store.begin_modify(&sc, c.id, change).await
+                }
+                1 => store.begin_delete(&sc, c.id).await,
+                _ => store.begin_reset(&sc, c.id).await,
+            }
+        });
+    }
+    let results = set.join_all().await;
+    let winners: Vec<&Task> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    let winner = winners[0].id;
+    for r in &results {
+        match r {
+            Ok(_) => {}
+            Err(StoreError::Busy(t)) => assert_eq!(*t, winner),
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    let now = get_conn(&store, &sc, c.id).await.unwrap();
+    assert_eq!(now.active_task, Some(winner));
+    // Exactly one task is queued.
+    assert!(store.claim_task("w", T0, 30).await.unwrap().is_some());
+    assert!(store.claim_task("w", T0, 30).await.unwrap().is_none());
 }
