@@ -110,6 +110,19 @@ impl Database {
         }
     }
 
+    /// PostgreSQL: `ANALYZE`, as autovacuum would within a minute of a bulk
+    /// load, so the planner sees 100k rows rather than an empty table.
+    /// SQLite: nothing; vpcd never runs `ANALYZE` there, and its plans are
+    /// measured as deployed.
+    pub(crate) async fn analyze(&self) -> anyhow::Result<()> {
+        if let Database::Postgres { url, .. } = self {
+            let mut c = sqlx::PgConnection::connect(url).await?;
+            c.execute("ANALYZE").await?;
+            c.close().await?;
+        }
+        Ok(())
+    }
+
     /// Drop a PostgreSQL database (SQLite goes with the data directory).
     pub(crate) async fn drop_db(self) -> anyhow::Result<()> {
         if let Database::Postgres { name, .. } = self {

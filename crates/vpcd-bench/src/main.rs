@@ -46,7 +46,7 @@ use vpcd_store::Scope;
 use crate::client::Api;
 use crate::db::{Database, Engine};
 use crate::report::RunReport;
-use crate::scenario::{Ctx, Scenario};
+use crate::scenario::{Ctx, Phase, Scenario};
 use crate::vpcd::Vpcd;
 
 #[derive(Parser, Debug)]
@@ -82,6 +82,14 @@ struct Cli {
     /// Also write every figure as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// After vpcd has settled, measure its CPU use while idle for this many
+    /// seconds (periodic work such as reconciliation shows here).
+    #[arg(long, default_value_t = 0)]
+    idle_secs: u64,
+    /// Keep the data directory (SQLite database, vpcd's log) for
+    /// inspection, and print where it is.
+    #[arg(long)]
+    keep_data: bool,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -165,17 +173,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 continue;
             }
         }
+        // Every tunnel count is stored and served at once, then each
+        // scenario runs on one right after the other: the p99s compared
+        // across tunnel counts are measured under the same machine load.
+        let mut runs = Vec::new();
         for &tunnels in &cli.tunnels {
-            match one_run(&cli, &bin, engine, tunnels, &wanted).await {
-                Ok(Some(r)) => {
-                    println!("{}", report::run_table(&r));
-                    reports.push(r);
-                }
-                Ok(None) => {}
+            match Run::prepare(&cli, &bin, engine, tunnels).await {
+                Ok(Some(r)) => runs.push(r),
+                Ok(None) => break,
                 Err(e) => {
-                    return Err(e.context(format!("{} tunnels on {}", tunnels, engine.name())))
+                    for r in runs {
+                        r.abandon(&cli).await;
+                    }
+                    return Err(e.context(format!("{tunnels} tunnels on {}", engine.name())));
                 }
             }
+        }
+        if let Err(e) = measure(&cli, &mut runs, &wanted).await {
+            for r in runs {
+                r.abandon(&cli).await;
+            }
+            return Err(e);
+        }
+        for r in runs {
+            let report = r.finish(&cli).await?;
+            println!("{}", report::run_table(&report));
+            reports.push(report);
         }
     }
     for engine in &engines {
@@ -202,102 +225,193 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One database and tunnel count, on a fresh data directory. `None` when the
-/// database cannot be used by this build of vpcd (reported, not an error).
-async fn one_run(
-    cli: &Cli,
-    bin: &std::path::Path,
+/// One database and tunnel count: its data directory, database and
+/// running vpcd, and the figures measured on it so far.
+struct Run {
+    dir: tempfile::TempDir,
+    database: Database,
     engine: Engine,
     tunnels: usize,
-    wanted: &[Scenario],
-) -> anyhow::Result<Option<RunReport>> {
-    let dir = tempfile::Builder::new().prefix("vpcd-bench-").tempdir()?;
-    let database = Database::create(engine, dir.path()).await?;
-    let result = measure(cli, bin, engine, tunnels, wanted, dir.path(), &database).await;
-    database.drop_db().await?;
-    result
+    server: Vpcd,
+    ctx: Arc<Ctx>,
+    db_bytes: u64,
+    settle: Duration,
+    rss_settled: u64,
+    idle_cores: Option<f64>,
+    pairs: Vec<(Phase, Option<Phase>)>,
 }
 
-async fn measure(
-    cli: &Cli,
-    bin: &std::path::Path,
-    engine: Engine,
-    tunnels: usize,
-    wanted: &[Scenario],
-    dir: &std::path::Path,
-    database: &Database,
-) -> anyhow::Result<Option<RunReport>> {
-    eprintln!(
-        "[{} / {tunnels}] first start (creates the account)",
-        engine.name()
-    );
-    let first = match Vpcd::start(bin, dir, database.serve_flag()).await {
-        Ok(v) => v,
-        Err(e) if engine == Engine::Postgres => {
-            println!("PostgreSQL skipped: this vpcd cannot serve it yet: {e:#}\n");
-            return Ok(None);
+impl Run {
+    /// A fresh data directory and database, the tunnels stored, vpcd
+    /// started on them and idle. `None` when this vpcd cannot use the
+    /// database (reported, not an error).
+    async fn prepare(
+        cli: &Cli,
+        bin: &std::path::Path,
+        engine: Engine,
+        tunnels: usize,
+    ) -> anyhow::Result<Option<Run>> {
+        let dir = tempfile::Builder::new().prefix("vpcd-bench-").tempdir()?;
+        let database = Database::create(engine, dir.path()).await?;
+        match Run::start(cli, bin, engine, tunnels, dir.path(), &database).await {
+            Ok(Some(parts)) => Ok(Some(Run {
+                dir,
+                database,
+                engine,
+                tunnels,
+                server: parts.0,
+                ctx: parts.1,
+                db_bytes: parts.2,
+                settle: parts.3,
+                rss_settled: parts.4,
+                idle_cores: parts.5,
+                pairs: Vec::new(),
+            })),
+            other => {
+                if let Err(e) = database.drop_db().await {
+                    eprintln!("dropping the benchmark database failed: {e:#}");
+                }
+                other.map(|_| None)
+            }
         }
-        Err(e) => return Err(e),
-    };
-    first.stop().await?;
-    let creds = vpcd::read_credentials(dir)?;
+    }
 
-    eprintln!(
-        "[{} / {tunnels}] storing {tunnels} tunnels through the store",
-        engine.name()
-    );
-    let store = vpcd_store::connect(&database.store_url())
-        .await
-        .context("opening the store")?;
-    let key = store
-        .find_key(&creds.secret_id)
-        .await?
-        .context("the credentials' key is not in the database")?;
-    let scope = Scope {
-        account_id: key.account_id,
-        region: creds.region.clone(),
-    };
-    let layout = load::layout(store.as_ref(), &scope).await?;
-    let before = database.conn_bytes().await?;
-    let stored = load::import(store.as_ref(), &scope, &layout, tunnels).await?;
-    let after = database.conn_bytes().await?;
-    // For SQLite the growth of the file; PostgreSQL's figure is the
-    // connection table's own size, which needs no baseline.
-    let db_bytes = match engine {
-        Engine::Sqlite => after.saturating_sub(before),
-        Engine::Postgres => after,
-    };
+    async fn start(
+        cli: &Cli,
+        bin: &std::path::Path,
+        engine: Engine,
+        tunnels: usize,
+        dir: &std::path::Path,
+        database: &Database,
+    ) -> anyhow::Result<Option<(Vpcd, Arc<Ctx>, u64, Duration, u64, Option<f64>)>> {
+        let name = engine.name();
+        eprintln!("[{name} / {tunnels}] first start (creates the account)");
+        let first = match Vpcd::start(bin, dir, database.serve_flag()).await {
+            Ok(v) => v,
+            Err(e) if engine == Engine::Postgres => {
+                println!("PostgreSQL skipped: this vpcd cannot serve it yet: {e:#}\n");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        first.stop().await?;
+        let creds = vpcd::read_credentials(dir)?;
 
-    eprintln!("[{} / {tunnels}] starting vpcd", engine.name());
-    let mut server = Vpcd::start(bin, dir, database.serve_flag()).await?;
-    let settle = server.settle(Duration::from_secs(300)).await?;
-    let rss_settled = procfs::status_kb(server.pid, "VmRSS")?;
-    let api = Api::new(server.addr, creds);
-    let ctx = Arc::new(Ctx {
-        api,
-        stored: Arc::new(stored),
-        tag: format!("add{:08x}", rand::random::<u32>()),
-        poll_interval: Duration::from_millis(cli.poll_ms),
-        seq: AtomicU64::new(0),
-        store,
-        scope,
-    });
-    scenario::verify(&ctx)
-        .await
-        .context("checking the answers")?;
+        eprintln!("[{name} / {tunnels}] storing {tunnels} tunnels through the store");
+        let store = vpcd_store::connect(&database.store_url())
+            .await
+            .context("opening the store")?;
+        let key = store
+            .find_key(&creds.secret_id)
+            .await?
+            .context("the credentials' key is not in the database")?;
+        let scope = Scope {
+            account_id: key.account_id,
+            region: creds.region.clone(),
+        };
+        let layout = load::layout(store.as_ref(), &scope).await?;
+        let before = database.conn_bytes().await?;
+        let stored = load::import(store.as_ref(), &scope, &layout, tunnels).await?;
+        database.analyze().await?;
+        let after = database.conn_bytes().await?;
+        // For SQLite the growth of the file; PostgreSQL's figure is the
+        // connection table's own size, which needs no baseline.
+        let db_bytes = match engine {
+            Engine::Sqlite => after.saturating_sub(before),
+            Engine::Postgres => after,
+        };
 
+        eprintln!("[{name} / {tunnels}] starting vpcd");
+        let mut server = Vpcd::start(bin, dir, database.serve_flag()).await?;
+        let settle = server.settle(Duration::from_secs(300)).await?;
+        let rss_settled = procfs::status_kb(server.pid, "VmRSS")?;
+        let idle_cores = if cli.idle_secs > 0 {
+            let c0 = procfs::cpu_secs(server.pid)?;
+            tokio::time::sleep(Duration::from_secs(cli.idle_secs)).await;
+            Some((procfs::cpu_secs(server.pid)? - c0) / cli.idle_secs as f64)
+        } else {
+            None
+        };
+        let ctx = Arc::new(Ctx {
+            api: Api::new(server.addr, creds),
+            stored: Arc::new(stored),
+            tag: format!("add{:08x}", rand::random::<u32>()),
+            poll_interval: Duration::from_millis(cli.poll_ms),
+            seq: AtomicU64::new(0),
+            store,
+            scope,
+            engine,
+        });
+        scenario::verify(&ctx)
+            .await
+            .context("checking the answers")?;
+        Ok(Some((
+            server,
+            ctx,
+            db_bytes,
+            settle,
+            rss_settled,
+            idle_cores,
+        )))
+    }
+
+    /// Stop vpcd, drop the database, and report.
+    async fn finish(mut self, cli: &Cli) -> anyhow::Result<RunReport> {
+        anyhow::ensure!(
+            self.server.alive(),
+            "vpcd died during the run ({} / {})",
+            self.engine.name(),
+            self.tunnels
+        );
+        let rss_peak = procfs::status_kb(self.server.pid, "VmHWM")?;
+        let ready = self.server.ready_after;
+        self.server.stop().await?;
+        let report = RunReport {
+            database: self.engine.name(),
+            tunnels: self.tunnels,
+            import_s: self.ctx.stored.import_time.as_secs_f64(),
+            db_bytes_per_tunnel: self.db_bytes as f64 / self.tunnels as f64,
+            vpcd_ready_s: ready.as_secs_f64(),
+            vpcd_settle_s: self.settle.as_secs_f64(),
+            rss_settled: self.rss_settled,
+            rss_peak,
+            idle_cores: self.idle_cores,
+            pairs: self.pairs,
+        };
+        if cli.keep_data {
+            println!("data directory kept: {}\n", self.dir.keep().display());
+        } else {
+            self.database.drop_db().await?;
+        }
+        Ok(report)
+    }
+
+    /// On an error path: stop vpcd (by dropping it) and drop the database.
+    async fn abandon(self, cli: &Cli) {
+        drop(self.server);
+        if !cli.keep_data {
+            if let Err(e) = self.database.drop_db().await {
+                eprintln!("dropping the benchmark database failed: {e:#}");
+            }
+        }
+    }
+}
+
+/// Every scenario, each right after a ceiling run on the same server, and
+/// each on every run (tunnel count) before the next scenario.
+async fn measure(cli: &Cli, runs: &mut [Run], wanted: &[Scenario]) -> anyhow::Result<()> {
     let duration = Duration::from_secs(cli.duration);
-    let mut pairs = Vec::new();
-    // Warm up the server (and the page cache) without recording anything.
-    scenario::run(
-        &ctx,
-        Scenario::Ceiling,
-        cli.clients,
-        Duration::from_secs(1),
-        server.pid,
-    )
-    .await?;
-    let started = Instant::now();
+    // Warm up each server (and the page cache) without recording anything.
+    for r in runs.iter() {
+        scenario::run(
+            &r.ctx,
+            Scenario::Ceiling,
+            cli.clients,
+            Duration::from_secs(1),
+            r.server.pid,
+        )
+        .await?;
+    }
     // (e) before (d): the cycles leave the tunnel count as it was, the adds
     // grow it.
     let mut order: Vec<Scenario> = wanted.to_vec();
@@ -305,43 +419,29 @@ async fn measure(
         Scenario::Add => 10,
         other => *other as u8,
     });
+    let started = Instant::now();
     for &s in &order {
-        eprintln!("[{} / {tunnels}] {} ...", engine.name(), s.title());
-        let base =
-            scenario::run(&ctx, Scenario::Ceiling, cli.clients, duration, server.pid).await?;
-        if s == Scenario::Ceiling {
-            pairs.push((base, None));
-            continue;
+        for r in runs.iter_mut() {
+            let name = r.engine.name();
+            eprintln!("[{name} / {}] {} ...", r.tunnels, s.title());
+            let pid = r.server.pid;
+            let base = scenario::run(&r.ctx, Scenario::Ceiling, cli.clients, duration, pid).await?;
+            if s == Scenario::Ceiling {
+                r.pairs.push((base, None));
+                continue;
+            }
+            let p = scenario::run(&r.ctx, s, cli.clients, duration, pid).await?;
+            eprintln!(
+                "    {:.0} req/s vs ceiling {:.0} ({:.1}%), p99 {} ms, {} errors",
+                p.rps(),
+                base.rps(),
+                100.0 * p.rps() / base.rps(),
+                vpcd_bench::stats::ms(p.latency.p99_us),
+                p.errors
+            );
+            r.pairs.push((base, Some(p)));
         }
-        let p = scenario::run(&ctx, s, cli.clients, duration, server.pid).await?;
-        eprintln!(
-            "    {:.0} req/s vs ceiling {:.0} ({:.1}%), p99 {} ms, {} errors",
-            p.rps(),
-            base.rps(),
-            100.0 * p.rps() / base.rps(),
-            vpcd_bench::stats::ms(p.latency.p99_us),
-            p.errors
-        );
-        pairs.push((base, Some(p)));
     }
-    eprintln!(
-        "[{} / {tunnels}] scenarios took {:.0} s",
-        engine.name(),
-        started.elapsed().as_secs_f64()
-    );
-    anyhow::ensure!(server.alive(), "vpcd died during the run");
-    let rss_peak = procfs::status_kb(server.pid, "VmHWM")?;
-    let ready = server.ready_after;
-    server.stop().await?;
-    Ok(Some(RunReport {
-        database: engine.name(),
-        tunnels,
-        import_s: ctx.stored.import_time.as_secs_f64(),
-        db_bytes_per_tunnel: db_bytes as f64 / tunnels as f64,
-        vpcd_ready_s: ready.as_secs_f64(),
-        vpcd_settle_s: settle.as_secs_f64(),
-        rss_settled,
-        rss_peak,
-        pairs,
-    }))
+    eprintln!("scenarios took {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
 }

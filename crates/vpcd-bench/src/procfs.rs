@@ -10,6 +10,11 @@ const TICKS_PER_SEC: f64 = 100.0;
 
 /// CPU seconds (user + system, all threads) a process has used so far.
 pub(crate) fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
+    Ok(cpu_fields(pid)?.0)
+}
+
+/// Own CPU seconds and those of reaped children (`cutime + cstime`).
+fn cpu_fields(pid: u32) -> anyhow::Result<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
     // The command name (field 2) may contain spaces; fields after it are
@@ -22,7 +27,30 @@ pub(crate) fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
     // utime and stime are fields 14 and 15; `rest` starts at field 3.
     let utime: f64 = fields.get(11).context("no utime")?.parse()?;
     let stime: f64 = fields.get(12).context("no stime")?.parse()?;
-    Ok((utime + stime) / TICKS_PER_SEC)
+    let cutime: f64 = fields.get(13).context("no cutime")?.parse()?;
+    let cstime: f64 = fields.get(14).context("no cstime")?.parse()?;
+    Ok((
+        (utime + stime) / TICKS_PER_SEC,
+        (cutime + cstime) / TICKS_PER_SEC,
+    ))
+}
+
+/// CPU seconds used so far by every `postgres` process on the machine (the
+/// server and its backends, with those that have exited, as their parent
+/// counts them; other databases' work included).
+pub(crate) fn postgres_cpu_secs() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .filter_map(|pid| cpu_fields(pid).ok())
+        .map(|(own, children)| own + children)
+        .sum()
 }
 
 /// A `kB` field of `/proc/<pid>/status` (`VmHWM`, `VmRSS`), in bytes.

@@ -18,6 +18,8 @@ pub(crate) struct RunReport {
     pub(crate) vpcd_settle_s: f64,
     pub(crate) rss_settled: u64,
     pub(crate) rss_peak: u64,
+    /// vpcd's CPU use while idle (`--idle-secs`), in cores.
+    pub(crate) idle_cores: Option<f64>,
     /// Each scenario with the ceiling measured just before it.
     pub(crate) pairs: Vec<(Phase, Option<Phase>)>,
 }
@@ -66,10 +68,13 @@ pub(crate) fn run_table(r: &RunReport) -> String {
         mib(r.rss_settled),
         mib(r.rss_peak),
     );
+    if let Some(c) = r.idle_cores {
+        let _ = writeln!(out, "vpcd CPU while idle: {c:.3} cores\n");
+    }
     out.push_str(
         "| scenario | req/s | ceiling req/s just before | ratio | p50 / p99 / max ms | errors | \
-         vpcd CPU | generator CPU | gen µs/req (signing) | load1 |\n\
-         |---|---:|---:|---:|---|---:|---:|---:|---:|---:|\n",
+         vpcd CPU | PostgreSQL CPU | generator CPU | gen µs/req (signing) | load1 |\n\
+         |---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for (base, p) in &r.pairs {
         let (ph, ceiling) = match p {
@@ -78,7 +83,7 @@ pub(crate) fn run_table(r: &RunReport) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {} | {} | {} | {} | {:.2} cores | {:.2} cores | {:.1} ({:.1}) | {:.2} |",
+            "| {} | {:.0} | {} | {} | {} | {} | {:.2} cores | {} | {:.2} cores | {:.1} ({:.1}) | {:.2} |",
             ph.scenario.title(),
             ph.rps(),
             ceiling.map_or("-".into(), |c| format!("{:.0}", c.rps())),
@@ -86,6 +91,8 @@ pub(crate) fn run_table(r: &RunReport) -> String {
             lat(&ph.latency),
             ph.errors,
             ph.vpcd_cpu_s / ph.elapsed_s,
+            ph.db_cpu_s
+                .map_or("-".into(), |d| format!("{:.2} cores", d / ph.elapsed_s)),
             ph.gen_cpu_s / ph.elapsed_s,
             ph.gen_us_per_req(),
             ph.sign_us(),

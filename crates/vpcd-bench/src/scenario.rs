@@ -18,6 +18,7 @@ use vpcd_store::{Scope, Store};
 use vpcd_types::TaskStatus;
 
 use crate::client::{check_ok, parse_ok, timed, Api, Conn};
+use crate::db::Engine;
 use crate::load::Stored;
 use crate::procfs;
 
@@ -109,6 +110,7 @@ pub(crate) struct Ctx {
     /// reads task rows through it.
     pub(crate) store: Arc<dyn Store>,
     pub(crate) scope: Scope,
+    pub(crate) engine: Engine,
 }
 
 /// The outcome of one scenario run.
@@ -129,6 +131,8 @@ pub(crate) struct Phase {
     pub(crate) sign_s: f64,
     pub(crate) gen_cpu_s: f64,
     pub(crate) vpcd_cpu_s: f64,
+    /// PostgreSQL's CPU seconds (SQLite's are part of vpcd's).
+    pub(crate) db_cpu_s: Option<f64>,
     pub(crate) load1: f64,
     /// (d): from the AddVpnConnEx answer to the task's success.
     pub(crate) task: Option<TaskStats>,
@@ -515,6 +519,8 @@ pub(crate) async fn run(
 
     let me = std::process::id();
     let load1 = procfs::loadavg1();
+    let pg = ctx.engine == Engine::Postgres;
+    let db0 = pg.then(procfs::postgres_cpu_secs);
     let (gen0, vpcd0) = (procfs::cpu_secs(me)?, procfs::cpu_secs(vpcd_pid)?);
     let start = Instant::now();
     let deadline = start + duration;
@@ -539,6 +545,7 @@ pub(crate) async fn run(
     let outs = set.join_all().await;
     let elapsed = start.elapsed();
     let (gen1, vpcd1) = (procfs::cpu_secs(me)?, procfs::cpu_secs(vpcd_pid)?);
+    let db_cpu_s = db0.map(|d0| procfs::postgres_cpu_secs() - d0);
     let task = match poll_task {
         Some(t) => Some(t.await.context("the task poller panicked")?),
         None => None,
@@ -574,6 +581,7 @@ pub(crate) async fn run(
         sign_s: sign.as_secs_f64(),
         gen_cpu_s: gen1 - gen0,
         vpcd_cpu_s: vpcd1 - vpcd0,
+        db_cpu_s,
         load1,
         task,
         cycles: (scenario == Scenario::Cycle).then(|| CycleStats {
