@@ -267,9 +267,13 @@ fn init_tracing() {
     let filter = EnvFilter::try_from_env("VPCD_LOG")
         .or_else(|_| EnvFilter::try_new("info"))
         .expect("valid default filter");
+    use std::io::IsTerminal;
+    // Colours only on a terminal: log files and journald get plain text.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }
 

@@ -361,6 +361,27 @@ pub async fn refresh_nodes(state: &AppState, shutdown: &watch::Receiver<bool>) {
             }
         };
         tracing::info!(node = node.id, name = %node.name, vici = %node.vici, "driving gateway node");
+        // Take over the node's live state before going on, so that no stale
+        // "available" from an earlier run (or another vpcd) is served.
+        let live = driver.net_status().await.unwrap_or_default();
+        match state.store.desired_conns(Some(node.id)).await {
+            Ok(desired) if !desired.is_empty() => {
+                let changes: Vec<(String, NetStatus)> = desired
+                    .iter()
+                    .map(|c| {
+                        let st = live.get(c.un_id.as_str()).copied();
+                        (c.un_id.to_string(), st.unwrap_or(NetStatus::Unavailable))
+                    })
+                    .collect();
+                if let Err(e) = state.store.set_net_status(&changes).await {
+                    tracing::warn!(node = node.id, error = %e, "recording net status failed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(node = node.id, error = %e, "listing the node's tunnels failed")
+            }
+        }
         tokio::spawn(follow_net_status(
             state.clone(),
             node.id,

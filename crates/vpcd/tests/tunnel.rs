@@ -366,6 +366,20 @@ fn tunnel_with_custom_settings_and_two_spd_rules() {
     );
 }
 
+/// Ping until it passes (the tunnel may still be installing its SA).
+fn ping_within(tb: &Testbed, src: &str, dst: &str, within: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        if tb.ping(Side::Cloud, src, dst) {
+            return true;
+        }
+        if start.elapsed() > within {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn hex(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
@@ -437,7 +451,12 @@ fn charon_and_vpcd_restarts_converge_without_api_calls() {
     tb.start_charon(Side::Cloud).unwrap();
     let took = v.wait_net(&ids.conn, "available", Duration::from_secs(30));
     eprintln!("back {took:?} after the cloud charon restarted");
-    assert!(tb.ping(Side::Cloud, "10.100.0.1", "10.200.0.1"));
+    assert!(ping_within(
+        &tb,
+        "10.100.0.1",
+        "10.200.0.1",
+        Duration::from_secs(5)
+    ));
 
     // vpcd dies; meanwhile charon restarts empty; the new vpcd converges.
     v.kill();
@@ -446,7 +465,12 @@ fn charon_and_vpcd_restarts_converge_without_api_calls() {
     let v = Vpcd::start(&data, &tb.vici_uri(Side::Cloud), &[]);
     let took = v.wait_net(&ids.conn, "available", Duration::from_secs(30));
     eprintln!("back {took:?} after vpcd restarted");
-    assert!(tb.ping(Side::Cloud, "10.100.0.1", "10.200.0.1"));
+    assert!(ping_within(
+        &tb,
+        "10.100.0.1",
+        "10.200.0.1",
+        Duration::from_secs(5)
+    ));
     tb.teardown();
 }
 
