@@ -90,7 +90,12 @@ async fn bootstrap(store: &dyn Store, cfg: &ServeConfig) -> anyhow::Result<()> {
     if !store.list_accounts().await?.is_empty() {
         return Ok(());
     }
-    store.create_account("default").await?;
+    match store.create_account("default").await {
+        Ok(_) => {}
+        // Another node sharing the database bootstrapped at the same moment.
+        Err(vpcd_store::StoreError::NameInUse(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
     let key = store.create_key("default").await?;
     let path = cfg.data_dir.join("credentials");
     let doc = serde_json::json!({
