@@ -69,21 +69,24 @@ impl Engine {
     /// Claim and run one task. Returns whether there was one. Tests use this
     /// to drain the queue at a chosen point.
     pub async fn run_once(&self) -> anyhow::Result<bool> {
-        let now = self.clock.now();
-        let Some(claimed) = self
-            .store
-            .claim_task_on(
-                &self.worker_id,
-                now,
-                self.lease_secs,
-                &self.drivers.driven(),
-            )
-            .await?
-        else {
+        let Some(claimed) = self.claim().await? else {
             return Ok(false);
         };
         self.execute(claimed).await?;
         Ok(true)
+    }
+
+    /// The oldest runnable task of a gateway node this process drives (or
+    /// of an API-only gateway), leased to this worker.
+    async fn claim(&self) -> Result<Option<ClaimedTask>, vpcd_store::StoreError> {
+        self.store
+            .claim_task_on(
+                &self.worker_id,
+                self.clock.now(),
+                self.lease_secs,
+                &self.drivers.driven(),
+            )
+            .await
     }
 
     async fn execute(&self, claimed: ClaimedTask) -> anyhow::Result<()> {
@@ -97,12 +100,7 @@ impl Engine {
                 ),
             }),
             Some(driver) => {
-                let spec = TunnelSpec {
-                    name: conn.un_id.clone(),
-                    local_addr: conn.vpn_gw.address,
-                    remote_addr: conn.user_gw.address,
-                    settings: conn.settings.clone(),
-                };
+                let spec = spec_of(&conn);
                 let result = match task.kind {
                     TaskKind::Create | TaskKind::Modify => driver.apply(&spec).await,
                     TaskKind::Delete => driver.remove(&spec.name).await,
@@ -144,17 +142,7 @@ impl Engine {
                 p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
                 _ = shutdown.changed() => break,
             };
-            let now = self.clock.now();
-            match self
-                .store
-                .claim_task_on(
-                    &self.worker_id,
-                    now,
-                    self.lease_secs,
-                    &self.drivers.driven(),
-                )
-                .await
-            {
+            match self.claim().await {
                 Ok(Some(claimed)) => {
                     let me = self.clone();
                     tokio::spawn(async move {
@@ -183,6 +171,16 @@ impl Engine {
         }
         // Wait for in-flight tasks: take every permit back.
         let _ = slots.acquire_many(self.concurrency as u32).await;
+    }
+}
+
+/// The desired state of a connection's tunnel, as drivers take it.
+pub fn spec_of(c: &vpcd_store::VpnConn) -> TunnelSpec {
+    TunnelSpec {
+        name: c.un_id.clone(),
+        local_addr: c.vpn_gw.address,
+        remote_addr: c.user_gw.address,
+        settings: c.settings.clone(),
     }
 }
 

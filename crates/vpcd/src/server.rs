@@ -12,11 +12,11 @@ use tokio::sync::watch;
 use vpcd_dataplane::strongswan::StrongSwanDriver;
 use vpcd_dataplane::{ApiOnlyDriver, VpnDriver};
 use vpcd_store::Store;
-use vpcd_types::{ConnStatus, NetStatus, TunnelSpec};
+use vpcd_types::{ConnStatus, NetStatus};
 
 use crate::app::{AppState, Clock, Drivers, Placement, Settings};
 use crate::cluster::{Cluster, NodeInfo};
-use crate::engine::Engine;
+use crate::engine::{spec_of, Engine};
 
 /// Everything `vpcd serve` needs, already parsed.
 #[derive(Debug, Clone)]
@@ -273,15 +273,6 @@ fn redact_url(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_owned(),
-    }
-}
-
-pub fn spec_of(c: &vpcd_store::VpnConn) -> TunnelSpec {
-    TunnelSpec {
-        name: c.un_id.clone(),
-        local_addr: c.vpn_gw.address,
-        remote_addr: c.user_gw.address,
-        settings: c.settings.clone(),
     }
 }
 

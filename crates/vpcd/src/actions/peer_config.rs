@@ -65,7 +65,7 @@ pub(super) async fn config(state: &AppState, scope: &Scope, p: &Params) -> ApiRe
         .await
         .map_err(|e| ApiError::from_store(e, "vpnConnId"))?
         .ok_or_else(|| ApiError::not_found(Resource::VpnConn, "vpnConnId", &id))?;
-    let spec = crate::server::spec_of(&conn);
+    let spec = crate::engine::spec_of(&conn);
     let text = peer_config::render(vendor, &spec, interface).map_err(|e| {
         let param = match &e {
             PeerConfigError::InterfaceName => "interfaceName",
