@@ -78,6 +78,32 @@ fn call(data: &Path, endpoint: &str, action: &str, params: &[&str]) -> Value {
     })
 }
 
+/// A VPC, a VPN gateway and a peer gateway: their unified ids.
+fn resources(data: &Path, http: &str) -> (String, String, String) {
+    let vpc = call(
+        &data,
+        http,
+        "CreateVpc",
+        &["vpcName=v", "cidrBlock=10.0.0.0/16"],
+    );
+    let vpc_id = vpc["uniqVpcId"].as_str().unwrap().to_owned();
+    let gw = call(
+        &data,
+        http,
+        "RunVpnGw",
+        &[&format!("vpcId={vpc_id}"), "name=g"],
+    );
+    let gw_id = gw["data"]["vpnGwId"].as_str().unwrap().to_owned();
+    let u = call(
+        &data,
+        http,
+        "AddUserGw",
+        &["userGwName=u", "userGwAddr=198.51.100.9"],
+    );
+    let u_id = u["userGwId"].as_str().unwrap().to_owned();
+    (vpc_id, gw_id, u_id)
+}
+
 fn creds(data: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(data.join("credentials")).unwrap()).unwrap()
 }
@@ -103,27 +129,7 @@ fn first_start_credentials_and_secrets_never_logged() {
     // Traffic that carries every kind of secret: PSKs, signatures, bad
     // signatures and bad PSKs.
     let psk = "Sup3r-Secret-PSK-value!";
-    let vpc = call(
-        &data,
-        &p.http,
-        "CreateVpc",
-        &["vpcName=v", "cidrBlock=10.0.0.0/16"],
-    );
-    let vpc_id = vpc["uniqVpcId"].as_str().unwrap().to_owned();
-    let gw = call(
-        &data,
-        &p.http,
-        "RunVpnGw",
-        &[&format!("vpcId={vpc_id}"), "name=g"],
-    );
-    let gw_id = gw["data"]["vpnGwId"].as_str().unwrap().to_owned();
-    let u = call(
-        &data,
-        &p.http,
-        "AddUserGw",
-        &["userGwName=u", "userGwAddr=198.51.100.9"],
-    );
-    let u_id = u["userGwId"].as_str().unwrap().to_owned();
+    let (vpc_id, gw_id, u_id) = resources(&data, &p.http);
     let add = call(
         &data,
         &p.http,
@@ -203,27 +209,7 @@ fn kill_dash_nine_with_tasks_in_flight_then_every_task_completes_once() {
         ],
         &log,
     );
-    let vpc = call(
-        &data,
-        &p.http,
-        "CreateVpc",
-        &["vpcName=v", "cidrBlock=10.0.0.0/16"],
-    );
-    let vpc_id = vpc["uniqVpcId"].as_str().unwrap().to_owned();
-    let gw = call(
-        &data,
-        &p.http,
-        "RunVpnGw",
-        &[&format!("vpcId={vpc_id}"), "name=g"],
-    );
-    let gw_id = gw["data"]["vpnGwId"].as_str().unwrap().to_owned();
-    let u = call(
-        &data,
-        &p.http,
-        "AddUserGw",
-        &["userGwName=u", "userGwAddr=198.51.100.9"],
-    );
-    let u_id = u["userGwId"].as_str().unwrap().to_owned();
+    let (vpc_id, gw_id, u_id) = resources(&data, &p.http);
     let mut tasks = Vec::new();
     for i in 0..6 {
         let v = call(
