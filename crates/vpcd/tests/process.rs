@@ -81,21 +81,21 @@ fn call(data: &Path, endpoint: &str, action: &str, params: &[&str]) -> Value {
 /// A VPC, a VPN gateway and a peer gateway: their unified ids.
 fn resources(data: &Path, http: &str) -> (String, String, String) {
     let vpc = call(
-        &data,
+        data,
         http,
         "CreateVpc",
         &["vpcName=v", "cidrBlock=10.0.0.0/16"],
     );
     let vpc_id = vpc["uniqVpcId"].as_str().unwrap().to_owned();
     let gw = call(
-        &data,
+        data,
         http,
         "RunVpnGw",
         &[&format!("vpcId={vpc_id}"), "name=g"],
     );
     let gw_id = gw["data"]["vpnGwId"].as_str().unwrap().to_owned();
     let u = call(
-        &data,
+        data,
         http,
         "AddUserGw",
         &["userGwName=u", "userGwAddr=198.51.100.9"],
