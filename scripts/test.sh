@@ -310,7 +310,7 @@ fi
 # (same features, so nothing is rebuilt after them); it leaves
 # target/debug/vpcd in place because the vpcd crate has integration tests.
 step "build target/debug/vpcd for the SDK suite"
-if cargo test --workspace --all-features --no-run >/dev/null &&
+if cargo test --workspace --all-features --no-run --quiet &&
     { [[ -x "${CARGO_TARGET_DIR:-target}/debug/vpcd" ]] || cargo build -p vpcd; }; then
     read -r -a extra <<<"${PYTEST_ARGS:-}"
     run_step "SDK suite (pytest)" "$VENV/bin/python" -m pytest tests/sdk -q "${extra[@]}"
