@@ -68,7 +68,9 @@ APT_PACKAGES=(
     strongswan-charon strongswan-swanctl libcharon-extra-plugins
     libstrongswan-standard-plugins charon-systemd
     iputils-ping tcpdump iproute2 postgresql-client
-    ca-certificates
+    # kill/pgrep (tests and this script), TLS roots for pip, the C compiler
+    # that crates with C code (ring, bundled SQLite) build with
+    procps ca-certificates gcc libc6-dev
 )
 
 pkg_installed() {
