@@ -77,11 +77,17 @@ pkg_installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
 }
 
-# The PIDs of strongSwan daemons running on the host right now.
+# The PIDs of strongSwan daemons running in the host's network namespace
+# right now (those of tests, inside namespaces of their own, are not counted).
 strongswan_pids() {
-    local name
+    local name pid host_ns
+    host_ns=$(readlink /proc/self/ns/net)
     for name in charon charon-systemd starter; do
-        pgrep -x "$name" 2>/dev/null || true
+        for pid in $(pgrep -x "$name" 2>/dev/null || true); do
+            if [[ "$(readlink "/proc/$pid/ns/net" 2>/dev/null || true)" == "$host_ns" ]]; then
+                echo "$pid"
+            fi
+        done
     done | sort
 }
 
