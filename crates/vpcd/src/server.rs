@@ -279,8 +279,15 @@ fn redact_url(url: &str) -> String {
 /// Make each node's loaded tunnels match the database: load what is missing,
 /// unload what is stale. Runs at start and then periodically, so a restarted
 /// charon or a restarted vpcd converges without any API call.
+///
+/// API-only gateways are left out: nothing is negotiated for them, so there
+/// is nothing to converge, and re-recording every API-only tunnel would hold
+/// all of them in memory and load every row each pass.
 pub async fn reconcile_once(state: &AppState) {
     for (node, driver) in state.drivers.all() {
+        if node.is_none() {
+            continue;
+        }
         if let Err(e) = reconcile_node(state, node, driver.as_ref()).await {
             tracing::warn!(node = ?node, driver = %driver.describe(), error = %e, "reconciliation failed; will retry");
         }
