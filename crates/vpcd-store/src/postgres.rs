@@ -23,7 +23,17 @@
 //! - **Task claims**: `FOR UPDATE SKIP LOCKED` picks the oldest runnable task
 //!   no other worker is looking at, and the lease columns make a claim last
 //!   beyond the transaction; `finish_task` only succeeds for the lease holder.
-//! - **Nonces**: one `INSERT ... ON CONFLICT DO UPDATE ... WHERE` statement.
+//! - **Nonces**: one `INSERT ... ON CONFLICT DO UPDATE ... WHERE` statement,
+//!   in a transaction with `SET LOCAL synchronous_commit = off`: the commit
+//!   is visible to every other connection (and so every vpcd process) at
+//!   once, and the primary key still makes a concurrent duplicate lose, but
+//!   the request does not wait for the WAL flush. A crash of PostgreSQL, or
+//!   of vpcd, loses nothing already flushed; an OS crash or power loss can
+//!   forget the nonces of the last few hundred milliseconds
+//!   (`wal_writer_delay` x 3 at most). That only re-opens replay for those
+//!   requests, and only within their Timestamp window (a replay outside it is
+//!   refused on the Timestamp alone). Every other write stays
+//!   `synchronous_commit = on`.
 //! - **Gateway addresses**: the choice of a pool or node address is made under
 //!   a transaction-scoped advisory lock, since pool addresses are global.
 //! - **Migrations**: sqlx's migrator holds a session advisory lock (keyed by
@@ -464,6 +474,13 @@ impl Store for PgStore {
         // One statement: a concurrent duplicate waits on the primary key and
         // then takes the conflict branch, which only overwrites an entry
         // outside the window. Whichever node receives the replay, it loses.
+        //
+        // The commit does not wait for its WAL flush (`synchronous_commit =
+        // off`, for this transaction only): see the module docs on nonces.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
         let res = sqlx::query(
             "INSERT INTO nonces (secret_id, nonce, seen_at) VALUES ($1, $2, $3) \
              ON CONFLICT (secret_id, nonce) DO UPDATE SET seen_at = EXCLUDED.seen_at \
@@ -473,8 +490,9 @@ impl Store for PgStore {
         .bind(nonce)
         .bind(now)
         .bind(not_before)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         let fresh = res.rows_affected() == 1;
         self.maybe_prune_nonces(now, not_before).await;
         Ok(fresh)

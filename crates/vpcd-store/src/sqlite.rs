@@ -13,6 +13,24 @@
 //! Reads use a few read-only connections. A list runs its `COUNT(*)` and its
 //! page inside one read transaction, so both come from the same snapshot.
 //!
+//! **Nonces** live in a second database file next to the main one
+//! (`<db>-nonces`, e.g. `vpcd.db-nonces`), with its own single-connection
+//! write pool, in WAL mode with `synchronous=NORMAL`. Every signed request
+//! records its Nonce, so keeping that write off the main file means a read
+//! no longer waits behind a durable write on the main writer, and the main
+//! file's readers keep their page caches (SQLite drops a connection's cache
+//! whenever another connection wrote to the file). Replay protection is still
+//! shared by every process that opens the same database: they all open the
+//! same nonce file, and the single `INSERT ... ON CONFLICT` statement is
+//! atomic under SQLite's write lock. The trade-off: with `synchronous=NORMAL`
+//! a WAL commit is not fsynced. A crash of vpcd (even `kill -9`) loses
+//! nothing, since the commit is in the WAL file in the OS's cache; only an OS
+//! crash or a power loss can forget the last nonces, which re-opens replay
+//! for those requests within their Timestamp window only (older ones are
+//! refused on the Timestamp alone). Everything else stays `synchronous=FULL`.
+//! The main file's own `nonces` table (migration 0001) is no longer used by a
+//! file-backed store; the in-memory store keeps using it.
+//!
 //! The unique indexes in `migrations/sqlite/` repeat the rules checked here
 //! (names, addresses, unified ids, one running task per connection) so the
 //! database refuses what a bug in this file might let through.
@@ -65,6 +83,8 @@ type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    /// The nonce database's one connection (the main writer for in-memory).
+    nonces: SqlitePool,
     last_nonce_prune: AtomicI64,
 }
 
@@ -100,7 +120,8 @@ impl SqliteStore {
             .max_connections(READERS)
             .connect_with(base.read_only(true))
             .await?;
-        Ok(SqliteStore::from_pools(write, read))
+        let nonces = open_nonces(&nonce_path(path)).await?;
+        Ok(SqliteStore::from_pools(write, read, nonces))
     }
 
     /// A private in-memory database, for tests. It has a single connection
@@ -123,13 +144,14 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        Ok(SqliteStore::from_pools(pool.clone(), pool))
+        Ok(SqliteStore::from_pools(pool.clone(), pool.clone(), pool))
     }
 
-    fn from_pools(write: SqlitePool, read: SqlitePool) -> SqliteStore {
+    fn from_pools(write: SqlitePool, read: SqlitePool, nonces: SqlitePool) -> SqliteStore {
         SqliteStore {
             write,
             read,
+            nonces,
             last_nonce_prune: AtomicI64::new(i64::MIN),
         }
     }
@@ -162,7 +184,7 @@ impl SqliteStore {
             )
             .bind(not_before)
             .bind(NONCE_PRUNE_BATCH)
-            .execute(&self.write)
+            .execute(&self.nonces)
             .await;
             match res {
                 Ok(r) if r.rows_affected() < NONCE_PRUNE_BATCH as u64 => return,
@@ -503,7 +525,7 @@ impl Store for SqliteStore {
         .bind(nonce)
         .bind(now)
         .bind(not_before)
-        .execute(&self.write)
+        .execute(&self.nonces)
         .await?;
         let fresh = res.rows_affected() == 1;
         self.maybe_prune_nonces(now, not_before).await;
@@ -1967,6 +1989,44 @@ impl StoreRow for SqliteRow {
 
 // ---- small helpers --------------------------------------------------------
 
+/// The nonce database of the database at `path`: `<path>-nonces`.
+fn nonce_path(path: &Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push("-nonces");
+    p.into()
+}
+
+/// Open (creating it if missing) a nonce database: one connection, WAL,
+/// `synchronous=NORMAL` (see the module docs for why that is enough).
+async fn open_nonces(path: &Path) -> Result<SqlitePool> {
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .busy_timeout(BUSY_TIMEOUT)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .connect_with(opts)
+        .await?;
+    // The same table as migration 0001's; it never changes shape, so it is
+    // created here rather than through a second migrator.
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS nonces (\
+             secret_id TEXT NOT NULL, \
+             nonce     TEXT NOT NULL, \
+             seen_at   INTEGER NOT NULL, \
+             PRIMARY KEY (secret_id, nonce))",
+    )
+    .execute(&pool)
+    .await?;
+    sqlx::query("CREATE INDEX IF NOT EXISTS nonces_by_seen_at ON nonces (seen_at)")
+        .execute(&pool)
+        .await?;
+    Ok(pool)
+}
+
 /// The message of a unique-constraint violation (SQLite names the columns:
 /// `UNIQUE constraint failed: vpcs.un_id`).
 fn unique_violation(e: &sqlx::Error) -> Option<&str> {
@@ -2173,6 +2233,30 @@ mod tests {
             .execute(&mut *r)
             .await;
         assert!(res.is_err());
+        // Nonces: their own file, WAL, synchronous=NORMAL (1), and the main
+        // file's writer never sees them.
+        assert!(dir.path().join("v.db-nonces").exists());
+        let mut n = store.nonces.acquire().await.unwrap();
+        assert_eq!(
+            text("PRAGMA journal_mode")
+                .fetch_one(&mut *n)
+                .await
+                .unwrap(),
+            "wal"
+        );
+        assert_eq!(
+            num("PRAGMA synchronous").fetch_one(&mut *n).await.unwrap(),
+            1
+        );
+        drop(n);
+        assert!(store.remember_nonce("AKIDa", "1", 100, 0).await.unwrap());
+        assert_eq!(
+            num("SELECT COUNT(*) FROM nonces")
+                .fetch_one(&mut *w)
+                .await
+                .unwrap(),
+            0
+        );
     }
 
     /// `cargo test -p vpcd-store --lib -- --ignored --nocapture page_at_100k`

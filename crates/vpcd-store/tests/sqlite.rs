@@ -125,6 +125,46 @@ async fn quota_holds_across_processes() {
     }
 }
 
+/// Two stores on one file stand for two vpcd processes: a Nonce seen by one
+/// is refused by the other (they share the `<db>-nonces` file), also when
+/// both see it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nonce_replay_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vpcd.db");
+    let a: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let now = 1_700_000_000;
+    assert!(a
+        .remember_nonce("AKIDx", "1", now, now - 300)
+        .await
+        .unwrap());
+    assert!(!b
+        .remember_nonce("AKIDx", "1", now, now - 300)
+        .await
+        .unwrap());
+    for n in 0..20 {
+        let mut set = tokio::task::JoinSet::new();
+        for store in [a.clone(), b.clone(), a.clone(), b.clone()] {
+            set.spawn(async move {
+                store
+                    .remember_nonce("AKIDx", &format!("r{n}"), now, now - 300)
+                    .await
+                    .unwrap()
+            });
+        }
+        let fresh = set.join_all().await.into_iter().filter(|f| *f).count();
+        assert_eq!(fresh, 1, "nonce r{n} accepted {fresh} times");
+    }
+    // A reopened store still refuses what was seen before.
+    drop((a, b));
+    let c = SqliteStore::open(&path).await.unwrap();
+    assert!(!c
+        .remember_nonce("AKIDx", "1", now, now - 300)
+        .await
+        .unwrap());
+}
+
 #[tokio::test]
 async fn connect_accepts_urls_and_paths() {
     let dir = tempfile::tempdir().unwrap();
