@@ -2174,6 +2174,29 @@ mod tests {
             .await,
         ));
 
+        // A page by gateway (or VPC): the count and the page's ids come from
+        // the parent's covering index alone, never from the table, and the
+        // creation-time order is the index's (no sort).
+        for (kind, f) in [("vpn_gw", &conn_filters[3]), ("vpc", &conn_filters[2])] {
+            let index = format!("USING COVERING INDEX vpn_conns_by_{kind}_page");
+            let count = conn_query(&format!("{e}SELECT COUNT(*) FROM vpn_conns c"), &scope, f);
+            let lines = plan(&mut conn, count).await;
+            assert!(
+                lines.len() == 1 && lines[0].contains(&index),
+                "count by {kind}: {lines:#?}"
+            );
+            for p in pages.iter().filter(|p| p.order == Order::CreateTime) {
+                let lines = plan(&mut conn, conn_page_query(e, &scope, f, p)).await;
+                assert!(
+                    lines.iter().any(|l| l.contains(&index)),
+                    "page by {kind}: {lines:#?}"
+                );
+                let sorts = lines.iter().filter(|l| l.contains("TEMP B-TREE")).count();
+                // Only the outer ordering of the 20 joined rows may sort.
+                assert!(sorts <= 1, "page by {kind} sorts: {lines:#?}");
+            }
+        }
+
         for (what, lines) in &plans {
             if what.starts_with("desired") {
                 // Driven from the node's gateways, not from every tunnel
