@@ -242,8 +242,11 @@ pub trait Store: Send + Sync + 'static {
     /// imports. No quota is checked; names must still be unique per VPC
     /// (`NameInUse(VpnConn)`) and every parent must exist in the scope
     /// (`NotFound`). Rows are written in large batches, one transaction each:
-    /// when a batch fails, the batches before it stay. Returns the number of
-    /// connections inserted.
+    /// when a batch fails, the batches before it stay. Once every batch is
+    /// in, the planner's statistics are refreshed (SQLite `ANALYZE`,
+    /// PostgreSQL `VACUUM (ANALYZE) vpn_conns`), so the plans are right
+    /// straight after a bulk load. Returns the number of connections
+    /// inserted.
     async fn import_conns(&self, scope: &Scope, conns: Vec<NewConn>) -> Result<u64>;
 
     // ---- gateway nodes ----------------------------------------------------------

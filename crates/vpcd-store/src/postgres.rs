@@ -1226,6 +1226,15 @@ impl Store for PgStore {
             }
             tx.commit().await?;
         }
+        // Statistics for the planner right after the bulk load, rather than
+        // whenever autovacuum gets to it, and the visibility map (VACUUM),
+        // without which the counts and pages over the new rows cannot be
+        // index-only scans. The only table touched is the connections' (no
+        // task rows are written). VACUUM cannot run in a transaction block,
+        // hence the simple-query protocol.
+        sqlx::raw_sql("VACUUM (ANALYZE) vpn_conns")
+            .execute(&self.pool)
+            .await?;
         Ok(inserted)
     }
 

@@ -1260,6 +1260,10 @@ impl Store for SqliteStore {
             }
             tx.commit().await?;
         }
+        // Statistics for the planner, now that the tables' shape may have
+        // changed by orders of magnitude (the plans of an empty database
+        // stay right without them, but a bulk load is when they matter).
+        sqlx::query("ANALYZE").execute(&self.write).await?;
         Ok(inserted)
     }
 

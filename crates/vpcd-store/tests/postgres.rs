@@ -218,7 +218,7 @@ async fn connect_selects_postgres() {
 /// The bulk-load path on PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_100k_connections() {
-    let Some((store, _db)) = fresh().await else {
+    let Some((store, db)) = fresh().await else {
         return;
     };
     let took = common::bulk::import_100k(store).await;
@@ -227,4 +227,53 @@ async fn import_100k_connections() {
         took < std::time::Duration::from_secs(60),
         "import took {took:?}"
     );
+
+    // The import analyzed the table, and a page of one gateway's 1,000
+    // tunnels (the queries `list_conns` sends) is served from the
+    // gateway's index with the scope in its conditions: no heap filter on
+    // every tunnel of the gateway, no sort of them all before the offset.
+    let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+    let tuples: f32 =
+        sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE relname = 'vpn_conns'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        tuples > 90_000.0,
+        "vpn_conns not analyzed: reltuples {tuples}"
+    );
+    let (account, gw): (i64, i64) =
+        sqlx::query_as("SELECT account_id, MIN(vpn_gw_id) FROM vpn_conns GROUP BY account_id")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let scope = format!("c.account_id = {account} AND c.region = 'gz' AND c.vpn_gw_id = {gw}");
+    for (what, sql) in [
+        (
+            "count",
+            format!("SELECT COUNT(*) FROM vpn_conns c WHERE {scope}"),
+        ),
+        (
+            "page",
+            format!(
+                "SELECT c.id FROM vpn_conns c WHERE {scope} \
+                 ORDER BY c.created_at DESC, c.id DESC LIMIT 20 OFFSET 500"
+            ),
+        ),
+    ] {
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {sql}"))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let text = plan.join("\n");
+        assert!(
+            text.contains("vpn_conns_by_vpn_gw_page") && !text.contains("Sort"),
+            "{what}: {text}"
+        );
+        assert!(
+            !plan.iter().any(|l| l.trim_start().starts_with("Filter:")),
+            "{what}: {text}"
+        );
+    }
+    pool.close().await;
 }

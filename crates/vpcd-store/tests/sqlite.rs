@@ -189,11 +189,55 @@ async fn connect_accepts_urls_and_paths() {
 /// under a minute (the bound here leaves room for a slow debug build).
 #[tokio::test]
 async fn import_100k_connections() {
-    let (store, _dir) = fresh().await.unwrap();
+    let (store, dir) = fresh().await.unwrap();
     let took = common::bulk::import_100k(store).await;
     println!("imported 100,000 connections in {took:?}");
     assert!(
         took < std::time::Duration::from_secs(30),
         "import took {took:?}"
     );
+
+    // The import ran ANALYZE, and with those statistics a gateway's count
+    // and page (as `list_conns` sends them) still come from the gateway's
+    // covering index alone, in index order.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}?mode=ro",
+        dir.path().join("vpcd.db").display()
+    ))
+    .await
+    .unwrap();
+    let stats: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = 'vpn_conns'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(stats > 0, "vpn_conns not analyzed");
+    let scope = "+c.account_id = 1 AND +c.region = 'gz' AND c.vpn_gw_id = 1";
+    for (what, sql) in [
+        (
+            "count",
+            format!("SELECT COUNT(*) FROM vpn_conns c WHERE {scope}"),
+        ),
+        (
+            "page",
+            format!(
+                "SELECT c.id FROM vpn_conns c WHERE {scope} \
+                 ORDER BY c.created_at DESC, c.id DESC LIMIT 20 OFFSET 500"
+            ),
+        ),
+    ] {
+        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| sqlx::Row::get::<String, _>(r, "detail"))
+            .collect();
+        assert_eq!(
+            plan,
+            ["SEARCH c USING COVERING INDEX vpn_conns_by_vpn_gw_page (vpn_gw_id=?)"],
+            "{what}"
+        );
+    }
+    pool.close().await;
 }
