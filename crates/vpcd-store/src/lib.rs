@@ -248,6 +248,12 @@ pub trait Store: Send + Sync + 'static {
     /// straight after a bulk load. Returns the number of connections
     /// inserted.
     async fn import_conns(&self, scope: &Scope, conns: Vec<NewConn>) -> Result<u64>;
+    /// The scope's maintained connection count (what the per-region quota
+    /// reads, kept up to date by every insert and delete of a connection)
+    /// and the `COUNT(*)` of its connection rows, read in one snapshot: the
+    /// two are equal unless the counter drifted. A consistency check for
+    /// tests and operators; not on any request path.
+    async fn conn_count_check(&self, scope: &Scope) -> Result<(u64, u64)>;
 
     // ---- gateway nodes ----------------------------------------------------------
     /// Register a strongSwan gateway node. `NameInUse(GatewayNode)` when the

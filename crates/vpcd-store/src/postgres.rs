@@ -10,7 +10,10 @@
 //!   region) row in `scope_locks` for everything counted per region (VPCs, peer
 //!   gateways, and connections, whose other quotas are all within that region
 //!   too). A second creator waits for the first to commit and then counts its
-//!   row.
+//!   row. The per-region connection count is not counted but kept on that
+//!   `scope_locks` row (`conns`, migration 0003), read by the `FOR UPDATE`
+//!   itself and updated in the transactions that insert or delete
+//!   connection rows (`create_conn`, `import_conns`, `finish_task`).
 //! - **Unique names, addresses and ids**: unique indexes. A fresh unified id is
 //!   inserted with `ON CONFLICT (un_id) DO NOTHING` and retried on the rare
 //!   collision, so no statement has to fail inside a transaction.
@@ -875,7 +878,9 @@ impl Store for PgStore {
         // Every connection quota counts within this (account, region): one
         // lock serializes the creators that could race for a slot. Then the
         // gateways are held FOR SHARE so neither can be deleted meanwhile.
-        lock_scope(&mut tx, scope).await?;
+        // The lock row also carries the scope's connection count (the
+        // per-region quota), exact while it is held.
+        let per_region = lock_scope(&mut tx, scope).await?;
         let vpc: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM vpcs WHERE id = $1 AND account_id = $2 AND region = $3 FOR SHARE",
         )
@@ -927,15 +932,11 @@ impl Store for PgStore {
             "SELECT \
                (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = $1) AS per_gw, \
                (SELECT COUNT(*) FROM vpn_conns WHERE user_gw_id = $2) AS per_user_gw, \
-               (SELECT COUNT(*) FROM vpn_conns WHERE account_id = $3 AND region = $4) \
-                   AS per_region, \
                (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = $1 AND user_gw_id = $2) \
                    AS per_pair",
         )
         .bind(new.vpn_gw_id)
         .bind(new.user_gw_id)
-        .bind(scope.account_id)
-        .bind(&scope.region)
         .fetch_one(&mut *tx)
         .await?;
         check_quota(
@@ -948,11 +949,7 @@ impl Store for PgStore {
             limits.conns_per_user_gw,
             Quota::ConnsPerUserGw,
         )?;
-        check_quota(
-            counts.try_get("per_region")?,
-            limits.conns_per_region,
-            Quota::ConnsPerRegion,
-        )?;
+        check_quota(per_region, limits.conns_per_region, Quota::ConnsPerRegion)?;
         check_quota(
             counts.try_get("per_pair")?,
             limits.conns_per_pair,
@@ -985,6 +982,7 @@ impl Store for PgStore {
             Some(c) if c.ends_with("_name") => StoreError::NameInUse(Resource::VpnConn),
             _ => e.into(),
         })?;
+        add_scope_conns(&mut tx, scope.account_id, &scope.region, 1).await?;
         let task_id = insert_task(
             &mut tx,
             scope,
@@ -1125,11 +1123,17 @@ impl Store for PgStore {
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM vpn_conns WHERE id = $1 AND active_task = $2")
-                    .bind(conn_id)
-                    .bind(task_id)
-                    .execute(&mut *tx)
-                    .await?;
+                let gone: Option<(i64, String)> = sqlx::query_as(
+                    "DELETE FROM vpn_conns WHERE id = $1 AND active_task = $2 \
+                     RETURNING account_id, region",
+                )
+                .bind(conn_id)
+                .bind(task_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some((account_id, region)) = gone {
+                    add_scope_conns(&mut tx, account_id, &region, -1).await?;
+                }
             }
         }
         tx.commit().await?;
@@ -1175,6 +1179,10 @@ impl Store for PgStore {
         while rows.peek().is_some() {
             let batch: Vec<NewConn> = rows.by_ref().take(IMPORT_BATCH).collect();
             let mut tx = self.begin_write().await?;
+            // The scope's lock row first, as create_conn takes it: the batch
+            // adds to its connection count.
+            lock_scope(&mut tx, scope).await?;
+            let before = inserted;
             for new in &batch {
                 parents.check(&mut tx, scope, new).await?;
             }
@@ -1224,6 +1232,13 @@ impl Store for PgStore {
                     "no free connection id after several tries".into(),
                 ));
             }
+            add_scope_conns(
+                &mut tx,
+                scope.account_id,
+                &scope.region,
+                (inserted - before) as i64,
+            )
+            .await?;
             tx.commit().await?;
         }
         // Statistics for the planner right after the bulk load, rather than
@@ -1236,6 +1251,21 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(inserted)
+    }
+
+    async fn conn_count_check(&self, scope: &Scope) -> Result<(u64, u64)> {
+        // One statement: both figures from the same snapshot.
+        let (kept, counted): (i64, i64) = sqlx::query_as(
+            "SELECT \
+               COALESCE((SELECT conns FROM scope_locks \
+                         WHERE account_id = $1 AND region = $2), 0), \
+               (SELECT COUNT(*) FROM vpn_conns WHERE account_id = $1 AND region = $2)",
+        )
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((kept as u64, counted as u64))
     }
 
     // ---- gateway nodes ----------------------------------------------------------
@@ -1784,8 +1814,9 @@ async fn fetch_task(conn: &mut PgConnection, task_id: i64) -> Result<Task> {
 // ---- writing helpers ------------------------------------------------------
 
 /// Lock the (account, region) row that per-region quotas count under,
-/// creating it on first use.
-async fn lock_scope(conn: &mut PgConnection, scope: &Scope) -> Result<()> {
+/// creating it on first use. Returns the scope's connection count kept on
+/// that row (migration 0003), exact while the lock is held.
+async fn lock_scope(conn: &mut PgConnection, scope: &Scope) -> Result<i64> {
     sqlx::query(
         "INSERT INTO scope_locks (account_id, region) VALUES ($1, $2) ON CONFLICT DO NOTHING",
     )
@@ -1800,11 +1831,38 @@ async fn lock_scope(conn: &mut PgConnection, scope: &Scope) -> Result<()> {
             e.into()
         }
     })?;
-    sqlx::query("SELECT 1 FROM scope_locks WHERE account_id = $1 AND region = $2 FOR UPDATE")
-        .bind(scope.account_id)
-        .bind(&scope.region)
-        .execute(&mut *conn)
-        .await?;
+    let conns = sqlx::query_scalar(
+        "SELECT conns FROM scope_locks WHERE account_id = $1 AND region = $2 FOR UPDATE",
+    )
+    .bind(scope.account_id)
+    .bind(&scope.region)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(conns)
+}
+
+/// Add `delta` (negative: rows deleted) to the scope's connection count.
+/// The row exists once a connection was inserted in the scope, since
+/// `lock_scope` ran first (create_conn, import_conns).
+async fn add_scope_conns(
+    conn: &mut PgConnection,
+    account_id: i64,
+    region: &str,
+    delta: i64,
+) -> Result<()> {
+    let updated = sqlx::query(
+        "UPDATE scope_locks SET conns = conns + $3 WHERE account_id = $1 AND region = $2",
+    )
+    .bind(account_id)
+    .bind(region)
+    .bind(delta)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::Backend(format!(
+            "no connection count for account {account_id} in region {region}"
+        )));
+    }
     Ok(())
 }
 

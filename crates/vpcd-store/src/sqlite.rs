@@ -9,6 +9,9 @@
 //! up to [`BUSY_TIMEOUT`]). A deferred `BEGIN` would not do: a transaction
 //! that reads before it writes could not upgrade to a writer once another
 //! connection committed, and SQLite reports that as busy without waiting.
+//! The per-region connection quota reads a count kept in `conn_counts`
+//! (migration 0004), updated in the same write transactions that insert or
+//! delete connection rows (`create_conn`, `import_conns`, `finish_task`).
 //!
 //! Reads use a few read-only connections. A list runs its `COUNT(*)` and its
 //! page inside one read transaction, so both come from the same snapshot.
@@ -983,7 +986,8 @@ impl Store for SqliteStore {
                 .fetch_one(&mut *tx)
                 .await?;
         check_quota(per_user_gw, limits.conns_per_user_gw, Quota::ConnsPerUserGw)?;
-        let per_region = count_in_scope(&mut tx, "vpn_conns", scope).await?;
+        // Maintained in conn_counts (migration 0004) rather than counted.
+        let per_region = scope_conns(&mut tx, scope.account_id, &scope.region).await?;
         check_quota(per_region, limits.conns_per_region, Quota::ConnsPerRegion)?;
         let per_pair: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = ?1 AND user_gw_id = ?2",
@@ -1025,6 +1029,7 @@ impl Store for SqliteStore {
             Some(m) if m.contains(".name") => StoreError::NameInUse(Resource::VpnConn),
             _ => e.into(),
         })?;
+        add_scope_conns(&mut tx, scope.account_id, &scope.region, 1).await?;
         let task_id = insert_task(
             &mut tx,
             scope,
@@ -1175,11 +1180,17 @@ impl Store for SqliteStore {
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM vpn_conns WHERE id = ?1 AND active_task = ?2")
-                    .bind(conn_id)
-                    .bind(task_id)
-                    .execute(&mut *tx)
-                    .await?;
+                let gone: Option<(i64, String)> = sqlx::query_as(
+                    "DELETE FROM vpn_conns WHERE id = ?1 AND active_task = ?2 \
+                     RETURNING account_id, region",
+                )
+                .bind(conn_id)
+                .bind(task_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some((account_id, region)) = gone {
+                    add_scope_conns(&mut tx, account_id, &region, -1).await?;
+                }
             }
         }
         tx.commit().await?;
@@ -1222,6 +1233,7 @@ impl Store for SqliteStore {
         let mut rows = conns.into_iter().peekable();
         while rows.peek().is_some() {
             let mut tx = self.begin_write().await?;
+            let before = inserted;
             for new in rows.by_ref().take(IMPORT_BATCH) {
                 parents.check(&mut tx, scope, &new).await?;
                 let settings = encode_settings(&new.settings)?;
@@ -1258,6 +1270,13 @@ impl Store for SqliteStore {
                 })?;
                 inserted += 1;
             }
+            add_scope_conns(
+                &mut tx,
+                scope.account_id,
+                &scope.region,
+                (inserted - before) as i64,
+            )
+            .await?;
             tx.commit().await?;
         }
         // Statistics for the planner, now that the tables' shape may have
@@ -1265,6 +1284,15 @@ impl Store for SqliteStore {
         // stay right without them, but a bulk load is when they matter).
         sqlx::query("ANALYZE").execute(&self.write).await?;
         Ok(inserted)
+    }
+
+    async fn conn_count_check(&self, scope: &Scope) -> Result<(u64, u64)> {
+        // One read transaction: both figures from the same snapshot.
+        let mut tx = self.read.begin().await?;
+        let kept = scope_conns(&mut tx, scope.account_id, &scope.region).await?;
+        let counted = count_in_scope(&mut tx, "vpn_conns", scope).await?;
+        tx.commit().await?;
+        Ok((kept as u64, counted as u64))
     }
 
     // ---- gateway nodes ----------------------------------------------------------
@@ -1946,6 +1974,48 @@ async fn exists(
         .fetch_optional(&mut *conn)
         .await?;
     Ok(row.is_some())
+}
+
+/// The scope's connection count, maintained in `conn_counts` by every
+/// transaction that inserts or deletes connection rows (no row: none yet).
+async fn scope_conns(conn: &mut SqliteConnection, account_id: i64, region: &str) -> Result<i64> {
+    let n: Option<i64> =
+        sqlx::query_scalar("SELECT conns FROM conn_counts WHERE account_id = ?1 AND region = ?2")
+            .bind(account_id)
+            .bind(region)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(n.unwrap_or(0))
+}
+
+/// Add `delta` (negative: rows deleted) to the scope's connection count,
+/// inside the write transaction that inserted or deleted the rows.
+async fn add_scope_conns(
+    conn: &mut SqliteConnection,
+    account_id: i64,
+    region: &str,
+    delta: i64,
+) -> Result<()> {
+    // Not an upsert: SQLite checks `conns >= 0` on the row an upsert would
+    // insert before it turns into the update, which refuses any decrement.
+    let updated = sqlx::query(
+        "UPDATE conn_counts SET conns = conns + ?3 WHERE account_id = ?1 AND region = ?2",
+    )
+    .bind(account_id)
+    .bind(region)
+    .bind(delta)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() == 0 {
+        // The scope's first connections (a negative delta fails the CHECK).
+        sqlx::query("INSERT INTO conn_counts (account_id, region, conns) VALUES (?1, ?2, ?3)")
+            .bind(account_id)
+            .bind(region)
+            .bind(delta)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Rows of `table` in the scope. `table` is one of this file's constants.

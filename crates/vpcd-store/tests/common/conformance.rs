@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             conn_quota_per_vpn_gw,
             conn_quota_per_user_gw,
             conn_quota_per_region,
+            conn_counter_matches_rows,
             conn_quota_per_pair,
             conn_names_unique_per_vpc,
             create_conn_checks_parents,
@@ -62,6 +63,7 @@ macro_rules! conformance_tests {
             renames,
             net_status_and_desired_conns,
             concurrent_creates_respect_quota,
+            concurrent_creates_respect_region_quota,
             concurrent_creates_respect_unique_name,
             claim_task_on_filters_by_node,
             import_conns_bulk,
@@ -933,6 +935,122 @@ pub(crate) async fn conn_quota_per_region(store: Arc<dyn Store>) {
         .create_conn(&bj, new_conn(g.vpc.id, g.id, u.id, "c"), &limits)
         .await
         .unwrap();
+}
+
+/// The maintained per-region connection count always equals the rows':
+/// after creates, refused creates (quota, name, missing parent), a failed
+/// create task (the row stays), imports (including a refused batch),
+/// failed and successful deletes, in two regions.
+pub(crate) async fn conn_counter_matches_rows(store: Arc<dyn Store>) {
+    async fn check(store: &Arc<dyn Store>, sc: &Scope, expected: u64) {
+        let (kept, counted) = store.conn_count_check(sc).await.unwrap();
+        assert_eq!((kept, counted), (expected, expected), "counter vs COUNT(*)");
+    }
+    let sc = scope(&store).await;
+    check(&store, &sc, 0).await;
+    let limits = Limits {
+        conns_per_region: 3,
+        ..roomy()
+    };
+    let (v, g, u) = topology(&store, &sc).await;
+    let u2 = user_gw(&store, &sc, "p2", "198.51.100.2").await;
+    let (c1, _) = store
+        .create_conn(&sc, new_conn(v.id, g.id, u.id, "c1"), &limits)
+        .await
+        .unwrap();
+    check(&store, &sc, 1).await;
+    // Refused: the name is taken; a parent is missing. Nothing changes.
+    assert_err!(
+        store
+            .create_conn(&sc, new_conn(v.id, g.id, u2.id, "c1"), &limits)
+            .await,
+        StoreError::NameInUse(Resource::VpnConn)
+    );
+    assert_err!(
+        store
+            .create_conn(&sc, new_conn(v.id, g.id, u.id + 1000, "cx"), &limits)
+            .await,
+        StoreError::NotFound(Resource::UserGw)
+    );
+    check(&store, &sc, 1).await;
+    // The create task fails: the row stays (status 1) and is counted.
+    run_next(&store, failure("E1")).await;
+    let (c2, _) = store
+        .create_conn(&sc, new_conn(v.id, g.id, u2.id, "c2"), &limits)
+        .await
+        .unwrap();
+    run_next(&store, Ok(())).await;
+    check(&store, &sc, 2).await;
+    // Imports count, and are not held to the quota.
+    let imported = store
+        .import_conns(
+            &sc,
+            (0..5)
+                .map(|i| new_conn(v.id, g.id, u.id, &format!("i{i}")))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(imported, 5);
+    check(&store, &sc, 7).await;
+    // A refused import batch (a duplicate name) leaves the count alone.
+    assert_err!(
+        store
+            .import_conns(
+                &sc,
+                vec![
+                    new_conn(v.id, g.id, u.id, "j0"),
+                    new_conn(v.id, g.id, u.id, "c2"),
+                ],
+            )
+            .await,
+        StoreError::NameInUse(Resource::VpnConn)
+    );
+    check(&store, &sc, 7).await;
+    // Over the quota: refused, unchanged.
+    assert_err!(
+        store
+            .create_conn(&sc, new_conn(v.id, g.id, u.id, "c3"), &limits)
+            .await,
+        StoreError::LimitExceeded(Quota::ConnsPerRegion)
+    );
+    check(&store, &sc, 7).await;
+    // A failed delete keeps the row; a successful one removes it.
+    store.begin_delete(&sc, c2.id).await.unwrap();
+    run_next(&store, failure("E2")).await;
+    check(&store, &sc, 7).await;
+    store.begin_delete(&sc, c2.id).await.unwrap();
+    run_next(&store, Ok(())).await;
+    assert!(get_conn(&store, &sc, c2.id).await.is_none());
+    check(&store, &sc, 6).await;
+    store.begin_delete(&sc, c1.id).await.unwrap();
+    run_next(&store, Ok(())).await;
+    check(&store, &sc, 5).await;
+    // Down to the quota again, a create fits once more.
+    let (_, names) = store
+        .list_conns(&sc, &ConnFilter::default(), &all())
+        .await
+        .unwrap();
+    for c in names.iter().filter(|c| c.name.starts_with('i')).take(3) {
+        store.begin_delete(&sc, c.id).await.unwrap();
+        run_next(&store, Ok(())).await;
+    }
+    check(&store, &sc, 2).await;
+    store
+        .create_conn(&sc, new_conn(v.id, g.id, u.id, "c4"), &limits)
+        .await
+        .unwrap();
+    check(&store, &sc, 3).await;
+    // Another region keeps its own count; this one is untouched by it.
+    let bj = scope_of(&store, "alice", "bj").await;
+    check(&store, &bj, 0).await;
+    let (_, g, u) = topology(&store, &bj).await;
+    store
+        .create_conn(&bj, new_conn(g.vpc.id, g.id, u.id, "c"), &limits)
+        .await
+        .unwrap();
+    check(&store, &bj, 1).await;
+    check(&store, &sc, 3).await;
 }
 
 pub(crate) async fn conn_quota_per_pair(store: Arc<dyn Store>) {
@@ -2415,6 +2533,94 @@ pub(crate) async fn concurrent_creates_respect_quota(store: Arc<dyn Store>) {
     assert!(store.claim_task("w", T0, 30).await.unwrap().is_some());
     assert!(store.claim_task("w", T0, 30).await.unwrap().is_some());
     assert!(store.claim_task("w", T0, 30).await.unwrap().is_none());
+    assert_eq!(store.conn_count_check(&sc).await.unwrap(), (2, 2));
+}
+
+/// The last slot of the region, raced for by 50 creates on two gateways,
+/// then creates racing deletes for the slots those free: the maintained
+/// count admits no more than the quota and stays equal to the rows.
+pub(crate) async fn concurrent_creates_respect_region_quota(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, u) = topology(&store, &sc).await;
+    let g2 = vpn_gw(&store, &sc, v.id, "g2").await;
+    let limits = Limits {
+        conns_per_region: 3,
+        ..roomy()
+    };
+    store
+        .create_conn(&sc, new_conn(v.id, g.id, u.id, "taken-1"), &limits)
+        .await
+        .unwrap();
+    store
+        .create_conn(&sc, new_conn(v.id, g2.id, u.id, "taken-2"), &limits)
+        .await
+        .unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let (store, sc, limits) = (store.clone(), sc.clone(), limits.clone());
+        let gw = if i % 2 == 0 { g.id } else { g2.id };
+        let new = new_conn(v.id, gw, u.id, &format!("racer-{i}"));
+        set.spawn(async move { store.create_conn(&sc, new, &limits).await });
+    }
+    let mut won = 0;
+    for res in set.join_all().await {
+        match res {
+            Ok(_) => won += 1,
+            Err(StoreError::LimitExceeded(Quota::ConnsPerRegion)) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(store.conn_count_check(&sc).await.unwrap(), (3, 3));
+    for _ in 0..3 {
+        run_next(&store, Ok(())).await;
+    }
+    let (_, conns) = store
+        .list_conns(&sc, &ConnFilter::default(), &all())
+        .await
+        .unwrap();
+    for c in &conns {
+        store.begin_delete(&sc, c.id).await.unwrap();
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..3 {
+        let store = store.clone();
+        set.spawn(async move {
+            let worker = format!("w{i}");
+            let claimed = store
+                .claim_task(&worker, T0, 30)
+                .await?
+                .expect("a delete task");
+            assert!(
+                store
+                    .finish_task(claimed.task.id, &worker, T0 + 1, Ok(()))
+                    .await?
+            );
+            Ok(false)
+        });
+    }
+    for i in 0..20 {
+        let (store, sc, limits) = (store.clone(), sc.clone(), limits.clone());
+        let new = new_conn(v.id, g.id, u.id, &format!("late-{i}"));
+        set.spawn(async move {
+            match store.create_conn(&sc, new, &limits).await {
+                Ok(_) => Ok(true),
+                Err(StoreError::LimitExceeded(Quota::ConnsPerRegion)) => Ok(false),
+                Err(e) => Err(e),
+            }
+        });
+    }
+    let mut created = 0u64;
+    for res in set.join_all().await {
+        if res.unwrap() {
+            created += 1;
+        }
+    }
+    assert!(created <= 3, "{created} creates over a quota of 3");
+    assert_eq!(
+        store.conn_count_check(&sc).await.unwrap(),
+        (created, created)
+    );
 }
 
 pub(crate) async fn concurrent_creates_respect_unique_name(store: Arc<dyn Store>) {
@@ -2435,6 +2641,7 @@ pub(crate) async fn concurrent_creates_respect_unique_name(store: Arc<dyn Store>
         }
     }
     assert_eq!(won, 1);
+    assert_eq!(store.conn_count_check(&sc).await.unwrap(), (1, 1));
 }
 
 // ---- the task queue by gateway node -----------------------------------------------
