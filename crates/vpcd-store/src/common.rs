@@ -15,7 +15,7 @@ use vpcd_types::{
 };
 
 use crate::model::*;
-use crate::{Quota, Result, StoreError};
+use crate::{Quota, Resource, Result, StoreError};
 
 /// Cluster nodes not seen for this long are forgotten by `heartbeat`.
 pub(crate) const CLUSTER_NODE_FORGET_SECS: i64 = 24 * 3600;
@@ -385,6 +385,37 @@ pub(crate) fn task_start_rule(
         }
     })
 }
+
+/// A resource that may only be deleted while nothing refers to it: its
+/// table, and the table and column of its dependants.
+pub(crate) struct Parent {
+    pub(crate) table: &'static str,
+    pub(crate) child_table: &'static str,
+    pub(crate) child_fk: &'static str,
+    pub(crate) resource: Resource,
+}
+
+/// A VPC is in use while it has VPN gateways.
+pub(crate) const VPC_PARENT: Parent = Parent {
+    table: "vpcs",
+    child_table: "vpn_gws",
+    child_fk: "vpc_id",
+    resource: Resource::Vpc,
+};
+/// A VPN gateway is in use while it has connections.
+pub(crate) const VPN_GW_PARENT: Parent = Parent {
+    table: "vpn_gws",
+    child_table: "vpn_conns",
+    child_fk: "vpn_gw_id",
+    resource: Resource::VpnGw,
+};
+/// A peer gateway is in use while it has connections.
+pub(crate) const USER_GW_PARENT: Parent = Parent {
+    table: "user_gws",
+    child_table: "vpn_conns",
+    child_fk: "user_gw_id",
+    resource: Resource::UserGw,
+};
 
 #[cfg(test)]
 mod tests {

@@ -141,6 +141,43 @@ impl PgStore {
         Ok(self.pool.begin().await?)
     }
 
+    /// Delete a VPC or gateway of `scope` unless something still refers to
+    /// it: `NotFound` / `InUse` of `parent.resource`. The row is locked first:
+    /// a dependant being created (which holds the parent FOR SHARE) commits
+    /// before and is seen, or waits and then finds the parent gone.
+    async fn delete_unused(&self, scope: &Scope, id: i64, parent: &Parent) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let found: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM {} WHERE id = $1 AND account_id = $2 AND region = $3 FOR UPDATE",
+            parent.table
+        ))
+        .bind(id)
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if found.is_none() {
+            return Err(StoreError::NotFound(parent.resource));
+        }
+        let used: bool = sqlx::query_scalar(&format!(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE {} = $1)",
+            parent.child_table, parent.child_fk
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if used {
+            return Err(StoreError::InUse(parent.resource));
+        }
+        sqlx::query(&format!("DELETE FROM {} WHERE id = $1", parent.table))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| in_use_or(e, parent.resource))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// A read-only snapshot, so a list's count and its page agree.
     async fn begin_read(&self) -> Result<Tx> {
         Ok(self
@@ -566,33 +603,7 @@ impl Store for PgStore {
     }
 
     async fn delete_vpc(&self, scope: &Scope, id: i64) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        // Locked: a gateway being created in it waits, or is counted.
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM vpcs WHERE id = $1 AND account_id = $2 AND region = $3 FOR UPDATE",
-        )
-        .bind(id)
-        .bind(scope.account_id)
-        .bind(&scope.region)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if found.is_none() {
-            return Err(StoreError::NotFound(Resource::Vpc));
-        }
-        let gws: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vpn_gws WHERE vpc_id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if gws > 0 {
-            return Err(StoreError::InUse(Resource::Vpc));
-        }
-        sqlx::query("DELETE FROM vpcs WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| in_use_or(e, Resource::Vpc))?;
-        tx.commit().await?;
-        Ok(())
+        self.delete_unused(scope, id, &VPC_PARENT).await
     }
 
     // ---- VPN gateways -----------------------------------------------------
@@ -704,34 +715,7 @@ impl Store for PgStore {
     }
 
     async fn delete_vpn_gw(&self, scope: &Scope, id: i64) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        // Locked: a connection being created on it (which holds it FOR
-        // SHARE) commits first and is counted.
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM vpn_gws WHERE id = $1 AND account_id = $2 AND region = $3 FOR UPDATE",
-        )
-        .bind(id)
-        .bind(scope.account_id)
-        .bind(&scope.region)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if found.is_none() {
-            return Err(StoreError::NotFound(Resource::VpnGw));
-        }
-        let conns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if conns > 0 {
-            return Err(StoreError::InUse(Resource::VpnGw));
-        }
-        sqlx::query("DELETE FROM vpn_gws WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| in_use_or(e, Resource::VpnGw))?;
-        tx.commit().await?;
-        Ok(())
+        self.delete_unused(scope, id, &VPN_GW_PARENT).await
     }
 
     // ---- peer (customer) gateways -----------------------------------------
@@ -837,32 +821,7 @@ impl Store for PgStore {
     }
 
     async fn delete_user_gw(&self, scope: &Scope, id: i64) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM user_gws WHERE id = $1 AND account_id = $2 AND region = $3 FOR UPDATE",
-        )
-        .bind(id)
-        .bind(scope.account_id)
-        .bind(&scope.region)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if found.is_none() {
-            return Err(StoreError::NotFound(Resource::UserGw));
-        }
-        let conns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vpn_conns WHERE user_gw_id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if conns > 0 {
-            return Err(StoreError::InUse(Resource::UserGw));
-        }
-        sqlx::query("DELETE FROM user_gws WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| in_use_or(e, Resource::UserGw))?;
-        tx.commit().await?;
-        Ok(())
+        self.delete_unused(scope, id, &USER_GW_PARENT).await
     }
 
     // ---- VPN connections and their tasks ----------------------------------

@@ -163,6 +163,42 @@ impl SqliteStore {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// Delete a VPC or gateway of `scope` unless something still refers to
+    /// it: `NotFound` / `InUse` of `parent.resource`. The write transaction
+    /// (BEGIN IMMEDIATE) keeps a dependant from appearing in between.
+    async fn delete_unused(&self, scope: &Scope, id: i64, parent: &Parent) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let found: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM {} WHERE id = ?1 AND account_id = ?2 AND region = ?3",
+            parent.table
+        ))
+        .bind(id)
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if found.is_none() {
+            return Err(StoreError::NotFound(parent.resource));
+        }
+        let used: bool = sqlx::query_scalar(&format!(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE {} = ?1)",
+            parent.child_table, parent.child_fk
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if used {
+            return Err(StoreError::InUse(parent.resource));
+        }
+        sqlx::query(&format!("DELETE FROM {} WHERE id = ?1", parent.table))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| in_use_or(e, parent.resource))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn begin_read(&self) -> Result<Tx> {
         Ok(self.read.begin().await?)
     }
@@ -606,32 +642,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_vpc(&self, scope: &Scope, id: i64) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM vpcs WHERE id = ?1 AND account_id = ?2 AND region = ?3",
-        )
-        .bind(id)
-        .bind(scope.account_id)
-        .bind(&scope.region)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if found.is_none() {
-            return Err(StoreError::NotFound(Resource::Vpc));
-        }
-        let gws: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vpn_gws WHERE vpc_id = ?1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if gws > 0 {
-            return Err(StoreError::InUse(Resource::Vpc));
-        }
-        sqlx::query("DELETE FROM vpcs WHERE id = ?1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| in_use_or(e, Resource::Vpc))?;
-        tx.commit().await?;
-        Ok(())
+        self.delete_unused(scope, id, &VPC_PARENT).await
     }
 
     // ---- VPN gateways -----------------------------------------------------
@@ -739,32 +750,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_vpn_gw(&self, scope: &Scope, id: i64) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM vpn_gws WHERE id = ?1 AND account_id = ?2 AND region = ?3",
-        )
-        .bind(id)
-        .bind(scope.account_id)
-        .bind(&scope.region)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if found.is_none() {
-            return Err(StoreError::NotFound(Resource::VpnGw));
-        }
-        let conns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = ?1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if conns > 0 {
-            return Err(StoreError::InUse(Resource::VpnGw));
-        }
-        sqlx::query("DELETE FROM vpn_gws WHERE id = ?1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| in_use_or(e, Resource::VpnGw))?;
-        tx.commit().await?;
-        Ok(())
+        self.delete_unused(scope, id, &VPN_GW_PARENT).await
     }
 
     // ---- peer (customer) gateways -----------------------------------------
@@ -889,32 +875,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_user_gw(&self, scope: &Scope, id: i64) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM user_gws WHERE id = ?1 AND account_id = ?2 AND region = ?3",
-        )
-        .bind(id)
-        .bind(scope.account_id)
-        .bind(&scope.region)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if found.is_none() {
-            return Err(StoreError::NotFound(Resource::UserGw));
-        }
-        let conns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vpn_conns WHERE user_gw_id = ?1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if conns > 0 {
-            return Err(StoreError::InUse(Resource::UserGw));
-        }
-        sqlx::query("DELETE FROM user_gws WHERE id = ?1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| in_use_or(e, Resource::UserGw))?;
-        tx.commit().await?;
-        Ok(())
+        self.delete_unused(scope, id, &USER_GW_PARENT).await
     }
 
     // ---- VPN connections and their tasks ----------------------------------
