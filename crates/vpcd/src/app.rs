@@ -126,17 +126,14 @@ impl Drivers {
         }
     }
 
-    /// Every driver with its node id.
-    pub fn all(&self) -> Vec<(Option<i64>, Arc<dyn VpnDriver>)> {
-        let mut v: Vec<(Option<i64>, Arc<dyn VpnDriver>)> = vec![(None, self.api_only_dyn.clone())];
-        v.extend(
-            self.nodes
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .map(|(k, d)| (Some(*k), d.clone())),
-        );
-        v
+    /// The driver of every gateway node this process drives, by node id.
+    pub fn nodes(&self) -> Vec<(i64, Arc<dyn VpnDriver>)> {
+        self.nodes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, d)| (*k, d.clone()))
+            .collect()
     }
 }
 

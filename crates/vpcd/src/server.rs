@@ -284,22 +284,15 @@ fn redact_url(url: &str) -> String {
 /// is nothing to converge, and re-recording every API-only tunnel would hold
 /// all of them in memory and load every row each pass.
 pub async fn reconcile_once(state: &AppState) {
-    for (node, driver) in state.drivers.all() {
-        if node.is_none() {
-            continue;
-        }
+    for (node, driver) in state.drivers.nodes() {
         if let Err(e) = reconcile_node(state, node, driver.as_ref()).await {
-            tracing::warn!(node = ?node, driver = %driver.describe(), error = %e, "reconciliation failed; will retry");
+            tracing::warn!(node, driver = %driver.describe(), error = %e, "reconciliation failed; will retry");
         }
     }
 }
 
-async fn reconcile_node(
-    state: &AppState,
-    node: Option<i64>,
-    driver: &dyn VpnDriver,
-) -> anyhow::Result<()> {
-    let desired = state.store.desired_conns(node).await?;
+async fn reconcile_node(state: &AppState, node: i64, driver: &dyn VpnDriver) -> anyhow::Result<()> {
+    let desired = state.store.desired_conns(Some(node)).await?;
     let loaded: HashSet<String> = driver.loaded().await?.into_iter().collect();
     let wanted: HashSet<&str> = desired.iter().map(|c| c.un_id.as_str()).collect();
     for c in &desired {
