@@ -7,6 +7,8 @@
 //! # Layout
 //! - [`id`]: unified resource ids (`vpc-xxxxxxxx`, ...) and id references that
 //!   also accept the legacy numeric form.
+//! - [`row`]: [`row::RowId`], the database id of a row, typed by its kind
+//!   (`VpcRowId`, `TaskId`, `GatewayNodeId`, ...).
 //! - [`secret`]: [`secret::Secret`], a redacting, zeroizing, constant-time
 //!   comparable string used for pre-shared keys and API secret keys.
 //! - [`net`]: CIDRs that remember how the caller wrote them, FQDNs, peer
@@ -17,10 +19,14 @@
 
 pub mod id;
 pub mod net;
+pub mod row;
 pub mod secret;
 pub mod vpn;
 
 pub use id::{IdRef, UserGwId, VpcId, VpnConnId, VpnGwId};
 pub use net::{Cidr, Fqdn};
+pub use row::{
+    AccountId, GatewayNodeId, RowId, TaskId, UserGwRowId, VpcRowId, VpnConnRowId, VpnGwRowId,
+};
 pub use secret::Secret;
 pub use vpn::*;
