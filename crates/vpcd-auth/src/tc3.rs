@@ -270,7 +270,8 @@ pub struct Request<'a> {
     /// The request's headers, names in any case, values as received. Must hold every signed
     /// header, `Host` exactly as received (tccli signs `http://127.0.0.1:PORT`) and `Content-Type`.
     pub headers: &'a [(&'a str, &'a str)],
-    /// The body bytes as received (empty on GET).
+    /// The body bytes as received. Hashed on GET too, where the SDK signs an empty body, so a GET
+    /// body the client did not sign fails.
     pub payload: &'a [u8],
     /// `X-TC-Timestamp`, Unix seconds.
     pub timestamp: i64,
