@@ -123,7 +123,7 @@ fn request<'a>(v: &'a Vector, headers: &'a [(&'a str, &'a str)], payload: &'a [u
     }
 }
 
-fn signed_value<'a>(authorization: &'a str) -> &'a str {
+fn signed_value(authorization: &str) -> &str {
     authorization.rsplit("Signature=").next().unwrap()
 }
 
