@@ -6,8 +6,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use vpcd_types::id::{UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
 use vpcd_types::{
-    Cidr, ConnSettings, ConnStatus, IdRef, NetStatus, Secret, TaskKind, TaskStatus, UserGwId,
-    VpcId, VpnConnId, VpnGwId,
+    Cidr, ConnSettings, ConnStatus, IdRef, NetStatus, Secret, TaskKind, TaskStatus, TunnelSpec,
+    UserGwId, VpcId, VpnConnId, VpnGwId,
 };
 
 /// Every resource belongs to one account and one region. Every store call on
@@ -225,6 +225,19 @@ pub struct VpnConn {
     pub active_task: Option<i64>,
     pub node_id: Option<i64>,
     pub created_at: Timestamp,
+}
+
+impl VpnConn {
+    /// The desired state of the connection's tunnel, as drivers (and the
+    /// peer configuration) take it.
+    pub fn tunnel_spec(&self) -> TunnelSpec {
+        TunnelSpec {
+            name: self.un_id.clone(),
+            local_addr: self.vpn_gw.address,
+            remote_addr: self.user_gw.address,
+            settings: self.settings.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use vpcd::server::{Running, ServeConfig};
 use vpcd_auth::{SignatureMethod, Signer};
+use vpcd_dataplane::ApiOnlyDriver;
 use vpcd_store::{Limits, Store};
 
 pub struct TestApp {
@@ -16,6 +17,9 @@ pub struct TestApp {
     pub host: String,
     pub http: reqwest::Client,
     pub account: Creds,
+    /// The data-plane driver of the app's (API-only) VPN gateways: it
+    /// records each tunnel and fails on demand.
+    pub driver: Arc<ApiOnlyDriver>,
     /// The app's own PostgreSQL database (dropped after the app), when the
     /// suite runs on PostgreSQL.
     _db: Option<vpcd_store::testing::ScratchDb>,
@@ -75,6 +79,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     cfg.settings.max_body_bytes = opts.max_body_bytes;
     cfg.workers = if opts.worker { 4 } else { 0 };
     cfg.task_lease_secs = 5;
+    let driver = Arc::new(ApiOnlyDriver::new());
+    cfg.api_only_driver = Some(driver.clone());
     let running = vpcd::server::start(cfg.clone())
         .await
         .expect("server starts");
@@ -93,6 +99,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
             secret_key: creds["secretKey"].as_str().unwrap().to_owned(),
             region: creds["region"].as_str().unwrap().to_owned(),
         },
+        driver,
         _db: db,
         _dir: dir,
     }
@@ -113,12 +120,12 @@ pub fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 impl TestApp {
-    pub fn state(&self) -> &vpcd::app::AppState {
-        &self.running.as_ref().unwrap().state
+    fn running(&self) -> &Running {
+        self.running.as_ref().unwrap()
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
-        self.state().store.clone()
+        self.running().store()
     }
 
     /// A second account with its own key.
@@ -202,7 +209,7 @@ impl TestApp {
     /// Drain the task queue (the background worker is off by default).
     pub async fn run_tasks(&self) -> usize {
         let mut n = 0;
-        while self.state().engine.run_once().await.unwrap() {
+        while self.running().run_task().await.unwrap() {
             n += 1;
         }
         n
