@@ -641,6 +641,27 @@ impl Store for SqliteStore {
         Ok((total as u64, vpcs))
     }
 
+    async fn rename_vpc(&self, scope: &Scope, id: i64, name: &str) -> Result<()> {
+        // The unique index on (account, region, name) decides a clash.
+        let res = sqlx::query(
+            "UPDATE vpcs SET name = ?1 WHERE id = ?2 AND account_id = ?3 AND region = ?4",
+        )
+        .bind(name)
+        .bind(id)
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .execute(&self.write)
+        .await
+        .map_err(|e| match unique_violation(&e) {
+            Some(_) => StoreError::NameInUse(Resource::Vpc),
+            None => e.into(),
+        })?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(Resource::Vpc));
+        }
+        Ok(())
+    }
+
     async fn delete_vpc(&self, scope: &Scope, id: i64) -> Result<()> {
         self.delete_unused(scope, id, &VPC_PARENT).await
     }
@@ -1056,6 +1077,36 @@ impl Store for SqliteStore {
             "{TASK_SELECT} WHERE id = ?1 AND account_id = ?2 AND region = ?3"
         ))
         .bind(task_id)
+        .bind(scope.account_id)
+        .bind(&scope.region)
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    async fn label_task(&self, task_id: i64, request_id: &str) -> Result<()> {
+        let res =
+            sqlx::query("UPDATE tasks SET request_id = ?1 WHERE id = ?2 AND request_id IS NULL")
+                .bind(request_id)
+                .bind(task_id)
+                .execute(&self.write)
+                .await
+                .map_err(|e| match unique_violation(&e) {
+                    Some(_) => StoreError::InUse(Resource::Task),
+                    None => e.into(),
+                })?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(Resource::Task));
+        }
+        Ok(())
+    }
+
+    async fn get_task_by_request(&self, scope: &Scope, request_id: &str) -> Result<Option<Task>> {
+        let mut conn = self.read.acquire().await?;
+        let row = sqlx::query(&format!(
+            "{TASK_SELECT} WHERE request_id = ?1 AND account_id = ?2 AND region = ?3"
+        ))
+        .bind(request_id)
         .bind(scope.account_id)
         .bind(&scope.region)
         .fetch_optional(&mut *conn)

@@ -1,4 +1,5 @@
-//! vpcd: a VPN control plane that serves the Tencent Cloud VPC API v2.
+//! vpcd: a VPN control plane that serves the Tencent Cloud VPC API, v2 and
+//! 3.0, over one world of resources.
 //!
 //! The crate reads top-down. A request goes [`http`] -> [`v2`] (the wire
 //! protocol) -> [`ops`] (the operation, protocol-free) -> the store, and a
@@ -8,11 +9,14 @@
 //! module that imports it back (`tests/module_graph.rs` checks).
 //!
 //! # Layout
-//! - [`http`]: the `/v2/index.php` and `/healthz` endpoints (the only module
-//!   that knows HTTP).
+//! - [`http`]: the `/v2/index.php`, `/` (API 3.0) and `/healthz` endpoints
+//!   (the only module that knows HTTP).
 //! - [`v2`]: the v2 adapter: common parameters, signature and replay
 //!   checks, the action table, flat parameter decoding, each action's
 //!   parsing and rendering, the envelope.
+//! - [`v3`]: the API 3.0 adapter (`/`): TC3 and form signatures, JSON and
+//!   flattened parameters, its action table, each action's parsing and
+//!   rendering, the `{"Response": ...}` envelope.
 //! - [`ops`]: one typed request and result per operation, and the domain
 //!   rules every protocol shares.
 //! - [`error`]: the one table of error codes, and the API error type.
@@ -27,7 +31,7 @@
 //!
 //! The crate's interface is small: what the `vpcd` binary and the
 //! integration tests use ([`server`], [`Settings`], [`client`], [`admin`],
-//! [`v2::Action`], [`MemberInfo`]). Everything else is `pub(crate)`.
+//! [`v2::Action`], [`v3::Action`], [`MemberInfo`], [`Regions`]). Everything else is `pub(crate)`.
 
 pub mod admin;
 pub(crate) mod api;
@@ -38,10 +42,13 @@ pub(crate) mod error;
 pub(crate) mod http;
 pub(crate) mod ops;
 pub(crate) mod placement;
+pub(crate) mod regions;
 pub mod server;
 pub(crate) mod settings;
 pub(crate) mod tls;
 pub mod v2;
+pub mod v3;
 
 pub use background::cluster::MemberInfo;
+pub use regions::Regions;
 pub use settings::Settings;

@@ -19,11 +19,14 @@
 //! - [`conn_settings`]: a connection's IKE/IPsec/SPD settings: the typed
 //!   change a request carries and how it resolves against defaults or the
 //!   current settings.
+//! - [`select`]: Describe requests with a predicate the store cannot
+//!   express (API 3.0's `Filters`).
 
 use vpcd_store::Page;
 
 pub(crate) mod conn_settings;
 pub(crate) mod peer_config;
+pub(crate) mod select;
 pub(crate) mod task;
 pub(crate) mod user_gw;
 pub(crate) mod vpc;
