@@ -22,8 +22,8 @@ use crate::ops::user_gw::{self as op, CreateUserGw, DeleteUserGw, RenameUserGw};
 
 /// vpcd's peer gateways have no BGP.
 fn refuse_bgp(o: &Obj<'_>) -> ApiResult<()> {
-    match o.field("BgpAsn") {
-        Some(f) => Err(unsupported(&f.path, "vpcd does not run BGP over tunnels")),
+    match o.given("BgpAsn") {
+        Some(path) => Err(unsupported(&path, "vpcd does not run BGP over tunnels")),
         None => Ok(()),
     }
 }

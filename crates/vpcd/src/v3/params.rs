@@ -117,6 +117,20 @@ impl Params {
         })
     }
 
+    fn mark_tree(&self, path: &str, v: &Value) {
+        self.mark(path);
+        match v {
+            Value::Object(m) => m
+                .iter()
+                .for_each(|(k, x)| self.mark_tree(&join(path, k), x)),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .for_each(|(i, x)| self.mark_tree(&join(path, &i.to_string()), x)),
+            _ => {}
+        }
+    }
+
     fn mark(&self, path: &str) {
         self.read
             .lock()
@@ -198,6 +212,14 @@ impl<'a> Obj<'a> {
             path,
             value,
         })
+    }
+
+    /// Whether the field is given, marking it and everything inside it
+    /// read: for a field that is refused whole, whatever it holds.
+    pub(crate) fn given(&self, key: &str) -> Option<String> {
+        let f = self.field(key)?;
+        self.p.mark_tree(&f.path, f.value);
+        Some(f.path)
     }
 
     /// A field every request of the action must give.

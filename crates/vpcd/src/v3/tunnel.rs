@@ -268,8 +268,8 @@ pub(super) fn parse(o: &Obj<'_>, route_fields: bool) -> ApiResult<TunnelRequest>
         .transpose()?;
     let mut unsupported_given = Vec::new();
     let mut refuse_if_given = |key: &str, why: &'static str| {
-        if o.field(key).is_some() {
-            unsupported_given.push((o.path(key), why));
+        if let Some(path) = o.given(key) {
+            unsupported_given.push((path, why));
         }
     };
     refuse_if_given("HealthCheckLocalIp", "vpcd runs no in-tunnel health checks");

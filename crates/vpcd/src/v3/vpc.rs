@@ -22,12 +22,12 @@ use crate::ops::Name;
 /// only their "off" values are taken.
 fn refuse_vpc_options(o: &Obj<'_>, create: bool) -> ApiResult<()> {
     if create {
-        if let Some(f) = o.field("StackType") {
-            return Err(unsupported(&f.path, "vpcd's VPCs are IPv4 only"));
+        if let Some(path) = o.given("StackType") {
+            return Err(unsupported(&path, "vpcd's VPCs are IPv4 only"));
         }
         for key in ["Ipv6CidrBlock", "AddressType"] {
-            if let Some(f) = o.field(key) {
-                return Err(unsupported(&f.path, "vpcd's VPCs are IPv4 only"));
+            if let Some(path) = o.given(key) {
+                return Err(unsupported(&path, "vpcd's VPCs are IPv4 only"));
             }
         }
     }
@@ -44,8 +44,8 @@ fn refuse_vpc_options(o: &Obj<'_>, create: bool) -> ApiResult<()> {
             ));
         }
     }
-    if let Some(f) = o.field("DomainName") {
-        return Err(unsupported(&f.path, "vpcd's VPCs have no DHCP options"));
+    if let Some(path) = o.given("DomainName") {
+        return Err(unsupported(&path, "vpcd's VPCs have no DHCP options"));
     }
     let mut flags = vec!["EnableRouteVpcPublish", "EnableRouteVpcPublishIpv6"];
     if !create {

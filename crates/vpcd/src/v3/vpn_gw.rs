@@ -90,8 +90,8 @@ impl Handler for Create {
             }
             (_, None) => None,
         };
-        if let Some(f) = o.field("Zone") {
-            return Err(unsupported(&f.path, "vpcd has no availability zones"));
+        if let Some(path) = o.given("Zone") {
+            return Err(unsupported(&path, "vpcd has no availability zones"));
         }
         match o.str("Type")? {
             None | Some(TYPE) => {}
