@@ -555,3 +555,137 @@ impl<'de> Visitor<'de> for Strict {
         Ok(Value::Object(out))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> ApiResult<Params> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Params::from_form(&pairs)
+    }
+
+    fn wire(e: ApiError) -> (ErrorCode, String) {
+        (
+            e.code,
+            e.param
+                .map(|p| p.v3_name().into_owned())
+                .unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn flattened_form_builds_the_tree() {
+        let p = form(&[
+            ("Filters.0.Name", "vpc-id"),
+            ("Filters.0.Values.1", "b"),
+            ("Filters_0_Values_0", "a"),
+            ("Limit", "5"),
+            ("IKEOptionsSpecification.DhGroupName", "GROUP2"),
+        ])
+        .unwrap();
+        let o = p.root();
+        let f = o.list("Filters", 10).unwrap().unwrap();
+        let f0 = f[0].obj().unwrap();
+        assert_eq!(f0.req_str("Name").unwrap(), "vpc-id");
+        let values: Vec<&str> = f0
+            .strs("Values", 5)
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(values, ["a", "b"]);
+        assert_eq!(o.int("Limit", 1..=100).unwrap(), Some(5));
+        let ike = o.obj("IKEOptionsSpecification").unwrap().unwrap();
+        assert_eq!(ike.str("DhGroupName").unwrap(), Some("GROUP2"));
+        p.finish().unwrap();
+    }
+
+    #[test]
+    fn malformed_forms_are_refused_naming_the_key() {
+        for (pairs, key) in [
+            (vec![("A", "1"), ("A", "2")], "A"),
+            (vec![("A.0", "1"), ("A.2", "2")], "A.2"),
+            (vec![("A", "1"), ("A.B", "2")], "A.B"),
+            (vec![("A.0", "1"), ("A.B", "2")], "A.B"),
+            (vec![("0", "1")], "0"),
+            (vec![("A..B", "1")], "A..B"),
+        ] {
+            let e = form(&pairs).unwrap_err();
+            assert_eq!(
+                wire(e),
+                (ErrorCode::MalformedParameter, key.to_owned()),
+                "{pairs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unread_fields_are_unknown_at_any_depth() {
+        let p =
+            Params::from_json(br#"{"A": {"B": 1, "C": [{"D": 2}]}, "E": null, "F": ""}"#).unwrap();
+        let a = p.root().obj("A").unwrap().unwrap();
+        a.int("B", 0..=5).unwrap();
+        let e = p.finish().unwrap_err();
+        assert_eq!(wire(e), (ErrorCode::UnknownParameter, "A.C".to_owned()));
+        let c = a.list("C", 5).unwrap().unwrap();
+        assert_eq!(
+            p.finish().map_err(wire),
+            Err((ErrorCode::UnknownParameter, "A.C.0.D".to_owned()))
+        );
+        c[0].obj().unwrap().given("D");
+        // Absent values (null, "") need no reading.
+        p.finish().unwrap();
+    }
+
+    #[test]
+    fn json_types_are_strict_and_form_text_is_parsed() {
+        let p = Params::from_json(br#"{"N": "5", "B": "true", "L": 1.5}"#).unwrap();
+        let o = p.root();
+        assert_eq!(
+            wire(o.int("N", 0..=9).unwrap_err()).0,
+            ErrorCode::MalformedParameter
+        );
+        assert_eq!(
+            wire(o.bool("B").unwrap_err()).0,
+            ErrorCode::MalformedParameter
+        );
+        assert_eq!(
+            wire(o.int("L", 0..=9).unwrap_err()).0,
+            ErrorCode::MalformedParameter
+        );
+        assert_eq!(o.int_text("N", 0..=9).unwrap(), Some(5));
+        let p = form(&[("N", "5"), ("B", "True"), ("X", "12")]).unwrap();
+        let o = p.root();
+        assert_eq!(o.int("N", 0..=9).unwrap(), Some(5));
+        assert_eq!(o.bool("B").unwrap(), Some(true));
+        assert_eq!(
+            wire(o.int("X", 0..=9).unwrap_err()).0,
+            ErrorCode::InvalidParameter
+        );
+    }
+
+    #[test]
+    fn json_bodies_must_be_objects_without_repeated_keys() {
+        for body in [
+            &b"[1]"[..],
+            b"{\"a\":1,\"a\":2}",
+            b"{\"a\":{\"b\":1,\"b\":1}}",
+            b"{",
+            b"{} x",
+        ] {
+            let e = Params::from_json(body).unwrap_err();
+            assert_eq!(
+                e.code,
+                ErrorCode::InvalidRequest,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(Params::from_json(b"").is_ok());
+        assert!(Params::from_json(b" {} ").is_ok());
+    }
+}
