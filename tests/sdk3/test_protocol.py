@@ -147,3 +147,20 @@ def test_json_keys_given_twice_are_refused(tc3):
     assert body["Error"]["Code"] == "InvalidRequest", body
     assert "more than once" in body["Error"]["Message"], body
     json.dumps(body)
+
+
+def test_secrets_never_reach_the_log(server, tc3):
+    psk = "Sup3rSecretPsk-7c1e"
+    _, gw, cgw = tc3.topology()
+    created = tc3.conn(gw, cgw, PreShareKey=psk)
+    tc3.wait_task(created["RequestId"])
+    # Refusals of requests that carry the key, and a wrong signature.
+    tc3.err("CreateVpnConnection", {"VpnGatewayId": gw["VpnGatewayId"], "CustomerGatewayId": "cgw-00000000",
+                                    "VpnConnectionName": "x", "PreShareKey": psk + " x"},
+            "InvalidParameterValue", "PreShareKey")
+    Api(server, region=tc3.region, secret_key=server.secret_key + "x").err(
+        "DescribeVpcs", {}, "AuthFailure.SignatureFailure")
+    # The first start prints the new key once, by design; after that, never.
+    log = server.log_path.read_text(errors="replace").split("vpcd serving", 1)[1]
+    for secret in (psk, server.secret_key):
+        assert secret not in log
