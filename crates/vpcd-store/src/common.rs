@@ -1,5 +1,5 @@
-//! Engine-independent pieces shared by the SQLite and PostgreSQL engines:
-//! the rules themselves are decided here once, the SQL lives in the engines.
+//! The rules and helpers of the store that involve no SQL: state
+//! transitions, address choice, names, and decoding rows into the model.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -187,15 +187,24 @@ pub(crate) fn pool_address(free: Option<i64>, (lo, hi): (i64, i64)) -> Result<Ip
 
 // ---- decoding rows --------------------------------------------------------
 
-/// Typed column access, implemented by each engine's row type, so rows are
-/// decoded into the model by one set of functions.
+/// Typed column access to a result row, so rows are decoded into the model
+/// by one set of functions.
 pub(crate) trait StoreRow {
-    fn int(&self, col: &str) -> Result<i64>;
     fn opt_int(&self, col: &str) -> Result<Option<i64>>;
-    fn text(&self, col: &str) -> Result<String>;
     fn opt_text(&self, col: &str) -> Result<Option<String>>;
     /// A boolean column (an integer 0/1 in SQLite).
     fn flag(&self, col: &str) -> Result<bool>;
+
+    fn int(&self, col: &str) -> Result<i64> {
+        self.opt_int(col)?.ok_or_else(|| null(col))
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        self.opt_text(col)?.ok_or_else(|| null(col))
+    }
+}
+
+fn null(col: &str) -> StoreError {
+    StoreError::Backend(format!("unexpected NULL in column {col}"))
 }
 
 pub(crate) fn account_from_row(row: &impl StoreRow) -> Result<Account> {
@@ -415,6 +424,13 @@ pub(crate) const USER_GW_PARENT: Parent = Parent {
     child_table: "vpn_conns",
     child_fk: "user_gw_id",
     resource: Resource::UserGw,
+};
+/// A gateway node is in use while VPN gateways are placed on it.
+pub(crate) const GATEWAY_NODE_PARENT: Parent = Parent {
+    table: "gateway_nodes",
+    child_table: "vpn_gws",
+    child_fk: "node_id",
+    resource: Resource::GatewayNode,
 };
 
 #[cfg(test)]

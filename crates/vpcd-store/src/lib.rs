@@ -27,6 +27,7 @@ use vpcd_types::{IdRef, NetStatus};
 mod common;
 pub mod model;
 mod postgres;
+mod sql;
 mod sqlite;
 pub mod testing;
 

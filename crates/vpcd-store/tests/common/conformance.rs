@@ -75,6 +75,8 @@ macro_rules! conformance_tests {
             concurrent_gateway_lease_has_one_winner,
             concurrent_creates_respect_pair_rule,
             concurrent_mutations_one_wins,
+            unknown_account_is_not_found,
+            net_status_in_bulk,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -163,7 +165,7 @@ fn all() -> Page {
     page(Order::CreateTime, false, 0, 100)
 }
 
-fn settings(psk: &str) -> ConnSettings {
+pub(crate) fn settings(psk: &str) -> ConnSettings {
     ConnSettings {
         pre_shared_key: Secret::new(psk),
         spd_source: SpdSource::UserGwCidrBlock,
@@ -3171,4 +3173,86 @@ pub(crate) async fn concurrent_mutations_one_wins(store: Arc<dyn Store>) {
     // Exactly one task is queued.
     assert!(store.claim_task("w", T0, 30).await.unwrap().is_some());
     assert!(store.claim_task("w", T0, 30).await.unwrap().is_none());
+}
+
+// ---- errors and bulk paths shared by both engines ---------------------------------
+
+/// A scope whose account does not exist: every create that counts per
+/// region says so (the scope's row refers to the account), on either
+/// engine.
+pub(crate) async fn unknown_account_is_not_found(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let ghost = Scope {
+        account_id: sc.account_id + 1000,
+        region: "gz".into(),
+    };
+    let new_vpc = NewVpc {
+        name: "v".into(),
+        cidr: "10.0.0.0/16".parse().unwrap(),
+    };
+    assert_err!(
+        store.create_vpc(&ghost, new_vpc, &roomy()).await,
+        StoreError::NotFound(Resource::Account)
+    );
+    assert_err!(
+        store
+            .create_user_gw(&ghost, new_user_gw("u", "198.51.100.1"), &roomy())
+            .await,
+        StoreError::NotFound(Resource::Account)
+    );
+    // Nothing was left behind for the real account either.
+    assert_eq!(
+        store
+            .list_vpcs(&ghost, &VpcFilter::default(), &all())
+            .await
+            .unwrap()
+            .0,
+        0
+    );
+    assert_eq!(store.conn_count_check(&ghost).await.unwrap(), (0, 0));
+    vpc(&store, &sc, "v").await;
+}
+
+/// Live states for more connections than one statement takes ids: every
+/// one is recorded, unknown ids are ignored, an unchanged state is left.
+pub(crate) async fn net_status_in_bulk(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, u) = topology(&store, &sc).await;
+    let n = 2_345;
+    let batch: Vec<NewConn> = (0..n)
+        .map(|i| new_conn(v.id, g.id, u.id, &format!("c{i}")))
+        .collect();
+    store.import_conns(&sc, batch).await.unwrap();
+    let conns = store.desired_conns(None).await.unwrap();
+    assert_eq!(conns.len(), n);
+    // Two thirds up, one third down, and some ids nobody has.
+    let mut changes: Vec<(String, NetStatus)> = conns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let state = if i % 3 == 0 {
+                NetStatus::Unavailable
+            } else {
+                NetStatus::Available
+            };
+            (c.un_id.to_string(), state)
+        })
+        .collect();
+    changes.extend((0..50).map(|i| (format!("vpnx-zz{i:06}"), NetStatus::Available)));
+    store.set_net_status(&changes).await.unwrap();
+    let after = store.desired_conns(None).await.unwrap();
+    let up = after
+        .iter()
+        .filter(|c| c.net_status == NetStatus::Available)
+        .count();
+    assert_eq!(up, n - n.div_ceil(3));
+    for (i, c) in conns.iter().enumerate() {
+        let want = if i % 3 == 0 {
+            NetStatus::Unavailable
+        } else {
+            NetStatus::Available
+        };
+        let now = after.iter().find(|a| a.id == c.id).unwrap();
+        assert_eq!(now.net_status, want, "{}", c.un_id);
+    }
 }
