@@ -159,14 +159,7 @@ async fn null_esp_tunnel() {
     let spec = spec_null_esp();
     driver.apply(&spec).await.unwrap();
     configure_peer(&tb, &[&spec]);
-    wait_up(
-        T,
-        &tb,
-        &driver,
-        &spec.name,
-        &[("10.100.0.1", "10.200.0.1")],
-    )
-    .await;
+    wait_up(T, &tb, &driver, &spec.name, &[("10.100.0.1", "10.200.0.1")]).await;
     assert!(tb.charon_log(Side::Cloud).contains("ESP:NULL/HMAC_SHA1_96"));
     tb.teardown();
 }

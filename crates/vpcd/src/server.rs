@@ -131,10 +131,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
 
 /// [`start`] with another driver for gateways on no gateway node (tests
 /// pass a recording driver).
-pub async fn start_with(
-    cfg: ServeConfig,
-    api_only: Arc<dyn VpnDriver>,
-) -> anyhow::Result<Running> {
+pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyhow::Result<Running> {
     crate::tls::init_crypto();
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
@@ -287,8 +284,7 @@ fn redact_url(url: &str) -> String {
 /// charon or a restarted vpcd converges without any API call.
 ///
 /// API-only gateways are left out: nothing is negotiated for them, so there
-/// is nothing to converge, and re-recording every API-only tunnel would hold
-/// all of them in memory and load every row each pass.
+/// is nothing to converge, and a pass would load every row for nothing.
 pub async fn reconcile_once(state: &AppState) {
     for (node, driver) in state.drivers.nodes() {
         if let Err(e) = reconcile_node(state, node, driver.as_ref()).await {

@@ -108,7 +108,9 @@ async fn seed_example_and_defaults() {
         })
     );
     // The data plane got the network, not the host-bit spelling.
-    let spec = app.driver.tunnel(&conn_id.parse().unwrap())
+    let spec = app
+        .driver
+        .tunnel(&conn_id.parse().unwrap())
         .expect("recorded");
     assert_eq!(
         spec.settings.spd[0].remote[0].net().to_string(),
@@ -1361,7 +1363,8 @@ async fn connection_lifecycle_and_state_machine() {
         (Some(0), Some("modify"))
     );
     assert_eq!(
-        app.driver.tunnel(&conn.parse().unwrap())
+        app.driver
+            .tunnel(&conn.parse().unwrap())
             .unwrap()
             .settings
             .ike

@@ -806,12 +806,7 @@ mod tests {
                 .map(|n| {
                     let sa = Sa {
                         state: "ESTABLISHED",
-                        child_sas: HashMap::from([(
-                            "c-1",
-                            Child {
-                                state: "INSTALLED",
-                            },
-                        )]),
+                        child_sas: HashMap::from([("c-1", Child { state: "INSTALLED" })]),
                     };
                     let sa = HashMap::from([(*n, sa)]);
                     ("list-sa", serde_vici::to_vec(&sa).unwrap())
@@ -834,10 +829,7 @@ mod tests {
             HashMap::from([(ours.clone(), NetStatus::Available)])
         );
         let sas = d.list_sas().await.unwrap();
-        assert_eq!(
-            sas.iter().map(|s| &s.name).collect::<Vec<_>>(),
-            vec![&ours]
-        );
+        assert_eq!(sas.iter().map(|s| &s.name).collect::<Vec<_>>(), vec![&ours]);
         let conns = d.list_conns().await.unwrap();
         assert_eq!(
             conns.iter().map(|c| &c.name).collect::<Vec<_>>(),

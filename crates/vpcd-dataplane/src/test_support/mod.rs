@@ -10,4 +10,6 @@ mod recording;
 mod spec;
 
 pub use recording::RecordingDriver;
-pub use spec::{rule, spec_between, spec_custom, spec_default, spec_null_esp, CLOUD_ADDR, PEER_ADDR};
+pub use spec::{
+    rule, spec_between, spec_custom, spec_default, spec_null_esp, CLOUD_ADDR, PEER_ADDR,
+};

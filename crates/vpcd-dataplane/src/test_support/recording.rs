@@ -116,7 +116,10 @@ mod tests {
         d.reset(&a).await.unwrap();
         assert_eq!(d.tunnel(&a.name), Some(a.clone()));
         // vpnx-cust0001 sorts before vpnx-dflt0001.
-        assert_eq!(d.loaded().await.unwrap(), vec![b.name.clone(), a.name.clone()]);
+        assert_eq!(
+            d.loaded().await.unwrap(),
+            vec![b.name.clone(), a.name.clone()]
+        );
         let status = d.net_status().await.unwrap();
         assert_eq!(status.len(), 2);
         assert!(status.values().all(|s| *s == NetStatus::Unavailable));

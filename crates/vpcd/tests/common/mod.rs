@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use vpcd::server::{Running, ServeConfig};
-use vpcd_dataplane::test_support::RecordingDriver;
 use vpcd_auth::{SignatureMethod, Signer};
+use vpcd_dataplane::test_support::RecordingDriver;
 use vpcd_store::{Limits, Store};
 
 pub struct TestApp {
