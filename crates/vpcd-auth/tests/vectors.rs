@@ -291,3 +291,68 @@ fn signer_matches_official_sdk() {
         );
     }
 }
+
+/// API 3.0's v1-style form signature, as tencentcloud-sdk-python 3.1.195 builds it: CommonClient
+/// ("vpc", "2017-03-12", region "ap-guangzhou"), `ClientProfile(signMethod=...)`,
+/// `_build_req_inter("CreateVpnConnection", params, req)` with time.time() = 1700000000 and
+/// random.randint() = 11886, `Sign.sign` wrapped to capture the string to sign. `form` is the
+/// request data it sends (body on POST, query on GET).
+struct Api3FormVector {
+    http: &'static str,
+    host: &'static str,
+    method: SignatureMethod,
+    form: &'static str,
+    to_sign: &'static str,
+}
+
+const API3_FORM_VECTORS: &[Api3FormVector] = &[
+    Api3FormVector {
+        http: "POST",
+        host: "127.0.0.1:18080",
+        method: SignatureMethod::HmacSha256,
+        form: "VpcId=vpc-amhnnao5&VpnConnectionName=conn+1&Note=%40kept&Filters.0.Name=n_x\
+               &Filters.0.Values.0=v&Action=CreateVpnConnection&RequestClient=SDK_PYTHON_3.1.195\
+               &Nonce=11886&Timestamp=1700000000&Version=2017-03-12&Region=ap-guangzhou\
+               &SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3gnPhESA&SignatureMethod=HmacSHA256&Language=zh-CN\
+               &Signature=cEwRN%2F9Qvg%2BL7zZcGn0f9osqu45io1BYD9j5Ge1SzD0%3D",
+        // The `@` value is signed: the 3.0 SDK has no v2-style exception.
+        to_sign: "POST127.0.0.1:18080/?Action=CreateVpnConnection&Filters.0.Name=n_x&Filters.0.Values.0=v\
+                  &Language=zh-CN&Nonce=11886&Note=@kept&Region=ap-guangzhou&RequestClient=SDK_PYTHON_3.1.195\
+                  &SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3gnPhESA&SignatureMethod=HmacSHA256\
+                  &Timestamp=1700000000&Version=2017-03-12&VpcId=vpc-amhnnao5&VpnConnectionName=conn 1",
+    },
+    Api3FormVector {
+        http: "GET",
+        host: "vpc.tencentcloudapi.com",
+        method: SignatureMethod::HmacSha1,
+        form: "VpcId=vpc-amhnnao5&PreSharedKey=p%40ss+w%2Brd&Action=CreateVpnConnection\
+               &RequestClient=SDK_PYTHON_3.1.195&Nonce=11886&Timestamp=1700000000&Version=2017-03-12\
+               &Region=ap-guangzhou&SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3gnPhESA&SignatureMethod=HmacSHA1\
+               &Language=zh-CN&Signature=okBvGtYH2RV1V2FpIx%2BVfUZrBow%3D",
+        to_sign: "GETvpc.tencentcloudapi.com/?Action=CreateVpnConnection&Language=zh-CN&Nonce=11886\
+                  &PreSharedKey=p@ss w+rd&Region=ap-guangzhou&RequestClient=SDK_PYTHON_3.1.195\
+                  &SecretId=AKIDz8krbsJ5yKBZQpn74WFkmLPx3gnPhESA&SignatureMethod=HmacSHA1\
+                  &Timestamp=1700000000&Version=2017-03-12&VpcId=vpc-amhnnao5",
+    },
+];
+
+/// The server path for the 3.0 form: strict decoding, the signable check, the shared v2 algorithm
+/// with path `/`, verification of the received `Signature`.
+#[test]
+fn api3_form_sdk_vectors() {
+    for v in API3_FORM_VECTORS {
+        let received = vpcd_auth::form::decode(v.form.as_bytes()).expect("SDK form decodes");
+        vpcd_auth::form::check_signable(&received).expect("SDK pairs are signable");
+        let pairs = borrowed(&received);
+        let to_sign = vpcd_auth::api3_form_string_to_sign(v.http, v.host, &pairs);
+        assert_eq!(to_sign, v.to_sign);
+        let provided = pairs
+            .iter()
+            .find(|(k, _)| *k == "Signature")
+            .map(|(_, s)| *s)
+            .expect("Signature sent");
+        check(VENDOR_KEY, v.method, &to_sign, provided);
+        // The v2 path (`/v2/index.php`) and the v2 `@` rule give other strings.
+        assert_ne!(string_to_sign(v.http, v.host, PATH, &pairs, true), to_sign);
+    }
+}
