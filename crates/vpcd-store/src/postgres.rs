@@ -150,7 +150,7 @@ impl Engine for Postgres {
         };
         let ids: Vec<[i64; 3]> = rows
             .iter()
-            .map(|(_, c, _)| [c.vpc_id, c.vpn_gw_id, c.user_gw_id])
+            .map(|(_, c, _)| [c.vpc_id.get(), c.vpn_gw_id.get(), c.user_gw_id.get()])
             .collect();
         let (un_ids, names, settings) = (
             column(|r| r.0.clone()),
@@ -166,7 +166,7 @@ impl Engine for Postgres {
                              $9::text[], $10::text[]) AS x(u, v, g, ug, n, s) \
                  ON CONFLICT (un_id) DO NOTHING RETURNING un_id",
             )
-            .bind(scope.account_id)
+            .bind(scope.account_id.get())
             .bind(&scope.region)
             .bind(ConnStatus::Running.code())
             .bind(now)

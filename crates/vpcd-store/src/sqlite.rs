@@ -209,7 +209,7 @@ async fn open_nonces(path: &Path) -> Result<SqlitePool> {
 
 #[cfg(test)]
 mod tests {
-    use vpcd_types::IdRef;
+    use vpcd_types::{AccountId, GatewayNodeId, IdRef};
 
     use super::*;
     use crate::common::StoreRow;
@@ -233,7 +233,7 @@ mod tests {
         let store = SqliteStore::in_memory().await.unwrap();
         let mut conn = store.read.acquire().await.unwrap();
         let scope = Scope {
-            account_id: 1,
+            account_id: AccountId::new(1),
             region: "gz".into(),
         };
         let pages: Vec<Page> = [Order::CreateTime, Order::Name]
@@ -313,18 +313,17 @@ mod tests {
             push_page(&mut qb, p, "u");
             plans.push((format!("user gws {p:?}"), plan(&mut conn, qb).await));
         }
-        for node in [Some(7), None] {
+        let (n7, n8) = (Some(GatewayNodeId::new(7)), Some(GatewayNodeId::new(8)));
+        for node in [n7, None] {
             plans.push((
                 format!("desired {node:?}"),
                 plan(&mut conn, desired_query::<Sqlite>(node)).await,
             ));
         }
-        let claim = claim_query::<Sqlite>("w", 0, 30, None);
-        plans.push(("claim".into(), plan(&mut conn, claim).await));
-        for nodes in [vec![Some(7), None], vec![Some(7), Some(8)], vec![None]] {
+        for nodes in [vec![n7, None], vec![n7, n8], vec![None]] {
             plans.push((
                 format!("claim on {nodes:?}"),
-                plan(&mut conn, claim_query::<Sqlite>("w", 0, 30, Some(&nodes))).await,
+                plan(&mut conn, claim_query::<Sqlite>("w", 0, 30, &nodes)).await,
             ));
         }
         plans.push((
@@ -462,7 +461,7 @@ mod tests {
                  VALUES (?1, printf('vpc-%08d', ?1), ?2, 'gz', 'v' || ?1, '10.0.0.0/16', 0)",
             )
             .bind(v)
-            .bind(a.id)
+            .bind(a.id.get())
             .execute(&mut *tx)
             .await
             .unwrap();
@@ -475,7 +474,7 @@ mod tests {
                      '203.0.113.1', ?1, 0)",
             )
             .bind(g)
-            .bind(a.id)
+            .bind(a.id.get())
             .bind((g - 1) / 10 + 1)
             .execute(&mut *tx)
             .await
@@ -486,7 +485,7 @@ mod tests {
                      printf('10.0.%d.%d', ?1 / 256, ?1 % 256), 0)",
             )
             .bind(g)
-            .bind(a.id)
+            .bind(a.id.get())
             .execute(&mut *tx)
             .await
             .unwrap();
@@ -500,7 +499,7 @@ mod tests {
                      'available', ?6, ?7)",
             )
             .bind(c)
-            .bind(a.id)
+            .bind(a.id.get())
             .bind((g - 1) / 10 + 1)
             .bind(g)
             .bind(c % 5000 + 1)

@@ -35,7 +35,10 @@ use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type,
 };
 use vpcd_types::id::{IdKind, UnifiedId, UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
-use vpcd_types::{ConnStatus, IdRef, TaskKind};
+use vpcd_types::{
+    AccountId, ConnStatus, GatewayNodeId, IdRef, RowId, TaskId, TaskKind, UserGwRowId, VpcRowId,
+    VpnConnRowId, VpnGwRowId,
+};
 
 use crate::common::*;
 use crate::model::*;
@@ -258,6 +261,16 @@ impl From<&str> for Arg {
         Arg::Text(Some(v.to_owned()))
     }
 }
+impl<K> From<RowId<K>> for Arg {
+    fn from(v: RowId<K>) -> Arg {
+        Arg::Int(Some(v.get()))
+    }
+}
+impl<K> From<Option<RowId<K>>> for Arg {
+    fn from(v: Option<RowId<K>>) -> Arg {
+        Arg::Int(v.map(RowId::get))
+    }
+}
 impl From<&String> for Arg {
     fn from(v: &String) -> Arg {
         Arg::Text(Some(v.clone()))
@@ -355,7 +368,7 @@ fn fk_means(err: StoreError) -> impl FnOnce(sqlx::Error) -> StoreError {
 /// `cols` of the row `id` of `table` in the scope, held `FOR SHARE` so it
 /// cannot be deleted before the transaction ends. `cols` and `table` are
 /// this module's constants.
-fn shared_in_scope<DB: Engine>(cols: &str, table: &str, id: i64, scope: &Scope) -> Sql {
+fn shared_in_scope<DB: Engine>(cols: &str, table: &str, id: impl Into<Arg>, scope: &Scope) -> Sql {
     Sql::new(format!(
         "SELECT {cols} FROM {table} WHERE id = $1 AND account_id = $2 AND region = $3{}",
         lock::<DB>(FOR_SHARE)
@@ -414,7 +427,12 @@ impl<DB: Engine> SqlStore<DB> {
     /// writer excludes everyone): a dependant being created, which holds the
     /// parent `FOR SHARE`, commits before and is seen, or waits and then
     /// finds the parent gone.
-    async fn delete_unused(&self, scope: Option<&Scope>, id: i64, parent: &Parent) -> Result<()> {
+    async fn delete_unused<K>(
+        &self,
+        scope: Option<&Scope>,
+        id: RowId<K>,
+        parent: &Parent,
+    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let mut find = Sql::new(format!("SELECT id FROM {} WHERE id = ", parent.table));
         find.bind(id);
@@ -478,14 +496,18 @@ impl<DB: Engine> SqlStore<DB> {
         }
     }
 
-    /// Claim the oldest runnable task, among those on `nodes` if given.
+    /// Claim the oldest runnable task on `nodes` (see
+    /// [`Store::claim_task_on`](crate::Store::claim_task_on)).
     async fn claim(
         &self,
         worker: &str,
         now: Timestamp,
         lease_secs: i64,
-        nodes: Option<&[Option<i64>]>,
+        nodes: &[Option<GatewayNodeId>],
     ) -> Result<Option<ClaimedTask>> {
+        if nodes.is_empty() {
+            return Ok(None);
+        }
         let mut tx = self.begin_write().await?;
         loop {
             let q = claim_query::<DB>(worker, now, lease_secs, nodes);
@@ -493,9 +515,9 @@ impl<DB: Engine> SqlStore<DB> {
                 tx.commit().await?;
                 return Ok(None);
             };
-            let task_id = row.int("id")?;
-            let conn_id = row.int("conn_id")?;
-            match Self::fetch_conn(&mut tx, None, &IdRef::Numeric(conn_id)).await? {
+            let task_id: TaskId = row.id("id")?;
+            let conn_id: VpnConnRowId = row.id("conn_id")?;
+            match Self::fetch_conn(&mut tx, None, &IdRef::Numeric(conn_id.get())).await? {
                 Some(conn) => {
                     let task = Self::fetch_task(&mut tx, task_id).await?;
                     tx.commit().await?;
@@ -505,7 +527,10 @@ impl<DB: Engine> SqlStore<DB> {
                     // Cannot happen while every running task's connection
                     // row exists; fail the task rather than wedge the queue
                     // behind it forever.
-                    tracing::error!(task_id, "running task without its connection; failing it");
+                    tracing::error!(
+                        task_id = task_id.get(),
+                        "running task without its connection; failing it"
+                    );
                     let fail = Sql::new(
                         "UPDATE tasks SET status = 1, error_code = 'InternalError', \
                              error_msg = 'the connection no longer exists', finished_at = $1, \
@@ -524,7 +549,7 @@ impl<DB: Engine> SqlStore<DB> {
     async fn begin_task(
         &self,
         scope: &Scope,
-        conn_id: i64,
+        conn_id: VpnConnRowId,
         kind: TaskKind,
         change: Option<ConnChange>,
     ) -> Result<Task> {
@@ -547,14 +572,14 @@ impl<DB: Engine> SqlStore<DB> {
         let row = DB::opt(&mut tx, find)
             .await?
             .ok_or(StoreError::NotFound(Resource::VpnConn))?;
-        if let Some(task) = row.opt_int("active_task")? {
+        if let Some(task) = row.opt_id("active_task")? {
             return Err(StoreError::Busy(task));
         }
         let status = row.int("status")?;
         if !allowed.iter().any(|s| s.code() == status) {
             return Err(StoreError::InvalidState);
         }
-        let vpc_id = row.int("vpc_id")?;
+        let vpc_id: VpcRowId = row.id("vpc_id")?;
         let (new_name, new_settings) = match change {
             Some(ConnChange { name, settings }) => {
                 (name, settings.as_ref().map(encode_settings).transpose()?)
@@ -616,7 +641,7 @@ impl<DB: Engine> SqlStore<DB> {
             .await?;
             return Err(
                 match now_active
-                    .map(|r| r.opt_int("active_task"))
+                    .map(|r| r.opt_id("active_task"))
                     .transpose()?
                     .flatten()
                 {
@@ -691,7 +716,7 @@ impl<DB: Engine> SqlStore<DB> {
         row.as_ref().map(conn_from_row).transpose()
     }
 
-    async fn fetch_task(conn: &mut DB::Connection, task_id: i64) -> Result<Task> {
+    async fn fetch_task(conn: &mut DB::Connection, task_id: TaskId) -> Result<Task> {
         let q = Sql::new(format!("{TASK_SELECT} WHERE id = $1")).arg(task_id);
         let row = DB::opt(conn, q).await?.ok_or_else(|| vanished("task"))?;
         task_from_row(&row)
@@ -733,7 +758,7 @@ impl<DB: Engine> SqlStore<DB> {
     /// once a connection was inserted in the scope: `lock_scope` ran first.
     async fn add_scope_conns(
         conn: &mut DB::Connection,
-        account_id: i64,
+        account_id: AccountId,
         region: &str,
         delta: i64,
     ) -> Result<()> {
@@ -758,7 +783,7 @@ impl<DB: Engine> SqlStore<DB> {
         conn: &mut DB::Connection,
         make: impl Fn(String) -> Sql,
         on_err: impl FnOnce(sqlx::Error) -> StoreError,
-    ) -> Result<(i64, UnifiedId<K>)> {
+    ) -> Result<(RowId<K>, UnifiedId<K>)> {
         let mut inserted = None;
         for _ in 0..ID_ATTEMPTS {
             let un_id = UnifiedId::<K>::random();
@@ -773,7 +798,7 @@ impl<DB: Engine> SqlStore<DB> {
         }
         let (row, un_id) = inserted
             .ok_or_else(|| StoreError::Backend("no free unified id after several tries".into()))?;
-        Ok((row.int("id")?, un_id))
+        Ok((row.id("id")?, un_id))
     }
 
     /// A running task of `kind` for connection `conn_id`, whose unified id
@@ -782,10 +807,10 @@ impl<DB: Engine> SqlStore<DB> {
         conn: &mut DB::Connection,
         scope: &Scope,
         kind: TaskKind,
-        conn_id: i64,
+        conn_id: VpnConnRowId,
         [conn_un_id, vpn_gw_un_id, user_gw_un_id]: [String; 3],
         now: Timestamp,
-    ) -> Result<i64> {
+    ) -> Result<TaskId> {
         let q = Sql::new(
             "INSERT INTO tasks (account_id, region, kind, status, conn_id, conn_un_id, \
                  vpn_gw_un_id, user_gw_un_id, attempts, created_at) \
@@ -799,7 +824,7 @@ impl<DB: Engine> SqlStore<DB> {
         .arg(vpn_gw_un_id)
         .arg(user_gw_un_id)
         .arg(now);
-        DB::one(conn, q).await?.int("id")
+        DB::one(conn, q).await?.id("id")
     }
 
     /// Whether a row of `table` in the scope has `col = value`. `table` and
@@ -842,7 +867,10 @@ impl<DB: Engine> SqlStore<DB> {
     /// The node's address used by the fewest of its gateways (ties: the
     /// lowest). Called under the address lock; the node row is held
     /// `FOR SHARE` so it cannot be removed meanwhile.
-    async fn pick_node_address(conn: &mut DB::Connection, node_id: i64) -> Result<IpAddr> {
+    async fn pick_node_address(
+        conn: &mut DB::Connection,
+        node_id: GatewayNodeId,
+    ) -> Result<IpAddr> {
         let node = Sql::new(format!(
             "SELECT addresses FROM gateway_nodes WHERE id = $1{}",
             lock::<DB>(FOR_SHARE)
@@ -871,10 +899,10 @@ impl<DB: Engine> SqlStore<DB> {
 /// connections hang off it.
 #[derive(Default)]
 struct ImportParents {
-    vpcs: HashSet<i64>,
+    vpcs: HashSet<VpcRowId>,
     /// VPN gateway id -> its VPC.
-    vpn_gws: HashMap<i64, i64>,
-    user_gws: HashSet<i64>,
+    vpn_gws: HashMap<VpnGwRowId, VpcRowId>,
+    user_gws: HashSet<UserGwRowId>,
 }
 
 impl ImportParents {
@@ -898,7 +926,7 @@ impl ImportParents {
             let gw = DB::opt(&mut *conn, gw)
                 .await?
                 .ok_or(StoreError::NotFound(Resource::VpnGw))?;
-            slot.insert(gw.int("vpc_id")?);
+            slot.insert(gw.id("vpc_id")?);
         }
         if self.vpn_gws.get(&new.vpn_gw_id) != Some(&new.vpc_id) {
             return Err(StoreError::NotFound(Resource::VpnGw));

@@ -6,7 +6,10 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use vpcd_types::id::{UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
-use vpcd_types::{ConnStatus, IdRef, NetStatus, Secret, TaskKind, TaskStatus};
+use vpcd_types::{
+    ConnStatus, GatewayNodeId, IdRef, NetStatus, Secret, TaskId, TaskKind, TaskStatus, UserGwRowId,
+    VpcRowId, VpnConnId, VpnConnRowId, VpnGwRowId,
+};
 
 use super::text::*;
 use super::*;
@@ -29,7 +32,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
             .map_err(name_taken::<DB>(Resource::Account, None))?;
         tx.commit().await?;
         Ok(Account {
-            id: row.int("id")?,
+            id: row.id("id")?,
             name: name.to_owned(),
             disabled: false,
             created_at: now,
@@ -75,7 +78,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
         let row = DB::opt(&mut tx, find)
             .await?
             .ok_or(StoreError::NotFound(Resource::Account))?;
-        let account_id = row.int("id")?;
+        let account_id: AccountId = row.id("id")?;
         let now = unix_now();
         for _ in 0..ID_ATTEMPTS {
             let secret_id = format!("AKID{}", random_alnum(32));
@@ -169,7 +172,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
             name_taken::<DB>(Resource::Vpc, Some("name")),
         )
         .await?;
-        let vpc = Self::fetch_vpc(&mut tx, scope, &IdRef::Numeric(id))
+        let vpc = Self::fetch_vpc(&mut tx, scope, &IdRef::Numeric(id.get()))
             .await?
             .ok_or_else(|| vanished("vpc"))?;
         tx.commit().await?;
@@ -193,7 +196,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
         self.list(count, list, vpc_from_row).await
     }
 
-    async fn delete_vpc(&self, scope: &Scope, id: i64) -> Result<()> {
+    async fn delete_vpc(&self, scope: &Scope, id: VpcRowId) -> Result<()> {
         self.delete_unused(Some(scope), id, &VPC_PARENT).await
     }
 
@@ -253,7 +256,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
             fk_means(StoreError::NotFound(Resource::GatewayNode)),
         )
         .await?;
-        let gw = Self::fetch_vpn_gw(&mut tx, scope, &IdRef::Numeric(id))
+        let gw = Self::fetch_vpn_gw(&mut tx, scope, &IdRef::Numeric(id.get()))
             .await?
             .ok_or_else(|| vanished("vpn gateway"))?;
         tx.commit().await?;
@@ -277,12 +280,12 @@ impl<DB: Engine> Store for SqlStore<DB> {
         self.list(count, list, vpn_gw_from_row).await
     }
 
-    async fn rename_vpn_gw(&self, scope: &Scope, id: i64, name: &str) -> Result<()> {
+    async fn rename_vpn_gw(&self, scope: &Scope, id: VpnGwRowId, name: &str) -> Result<()> {
         self.rename(scope, "vpn_gws", id, name, Resource::VpnGw)
             .await
     }
 
-    async fn delete_vpn_gw(&self, scope: &Scope, id: i64) -> Result<()> {
+    async fn delete_vpn_gw(&self, scope: &Scope, id: VpnGwRowId) -> Result<()> {
         self.delete_unused(Some(scope), id, &VPN_GW_PARENT).await
     }
 
@@ -329,7 +332,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
             },
         )
         .await?;
-        let gw = Self::fetch_user_gw(&mut tx, scope, &IdRef::Numeric(id))
+        let gw = Self::fetch_user_gw(&mut tx, scope, &IdRef::Numeric(id.get()))
             .await?
             .ok_or_else(|| vanished("peer gateway"))?;
         tx.commit().await?;
@@ -353,12 +356,12 @@ impl<DB: Engine> Store for SqlStore<DB> {
         self.list(count, list, user_gw_from_row).await
     }
 
-    async fn rename_user_gw(&self, scope: &Scope, id: i64, name: &str) -> Result<()> {
+    async fn rename_user_gw(&self, scope: &Scope, id: UserGwRowId, name: &str) -> Result<()> {
         self.rename(scope, "user_gws", id, name, Resource::UserGw)
             .await
     }
 
-    async fn delete_user_gw(&self, scope: &Scope, id: i64) -> Result<()> {
+    async fn delete_user_gw(&self, scope: &Scope, id: UserGwRowId) -> Result<()> {
         self.delete_unused(Some(scope), id, &USER_GW_PARENT).await
     }
 
@@ -388,7 +391,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
             shared_in_scope::<DB>("un_id, vpc_id", "vpn_gws", new.vpn_gw_id, scope),
         )
         .await?
-        .filter(|gw| gw.int("vpc_id").ok() == Some(new.vpc_id))
+        .filter(|gw| gw.id("vpc_id").ok() == Some(new.vpc_id))
         .ok_or(StoreError::NotFound(Resource::VpnGw))?;
         let ugw = DB::opt(
             &mut tx,
@@ -462,7 +465,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
             .arg(task_id)
             .arg(conn_id);
         DB::execute(&mut tx, own).await?;
-        let conn = Self::fetch_conn(&mut tx, Some(scope), &IdRef::Numeric(conn_id))
+        let conn = Self::fetch_conn(&mut tx, Some(scope), &IdRef::Numeric(conn_id.get()))
             .await?
             .ok_or_else(|| vanished("connection"))?;
         let task = Self::fetch_task(&mut tx, task_id).await?;
@@ -486,21 +489,26 @@ impl<DB: Engine> Store for SqlStore<DB> {
         self.list(count, list, conn_from_row).await
     }
 
-    async fn begin_modify(&self, scope: &Scope, conn_id: i64, change: ConnChange) -> Result<Task> {
+    async fn begin_modify(
+        &self,
+        scope: &Scope,
+        conn_id: VpnConnRowId,
+        change: ConnChange,
+    ) -> Result<Task> {
         self.begin_task(scope, conn_id, TaskKind::Modify, Some(change))
             .await
     }
 
-    async fn begin_delete(&self, scope: &Scope, conn_id: i64) -> Result<Task> {
+    async fn begin_delete(&self, scope: &Scope, conn_id: VpnConnRowId) -> Result<Task> {
         self.begin_task(scope, conn_id, TaskKind::Delete, None)
             .await
     }
 
-    async fn begin_reset(&self, scope: &Scope, conn_id: i64) -> Result<Task> {
+    async fn begin_reset(&self, scope: &Scope, conn_id: VpnConnRowId) -> Result<Task> {
         self.begin_task(scope, conn_id, TaskKind::Reset, None).await
     }
 
-    async fn get_task(&self, scope: &Scope, task_id: i64) -> Result<Option<Task>> {
+    async fn get_task(&self, scope: &Scope, task_id: TaskId) -> Result<Option<Task>> {
         let mut conn = self.read.acquire().await?;
         let q = Sql::new(format!(
             "{TASK_SELECT} WHERE id = $1 AND account_id = $2 AND region = $3"
@@ -514,31 +522,19 @@ impl<DB: Engine> Store for SqlStore<DB> {
 
     // ---- the task engine --------------------------------------------------
 
-    async fn claim_task(
-        &self,
-        worker: &str,
-        now: Timestamp,
-        lease_secs: i64,
-    ) -> Result<Option<ClaimedTask>> {
-        self.claim(worker, now, lease_secs, None).await
-    }
-
     async fn claim_task_on(
         &self,
         worker: &str,
         now: Timestamp,
         lease_secs: i64,
-        nodes: &[Option<i64>],
+        nodes: &[Option<GatewayNodeId>],
     ) -> Result<Option<ClaimedTask>> {
-        if nodes.is_empty() {
-            return Ok(None);
-        }
-        self.claim(worker, now, lease_secs, Some(nodes)).await
+        self.claim(worker, now, lease_secs, nodes).await
     }
 
     async fn finish_task(
         &self,
-        task_id: i64,
+        task_id: TaskId,
         worker: &str,
         now: Timestamp,
         outcome: std::result::Result<(), TaskError>,
@@ -566,7 +562,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
             return Ok(false);
         };
         let kind = parse::<TaskKind>(&row.text("kind")?, "task kind")?;
-        let conn_id = row.int("conn_id")?;
+        let conn_id: VpnConnRowId = row.id("conn_id")?;
         match state_after(kind, outcome.is_ok()) {
             Some(status) => {
                 let q = Sql::new(
@@ -586,7 +582,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 .arg(conn_id)
                 .arg(task_id);
                 if let Some(gone) = DB::opt(&mut tx, q).await? {
-                    let (account_id, region) = (gone.int("account_id")?, gone.text("region")?);
+                    let (account_id, region) = (gone.id("account_id")?, gone.text("region")?);
                     Self::add_scope_conns(&mut tx, account_id, &region, -1).await?;
                 }
             }
@@ -597,16 +593,16 @@ impl<DB: Engine> Store for SqlStore<DB> {
 
     // ---- live state and reconciliation ------------------------------------
 
-    async fn set_net_status(&self, changes: &[(String, NetStatus)]) -> Result<()> {
+    async fn set_net_status(&self, changes: &[(VpnConnId, NetStatus)]) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
         // One statement per state and chunk of ids, rows in a fixed order.
-        let mut sorted: Vec<&(String, NetStatus)> = changes.iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut sorted: Vec<&(VpnConnId, NetStatus)> = changes.iter().collect();
+        sorted.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         let mut tx = self.begin_write().await?;
         for state in [NetStatus::Available, NetStatus::Unavailable] {
-            let ids: Vec<&String> = sorted
+            let ids: Vec<&VpnConnId> = sorted
                 .iter()
                 .filter(|(_, s)| *s == state)
                 .map(|(id, _)| id)
@@ -616,7 +612,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
                     .arg(state.as_str());
                 q.push(" AND un_id IN (");
                 for (i, id) in chunk.iter().enumerate() {
-                    q.push(if i == 0 { "" } else { ", " }).bind(*id);
+                    q.push(if i == 0 { "" } else { ", " }).bind(id.as_str());
                 }
                 q.push(")");
                 DB::execute(&mut tx, q).await?;
@@ -626,7 +622,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
         Ok(())
     }
 
-    async fn desired_conns(&self, node_id: Option<i64>) -> Result<Vec<VpnConn>> {
+    async fn desired_conns(&self, node_id: Option<GatewayNodeId>) -> Result<Vec<VpnConn>> {
         let mut conn = self.read.acquire().await?;
         let rows = DB::fetch(&mut conn, desired_query::<DB>(node_id)).await?;
         rows.iter().map(conn_from_row).collect()
@@ -776,41 +772,41 @@ impl<DB: Engine> Store for SqlStore<DB> {
         rows.iter().map(gateway_node_from_row).collect()
     }
 
-    async fn remove_gateway_node(&self, id: i64) -> Result<()> {
+    async fn remove_gateway_node(&self, id: GatewayNodeId) -> Result<()> {
         self.delete_unused(None, id, &GATEWAY_NODE_PARENT).await
     }
 
     // ---- the cluster of vpcd processes ------------------------------------------
 
-    async fn heartbeat(&self, node: &str, now: Timestamp, info: &str) -> Result<()> {
+    async fn heartbeat(&self, member: &str, now: Timestamp, info: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let seen = Sql::new(
             "INSERT INTO cluster_members (name, started_at, last_seen, info) \
              VALUES ($1, $2, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen, info = excluded.info",
         )
-        .arg(node)
+        .arg(member)
         .arg(now)
         .arg(info);
         DB::execute(&mut tx, seen).await?;
         let forget = Sql::new("DELETE FROM cluster_members WHERE last_seen < $1")
-            .arg(now.saturating_sub(CLUSTER_NODE_FORGET_SECS));
+            .arg(now.saturating_sub(MEMBER_FORGET_SECS));
         DB::execute(&mut tx, forget).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn list_cluster_nodes(&self) -> Result<Vec<ClusterNode>> {
+    async fn list_members(&self) -> Result<Vec<ClusterMember>> {
         let mut conn = self.read.acquire().await?;
         let q =
             Sql::new("SELECT name, started_at, last_seen, info FROM cluster_members ORDER BY name");
         let rows = DB::fetch(&mut conn, q).await?;
-        rows.iter().map(cluster_node_from_row).collect()
+        rows.iter().map(member_from_row).collect()
     }
 
     async fn acquire_gateway_lease(
         &self,
-        gateway_node_id: i64,
+        gateway_node_id: GatewayNodeId,
         holder: &str,
         now: Timestamp,
         ttl_secs: i64,
@@ -837,7 +833,11 @@ impl<DB: Engine> Store for SqlStore<DB> {
         Ok(taken == 1)
     }
 
-    async fn release_gateway_lease(&self, gateway_node_id: i64, holder: &str) -> Result<()> {
+    async fn release_gateway_lease(
+        &self,
+        gateway_node_id: GatewayNodeId,
+        holder: &str,
+    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let q = Sql::new("DELETE FROM gateway_leases WHERE gateway_node_id = $1 AND holder = $2")
             .arg(gateway_node_id)
@@ -889,7 +889,7 @@ impl<DB: Engine> SqlStore<DB> {
         &self,
         scope: &Scope,
         table: &str,
-        id: i64,
+        id: impl Into<Arg>,
         name: &str,
         what: Resource,
     ) -> Result<()> {

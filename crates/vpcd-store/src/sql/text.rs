@@ -5,7 +5,7 @@
 //! the prepared statement is reused.
 
 use vpcd_types::id::IdKind;
-use vpcd_types::{ConnStatus, IdRef};
+use vpcd_types::{ConnStatus, GatewayNodeId, IdRef};
 
 use super::{Engine, Sql};
 use crate::common::like_pattern;
@@ -243,7 +243,7 @@ pub(crate) fn conn_page_query<DB: Engine>(scope: &Scope, f: &ConnFilter, page: &
 
 /// Claim the oldest runnable task (unfinished, never claimed or its lease
 /// expired) whose connection's gateway is on one of `nodes` (`None`: API
-/// only; no list: any task), returning its `id` and `conn_id`. `status = 2`
+/// only), returning its `id` and `conn_id`. `status = 2`
 /// is written literally so the partial index `tasks_running` applies.
 /// `SKIP LOCKED`: a task another worker is claiming or finishing right now
 /// is passed over, never waited for or taken twice.
@@ -251,7 +251,7 @@ pub(crate) fn claim_query<DB: Engine>(
     worker: &str,
     now: Timestamp,
     lease_secs: i64,
-    nodes: Option<&[Option<i64>]>,
+    nodes: &[Option<GatewayNodeId>],
 ) -> Sql {
     let mut q = Sql::new("UPDATE tasks SET lease_owner = ");
     q.bind(worker)
@@ -263,22 +263,19 @@ pub(crate) fn claim_query<DB: Engine>(
              WHERE t.status = 2 AND (t.lease_until IS NULL OR t.lease_until < ",
         )
         .bind(now)
-        .push(")");
-    if let Some(nodes) = nodes {
-        q.push(" AND (1 = 0");
-        let ids: Vec<i64> = nodes.iter().flatten().copied().collect();
-        if !ids.is_empty() {
-            q.push(" OR g.node_id IN (");
-            for (i, id) in ids.into_iter().enumerate() {
-                q.push(if i == 0 { "" } else { ", " }).bind(id);
-            }
-            q.push(")");
-        }
-        if nodes.contains(&None) {
-            q.push(" OR g.node_id IS NULL");
+        .push(") AND (1 = 0");
+    let ids: Vec<GatewayNodeId> = nodes.iter().flatten().copied().collect();
+    if !ids.is_empty() {
+        q.push(" OR g.node_id IN (");
+        for (i, id) in ids.into_iter().enumerate() {
+            q.push(if i == 0 { "" } else { ", " }).bind(id);
         }
         q.push(")");
     }
+    if nodes.contains(&None) {
+        q.push(" OR g.node_id IS NULL");
+    }
+    q.push(")");
     q.push(" ORDER BY t.id LIMIT 1")
         .push(lock::<DB>(" FOR UPDATE OF t SKIP LOCKED"))
         .push(") RETURNING id, conn_id");
@@ -290,7 +287,7 @@ pub(crate) fn claim_query<DB: Engine>(
 /// create failed (nothing to run) and deleting (going away). The status is
 /// kept off its index, which matches nearly every row: the node's gateways
 /// are the selective side.
-pub(crate) fn desired_query<DB: Engine>(node_id: Option<i64>) -> Sql {
+pub(crate) fn desired_query<DB: Engine>(node_id: Option<GatewayNodeId>) -> Sql {
     let mut q = Sql::new(conn_select());
     q.push(&format!(
         " WHERE {}c.status IN (0, 2, 3, 5, 6)",

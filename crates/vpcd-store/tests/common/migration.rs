@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sqlx::migrate::Migrator;
 use tempfile::TempDir;
 use vpcd_store::*;
+use vpcd_types::RowId;
 
 /// Make the database of `pool` what an older vpcd left: `engine`'s
 /// migrations up to version `last`, then [`OLD_ROWS`]. The pool is closed.
@@ -71,7 +72,7 @@ pub(crate) async fn old_rows_carried_over(store: Arc<dyn Store>) {
         region: "gz".into(),
     };
     assert_eq!(store.conn_count_check(&scope).await.unwrap(), (2, 2));
-    let members = store.list_cluster_nodes().await.unwrap();
+    let members = store.list_members().await.unwrap();
     assert_eq!(
         members
             .iter()
@@ -81,9 +82,9 @@ pub(crate) async fn old_rows_carried_over(store: Arc<dyn Store>) {
     );
     // The quota reads the carried-over count, and it is still kept.
     let new = |name: &str| NewConn {
-        vpc_id: 1,
-        vpn_gw_id: 1,
-        user_gw_id: 3,
+        vpc_id: RowId::new(1),
+        vpn_gw_id: RowId::new(1),
+        user_gw_id: RowId::new(3),
         name: name.into(),
         settings: super::conformance::settings("psk"),
     };
