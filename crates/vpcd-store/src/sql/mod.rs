@@ -169,12 +169,15 @@ where
     DB::QueryResult: RowsAffected,
 {
     async fn fetch(conn: &mut DB::Connection, q: Sql) -> Result<Vec<Record<DB>>, sqlx::Error> {
-        let rows = bind::<DB>(&q).fetch_all(conn).await?;
+        let rows = bind::<DB>(&q.text, q.args).fetch_all(conn).await?;
         Ok(rows.into_iter().map(Record).collect())
     }
 
     async fn execute(conn: &mut DB::Connection, q: Sql) -> Result<u64, sqlx::Error> {
-        Ok(bind::<DB>(&q).execute(conn).await?.rows_affected())
+        Ok(bind::<DB>(&q.text, q.args)
+            .execute(conn)
+            .await?
+            .rows_affected())
     }
 
     async fn execute_raw(conn: &mut DB::Connection, text: &'static str) -> Result<(), sqlx::Error> {
@@ -195,19 +198,21 @@ where
     }
 }
 
-/// The arguments of `q` bound to its text, in order.
-fn bind<'q, DB: Database>(q: &'q Sql) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
+/// `args` bound to `text`, in order.
+fn bind<'q, DB: Database>(
+    text: &'q str,
+    args: Vec<Arg>,
+) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
 where
     Option<i64>: Encode<'q, DB> + Type<DB>,
     Option<String>: Encode<'q, DB> + Type<DB>,
     bool: Encode<'q, DB> + Type<DB>,
 {
-    q.args
-        .iter()
-        .fold(sqlx::query(&q.text), |query, arg| match arg {
-            Arg::Int(v) => query.bind(*v),
-            Arg::Text(v) => query.bind(v.clone()),
-            Arg::Bool(v) => query.bind(*v),
+    args.into_iter()
+        .fold(sqlx::query(text), |query, arg| match arg {
+            Arg::Int(v) => query.bind(v),
+            Arg::Text(v) => query.bind(v),
+            Arg::Bool(v) => query.bind(v),
         })
 }
 
@@ -413,7 +418,10 @@ impl<DB: Engine> SqlStore<DB> {
         }
     }
 
-    /// Every write goes through here (a write transaction of the engine).
+    /// Every write transaction begins here, so a writer in front of them
+    /// (SQLite group commit) is one change. The only writes elsewhere are
+    /// the nonces (their own pool, `Engine::record_nonce`) and the
+    /// statistics pass after an import.
     async fn begin_write(&self) -> Result<Transaction<'static, DB>> {
         Ok(self.write.begin_with(DB::BEGIN_WRITE).await?)
     }
@@ -493,54 +501,6 @@ impl<DB: Engine> SqlStore<DB> {
         };
         if let Err(e) = pruned.await {
             tracing::warn!(error = %e, "pruning old nonces failed");
-        }
-    }
-
-    /// Claim the oldest runnable task on `nodes` (see
-    /// [`Store::claim_task_on`](crate::Store::claim_task_on)).
-    async fn claim(
-        &self,
-        worker: &str,
-        now: Timestamp,
-        lease_secs: i64,
-        nodes: &[Option<GatewayNodeId>],
-    ) -> Result<Option<ClaimedTask>> {
-        if nodes.is_empty() {
-            return Ok(None);
-        }
-        let mut tx = self.begin_write().await?;
-        loop {
-            let q = claim_query::<DB>(worker, now, lease_secs, nodes);
-            let Some(row) = DB::opt(&mut tx, q).await? else {
-                tx.commit().await?;
-                return Ok(None);
-            };
-            let task_id: TaskId = row.id("id")?;
-            let conn_id: VpnConnRowId = row.id("conn_id")?;
-            match Self::fetch_conn(&mut tx, None, &IdRef::Numeric(conn_id.get())).await? {
-                Some(conn) => {
-                    let task = Self::fetch_task(&mut tx, task_id).await?;
-                    tx.commit().await?;
-                    return Ok(Some(ClaimedTask { task, conn }));
-                }
-                None => {
-                    // Cannot happen while every running task's connection
-                    // row exists; fail the task rather than wedge the queue
-                    // behind it forever.
-                    tracing::error!(
-                        task_id = task_id.get(),
-                        "running task without its connection; failing it"
-                    );
-                    let fail = Sql::new(
-                        "UPDATE tasks SET status = 1, error_code = 'InternalError', \
-                             error_msg = 'the connection no longer exists', finished_at = $1, \
-                             lease_owner = NULL, lease_until = NULL WHERE id = $2",
-                    )
-                    .arg(now)
-                    .arg(task_id);
-                    DB::execute(&mut tx, fail).await?;
-                }
-            }
         }
     }
 

@@ -529,7 +529,43 @@ impl<DB: Engine> Store for SqlStore<DB> {
         lease_secs: i64,
         nodes: &[Option<GatewayNodeId>],
     ) -> Result<Option<ClaimedTask>> {
-        self.claim(worker, now, lease_secs, nodes).await
+        if nodes.is_empty() {
+            return Ok(None);
+        }
+        let mut tx = self.begin_write().await?;
+        loop {
+            let q = claim_query::<DB>(worker, now, lease_secs, nodes);
+            let Some(row) = DB::opt(&mut tx, q).await? else {
+                tx.commit().await?;
+                return Ok(None);
+            };
+            let task_id: TaskId = row.id("id")?;
+            let conn_id: VpnConnRowId = row.id("conn_id")?;
+            match Self::fetch_conn(&mut tx, None, &IdRef::Numeric(conn_id.get())).await? {
+                Some(conn) => {
+                    let task = Self::fetch_task(&mut tx, task_id).await?;
+                    tx.commit().await?;
+                    return Ok(Some(ClaimedTask { task, conn }));
+                }
+                None => {
+                    // Cannot happen while every running task's connection
+                    // row exists; fail the task rather than wedge the queue
+                    // behind it forever.
+                    tracing::error!(
+                        task_id = task_id.get(),
+                        "running task without its connection; failing it"
+                    );
+                    let fail = Sql::new(
+                        "UPDATE tasks SET status = 1, error_code = 'InternalError', \
+                             error_msg = 'the connection no longer exists', finished_at = $1, \
+                             lease_owner = NULL, lease_until = NULL WHERE id = $2",
+                    )
+                    .arg(now)
+                    .arg(task_id);
+                    DB::execute(&mut tx, fail).await?;
+                }
+            }
+        }
     }
 
     async fn finish_task(
