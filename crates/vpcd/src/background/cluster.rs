@@ -21,7 +21,7 @@
 //! vpcd that stops gracefully releases its leases and says it stopped; the
 //! leases of a vpcd that died on the same machine (same host and PID
 //! namespace, its process gone) are released by the next vpcd there at
-//! once, so a single-node deployment restarted after a crash drives its
+//! once, so a single-vpcd deployment restarted after a crash drives its
 //! gateway nodes immediately, as before clustering existed.
 
 use std::collections::{HashMap, HashSet};
@@ -359,7 +359,7 @@ pub(crate) async fn run(
 mod tests {
     use super::*;
 
-    fn node(last_seen: i64, info: &str) -> ClusterMember {
+    fn member(last_seen: i64, info: &str) -> ClusterMember {
         ClusterMember {
             name: "n".into(),
             started_at: 0,
@@ -375,19 +375,19 @@ mod tests {
             ..MemberInfo::default()
         })
         .unwrap();
-        assert!(is_alive(&node(100, &info), 106, 1000));
-        assert!(!is_alive(&node(100, &info), 107, 1000));
+        assert!(is_alive(&member(100, &info), 106, 1000));
+        assert!(!is_alive(&member(100, &info), 107, 1000));
         // Without info, the caller's default interval.
-        assert!(is_alive(&node(100, "free text"), 103, 1000));
-        assert!(!is_alive(&node(100, "free text"), 104, 1000));
+        assert!(is_alive(&member(100, "free text"), 103, 1000));
+        assert!(!is_alive(&member(100, "free text"), 104, 1000));
         // Sub-second heartbeats still allow a second of rounding.
         let fast = serde_json::to_string(&MemberInfo {
             heartbeat_ms: 200,
             ..MemberInfo::default()
         })
         .unwrap();
-        assert!(is_alive(&node(100, &fast), 101, 1000));
-        assert!(!is_alive(&node(100, &fast), 102, 1000));
+        assert!(is_alive(&member(100, &fast), 101, 1000));
+        assert!(!is_alive(&member(100, &fast), 102, 1000));
     }
 
     #[test]
