@@ -1,7 +1,7 @@
 //! A connection's settings as v2 sends them: `preSharedKey`,
 //! `userGwCidrBlock.n` or `spdAcl`, and the `IKESet.*` / `IPsecSet.*`
 //! fields, parsed into the operation's
-//! [`SettingsChange`](crate::ops::conn_settings::SettingsChange). What
+//! [`SettingsChange`]. What
 //! depends on more than one value (defaults, the VPC, identity types) is the
 //! operation's business.
 

@@ -2,11 +2,11 @@
 //! parameters in, the v2 JSON envelope out.
 //!
 //! For each action it parses the parameters into the operation's typed
-//! request, runs the operation ([`crate::ops`]), and renders the typed
+//! request, runs the operation (`crate::ops`), and renders the typed
 //! result exactly as v2 clients expect it. It holds no business rule.
 //!
 //! # Layout
-//! - [`protocol`]: common parameters, signature, Timestamp window, Nonce
+//! - `protocol`: common parameters, signature, Timestamp window, Nonce
 //!   replay, and the envelope.
 //! - `params`: flat parameter decoding (repeats, arrays, nested-set
 //!   spellings, typed getters).
