@@ -6,7 +6,6 @@
 //! operation's business.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -19,7 +18,8 @@ use vpcd_types::{
 use super::params::Params;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ops::conn_settings::{
-    parse_psk, IdentityChange, IkeChange, IpsecChange, SettingsChange, SpdChange,
+    parse_identity_address, parse_psk, IdentityChange, IkeChange, IpsecChange, SettingsChange,
+    SpdChange,
 };
 
 /// The fields a set may carry; anything else inside `IKESet.`/`IPsecSet.` is
@@ -98,12 +98,7 @@ fn identity_change(p: &Params, side: &str) -> ApiResult<IdentityChange> {
         kind: p.opt_parse::<IdentityType>(&format!("IKESet.{side}Identity"))?,
         address: p
             .opt_str(&addr_key)?
-            .map(|v| {
-                v.parse::<IpAddr>()
-                    .ok()
-                    .filter(IpAddr::is_ipv4)
-                    .ok_or_else(|| ApiError::invalid(&addr_key, "expected an IPv4 address"))
-            })
+            .map(|v| parse_identity_address(v).map_err(|why| ApiError::invalid(&addr_key, why)))
             .transpose()?,
         fqdn: p.opt_parse(&format!("IKESet.{side}FqdnName"))?,
     })
