@@ -34,15 +34,6 @@ pub(crate) fn parse_psk(value: &str) -> Result<Secret, String> {
     Ok(Secret::new(value))
 }
 
-/// An address identity's value: an IPv4 address.
-pub(crate) fn parse_identity_address(value: &str) -> Result<IpAddr, &'static str> {
-    value
-        .parse::<IpAddr>()
-        .ok()
-        .filter(IpAddr::is_ipv4)
-        .ok_or("expected an IPv4 address")
-}
-
 /// The settings a request gives; `None` takes the default or keeps the
 /// current value.
 #[derive(Debug, Default)]

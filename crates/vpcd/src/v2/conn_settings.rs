@@ -18,9 +18,9 @@ use vpcd_types::{
 use super::params::Params;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ops::conn_settings::{
-    parse_identity_address, parse_psk, IdentityChange, IkeChange, IpsecChange, SettingsChange,
-    SpdChange,
+    parse_psk, IdentityChange, IkeChange, IpsecChange, SettingsChange, SpdChange,
 };
+use crate::ops::parse_ipv4;
 
 /// The fields a set may carry; anything else inside `IKESet.`/`IPsecSet.` is
 /// a typo worth refusing rather than silently ignoring.
@@ -98,7 +98,7 @@ fn identity_change(p: &Params, side: &str) -> ApiResult<IdentityChange> {
         kind: p.opt_parse::<IdentityType>(&format!("IKESet.{side}Identity"))?,
         address: p
             .opt_str(&addr_key)?
-            .map(|v| parse_identity_address(v).map_err(|why| ApiError::invalid(&addr_key, why)))
+            .map(|v| parse_ipv4(v).map_err(|why| ApiError::invalid(&addr_key, why)))
             .transpose()?,
         fqdn: p.opt_parse(&format!("IKESet.{side}FqdnName"))?,
     })
