@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use vpcd_dataplane::strongswan::StrongSwanDriver;
 use vpcd_store::Store;
+use vpcd_types::GatewayNodeId;
 
 use crate::background::cluster::{is_alive, MemberInfo, ALIVE_HEARTBEATS};
 use crate::clock::Clock;
@@ -18,7 +19,7 @@ pub async fn list_accounts(store: &dyn Store) -> anyhow::Result<()> {
     for (account, keys) in store.list_accounts().await? {
         println!(
             "account {:>4}  {:<24} {}",
-            account.id,
+            account.id.get(),
             account.name,
             if account.disabled {
                 "disabled"
@@ -74,7 +75,7 @@ pub async fn gateway_node_list(store: &dyn Store) -> anyhow::Result<()> {
         let addrs: Vec<String> = n.addresses.iter().map(|a| a.to_string()).collect();
         println!(
             "{:>4}  {:<16} {:<40} {}",
-            n.id,
+            n.id.get(),
             n.name,
             n.vici,
             addrs.join(",")
@@ -85,7 +86,7 @@ pub async fn gateway_node_list(store: &dyn Store) -> anyhow::Result<()> {
 
 /// Remove a gateway node that no VPN gateway uses.
 pub async fn gateway_node_remove(store: &dyn Store, id: i64) -> anyhow::Result<()> {
-    Ok(store.remove_gateway_node(id).await?)
+    Ok(store.remove_gateway_node(GatewayNodeId::new(id)).await?)
 }
 
 /// `vpcd admin members`: every vpcd process that heartbeats into this
@@ -93,10 +94,10 @@ pub async fn gateway_node_remove(store: &dyn Store, id: i64) -> anyhow::Result<(
 /// current lease on); then every gateway node with its driver.
 pub async fn members(store: &dyn Store) -> anyhow::Result<()> {
     let now = Clock::default().now();
-    let members = store.list_cluster_nodes().await?;
+    let members = store.list_members().await?;
     let gateways = store.list_gateway_nodes().await?;
     let leases = store.gateway_leases().await?;
-    let gw_name = |id: i64| {
+    let gw_name = |id: GatewayNodeId| {
         gateways
             .iter()
             .find(|g| g.id == id)

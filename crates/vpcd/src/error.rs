@@ -413,6 +413,15 @@ impl ApiError {
         )
     }
 
+    /// The v2 `message`: `param: why`, every field spelled the v2 way.
+    pub(crate) fn v2_message(&self) -> String {
+        let why = self.why.render(Field::v2_name);
+        match &self.param {
+            Some(p) => format!("{}: {why}", p.v2_name()),
+            None => why,
+        }
+    }
+
     /// The same parameter and reason under a more specific code.
     pub(crate) fn with_code(self, code: ErrorCode) -> Self {
         ApiError { code, ..self }
@@ -577,7 +586,10 @@ mod tests {
         assert_eq!(e.code.code_desc(), "InvalidVpcName.InUse");
         assert_eq!(e.code.v2_code(), 4000);
         assert_eq!(e.param, Some(Param::Field(Field::VpcName)));
-        let e = ApiError::from_store(StoreError::Busy(7), Field::VpnConnId);
+        let e = ApiError::from_store(
+            StoreError::Busy(vpcd_types::TaskId::new(7)),
+            Field::VpnConnId,
+        );
         assert_eq!(
             (e.code.code_desc(), e.code.v2_code()),
             ("InvalidVpnConnState", 5100)

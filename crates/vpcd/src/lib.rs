@@ -1,15 +1,15 @@
 //! vpcd: a VPN control plane that serves the Tencent Cloud VPC API, v2 and
 //! 3.0, over one world of resources.
 //!
-//! The crate reads top-down. A request goes [`http`] -> [`v2`] (the wire
-//! protocol) -> [`ops`] (the operation, protocol-free) -> the store, and a
-//! change becomes a task that the [`background`] side applies to the data
-//! plane. The API side sees only [`api::ApiState`]; the background side
+//! The crate reads top-down. A request goes `http` -> [`v2`] or [`v3`] (the
+//! wire protocols) -> `ops` (the operation, protocol-free) -> the store, and a
+//! change becomes a task that the `background` side applies to the data
+//! plane. The API side sees only `api::ApiState`; the background side
 //! never calls back into it; [`server`] wires the two. No module imports a
 //! module that imports it back (`tests/module_graph.rs` checks).
 //!
 //! # Layout
-//! - [`http`]: the `/v2/index.php`, `/` (API 3.0) and `/healthz` endpoints
+//! - `http`: the `/v2/index.php`, `/` (API 3.0) and `/healthz` endpoints
 //!   (the only module that knows HTTP).
 //! - [`v2`]: the v2 adapter: common parameters, signature and replay
 //!   checks, the action table, flat parameter decoding, each action's
@@ -17,16 +17,17 @@
 //! - [`v3`]: the API 3.0 adapter (`/`): TC3 and form signatures, JSON and
 //!   flattened parameters, its action table, each action's parsing and
 //!   rendering, the `{"Response": ...}` envelope.
-//! - [`ops`]: one typed request and result per operation, and the domain
+//! - `regions`: one region namespace for both protocols.
+//! - `ops`: one typed request and result per operation, and the domain
 //!   rules every protocol shares.
-//! - [`error`]: the one table of error codes, and the API error type.
-//! - [`api`]: the narrow state of the API side.
-//! - [`background`]: the task engine, gateway-node drivers, reconciliation,
+//! - `error`: the one table of error codes, and the API error type.
+//! - `api`: the narrow state of the API side.
+//! - `background`: the task engine, gateway-node drivers, reconciliation,
 //!   `netStatus` following, cluster membership and gateway-node leases.
 //! - [`server`]: `vpcd serve`: wiring, start-up and graceful shutdown.
-//! - [`settings`], [`clock`], [`placement`]: API tunables, the injectable
+//! - `settings`, `clock`, `placement`: API tunables, the injectable
 //!   clock, where new VPN gateways go.
-//! - [`client`]: `vpcd call`; [`admin`]: `vpcd admin`; [`tls`]: the HTTPS
+//! - [`client`]: `vpcd call`; [`admin`]: `vpcd admin`; `tls`: the HTTPS
 //!   certificate.
 //!
 //! The crate's interface is small: what the `vpcd` binary and the

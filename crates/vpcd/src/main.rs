@@ -333,7 +333,6 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 task_lease_secs: a.task_lease_secs,
                 workers: a.workers,
                 reconcile_interval: Duration::from_secs(a.reconcile_interval_secs),
-                api_only_driver: None,
                 api_only_delay: Duration::from_millis(a.api_only_delay_ms),
                 charon: a.charon.clone(),
                 public_ips: a.public_ip.clone(),

@@ -7,22 +7,24 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 
+use vpcd_types::GatewayNodeId;
+
 /// The registered gateway nodes, or (none registered) API only with an
 /// address from the pool. The store picks the node's address.
 #[derive(Default)]
 pub(crate) struct Placement {
-    nodes: RwLock<Vec<i64>>,
+    nodes: RwLock<Vec<GatewayNodeId>>,
     next: AtomicUsize,
 }
 
 impl Placement {
-    pub(crate) fn set_nodes(&self, nodes: Vec<i64>) {
+    pub(crate) fn set_nodes(&self, nodes: Vec<GatewayNodeId>) {
         *self.nodes.write().unwrap_or_else(|p| p.into_inner()) = nodes;
     }
 
     /// The node for the next gateway, spreading gateways over nodes in
     /// turn; `None`: API only.
-    pub(crate) fn choose(&self) -> Option<i64> {
+    pub(crate) fn choose(&self) -> Option<GatewayNodeId> {
         let nodes = self.nodes.read().unwrap_or_else(|p| p.into_inner());
         if nodes.is_empty() {
             return None;

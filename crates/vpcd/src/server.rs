@@ -21,7 +21,7 @@ use crate::placement::Placement;
 use crate::settings::Settings;
 
 /// Everything `vpcd serve` needs, already parsed.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// `sqlite://...` or `postgres://...`; default: SQLite in the data dir.
@@ -36,12 +36,8 @@ pub struct ServeConfig {
     pub task_lease_secs: i64,
     pub workers: usize,
     pub reconcile_interval: Duration,
-    /// The data-plane driver of VPN gateways that have no gateway node
-    /// (`None`: the API-only driver, which negotiates nothing). Tests put a
-    /// driver here that records what it is told.
-    pub api_only_driver: Option<Arc<dyn VpnDriver>>,
-    /// Simulated data-plane latency of that driver (for testing client
-    /// automation against realistic task timing).
+    /// Simulated data-plane latency of the API-only driver (for testing
+    /// client automation against realistic task timing).
     pub api_only_delay: Duration,
     /// A single local gateway node: its VICI URI (`--charon`)...
     pub charon: Option<String>,
@@ -68,7 +64,6 @@ impl ServeConfig {
             task_lease_secs: 30,
             workers: 4,
             reconcile_interval: Duration::from_secs(30),
-            api_only_driver: None,
             api_only_delay: Duration::ZERO,
             charon: None,
             public_ips: Vec::new(),
@@ -99,7 +94,7 @@ async fn bootstrap(store: &dyn Store, cfg: &ServeConfig) -> anyhow::Result<()> {
     }
     match store.create_account("default").await {
         Ok(_) => {}
-        // Another node sharing the database bootstrapped at the same moment.
+        // Another vpcd sharing the database bootstrapped at the same moment.
         Err(vpcd_store::StoreError::NameInUse(_)) => return Ok(()),
         Err(e) => return Err(e.into()),
     }
@@ -135,6 +130,12 @@ pub struct Running {
 
 /// Start everything and return once the listeners are bound.
 pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
+    start_with(cfg, Arc::new(ApiOnlyDriver)).await
+}
+
+/// [`start`] with another data-plane driver for VPN gateways that have no
+/// gateway node (tests pass one that records what it is told).
+pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyhow::Result<Running> {
     crate::tls::init_crypto();
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
@@ -150,7 +151,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         );
         StrongSwanDriver::new(uri).map_err(|e| anyhow::anyhow!("--charon {uri}: {e}"))?;
         let node = store.ensure_gateway_node(uri, &cfg.public_ips).await?;
-        tracing::info!(node = node.id, vici = %uri, addresses = ?node.addresses, "local gateway node");
+        tracing::info!(node = %node.id, vici = %uri, addresses = ?node.addresses, "local gateway node");
     }
 
     let api = ApiState {
@@ -166,10 +167,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             task_lease_secs: cfg.task_lease_secs,
             workers: cfg.workers,
             reconcile_interval: cfg.reconcile_interval,
-            api_only: cfg
-                .api_only_driver
-                .clone()
-                .unwrap_or_else(|| Arc::new(ApiOnlyDriver::new())),
+            api_only,
             api_only_delay: cfg.api_only_delay,
             heartbeat_interval: cfg.heartbeat_interval,
             gateway_lease_secs: cfg.gateway_lease_secs,

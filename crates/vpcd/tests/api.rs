@@ -120,7 +120,10 @@ async fn seed_example_and_defaults() {
         })
     );
     // The data plane got the network, not the host-bit spelling.
-    let spec = app.driver.tunnel(conn_id).expect("recorded");
+    let spec = app
+        .driver
+        .tunnel(&conn_id.parse().unwrap())
+        .expect("recorded");
     assert_eq!(
         spec.settings.spd[0].remote[0].net().to_string(),
         "10.56.20.0/24"
@@ -1373,7 +1376,7 @@ async fn connection_lifecycle_and_state_machine() {
     );
     assert_eq!(
         app.driver
-            .tunnel(&conn)
+            .tunnel(&conn.parse().unwrap())
             .unwrap()
             .settings
             .ike
@@ -1433,7 +1436,7 @@ async fn connection_lifecycle_and_state_machine() {
         app.ok("DescribeVpnConn", &[("vpnConnId", &conn)]).await["totalCount"],
         0
     );
-    assert!(app.driver.tunnel(&conn).is_none());
+    assert!(app.driver.tunnel(&conn.parse().unwrap()).is_none());
     let t = app
         .ok(
             "DescribeVpcTaskResult",

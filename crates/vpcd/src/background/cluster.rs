@@ -21,7 +21,7 @@
 //! vpcd that stops gracefully releases its leases and says it stopped; the
 //! leases of a vpcd that died on the same machine (same host and PID
 //! namespace, its process gone) are released by the next vpcd there at
-//! once, so a single-node deployment restarted after a crash drives its
+//! once, so a single-vpcd deployment restarted after a crash drives its
 //! gateway nodes immediately, as before clustering existed.
 
 use std::collections::{HashMap, HashSet};
@@ -30,7 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use vpcd_store::{ClusterNode, GatewayNode, Store};
+use vpcd_store::{ClusterMember, GatewayNode, Store};
+use vpcd_types::GatewayNodeId;
 
 use crate::clock::Clock;
 
@@ -97,7 +98,7 @@ fn died_here(me: &MemberInfo, other: &MemberInfo) -> bool {
 
 /// Whether `member` counts as alive at `now`, given its heartbeat interval
 /// (`default_interval_ms` when its info does not say).
-pub(crate) fn is_alive(member: &ClusterNode, now: i64, default_interval_ms: u64) -> bool {
+pub(crate) fn is_alive(member: &ClusterMember, now: i64, default_interval_ms: u64) -> bool {
     let info = MemberInfo::parse(&member.info);
     if info.stopped {
         return false;
@@ -124,9 +125,9 @@ pub(crate) struct Cluster {
 #[derive(Default)]
 struct Leases {
     /// Gateway node -> (end of our lease by our clock, tenure number).
-    held: HashMap<i64, (i64, u64)>,
+    held: HashMap<GatewayNodeId, (i64, u64)>,
     /// Gateway node -> when this process first saw it free.
-    free_since: HashMap<i64, i64>,
+    free_since: HashMap<GatewayNodeId, i64>,
     next_tenure: u64,
 }
 
@@ -157,7 +158,7 @@ impl Cluster {
     /// holds the lease and, by its own clock, the lease has more than a
     /// second to run. A driver's helpers stop when the tenure they started
     /// under is over.
-    pub(crate) fn tenure(&self, node: i64, now: i64) -> Option<u64> {
+    pub(crate) fn tenure(&self, node: GatewayNodeId, now: i64) -> Option<u64> {
         let leases = self.leases();
         match leases.held.get(&node) {
             Some((until, tenure)) if now + 1 < *until => Some(*tenure),
@@ -166,7 +167,7 @@ impl Cluster {
     }
 
     /// Gateway nodes this process may drive now.
-    pub(crate) fn driven(&self, now: i64) -> HashSet<i64> {
+    pub(crate) fn driven(&self, now: i64) -> HashSet<GatewayNodeId> {
         self.leases()
             .held
             .iter()
@@ -193,7 +194,7 @@ impl Cluster {
         self.leases().held.retain(|node, (until, _)| {
             let keep = now + 1 < *until;
             if !keep {
-                tracing::warn!(node, "gateway node lease ran out; no longer driving it");
+                tracing::warn!(node = %node, "gateway node lease ran out; no longer driving it");
             }
             keep
         });
@@ -206,7 +207,7 @@ impl Cluster {
             return Ok(());
         }
         let interval_ms = self.interval.as_millis() as u64;
-        let members = store.list_cluster_nodes().await?;
+        let members = store.list_members().await?;
         let alive: Vec<String> = members
             .iter()
             .filter(|n| n.name != self.name && is_alive(n, now, interval_ms))
@@ -221,7 +222,7 @@ impl Cluster {
             .map(|n| n.name.as_str())
             .collect();
         let share = nodes.len().div_ceil(alive.len() + 1);
-        let mut leases: HashMap<i64, (String, i64)> = store
+        let mut leases: HashMap<GatewayNodeId, (String, i64)> = store
             .gateway_leases()
             .await?
             .into_iter()
@@ -230,7 +231,7 @@ impl Cluster {
         for (node, (holder, until)) in leases.iter_mut() {
             if *until >= now && dead_here.contains(holder.as_str()) {
                 store.release_gateway_lease(*node, holder).await?;
-                tracing::info!(node, holder = %holder, "released the lease of a vpcd that died on this host");
+                tracing::info!(node = %node, holder = %holder, "released the lease of a vpcd that died on this host");
                 *until = i64::MIN;
             }
         }
@@ -275,18 +276,18 @@ impl Cluster {
                     let tenure = leases.next_tenure;
                     leases.held.insert(node.id, (now + self.lease_secs, tenure));
                     held_now += 1;
-                    tracing::info!(node = node.id, name = %node.name, "took the gateway node's lease");
+                    tracing::info!(node = %node.id, name = %node.name, "took the gateway node's lease");
                 } else if let Some(entry) = leases.held.get_mut(&node.id) {
                     entry.0 = now + self.lease_secs;
                 }
             } else if ours {
                 leases.held.remove(&node.id);
                 held_now -= 1;
-                tracing::warn!(node = node.id, "gateway node lease lost to another vpcd");
+                tracing::warn!(node = %node.id, "gateway node lease lost to another vpcd");
             }
         }
         // Forget nodes that were removed; give one back while over share.
-        let known: HashSet<i64> = nodes.iter().map(|n| n.id).collect();
+        let known: HashSet<GatewayNodeId> = nodes.iter().map(|n| n.id).collect();
         self.leases().held.retain(|id, _| known.contains(id));
         let surplus = {
             let leases = self.leases();
@@ -298,7 +299,7 @@ impl Cluster {
             self.leases().held.remove(&node);
             store.release_gateway_lease(node, &self.name).await?;
             tracing::info!(
-                node,
+                node = %node,
                 share,
                 "gave a gateway node back to balance the cluster"
             );
@@ -311,10 +312,10 @@ impl Cluster {
     /// A last heartbeat marks this process stopped, so the others count it
     /// out of the cluster at once.
     pub(crate) async fn release_all(&self, store: &dyn Store, clock: &Clock) {
-        let held: Vec<i64> = self.leases().held.drain().map(|(id, _)| id).collect();
+        let held: Vec<GatewayNodeId> = self.leases().held.drain().map(|(id, _)| id).collect();
         for node in held {
             if let Err(e) = store.release_gateway_lease(node, &self.name).await {
-                tracing::warn!(node, error = %e, "releasing a gateway node lease failed");
+                tracing::warn!(node = %node, error = %e, "releasing a gateway node lease failed");
             }
         }
         let info = {
@@ -335,7 +336,7 @@ pub(crate) async fn run(
     cluster: Arc<Cluster>,
     store: Arc<dyn Store>,
     clock: Clock,
-    driven: watch::Sender<HashSet<i64>>,
+    driven: watch::Sender<HashSet<GatewayNodeId>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -358,8 +359,8 @@ pub(crate) async fn run(
 mod tests {
     use super::*;
 
-    fn node(last_seen: i64, info: &str) -> ClusterNode {
-        ClusterNode {
+    fn member(last_seen: i64, info: &str) -> ClusterMember {
+        ClusterMember {
             name: "n".into(),
             started_at: 0,
             last_seen,
@@ -374,19 +375,19 @@ mod tests {
             ..MemberInfo::default()
         })
         .unwrap();
-        assert!(is_alive(&node(100, &info), 106, 1000));
-        assert!(!is_alive(&node(100, &info), 107, 1000));
+        assert!(is_alive(&member(100, &info), 106, 1000));
+        assert!(!is_alive(&member(100, &info), 107, 1000));
         // Without info, the caller's default interval.
-        assert!(is_alive(&node(100, "free text"), 103, 1000));
-        assert!(!is_alive(&node(100, "free text"), 104, 1000));
+        assert!(is_alive(&member(100, "free text"), 103, 1000));
+        assert!(!is_alive(&member(100, "free text"), 104, 1000));
         // Sub-second heartbeats still allow a second of rounding.
         let fast = serde_json::to_string(&MemberInfo {
             heartbeat_ms: 200,
             ..MemberInfo::default()
         })
         .unwrap();
-        assert!(is_alive(&node(100, &fast), 101, 1000));
-        assert!(!is_alive(&node(100, &fast), 102, 1000));
+        assert!(is_alive(&member(100, &fast), 101, 1000));
+        assert!(!is_alive(&member(100, &fast), 102, 1000));
     }
 
     #[test]

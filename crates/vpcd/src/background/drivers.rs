@@ -7,16 +7,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use vpcd_dataplane::{DriverError, VpnDriver};
-use vpcd_types::{NetStatus, TunnelSpec, VpnConnId};
+use vpcd_types::{GatewayNodeId, NetStatus, TunnelSpec, VpnConnId};
 
 pub(crate) struct Drivers {
     api_only: Arc<dyn VpnDriver>,
-    nodes: RwLock<HashMap<i64, Arc<dyn VpnDriver>>>,
+    nodes: RwLock<HashMap<GatewayNodeId, Arc<dyn VpnDriver>>>,
 }
 
 impl Drivers {
-    /// `api_only` serves gateways without a node, each change delayed by
-    /// `delay` (simulated data-plane latency).
+    /// `api_only` serves gateways without a node (tests pass a recording
+    /// driver), each change delayed by `delay` (simulated data-plane
+    /// latency).
     pub(crate) fn new(api_only: Arc<dyn VpnDriver>, delay: Duration) -> Self {
         let api_only: Arc<dyn VpnDriver> = if delay.is_zero() {
             api_only
@@ -32,7 +33,7 @@ impl Drivers {
         }
     }
 
-    pub(crate) fn insert_node(&self, node_id: i64, driver: Arc<dyn VpnDriver>) {
+    pub(crate) fn insert_node(&self, node_id: GatewayNodeId, driver: Arc<dyn VpnDriver>) {
         self.nodes
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -40,7 +41,7 @@ impl Drivers {
     }
 
     /// Stop driving a node (its lease moved to another vpcd).
-    pub(crate) fn remove_node(&self, node_id: i64) -> Option<Arc<dyn VpnDriver>> {
+    pub(crate) fn remove_node(&self, node_id: GatewayNodeId) -> Option<Arc<dyn VpnDriver>> {
         self.nodes
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -49,7 +50,7 @@ impl Drivers {
 
     /// The gateway nodes this process has a driver for, and `None` for API
     /// only: whose tasks this process may run.
-    pub(crate) fn driven(&self) -> Vec<Option<i64>> {
+    pub(crate) fn driven(&self) -> Vec<Option<GatewayNodeId>> {
         let mut v = vec![None];
         v.extend(
             self.nodes
@@ -62,7 +63,7 @@ impl Drivers {
     }
 
     /// The driver for a gateway placed on `node` (`None`: API only).
-    pub(crate) fn get(&self, node: Option<i64>) -> Option<Arc<dyn VpnDriver>> {
+    pub(crate) fn get(&self, node: Option<GatewayNodeId>) -> Option<Arc<dyn VpnDriver>> {
         match node {
             None => Some(self.api_only.clone()),
             Some(id) => self
@@ -75,7 +76,7 @@ impl Drivers {
     }
 
     /// The driver of every gateway node this process drives, by node id.
-    pub(crate) fn nodes(&self) -> Vec<(i64, Arc<dyn VpnDriver>)> {
+    pub(crate) fn nodes(&self) -> Vec<(GatewayNodeId, Arc<dyn VpnDriver>)> {
         self.nodes
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -104,18 +105,18 @@ impl VpnDriver for Delayed {
         tokio::time::sleep(self.delay).await;
         self.inner.apply(spec).await
     }
-    async fn remove(&self, name: &VpnConnId) -> Result<(), DriverError> {
+    async fn remove(&self, id: &VpnConnId) -> Result<(), DriverError> {
         tokio::time::sleep(self.delay).await;
-        self.inner.remove(name).await
+        self.inner.remove(id).await
     }
     async fn reset(&self, spec: &TunnelSpec) -> Result<(), DriverError> {
         tokio::time::sleep(self.delay).await;
         self.inner.reset(spec).await
     }
-    async fn loaded(&self) -> Result<Vec<String>, DriverError> {
+    async fn loaded(&self) -> Result<Vec<VpnConnId>, DriverError> {
         self.inner.loaded().await
     }
-    async fn net_status(&self) -> Result<HashMap<String, NetStatus>, DriverError> {
+    async fn net_status(&self) -> Result<HashMap<VpnConnId, NetStatus>, DriverError> {
         self.inner.net_status().await
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::{watch, Notify};
 use vpcd_dataplane::strongswan::StrongSwanDriver;
 use vpcd_dataplane::VpnDriver;
 use vpcd_store::Store;
-use vpcd_types::{ConnStatus, NetStatus};
+use vpcd_types::{ConnStatus, GatewayNodeId, NetStatus, VpnConnId};
 
 use super::cluster::Cluster;
 use super::drivers::Drivers;
@@ -33,7 +33,7 @@ impl GatewayNodes {
     pub(crate) async fn run(
         self: Arc<Self>,
         every: Duration,
-        mut driven: watch::Receiver<HashSet<i64>>,
+        mut driven: watch::Receiver<HashSet<GatewayNodeId>>,
         tasks: Arc<Notify>,
         mut shutdown: watch::Receiver<bool>,
     ) {
@@ -61,35 +61,37 @@ impl GatewayNodes {
     /// a restarted charon or a restarted vpcd converges without any API call.
     ///
     /// API-only gateways are left out: nothing is negotiated for them, so
-    /// there is nothing to converge, and re-recording every API-only tunnel
-    /// would hold all of them in memory and load every row each pass.
+    /// there is nothing to converge, and a pass would load every row for
+    /// nothing.
     async fn reconcile_once(&self) {
         for (node, driver) in self.drivers.nodes() {
             if let Err(e) = self.reconcile_node(node, driver.as_ref()).await {
-                tracing::warn!(node, driver = %driver.describe(), error = %e, "reconciliation failed; will retry");
+                tracing::warn!(node = %node, driver = %driver.describe(), error = %e, "reconciliation failed; will retry");
             }
         }
     }
 
-    async fn reconcile_node(&self, node: i64, driver: &dyn VpnDriver) -> anyhow::Result<()> {
+    async fn reconcile_node(
+        &self,
+        node: GatewayNodeId,
+        driver: &dyn VpnDriver,
+    ) -> anyhow::Result<()> {
         let desired = self.store.desired_conns(Some(node)).await?;
-        let loaded: HashSet<String> = driver.loaded().await?.into_iter().collect();
-        let wanted: HashSet<&str> = desired.iter().map(|c| c.un_id.as_str()).collect();
+        let loaded: HashSet<VpnConnId> = driver.loaded().await?.into_iter().collect();
+        let wanted: HashSet<&VpnConnId> = desired.iter().map(|c| &c.un_id).collect();
         for c in &desired {
             // Tunnels with a task in flight are the task's business.
             let settled = matches!(c.status, ConnStatus::Running | ConnStatus::DeleteFailed)
                 && c.active_task.is_none();
-            if settled && !loaded.contains(c.un_id.as_str()) {
+            if settled && !loaded.contains(&c.un_id) {
                 tracing::info!(conn = %c.un_id, "reconcile: loading missing tunnel");
                 driver.apply(&c.tunnel_spec()).await?;
             }
         }
-        for name in loaded.iter().filter(|n| n.starts_with("vpnx-")) {
-            if !wanted.contains(name.as_str()) {
-                if let Ok(id) = name.parse() {
-                    tracing::info!(conn = %name, "reconcile: unloading stale tunnel");
-                    driver.remove(&id).await?;
-                }
+        for id in &loaded {
+            if !wanted.contains(id) {
+                tracing::info!(conn = %id, "reconcile: unloading stale tunnel");
+                driver.remove(id).await?;
             }
         }
         Ok(())
@@ -112,7 +114,7 @@ impl GatewayNodes {
         for node in &nodes {
             let Some(tenure) = self.cluster.tenure(node.id, now) else {
                 if self.drivers.remove_node(node.id).is_some() {
-                    tracing::info!(node = node.id, name = %node.name, "no longer driving gateway node");
+                    tracing::info!(node = %node.id, name = %node.name, "no longer driving gateway node");
                 }
                 continue;
             };
@@ -122,11 +124,11 @@ impl GatewayNodes {
             let driver = match StrongSwanDriver::new(&node.vici) {
                 Ok(d) => d,
                 Err(e) => {
-                    tracing::error!(node = node.id, vici = %node.vici, error = %e, "bad VICI URI for gateway node");
+                    tracing::error!(node = %node.id, vici = %node.vici, error = %e, "bad VICI URI for gateway node");
                     continue;
                 }
             };
-            tracing::info!(node = node.id, name = %node.name, vici = %node.vici, "driving gateway node");
+            tracing::info!(node = %node.id, name = %node.name, vici = %node.vici, "driving gateway node");
             self.take_over_net_status(node.id, &driver).await;
             tokio::spawn(self.clone().follow_net_status(
                 node.id,
@@ -142,24 +144,24 @@ impl GatewayNodes {
 
     /// Record a node's live state before driving it, so that no stale
     /// "available" from an earlier run (or another vpcd) is served.
-    async fn take_over_net_status(&self, node: i64, driver: &StrongSwanDriver) {
+    async fn take_over_net_status(&self, node: GatewayNodeId, driver: &StrongSwanDriver) {
         let live = driver.net_status().await.unwrap_or_default();
         match self.store.desired_conns(Some(node)).await {
             Ok(desired) if !desired.is_empty() => {
-                let changes: Vec<(String, NetStatus)> = desired
+                let changes: Vec<(VpnConnId, NetStatus)> = desired
                     .iter()
                     .map(|c| {
-                        let st = live.get(c.un_id.as_str()).copied();
-                        (c.un_id.to_string(), st.unwrap_or(NetStatus::Unavailable))
+                        let st = live.get(&c.un_id).copied();
+                        (c.un_id.clone(), st.unwrap_or(NetStatus::Unavailable))
                     })
                     .collect();
                 if let Err(e) = self.store.set_net_status(&changes).await {
-                    tracing::warn!(node, error = %e, "recording net status failed");
+                    tracing::warn!(node = %node, error = %e, "recording net status failed");
                 }
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(node, error = %e, "listing the node's tunnels failed")
+                tracing::warn!(node = %node, error = %e, "listing the node's tunnels failed")
             }
         }
     }
@@ -171,14 +173,14 @@ impl GatewayNodes {
     /// it then) or at shutdown.
     async fn follow_net_status(
         self: Arc<Self>,
-        node: i64,
+        node: GatewayNodeId,
         tenure: u64,
         driver: StrongSwanDriver,
         mut shutdown: watch::Receiver<bool>,
     ) {
         use futures::StreamExt;
         let mut stream = Box::pin(driver.watch());
-        let mut last: HashMap<String, NetStatus> = HashMap::new();
+        let mut last: HashMap<VpnConnId, NetStatus> = HashMap::new();
         let mut first = true;
         // The event stream is silent while charon is down; a direct check
         // each second notices a dead node (every tunnel unavailable).
@@ -190,7 +192,7 @@ impl GatewayNodes {
                 _ = tick.tick() => match driver.net_status().await {
                     Ok(m) => m,
                     Err(e) => {
-                        tracing::debug!(node, error = %e, "gateway node unreachable");
+                        tracing::debug!(node = %node, error = %e, "gateway node unreachable");
                         HashMap::new()
                     }
                 },
@@ -199,7 +201,7 @@ impl GatewayNodes {
             if self.cluster.tenure(node, self.clock.now()) != Some(tenure) {
                 return;
             }
-            let mut changes: Vec<(String, NetStatus)> = now
+            let mut changes: Vec<(VpnConnId, NetStatus)> = now
                 .iter()
                 .filter(|(k, v)| last.get(*k) != Some(v))
                 .map(|(k, v)| (k.clone(), *v))
@@ -216,8 +218,8 @@ impl GatewayNodes {
                     changes.extend(
                         desired
                             .iter()
-                            .filter(|c| !now.contains_key(c.un_id.as_str()))
-                            .map(|c| (c.un_id.to_string(), NetStatus::Unavailable)),
+                            .filter(|c| !now.contains_key(&c.un_id))
+                            .map(|c| (c.un_id.clone(), NetStatus::Unavailable)),
                     );
                 }
                 first = false;
@@ -227,7 +229,7 @@ impl GatewayNodes {
             }
             match self.store.set_net_status(&changes).await {
                 Ok(()) => last = now,
-                Err(e) => tracing::warn!(node, error = %e, "recording net status failed"),
+                Err(e) => tracing::warn!(node = %node, error = %e, "recording net status failed"),
             }
         }
     }

@@ -25,6 +25,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use vpcd_dataplane::VpnDriver;
 use vpcd_store::Store;
+use vpcd_types::GatewayNodeId;
 
 use crate::clock::Clock;
 use crate::placement::Placement;
@@ -137,7 +138,7 @@ impl Background {
             tasks.push(tokio::spawn(self.engine.clone().run(shutdown.clone())));
         }
         let (driven_tx, driven_rx) =
-            watch::channel::<HashSet<i64>>(self.cluster.driven(self.clock.now()));
+            watch::channel::<HashSet<GatewayNodeId>>(self.cluster.driven(self.clock.now()));
         tasks.push(tokio::spawn(self.nodes.clone().run(
             self.reconcile_interval,
             driven_rx,

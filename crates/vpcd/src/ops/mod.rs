@@ -22,6 +22,8 @@
 //! - [`select`]: Describe requests with a predicate the store cannot
 //!   express (API 3.0's `Filters`).
 
+use std::net::IpAddr;
+
 use vpcd_store::Page;
 
 pub(crate) mod conn_settings;
@@ -75,6 +77,15 @@ impl Name {
     pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// An IPv4 address (the only family the API serves).
+pub(crate) fn parse_ipv4(value: &str) -> Result<IpAddr, &'static str> {
+    value
+        .parse::<IpAddr>()
+        .ok()
+        .filter(IpAddr::is_ipv4)
+        .ok_or("expected an IPv4 address")
 }
 
 /// A name filter of a Describe operation (substring match).

@@ -1,6 +1,7 @@
 //! Tasks: how an asynchronous connection change is going.
 
 use vpcd_store::{Scope, Task};
+use vpcd_types::TaskId;
 
 use crate::api::ApiState;
 use crate::error::{ApiError, ApiResult, ErrorCode, Field};
@@ -8,7 +9,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode, Field};
 /// How a caller names a task.
 pub(crate) enum TaskRef {
     /// Its number (v2's `taskId`).
-    Id(i64),
+    Id(TaskId),
     /// The RequestId of the API 3.0 call that started it.
     Request(String),
 }

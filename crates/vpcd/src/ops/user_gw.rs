@@ -7,17 +7,13 @@ use vpcd_types::id::UserGwKind;
 use vpcd_types::net::is_valid_peer_address;
 use vpcd_types::IdRef;
 
-use super::{Describe, List, Name};
+use super::{parse_ipv4, Describe, List, Name};
 use crate::api::ApiState;
 use crate::error::{ApiError, ApiResult, ErrorCode, Field};
 
 /// A peer gateway's public address: IPv4, and one a peer can have.
 pub(crate) fn parse_address(text: &str) -> Result<IpAddr, &'static str> {
-    let address: IpAddr = text
-        .parse()
-        .ok()
-        .filter(IpAddr::is_ipv4)
-        .ok_or("expected an IPv4 address")?;
+    let address = parse_ipv4(text)?;
     if !is_valid_peer_address(address) {
         return Err(
             "must not be multicast, loopback, link-local (169.254/16), 0.0.0.0 or 255.255.255.255",

@@ -3,7 +3,7 @@
 
 use vpcd_store::{AddressSource, NewVpnGw, Scope, VpnGw, VpnGwFilter};
 use vpcd_types::id::{VpcKind, VpnGwKind};
-use vpcd_types::IdRef;
+use vpcd_types::{IdRef, VpcRowId};
 
 use super::{vpc, Describe, List, Name};
 use crate::api::ApiState;
@@ -137,7 +137,7 @@ pub(crate) async fn load(
     api: &ApiState,
     scope: &Scope,
     id: &IdRef<VpnGwKind>,
-    vpc_id: Option<i64>,
+    vpc_id: Option<VpcRowId>,
 ) -> ApiResult<VpnGw> {
     api.store
         .get_vpn_gw(scope, id)

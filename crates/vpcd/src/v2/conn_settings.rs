@@ -1,12 +1,11 @@
 //! A connection's settings as v2 sends them: `preSharedKey`,
 //! `userGwCidrBlock.n` or `spdAcl`, and the `IKESet.*` / `IPsecSet.*`
 //! fields, parsed into the operation's
-//! [`SettingsChange`](crate::ops::conn_settings::SettingsChange). What
+//! [`SettingsChange`]. What
 //! depends on more than one value (defaults, the VPC, identity types) is the
 //! operation's business.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -21,6 +20,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ops::conn_settings::{
     parse_psk, IdentityChange, IkeChange, IpsecChange, SettingsChange, SpdChange,
 };
+use crate::ops::parse_ipv4;
 
 /// The fields a set may carry; anything else inside `IKESet.`/`IPsecSet.` is
 /// a typo worth refusing rather than silently ignoring.
@@ -98,12 +98,7 @@ fn identity_change(p: &Params, side: &str) -> ApiResult<IdentityChange> {
         kind: p.opt_parse::<IdentityType>(&format!("IKESet.{side}Identity"))?,
         address: p
             .opt_str(&addr_key)?
-            .map(|v| {
-                v.parse::<IpAddr>()
-                    .ok()
-                    .filter(IpAddr::is_ipv4)
-                    .ok_or_else(|| ApiError::invalid(&addr_key, "expected an IPv4 address"))
-            })
+            .map(|v| parse_ipv4(v).map_err(|why| ApiError::invalid(&addr_key, why)))
             .transpose()?,
         fqdn: p.opt_parse(&format!("IKESet.{side}FqdnName"))?,
     })
@@ -217,7 +212,7 @@ mod tests {
     use crate::error::Param;
 
     fn run(pairs: &[(&str, &str)]) -> ApiResult<SettingsChange> {
-        settings_change(&Params::from_pairs(pairs.iter().copied()).unwrap())
+        settings_change(&Params::decode(pairs.iter().copied()).unwrap())
     }
 
     fn named(e: ApiError) -> String {

@@ -2,11 +2,11 @@
 //! parameters in, the v2 JSON envelope out.
 //!
 //! For each action it parses the parameters into the operation's typed
-//! request, runs the operation ([`crate::ops`]), and renders the typed
+//! request, runs the operation (`crate::ops`), and renders the typed
 //! result exactly as v2 clients expect it. It holds no business rule.
 //!
 //! # Layout
-//! - [`protocol`]: common parameters, signature, Timestamp window, Nonce
+//! - `protocol`: common parameters, signature, Timestamp window, Nonce
 //!   replay, and the envelope.
 //! - `params`: flat parameter decoding (repeats, arrays, nested-set
 //!   spellings, typed getters).
@@ -19,13 +19,13 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 use vpcd_store::{Order, Page, Scope, VpcRef};
-use vpcd_types::{Cidr, VpcId};
+use vpcd_types::{Cidr, VpcId, VpcRowId};
 
 use crate::api::ApiState;
 use crate::clock::format_utc as format_time;
 use crate::error::{printable, ApiError, ApiResult, ErrorCode};
 use crate::ops::parse_name_filter;
-use params::Params;
+pub use params::Params;
 
 mod conn_settings;
 mod params;
@@ -170,7 +170,7 @@ impl Reply {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct VpcOf<'a> {
-    vpc_id: i64,
+    vpc_id: VpcRowId,
     un_vpc_id: &'a VpcId,
     vpc_name: &'a str,
     vpc_cidr_block: &'a Cidr,

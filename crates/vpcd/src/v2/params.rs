@@ -15,8 +15,9 @@ use std::str::FromStr;
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
+/// A request's parameters, decoded.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Params {
+pub struct Params {
     map: BTreeMap<String, String>,
 }
 
@@ -49,8 +50,16 @@ fn canonical_key(key: &str) -> ApiResult<String> {
 }
 
 impl Params {
+    /// Build from decoded pairs in wire order; the error is the v2
+    /// `message`. For callers outside the crate (the benchmarks).
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, String> {
+        Self::decode(pairs).map_err(|e| e.v2_message())
+    }
+
     /// Build from decoded pairs in wire order.
-    pub(crate) fn from_pairs<'a>(
+    pub(crate) fn decode<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> ApiResult<Self> {
         let mut map = BTreeMap::new();
@@ -230,7 +239,7 @@ mod tests {
     use crate::error::Param;
 
     fn p(pairs: &[(&str, &str)]) -> ApiResult<Params> {
-        Params::from_pairs(pairs.iter().copied())
+        Params::decode(pairs.iter().copied())
     }
 
     #[test]

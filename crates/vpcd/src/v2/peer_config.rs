@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use vpcd_store::Scope;
-use vpcd_types::VpnConnId;
+use vpcd_types::{VpnConnId, VpnConnRowId};
 
 use super::params::Params;
 use super::Reply;
@@ -54,7 +54,7 @@ pub(super) async fn config(api: &ApiState, scope: &Scope, p: &Params) -> ApiResu
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Config<'a> {
-    vpn_conn_id: i64,
+    vpn_conn_id: VpnConnRowId,
     un_vpn_conn_id: &'a VpnConnId,
     vendorname: &'static str,
     platform: &'static str,

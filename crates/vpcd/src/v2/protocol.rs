@@ -8,7 +8,7 @@ use vpcd_store::Scope;
 use super::params::{parse_int, Params};
 use super::{dispatch, Action, Reply};
 use crate::api::ApiState;
-use crate::error::{ApiError, ApiResult, ErrorCode, Field};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// One decoded request as it arrived.
 pub(crate) struct RawRequest<'a> {
@@ -37,14 +37,14 @@ pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
             envelope_ok(reply)
         }
         Err(e) => {
-            tracing::info!(%action, code = e.code.v2_code(), code_desc = e.code.code_desc(), message = %message(&e), "refused");
+            tracing::info!(%action, code = e.code.v2_code(), code_desc = e.code.code_desc(), message = %e.v2_message(), "refused");
             envelope_err(&e)
         }
     }
 }
 
 async fn handle_inner(api: &ApiState, req: &RawRequest<'_>) -> ApiResult<Reply> {
-    let params = Params::from_pairs(req.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let params = Params::decode(req.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     let scope = authenticate(api, req, &params).await?;
     let action = Action::parse(params.req_str("Action")?)?;
     dispatch(api, &scope, action, &params).await
@@ -177,16 +177,7 @@ fn envelope_ok(reply: Reply) -> Value {
 }
 
 pub(crate) fn envelope_err(e: &ApiError) -> Value {
-    json!({ "code": e.code.v2_code(), "message": message(e), "codeDesc": e.code.code_desc() })
-}
-
-/// The v2 `message`: `param: why`, both spelled the v2 way.
-fn message(e: &ApiError) -> String {
-    let why = e.why.render(Field::v2_name);
-    match &e.param {
-        Some(p) => format!("{}: {why}", p.v2_name()),
-        None => why,
-    }
+    json!({ "code": e.code.v2_code(), "message": e.v2_message(), "codeDesc": e.code.code_desc() })
 }
 
 fn unknown_secret_id() -> ApiError {

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use vpcd_store::{Scope, Task};
-use vpcd_types::{TaskKind, TaskStatus, UserGwId, VpnConnId, VpnGwId};
+use vpcd_types::{TaskId, TaskKind, TaskStatus, UserGwId, VpnConnId, VpnConnRowId, VpnGwId};
 
 use super::params::Params;
 use super::Reply;
@@ -14,6 +14,7 @@ pub(super) async fn describe(api: &ApiState, scope: &Scope, p: &Params) -> ApiRe
     let req = DescribeTask {
         task: TaskRef::Id(
             p.opt_int("taskId", 1..=i64::MAX)?
+                .map(TaskId::new)
                 .ok_or_else(|| ApiError::missing("taskId"))?,
         ),
     };
@@ -24,7 +25,7 @@ pub(super) async fn describe(api: &ApiState, scope: &Scope, p: &Params) -> ApiRe
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Item<'a> {
-    task_id: i64,
+    task_id: TaskId,
     status: i64,
     action: &'static str,
     output: Output<'a>,
@@ -38,7 +39,7 @@ enum Output<'a> {
         error_msg: &'a str,
     },
     Succeeded {
-        vpn_conn_id: i64,
+        vpn_conn_id: VpnConnRowId,
         un_vpn_conn_id: &'a VpnConnId,
         vpn_gw_id: &'a VpnGwId,
         user_gw_id: &'a UserGwId,

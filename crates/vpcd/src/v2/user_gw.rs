@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 use vpcd_store::{Scope, UserGw, UserGwFilter};
 use vpcd_types::id::UserGwKind;
-use vpcd_types::{IdRef, UserGwId};
+use vpcd_types::{IdRef, UserGwId, UserGwRowId};
 
 use super::params::Params;
 use super::{format_time, name_filter, page, Reply};
@@ -45,7 +45,7 @@ pub(super) async fn describe(api: &ApiState, scope: &Scope, p: &Params) -> ApiRe
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Item<'a> {
-    user_gw_id: i64,
+    user_gw_id: UserGwRowId,
     un_user_gw_id: &'a UserGwId,
     user_gw_name: &'a str,
     user_gw_addr: IpAddr,

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use vpcd_store::{Scope, Vpc, VpcFilter};
 use vpcd_types::id::VpcKind;
-use vpcd_types::{Cidr, IdRef, VpcId};
+use vpcd_types::{Cidr, IdRef, VpcId, VpcRowId};
 
 use super::params::Params;
 use super::{format_time, name_filter, page, Reply};
@@ -43,7 +43,7 @@ pub(super) async fn create(api: &ApiState, scope: &Scope, p: &Params) -> ApiResu
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Created<'a> {
-    vpc_id: i64,
+    vpc_id: VpcRowId,
     uniq_vpc_id: &'a VpcId,
     vpc_name: &'a str,
     cidr_block: &'a Cidr,
@@ -64,7 +64,7 @@ pub(super) async fn describe(api: &ApiState, scope: &Scope, p: &Params) -> ApiRe
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Item<'a> {
-    vpc_id: i64,
+    vpc_id: VpcRowId,
     un_vpc_id: &'a VpcId,
     vpc_name: &'a str,
     cidr_block: &'a Cidr,

@@ -10,7 +10,8 @@ use vpcd_types::id::{VpcKind, VpnConnKind, VpnGwKind};
 use vpcd_types::vpn::limits as lim;
 use vpcd_types::{
     AuthAlgorithm, Cidr, ConnSettings, ExchangeMode, IdRef, Identity, IkeEncryption,
-    IpsecEncryption, PfsGroup, SpdSource, UserGwId, VpnConnId, VpnGwId,
+    IpsecEncryption, PfsGroup, SpdSource, TaskId, UserGwId, UserGwRowId, VpnConnId, VpnConnRowId,
+    VpnGwId, VpnGwRowId,
 };
 
 use super::conn_settings::settings_change;
@@ -68,7 +69,7 @@ struct Created<'a> {
     vpn_gw_id: &'a VpnGwId,
     user_gw_id: &'a UserGwId,
     vpn_conn_id: i64,
-    task_id: i64,
+    task_id: TaskId,
     vpn_conn_status: i64,
     pre_shared_key: &'a str,
     user_gw_subnet_list: Vec<&'a str>,
@@ -101,14 +102,14 @@ pub(super) async fn describe(api: &ApiState, scope: &Scope, p: &Params) -> ApiRe
 struct Item<'a> {
     #[serde(flatten)]
     vpc: VpcOf<'a>,
-    vpn_gw_id: i64,
+    vpn_gw_id: VpnGwRowId,
     un_vpn_gw_id: &'a VpnGwId,
     vpn_gw_name: &'a str,
     vpn_gw_address: IpAddr,
-    vpn_conn_id: i64,
+    vpn_conn_id: VpnConnRowId,
     un_vpn_conn_id: &'a VpnConnId,
     vpn_conn_name: &'a str,
-    user_gw_id: i64,
+    user_gw_id: UserGwRowId,
     un_user_gw_id: &'a UserGwId,
     user_gw_name: &'a str,
     user_gw_address: IpAddr,
@@ -239,7 +240,7 @@ fn task_reply(task: &Task) -> ApiResult<Reply> {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct TaskOnly {
-        task_id: i64,
+        task_id: TaskId,
     }
     Reply::data(TaskOnly { task_id: task.id })
 }

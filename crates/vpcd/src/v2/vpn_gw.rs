@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 use vpcd_store::{Scope, VpnGw, VpnGwFilter};
 use vpcd_types::id::{VpcKind, VpnGwKind};
-use vpcd_types::{IdRef, VpnGwId};
+use vpcd_types::{IdRef, VpnGwId, VpnGwRowId};
 
 use super::params::Params;
 use super::{format_time, name_filter, page, Reply, VpcOf};
@@ -70,7 +70,7 @@ pub(super) async fn describe(api: &ApiState, scope: &Scope, p: &Params) -> ApiRe
 struct Item<'a> {
     #[serde(flatten)]
     vpc: VpcOf<'a>,
-    vpn_gw_id: i64,
+    vpn_gw_id: VpnGwRowId,
     un_vpn_gw_id: &'a VpnGwId,
     vpn_gw_name: &'a str,
     bandwidth: i64,

@@ -1,16 +1,20 @@
 //! What several 3.0 resources share: unified ids, names, `Offset`/`Limit`,
 //! `Filters` (AND across filters, OR across one filter's values), `Tags`,
-//! and the answer's time format.
+//! and the `UnsupportedOperation` refusal.
 
 use serde::Serialize;
 use vpcd_types::id::{IdKind, UnifiedId};
 use vpcd_types::IdRef;
 
 use super::params::{invalid, Field, Obj};
-use super::tunnel::refuse_tags;
 use crate::error::{printable, ApiError, ApiResult, ErrorCode};
 use crate::ops::select::{Keep, Select};
 use crate::ops::Name;
+
+/// A documented field or value that vpcd does not carry out.
+pub(super) fn unsupported(path: &str, why: impl std::fmt::Display) -> ApiError {
+    ApiError::wire(ErrorCode::UnsupportedOperation, path, why)
+}
 
 /// Most ids one Describe request may list.
 pub(super) const IDS_MAX: usize = 100;
@@ -212,7 +216,14 @@ pub(super) fn tags(o: &Obj<'_>) -> ApiResult<Vec<Tag>> {
             value: t.str("Value")?.unwrap_or_default().to_owned(),
         });
     }
-    refuse_tags("Tags", &out)?;
+    // Tags are taken only while empty: vpcd stores none yet. Storing them
+    // makes `TagSet` and the tag filters (`tags_match`) real.
+    if !out.is_empty() {
+        return Err(unsupported(
+            &o.path("Tags"),
+            "vpcd does not store resource tags",
+        ));
+    }
     Ok(out)
 }
 

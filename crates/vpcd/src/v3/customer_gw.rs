@@ -10,9 +10,8 @@ use vpcd_store::{UserGw, UserGwFilter};
 use vpcd_types::id::UserGwKind;
 use vpcd_types::UserGwId;
 
-use super::common::{self, ids_of, Filter, IdFilter, Query, Tag};
+use super::common::{self, ids_of, unsupported, Filter, IdFilter, Query, Tag};
 use super::params::Obj;
-use super::tunnel::unsupported;
 use super::{answer, empty, Ctx, Handler};
 use crate::api::ApiState;
 use crate::clock::format_utc;

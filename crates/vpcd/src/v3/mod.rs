@@ -4,19 +4,19 @@
 //! (`HmacSHA1`/`HmacSHA256`); answers are `{"Response": {...}}`.
 //!
 //! For each action it parses the request into the operation's typed request,
-//! runs the operation ([`crate::ops`], the same ones v2 runs, so both
+//! runs the operation (`crate::ops`, the same ones v2 runs, so both
 //! protocols see one world), and renders the typed result as the 3.0 models
 //! expect it. It holds no business rule.
 //!
 //! # Layout
-//! - [`protocol`]: common parameters (headers or form fields), both
+//! - `protocol`: common parameters (headers or form fields), both
 //!   signature styles, Timestamp window, replay protection, RequestId, the
 //!   envelope.
 //! - `params`: the action parameters as one tree (from JSON or flattened
 //!   form), typed getters that record what they read, `UnknownParameter`
 //!   for the rest.
 //! - [`Action`]: the table of routed actions (name, whether it changes
-//!   anything, its handler); `dispatch` runs a [`Handler`].
+//!   anything, its handler); `dispatch` runs a `Handler`.
 //! - `common`: what several resources share: ids, names, paging, `Filters`,
 //!   `Tags`, times.
 //! - `vpc`, `vpn_gw`, `customer_gw`, `vpn_conn`, `task`, `peer_config`: one
@@ -53,7 +53,7 @@ pub(crate) const VERSION: &str = "2017-03-12";
 pub(crate) const SERVICE: &str = "vpc";
 
 /// What an action may do: read only, or change something. A signed
-/// TC3 request that changes something is accepted once (see [`protocol`]).
+/// TC3 request that changes something is accepted once (see `protocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Effect {
     Read,

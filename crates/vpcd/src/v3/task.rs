@@ -8,7 +8,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 use vpcd_store::Task;
-use vpcd_types::{TaskStatus, VpnConnId};
+use vpcd_types::{TaskId, TaskStatus, VpnConnId};
 
 use super::params::{invalid, Obj};
 use super::{answer, Ctx, Handler};
@@ -40,7 +40,9 @@ impl Handler for Describe {
             TaskRef::Request(text.to_owned())
         } else {
             match text.parse::<i64>() {
-                Ok(n) if n > 0 && text.bytes().all(|b| b.is_ascii_digit()) => TaskRef::Id(n),
+                Ok(n) if n > 0 && text.bytes().all(|b| b.is_ascii_digit()) => {
+                    TaskRef::Id(TaskId::new(n))
+                }
                 _ => {
                     return Err(invalid(
                         &f.path,

@@ -26,12 +26,13 @@ use vpcd_types::{
     IkeEncryption, IpsecEncryption, PfsGroup, Secret,
 };
 
-use super::common::Tag;
+use super::common::unsupported;
 use super::params::{invalid, Field, Obj};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ops::conn_settings::{
     parse_psk, Defaults, IdentityChange, IkeChange, IpsecChange, SettingsChange, SpdChange,
 };
+use crate::ops::parse_ipv4;
 
 /// Explicit SPD rules: a VPC-side CIDR and the peer CIDRs it reaches.
 type SpdRules = Vec<(Cidr, Vec<Cidr>)>;
@@ -197,20 +198,6 @@ fn spell<T: PartialEq + Copy>(table: Table<T>, v: T) -> &'static str {
         .map_or("", |(text, _)| text)
 }
 
-/// A documented field or value that vpcd does not carry out.
-pub(super) fn unsupported(path: &str, why: impl std::fmt::Display) -> ApiError {
-    ApiError::wire(ErrorCode::UnsupportedOperation, path, why)
-}
-
-/// Resource tags: vpcd stores none yet, so only an empty list is taken.
-pub(super) fn refuse_tags(path: &str, tags: &[Tag]) -> ApiResult<()> {
-    if tags.is_empty() {
-        Ok(())
-    } else {
-        Err(unsupported(path, "vpcd does not store resource tags"))
-    }
-}
-
 /// Every tunnel field of CreateVpnConnection and
 /// ModifyVpnConnectionAttribute, as parsed from the wire.
 pub(super) struct TunnelRequest {
@@ -363,13 +350,7 @@ fn ike(o: &Obj<'_>) -> ApiResult<IkeRequest> {
 fn identity(o: &Obj<'_>, side: &str) -> ApiResult<IdentityRequest> {
     let address = o
         .field(&format!("{side}Address"))
-        .map(|f| {
-            f.str()?
-                .parse::<IpAddr>()
-                .ok()
-                .filter(IpAddr::is_ipv4)
-                .ok_or_else(|| invalid(&f.path, "expected an IPv4 address"))
-        })
+        .map(|f| parse_ipv4(f.str()?).map_err(|why| invalid(&f.path, why)))
         .transpose()?;
     let fqdn = o
         .field(&format!("{side}FqdnName"))

@@ -6,9 +6,8 @@ use vpcd_store::{Vpc, VpcFilter};
 use vpcd_types::id::VpcKind;
 use vpcd_types::{Cidr, VpcId};
 
-use super::common::{self, ids_of, Filter, Query, Tag};
+use super::common::{self, ids_of, unsupported, Filter, Query, Tag};
 use super::params::{invalid, parse_bool, Obj};
-use super::tunnel::unsupported;
 use super::{answer, empty, Ctx, Handler};
 use crate::api::ApiState;
 use crate::clock::format_utc;

@@ -10,9 +10,9 @@ use vpcd_store::{ConnFilter, VpnConn};
 use vpcd_types::id::{UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
 use vpcd_types::{ConnStatus, IdRef, NetStatus, UserGwId, VpcId, VpnConnId, VpnGwId};
 
-use super::common::{self, ids_of, Filter, IdFilter, Query, Tag};
+use super::common::{self, ids_of, unsupported, Filter, IdFilter, Query, Tag};
 use super::params::Obj;
-use super::tunnel::{self, unsupported, IkeSpec, IpsecSpec, SpdItem, TunnelRequest};
+use super::tunnel::{self, IkeSpec, IpsecSpec, SpdItem, TunnelRequest};
 use super::{answer, empty, task, Ctx, Handler};
 use crate::api::ApiState;
 use crate::clock::format_utc;

@@ -9,9 +9,8 @@ use vpcd_store::{VpnGw, VpnGwFilter};
 use vpcd_types::id::{VpcKind, VpnGwKind};
 use vpcd_types::{VpcId, VpnGwId};
 
-use super::common::{self, ids_of, Filter, IdFilter, Query, Tag};
+use super::common::{self, ids_of, unsupported, Filter, IdFilter, Query, Tag};
 use super::params::{invalid, Obj};
-use super::tunnel::unsupported;
 use super::{answer, empty, Ctx, Handler};
 use crate::api::ApiState;
 use crate::clock::format_utc;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use vpcd::server::{Running, ServeConfig};
 use vpcd_auth::{SignatureMethod, Signer};
-use vpcd_dataplane::ApiOnlyDriver;
+use vpcd_dataplane::test_support::RecordingDriver;
 use vpcd_store::{Limits, Store};
 
 pub struct TestApp {
@@ -17,9 +17,9 @@ pub struct TestApp {
     pub host: String,
     pub http: reqwest::Client,
     pub account: Creds,
-    /// The data-plane driver of the app's (API-only) VPN gateways: it
-    /// records each tunnel and fails on demand.
-    pub driver: Arc<ApiOnlyDriver>,
+    /// The driver of gateways on no gateway node: what the data plane was
+    /// told, and failures to inject.
+    pub driver: Arc<RecordingDriver>,
     /// The app's own PostgreSQL database (dropped after the app), when the
     /// suite runs on PostgreSQL.
     _db: Option<vpcd_store::testing::ScratchDb>,
@@ -79,9 +79,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     cfg.settings.max_body_bytes = opts.max_body_bytes;
     cfg.workers = if opts.worker { 4 } else { 0 };
     cfg.task_lease_secs = 5;
-    let driver = Arc::new(ApiOnlyDriver::new());
-    cfg.api_only_driver = Some(driver.clone());
-    let running = vpcd::server::start(cfg.clone())
+    let driver = Arc::new(RecordingDriver::new());
+    let running = vpcd::server::start_with(cfg.clone(), driver.clone())
         .await
         .expect("server starts");
     let addr = running.bound.http.expect("http bound");
