@@ -192,8 +192,8 @@ else
         note "creating $VENV with $(command -v python3) ($(python3 --version))"
         python3 -m venv "$VENV"
     fi
-    note "pip install -r requirements-test.txt"
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q -r "$REQ"
+    note "pip install --require-hashes -r requirements-test.txt"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q --require-hashes -r "$REQ"
     echo "$want_hash" >"$STAMP"
     "$VENV/bin/python" -c 'import QcloudApi.qcloudapi, pytest' || die ".venv does not import QcloudApi and pytest"
 fi

@@ -62,9 +62,9 @@ def test_vpn_gateway_lifecycle(api):
     api.ok("ModifyVpnGw", {"vpcId": vpc, "vpnGwId": gw, "vpnGwName": new_name})
     assert api.ok("DescribeVpnGw", {"vpnGwId": gw})["data"][0]["vpnGwName"] == new_name
 
-    # A VPC with a gateway cannot be deleted.
-    # (The docs give only the string code; the numeric one is not checked.)
-    api.err("DeleteVpc", {"vpcId": vpc}, code=None, code_desc="InvalidVpc.CannotDelete", names="vpcId")
+    # A VPC with a gateway cannot be deleted (5100: refused by the
+    # resource's state, docs/actions.md "Error codes").
+    api.err("DeleteVpc", {"vpcId": vpc}, 5100, "InvalidVpc.CannotDelete", "vpcId")
     assert api.ok("DescribeVpcEx", {"vpcId": vpc})["totalCount"] == 1
 
     api.ok("DeleteVpnGw", {"vpcId": vpc, "vpnGwId": gw})

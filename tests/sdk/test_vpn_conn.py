@@ -101,10 +101,15 @@ def test_seed_example(api, topology):
     # default is that value, "null".
     assert ipsec["pfsDhGroup"] == "null", ipsec
 
-    # The task's result names the new connection.
-    out = task.get("output", {})
-    if "unVpnConnId" in out:
-        assert out["unVpnConnId"] == c["unVpnConnId"], task
+    # The task's result names the new connection (docs/actions.md,
+    # DescribeVpcTaskResult: on success the connection's ids).
+    assert task["action"] == "create", task
+    assert task["output"] == {
+        "vpnConnId": c["vpnConnId"],
+        "unVpnConnId": c["unVpnConnId"],
+        "vpnGwId": t["vpnGwId"],
+        "userGwId": t["userGwId"],
+    }, task
 
     # Filtering by the connection's id (either form) finds it.
     for ref in (c["unVpnConnId"], c["vpnConnId"]):
@@ -127,11 +132,11 @@ def test_named_connection(api, topology):
         ({"userGwId": "cgw-0000zzzz"}, 5000, "InvalidUserGw.NotFound", "userGwId"),
         ({"vpcId": "vpc-0000zzzz"}, 5000, "InvalidVpc.NotFound", "vpcId"),
         ({"vpnConnName": "c" * 61}, 4000, "InvalidVpnConnName", "vpnConnName"),
-        ({"preSharedKey": None}, 4000, None, "preSharedKey"),
-        ({"userGwCidrBlock": ["10.56.20.1/33"]}, 4000, None, "userGwCidrBlock"),
-        ({"IKESet": {"dhGroupName": "group3"}}, 4000, None, "dhGroupName"),
-        ({"IKESet": {"ikeSaLifetimeSeconds": 59}}, 4000, None, "ikeSaLifetimeSeconds"),
-        ({"IPsecSet": {"pfsDhGroup": "group2"}}, 4000, None, "pfsDhGroup"),
+        ({"preSharedKey": None}, 4000, "MissingParameter", "preSharedKey"),
+        ({"userGwCidrBlock": ["10.56.20.1/33"]}, 4000, "InvalidParameter", "userGwCidrBlock.0"),
+        ({"IKESet": {"dhGroupName": "group3"}}, 4000, "InvalidParameter", "IKESet.dhGroupName"),
+        ({"IKESet": {"ikeSaLifetimeSeconds": 59}}, 4000, "InvalidParameter", "IKESet.ikeSaLifetimeSeconds"),
+        ({"IPsecSet": {"pfsDhGroup": "group2"}}, 4000, "InvalidParameter", "IPsecSet.pfsDhGroup"),
     ],
     ids=["vpngw", "usergw", "vpc", "name-61", "psk-missing", "cidr", "dh-group", "ike-lifetime", "pfs"],
 )
@@ -142,7 +147,7 @@ def test_add_vpn_conn_errors(api, topology, override, code, code_desc, names):
             p.pop(k)
         else:
             p[k] = v
-    api.err("AddVpnConnEx", p, code=code, code_desc=code_desc, names=names)
+    api.err("AddVpnConnEx", p, code, code_desc, names)
     assert api.ok("DescribeVpnConn", {"vpcId": topology["vpcId"]})["totalCount"] == 0
 
 
@@ -223,9 +228,10 @@ def test_modify_and_delete_connection(api, topology):
     assert c["destinationCidr"] == ["10.56.20.1/24"], c  # unchanged
     assert c["vpcConnStatus"] == 6, c
 
-    # Gateways in use cannot go.
-    api.err("DeleteUserGw", {"userGwId": t["userGwId"]}, code=None, names="userGwId")
-    api.err("DeleteVpnGw", {"vpcId": t["vpcId"], "vpnGwId": t["vpnGwId"]}, code=None, names="vpnGwId")
+    # Gateways in use cannot go (5100: refused by the resource's state).
+    api.err("DeleteUserGw", {"userGwId": t["userGwId"]}, 5100, "InvalidUserGw.CannotDelete", "userGwId")
+    api.err("DeleteVpnGw", {"vpcId": t["vpcId"], "vpnGwId": t["vpnGwId"]}, 5100, "InvalidVpnGw.CannotDelete",
+            "vpnGwId")
 
     r = api.ok("DeleteVpnConn", {"vpcId": t["vpcId"], "vpnGwId": t["vpnGwId"], "vpnConnId": conn})
     assert api.wait_task(r["data"]["taskId"])["status"] == 0
@@ -262,7 +268,7 @@ def test_spd_acl(api, topology):
 
 def test_spd_acl_and_cidr_block_together_are_refused(api, topology):
     p = dict(seed_params(topology), spdAcl='{"10.0.0.5/24":["172.123.10.5/16"]}')
-    api.err("AddVpnConnEx", p, code=4000)
+    api.err("AddVpnConnEx", p, 4000, "InvalidParameter", "spdAcl")
 
 
 def test_peer_range_overlapping_the_vpc_is_refused(api):
@@ -271,7 +277,7 @@ def test_peer_range_overlapping_the_vpc_is_refused(api):
     ugw, _ = api.add_user_gw()
     api.err("AddVpnConnEx", {"vpcId": vpc, "vpnGwId": gw, "userGwId": ugw,
                              "userGwCidrBlock": ["10.56.20.1/24"], "preSharedKey": "dgdgd33"},
-            code=4000, names="userGwCidrBlock")
+            4000, "InvalidParameter", "userGwCidrBlock.0")
 
 
 def test_one_tunnel_per_gateway_pair(api, topology):
@@ -279,7 +285,9 @@ def test_one_tunnel_per_gateway_pair(api, topology):
     t = topology
     add_and_wait(api, seed_params(t))
     api.err("AddVpnConnEx", dict(seed_params(t), userGwCidrBlock=["10.57.0.0/24"]),
-            code=None, code_desc="VpnConnLimitExceeded")
+            5100, "VpnConnLimitExceeded", "vpnGwId")
+    # The refused request left nothing behind.
+    assert api.ok("DescribeVpnConn", {"vpcId": t["vpcId"]})["totalCount"] == 1
 
 
 def test_connection_name_in_use(api, topology):
@@ -288,4 +296,4 @@ def test_connection_name_in_use(api, topology):
     add_and_wait(api, dict(seed_params(t), vpnConnName=name))
     other_ugw, _ = api.add_user_gw()
     api.err("AddVpnConnEx", dict(seed_params(t), userGwId=other_ugw, vpnConnName=name),
-            code=4000, code_desc="InvalidVpnConnName.InUse", names="vpnConnName")
+            4000, "InvalidVpnConnName.InUse", "vpnConnName")
