@@ -168,6 +168,12 @@ pub mod limits {
     /// value, so the upper bound is raised to it (see docs/actions.md).
     pub const IPSEC_SA_LIFETIME_TRAFFIC_KB: RangeInclusive<u64> = 2_560..=1_843_200;
     pub const IPSEC_SA_LIFETIME_TRAFFIC_DEFAULT: u64 = 1_843_200;
+    /// Bytes in the API's traffic-lifetime KB. The peer devices vpcd writes
+    /// configurations for count `lifetime kilobytes` in units of 1024 bytes
+    /// (Cisco IOS, Junos); the gateway's own SA uses the same unit, so both
+    /// ends of a tunnel rekey after the same amount of traffic (see
+    /// docs/actions.md).
+    pub const BYTES_PER_KB: u64 = 1_024;
     /// The seed states no default DH group. API 3.0 documents GROUP1 as its
     /// default; vpcd uses group2 so a default tunnel does not use a 768-bit
     /// group (see docs/actions.md).
@@ -218,6 +224,14 @@ pub struct IpsecSettings {
     pub sa_lifetime_seconds: u32,
     pub sa_lifetime_traffic_kb: u64,
     pub pfs: PfsGroup,
+}
+
+impl IpsecSettings {
+    /// The traffic lifetime in bytes ([`limits::BYTES_PER_KB`] per KB).
+    pub fn sa_lifetime_traffic_bytes(&self) -> u64 {
+        self.sa_lifetime_traffic_kb
+            .saturating_mul(limits::BYTES_PER_KB)
+    }
 }
 
 /// One SPD rule: a VPC-side CIDR and the IDC CIDRs it talks to.
@@ -390,6 +404,22 @@ mod tests {
             "x".parse::<AuthAlgorithm>().unwrap_err().to_string(),
             "expected one of: md5 sha"
         );
+    }
+
+    #[test]
+    fn traffic_lifetime_kb_is_1024_bytes() {
+        let mut s = IpsecSettings {
+            encryption: IpsecEncryption::AesCbc128,
+            integrity: AuthAlgorithm::Sha,
+            sa_lifetime_seconds: 3600,
+            sa_lifetime_traffic_kb: 2_560,
+            pfs: PfsGroup::Null,
+        };
+        assert_eq!(s.sa_lifetime_traffic_bytes(), 2_621_440);
+        s.sa_lifetime_traffic_kb = limits::IPSEC_SA_LIFETIME_TRAFFIC_DEFAULT;
+        assert_eq!(s.sa_lifetime_traffic_bytes(), 1_887_436_800);
+        s.sa_lifetime_traffic_kb = u64::MAX;
+        assert_eq!(s.sa_lifetime_traffic_bytes(), u64::MAX);
     }
 
     #[test]
