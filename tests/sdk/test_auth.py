@@ -70,3 +70,19 @@ def test_signature_covers_the_host(server, sign_method):
     opener = sdkutil.https_opener(server.cert)
     r = sdkutil.fetch_json(opener, f"https://{server.https}/v2/index.php?{urllib.parse.urlencode(p)}")
     sdkutil.expect_error(r, 4100, "AuthFailure", "Signature")
+
+
+def test_bad_signature_does_not_burn_the_nonce(server, sign_method):
+    # docs/actions.md: the Nonce is recorded only for correctly signed
+    # requests, so nobody can burn another caller's nonces.
+    opener = sdkutil.https_opener(server.cert)
+    url = f"https://{server.https}/v2/index.php"
+    forged = sdkutil.sign_params(server, server.https, "POST", {"Action": "DescribeVpcEx"},
+                                 sign_method=sign_method, secret_key="not-the-key")
+    sdkutil.expect_error(sdkutil.fetch_json(opener, url, sdkutil.encode(forged)), 4100, "AuthFailure", "Signature")
+    real = sdkutil.sign_params(server, server.https, "POST",
+                               {"Action": "DescribeVpcEx", "Nonce": forged["Nonce"], "Timestamp": forged["Timestamp"]},
+                               sign_method=sign_method)
+    assert sdkutil.fetch_json(opener, url, sdkutil.encode(real))["code"] == 0
+    # ...and that request's Nonce is recorded now.
+    sdkutil.expect_error(sdkutil.fetch_json(opener, url, sdkutil.encode(real)), 4500, "RequestReplay", "Nonce")

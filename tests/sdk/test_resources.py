@@ -94,3 +94,17 @@ def test_user_gateway_lifecycle(api):
 
     api.ok("DeleteUserGw", {"userGwId": ugw})
     assert api.ok("DescribeUserGw", {})["totalCount"] == 0
+
+
+def test_run_vpn_gw_defaults_and_echoes(api):
+    # docs/actions.md, RunVpnGw: bandwidth defaults to 5, chargeType to
+    # POSTPAID_BY_HOUR; period is echoed (absent: null), in the answer and
+    # in DescribeVpnGw.
+    vpc = api.create_vpc()["uniqVpcId"]
+    plain = api.ok("RunVpnGw", {"vpcId": vpc, "name": unique("gw")})["data"]
+    assert (plain["chargeType"], plain["period"]) == ("POSTPAID_BY_HOUR", None), plain
+    dated = api.ok("RunVpnGw", {"vpcId": vpc, "name": unique("gw"), "period": 12, "bandwidth": 20})["data"]
+    assert (dated["chargeType"], dated["period"]) == ("POSTPAID_BY_HOUR", 12), dated
+    shown = {g["unVpnGwId"]: g for g in api.ok("DescribeVpnGw", {"vpcId": vpc})["data"]}
+    assert (shown[plain["vpnGwId"]]["bandwidth"], shown[plain["vpnGwId"]]["period"]) == (5, None), shown
+    assert (shown[dated["vpnGwId"]]["bandwidth"], shown[dated["vpnGwId"]]["period"]) == (20, 12), shown

@@ -297,3 +297,90 @@ def test_connection_name_in_use(api, topology):
     other_ugw, _ = api.add_user_gw()
     api.err("AddVpnConnEx", dict(seed_params(t), userGwId=other_ugw, vpnConnName=name),
             4000, "InvalidVpnConnName.InUse", "vpnConnName")
+
+
+CUSTOM_SETS = {
+    "IKESet": {
+        "propoEncryAlgorithm": "aes-cbc-192",
+        "propoAuthenAlgorithm": "sha",
+        "exchangeMode": "aggressive",
+        "localIdentity": "fqdn",
+        "localFqdnName": "gw.example.com",
+        "remoteIdentity": "fqdn",
+        "remoteFqdnName": "peer.example.net",
+        "dhGroupName": "group14",
+        "ikeSaLifetimeSeconds": 7200,
+    },
+    "IPsecSet": {
+        "encryptAlgorithm": "aes-cbc-256",
+        "integrityAlgorith": "sha",
+        "ipsecSaLifetimeSeconds": 1800,
+        "ipsecSaLifetimeTraffic": 4096,
+        "pfsDhGroup": "dh-group5",
+    },
+}
+
+
+def modify_and_wait(api, t, conn, **params):
+    r = api.ok("ModifyVpnConnEx", dict({"vpcId": t["vpcId"], "vpnGwId": t["vpnGwId"], "vpnConnId": conn}, **params))
+    task = api.wait_task(r["data"]["taskId"])
+    assert (task["status"], task["action"]) == (0, "modify"), task
+    return describe_one(api, t)
+
+
+def test_modify_keeps_the_current_values_of_omitted_fields(api, topology):
+    # docs/actions.md, ModifyVpnConnEx: omitted fields keep their *current*
+    # values, not the defaults. Every setting starts away from its default,
+    # so a Modify that fell back to defaults would show here.
+    t = topology
+    name = unique("conn")
+    add_and_wait(api, dict(seed_params(t), vpnConnName=name, **CUSTOM_SETS))
+    before = describe_one(api, t)
+    assert before["IKEArr"]["localFqdnName"] == "gw.example.com", before
+    assert before["IPSECArr"]["ipsecSaLifetimeTraffic"] == "4096", before
+
+    c = modify_and_wait(api, t, before["unVpnConnId"], preSharedKey="newkey42")
+    assert c["preSharedKey"] == "newkey42", c
+    for key in ("vpnConnName", "IKEArr", "IPSECArr", "sourceCidr", "destinationCidr", "spdAcl", "spdSource"):
+        assert c[key] == before[key], (key, c[key], before[key])
+
+    # One field of a set changes; the rest of both sets stay as they were.
+    c = modify_and_wait(api, t, before["unVpnConnId"], IKESet={"dhGroupName": "group24"})
+    assert c["IKEArr"] == dict(before["IKEArr"], dhGroupName="group24"), c
+    assert c["IPSECArr"] == before["IPSECArr"], c
+    assert (c["preSharedKey"], c["vpnConnName"]) == ("newkey42", name), c
+
+
+def test_modify_identity_type_needs_the_matching_value(api, topology):
+    t = topology
+    add_and_wait(api, seed_params(t))
+    c = describe_one(api, t)
+    conn = c["unVpnConnId"]
+    m = {"vpcId": t["vpcId"], "vpnGwId": t["vpnGwId"], "vpnConnId": conn}
+    # address -> fqdn without an FQDN: refused, naming the missing field.
+    api.err("ModifyVpnConnEx", dict(m, IKESet={"localIdentity": "fqdn"}), 4000, "InvalidParameter",
+            "IKESet.localFqdnName")
+    api.err("ModifyVpnConnEx", dict(m, IKESet={"remoteIdentity": "fqdn"}), 4000, "InvalidParameter",
+            "IKESet.remoteFqdnName")
+    # An FQDN while the identity stays an address: refused too.
+    api.err("ModifyVpnConnEx", dict(m, IKESet={"localFqdnName": "b.example.com"}), 4000, "InvalidParameter",
+            "IKESet.localFqdnName")
+    assert describe_one(api, t)["IKEArr"] == c["IKEArr"]  # nothing changed
+
+    c = modify_and_wait(api, t, conn, IKESet={"localIdentity": "fqdn", "localFqdnName": "a.example.com"})
+    assert (c["IKEArr"]["localIdentity"], c["IKEArr"]["localFqdnName"]) == ("fqdn", "a.example.com"), c
+    # The current FQDN already fits: fqdn again needs no new name.
+    c = modify_and_wait(api, t, conn, IKESet={"localIdentity": "fqdn"})
+    assert (c["IKEArr"]["localIdentity"], c["IKEArr"]["localFqdnName"]) == ("fqdn", "a.example.com"), c
+    # Back to an address: the gateway's public address fits by default.
+    c = modify_and_wait(api, t, conn, IKESet={"localIdentity": "address"})
+    assert (c["IKEArr"]["localIdentity"], c["IKEArr"]["localAddress"]) == ("address", t["vpnGwAddress"]), c
+
+
+def test_both_spellings_of_a_nested_field_are_refused(api, topology):
+    # docs/actions.md: `_` in keys means `.`, so giving both spellings is a
+    # repeated parameter, whichever way the set itself is written.
+    for extra in ({"IKESet.dhGroupName": "group5"}, {"IKESet": {"dhGroupName": "group5"}}):
+        p = dict(seed_params(topology), IKESet_dhGroupName="group5", **extra)
+        api.err("AddVpnConnEx", p, 4000, "InvalidParameter", "IKESet.dhGroupName")
+    assert api.ok("DescribeVpnConn", {"vpcId": topology["vpcId"]})["totalCount"] == 0
