@@ -1,64 +1,24 @@
 //! The driver used when no gateway node is configured.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use vpcd_types::{NetStatus, TunnelSpec, VpnConnId};
 
 use crate::{DriverError, VpnDriver};
 
-/// API only: no IPsec negotiated. Keeps the desired state of every tunnel in
-/// memory so tests can inspect it, and reports every tunnel unavailable,
-/// because nothing is negotiated.
+/// API only: no IPsec negotiated.
 ///
-/// Tests can make the next operations fail with [`ApiOnlyDriver::fail_next`].
-#[derive(Default)]
-pub struct ApiOnlyDriver {
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    tunnels: HashMap<String, TunnelSpec>,
-    failures: Vec<DriverError>,
-    applied: u64,
-}
-
-impl ApiOnlyDriver {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Make the next data-plane operation fail with `err` (queued, FIFO).
-    pub fn fail_next(&self, err: DriverError) {
-        self.lock().failures.push(err);
-    }
-
-    /// The desired state last applied for `name`.
-    pub fn tunnel(&self, name: &str) -> Option<TunnelSpec> {
-        self.lock().tunnels.get(name).cloned()
-    }
-
-    /// How many apply/remove/reset operations succeeded.
-    pub fn operations(&self) -> u64 {
-        self.lock().applied
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding this lock cannot leave State inconsistent
-        // (every update is a single insert/remove), so poisoning is ignored.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn take_failure(state: &mut State) -> Result<(), DriverError> {
-        if state.failures.is_empty() {
-            Ok(())
-        } else {
-            Err(state.failures.remove(0))
-        }
-    }
-}
+/// Every change succeeds and nothing is kept: no pre-shared key, no spec,
+/// not even the set of tunnels, so a region of a million API-only tunnels
+/// costs no memory here. Since nothing is loaded anywhere, [`loaded`] is
+/// empty and [`net_status`] reports no tunnel, i.e. every tunnel is
+/// unavailable.
+///
+/// [`loaded`]: VpnDriver::loaded
+/// [`net_status`]: VpnDriver::net_status
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ApiOnlyDriver;
 
 #[async_trait]
 impl VpnDriver for ApiOnlyDriver {
@@ -66,42 +26,48 @@ impl VpnDriver for ApiOnlyDriver {
         "api-only (no IPsec negotiated)".to_owned()
     }
 
-    async fn apply(&self, spec: &TunnelSpec) -> Result<(), DriverError> {
-        let mut st = self.lock();
-        Self::take_failure(&mut st)?;
-        st.tunnels.insert(spec.name.to_string(), spec.clone());
-        st.applied += 1;
+    async fn apply(&self, _spec: &TunnelSpec) -> Result<(), DriverError> {
         Ok(())
     }
 
-    async fn remove(&self, name: &VpnConnId) -> Result<(), DriverError> {
-        let mut st = self.lock();
-        Self::take_failure(&mut st)?;
-        st.tunnels.remove(name.as_str());
-        st.applied += 1;
+    async fn remove(&self, _id: &VpnConnId) -> Result<(), DriverError> {
         Ok(())
     }
 
-    async fn reset(&self, spec: &TunnelSpec) -> Result<(), DriverError> {
-        let mut st = self.lock();
-        Self::take_failure(&mut st)?;
-        if !st.tunnels.contains_key(spec.name.as_str()) {
-            st.tunnels.insert(spec.name.to_string(), spec.clone());
-        }
-        st.applied += 1;
+    async fn reset(&self, _spec: &TunnelSpec) -> Result<(), DriverError> {
         Ok(())
     }
 
-    async fn loaded(&self) -> Result<Vec<String>, DriverError> {
-        Ok(self.lock().tunnels.keys().cloned().collect())
+    async fn loaded(&self) -> Result<Vec<VpnConnId>, DriverError> {
+        Ok(Vec::new())
     }
 
-    async fn net_status(&self) -> Result<HashMap<String, NetStatus>, DriverError> {
-        Ok(self
-            .lock()
-            .tunnels
-            .keys()
-            .map(|k| (k.clone(), NetStatus::Unavailable))
-            .collect())
+    async fn net_status(&self) -> Result<HashMap<VpnConnId, NetStatus>, DriverError> {
+        Ok(HashMap::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{spec_custom, spec_default};
+
+    /// The driver is a unit struct: there is no field a key could be kept
+    /// in, and after any sequence of changes every tunnel is unavailable.
+    #[tokio::test]
+    async fn keeps_nothing_and_reports_every_tunnel_unavailable() {
+        assert_eq!(std::mem::size_of::<ApiOnlyDriver>(), 0);
+        let d = ApiOnlyDriver;
+        let (a, b) = (spec_default(), spec_custom());
+        d.apply(&a).await.unwrap();
+        d.apply(&b).await.unwrap();
+        d.reset(&a).await.unwrap();
+        d.remove(&b.name).await.unwrap();
+        d.remove(&b.name).await.unwrap();
+        assert!(d.loaded().await.unwrap().is_empty());
+        let status = d.net_status().await.unwrap();
+        assert_eq!(status.get(&a.name), None, "missing means unavailable");
+        assert!(status.is_empty());
+        assert_eq!(d.describe(), "api-only (no IPsec negotiated)");
     }
 }

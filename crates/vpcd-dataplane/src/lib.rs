@@ -6,9 +6,9 @@
 //! spec twice, or removing a tunnel that is already gone, succeeds.
 //!
 //! # Layout
-//! - [`api_only`]: the driver used when no gateway node is configured. It
-//!   records the desired state and negotiates nothing ("API only: no IPsec
-//!   negotiated").
+//! - `api_only`: [`ApiOnlyDriver`], the driver used when no gateway node is
+//!   configured ("API only: no IPsec negotiated"). It accepts every change,
+//!   negotiates nothing and keeps nothing.
 //! - [`strongswan`]: the real data plane, charon driven over VICI
 //!   ([`StrongSwanDriver`]); `strongswan::render` is the pure mapping from a
 //!   spec to VICI messages.
@@ -16,14 +16,15 @@
 //!   Libreswan, Cisco IOS, Juniper SRX), safe against hostile keys.
 //! - `testbed` (feature `testbed`): two network namespaces with a charon
 //!   each, for end-to-end tests.
-//! - `test_support` (tests and feature `testbed`): ready-made specs.
+//! - `test_support` (tests and feature `testbed`): ready-made specs and a
+//!   recording driver with failure injection.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use vpcd_types::{NetStatus, TunnelSpec, VpnConnId};
 
-pub mod api_only;
+mod api_only;
 pub mod peer_config;
 pub mod strongswan;
 #[cfg(any(test, feature = "testbed"))]
@@ -58,15 +59,16 @@ pub trait VpnDriver: Send + Sync + 'static {
 
     /// Remove the tunnel and tear down its SAs. Removing an unknown tunnel
     /// succeeds.
-    async fn remove(&self, name: &VpnConnId) -> Result<(), DriverError>;
+    async fn remove(&self, id: &VpnConnId) -> Result<(), DriverError>;
 
     /// Tear down and re-negotiate the tunnel's SAs.
     async fn reset(&self, spec: &TunnelSpec) -> Result<(), DriverError>;
 
-    /// Names of the tunnels currently loaded on the node (for reconciliation).
-    async fn loaded(&self) -> Result<Vec<String>, DriverError>;
+    /// The vpcd tunnels currently loaded on the node (for reconciliation).
+    /// Whatever else the node has loaded is not vpcd's and is left out.
+    async fn loaded(&self) -> Result<Vec<VpnConnId>, DriverError>;
 
-    /// The live state of every loaded tunnel, keyed by tunnel name. A tunnel
-    /// missing from the map is unavailable.
-    async fn net_status(&self) -> Result<HashMap<String, NetStatus>, DriverError>;
+    /// The live state of every loaded vpcd tunnel. A tunnel missing from the
+    /// map is unavailable.
+    async fn net_status(&self) -> Result<HashMap<VpnConnId, NetStatus>, DriverError>;
 }

@@ -94,13 +94,6 @@ pub fn vendor(key: &str) -> Option<&'static Vendor> {
     VENDORS.iter().find(|v| v.key == key)
 }
 
-/// Look a vendor up by the triple DescribeUserGwVendor lists (exact match).
-pub fn find(vendorname: &str, platform: &str, software: &str) -> Option<&'static Vendor> {
-    VENDORS
-        .iter()
-        .find(|v| v.vendorname == vendorname && v.platform == platform && v.software == software)
-}
-
 /// Why no configuration was produced. Messages name the API parameter at
 /// fault and never contain the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -632,9 +625,6 @@ mod tests {
     fn vendor_list() {
         let keys: Vec<_> = vendors().iter().map(|v| v.key).collect();
         assert_eq!(keys, ["strongswan", "libreswan", "cisco", "juniper"]);
-        let v = &vendors()[2];
-        assert_eq!(find(v.vendorname, v.platform, v.software), Some(v));
-        assert_eq!(find("Cisco", "ISR", "nope"), None);
         assert_eq!(vendor("juniper").unwrap().vendorname, "Juniper");
     }
 

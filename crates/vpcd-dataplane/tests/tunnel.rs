@@ -13,7 +13,7 @@ use vpcd_dataplane::strongswan::IkeSaInfo;
 use vpcd_dataplane::test_support::{rule, spec_between, spec_custom, spec_default, spec_null_esp};
 use vpcd_dataplane::testbed::{skip_unless_available, Side, Testbed, TestbedConfig};
 use vpcd_dataplane::{StrongSwanDriver, VpnDriver};
-use vpcd_types::{NetStatus, Secret};
+use vpcd_types::{NetStatus, Secret, VpnConnId};
 
 fn bed(test: &str, config: TestbedConfig) -> Option<Testbed> {
     if skip_unless_available(test) {
@@ -33,7 +33,7 @@ async fn defaults_tunnel_up_traffic_then_removed() {
     };
     let driver = StrongSwanDriver::new(&tb.vici_uri(Side::Cloud)).unwrap();
     let spec = spec_default();
-    let name = spec.name.as_str();
+    let name = &spec.name;
 
     assert!(!ping(&tb, Side::Cloud, "10.100.0.1", "10.200.0.1").await);
     let capture = tb.capture(Side::Cloud).unwrap();
@@ -47,7 +47,7 @@ async fn defaults_tunnel_up_traffic_then_removed() {
     let t0 = Instant::now();
     driver.apply(&spec).await.unwrap();
     timing(T, "apply", t0.elapsed());
-    assert_eq!(driver.loaded().await.unwrap(), vec![name.to_owned()]);
+    assert_eq!(driver.loaded().await.unwrap(), vec![name.clone()]);
     configure_peer(&tb, &[&spec]);
     wait_up(T, &tb, &driver, name, &[("10.100.0.1", "10.200.0.1")]).await;
     // The watch stream saw it too, promptly (events, not the 2 s fallback).
@@ -64,7 +64,7 @@ async fn defaults_tunnel_up_traffic_then_removed() {
         "no UDP-encapsulated ESP in:\n{text}"
     );
     assert!(text.contains(".4500 > "), "no port 4500 in:\n{text}");
-    let child = &sas.iter().find(|s| s.name == name).unwrap().children[0];
+    let child = &sas.iter().find(|s| s.name == *name).unwrap().children[0];
     assert_eq!(child.state, "INSTALLED");
     assert_eq!(child.local_ts, vec!["10.100.0.0/24"]);
     for spi in [&child.spi_in, &child.spi_out] {
@@ -104,7 +104,7 @@ async fn custom_settings_two_rules_hostile_psk() {
     let mut spec = spec_custom();
     let psk = "\"}secrets{ike-x{secret=owned}}#$'\\;0x00";
     spec.settings.pre_shared_key = Secret::new(psk);
-    let name = spec.name.as_str();
+    let name = &spec.name;
 
     configure_peer(&tb, &[&spec]);
     // The hostile key produced exactly one connection and one secret.
@@ -132,7 +132,7 @@ async fn custom_settings_two_rules_hostile_psk() {
         || async {
             let sas = driver.list_sas().await.unwrap();
             sas.iter()
-                .filter(|s| s.name == name && s.state == "ESTABLISHED")
+                .filter(|s| s.name == *name && s.state == "ESTABLISHED")
                 .flat_map(|s| &s.children)
                 .filter(|c| c.state == "INSTALLED")
                 .count()
@@ -159,14 +159,7 @@ async fn null_esp_tunnel() {
     let spec = spec_null_esp();
     driver.apply(&spec).await.unwrap();
     configure_peer(&tb, &[&spec]);
-    wait_up(
-        T,
-        &tb,
-        &driver,
-        spec.name.as_str(),
-        &[("10.100.0.1", "10.200.0.1")],
-    )
-    .await;
+    wait_up(T, &tb, &driver, &spec.name, &[("10.100.0.1", "10.200.0.1")]).await;
     assert!(tb.charon_log(Side::Cloud).contains("ESP:NULL/HMAC_SHA1_96"));
     tb.teardown();
 }
@@ -180,7 +173,7 @@ async fn wrong_psk_never_available() {
     };
     let driver = StrongSwanDriver::new(&tb.vici_uri(Side::Cloud)).unwrap();
     let spec = spec_default();
-    let name = spec.name.as_str();
+    let name = &spec.name;
     let mut watch = Box::pin(driver.watch());
     driver.apply(&spec).await.unwrap();
     let mut wrong = spec.clone();
@@ -237,7 +230,7 @@ async fn recovers_from_restarts() {
     };
     let driver = StrongSwanDriver::new(&tb.vici_uri(Side::Cloud)).unwrap();
     let spec = spec_default();
-    let name = spec.name.as_str();
+    let name = &spec.name;
     let pair = [("10.100.0.1", "10.200.0.1")];
     driver.apply(&spec).await.unwrap();
     configure_peer(&tb, &[&spec]);
@@ -253,7 +246,7 @@ async fn recovers_from_restarts() {
     let t0 = Instant::now();
     // Same driver object: it must reconnect by itself.
     let loaded = driver.loaded().await.unwrap();
-    assert!(!loaded.contains(&name.to_owned()));
+    assert!(!loaded.contains(name));
     driver.apply(&spec).await.unwrap();
     wait_up(T, &tb, &driver, name, &pair).await;
     timing(T, "cloud restart: re-apply to traffic", t0.elapsed());
@@ -283,7 +276,7 @@ async fn recovers_from_restarts() {
         || async {
             let sas = driver.list_sas().await.unwrap();
             sas.iter().any(|s| {
-                s.name == name
+                s.name == *name
                     && s.state == "ESTABLISHED"
                     && !before.contains(&s.unique_id)
                     && s.children.iter().any(|c| c.state == "INSTALLED")
@@ -300,7 +293,7 @@ async fn recovers_from_restarts() {
     driver.reset(&spec).await.unwrap();
     wait_for("new SAs after reset", Duration::from_secs(20), || async {
         driver.list_sas().await.unwrap().iter().any(|s| {
-            s.name == name
+            s.name == *name
                 && s.state == "ESTABLISHED"
                 && !before.contains(&s.unique_id)
                 && s.children.iter().any(|c| c.state == "INSTALLED")
@@ -323,7 +316,7 @@ async fn cloud_reinitiates_after_peer_reboot_via_dpd() {
     };
     let driver = StrongSwanDriver::new(&tb.vici_uri(Side::Cloud)).unwrap();
     let spec = spec_default();
-    let name = spec.name.as_str();
+    let name = &spec.name;
     driver.apply(&spec).await.unwrap();
     configure_peer(&tb, &[&spec]);
     wait_up(T, &tb, &driver, name, &[("10.100.0.1", "10.200.0.1")]).await;
@@ -340,7 +333,7 @@ async fn cloud_reinitiates_after_peer_reboot_via_dpd() {
         || async {
             let sas = driver.list_sas().await.unwrap();
             sas.iter().any(|s| {
-                s.name == name
+                s.name == *name
                     && s.state == "ESTABLISHED"
                     && !before.contains(&s.unique_id)
                     && s.children.iter().any(|c| c.state == "INSTALLED")
@@ -360,8 +353,8 @@ async fn cloud_reinitiates_after_peer_reboot_via_dpd() {
 /// Read snapshots until one satisfies `cond`; at most 1 s.
 async fn watch_until<S, F>(watch: &mut S, cond: F) -> Duration
 where
-    S: futures::Stream<Item = HashMap<String, NetStatus>> + Unpin,
-    F: Fn(&HashMap<String, NetStatus>) -> bool,
+    S: futures::Stream<Item = HashMap<VpnConnId, NetStatus>> + Unpin,
+    F: Fn(&HashMap<VpnConnId, NetStatus>) -> bool,
 {
     let start = Instant::now();
     let within = Duration::from_secs(1);
@@ -379,9 +372,9 @@ where
 /// An IKE SA's unique id with its children's (unique id, SPI in, SPI out).
 type SaIdentity = (u64, Vec<(u64, String, String)>);
 
-fn ike_ids(sas: &[IkeSaInfo], name: &str) -> Vec<u64> {
+fn ike_ids(sas: &[IkeSaInfo], name: &VpnConnId) -> Vec<u64> {
     sas.iter()
-        .filter(|s| s.name == name)
+        .filter(|s| s.name == *name)
         .map(|s| s.unique_id)
         .collect()
 }
@@ -448,10 +441,10 @@ async fn two_hundred_connections_incremental() {
     configure_peer(&tb, &real.iter().collect::<Vec<_>>());
     for (i, s) in real.iter().enumerate() {
         let pair = [(&*format!("10.100.{i}.1"), &*format!("10.200.{i}.1"))];
-        wait_up(T, &tb, &driver, s.name.as_str(), &pair).await;
+        wait_up(T, &tb, &driver, &s.name, &pair).await;
     }
 
-    let conns_before: HashMap<String, _> = driver
+    let conns_before: HashMap<VpnConnId, _> = driver
         .list_conns()
         .await
         .unwrap()
@@ -484,7 +477,7 @@ async fn two_hundred_connections_incremental() {
     live.settings.ipsec.sa_lifetime_seconds = 1_200;
     driver.apply(&live).await.unwrap();
 
-    let conns_after: HashMap<String, _> = driver
+    let conns_after: HashMap<VpnConnId, _> = driver
         .list_conns()
         .await
         .unwrap()
@@ -492,20 +485,16 @@ async fn two_hundred_connections_incremental() {
         .map(|c| (c.name.clone(), c))
         .collect();
     assert_eq!(conns_after.len(), 200);
-    assert!(!conns_after.contains_key(filler[6].name.as_str()));
-    assert!(conns_after.contains_key("vpnx-added001"));
+    assert!(!conns_after.contains_key(&filler[6].name));
+    assert!(conns_after.contains_key(&added.name));
     assert_eq!(
-        conns_after[filler[5].name.as_str()].children[0].1,
+        conns_after[&filler[5].name].children[0].1,
         vec!["10.102.0.0/24".to_owned()]
     );
-    let touched = [
-        filler[5].name.as_str(),
-        filler[6].name.as_str(),
-        "vpnx-added001",
-    ];
+    let touched = [&filler[5].name, &filler[6].name, &added.name];
     let mut untouched = 0;
     for (name, before) in &conns_before {
-        if touched.contains(&name.as_str()) {
+        if touched.contains(&name) {
             continue;
         }
         assert_eq!(conns_after.get(name), Some(before), "{name} changed");
@@ -519,7 +508,7 @@ async fn two_hundred_connections_incremental() {
     for s in &real[..2] {
         let pick = |sas: &[IkeSaInfo]| -> Vec<SaIdentity> {
             sas.iter()
-                .filter(|x| x.name == s.name.as_str() && x.state == "ESTABLISHED")
+                .filter(|x| x.name == s.name && x.state == "ESTABLISHED")
                 .map(|x| {
                     let ch = x
                         .children
@@ -538,7 +527,7 @@ async fn two_hundred_connections_incremental() {
     // settings: a CHILD SA that did not exist before.
     let old_children: Vec<u64> = sas_before
         .iter()
-        .filter(|x| x.name == real[2].name.as_str())
+        .filter(|x| x.name == real[2].name)
         .flat_map(|x| x.children.iter().map(|c| c.unique_id))
         .collect();
     let t = wait_for(
@@ -546,7 +535,7 @@ async fn two_hundred_connections_incremental() {
         Duration::from_secs(20),
         || async {
             driver.list_sas().await.unwrap().iter().any(|x| {
-                x.name == real[2].name.as_str()
+                x.name == real[2].name
                     && x.state == "ESTABLISHED"
                     && x.children
                         .iter()
@@ -560,7 +549,7 @@ async fn two_hundred_connections_incremental() {
         T,
         &tb,
         &driver,
-        real[2].name.as_str(),
+        &real[2].name,
         &[("10.100.2.1", "10.200.2.1")],
     )
     .await;

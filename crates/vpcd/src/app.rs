@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ipnet::IpNet;
-use vpcd_dataplane::DriverError;
-use vpcd_dataplane::{ApiOnlyDriver, VpnDriver};
+use vpcd_dataplane::{DriverError, VpnDriver};
 use vpcd_store::{Limits, Store};
 use vpcd_types::{NetStatus, TunnelSpec, VpnConnId};
 
@@ -62,24 +61,24 @@ impl Clock {
 /// The data-plane driver of each gateway node, and the API-only driver for
 /// gateways that have none.
 pub struct Drivers {
-    pub api_only: Arc<ApiOnlyDriver>,
-    api_only_dyn: Arc<dyn VpnDriver>,
+    api_only: Arc<dyn VpnDriver>,
     nodes: RwLock<HashMap<i64, Arc<dyn VpnDriver>>>,
 }
 
 impl Drivers {
-    pub fn new(api_only: Arc<ApiOnlyDriver>, delay: Duration) -> Self {
-        let api_only_dyn: Arc<dyn VpnDriver> = if delay.is_zero() {
-            api_only.clone()
+    /// `api_only` serves gateways on no node (tests pass a recording
+    /// driver); a non-zero `delay` is waited before each of its changes.
+    pub fn new(api_only: Arc<dyn VpnDriver>, delay: Duration) -> Self {
+        let api_only: Arc<dyn VpnDriver> = if delay.is_zero() {
+            api_only
         } else {
             Arc::new(Delayed {
-                inner: api_only.clone(),
+                inner: api_only,
                 delay,
             })
         };
         Drivers {
             api_only,
-            api_only_dyn,
             nodes: RwLock::new(HashMap::new()),
         }
     }
@@ -116,7 +115,7 @@ impl Drivers {
     /// The driver for a gateway placed on `node` (`None`: API only).
     pub fn get(&self, node: Option<i64>) -> Option<Arc<dyn VpnDriver>> {
         match node {
-            None => Some(self.api_only_dyn.clone()),
+            None => Some(self.api_only.clone()),
             Some(id) => self
                 .nodes
                 .read()
@@ -176,7 +175,7 @@ impl Placement {
 
 /// A driver that waits before each change: simulated data-plane latency.
 struct Delayed {
-    inner: Arc<ApiOnlyDriver>,
+    inner: Arc<dyn VpnDriver>,
     delay: Duration,
 }
 
@@ -201,10 +200,10 @@ impl VpnDriver for Delayed {
         tokio::time::sleep(self.delay).await;
         self.inner.reset(spec).await
     }
-    async fn loaded(&self) -> Result<Vec<String>, DriverError> {
+    async fn loaded(&self) -> Result<Vec<VpnConnId>, DriverError> {
         self.inner.loaded().await
     }
-    async fn net_status(&self) -> Result<HashMap<String, NetStatus>, DriverError> {
+    async fn net_status(&self) -> Result<HashMap<VpnConnId, NetStatus>, DriverError> {
         self.inner.net_status().await
     }
 }

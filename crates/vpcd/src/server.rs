@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use vpcd_dataplane::strongswan::StrongSwanDriver;
 use vpcd_dataplane::{ApiOnlyDriver, VpnDriver};
 use vpcd_store::Store;
-use vpcd_types::{ConnStatus, NetStatus};
+use vpcd_types::{ConnStatus, NetStatus, VpnConnId};
 
 use crate::app::{AppState, Clock, Drivers, Placement, Settings};
 use crate::cluster::{Cluster, NodeInfo};
@@ -126,6 +126,12 @@ pub struct Running {
 
 /// Start everything and return once the listeners are bound.
 pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
+    start_with(cfg, Arc::new(ApiOnlyDriver)).await
+}
+
+/// [`start`] with another driver for gateways on no gateway node (tests
+/// pass a recording driver).
+pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyhow::Result<Running> {
     crate::tls::init_crypto();
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
@@ -145,10 +151,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     }
 
     let clock = Clock::default();
-    let drivers = Arc::new(Drivers::new(
-        Arc::new(ApiOnlyDriver::new()),
-        cfg.api_only_delay,
-    ));
+    let drivers = Arc::new(Drivers::new(api_only, cfg.api_only_delay));
     let engine = Arc::new(Engine::new(
         store.clone(),
         drivers.clone(),
@@ -281,8 +284,7 @@ fn redact_url(url: &str) -> String {
 /// charon or a restarted vpcd converges without any API call.
 ///
 /// API-only gateways are left out: nothing is negotiated for them, so there
-/// is nothing to converge, and re-recording every API-only tunnel would hold
-/// all of them in memory and load every row each pass.
+/// is nothing to converge, and a pass would load every row for nothing.
 pub async fn reconcile_once(state: &AppState) {
     for (node, driver) in state.drivers.nodes() {
         if let Err(e) = reconcile_node(state, node, driver.as_ref()).await {
@@ -293,23 +295,21 @@ pub async fn reconcile_once(state: &AppState) {
 
 async fn reconcile_node(state: &AppState, node: i64, driver: &dyn VpnDriver) -> anyhow::Result<()> {
     let desired = state.store.desired_conns(Some(node)).await?;
-    let loaded: HashSet<String> = driver.loaded().await?.into_iter().collect();
-    let wanted: HashSet<&str> = desired.iter().map(|c| c.un_id.as_str()).collect();
+    let loaded: HashSet<VpnConnId> = driver.loaded().await?.into_iter().collect();
+    let wanted: HashSet<&VpnConnId> = desired.iter().map(|c| &c.un_id).collect();
     for c in &desired {
         // Tunnels with a task in flight are the task's business.
         let settled = matches!(c.status, ConnStatus::Running | ConnStatus::DeleteFailed)
             && c.active_task.is_none();
-        if settled && !loaded.contains(c.un_id.as_str()) {
+        if settled && !loaded.contains(&c.un_id) {
             tracing::info!(conn = %c.un_id, "reconcile: loading missing tunnel");
             driver.apply(&spec_of(c)).await?;
         }
     }
-    for name in loaded.iter().filter(|n| n.starts_with("vpnx-")) {
-        if !wanted.contains(name.as_str()) {
-            if let Ok(id) = name.parse() {
-                tracing::info!(conn = %name, "reconcile: unloading stale tunnel");
-                driver.remove(&id).await?;
-            }
+    for id in &loaded {
+        if !wanted.contains(id) {
+            tracing::info!(conn = %id, "reconcile: unloading stale tunnel");
+            driver.remove(id).await?;
         }
     }
     Ok(())
@@ -365,7 +365,7 @@ pub async fn refresh_nodes(state: &AppState, shutdown: &watch::Receiver<bool>) {
                 let changes: Vec<(String, NetStatus)> = desired
                     .iter()
                     .map(|c| {
-                        let st = live.get(c.un_id.as_str()).copied();
+                        let st = live.get(&c.un_id).copied();
                         (c.un_id.to_string(), st.unwrap_or(NetStatus::Unavailable))
                     })
                     .collect();
@@ -404,7 +404,7 @@ async fn follow_net_status(
 ) {
     use futures::StreamExt;
     let mut stream = Box::pin(driver.watch());
-    let mut last: HashMap<String, NetStatus> = HashMap::new();
+    let mut last: HashMap<VpnConnId, NetStatus> = HashMap::new();
     let mut first = true;
     // The event stream is silent while charon is down; a direct check each
     // second notices a dead node (every tunnel unavailable).
@@ -429,12 +429,12 @@ async fn follow_net_status(
         let mut changes: Vec<(String, NetStatus)> = now
             .iter()
             .filter(|(k, v)| last.get(*k) != Some(v))
-            .map(|(k, v)| (k.clone(), *v))
+            .map(|(k, v)| (k.to_string(), *v))
             .collect();
         changes.extend(
             last.keys()
                 .filter(|k| !now.contains_key(*k))
-                .map(|k| (k.clone(), NetStatus::Unavailable)),
+                .map(|k| (k.to_string(), NetStatus::Unavailable)),
         );
         if first {
             // After a restart the database may still say "available" for a
@@ -443,7 +443,7 @@ async fn follow_net_status(
                 changes.extend(
                     desired
                         .iter()
-                        .filter(|c| !now.contains_key(c.un_id.as_str()))
+                        .filter(|c| !now.contains_key(&c.un_id))
                         .map(|c| (c.un_id.to_string(), NetStatus::Unavailable)),
                 );
             }

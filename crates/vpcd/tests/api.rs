@@ -109,10 +109,8 @@ async fn seed_example_and_defaults() {
     );
     // The data plane got the network, not the host-bit spelling.
     let spec = app
-        .state()
-        .drivers
-        .api_only
-        .tunnel(conn_id)
+        .driver
+        .tunnel(&conn_id.parse().unwrap())
         .expect("recorded");
     assert_eq!(
         spec.settings.spd[0].remote[0].net().to_string(),
@@ -1365,10 +1363,8 @@ async fn connection_lifecycle_and_state_machine() {
         (Some(0), Some("modify"))
     );
     assert_eq!(
-        app.state()
-            .drivers
-            .api_only
-            .tunnel(&conn)
+        app.driver
+            .tunnel(&conn.parse().unwrap())
             .unwrap()
             .settings
             .ike
@@ -1378,9 +1374,7 @@ async fn connection_lifecycle_and_state_machine() {
     );
 
     // Modify failing in the data plane: 2 -> 3, the task says why.
-    app.state()
-        .drivers
-        .api_only
+    app.driver
         .fail_next(DriverError::Rejected("proposal refused".into()));
     let mut p = ids.to_vec();
     p.push(("IPsecSet.pfsDhGroup", "dh-group5"));
@@ -1418,9 +1412,7 @@ async fn connection_lifecycle_and_state_machine() {
     assert_eq!(t["data"]["action"], "reset");
 
     // Delete failing: 4 -> 5; retried: removed.
-    app.state()
-        .drivers
-        .api_only
+    app.driver
         .fail_next(DriverError::Unreachable("socket gone".into()));
     app.ok("DeleteVpnConn", &ids).await;
     assert_eq!(app.conn(&conn).await["vpcConnStatus"], 4);
@@ -1432,7 +1424,7 @@ async fn connection_lifecycle_and_state_machine() {
         app.ok("DescribeVpnConn", &[("vpnConnId", &conn)]).await["totalCount"],
         0
     );
-    assert!(app.state().drivers.api_only.tunnel(&conn).is_none());
+    assert!(app.driver.tunnel(&conn.parse().unwrap()).is_none());
     let t = app
         .ok(
             "DescribeVpcTaskResult",
@@ -1442,9 +1434,7 @@ async fn connection_lifecycle_and_state_machine() {
     assert_eq!(t["data"]["status"], 0);
 
     // Create failing: 0 -> 1, with the reason; then it can be deleted.
-    app.state()
-        .drivers
-        .api_only
+    app.driver
         .fail_next(DriverError::Unreachable("charon down".into()));
     let v = app
         .add_conn(&f, &f.user_gw_id, &[("vpnConnName", "c2")])

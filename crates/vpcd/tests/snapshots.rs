@@ -208,9 +208,7 @@ async fn every_action_answer_is_pinned() {
         app.call("DeleteVpnGw", &[("vpcId", &vpc_id), ("vpnGwId", &gw_id)])
             .await,
     );
-    app.state()
-        .drivers
-        .api_only
+    app.driver
         .fail_next(vpcd_dataplane::DriverError::Unreachable(
             "connection refused".into(),
         ));

@@ -328,7 +328,7 @@ fn tunnel_end_to_end(extra: Value, pairs: &[(&str, &str)]) {
         )
         .unwrap();
     assert!(
-        !loaded.contains(&ids.conn),
+        !loaded.iter().any(|id| id.as_str() == ids.conn),
         "the cloud charon no longer has the tunnel"
     );
     tb.teardown();
@@ -605,8 +605,9 @@ fn two_hundred_tunnels_one_change_touches_only_its_own() {
 
     let after = rt.block_on(driver.list_conns()).unwrap();
     assert_eq!(after.len(), 200, "one added, one deleted");
-    let untouched =
-        |c: &&vpcd_dataplane::strongswan::ConnInfo| &c.name != modified && &c.name != deleted;
+    let untouched = |c: &&vpcd_dataplane::strongswan::ConnInfo| {
+        c.name.as_str() != *modified && c.name.as_str() != *deleted
+    };
     let before_rest: Vec<_> = before.iter().filter(untouched).collect();
     let after_rest: Vec<_> = after
         .iter()
@@ -620,7 +621,7 @@ fn two_hundred_tunnels_one_change_touches_only_its_own() {
     let sas_after = rt.block_on(driver.list_sas()).unwrap();
     let live_sa = |sas: &[vpcd_dataplane::strongswan::IkeSaInfo]| {
         sas.iter()
-            .find(|s| s.name == live.conn)
+            .find(|s| s.name.as_str() == live.conn)
             .cloned()
             .expect("the live tunnel's SA")
     };

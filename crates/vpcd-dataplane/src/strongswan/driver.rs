@@ -43,11 +43,11 @@ struct Inner {
     op_timeout: Duration,
 }
 
-/// One IKE SA as reported by `list-sas`.
+/// One IKE SA of a vpcd tunnel, as reported by `list-sas`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IkeSaInfo {
-    /// The connection name (`vpnx-...`).
-    pub name: String,
+    /// The connection it belongs to.
+    pub name: VpnConnId,
     pub unique_id: u64,
     /// e.g. `ESTABLISHED`, `CONNECTING`.
     pub state: String,
@@ -68,11 +68,12 @@ pub struct ChildSaInfo {
     pub remote_ts: Vec<String>,
 }
 
-/// One loaded connection as reported by `list-conns` (the parts worth
-/// comparing).
+/// One loaded vpcd connection as reported by `list-conns` (the parts worth
+/// comparing in tests).
+#[cfg(any(test, feature = "testbed"))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnInfo {
-    pub name: String,
+    pub name: VpnConnId,
     pub local_addrs: Vec<String>,
     pub remote_addrs: Vec<String>,
     /// `(child name, local_ts, remote_ts)`.
@@ -107,6 +108,7 @@ struct RawChildSa {
     remote_ts: Vec<String>,
 }
 
+#[cfg(any(test, feature = "testbed"))]
 #[derive(Deserialize)]
 struct RawConn {
     #[serde(default)]
@@ -117,6 +119,7 @@ struct RawConn {
     children: HashMap<String, RawConnChild>,
 }
 
+#[cfg(any(test, feature = "testbed"))]
 #[derive(Deserialize)]
 struct RawConnChild {
     #[serde(default, rename = "local-ts")]
@@ -157,6 +160,19 @@ const FAILURE_HINTS: &[&str] = &[
     "failed to establish CHILD_SA",
     "establishing CHILD_SA",
 ];
+
+/// The vpcd connection a charon connection or IKE SA name stands for.
+/// Anything else on the node (an operator's own connection, say) is not
+/// vpcd's to report or touch, so it is skipped rather than an error.
+fn vpcd_conn(name: &str) -> Option<VpnConnId> {
+    match name.parse() {
+        Ok(id) => Some(id),
+        Err(_) => {
+            tracing::debug!(name, "ignoring a charon connection that is not vpcd's");
+            None
+        }
+    }
+}
 
 fn unreachable(ep: &Endpoint, e: &ViciError) -> DriverError {
     DriverError::Unreachable(format!("charon at {ep}: {e}"))
@@ -227,7 +243,8 @@ impl StrongSwanDriver {
     }
 
     /// The same driver with another per-operation timeout (default 10 s).
-    pub fn with_timeout(self, op_timeout: Duration) -> Self {
+    #[cfg(test)]
+    fn with_timeout(self, op_timeout: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 endpoint: self.inner.endpoint.clone(),
@@ -263,21 +280,9 @@ impl StrongSwanDriver {
         }
     }
 
-    /// charon's version (`version` command), e.g. `5.9.8`: a cheap health
-    /// check.
-    pub async fn version(&self) -> Result<String, DriverError> {
-        #[derive(Deserialize)]
-        struct Version {
-            #[serde(default)]
-            version: String,
-        }
-        let v: Version = with_session!(self, s => s.request("version", &()).await)
-            .map_err(|e| self.map_err(e))?;
-        Ok(v.version)
-    }
-
     /// The ids of the shared secrets charon holds (`get-shared`; the
     /// secrets themselves are never returned by charon).
+    #[cfg(any(test, feature = "testbed"))]
     pub async fn shared_ids(&self) -> Result<Vec<String>, DriverError> {
         #[derive(Deserialize)]
         struct Keys {
@@ -289,13 +294,16 @@ impl StrongSwanDriver {
         Ok(k.keys)
     }
 
-    /// Every IKE SA charon knows, with its CHILD SAs.
+    /// Every IKE SA of a vpcd tunnel, with its CHILD SAs.
     pub async fn list_sas(&self) -> Result<Vec<IkeSaInfo>, DriverError> {
         let raw: Vec<HashMap<String, RawIkeSa>> =
             with_session!(self, s => s.stream("list-sas", "list-sa", &()).await)
                 .map_err(|e| self.map_err(e))?;
         let mut out = Vec::new();
         for (name, ike) in raw.into_iter().flatten() {
+            let Some(name) = vpcd_conn(&name) else {
+                continue;
+            };
             let mut children: Vec<ChildSaInfo> = ike
                 .child_sas
                 .into_values()
@@ -317,11 +325,12 @@ impl StrongSwanDriver {
                 children,
             });
         }
-        out.sort_by(|a, b| (&a.name, a.unique_id).cmp(&(&b.name, b.unique_id)));
+        out.sort_by(|a, b| (a.name.as_str(), a.unique_id).cmp(&(b.name.as_str(), b.unique_id)));
         Ok(out)
     }
 
-    /// Every loaded connection.
+    /// Every loaded vpcd connection.
+    #[cfg(any(test, feature = "testbed"))]
     pub async fn list_conns(&self) -> Result<Vec<ConnInfo>, DriverError> {
         let raw: Vec<HashMap<String, RawConn>> =
             with_session!(self, s => s.stream("list-conns", "list-conn", &()).await)
@@ -329,22 +338,23 @@ impl StrongSwanDriver {
         let mut out: Vec<ConnInfo> = raw
             .into_iter()
             .flatten()
-            .map(|(name, c)| {
+            .filter_map(|(name, c)| {
+                let name = vpcd_conn(&name)?;
                 let mut children: Vec<_> = c
                     .children
                     .into_iter()
                     .map(|(n, ch)| (n, ch.local_ts, ch.remote_ts))
                     .collect();
                 children.sort();
-                ConnInfo {
+                Some(ConnInfo {
                     name,
                     local_addrs: c.local_addrs,
                     remote_addrs: c.remote_addrs,
                     children,
-                }
+                })
             })
             .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
         Ok(out)
     }
 
@@ -371,8 +381,9 @@ impl StrongSwanDriver {
 
     /// Unload the connection (closing its SAs), terminate any IKE SA left
     /// under its name, and unload its key.
-    async fn unload(&self, name: &str) -> Result<(), DriverError> {
-        let shared_id = render::shared_id(name);
+    async fn unload(&self, id: &VpnConnId) -> Result<(), DriverError> {
+        let name = id.as_str();
+        let shared_id = render::shared_id(id);
         with_session!(self, s => {
             // Unloading first means no new SA can be accepted for this name
             // while the old ones are being torn down.
@@ -401,15 +412,15 @@ impl StrongSwanDriver {
     /// which never contain key material.
     ///
     /// The background task ends when the stream is dropped.
-    pub fn watch(&self) -> impl Stream<Item = HashMap<String, NetStatus>> + Send + 'static {
+    pub fn watch(&self) -> impl Stream<Item = HashMap<VpnConnId, NetStatus>> + Send + 'static {
         let (tx, rx) = mpsc::channel(4);
         let driver = self.clone();
         tokio::spawn(async move { driver.watch_loop(tx).await });
         rx
     }
 
-    async fn watch_loop(self, mut tx: mpsc::Sender<HashMap<String, NetStatus>>) {
-        let mut last: Option<HashMap<String, NetStatus>> = None;
+    async fn watch_loop(self, mut tx: mpsc::Sender<HashMap<VpnConnId, NetStatus>>) {
+        let mut last: Option<HashMap<VpnConnId, NetStatus>> = None;
         let mut reasons = ReasonLog::default();
         while !tx.is_closed() {
             let (ev_tx, mut ev_rx) = mpsc::channel::<(String, Vec<u8>)>(64);
@@ -540,36 +551,40 @@ impl VpnDriver for StrongSwanDriver {
         Ok(())
     }
 
-    async fn remove(&self, name: &VpnConnId) -> Result<(), DriverError> {
-        self.unload(name.as_str()).await?;
-        tracing::info!(tunnel = %name, "tunnel removed");
+    async fn remove(&self, id: &VpnConnId) -> Result<(), DriverError> {
+        self.unload(id).await?;
+        tracing::info!(tunnel = %id, "tunnel removed");
         Ok(())
     }
 
     /// Closes the tunnel's SAs and loads it again; `start_action = start`
     /// then re-negotiates without a blocking `initiate`.
     async fn reset(&self, spec: &TunnelSpec) -> Result<(), DriverError> {
-        self.unload(spec.name.as_str()).await?;
+        self.unload(&spec.name).await?;
         self.load(spec).await?;
         tracing::info!(tunnel = %spec.name, "tunnel reset");
         Ok(())
     }
 
-    async fn loaded(&self) -> Result<Vec<String>, DriverError> {
+    async fn loaded(&self) -> Result<Vec<VpnConnId>, DriverError> {
         let raw: Vec<HashMap<String, IgnoredAny>> =
             with_session!(self, s => s.stream("list-conns", "list-conn", &()).await)
                 .map_err(|e| self.map_err(e))?;
-        let mut names: Vec<String> = raw.into_iter().flat_map(|m| m.into_keys()).collect();
-        names.sort();
-        Ok(names)
+        let mut ids: Vec<VpnConnId> = raw
+            .into_iter()
+            .flat_map(|m| m.into_keys())
+            .filter_map(|name| vpcd_conn(&name))
+            .collect();
+        ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        Ok(ids)
     }
 
-    async fn net_status(&self) -> Result<HashMap<String, NetStatus>, DriverError> {
-        let mut out: HashMap<String, NetStatus> = self
+    async fn net_status(&self) -> Result<HashMap<VpnConnId, NetStatus>, DriverError> {
+        let mut out: HashMap<VpnConnId, NetStatus> = self
             .loaded()
             .await?
             .into_iter()
-            .map(|n| (n, NetStatus::Unavailable))
+            .map(|id| (id, NetStatus::Unavailable))
             .collect();
         for ike in self.list_sas().await? {
             let up =
@@ -596,11 +611,40 @@ mod tests {
         errmsg: String,
     }
 
-    /// A fake charon: answers every command with `answer(cmd)`, or never
-    /// answers when it returns `None`.
+    /// What the fake charon sends for one command: the events a streamed
+    /// command raises (event name, message), then the answer.
+    struct Reply {
+        events: Vec<(&'static str, Vec<u8>)>,
+        answer: Answer,
+    }
+
+    impl From<Answer> for Reply {
+        fn from(answer: Answer) -> Self {
+            Reply {
+                events: Vec::new(),
+                answer,
+            }
+        }
+    }
+
+    fn frame(kind: u8, name: Option<&str>, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![kind];
+        if let Some(n) = name {
+            out.push(n.len() as u8);
+            out.extend_from_slice(n.as_bytes());
+        }
+        out.extend_from_slice(body);
+        let mut framed = (out.len() as u32).to_be_bytes().to_vec();
+        framed.extend_from_slice(&out);
+        framed
+    }
+
+    /// A fake charon: confirms every event (un)registration and answers
+    /// every command with `answer(cmd)`, or never answers when it returns
+    /// `None`.
     fn fake_charon(
         dir: &tempfile::TempDir,
-        answer: fn(&str) -> Option<Answer>,
+        answer: fn(&str) -> Option<Reply>,
     ) -> (String, tokio::task::JoinHandle<()>) {
         let path = dir.path().join("fake.vici");
         let listener = UnixListener::bind(&path).unwrap();
@@ -615,17 +659,26 @@ mod tests {
                         if sock.read_exact(&mut buf).await.is_err() {
                             return;
                         }
+                        // EVENT_REGISTER / EVENT_UNREGISTER: EVENT_CONFIRM.
+                        if buf[0] == 3 || buf[0] == 4 {
+                            if sock.write_all(&frame(5, None, &[])).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
                         let cmd =
                             String::from_utf8_lossy(&buf[2..2 + buf[1] as usize]).into_owned();
-                        let Some(a) = answer(&cmd) else {
+                        let Some(reply) = answer(&cmd) else {
                             // Hang: keep the socket open, answer nothing.
                             tokio::time::sleep(Duration::from_secs(60)).await;
                             return;
                         };
-                        let body = serde_vici::to_vec(&a).unwrap();
-                        let mut out = (1 + body.len() as u32).to_be_bytes().to_vec();
-                        out.push(1); // CMD_RESPONSE
-                        out.extend_from_slice(&body);
+                        let mut out = Vec::new();
+                        for (event, body) in &reply.events {
+                            out.extend(frame(7, Some(event), body)); // EVENT
+                        }
+                        let body = serde_vici::to_vec(&reply.answer).unwrap();
+                        out.extend(frame(1, None, &body)); // CMD_RESPONSE
                         if sock.write_all(&out).await.is_err() {
                             return;
                         }
@@ -657,10 +710,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // A daemon that echoes what it got, key included, in its error.
         let (uri, _t) = fake_charon(&dir, |cmd| {
-            Some(Answer {
-                success: false,
-                errmsg: format!("{cmd} failed: bad secret test-psk-1"),
-            })
+            Some(
+                Answer {
+                    success: false,
+                    errmsg: format!("{cmd} failed: bad secret test-psk-1"),
+                }
+                .into(),
+            )
         });
         let d = StrongSwanDriver::new(&uri).unwrap();
         let err = d.apply(&spec_default()).await.unwrap_err();
@@ -674,10 +730,13 @@ mod tests {
     async fn refused_conn_is_rejected_with_charons_reason() {
         let dir = tempfile::tempdir().unwrap();
         let (uri, _t) = fake_charon(&dir, |cmd| {
-            Some(Answer {
-                success: cmd != "load-conn",
-                errmsg: "invalid value for: proposals, config discarded".into(),
-            })
+            Some(
+                Answer {
+                    success: cmd != "load-conn",
+                    errmsg: "invalid value for: proposals, config discarded".into(),
+                }
+                .into(),
+            )
         });
         let d = StrongSwanDriver::new(&uri).unwrap();
         match d.apply(&spec_default()).await.unwrap_err() {
@@ -704,6 +763,78 @@ mod tests {
         let err = d.loaded().await.unwrap_err();
         assert!(matches!(err, DriverError::Unreachable(_)), "{err:?}");
         assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    /// A node that also carries connections vpcd did not make: one of
+    /// vpcd's (up), an operator's own (up), and a `vpnx-` name that is not a
+    /// connection id (malformed suffix).
+    fn mixed_node(cmd: &str) -> Option<Reply> {
+        #[derive(Serialize)]
+        struct Child {
+            state: &'static str,
+        }
+        #[derive(Serialize)]
+        struct Sa {
+            state: &'static str,
+            #[serde(rename = "child-sas")]
+            child_sas: HashMap<&'static str, Child>,
+        }
+        #[derive(Serialize)]
+        struct Conn {
+            local_addrs: Vec<&'static str>,
+        }
+        const NAMES: [&str; 3] = ["vpnx-ours0001", "office-vpn", "vpnx-NOT_AN_ID"];
+        let ok = Answer {
+            success: true,
+            errmsg: String::new(),
+        };
+        let events = match cmd {
+            "list-conns" => NAMES
+                .iter()
+                .map(|n| {
+                    let conn = HashMap::from([(
+                        *n,
+                        Conn {
+                            local_addrs: vec!["203.0.113.1"],
+                        },
+                    )]);
+                    ("list-conn", serde_vici::to_vec(&conn).unwrap())
+                })
+                .collect(),
+            "list-sas" => NAMES
+                .iter()
+                .map(|n| {
+                    let sa = Sa {
+                        state: "ESTABLISHED",
+                        child_sas: HashMap::from([("c-1", Child { state: "INSTALLED" })]),
+                    };
+                    let sa = HashMap::from([(*n, sa)]);
+                    ("list-sa", serde_vici::to_vec(&sa).unwrap())
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Some(Reply { events, answer: ok })
+    }
+
+    #[tokio::test]
+    async fn connections_that_are_not_vpcds_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (uri, _t) = fake_charon(&dir, mixed_node);
+        let d = StrongSwanDriver::new(&uri).unwrap();
+        let ours: VpnConnId = "vpnx-ours0001".parse().unwrap();
+        assert_eq!(d.loaded().await.unwrap(), vec![ours.clone()]);
+        assert_eq!(
+            d.net_status().await.unwrap(),
+            HashMap::from([(ours.clone(), NetStatus::Available)])
+        );
+        let sas = d.list_sas().await.unwrap();
+        assert_eq!(sas.iter().map(|s| &s.name).collect::<Vec<_>>(), vec![&ours]);
+        let conns = d.list_conns().await.unwrap();
+        assert_eq!(
+            conns.iter().map(|c| &c.name).collect::<Vec<_>>(),
+            vec![&ours]
+        );
     }
 
     #[test]

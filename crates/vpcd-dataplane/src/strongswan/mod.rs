@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`render`]: pure `TunnelSpec` -> VICI messages (`load-shared`,
 //!   `load-conn`), plus the mirrored connection for the customer's side.
+//!   Public only for the benchmarks, which time [`render::load_conn`] and
+//!   [`render::load_shared`].
 //! - `vici`: a small VICI client (framing; encoding by `serde_vici`).
 //! - [`StrongSwanDriver`]: the [`crate::VpnDriver`] over that client, with
 //!   [`StrongSwanDriver::watch`] for live net status.
@@ -16,5 +18,7 @@ mod driver;
 pub mod render;
 mod vici;
 
-pub use driver::{ChildSaInfo, ConnInfo, IkeSaInfo, StrongSwanDriver};
+#[cfg(any(test, feature = "testbed"))]
+pub use driver::ConnInfo;
+pub use driver::{ChildSaInfo, IkeSaInfo, StrongSwanDriver};
 pub use vici::EndpointError;

@@ -33,16 +33,16 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use vpcd_types::{
     AuthAlgorithm, DhGroup, ExchangeMode, Identity, IkeEncryption, IpsecEncryption, Secret,
-    TunnelSpec,
+    TunnelSpec, VpnConnId,
 };
 
 /// Seconds between DPD probes (R_U_THERE) on an idle tunnel.
-pub const DPD_DELAY_SECONDS: u32 = 10;
+pub(crate) const DPD_DELAY_SECONDS: u32 = 10;
 /// IKEv1: how long a peer may stay silent before it is declared dead.
-pub const DPD_TIMEOUT_SECONDS: u32 = 30;
+pub(crate) const DPD_TIMEOUT_SECONDS: u32 = 30;
 
 /// The strongSwan keyword for an IKE encryption algorithm.
-pub fn ike_encryption(e: IkeEncryption) -> &'static str {
+pub(crate) fn ike_encryption(e: IkeEncryption) -> &'static str {
     match e {
         IkeEncryption::TripleDesCbc => "3des",
         IkeEncryption::DesCbc => "des",
@@ -53,7 +53,7 @@ pub fn ike_encryption(e: IkeEncryption) -> &'static str {
 }
 
 /// The strongSwan keyword for an ESP encryption algorithm.
-pub fn esp_encryption(e: IpsecEncryption) -> &'static str {
+pub(crate) fn esp_encryption(e: IpsecEncryption) -> &'static str {
     match e {
         IpsecEncryption::TripleDesCbc => "3des",
         IpsecEncryption::DesCbc => "des",
@@ -65,7 +65,7 @@ pub fn esp_encryption(e: IpsecEncryption) -> &'static str {
 }
 
 /// The strongSwan keyword for an integrity algorithm.
-pub fn integrity(a: AuthAlgorithm) -> &'static str {
+pub(crate) fn integrity(a: AuthAlgorithm) -> &'static str {
     match a {
         AuthAlgorithm::Md5 => "md5",
         AuthAlgorithm::Sha => "sha1",
@@ -73,7 +73,7 @@ pub fn integrity(a: AuthAlgorithm) -> &'static str {
 }
 
 /// The strongSwan keyword for a Diffie-Hellman group.
-pub fn dh_group(g: DhGroup) -> &'static str {
+pub(crate) fn dh_group(g: DhGroup) -> &'static str {
     match g {
         DhGroup::Group1 => "modp768",
         DhGroup::Group2 => "modp1024",
@@ -84,7 +84,7 @@ pub fn dh_group(g: DhGroup) -> &'static str {
 }
 
 /// The IKE proposal, e.g. `3des-md5-modp1024`.
-pub fn ike_proposal(spec: &TunnelSpec) -> String {
+pub(crate) fn ike_proposal(spec: &TunnelSpec) -> String {
     let ike = &spec.settings.ike;
     format!(
         "{}-{}-{}",
@@ -95,7 +95,7 @@ pub fn ike_proposal(spec: &TunnelSpec) -> String {
 }
 
 /// The ESP proposal, e.g. `aes256-sha1-modp2048` (PFS) or `null-md5`.
-pub fn esp_proposal(spec: &TunnelSpec) -> String {
+pub(crate) fn esp_proposal(spec: &TunnelSpec) -> String {
     let ipsec = &spec.settings.ipsec;
     let mut p = format!(
         "{}-{}",
@@ -116,30 +116,30 @@ pub fn esp_proposal(spec: &TunnelSpec) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LoadShared {
     /// Unique id, so the key can be unloaded on its own (`unload-shared`).
-    pub id: String,
+    pub(crate) id: String,
     #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub data: Secret,
-    pub owners: Vec<String>,
+    pub(crate) kind: &'static str,
+    pub(crate) data: Secret,
+    pub(crate) owners: Vec<String>,
 }
 
 /// `unload-shared` / `unload-conn` / `terminate` style requests naming one object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ById<'a> {
-    pub id: &'a str,
+pub(crate) struct ById<'a> {
+    pub(crate) id: &'a str,
 }
 
 /// `unload-conn`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ByName<'a> {
-    pub name: &'a str,
+pub(crate) struct ByName<'a> {
+    pub(crate) name: &'a str,
 }
 
 /// `load-conn`: one connection, keyed by its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadConn {
-    pub name: String,
-    pub conn: ConnBody,
+    pub(crate) name: String,
+    pub(crate) conn: ConnBody,
 }
 
 impl Serialize for LoadConn {
@@ -152,49 +152,49 @@ impl Serialize for LoadConn {
 
 /// The body of a swanctl `connections.<name>` section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ConnBody {
-    pub version: u8,
-    pub aggressive: bool,
-    pub local_addrs: Vec<String>,
-    pub remote_addrs: Vec<String>,
-    pub proposals: Vec<String>,
-    pub keyingtries: u32,
-    pub dpd_delay: u32,
-    pub dpd_timeout: u32,
-    pub reauth_time: u32,
-    pub over_time: u32,
-    pub rekey_time: u32,
-    pub local: AuthRound,
-    pub remote: AuthRound,
-    pub children: Named<Child>,
+pub(crate) struct ConnBody {
+    pub(crate) version: u8,
+    pub(crate) aggressive: bool,
+    pub(crate) local_addrs: Vec<String>,
+    pub(crate) remote_addrs: Vec<String>,
+    pub(crate) proposals: Vec<String>,
+    pub(crate) keyingtries: u32,
+    pub(crate) dpd_delay: u32,
+    pub(crate) dpd_timeout: u32,
+    pub(crate) reauth_time: u32,
+    pub(crate) over_time: u32,
+    pub(crate) rekey_time: u32,
+    pub(crate) local: AuthRound,
+    pub(crate) remote: AuthRound,
+    pub(crate) children: Named<Child>,
 }
 
 /// A `local`/`remote` authentication round.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AuthRound {
-    pub auth: &'static str,
-    pub id: String,
+pub(crate) struct AuthRound {
+    pub(crate) auth: &'static str,
+    pub(crate) id: String,
 }
 
 /// One CHILD SA (one traffic-selector pair).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Child {
-    pub mode: &'static str,
-    pub local_ts: Vec<String>,
-    pub remote_ts: Vec<String>,
-    pub esp_proposals: Vec<String>,
-    pub life_time: u32,
-    pub rekey_time: u32,
-    pub life_bytes: u64,
-    pub rekey_bytes: u64,
-    pub start_action: &'static str,
-    pub dpd_action: &'static str,
-    pub close_action: &'static str,
+pub(crate) struct Child {
+    pub(crate) mode: &'static str,
+    pub(crate) local_ts: Vec<String>,
+    pub(crate) remote_ts: Vec<String>,
+    pub(crate) esp_proposals: Vec<String>,
+    pub(crate) life_time: u32,
+    pub(crate) rekey_time: u32,
+    pub(crate) life_bytes: u64,
+    pub(crate) rekey_bytes: u64,
+    pub(crate) start_action: &'static str,
+    pub(crate) dpd_action: &'static str,
+    pub(crate) close_action: &'static str,
 }
 
 /// Sections keyed by name, serialized as a map in insertion order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Named<T>(pub Vec<(String, T)>);
+pub(crate) struct Named<T>(pub(crate) Vec<(String, T)>);
 
 impl<T: Serialize> Serialize for Named<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -246,7 +246,7 @@ fn view(spec: &TunnelSpec, side: Side) -> View<'_> {
 
 /// Every (VPC net, IDC net) pair of the SPD, host bits cleared, duplicates
 /// removed, in rule order.
-pub fn spd_pairs(spec: &TunnelSpec) -> Vec<(IpNet, IpNet)> {
+pub(crate) fn spd_pairs(spec: &TunnelSpec) -> Vec<(IpNet, IpNet)> {
     let mut out: Vec<(IpNet, IpNet)> = Vec::new();
     for rule in &spec.settings.spd {
         for remote in &rule.remote {
@@ -257,13 +257,6 @@ pub fn spd_pairs(spec: &TunnelSpec) -> Vec<(IpNet, IpNet)> {
         }
     }
     out
-}
-
-/// The names of the tunnel's children: `<conn>-1`, `<conn>-2`, ...
-pub fn child_names(spec: &TunnelSpec) -> Vec<String> {
-    (1..=spd_pairs(spec).len())
-        .map(|i| child_name(spec.name.as_str(), i))
-        .collect()
 }
 
 fn child_name(conn: &str, index: usize) -> String {
@@ -346,7 +339,7 @@ pub fn load_conn(spec: &TunnelSpec) -> LoadConn {
 
 /// The same connection from the customer's device's point of view: local
 /// and remote swapped. Named like the cloud side; the name is not secret.
-pub fn peer_conn(spec: &TunnelSpec) -> LoadConn {
+pub(crate) fn peer_conn(spec: &TunnelSpec) -> LoadConn {
     LoadConn {
         name: spec.name.to_string(),
         conn: body(spec, Side::Peer),
@@ -354,15 +347,15 @@ pub fn peer_conn(spec: &TunnelSpec) -> LoadConn {
 }
 
 /// The id under which the tunnel's key is loaded (`load-shared`/`unload-shared`).
-pub fn shared_id(name: &str) -> String {
-    format!("{name}-psk")
+pub(crate) fn shared_id(id: &VpnConnId) -> String {
+    format!("{id}-psk")
 }
 
 /// `load-shared` for the cloud gateway.
 pub fn load_shared(spec: &TunnelSpec) -> LoadShared {
     let ike = &spec.settings.ike;
     LoadShared {
-        id: shared_id(spec.name.as_str()),
+        id: shared_id(&spec.name),
         kind: "IKE",
         data: spec.settings.pre_shared_key.clone(),
         owners: vec![ike.local_identity.value(), ike.remote_identity.value()],
@@ -371,23 +364,13 @@ pub fn load_shared(spec: &TunnelSpec) -> LoadShared {
 
 /// `terminate` request for every IKE SA of a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Terminate<'a> {
-    pub ike: &'a str,
+pub(crate) struct Terminate<'a> {
+    pub(crate) ike: &'a str,
     /// Milliseconds to wait for the DELETE exchange (IKEv1 sends it without
     /// waiting for an answer, so this is rarely used up).
-    pub timeout: i32,
+    pub(crate) timeout: i32,
     /// Do not wait for the peer if the timeout expires.
-    pub force: bool,
-}
-
-/// `initiate` request for one child.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Initiate<'a> {
-    pub child: &'a str,
-    pub ike: &'a str,
-    pub timeout: i32,
-    #[serde(rename = "init-limits")]
-    pub init_limits: bool,
+    pub(crate) force: bool,
 }
 
 impl fmt::Display for LoadConn {

@@ -222,6 +222,8 @@ impl Session {
     }
 
     /// A command whose answer is `success`/`errmsg` plus possibly more.
+    /// Only the test helpers read such answers (`get-shared`).
+    #[cfg(any(test, feature = "testbed"))]
     pub(crate) async fn request<Q: Serialize, R: DeserializeOwned>(
         &mut self,
         cmd: &str,

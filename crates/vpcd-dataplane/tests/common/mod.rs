@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use vpcd_dataplane::peer_config;
 use vpcd_dataplane::testbed::{Side, Testbed};
 use vpcd_dataplane::{StrongSwanDriver, VpnDriver};
-use vpcd_types::{NetStatus, TunnelSpec};
+use vpcd_types::{NetStatus, TunnelSpec, VpnConnId};
 
 /// Poll `cond` every 50 ms until it holds; panic after `limit`. Returns how
 /// long it took.
@@ -32,7 +32,7 @@ where
 }
 
 /// Whether `name` is reported available.
-pub async fn available(driver: &StrongSwanDriver, name: &str) -> bool {
+pub async fn available(driver: &StrongSwanDriver, name: &VpnConnId) -> bool {
     driver
         .net_status()
         .await
@@ -119,7 +119,7 @@ pub async fn wait_up(
     test: &str,
     tb: &Testbed,
     driver: &StrongSwanDriver,
-    name: &str,
+    name: &VpnConnId,
     pairs: &[(&str, &str)],
 ) {
     let t = wait_for(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use vpcd::server::{Running, ServeConfig};
 use vpcd_auth::{SignatureMethod, Signer};
+use vpcd_dataplane::test_support::RecordingDriver;
 use vpcd_store::{Limits, Store};
 
 pub struct TestApp {
@@ -16,6 +17,9 @@ pub struct TestApp {
     pub host: String,
     pub http: reqwest::Client,
     pub account: Creds,
+    /// The driver of gateways on no gateway node: what the data plane was
+    /// told, and failures to inject.
+    pub driver: Arc<RecordingDriver>,
     /// The app's own PostgreSQL database (dropped after the app), when the
     /// suite runs on PostgreSQL.
     _db: Option<vpcd_store::testing::ScratchDb>,
@@ -75,7 +79,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     cfg.settings.max_body_bytes = opts.max_body_bytes;
     cfg.workers = if opts.worker { 4 } else { 0 };
     cfg.task_lease_secs = 5;
-    let running = vpcd::server::start(cfg.clone())
+    let driver = Arc::new(RecordingDriver::new());
+    let running = vpcd::server::start_with(cfg.clone(), driver.clone())
         .await
         .expect("server starts");
     let addr = running.bound.http.expect("http bound");
@@ -93,6 +98,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
             secret_key: creds["secretKey"].as_str().unwrap().to_owned(),
             region: creds["region"].as_str().unwrap().to_owned(),
         },
+        driver,
         _db: db,
         _dir: dir,
     }

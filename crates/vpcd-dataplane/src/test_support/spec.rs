@@ -1,4 +1,4 @@
-//! Ready-made [`TunnelSpec`]s for tests (this crate's and the server's).
+//! Ready-made [`TunnelSpec`]s.
 //!
 //! Addresses follow the test bed's plan: the cloud gateway is
 //! `203.0.113.1`, the peer gateway `198.51.100.1`, VPC-side inner networks
