@@ -429,4 +429,75 @@ mod tests {
         }
         assert!(ConnStatus::from_code(7).is_none());
     }
+
+    #[test]
+    fn pfs_groups_name_their_dh_group() {
+        let expected = [
+            (PfsGroup::Null, None),
+            (PfsGroup::DhGroup1, Some(DhGroup::Group1)),
+            (PfsGroup::DhGroup2, Some(DhGroup::Group2)),
+            (PfsGroup::DhGroup5, Some(DhGroup::Group5)),
+            (PfsGroup::DhGroup14, Some(DhGroup::Group14)),
+            (PfsGroup::DhGroup24, Some(DhGroup::Group24)),
+        ];
+        assert_eq!(expected.len(), PfsGroup::ALL.len());
+        for (pfs, group) in expected {
+            assert_eq!(pfs.group(), group, "{pfs:?}");
+        }
+    }
+
+    #[test]
+    fn identity_values() {
+        let a = Identity::Address("203.0.113.1".parse().unwrap());
+        let f = Identity::Fqdn("gw.example.com".parse().unwrap());
+        assert_eq!(
+            (a.kind(), a.value()),
+            (IdentityType::Address, "203.0.113.1".to_owned())
+        );
+        assert_eq!(
+            (f.kind(), f.value()),
+            (IdentityType::Fqdn, "gw.example.com".to_owned())
+        );
+    }
+
+    #[test]
+    fn only_creating_modifying_and_deleting_are_in_flight() {
+        let in_flight: Vec<i64> = (0..=6)
+            .filter(|c| ConnStatus::from_code(*c).unwrap().is_transitional())
+            .collect();
+        assert_eq!(in_flight, [0, 2, 4]);
+    }
+
+    #[test]
+    fn net_status_and_task_spellings() {
+        assert_eq!(NetStatus::Available.as_str(), "available");
+        assert_eq!(NetStatus::Unavailable.as_str(), "unavailable");
+        for (kind, text) in [
+            (TaskKind::Create, "create"),
+            (TaskKind::Modify, "modify"),
+            (TaskKind::Delete, "delete"),
+            (TaskKind::Reset, "reset"),
+        ] {
+            assert_eq!(kind.as_str(), text);
+            assert_eq!(text.parse::<TaskKind>().unwrap(), kind);
+        }
+        assert_eq!(
+            "Create".parse::<TaskKind>().unwrap_err().to_string(),
+            "expected one of: create modify delete reset"
+        );
+    }
+
+    #[test]
+    fn task_status_codes() {
+        for (status, code) in [
+            (TaskStatus::Success, 0),
+            (TaskStatus::Failed, 1),
+            (TaskStatus::Running, 2),
+        ] {
+            assert_eq!(status.code(), code);
+            assert_eq!(TaskStatus::from_code(code), Some(status));
+        }
+        assert_eq!(TaskStatus::from_code(3), None);
+        assert_eq!(TaskStatus::from_code(-1), None);
+    }
 }
