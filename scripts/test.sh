@@ -13,6 +13,11 @@
 #   SKIP_SETUP=1     do not touch apt, PostgreSQL's installation or .venv
 #   PYTEST_ARGS      extra arguments for pytest (e.g. "-k replay -x")
 #
+# At start and at exit it removes what killed runs left behind (namespaces,
+# their charons, test databases, processes of this script's runs; see
+# "Leftovers" below). It ends with the list of skipped tests and their
+# reasons; under CI=true a skip is a failure.
+#
 # Exit status: 0 when every step passed, non-zero otherwise.
 set -euo pipefail
 
