@@ -160,7 +160,7 @@ pub(crate) async fn import(
     let mut gws = Vec::with_capacity(GATEWAYS);
     for gw in &layout.gws {
         let filter = ConnFilter {
-            vpn_gw: Some(IdRef::Numeric(gw.id)),
+            vpn_gw: Some(IdRef::Numeric(gw.id.get())),
             ..ConnFilter::default()
         };
         let mut offset = 0;

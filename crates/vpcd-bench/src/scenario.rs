@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use vpcd_bench::fixtures;
 use vpcd_bench::stats::{micros, Summary};
 use vpcd_store::{Scope, Store};
-use vpcd_types::TaskStatus;
+use vpcd_types::{TaskId, TaskStatus};
 
 use crate::client::{check_ok, parse_ok, timed, Api, Conn};
 use crate::db::Engine;
@@ -473,7 +473,7 @@ async fn poller(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<(i64, Instant)>) 
             break;
         }
         let t0 = Instant::now();
-        let status = ctx.store.get_task(&ctx.scope, task).await;
+        let status = ctx.store.get_task(&ctx.scope, TaskId::new(task)).await;
         let seen = Instant::now();
         polls += 1;
         poll_lat.push(micros(seen - t0));

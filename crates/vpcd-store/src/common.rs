@@ -1,5 +1,5 @@
-//! Engine-independent pieces shared by the SQLite and PostgreSQL engines:
-//! the rules themselves are decided here once, the SQL lives in the engines.
+//! The rules and helpers of the store that involve no SQL: state
+//! transitions, address choice, names, and decoding rows into the model.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,15 +10,15 @@ use rand::distributions::Alphanumeric;
 use rand::rngs::OsRng;
 use rand::Rng;
 use vpcd_types::{
-    Cidr, ConnSettings, ConnStatus, NetStatus, Secret, TaskKind, TaskStatus, UserGwId, VpcId,
-    VpnConnId, VpnGwId,
+    Cidr, ConnSettings, ConnStatus, NetStatus, RowId, Secret, TaskKind, TaskStatus, UserGwId,
+    VpcId, VpnConnId, VpnGwId,
 };
 
 use crate::model::*;
 use crate::{Quota, Resource, Result, StoreError};
 
-/// Cluster nodes not seen for this long are forgotten by `heartbeat`.
-pub(crate) const CLUSTER_NODE_FORGET_SECS: i64 = 24 * 3600;
+/// Cluster members not seen for this long are forgotten by `heartbeat`.
+pub(crate) const MEMBER_FORGET_SECS: i64 = 24 * 3600;
 /// Suffixes tried by `ensure_gateway_node` for a free default name.
 pub(crate) const NODE_NAME_ATTEMPTS: u32 = 1000;
 
@@ -187,20 +187,36 @@ pub(crate) fn pool_address(free: Option<i64>, (lo, hi): (i64, i64)) -> Result<Ip
 
 // ---- decoding rows --------------------------------------------------------
 
-/// Typed column access, implemented by each engine's row type, so rows are
-/// decoded into the model by one set of functions.
+/// Typed column access to a result row, so rows are decoded into the model
+/// by one set of functions.
 pub(crate) trait StoreRow {
-    fn int(&self, col: &str) -> Result<i64>;
     fn opt_int(&self, col: &str) -> Result<Option<i64>>;
-    fn text(&self, col: &str) -> Result<String>;
     fn opt_text(&self, col: &str) -> Result<Option<String>>;
     /// A boolean column (an integer 0/1 in SQLite).
     fn flag(&self, col: &str) -> Result<bool>;
+
+    fn int(&self, col: &str) -> Result<i64> {
+        self.opt_int(col)?.ok_or_else(|| null(col))
+    }
+    /// A row id of kind `K`.
+    fn id<K>(&self, col: &str) -> Result<RowId<K>> {
+        self.int(col).map(RowId::new)
+    }
+    fn opt_id<K>(&self, col: &str) -> Result<Option<RowId<K>>> {
+        Ok(self.opt_int(col)?.map(RowId::new))
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        self.opt_text(col)?.ok_or_else(|| null(col))
+    }
+}
+
+fn null(col: &str) -> StoreError {
+    StoreError::Backend(format!("unexpected NULL in column {col}"))
 }
 
 pub(crate) fn account_from_row(row: &impl StoreRow) -> Result<Account> {
     Ok(Account {
-        id: row.int("id")?,
+        id: row.id("id")?,
         name: row.text("name")?,
         disabled: row.flag("disabled")?,
         created_at: row.int("created_at")?,
@@ -211,7 +227,7 @@ pub(crate) fn key_from_row(row: &impl StoreRow) -> Result<ApiKey> {
     Ok(ApiKey {
         secret_id: row.text("secret_id")?,
         secret_key: Secret::new(row.text("secret_key")?),
-        account_id: row.int("account_id")?,
+        account_id: row.id("account_id")?,
         disabled: row.flag("key_disabled")? || row.flag("account_disabled")?,
     })
 }
@@ -219,7 +235,7 @@ pub(crate) fn key_from_row(row: &impl StoreRow) -> Result<ApiKey> {
 /// The VPC columns, under `prefix` (`""` or `"vpc_"`).
 fn vpc_ref_from_row(row: &impl StoreRow, prefix: &str) -> Result<VpcRef> {
     Ok(VpcRef {
-        id: row.int(&format!("{prefix}id"))?,
+        id: row.id(&format!("{prefix}id"))?,
         un_id: parse::<VpcId>(&row.text(&format!("{prefix}un_id"))?, "vpc id")?,
         name: row.text(&format!("{prefix}name"))?,
         cidr: parse::<Cidr>(&row.text(&format!("{prefix}cidr"))?, "vpc cidr")?,
@@ -240,7 +256,7 @@ pub(crate) fn vpc_from_row(row: &impl StoreRow) -> Result<Vpc> {
 
 pub(crate) fn vpn_gw_from_row(row: &impl StoreRow) -> Result<VpnGw> {
     Ok(VpnGw {
-        id: row.int("id")?,
+        id: row.id("id")?,
         un_id: parse::<VpnGwId>(&row.text("un_id")?, "vpn gateway id")?,
         vpc: vpc_ref_from_row(row, "vpc_")?,
         name: row.text("name")?,
@@ -248,7 +264,7 @@ pub(crate) fn vpn_gw_from_row(row: &impl StoreRow) -> Result<VpnGw> {
         charge_type: row.text("charge_type")?,
         charge_period: row.opt_int("charge_period")?,
         address: parse::<IpAddr>(&row.text("address")?, "gateway address")?,
-        node_id: row.opt_int("node_id")?,
+        node_id: row.opt_id("node_id")?,
         conn_num: row.int("conn_num")?,
         created_at: row.int("created_at")?,
     })
@@ -256,7 +272,7 @@ pub(crate) fn vpn_gw_from_row(row: &impl StoreRow) -> Result<VpnGw> {
 
 pub(crate) fn user_gw_from_row(row: &impl StoreRow) -> Result<UserGw> {
     Ok(UserGw {
-        id: row.int("id")?,
+        id: row.id("id")?,
         un_id: parse::<UserGwId>(&row.text("un_id")?, "peer gateway id")?,
         name: row.text("name")?,
         address: parse::<IpAddr>(&row.text("address")?, "peer address")?,
@@ -270,17 +286,17 @@ pub(crate) fn conn_from_row(row: &impl StoreRow) -> Result<VpnConn> {
     let net_status = row.text("net_status")?;
     let settings = row.text("settings")?;
     Ok(VpnConn {
-        id: row.int("id")?,
+        id: row.id("id")?,
         un_id: parse::<VpnConnId>(&row.text("un_id")?, "connection id")?,
         vpc: vpc_ref_from_row(row, "vpc_")?,
         vpn_gw: GwRef {
-            id: row.int("gw_id")?,
+            id: row.id("gw_id")?,
             un_id: parse::<VpnGwId>(&row.text("gw_un_id")?, "vpn gateway id")?,
             name: row.text("gw_name")?,
             address: parse::<IpAddr>(&row.text("gw_address")?, "gateway address")?,
         },
         user_gw: GwRef {
-            id: row.int("ugw_id")?,
+            id: row.id("ugw_id")?,
             un_id: parse::<UserGwId>(&row.text("ugw_un_id")?, "peer gateway id")?,
             name: row.text("ugw_name")?,
             address: parse::<IpAddr>(&row.text("ugw_address")?, "peer address")?,
@@ -295,15 +311,15 @@ pub(crate) fn conn_from_row(row: &impl StoreRow) -> Result<VpnConn> {
         // The serde error could quote part of the document, which holds the
         // pre-shared key: report only which row is damaged.
         settings: serde_json::from_str(&settings).map_err(|_| corrupt("connection settings"))?,
-        active_task: row.opt_int("active_task")?,
-        node_id: row.opt_int("gw_node_id")?,
+        active_task: row.opt_id("active_task")?,
+        node_id: row.opt_id("gw_node_id")?,
         created_at: row.int("created_at")?,
     })
 }
 
 pub(crate) fn gateway_node_from_row(row: &impl StoreRow) -> Result<GatewayNode> {
     Ok(GatewayNode {
-        id: row.int("id")?,
+        id: row.id("id")?,
         name: row.text("name")?,
         vici: row.text("vici")?,
         addresses: decode_addresses(&row.text("addresses")?)?,
@@ -311,8 +327,8 @@ pub(crate) fn gateway_node_from_row(row: &impl StoreRow) -> Result<GatewayNode> 
     })
 }
 
-pub(crate) fn cluster_node_from_row(row: &impl StoreRow) -> Result<ClusterNode> {
-    Ok(ClusterNode {
+pub(crate) fn member_from_row(row: &impl StoreRow) -> Result<ClusterMember> {
+    Ok(ClusterMember {
         name: row.text("name")?,
         started_at: row.int("started_at")?,
         last_seen: row.int("last_seen")?,
@@ -322,7 +338,7 @@ pub(crate) fn cluster_node_from_row(row: &impl StoreRow) -> Result<ClusterNode> 
 
 pub(crate) fn lease_from_row(row: &impl StoreRow) -> Result<GatewayLease> {
     Ok((
-        row.int("gateway_node_id")?,
+        row.id("gateway_node_id")?,
         row.text("holder")?,
         row.int("until")?,
     ))
@@ -333,10 +349,10 @@ pub(crate) fn task_from_row(row: &impl StoreRow) -> Result<Task> {
     let error_code = row.opt_text("error_code")?;
     let error_msg = row.opt_text("error_msg")?;
     Ok(Task {
-        id: row.int("id")?,
+        id: row.id("id")?,
         kind: parse::<TaskKind>(&row.text("kind")?, "task kind")?,
         status: TaskStatus::from_code(status).ok_or_else(|| corrupt("task status"))?,
-        conn_id: row.int("conn_id")?,
+        conn_id: row.id("conn_id")?,
         conn_un_id: parse::<VpnConnId>(&row.text("conn_un_id")?, "connection id")?,
         vpn_gw_un_id: parse::<VpnGwId>(&row.text("vpn_gw_un_id")?, "vpn gateway id")?,
         user_gw_un_id: parse::<UserGwId>(&row.text("user_gw_un_id")?, "peer gateway id")?,
@@ -415,6 +431,13 @@ pub(crate) const USER_GW_PARENT: Parent = Parent {
     child_table: "vpn_conns",
     child_fk: "user_gw_id",
     resource: Resource::UserGw,
+};
+/// A gateway node is in use while VPN gateways are placed on it.
+pub(crate) const GATEWAY_NODE_PARENT: Parent = Parent {
+    table: "gateway_nodes",
+    child_table: "vpn_gws",
+    child_fk: "node_id",
+    resource: Resource::GatewayNode,
 };
 
 #[cfg(test)]

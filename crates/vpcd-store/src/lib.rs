@@ -7,13 +7,18 @@
 //!
 //! # Layout
 //! - [`model`]: rows and inputs.
+//! - `sql`: the store itself, written once over an engine: every statement,
+//!   transaction and check, and the `Engine` trait naming what the engines do
+//!   differently.
 //! - `sqlite`: the embedded default (WAL mode, one writer connection).
 //! - `postgres`: for several vpcd processes on one database (row locks,
 //!   `SKIP LOCKED` claims, advisory-locked migrations).
-//! - `common`: what both engines share: row decoding, state rules, helpers.
+//! - `common`: the rules that involve no SQL: state transitions, address
+//!   choice, row decoding.
 //! - `migrations/sqlite/`, `migrations/postgres/`: each engine's schema,
 //!   applied by sqlx's migrator.
-//! - [`testing`]: throwaway PostgreSQL databases for test suites.
+//! - [`testing`]: throwaway PostgreSQL databases and a claim-any-task helper
+//!   for test suites.
 //! - `tests/common/conformance.rs`: the behaviour every engine must show,
 //!   run against SQLite by `tests/sqlite.rs` and against PostgreSQL by
 //!   `tests/postgres.rs`.
@@ -22,11 +27,15 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use vpcd_types::id::{UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
-use vpcd_types::{IdRef, NetStatus};
+use vpcd_types::{
+    GatewayNodeId, IdRef, NetStatus, TaskId, UserGwRowId, VpcRowId, VpnConnId, VpnConnRowId,
+    VpnGwRowId,
+};
 
 mod common;
 pub mod model;
 mod postgres;
+mod sql;
 mod sqlite;
 pub mod testing;
 
@@ -64,7 +73,7 @@ pub enum StoreError {
     InUse(Resource),
     /// The connection has an unfinished task.
     #[error("connection busy with task {0}")]
-    Busy(i64),
+    Busy(TaskId),
     /// The connection's state does not allow the operation (for example a
     /// reset of a tunnel whose creation failed).
     #[error("connection state does not allow this")]
@@ -136,7 +145,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_vpcs(&self, scope: &Scope, f: &VpcFilter, page: &Page)
         -> Result<(u64, Vec<Vpc>)>;
     /// `InUse(Vpc)` while it has VPN gateways.
-    async fn delete_vpc(&self, scope: &Scope, id: i64) -> Result<()>;
+    async fn delete_vpc(&self, scope: &Scope, id: VpcRowId) -> Result<()>;
 
     // ---- VPN gateways -----------------------------------------------------
     async fn create_vpn_gw(&self, scope: &Scope, new: NewVpnGw, limits: &Limits) -> Result<VpnGw>;
@@ -147,9 +156,9 @@ pub trait Store: Send + Sync + 'static {
         f: &VpnGwFilter,
         page: &Page,
     ) -> Result<(u64, Vec<VpnGw>)>;
-    async fn rename_vpn_gw(&self, scope: &Scope, id: i64, name: &str) -> Result<()>;
+    async fn rename_vpn_gw(&self, scope: &Scope, id: VpnGwRowId, name: &str) -> Result<()>;
     /// `InUse(VpnGw)` while it has tunnels.
-    async fn delete_vpn_gw(&self, scope: &Scope, id: i64) -> Result<()>;
+    async fn delete_vpn_gw(&self, scope: &Scope, id: VpnGwRowId) -> Result<()>;
 
     // ---- peer (customer) gateways -----------------------------------------
     async fn create_user_gw(
@@ -165,9 +174,9 @@ pub trait Store: Send + Sync + 'static {
         f: &UserGwFilter,
         page: &Page,
     ) -> Result<(u64, Vec<UserGw>)>;
-    async fn rename_user_gw(&self, scope: &Scope, id: i64, name: &str) -> Result<()>;
+    async fn rename_user_gw(&self, scope: &Scope, id: UserGwRowId, name: &str) -> Result<()>;
     /// `InUse(UserGw)` while it has tunnels.
-    async fn delete_user_gw(&self, scope: &Scope, id: i64) -> Result<()>;
+    async fn delete_user_gw(&self, scope: &Scope, id: UserGwRowId) -> Result<()>;
 
     // ---- VPN connections and their tasks ----------------------------------
     /// Insert the connection (status 0) and its create task (status 2) in one
@@ -187,34 +196,32 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(u64, Vec<VpnConn>)>;
     /// Store the new desired state (status 2) and a modify task. `Busy` if
     /// another task is unfinished.
-    async fn begin_modify(&self, scope: &Scope, conn_id: i64, change: ConnChange) -> Result<Task>;
+    async fn begin_modify(
+        &self,
+        scope: &Scope,
+        conn_id: VpnConnRowId,
+        change: ConnChange,
+    ) -> Result<Task>;
     /// Status 4 and a delete task. `Busy` if another task is unfinished.
-    async fn begin_delete(&self, scope: &Scope, conn_id: i64) -> Result<Task>;
+    async fn begin_delete(&self, scope: &Scope, conn_id: VpnConnRowId) -> Result<Task>;
     /// A reset task; the status is unchanged. `Busy` if another task is
     /// unfinished, `InvalidState` unless the tunnel is configured (status 6).
-    async fn begin_reset(&self, scope: &Scope, conn_id: i64) -> Result<Task>;
-    async fn get_task(&self, scope: &Scope, task_id: i64) -> Result<Option<Task>>;
+    async fn begin_reset(&self, scope: &Scope, conn_id: VpnConnRowId) -> Result<Task>;
+    async fn get_task(&self, scope: &Scope, task_id: TaskId) -> Result<Option<Task>>;
 
     // ---- the task engine --------------------------------------------------
-    /// Claim the oldest runnable task: unfinished and either never claimed or
-    /// with an expired lease. The claim increments `attempts` and sets the
-    /// lease to `now + lease_secs`.
-    async fn claim_task(
-        &self,
-        worker: &str,
-        now: Timestamp,
-        lease_secs: i64,
-    ) -> Result<Option<ClaimedTask>>;
-    /// [`Store::claim_task`] restricted to the tasks of connections whose VPN
-    /// gateway is placed on one of `nodes` (`None` in the list: API-only
-    /// gateways). A vpcd of a cluster passes the gateway nodes whose lease it
-    /// holds, so the tasks of a node are run only by the vpcd driving it.
+    /// Claim the oldest runnable task (unfinished and either never claimed
+    /// or with an expired lease) of the connections whose VPN gateway is
+    /// placed on one of `nodes` (`None` in the list: API-only gateways). A
+    /// vpcd passes the gateway nodes whose lease it holds, so the tasks of a
+    /// node are run only by the vpcd driving it. The claim increments
+    /// `attempts` and sets the lease to `now + lease_secs`.
     async fn claim_task_on(
         &self,
         worker: &str,
         now: Timestamp,
         lease_secs: i64,
-        nodes: &[Option<i64>],
+        nodes: &[Option<GatewayNodeId>],
     ) -> Result<Option<ClaimedTask>>;
     /// Finish a task the worker still holds and apply the state transition
     /// to its connection (create 0->6/1, modify 2->6/3, delete 4->removed/5,
@@ -222,7 +229,7 @@ pub trait Store: Send + Sync + 'static {
     /// lost to another worker.
     async fn finish_task(
         &self,
-        task_id: i64,
+        task_id: TaskId,
         worker: &str,
         now: Timestamp,
         outcome: std::result::Result<(), TaskError>,
@@ -231,10 +238,10 @@ pub trait Store: Send + Sync + 'static {
     // ---- live state and reconciliation ------------------------------------
     /// Record live SA states by connection unified id. Unknown ids are
     /// ignored.
-    async fn set_net_status(&self, changes: &[(String, NetStatus)]) -> Result<()>;
+    async fn set_net_status(&self, changes: &[(VpnConnId, NetStatus)]) -> Result<()>;
     /// Every connection that should be loaded on the node (`None`: API-only
     /// gateways): all but those whose creation failed or that are deleted.
-    async fn desired_conns(&self, node_id: Option<i64>) -> Result<Vec<VpnConn>>;
+    async fn desired_conns(&self, node_id: Option<GatewayNodeId>) -> Result<Vec<VpnConn>>;
 
     // ---- bulk load ------------------------------------------------------------
     /// Insert already-configured connections (status 6, no task) into
@@ -272,14 +279,14 @@ pub trait Store: Send + Sync + 'static {
     /// Every gateway node, by id.
     async fn list_gateway_nodes(&self) -> Result<Vec<GatewayNode>>;
     /// `InUse(GatewayNode)` while VPN gateways are placed on it.
-    async fn remove_gateway_node(&self, id: i64) -> Result<()>;
+    async fn remove_gateway_node(&self, id: GatewayNodeId) -> Result<()>;
 
     // ---- the cluster of vpcd processes ------------------------------------------
-    /// Record that vpcd process `node` is alive at `now` (created on its
-    /// first heartbeat). Processes not seen for a day are forgotten.
-    async fn heartbeat(&self, node: &str, now: Timestamp, info: &str) -> Result<()>;
+    /// Record that vpcd process `member` is alive at `now` (created on its
+    /// first heartbeat). Members not seen for a day are forgotten.
+    async fn heartbeat(&self, member: &str, now: Timestamp, info: &str) -> Result<()>;
     /// Every vpcd process that sent a heartbeat, by name.
-    async fn list_cluster_nodes(&self) -> Result<Vec<ClusterNode>>;
+    async fn list_members(&self) -> Result<Vec<ClusterMember>>;
     /// Take or renew the lease on a gateway node, atomically: `true` (and the
     /// lease runs to `now + ttl_secs`) if it was free, expired (its `until`
     /// is before `now`) or already held by `holder`; `false`, changing
@@ -287,13 +294,17 @@ pub trait Store: Send + Sync + 'static {
     /// `NotFound(GatewayNode)` for an unknown node.
     async fn acquire_gateway_lease(
         &self,
-        gateway_node_id: i64,
+        gateway_node_id: GatewayNodeId,
         holder: &str,
         now: Timestamp,
         ttl_secs: i64,
     ) -> Result<bool>;
     /// Give the lease up if `holder` has it; otherwise nothing happens.
-    async fn release_gateway_lease(&self, gateway_node_id: i64, holder: &str) -> Result<()>;
+    async fn release_gateway_lease(
+        &self,
+        gateway_node_id: GatewayNodeId,
+        holder: &str,
+    ) -> Result<()>;
     /// Every lease row, current or expired: `(gateway node, holder, until)`,
     /// by gateway node.
     async fn gateway_leases(&self) -> Result<Vec<GatewayLease>>;

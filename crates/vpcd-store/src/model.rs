@@ -1,13 +1,14 @@
 //! Rows as the rest of vpcd sees them, and the inputs that create them.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use ipnet::IpNet;
-use vpcd_types::id::{UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
+use vpcd_types::id::{UnifiedId, UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
+use vpcd_types::row::RowKind;
 use vpcd_types::{
-    Cidr, ConnSettings, ConnStatus, IdRef, NetStatus, Secret, TaskKind, TaskStatus, UserGwId,
-    VpcId, VpnConnId, VpnGwId,
+    AccountId, Cidr, ConnSettings, ConnStatus, GatewayNodeId, IdRef, NetStatus, RowId, Secret,
+    TaskId, TaskKind, TaskStatus, UserGwId, UserGwRowId, VpcId, VpcRowId, VpnConnId, VpnConnRowId,
+    VpnGwId, VpnGwRowId,
 };
 
 /// Every resource belongs to one account and one region. Every store call on
@@ -15,7 +16,7 @@ use vpcd_types::{
 /// exactly like a missing one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Scope {
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub region: String,
 }
 
@@ -24,7 +25,7 @@ pub type Timestamp = i64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
-    pub id: i64,
+    pub id: AccountId,
     pub name: String,
     pub disabled: bool,
     pub created_at: Timestamp,
@@ -36,7 +37,7 @@ pub struct Account {
 pub struct ApiKey {
     pub secret_id: String,
     pub secret_key: Secret,
-    pub account_id: i64,
+    pub account_id: AccountId,
     /// The key or its account is disabled.
     pub disabled: bool,
 }
@@ -101,7 +102,7 @@ pub enum Order {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vpc {
-    pub id: i64,
+    pub id: VpcRowId,
     pub un_id: VpcId,
     pub name: String,
     pub cidr: Cidr,
@@ -125,7 +126,7 @@ pub struct VpcFilter {
 /// The VPC a gateway or connection lives in, as answers show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VpcRef {
-    pub id: i64,
+    pub id: VpcRowId,
     pub un_id: VpcId,
     pub name: String,
     pub cidr: Cidr,
@@ -133,7 +134,7 @@ pub struct VpcRef {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VpnGw {
-    pub id: i64,
+    pub id: VpnGwRowId,
     pub un_id: VpnGwId,
     pub vpc: VpcRef,
     pub name: String,
@@ -143,7 +144,7 @@ pub struct VpnGw {
     pub charge_period: Option<i64>,
     pub address: IpAddr,
     /// The gateway node serving it; `None` means API only.
-    pub node_id: Option<i64>,
+    pub node_id: Option<GatewayNodeId>,
     pub conn_num: i64,
     pub created_at: Timestamp,
 }
@@ -159,12 +160,12 @@ pub enum AddressSource {
     /// that node (ties: the lowest). Each gateway gets its own address while
     /// the node has free ones; only when gateways outnumber addresses do
     /// they share.
-    Node { node_id: i64 },
+    Node { node_id: GatewayNodeId },
 }
 
 #[derive(Debug, Clone)]
 pub struct NewVpnGw {
-    pub vpc_id: i64,
+    pub vpc_id: VpcRowId,
     pub name: String,
     pub bandwidth: i64,
     pub charge_type: String,
@@ -181,7 +182,7 @@ pub struct VpnGwFilter {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserGw {
-    pub id: i64,
+    pub id: UserGwRowId,
     pub un_id: UserGwId,
     pub name: String,
     pub address: IpAddr,
@@ -201,37 +202,38 @@ pub struct UserGwFilter {
     pub name: Option<String>,
 }
 
-/// A short view of a gateway as a connection shows it.
+/// A short view of a gateway (`K`: its kind) as a connection shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GwRef<Id> {
-    pub id: i64,
-    pub un_id: Id,
+pub struct GwRef<K: RowKind> {
+    pub id: RowId<K>,
+    pub un_id: UnifiedId<K>,
     pub name: String,
     pub address: IpAddr,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VpnConn {
-    pub id: i64,
+    pub id: VpnConnRowId,
     pub un_id: VpnConnId,
     pub vpc: VpcRef,
-    pub vpn_gw: GwRef<VpnGwId>,
-    pub user_gw: GwRef<UserGwId>,
+    pub vpn_gw: GwRef<VpnGwKind>,
+    pub user_gw: GwRef<UserGwKind>,
     pub name: String,
     pub status: ConnStatus,
     pub net_status: NetStatus,
     pub settings: ConnSettings,
     /// The unfinished task that owns this connection, if any.
-    pub active_task: Option<i64>,
-    pub node_id: Option<i64>,
+    pub active_task: Option<TaskId>,
+    /// The gateway node of its VPN gateway; `None` means API only.
+    pub node_id: Option<GatewayNodeId>,
     pub created_at: Timestamp,
 }
 
 #[derive(Debug, Clone)]
 pub struct NewConn {
-    pub vpc_id: i64,
-    pub vpn_gw_id: i64,
-    pub user_gw_id: i64,
+    pub vpc_id: VpcRowId,
+    pub vpn_gw_id: VpnGwRowId,
+    pub user_gw_id: UserGwRowId,
     pub name: String,
     pub settings: ConnSettings,
 }
@@ -262,10 +264,10 @@ pub struct TaskError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
-    pub id: i64,
+    pub id: TaskId,
     pub kind: TaskKind,
     pub status: TaskStatus,
-    pub conn_id: i64,
+    pub conn_id: VpnConnRowId,
     pub conn_un_id: VpnConnId,
     pub vpn_gw_un_id: VpnGwId,
     pub user_gw_un_id: UserGwId,
@@ -286,7 +288,7 @@ pub struct ClaimedTask {
 /// A strongSwan gateway node (a charon reached over VICI) that vpcd drives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayNode {
-    pub id: i64,
+    pub id: GatewayNodeId,
     pub name: String,
     /// The VICI endpoint, e.g. `unix:///var/run/charon.vici` or
     /// `tcp://192.0.2.10:4502`. Unique.
@@ -297,20 +299,18 @@ pub struct GatewayNode {
     pub created_at: Timestamp,
 }
 
-/// A vpcd process of the cluster, as its heartbeats describe it.
+/// A vpcd process of the cluster (a member; "node" is kept for strongSwan
+/// gateway nodes), as its heartbeats describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterNode {
+pub struct ClusterMember {
     /// The process's worker id (unique per process start).
     pub name: String,
     pub started_at: Timestamp,
     pub last_seen: Timestamp,
-    /// Free text from the node: version, pid, listen addresses.
+    /// Free text from the member: version, pid, listen addresses.
     pub info: String,
 }
 
 /// Which gateway node holds a lease: `(gateway node id, holder, until)`;
 /// the lease is held through `until` inclusive.
-pub type GatewayLease = (i64, String, Timestamp);
-
-/// How long a claimed task stays owned by its worker without renewal.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+pub type GatewayLease = (GatewayNodeId, String, Timestamp);

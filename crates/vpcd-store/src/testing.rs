@@ -1,16 +1,38 @@
-//! Throwaway PostgreSQL databases for test suites (this crate's conformance
-//! suite, vpcd's API and cluster tests): one fresh database per test, created
-//! on the server named by `VPCD_TEST_PG_URL` and dropped when the guard goes.
+//! Helpers for test suites (this crate's conformance suite, vpcd's API and
+//! cluster tests).
 //!
+//! Throwaway PostgreSQL databases: one fresh database per test, created on
+//! the server named by `VPCD_TEST_PG_URL` and dropped when the guard goes.
 //! Under `CI=true` a server that cannot be reached is a test failure;
 //! elsewhere the test is skipped with the reason printed.
+//!
+//! [`claim_any`]: run the queue without gateway-node leases.
 
 use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
+use vpcd_types::GatewayNodeId;
 
-use crate::{Result, StoreError};
+use crate::{ClaimedTask, Result, Store, StoreError, Timestamp};
+
+/// Claim the oldest runnable task of any gateway node or API-only gateway:
+/// [`Store::claim_task_on`] over every node the store knows.
+pub async fn claim_any(
+    store: &dyn Store,
+    worker: &str,
+    now: Timestamp,
+    lease_secs: i64,
+) -> Result<Option<ClaimedTask>> {
+    let mut nodes: Vec<Option<GatewayNodeId>> = store
+        .list_gateway_nodes()
+        .await?
+        .into_iter()
+        .map(|n| Some(n.id))
+        .collect();
+    nodes.push(None);
+    store.claim_task_on(worker, now, lease_secs, &nodes).await
+}
 
 /// The environment variable naming the PostgreSQL server for tests.
 pub const PG_URL_VAR: &str = "VPCD_TEST_PG_URL";

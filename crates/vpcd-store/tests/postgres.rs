@@ -277,3 +277,16 @@ async fn import_100k_connections() {
     }
     pool.close().await;
 }
+
+/// A database an older vpcd made (schema 0002: before the maintained
+/// connection count) is migrated in place when a store connects to it.
+#[tokio::test]
+async fn old_database_migrates_in_place() {
+    let Some(db) = ScratchDb::for_test("migration in place").await else {
+        return;
+    };
+    let pool = admin(db.url()).await;
+    common::migration::make_old(pool, "postgres", 2).await;
+    let store = PgStore::connect(db.url()).await.unwrap();
+    common::migration::old_rows_carried_over(Arc::new(store)).await;
+}

@@ -241,3 +241,19 @@ async fn import_100k_connections() {
     }
     pool.close().await;
 }
+
+/// A database an older vpcd made (schema 0003: before the maintained
+/// connection count) is migrated in place when a store opens it.
+#[tokio::test]
+async fn old_database_migrates_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vpcd.db");
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+    common::migration::make_old(pool, "sqlite", 3).await;
+    let store = SqliteStore::open(&path).await.unwrap();
+    common::migration::old_rows_carried_over(Arc::new(store)).await;
+}

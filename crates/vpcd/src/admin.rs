@@ -2,13 +2,14 @@
 //! database.
 
 use vpcd_store::Store;
+use vpcd_types::GatewayNodeId;
 
 /// Print accounts with their keys; secret keys are never printed here.
 pub async fn list(store: &dyn Store) -> anyhow::Result<()> {
     for (account, keys) in store.list_accounts().await? {
         println!(
             "account {:>4}  {:<24} {}",
-            account.id,
+            account.id.get(),
             account.name,
             if account.disabled {
                 "disabled"
@@ -47,10 +48,10 @@ pub async fn create_key(store: &dyn Store, account: &str) -> anyhow::Result<()> 
 pub async fn nodes(store: &dyn Store) -> anyhow::Result<()> {
     use crate::cluster::{is_alive, NodeInfo, ALIVE_HEARTBEATS};
     let now = crate::app::Clock::default().now();
-    let members = store.list_cluster_nodes().await?;
+    let members = store.list_members().await?;
     let gateways = store.list_gateway_nodes().await?;
     let leases = store.gateway_leases().await?;
-    let gw_name = |id: i64| {
+    let gw_name = |id: GatewayNodeId| {
         gateways
             .iter()
             .find(|g| g.id == id)

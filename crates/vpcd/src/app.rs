@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use ipnet::IpNet;
 use vpcd_dataplane::{DriverError, VpnDriver};
 use vpcd_store::{Limits, Store};
-use vpcd_types::{NetStatus, TunnelSpec, VpnConnId};
+use vpcd_types::{GatewayNodeId, NetStatus, TunnelSpec, VpnConnId};
 
 use crate::engine::Engine;
 
@@ -62,7 +62,7 @@ impl Clock {
 /// gateways that have none.
 pub struct Drivers {
     api_only: Arc<dyn VpnDriver>,
-    nodes: RwLock<HashMap<i64, Arc<dyn VpnDriver>>>,
+    nodes: RwLock<HashMap<GatewayNodeId, Arc<dyn VpnDriver>>>,
 }
 
 impl Drivers {
@@ -83,7 +83,7 @@ impl Drivers {
         }
     }
 
-    pub fn insert_node(&self, node_id: i64, driver: Arc<dyn VpnDriver>) {
+    pub fn insert_node(&self, node_id: GatewayNodeId, driver: Arc<dyn VpnDriver>) {
         self.nodes
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -91,7 +91,7 @@ impl Drivers {
     }
 
     /// Stop driving a node (its lease moved to another vpcd).
-    pub fn remove_node(&self, node_id: i64) -> Option<Arc<dyn VpnDriver>> {
+    pub fn remove_node(&self, node_id: GatewayNodeId) -> Option<Arc<dyn VpnDriver>> {
         self.nodes
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -100,7 +100,7 @@ impl Drivers {
 
     /// The gateway nodes this process has a driver for, and `None` for API
     /// only: whose tasks this process may run.
-    pub fn driven(&self) -> Vec<Option<i64>> {
+    pub fn driven(&self) -> Vec<Option<GatewayNodeId>> {
         let mut v = vec![None];
         v.extend(
             self.nodes
@@ -113,7 +113,7 @@ impl Drivers {
     }
 
     /// The driver for a gateway placed on `node` (`None`: API only).
-    pub fn get(&self, node: Option<i64>) -> Option<Arc<dyn VpnDriver>> {
+    pub fn get(&self, node: Option<GatewayNodeId>) -> Option<Arc<dyn VpnDriver>> {
         match node {
             None => Some(self.api_only.clone()),
             Some(id) => self
@@ -126,7 +126,7 @@ impl Drivers {
     }
 
     /// The driver of every gateway node this process drives, by node id.
-    pub fn nodes(&self) -> Vec<(i64, Arc<dyn VpnDriver>)> {
+    pub fn nodes(&self) -> Vec<(GatewayNodeId, Arc<dyn VpnDriver>)> {
         self.nodes
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -153,17 +153,17 @@ pub struct AppState {
 /// node's address.
 #[derive(Default)]
 pub struct Placement {
-    nodes: RwLock<Vec<i64>>,
+    nodes: RwLock<Vec<GatewayNodeId>>,
     next: std::sync::atomic::AtomicUsize,
 }
 
 impl Placement {
-    pub fn set_nodes(&self, nodes: Vec<i64>) {
+    pub fn set_nodes(&self, nodes: Vec<GatewayNodeId>) {
         *self.nodes.write().unwrap_or_else(|p| p.into_inner()) = nodes;
     }
 
     /// The node for the next gateway, spreading gateways over nodes in turn.
-    pub fn choose(&self) -> Option<i64> {
+    pub fn choose(&self) -> Option<GatewayNodeId> {
         let nodes = self.nodes.read().unwrap_or_else(|p| p.into_inner());
         if nodes.is_empty() {
             return None;

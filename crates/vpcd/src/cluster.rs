@@ -30,7 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use vpcd_store::{ClusterNode, GatewayNode, Store};
+use vpcd_store::{ClusterMember, GatewayNode, Store};
+use vpcd_types::GatewayNodeId;
 
 use crate::app::{AppState, Clock};
 
@@ -99,7 +100,7 @@ fn died_here(me: &NodeInfo, other: &NodeInfo) -> bool {
 
 /// Whether `node` counts as alive at `now`, given its heartbeat interval
 /// (`default_interval_ms` when its info does not say).
-pub fn is_alive(node: &ClusterNode, now: i64, default_interval_ms: u64) -> bool {
+pub fn is_alive(node: &ClusterMember, now: i64, default_interval_ms: u64) -> bool {
     let info = NodeInfo::parse(&node.info);
     if info.stopped {
         return false;
@@ -126,9 +127,9 @@ pub struct Cluster {
 #[derive(Default)]
 struct Leases {
     /// Gateway node -> (end of our lease by our clock, tenure number).
-    held: HashMap<i64, (i64, u64)>,
+    held: HashMap<GatewayNodeId, (i64, u64)>,
     /// Gateway node -> when this process first saw it free.
-    free_since: HashMap<i64, i64>,
+    free_since: HashMap<GatewayNodeId, i64>,
     next_tenure: u64,
 }
 
@@ -164,7 +165,7 @@ impl Cluster {
     /// holds the lease and, by its own clock, the lease has more than a
     /// second to run. A driver's helpers stop when the tenure they started
     /// under is over.
-    pub fn tenure(&self, node: i64, now: i64) -> Option<u64> {
+    pub fn tenure(&self, node: GatewayNodeId, now: i64) -> Option<u64> {
         let leases = self.leases();
         match leases.held.get(&node) {
             Some((until, tenure)) if now + 1 < *until => Some(*tenure),
@@ -173,7 +174,7 @@ impl Cluster {
     }
 
     /// Gateway nodes this process may drive now.
-    pub fn driven(&self, now: i64) -> HashSet<i64> {
+    pub fn driven(&self, now: i64) -> HashSet<GatewayNodeId> {
         self.leases()
             .held
             .iter()
@@ -200,7 +201,7 @@ impl Cluster {
         self.leases().held.retain(|node, (until, _)| {
             let keep = now + 1 < *until;
             if !keep {
-                tracing::warn!(node, "gateway node lease ran out; no longer driving it");
+                tracing::warn!(node = %node, "gateway node lease ran out; no longer driving it");
             }
             keep
         });
@@ -213,7 +214,7 @@ impl Cluster {
             return Ok(());
         }
         let interval_ms = self.interval.as_millis() as u64;
-        let members = store.list_cluster_nodes().await?;
+        let members = store.list_members().await?;
         let alive: Vec<String> = members
             .iter()
             .filter(|n| n.name != self.name && is_alive(n, now, interval_ms))
@@ -228,7 +229,7 @@ impl Cluster {
             .map(|n| n.name.as_str())
             .collect();
         let share = nodes.len().div_ceil(alive.len() + 1);
-        let mut leases: HashMap<i64, (String, i64)> = store
+        let mut leases: HashMap<GatewayNodeId, (String, i64)> = store
             .gateway_leases()
             .await?
             .into_iter()
@@ -237,7 +238,7 @@ impl Cluster {
         for (node, (holder, until)) in leases.iter_mut() {
             if *until >= now && dead_here.contains(holder.as_str()) {
                 store.release_gateway_lease(*node, holder).await?;
-                tracing::info!(node, holder = %holder, "released the lease of a vpcd that died on this host");
+                tracing::info!(node = %node, holder = %holder, "released the lease of a vpcd that died on this host");
                 *until = i64::MIN;
             }
         }
@@ -282,18 +283,18 @@ impl Cluster {
                     let tenure = leases.next_tenure;
                     leases.held.insert(node.id, (now + self.lease_secs, tenure));
                     held_now += 1;
-                    tracing::info!(node = node.id, name = %node.name, "took the gateway node's lease");
+                    tracing::info!(node = %node.id, name = %node.name, "took the gateway node's lease");
                 } else if let Some(entry) = leases.held.get_mut(&node.id) {
                     entry.0 = now + self.lease_secs;
                 }
             } else if ours {
                 leases.held.remove(&node.id);
                 held_now -= 1;
-                tracing::warn!(node = node.id, "gateway node lease lost to another vpcd");
+                tracing::warn!(node = %node.id, "gateway node lease lost to another vpcd");
             }
         }
         // Forget nodes that were removed; give one back while over share.
-        let known: HashSet<i64> = nodes.iter().map(|n| n.id).collect();
+        let known: HashSet<GatewayNodeId> = nodes.iter().map(|n| n.id).collect();
         self.leases().held.retain(|id, _| known.contains(id));
         let surplus = {
             let leases = self.leases();
@@ -305,7 +306,7 @@ impl Cluster {
             self.leases().held.remove(&node);
             store.release_gateway_lease(node, &self.name).await?;
             tracing::info!(
-                node,
+                node = %node,
                 share,
                 "gave a gateway node back to balance the cluster"
             );
@@ -318,10 +319,10 @@ impl Cluster {
     /// A last heartbeat marks this process stopped, so the others count it
     /// out of the cluster at once.
     pub async fn release_all(&self, store: &dyn Store, clock: &Clock) {
-        let held: Vec<i64> = self.leases().held.drain().map(|(id, _)| id).collect();
+        let held: Vec<GatewayNodeId> = self.leases().held.drain().map(|(id, _)| id).collect();
         for node in held {
             if let Err(e) = store.release_gateway_lease(node, &self.name).await {
-                tracing::warn!(node, error = %e, "releasing a gateway node lease failed");
+                tracing::warn!(node = %node, error = %e, "releasing a gateway node lease failed");
             }
         }
         let info = {
@@ -369,8 +370,8 @@ pub async fn start(cluster: &Arc<Cluster>, store: &dyn Store, clock: &Clock) {
 mod tests {
     use super::*;
 
-    fn node(last_seen: i64, info: &str) -> ClusterNode {
-        ClusterNode {
+    fn node(last_seen: i64, info: &str) -> ClusterMember {
+        ClusterMember {
             name: "n".into(),
             started_at: 0,
             last_seen,

@@ -111,10 +111,10 @@ impl Engine {
         };
         match &outcome {
             Ok(()) => {
-                tracing::info!(task = task.id, kind = task.kind.as_str(), conn = %conn.un_id, "task succeeded")
+                tracing::info!(task = %task.id, kind = task.kind.as_str(), conn = %conn.un_id, "task succeeded")
             }
             Err(e) => {
-                tracing::warn!(task = task.id, kind = task.kind.as_str(), conn = %conn.un_id, error = %e.error_msg, "task failed")
+                tracing::warn!(task = %task.id, kind = task.kind.as_str(), conn = %conn.un_id, error = %e.error_msg, "task failed")
             }
         }
         let finished = self
@@ -123,7 +123,7 @@ impl Engine {
             .await?;
         if !finished {
             tracing::warn!(
-                task = task.id,
+                task = %task.id,
                 "lease lost before the task finished; another worker owns it now"
             );
         }

@@ -389,14 +389,18 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                                 n.addresses.iter().map(|a| a.to_string()).collect();
                             println!(
                                 "{:>4}  {:<16} {:<40} {}",
-                                n.id,
+                                n.id.get(),
                                 n.name,
                                 n.vici,
                                 addrs.join(",")
                             );
                         }
                     }
-                    NodeCommand::Remove { id } => store.remove_gateway_node(id).await?,
+                    NodeCommand::Remove { id } => {
+                        store
+                            .remove_gateway_node(vpcd_types::GatewayNodeId::new(id))
+                            .await?
+                    }
                 },
                 AdminCommand::Nodes => vpcd::admin::nodes(store.as_ref()).await?,
                 AdminCommand::Key { command } => match command {

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use vpcd_dataplane::strongswan::StrongSwanDriver;
 use vpcd_dataplane::{ApiOnlyDriver, VpnDriver};
 use vpcd_store::Store;
-use vpcd_types::{ConnStatus, NetStatus, VpnConnId};
+use vpcd_types::{ConnStatus, GatewayNodeId, NetStatus, VpnConnId};
 
 use crate::app::{AppState, Clock, Drivers, Placement, Settings};
 use crate::cluster::{Cluster, NodeInfo};
@@ -147,7 +147,7 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
         );
         StrongSwanDriver::new(uri).map_err(|e| anyhow::anyhow!("--charon {uri}: {e}"))?;
         let node = store.ensure_gateway_node(uri, &cfg.public_ips).await?;
-        tracing::info!(node = node.id, vici = %uri, addresses = ?node.addresses, "local gateway node");
+        tracing::info!(node = %node.id, vici = %uri, addresses = ?node.addresses, "local gateway node");
     }
 
     let clock = Clock::default();
@@ -288,12 +288,16 @@ fn redact_url(url: &str) -> String {
 pub async fn reconcile_once(state: &AppState) {
     for (node, driver) in state.drivers.nodes() {
         if let Err(e) = reconcile_node(state, node, driver.as_ref()).await {
-            tracing::warn!(node, driver = %driver.describe(), error = %e, "reconciliation failed; will retry");
+            tracing::warn!(node = %node, driver = %driver.describe(), error = %e, "reconciliation failed; will retry");
         }
     }
 }
 
-async fn reconcile_node(state: &AppState, node: i64, driver: &dyn VpnDriver) -> anyhow::Result<()> {
+async fn reconcile_node(
+    state: &AppState,
+    node: GatewayNodeId,
+    driver: &dyn VpnDriver,
+) -> anyhow::Result<()> {
     let desired = state.store.desired_conns(Some(node)).await?;
     let loaded: HashSet<VpnConnId> = driver.loaded().await?.into_iter().collect();
     let wanted: HashSet<&VpnConnId> = desired.iter().map(|c| &c.un_id).collect();
@@ -342,7 +346,7 @@ pub async fn refresh_nodes(state: &AppState, shutdown: &watch::Receiver<bool>) {
     for node in &nodes {
         if state.cluster.tenure(node.id, now).is_none() {
             if state.drivers.remove_node(node.id).is_some() {
-                tracing::info!(node = node.id, name = %node.name, "no longer driving gateway node");
+                tracing::info!(node = %node.id, name = %node.name, "no longer driving gateway node");
             }
             continue;
         }
@@ -352,30 +356,30 @@ pub async fn refresh_nodes(state: &AppState, shutdown: &watch::Receiver<bool>) {
         let driver = match StrongSwanDriver::new(&node.vici) {
             Ok(d) => d,
             Err(e) => {
-                tracing::error!(node = node.id, vici = %node.vici, error = %e, "bad VICI URI for gateway node");
+                tracing::error!(node = %node.id, vici = %node.vici, error = %e, "bad VICI URI for gateway node");
                 continue;
             }
         };
-        tracing::info!(node = node.id, name = %node.name, vici = %node.vici, "driving gateway node");
+        tracing::info!(node = %node.id, name = %node.name, vici = %node.vici, "driving gateway node");
         // Take over the node's live state before going on, so that no stale
         // "available" from an earlier run (or another vpcd) is served.
         let live = driver.net_status().await.unwrap_or_default();
         match state.store.desired_conns(Some(node.id)).await {
             Ok(desired) if !desired.is_empty() => {
-                let changes: Vec<(String, NetStatus)> = desired
+                let changes: Vec<(VpnConnId, NetStatus)> = desired
                     .iter()
                     .map(|c| {
                         let st = live.get(&c.un_id).copied();
-                        (c.un_id.to_string(), st.unwrap_or(NetStatus::Unavailable))
+                        (c.un_id.clone(), st.unwrap_or(NetStatus::Unavailable))
                     })
                     .collect();
                 if let Err(e) = state.store.set_net_status(&changes).await {
-                    tracing::warn!(node = node.id, error = %e, "recording net status failed");
+                    tracing::warn!(node = %node.id, error = %e, "recording net status failed");
                 }
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(node = node.id, error = %e, "listing the node's tunnels failed")
+                tracing::warn!(node = %node.id, error = %e, "listing the node's tunnels failed")
             }
         }
         tokio::spawn(follow_net_status(
@@ -397,7 +401,7 @@ pub async fn refresh_nodes(state: &AppState, shutdown: &watch::Receiver<bool>) {
 /// periodic re-read as a fallback, so `netStatus` follows within a second.
 async fn follow_net_status(
     state: AppState,
-    node: i64,
+    node: GatewayNodeId,
     tenure: Option<u64>,
     driver: StrongSwanDriver,
     mut shutdown: watch::Receiver<bool>,
@@ -416,7 +420,7 @@ async fn follow_net_status(
             _ = tick.tick() => match driver.net_status().await {
                 Ok(m) => m,
                 Err(e) => {
-                    tracing::debug!(node, error = %e, "gateway node unreachable");
+                    tracing::debug!(node = %node, error = %e, "gateway node unreachable");
                     HashMap::new()
                 }
             },
@@ -426,15 +430,15 @@ async fn follow_net_status(
         if state.cluster.tenure(node, state.clock.now()) != tenure {
             return;
         }
-        let mut changes: Vec<(String, NetStatus)> = now
+        let mut changes: Vec<(VpnConnId, NetStatus)> = now
             .iter()
             .filter(|(k, v)| last.get(*k) != Some(v))
-            .map(|(k, v)| (k.to_string(), *v))
+            .map(|(k, v)| (k.clone(), *v))
             .collect();
         changes.extend(
             last.keys()
                 .filter(|k| !now.contains_key(*k))
-                .map(|k| (k.to_string(), NetStatus::Unavailable)),
+                .map(|k| (k.clone(), NetStatus::Unavailable)),
         );
         if first {
             // After a restart the database may still say "available" for a
@@ -444,7 +448,7 @@ async fn follow_net_status(
                     desired
                         .iter()
                         .filter(|c| !now.contains_key(&c.un_id))
-                        .map(|c| (c.un_id.to_string(), NetStatus::Unavailable)),
+                        .map(|c| (c.un_id.clone(), NetStatus::Unavailable)),
                 );
             }
             first = false;
@@ -454,7 +458,7 @@ async fn follow_net_status(
         }
         match state.store.set_net_status(&changes).await {
             Ok(()) => last = now,
-            Err(e) => tracing::warn!(node, error = %e, "recording net status failed"),
+            Err(e) => tracing::warn!(node = %node, error = %e, "recording net status failed"),
         }
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::{Mutex, RwLock};
 use vpcd_auth::{SignatureMethod, Signer};
-use vpcd_store::testing::ScratchDb;
+use vpcd_store::testing::{claim_any, ScratchDb};
 use vpcd_store::{ConnFilter, Order, Page, PgStore, Scope, Store};
 
 /// One test at a time.
@@ -257,7 +257,7 @@ impl Cluster {
             for id in ids {
                 let t = self
                     .store
-                    .get_task(&self.scope, *id)
+                    .get_task(&self.scope, vpcd_types::TaskId::new(*id))
                     .await
                     .unwrap()
                     .expect("an accepted task exists");
@@ -282,7 +282,7 @@ impl Cluster {
     /// far in the future), nothing is claimable.
     async fn assert_nothing_running(&self) {
         let far = now() + 100_000;
-        let left = self.store.claim_task("checker", far, 1).await.unwrap();
+        let left = claim_any(&*self.store, "checker", far, 1).await.unwrap();
         assert!(left.is_none(), "a task is still running: {left:?}");
         for c in self.all_conns().await {
             assert_eq!(c.active_task, None, "{c:?}");
@@ -887,7 +887,7 @@ async fn gateway_nodes_have_one_driver_that_moves_when_it_dies() {
 /// The cluster name of each running node (matched by pid; "" if unknown).
 async fn vpcd_names(store: &PgStore, nodes: &[Node]) -> Vec<String> {
     let members: Vec<(String, u32)> = store
-        .list_cluster_nodes()
+        .list_members()
         .await
         .unwrap()
         .into_iter()
@@ -907,7 +907,7 @@ async fn vpcd_names(store: &PgStore, nodes: &[Node]) -> Vec<String> {
 }
 
 /// Gateway node -> the vpcd holding a current lease on it.
-async fn current_holders(store: &PgStore) -> BTreeMap<i64, String> {
+async fn current_holders(store: &PgStore) -> BTreeMap<vpcd_types::GatewayNodeId, String> {
     let now = now();
     store
         .gateway_leases()

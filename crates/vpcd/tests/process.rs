@@ -268,12 +268,16 @@ fn kill_dash_nine_with_tasks_in_flight_then_every_task_completes_once() {
             .await
             .unwrap();
         let scope = vpcd_store::Scope {
-            account_id: 1,
+            account_id: vpcd_types::AccountId::new(1),
             region: "gz".into(),
         };
         let mut retried = 0;
         for t in &tasks {
-            let task = store.get_task(&scope, *t).await.unwrap().unwrap();
+            let task = store
+                .get_task(&scope, vpcd_types::TaskId::new(*t))
+                .await
+                .unwrap()
+                .unwrap();
             assert!(task.finished_at.is_some());
             assert!(
                 task.attempts <= 2,

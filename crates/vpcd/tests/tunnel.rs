@@ -512,7 +512,7 @@ fn two_hundred_tunnels_one_change_touches_only_its_own() {
             .await
             .unwrap();
         let scope = vpcd_store::Scope {
-            account_id: 1,
+            account_id: vpcd_types::AccountId::new(1),
             region: "gz".into(),
         };
         let conn = store

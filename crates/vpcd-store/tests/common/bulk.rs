@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vpcd_store::*;
-use vpcd_types::*;
 
 /// Load 100,000 running connections (100 gateways, 1,000 peers) with
 /// `import_conns` and check they are all there; returns how long the
@@ -51,30 +50,7 @@ pub(crate) async fn import_100k(store: Arc<dyn Store>) -> Duration {
         };
         ugws.push(store.create_user_gw(&scope, u, &roomy).await.unwrap().id);
     }
-    let settings = ConnSettings {
-        pre_shared_key: Secret::new("bench-psk"),
-        spd_source: SpdSource::UserGwCidrBlock,
-        spd: vec![SpdRule {
-            local: "10.0.0.0/16".parse().unwrap(),
-            remote: vec!["10.56.20.0/24".parse().unwrap()],
-        }],
-        ike: IkeSettings {
-            encryption: IkeEncryption::AesCbc128,
-            authentication: AuthAlgorithm::Sha,
-            exchange_mode: ExchangeMode::Main,
-            local_identity: Identity::Address("203.0.113.1".parse().unwrap()),
-            remote_identity: Identity::Address("198.51.100.1".parse().unwrap()),
-            dh_group: DhGroup::Group2,
-            sa_lifetime_seconds: 86_400,
-        },
-        ipsec: IpsecSettings {
-            encryption: IpsecEncryption::AesCbc128,
-            integrity: AuthAlgorithm::Sha,
-            sa_lifetime_seconds: 3_600,
-            sa_lifetime_traffic_kb: 1_843_200,
-            pfs: PfsGroup::Null,
-        },
-    };
+    let settings = super::conformance::settings("bench-psk");
     let conns: Vec<NewConn> = (0..100_000usize)
         .map(|i| NewConn {
             vpc_id: vpc.id,

@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use vpcd_store::testing::claim_any;
 use vpcd_store::*;
 use vpcd_types::id::{UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
 use vpcd_types::*;
@@ -75,6 +76,8 @@ macro_rules! conformance_tests {
             concurrent_gateway_lease_has_one_winner,
             concurrent_creates_respect_pair_rule,
             concurrent_mutations_one_wins,
+            unknown_account_is_not_found,
+            net_status_in_bulk,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -163,7 +166,7 @@ fn all() -> Page {
     page(Order::CreateTime, false, 0, 100)
 }
 
-fn settings(psk: &str) -> ConnSettings {
+pub(crate) fn settings(psk: &str) -> ConnSettings {
     ConnSettings {
         pre_shared_key: Secret::new(psk),
         spd_source: SpdSource::UserGwCidrBlock,
@@ -212,7 +215,7 @@ async fn vpc(store: &Arc<dyn Store>, sc: &Scope, name: &str) -> Vpc {
         .unwrap()
 }
 
-fn new_gw(vpc_id: i64, name: &str, address: AddressSource) -> NewVpnGw {
+fn new_gw(vpc_id: VpcRowId, name: &str, address: AddressSource) -> NewVpnGw {
     NewVpnGw {
         vpc_id,
         name: name.into(),
@@ -223,7 +226,7 @@ fn new_gw(vpc_id: i64, name: &str, address: AddressSource) -> NewVpnGw {
     }
 }
 
-async fn vpn_gw(store: &Arc<dyn Store>, sc: &Scope, vpc_id: i64, name: &str) -> VpnGw {
+async fn vpn_gw(store: &Arc<dyn Store>, sc: &Scope, vpc_id: VpcRowId, name: &str) -> VpnGw {
     store
         .create_vpn_gw(sc, new_gw(vpc_id, name, pool("203.0.113.0/24")), &roomy())
         .await
@@ -244,7 +247,7 @@ async fn user_gw(store: &Arc<dyn Store>, sc: &Scope, name: &str, address: &str) 
         .unwrap()
 }
 
-fn new_conn(vpc: i64, gw: i64, ugw: i64, name: &str) -> NewConn {
+fn new_conn(vpc: VpcRowId, gw: VpnGwRowId, ugw: UserGwRowId, name: &str) -> NewConn {
     NewConn {
         vpc_id: vpc,
         vpn_gw_id: gw,
@@ -277,8 +280,7 @@ async fn topology(store: &Arc<dyn Store>, sc: &Scope) -> (Vpc, VpnGw, UserGw) {
 
 /// Claim the next task as `worker` and finish it with `outcome`.
 async fn run_next(store: &Arc<dyn Store>, outcome: Result<(), TaskError>) -> ClaimedTask {
-    let claimed = store
-        .claim_task("worker-1", T0, 30)
+    let claimed = claim_any(&**store, "worker-1", T0, 30)
         .await
         .unwrap()
         .expect("a runnable task");
@@ -296,11 +298,11 @@ fn failure(code: &str) -> Result<(), TaskError> {
     })
 }
 
-async fn get_conn(store: &Arc<dyn Store>, sc: &Scope, id: i64) -> Option<VpnConn> {
-    store.get_conn(sc, &IdRef::Numeric(id)).await.unwrap()
+async fn get_conn(store: &Arc<dyn Store>, sc: &Scope, id: VpnConnRowId) -> Option<VpnConn> {
+    store.get_conn(sc, &IdRef::Numeric(id.get())).await.unwrap()
 }
 
-async fn task(store: &Arc<dyn Store>, sc: &Scope, id: i64) -> Task {
+async fn task(store: &Arc<dyn Store>, sc: &Scope, id: TaskId) -> Task {
     store.get_task(sc, id).await.unwrap().expect("task exists")
 }
 
@@ -490,7 +492,10 @@ pub(crate) async fn tenancy_hides_other_scopes(store: Arc<dyn Store>) {
     let other_account = scope_of(&store, "bob", "gz").await;
     let other_region = scope_of(&store, "alice", "bj").await;
     for s in [&other_account, &other_region] {
-        assert_eq!(store.get_vpc(s, &IdRef::Numeric(v.id)).await.unwrap(), None);
+        assert_eq!(
+            store.get_vpc(s, &IdRef::Numeric(v.id.get())).await.unwrap(),
+            None
+        );
         assert_eq!(
             store
                 .get_vpc(s, &IdRef::Unified(v.un_id.clone()))
@@ -499,7 +504,10 @@ pub(crate) async fn tenancy_hides_other_scopes(store: Arc<dyn Store>) {
             None
         );
         assert_eq!(
-            store.get_vpn_gw(s, &IdRef::Numeric(g.id)).await.unwrap(),
+            store
+                .get_vpn_gw(s, &IdRef::Numeric(g.id.get()))
+                .await
+                .unwrap(),
             None
         );
         assert_eq!(
@@ -510,7 +518,10 @@ pub(crate) async fn tenancy_hides_other_scopes(store: Arc<dyn Store>) {
             None
         );
         assert_eq!(
-            store.get_user_gw(s, &IdRef::Numeric(u.id)).await.unwrap(),
+            store
+                .get_user_gw(s, &IdRef::Numeric(u.id.get()))
+                .await
+                .unwrap(),
             None
         );
         assert_eq!(
@@ -521,7 +532,10 @@ pub(crate) async fn tenancy_hides_other_scopes(store: Arc<dyn Store>) {
             None
         );
         assert_eq!(
-            store.get_conn(s, &IdRef::Numeric(c.id)).await.unwrap(),
+            store
+                .get_conn(s, &IdRef::Numeric(c.id.get()))
+                .await
+                .unwrap(),
             None
         );
         assert_eq!(
@@ -656,7 +670,7 @@ pub(crate) async fn ids_resolve_in_both_forms(store: Arc<dyn Store>) {
     let (c, _) = conn(&store, &sc, &g, &u, "c").await;
 
     let read = store
-        .get_vpc(&sc, &IdRef::Numeric(v.id))
+        .get_vpc(&sc, &IdRef::Numeric(v.id.get()))
         .await
         .unwrap()
         .unwrap();
@@ -705,7 +719,7 @@ pub(crate) async fn ids_resolve_in_both_forms(store: Arc<dyn Store>) {
 
     assert_eq!(
         store
-            .get_vpc(&sc, &IdRef::Numeric(v.id + 1000))
+            .get_vpc(&sc, &IdRef::Numeric(v.id.get() + 1000))
             .await
             .unwrap(),
         None
@@ -786,7 +800,7 @@ pub(crate) async fn vpn_gw_quota(store: Arc<dyn Store>) {
     };
     let v1 = vpc(&store, &sc, "v1").await;
     let v2 = vpc(&store, &sc, "v2").await;
-    let new = |vpc: i64| new_gw(vpc, "same-name", pool("203.0.113.0/24"));
+    let new = |vpc: VpcRowId| new_gw(vpc, "same-name", pool("203.0.113.0/24"));
     store.create_vpn_gw(&sc, new(v1.id), &limits).await.unwrap();
     // VPN gateway names need not be unique.
     store.create_vpn_gw(&sc, new(v1.id), &limits).await.unwrap();
@@ -796,7 +810,9 @@ pub(crate) async fn vpn_gw_quota(store: Arc<dyn Store>) {
     );
     store.create_vpn_gw(&sc, new(v2.id), &limits).await.unwrap();
     assert_err!(
-        store.create_vpn_gw(&sc, new(v1.id + 1000), &limits).await,
+        store
+            .create_vpn_gw(&sc, new(RowId::new(v1.id.get() + 1000)), &limits)
+            .await,
         StoreError::NotFound(Resource::Vpc)
     );
 }
@@ -968,7 +984,11 @@ pub(crate) async fn conn_counter_matches_rows(store: Arc<dyn Store>) {
     );
     assert_err!(
         store
-            .create_conn(&sc, new_conn(v.id, g.id, u.id + 1000, "cx"), &limits)
+            .create_conn(
+                &sc,
+                new_conn(v.id, g.id, RowId::new(u.id.get() + 1000), "cx"),
+                &limits
+            )
             .await,
         StoreError::NotFound(Resource::UserGw)
     );
@@ -1102,13 +1122,21 @@ pub(crate) async fn create_conn_checks_parents(store: Arc<dyn Store>) {
     let g2 = vpn_gw(&store, &sc, v2.id, "gw-two").await;
     assert_err!(
         store
-            .create_conn(&sc, new_conn(v.id + 1000, g.id, u.id, "c"), &roomy())
+            .create_conn(
+                &sc,
+                new_conn(RowId::new(v.id.get() + 1000), g.id, u.id, "c"),
+                &roomy()
+            )
             .await,
         StoreError::NotFound(Resource::Vpc)
     );
     assert_err!(
         store
-            .create_conn(&sc, new_conn(v.id, g.id + 1000, u.id, "c"), &roomy())
+            .create_conn(
+                &sc,
+                new_conn(v.id, RowId::new(g.id.get() + 1000), u.id, "c"),
+                &roomy()
+            )
             .await,
         StoreError::NotFound(Resource::VpnGw)
     );
@@ -1121,7 +1149,11 @@ pub(crate) async fn create_conn_checks_parents(store: Arc<dyn Store>) {
     );
     assert_err!(
         store
-            .create_conn(&sc, new_conn(v.id, g.id, u.id + 1000, "c"), &roomy())
+            .create_conn(
+                &sc,
+                new_conn(v.id, g.id, RowId::new(u.id.get() + 1000), "c"),
+                &roomy()
+            )
             .await,
         StoreError::NotFound(Resource::UserGw)
     );
@@ -1133,7 +1165,7 @@ pub(crate) async fn create_conn_checks_parents(store: Arc<dyn Store>) {
             .0,
         0
     );
-    assert!(store.claim_task("w", T0, 30).await.unwrap().is_none());
+    assert!(claim_any(&*store, "w", T0, 30).await.unwrap().is_none());
 }
 
 pub(crate) async fn create_conn_is_atomic(store: Arc<dyn Store>) {
@@ -1177,9 +1209,9 @@ pub(crate) async fn create_conn_is_atomic(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(total, 1);
     assert_eq!(conns[0].id, c.id);
-    let claimed = store.claim_task("w", T0, 30).await.unwrap().unwrap();
+    let claimed = claim_any(&*store, "w", T0, 30).await.unwrap().unwrap();
     assert_eq!(claimed.task.id, t.id);
-    assert!(store.claim_task("w", T0, 30).await.unwrap().is_none());
+    assert!(claim_any(&*store, "w", T0, 30).await.unwrap().is_none());
 }
 
 // ---- gateway addresses ----------------------------------------------------------
@@ -1316,7 +1348,7 @@ pub(crate) async fn node_addresses_spread_then_shared(store: Arc<dyn Store>) {
     assert_eq!(p.address, ip("198.51.100.10"));
     assert_eq!(
         store
-            .get_vpn_gw(&sc, &IdRef::Numeric(gws[0].id))
+            .get_vpn_gw(&sc, &IdRef::Numeric(gws[0].id.get()))
             .await
             .unwrap()
             .unwrap()
@@ -1350,7 +1382,7 @@ pub(crate) async fn node_addresses_spread_then_shared(store: Arc<dyn Store>) {
                     v.id,
                     "x",
                     AddressSource::Node {
-                        node_id: m.id + 100
+                        node_id: RowId::new(m.id.get() + 100)
                     }
                 ),
                 &roomy()
@@ -1418,19 +1450,19 @@ pub(crate) async fn counters(store: Arc<dyn Store>) {
     conn(&store, &sc, &g2, &u2, "c3").await;
 
     let v = store
-        .get_vpc(&sc, &IdRef::Numeric(v.id))
+        .get_vpc(&sc, &IdRef::Numeric(v.id.get()))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(v.vpn_gw_num, 2);
     let g = store
-        .get_vpn_gw(&sc, &IdRef::Numeric(g.id))
+        .get_vpn_gw(&sc, &IdRef::Numeric(g.id.get()))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(g.conn_num, 2);
     let u2 = store
-        .get_user_gw(&sc, &IdRef::Numeric(u2.id))
+        .get_user_gw(&sc, &IdRef::Numeric(u2.id.get()))
         .await
         .unwrap()
         .unwrap();
@@ -1712,7 +1744,7 @@ pub(crate) async fn conn_filters(store: Arc<dyn Store>) {
     let (c3, _) = conn(&store, &sc, &g2, &u, "alphabet").await;
 
     let ids = |rows: &[VpnConn]| rows.iter().map(|c| c.id).collect::<Vec<_>>();
-    let check = |f: ConnFilter, want: Vec<i64>| {
+    let check = |f: ConnFilter, want: Vec<VpnConnRowId>| {
         let store = store.clone();
         let sc = sc.clone();
         async move {
@@ -1722,7 +1754,7 @@ pub(crate) async fn conn_filters(store: Arc<dyn Store>) {
     };
     check(
         ConnFilter {
-            vpc: Some(IdRef::Numeric(v1.id)),
+            vpc: Some(IdRef::Numeric(v1.id.get())),
             ..Default::default()
         },
         vec![c1.id, c2.id],
@@ -1738,7 +1770,7 @@ pub(crate) async fn conn_filters(store: Arc<dyn Store>) {
     .await;
     check(
         ConnFilter {
-            vpn_gw: Some(IdRef::Numeric(g1b.id)),
+            vpn_gw: Some(IdRef::Numeric(g1b.id.get())),
             ..Default::default()
         },
         vec![c2.id],
@@ -1754,7 +1786,7 @@ pub(crate) async fn conn_filters(store: Arc<dyn Store>) {
     .await;
     check(
         ConnFilter {
-            id: Some(IdRef::Numeric(c3.id)),
+            id: Some(IdRef::Numeric(c3.id.get())),
             ..Default::default()
         },
         vec![c3.id],
@@ -1787,8 +1819,8 @@ pub(crate) async fn conn_filters(store: Arc<dyn Store>) {
     .await;
     check(
         ConnFilter {
-            vpc: Some(IdRef::Numeric(v2.id)),
-            vpn_gw: Some(IdRef::Numeric(g1.id)),
+            vpc: Some(IdRef::Numeric(v2.id.get())),
+            vpn_gw: Some(IdRef::Numeric(g1.id.get())),
             ..Default::default()
         },
         vec![],
@@ -1822,7 +1854,7 @@ pub(crate) async fn conn_filters(store: Arc<dyn Store>) {
         .list_vpn_gws(
             &sc,
             &VpnGwFilter {
-                id: Some(IdRef::Numeric(g2.id)),
+                id: Some(IdRef::Numeric(g2.id.get())),
                 ..Default::default()
             },
             &all(),
@@ -1880,7 +1912,7 @@ pub(crate) async fn busy_refusal(store: Arc<dyn Store>) {
     assert_err!(store.begin_reset(&sc, c.id).await, StoreError::Busy(t) if t == modify.id);
     assert_err!(store.begin_modify(&sc, c.id, change()).await, StoreError::Busy(t) if t == modify.id);
     assert_err!(
-        store.begin_delete(&sc, c.id + 1000).await,
+        store.begin_delete(&sc, RowId::new(c.id.get() + 1000)).await,
         StoreError::NotFound(Resource::VpnConn)
     );
 }
@@ -1936,7 +1968,7 @@ pub(crate) async fn create_task_transitions(store: Arc<dyn Store>) {
     );
     run_next(&store, Ok(())).await;
     assert_eq!(get_conn(&store, &sc, bad.id).await, None);
-    assert!(store.claim_task("w", T0, 30).await.unwrap().is_none());
+    assert!(claim_any(&*store, "w", T0, 30).await.unwrap().is_none());
 }
 
 pub(crate) async fn modify_transitions(store: Arc<dyn Store>) {
@@ -2028,7 +2060,7 @@ pub(crate) async fn modify_transitions(store: Arc<dyn Store>) {
         (ConnStatus::Running, None, "again")
     );
     assert_eq!(now.settings, settings("psk-two"));
-    assert!(store.claim_task("w", T0, 30).await.unwrap().is_none());
+    assert!(claim_any(&*store, "w", T0, 30).await.unwrap().is_none());
     // Keeping one's own name is not a clash.
     store
         .begin_modify(
@@ -2133,21 +2165,21 @@ pub(crate) async fn lease_expiry_hands_task_over(store: Arc<dyn Store>) {
     let (_, g, u) = topology(&store, &sc).await;
     let (c, t) = conn(&store, &sc, &g, &u, "c").await;
 
-    let a = store.claim_task("worker-a", T0, 30).await.unwrap().unwrap();
+    let a = claim_any(&*store, "worker-a", T0, 30)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((a.task.id, a.task.attempts), (t.id, 1));
-    assert!(store
-        .claim_task("worker-b", T0 + 10, 30)
+    assert!(claim_any(&*store, "worker-b", T0 + 10, 30)
         .await
         .unwrap()
         .is_none());
     // The lease runs to T0 + 30 inclusive.
-    assert!(store
-        .claim_task("worker-b", T0 + 30, 30)
+    assert!(claim_any(&*store, "worker-b", T0 + 30, 30)
         .await
         .unwrap()
         .is_none());
-    let b = store
-        .claim_task("worker-b", T0 + 31, 30)
+    let b = claim_any(&*store, "worker-b", T0 + 31, 30)
         .await
         .unwrap()
         .unwrap();
@@ -2193,13 +2225,12 @@ pub(crate) async fn lease_expiry_hands_task_over(store: Arc<dyn Store>) {
         get_conn(&store, &sc, c.id).await.unwrap().status,
         ConnStatus::Running
     );
-    assert!(store
-        .claim_task("worker-c", T0 + 1000, 30)
+    assert!(claim_any(&*store, "worker-c", T0 + 1000, 30)
         .await
         .unwrap()
         .is_none());
     assert!(!store
-        .finish_task(t.id + 1000, "worker-b", T0, Ok(()))
+        .finish_task(RowId::new(t.id.get() + 1000), "worker-b", T0, Ok(()))
         .await
         .unwrap());
 }
@@ -2224,12 +2255,25 @@ pub(crate) async fn claims_oldest_first(store: Arc<dyn Store>) {
     }
     let mut claimed = Vec::new();
     for w in ["w1", "w2", "w3"] {
-        claimed.push(store.claim_task(w, T0, 60).await.unwrap().unwrap().task.id);
+        claimed.push(
+            claim_any(&*store, w, T0, 60)
+                .await
+                .unwrap()
+                .unwrap()
+                .task
+                .id,
+        );
     }
     assert_eq!(claimed, tasks);
-    assert!(store.claim_task("w4", T0 + 5, 60).await.unwrap().is_none());
+    assert!(claim_any(&*store, "w4", T0 + 5, 60)
+        .await
+        .unwrap()
+        .is_none());
     // Every lease expired: the oldest comes first again.
-    let again = store.claim_task("w4", T0 + 61, 60).await.unwrap().unwrap();
+    let again = claim_any(&*store, "w4", T0 + 61, 60)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(again.task.id, tasks[0]);
 }
 
@@ -2253,14 +2297,13 @@ pub(crate) async fn concurrent_claims_take_each_task_once(store: Arc<dyn Store>)
     for w in 0..10 {
         let store = store.clone();
         set.spawn(async move {
-            store
-                .claim_task(&format!("w{w}"), T0, 60)
+            claim_any(&*store, &format!("w{w}"), T0, 60)
                 .await
                 .unwrap()
                 .map(|c| c.task.id)
         });
     }
-    let claimed: Vec<i64> = set.join_all().await.into_iter().flatten().collect();
+    let claimed: Vec<TaskId> = set.join_all().await.into_iter().flatten().collect();
     assert_eq!(claimed.len(), 3, "{claimed:?}");
     assert_eq!(claimed.iter().collect::<BTreeSet<_>>().len(), 3);
 }
@@ -2303,15 +2346,24 @@ pub(crate) async fn in_use_deletes(store: Arc<dyn Store>) {
     store.delete_user_gw(&sc, u.id).await.unwrap();
     store.delete_vpc(&sc, v.id).await.unwrap();
     assert_eq!(
-        store.get_vpc(&sc, &IdRef::Numeric(v.id)).await.unwrap(),
+        store
+            .get_vpc(&sc, &IdRef::Numeric(v.id.get()))
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
-        store.get_vpn_gw(&sc, &IdRef::Numeric(g.id)).await.unwrap(),
+        store
+            .get_vpn_gw(&sc, &IdRef::Numeric(g.id.get()))
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
-        store.get_user_gw(&sc, &IdRef::Numeric(u.id)).await.unwrap(),
+        store
+            .get_user_gw(&sc, &IdRef::Numeric(u.id.get()))
+            .await
+            .unwrap(),
         None
     );
     assert_err!(
@@ -2342,7 +2394,7 @@ pub(crate) async fn renames(store: Arc<dyn Store>) {
 
     store.rename_vpn_gw(&sc, g2.id, &g.name).await.unwrap();
     let now = store
-        .get_vpn_gw(&sc, &IdRef::Numeric(g2.id))
+        .get_vpn_gw(&sc, &IdRef::Numeric(g2.id.get()))
         .await
         .unwrap()
         .unwrap();
@@ -2362,7 +2414,7 @@ pub(crate) async fn renames(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let now = store
-        .get_user_gw(&sc, &IdRef::Numeric(u.id))
+        .get_user_gw(&sc, &IdRef::Numeric(u.id.get()))
         .await
         .unwrap()
         .unwrap();
@@ -2372,11 +2424,15 @@ pub(crate) async fn renames(store: Arc<dyn Store>) {
         "peer-renamed"
     );
     assert_err!(
-        store.rename_vpn_gw(&sc, g.id + 1000, "x").await,
+        store
+            .rename_vpn_gw(&sc, RowId::new(g.id.get() + 1000), "x")
+            .await,
         StoreError::NotFound(Resource::VpnGw)
     );
     assert_err!(
-        store.rename_user_gw(&sc, u.id + 1000, "x").await,
+        store
+            .rename_user_gw(&sc, RowId::new(u.id.get() + 1000), "x")
+            .await,
         StoreError::NotFound(Resource::UserGw)
     );
 }
@@ -2415,14 +2471,20 @@ pub(crate) async fn net_status_and_desired_conns(store: Arc<dyn Store>) {
     for _ in 3..=5 {
         run_next(&store, Ok(())).await;
     }
-    let held = store.claim_task("slow", T0, 3_600).await.unwrap().unwrap();
+    let held = claim_any(&*store, "slow", T0, 3_600)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(held.conn.id, conns[5].id);
     run_next(&store, Ok(())).await;
     // c3: delete failed (5); c4: deleting (4); c5: modify failed (3).
     store.begin_delete(&sc, conns[2].id).await.unwrap();
     run_next(&store, failure("X")).await;
     store.begin_delete(&sc, conns[3].id).await.unwrap();
-    store.claim_task("slow", T0, 3_600).await.unwrap().unwrap();
+    claim_any(&*store, "slow", T0, 3_600)
+        .await
+        .unwrap()
+        .unwrap();
     store
         .begin_modify(&sc, conns[4].id, ConnChange::default())
         .await
@@ -2443,15 +2505,15 @@ pub(crate) async fn net_status_and_desired_conns(store: Arc<dyn Store>) {
     assert_eq!(status(5).await, ConnStatus::Creating);
 
     let desired = store.desired_conns(Some(node.id)).await.unwrap();
-    let ids: BTreeSet<i64> = desired.iter().map(|c| c.id).collect();
-    let want: BTreeSet<i64> = [0, 2, 4, 5].iter().map(|&i| conns[i].id).collect();
+    let ids: BTreeSet<VpnConnRowId> = desired.iter().map(|c| c.id).collect();
+    let want: BTreeSet<VpnConnRowId> = [0, 2, 4, 5].iter().map(|&i| conns[i].id).collect();
     assert_eq!(ids, want);
     for c in &desired {
         assert_eq!(c.node_id, Some(node.id));
         assert_eq!(c.vpn_gw.address, ip("198.51.100.200"));
         assert_eq!(c.settings, settings("psk-one"));
     }
-    let api: Vec<i64> = store
+    let api: Vec<VpnConnRowId> = store
         .desired_conns(None)
         .await
         .unwrap()
@@ -2468,8 +2530,8 @@ pub(crate) async fn net_status_and_desired_conns(store: Arc<dyn Store>) {
     // Live state, by unified id; unknown ids are ignored.
     store
         .set_net_status(&[
-            (conns[0].un_id.to_string(), NetStatus::Available),
-            ("vpnx-zzzzzzzz".to_string(), NetStatus::Available),
+            (conns[0].un_id.clone(), NetStatus::Available),
+            ("vpnx-zzzzzzzz".parse().unwrap(), NetStatus::Available),
         ])
         .await
         .unwrap();
@@ -2482,7 +2544,7 @@ pub(crate) async fn net_status_and_desired_conns(store: Arc<dyn Store>) {
         NetStatus::Unavailable
     );
     store
-        .set_net_status(&[(conns[0].un_id.to_string(), NetStatus::Unavailable)])
+        .set_net_status(&[(conns[0].un_id.clone(), NetStatus::Unavailable)])
         .await
         .unwrap();
     assert_eq!(
@@ -2530,9 +2592,9 @@ pub(crate) async fn concurrent_creates_respect_quota(store: Arc<dyn Store>) {
             .0,
         2
     );
-    assert!(store.claim_task("w", T0, 30).await.unwrap().is_some());
-    assert!(store.claim_task("w", T0, 30).await.unwrap().is_some());
-    assert!(store.claim_task("w", T0, 30).await.unwrap().is_none());
+    assert!(claim_any(&*store, "w", T0, 30).await.unwrap().is_some());
+    assert!(claim_any(&*store, "w", T0, 30).await.unwrap().is_some());
+    assert!(claim_any(&*store, "w", T0, 30).await.unwrap().is_none());
     assert_eq!(store.conn_count_check(&sc).await.unwrap(), (2, 2));
 }
 
@@ -2587,8 +2649,7 @@ pub(crate) async fn concurrent_creates_respect_region_quota(store: Arc<dyn Store
         let store = store.clone();
         set.spawn(async move {
             let worker = format!("w{i}");
-            let claimed = store
-                .claim_task(&worker, T0, 30)
+            let claimed = claim_any(&*store, &worker, T0, 30)
                 .await?
                 .expect("a delete task");
             assert!(
@@ -2657,7 +2718,8 @@ pub(crate) async fn claim_task_on_filters_by_node(store: Arc<dyn Store>) {
         .add_gateway_node("n2", "unix:///run/n2.vici", &[ip("192.0.2.2")])
         .await
         .unwrap();
-    let on = |id: i64, name: &str| new_gw(v.id, name, AddressSource::Node { node_id: id });
+    let on =
+        |id: GatewayNodeId, name: &str| new_gw(v.id, name, AddressSource::Node { node_id: id });
     let g1 = store
         .create_vpn_gw(&sc, on(n1.id, "g1"), &roomy())
         .await
@@ -2678,7 +2740,7 @@ pub(crate) async fn claim_task_on_filters_by_node(store: Arc<dyn Store>) {
         .await;
         tasks.push(conn(&store, &sc, g, &u, &format!("c{i}")).await.1.id);
     }
-    let on_nodes = |nodes: Vec<Option<i64>>, now: Timestamp| {
+    let on_nodes = |nodes: Vec<Option<GatewayNodeId>>, now: Timestamp| {
         let store = store.clone();
         async move {
             store
@@ -2692,7 +2754,10 @@ pub(crate) async fn claim_task_on_filters_by_node(store: Arc<dyn Store>) {
     assert_eq!(on_nodes(vec![Some(n2.id)], T0).await, Some(tasks[1]));
     assert_eq!(on_nodes(vec![None], T0).await, Some(tasks[2]));
     assert_eq!(on_nodes(vec![Some(n2.id), None], T0).await, None);
-    assert_eq!(on_nodes(vec![Some(n2.id + 100)], T0).await, None);
+    assert_eq!(
+        on_nodes(vec![Some(RowId::new(n2.id.get() + 100))], T0).await,
+        None
+    );
     assert_eq!(
         on_nodes(vec![Some(n1.id), Some(n2.id)], T0).await,
         Some(tasks[0])
@@ -2706,7 +2771,10 @@ pub(crate) async fn claim_task_on_filters_by_node(store: Arc<dyn Store>) {
     assert_eq!((again.task.id, again.task.attempts), (tasks[0], 2));
     assert_eq!(again.conn.node_id, Some(n1.id));
     // Unfiltered, the oldest expired task of any node comes first.
-    let any = store.claim_task("w3", T0 + 100, 30).await.unwrap().unwrap();
+    let any = claim_any(&*store, "w3", T0 + 100, 30)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(any.task.id, tasks[0]);
 }
 
@@ -2752,12 +2820,12 @@ pub(crate) async fn import_conns_bulk(store: Arc<dyn Store>) {
     }
     // No quota applies (20 per gateway by default), no task is queued.
     let g0 = store
-        .get_vpn_gw(&sc, &IdRef::Numeric(gws[0].id))
+        .get_vpn_gw(&sc, &IdRef::Numeric(gws[0].id.get()))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(g0.conn_num, 500);
-    assert!(store.claim_task("w", T0, 30).await.unwrap().is_none());
+    assert!(claim_any(&*store, "w", T0, 30).await.unwrap().is_none());
     assert_eq!(store.desired_conns(None).await.unwrap().len(), 2_500);
     // Imported tunnels are ordinary ones afterwards.
     let t = store.begin_delete(&sc, page_rows[0].id).await.unwrap();
@@ -2964,7 +3032,7 @@ pub(crate) async fn concurrent_ensure_gateway_node(store: Arc<dyn Store>) {
         });
     }
     let results = set.join_all().await;
-    let shared: BTreeSet<i64> = results.iter().map(|(id, _)| *id).collect();
+    let shared: BTreeSet<GatewayNodeId> = results.iter().map(|(id, _)| *id).collect();
     assert_eq!(shared.len(), 1);
     let names: BTreeSet<String> = results.into_iter().map(|(_, n)| n).collect();
     assert_eq!(names.len(), 10);
@@ -2974,7 +3042,7 @@ pub(crate) async fn concurrent_ensure_gateway_node(store: Arc<dyn Store>) {
 // ---- the cluster ------------------------------------------------------------------------
 
 pub(crate) async fn heartbeats(store: Arc<dyn Store>) {
-    assert!(store.list_cluster_nodes().await.unwrap().is_empty());
+    assert!(store.list_members().await.unwrap().is_empty());
     store.heartbeat("vpcd-b", T0 + 1, "pid 2").await.unwrap();
     store.heartbeat("vpcd-a", T0, "v0.1 pid 1").await.unwrap();
     store
@@ -2982,15 +3050,15 @@ pub(crate) async fn heartbeats(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(
-        store.list_cluster_nodes().await.unwrap(),
+        store.list_members().await.unwrap(),
         vec![
-            ClusterNode {
+            ClusterMember {
                 name: "vpcd-a".into(),
                 started_at: T0,
                 last_seen: T0 + 5,
                 info: "v0.1 pid 1 http 127.0.0.1:8080".into(),
             },
-            ClusterNode {
+            ClusterMember {
                 name: "vpcd-b".into(),
                 started_at: T0 + 1,
                 last_seen: T0 + 1,
@@ -3004,7 +3072,7 @@ pub(crate) async fn heartbeats(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let names: Vec<String> = store
-        .list_cluster_nodes()
+        .list_members()
         .await
         .unwrap()
         .into_iter()
@@ -3064,7 +3132,9 @@ pub(crate) async fn gateway_leases_are_exclusive(store: Arc<dyn Store>) {
     );
     assert!(acquire("C", T0 + 21).await);
     assert_err!(
-        store.acquire_gateway_lease(m.id + 100, "A", T0, 10).await,
+        store
+            .acquire_gateway_lease(RowId::new(m.id.get() + 100), "A", T0, 10)
+            .await,
         StoreError::NotFound(Resource::GatewayNode)
     );
 }
@@ -3169,6 +3239,91 @@ pub(crate) async fn concurrent_mutations_one_wins(store: Arc<dyn Store>) {
     let now = get_conn(&store, &sc, c.id).await.unwrap();
     assert_eq!(now.active_task, Some(winner));
     // Exactly one task is queued.
-    assert!(store.claim_task("w", T0, 30).await.unwrap().is_some());
-    assert!(store.claim_task("w", T0, 30).await.unwrap().is_none());
+    assert!(claim_any(&*store, "w", T0, 30).await.unwrap().is_some());
+    assert!(claim_any(&*store, "w", T0, 30).await.unwrap().is_none());
+}
+
+// ---- errors and bulk paths shared by both engines ---------------------------------
+
+/// A scope whose account does not exist: every create that counts per
+/// region says so (the scope's row refers to the account), on either
+/// engine.
+pub(crate) async fn unknown_account_is_not_found(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let ghost = Scope {
+        account_id: AccountId::new(sc.account_id.get() + 1000),
+        region: "gz".into(),
+    };
+    let new_vpc = NewVpc {
+        name: "v".into(),
+        cidr: "10.0.0.0/16".parse().unwrap(),
+    };
+    assert_err!(
+        store.create_vpc(&ghost, new_vpc, &roomy()).await,
+        StoreError::NotFound(Resource::Account)
+    );
+    assert_err!(
+        store
+            .create_user_gw(&ghost, new_user_gw("u", "198.51.100.1"), &roomy())
+            .await,
+        StoreError::NotFound(Resource::Account)
+    );
+    // Nothing was left behind for the real account either.
+    assert_eq!(
+        store
+            .list_vpcs(&ghost, &VpcFilter::default(), &all())
+            .await
+            .unwrap()
+            .0,
+        0
+    );
+    assert_eq!(store.conn_count_check(&ghost).await.unwrap(), (0, 0));
+    vpc(&store, &sc, "v").await;
+}
+
+/// Live states for more connections than one statement takes ids: every
+/// one is recorded, unknown ids are ignored, an unchanged state is left.
+pub(crate) async fn net_status_in_bulk(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, u) = topology(&store, &sc).await;
+    let n = 2_345;
+    let batch: Vec<NewConn> = (0..n)
+        .map(|i| new_conn(v.id, g.id, u.id, &format!("c{i}")))
+        .collect();
+    store.import_conns(&sc, batch).await.unwrap();
+    let conns = store.desired_conns(None).await.unwrap();
+    assert_eq!(conns.len(), n);
+    // Two thirds up, one third down, and some ids nobody has.
+    let mut changes: Vec<(VpnConnId, NetStatus)> = conns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let state = if i % 3 == 0 {
+                NetStatus::Unavailable
+            } else {
+                NetStatus::Available
+            };
+            (c.un_id.clone(), state)
+        })
+        .collect();
+    changes.extend((0..50).map(|i| {
+        let unknown = format!("vpnx-zz{i:06}").parse().unwrap();
+        (unknown, NetStatus::Available)
+    }));
+    store.set_net_status(&changes).await.unwrap();
+    let after = store.desired_conns(None).await.unwrap();
+    let up = after
+        .iter()
+        .filter(|c| c.net_status == NetStatus::Available)
+        .count();
+    assert_eq!(up, n - n.div_ceil(3));
+    for (i, c) in conns.iter().enumerate() {
+        let want = if i % 3 == 0 {
+            NetStatus::Unavailable
+        } else {
+            NetStatus::Available
+        };
+        let now = after.iter().find(|a| a.id == c.id).unwrap();
+        assert_eq!(now.net_status, want, "{}", c.un_id);
+    }
 }

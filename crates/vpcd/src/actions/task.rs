@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 use vpcd_store::{Resource, Scope, Task};
-use vpcd_types::{TaskKind, TaskStatus};
+use vpcd_types::{TaskId, TaskKind, TaskStatus};
 
 use super::Reply;
 use crate::app::AppState;
@@ -44,6 +44,7 @@ fn task_json(t: &Task) -> Value {
 pub(super) async fn describe(state: &AppState, scope: &Scope, p: &Params) -> ApiResult<Reply> {
     let id = p
         .opt_int("taskId", 1..=i64::MAX)?
+        .map(TaskId::new)
         .ok_or_else(|| ApiError::missing("taskId"))?;
     let task = state
         .store

@@ -5,7 +5,7 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 use vpcd_store::{ConnChange, ConnFilter, NewConn, Resource, Scope, StoreError, VpnConn};
 use vpcd_types::id::{VpcKind, VpnConnKind, VpnGwKind};
-use vpcd_types::{ConnSettings, IdRef, Identity, SpdSource};
+use vpcd_types::{ConnSettings, IdRef, Identity, SpdSource, TaskId};
 
 use super::conn_settings::{self, Context};
 use super::{format_time, name_filter, opt_name, parse_page, req_id, user_gw, vpc, vpn_gw, Reply};
@@ -201,7 +201,7 @@ async fn load(state: &AppState, scope: &Scope, p: &Params) -> ApiResult<VpnConn>
         .ok_or_else(|| ApiError::not_found(Resource::VpnConn, "vpnConnId", &id))
 }
 
-fn task_reply(task_id: i64) -> Reply {
+fn task_reply(task_id: TaskId) -> Reply {
     Reply::Data(json!({ "taskId": task_id }))
 }
 

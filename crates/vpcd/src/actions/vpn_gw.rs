@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 use vpcd_store::{AddressSource, NewVpnGw, Resource, Scope, VpnGw, VpnGwFilter};
 use vpcd_types::id::{VpcKind, VpnGwKind};
-use vpcd_types::IdRef;
+use vpcd_types::{IdRef, VpcRowId};
 
 use super::{format_time, name_filter, parse_page, req_id, req_name, vpc, Reply};
 use crate::app::AppState;
@@ -109,7 +109,7 @@ pub(super) async fn load(
     state: &AppState,
     scope: &Scope,
     p: &Params,
-    vpc_id: Option<i64>,
+    vpc_id: Option<VpcRowId>,
 ) -> ApiResult<VpnGw> {
     let id: IdRef<VpnGwKind> = req_id(p, "vpnGwId")?;
     let gw = state

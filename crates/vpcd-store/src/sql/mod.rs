@@ -1,0 +1,905 @@
+//! The SQL layer both engines share: every statement and every rule of the
+//! [`Store`](crate::Store) is written here once, generic over the engine.
+//!
+//! An engine is sqlx's database type ([`sqlx::Sqlite`], [`sqlx::Postgres`])
+//! implementing [`Engine`]: the few things that truly differ between the two
+//! (how transactions begin, whether rows are locked, how a unique violation
+//! names its key, nonce storage, bulk insert, statistics). Statements use
+//! numbered parameters (`$1`, `$2`, ...), which both engines read, and run as
+//! prepared statements cached per connection.
+//!
+//! How the rules hold under concurrency differs by engine and is described in
+//! each engine's module: SQLite has one writer and starts every write
+//! transaction with `BEGIN IMMEDIATE`, so nothing else writes between a
+//! check and the write it guards; PostgreSQL has many writers and locks the
+//! rows a check depends on (`FOR UPDATE` / `FOR SHARE`, written here and
+//! left out when [`Engine::ROW_LOCKS`] is false).
+//!
+//! # Layout
+//! - this file: [`Engine`], [`Io`] (the sqlx operations the layer uses,
+//!   implemented once for any database sqlx supports), [`Sql`] (statement
+//!   text and its arguments), [`SqlStore`] and the helpers of its
+//!   transactions.
+//! - `text`: SQL text and the builders of the list and fetch queries.
+//! - `store`: the [`Store`](crate::Store) implementation.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
+
+use ipnet::IpNet;
+use sqlx::error::{DatabaseError, ErrorKind};
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type,
+};
+use vpcd_types::id::{IdKind, UnifiedId, UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
+use vpcd_types::{
+    AccountId, ConnStatus, GatewayNodeId, IdRef, RowId, TaskId, TaskKind, UserGwRowId, VpcRowId,
+    VpnConnRowId, VpnGwRowId,
+};
+
+use crate::common::*;
+use crate::model::*;
+use crate::{Resource, Result, StoreError};
+
+mod store;
+pub(crate) mod text;
+
+use text::*;
+
+/// Fresh unified ids (or secret ids) tried before a collision is an error.
+const ID_ATTEMPTS: u32 = 8;
+/// Expired nonces are pruned at most this often (in the caller's clock).
+const NONCE_PRUNE_INTERVAL_SECS: i64 = 60;
+/// Rows deleted per pruning statement, so no writer is held long.
+const NONCE_PRUNE_BATCH: i64 = 2_000;
+/// Pruning batches per interval; whatever is left waits for the next one.
+const NONCE_PRUNE_MAX_BATCHES: u32 = 16;
+/// Connections written per transaction by `import_conns`.
+const IMPORT_BATCH: usize = 10_000;
+/// Unified ids per `IN (...)` list (well under either engine's limit on
+/// parameters per statement).
+const IN_LIST_CHUNK: usize = 1_000;
+
+/// What differs between the engines. Implemented by [`sqlx::Sqlite`]
+/// (`crate::sqlite`) and [`sqlx::Postgres`] (`crate::postgres`).
+///
+/// `pub` (like [`Io`], [`Sql`] and [`Record`]) only because the public
+/// `SqliteStore` and `PgStore` name [`SqlStore`], whose impls it bounds;
+/// this module is private, so no other crate can name or implement it.
+pub trait Engine: Io {
+    /// Starts every write transaction.
+    const BEGIN_WRITE: &'static str;
+    /// Starts a read transaction: one snapshot for a count and its page.
+    const BEGIN_READ: &'static str;
+    /// Whether statements lock the rows their checks depend on (`FOR
+    /// UPDATE`, `FOR SHARE`, `SKIP LOCKED`). Without it, the single writer
+    /// serializes every write transaction instead.
+    const ROW_LOCKS: bool;
+    /// The case-insensitive `LIKE` (ASCII letters only on both engines).
+    const LIKE: &'static str;
+    /// Put before a column to keep the planner from using an index on it
+    /// (`+` for SQLite, which would otherwise pick the scope index to save a
+    /// sort and then walk the tenant's every row); empty where unneeded.
+    const NOT_INDEXED: &'static str;
+    /// Deletes up to `$2` nonces seen before `$1`.
+    const PRUNE_NONCES: &'static str;
+    /// Refreshes the planner's statistics after a bulk load (run outside
+    /// any transaction).
+    const ANALYZE: &'static str;
+    /// Taken in the transaction that picks a new gateway's address, where
+    /// several writers could otherwise pick the same one.
+    const ADDRESS_LOCK: Option<&'static str>;
+
+    /// Whether a unique violation is on a key whose last column is `col`.
+    fn unique_on(e: &dyn DatabaseError, col: &str) -> bool;
+
+    /// Run the nonce insert `q` as the engine stores nonces; the rows it
+    /// affected.
+    fn record_nonce(pool: &Pool<Self>, q: Sql) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Insert running connections of `scope`, each `(fresh unified id, the
+    /// connection, its encoded settings)`, with
+    /// `ON CONFLICT (un_id) DO NOTHING`; the unified ids written.
+    fn insert_conns<'c>(
+        conn: &'c mut Self::Connection,
+        scope: &'c Scope,
+        now: Timestamp,
+        rows: &'c [(String, &'c NewConn, String)],
+    ) -> impl Future<Output = Result<Vec<String>, sqlx::Error>> + Send + 'c;
+}
+
+/// The sqlx operations the layer uses. Implemented once below for every
+/// database whose driver supports the types used here, so sqlx's trait
+/// bounds are written in this one place rather than on every function.
+pub trait Io: Database {
+    fn fetch<'c>(
+        conn: &'c mut Self::Connection,
+        q: Sql,
+    ) -> impl Future<Output = Result<Vec<Record<Self>>, sqlx::Error>> + Send + 'c;
+
+    /// Rows affected.
+    fn execute<'c>(
+        conn: &'c mut Self::Connection,
+        q: Sql,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'c;
+
+    /// One statement without parameters, not prepared (the simple-query
+    /// protocol, for what cannot run in a transaction block).
+    fn execute_raw<'c>(
+        conn: &'c mut Self::Connection,
+        text: &'static str,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c;
+
+    /// The first row `q` returns, if any.
+    fn opt<'c>(
+        conn: &'c mut Self::Connection,
+        q: Sql,
+    ) -> impl Future<Output = Result<Option<Record<Self>>, sqlx::Error>> + Send + 'c {
+        let rows = Self::fetch(conn, q);
+        async move { Ok(rows.await?.into_iter().next()) }
+    }
+
+    /// The first row `q` returns; an error if none.
+    fn one<'c>(
+        conn: &'c mut Self::Connection,
+        q: Sql,
+    ) -> impl Future<Output = Result<Record<Self>, sqlx::Error>> + Send + 'c {
+        let row = Self::opt(conn, q);
+        async move { row.await?.ok_or(sqlx::Error::RowNotFound) }
+    }
+
+    fn opt_int(row: &Self::Row, col: &str) -> Result<Option<i64>>;
+    fn opt_text(row: &Self::Row, col: &str) -> Result<Option<String>>;
+    fn flag(row: &Self::Row, col: &str) -> Result<bool>;
+}
+
+impl<DB: Database> Io for DB
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> &'q str: ColumnIndex<DB::Row>,
+    DB::QueryResult: RowsAffected,
+{
+    async fn fetch(conn: &mut DB::Connection, q: Sql) -> Result<Vec<Record<DB>>, sqlx::Error> {
+        let rows = bind::<DB>(&q.text, q.args).fetch_all(conn).await?;
+        Ok(rows.into_iter().map(Record).collect())
+    }
+
+    async fn execute(conn: &mut DB::Connection, q: Sql) -> Result<u64, sqlx::Error> {
+        Ok(bind::<DB>(&q.text, q.args)
+            .execute(conn)
+            .await?
+            .rows_affected())
+    }
+
+    async fn execute_raw(conn: &mut DB::Connection, text: &'static str) -> Result<(), sqlx::Error> {
+        // A bare string has no arguments: PostgreSQL gets it through the
+        // simple-query protocol, unprepared.
+        conn.execute(text).await?;
+        Ok(())
+    }
+
+    fn opt_int(row: &DB::Row, col: &str) -> Result<Option<i64>> {
+        Ok(sqlx::Row::try_get(row, col)?)
+    }
+    fn opt_text(row: &DB::Row, col: &str) -> Result<Option<String>> {
+        Ok(sqlx::Row::try_get(row, col)?)
+    }
+    fn flag(row: &DB::Row, col: &str) -> Result<bool> {
+        Ok(sqlx::Row::try_get(row, col)?)
+    }
+}
+
+/// `args` bound to `text`, in order.
+fn bind<'q, DB: Database>(
+    text: &'q str,
+    args: Vec<Arg>,
+) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
+where
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+    Option<String>: Encode<'q, DB> + Type<DB>,
+    bool: Encode<'q, DB> + Type<DB>,
+{
+    args.into_iter()
+        .fold(sqlx::query(text), |query, arg| match arg {
+            Arg::Int(v) => query.bind(v),
+            Arg::Text(v) => query.bind(v),
+            Arg::Bool(v) => query.bind(v),
+        })
+}
+
+/// The number of rows a statement changed (each driver's query result has
+/// it, as an inherent method).
+pub trait RowsAffected {
+    fn rows_affected(&self) -> u64;
+}
+
+/// A statement's text and its arguments, `$1` first. Not `Debug`: the
+/// arguments may hold a pre-shared key.
+pub struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+/// One argument. `None` binds NULL of the type.
+pub(crate) enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bool(bool),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Arg {
+        Arg::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Arg {
+        Arg::Int(v)
+    }
+}
+impl From<bool> for Arg {
+    fn from(v: bool) -> Arg {
+        Arg::Bool(v)
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Arg {
+        Arg::Text(Some(v))
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Arg {
+        Arg::Text(v)
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Arg {
+        Arg::Text(Some(v.to_owned()))
+    }
+}
+impl<K> From<RowId<K>> for Arg {
+    fn from(v: RowId<K>) -> Arg {
+        Arg::Int(Some(v.get()))
+    }
+}
+impl<K> From<Option<RowId<K>>> for Arg {
+    fn from(v: Option<RowId<K>>) -> Arg {
+        Arg::Int(v.map(RowId::get))
+    }
+}
+impl From<&String> for Arg {
+    fn from(v: &String) -> Arg {
+        Arg::Text(Some(v.clone()))
+    }
+}
+
+impl Sql {
+    /// A statement whose text numbers its own parameters; [`Sql::arg`] gives
+    /// them in order.
+    pub(crate) fn new(text: impl Into<String>) -> Sql {
+        Sql {
+            text: text.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// The next argument, for a parameter the text already names.
+    pub(crate) fn arg(mut self, arg: impl Into<Arg>) -> Sql {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Append text.
+    pub(crate) fn push(&mut self, text: &str) -> &mut Sql {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Append the next parameter (`$n`) and its argument.
+    pub(crate) fn bind(&mut self, arg: impl Into<Arg>) -> &mut Sql {
+        self.args.push(arg.into());
+        let n = self.args.len();
+        self.text.push_str(&format!("${n}"));
+        self
+    }
+
+    /// The same statement after `prefix` (`EXPLAIN ...` in tests).
+    #[cfg(test)]
+    pub(crate) fn prefixed(mut self, prefix: &str) -> Sql {
+        self.text.insert_str(0, prefix);
+        self
+    }
+}
+
+/// A result row, read through [`StoreRow`].
+pub struct Record<DB: Database>(DB::Row);
+
+impl<DB: Io> StoreRow for Record<DB> {
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        DB::opt_int(&self.0, col)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        DB::opt_text(&self.0, col)
+    }
+    fn flag(&self, col: &str) -> Result<bool> {
+        DB::flag(&self.0, col)
+    }
+}
+
+/// Whether `e` is a unique violation, on a key whose last column is `col`
+/// if given.
+fn is_unique<DB: Engine>(e: &sqlx::Error, col: Option<&str>) -> bool {
+    match e {
+        sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => {
+            col.is_none_or(|col| DB::unique_on(db.as_ref(), col))
+        }
+        _ => false,
+    }
+}
+
+/// A unique violation on a name (or, with no column given, on any key)
+/// means the name is taken.
+fn name_taken<DB: Engine>(
+    what: Resource,
+    col: Option<&'static str>,
+) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| {
+        if is_unique::<DB>(&e, col) {
+            StoreError::NameInUse(what)
+        } else {
+            e.into()
+        }
+    }
+}
+
+/// A foreign-key violation means `err`: a missing parent on insert, a
+/// dependant that appeared on delete.
+fn fk_means(err: StoreError) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation => err,
+        _ => e.into(),
+    }
+}
+
+/// `cols` of the row `id` of `table` in the scope, held `FOR SHARE` so it
+/// cannot be deleted before the transaction ends. `cols` and `table` are
+/// this module's constants.
+fn shared_in_scope<DB: Engine>(cols: &str, table: &str, id: impl Into<Arg>, scope: &Scope) -> Sql {
+    Sql::new(format!(
+        "SELECT {cols} FROM {table} WHERE id = $1 AND account_id = $2 AND region = $3{}",
+        lock::<DB>(FOR_SHARE)
+    ))
+    .arg(id)
+    .arg(scope.account_id)
+    .arg(&scope.region)
+}
+
+/// A fresh random unified id as text.
+fn fresh_id<K: IdKind>() -> String {
+    UnifiedId::<K>::random().as_str().to_owned()
+}
+
+/// The [`Store`](crate::Store) on engine `DB`: [`crate::SqliteStore`] or
+/// [`crate::PgStore`].
+pub struct SqlStore<DB: Database> {
+    /// Write transactions (SQLite: its one writer connection).
+    pub(crate) write: Pool<DB>,
+    /// Reads (SQLite: read-only connections).
+    pub(crate) read: Pool<DB>,
+    /// Where nonces are recorded (SQLite: a file of their own).
+    pub(crate) nonces: Pool<DB>,
+    last_nonce_prune: AtomicI64,
+}
+
+impl<DB: Database> std::fmt::Debug for SqlStore<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("engine", &DB::NAME)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<DB: Engine> SqlStore<DB> {
+    pub(crate) fn from_pools(write: Pool<DB>, read: Pool<DB>, nonces: Pool<DB>) -> Self {
+        SqlStore {
+            write,
+            read,
+            nonces,
+            last_nonce_prune: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Every write transaction begins here, so a writer in front of them
+    /// (SQLite group commit) is one change. The only writes elsewhere are
+    /// the nonces (their own pool, `Engine::record_nonce`) and the
+    /// statistics pass after an import.
+    async fn begin_write(&self) -> Result<Transaction<'static, DB>> {
+        Ok(self.write.begin_with(DB::BEGIN_WRITE).await?)
+    }
+
+    async fn begin_read(&self) -> Result<Transaction<'static, DB>> {
+        Ok(self.read.begin_with(DB::BEGIN_READ).await?)
+    }
+
+    /// Delete a row unless something still refers to it: `NotFound` /
+    /// `InUse` of `parent.resource`. The row is locked first (or the single
+    /// writer excludes everyone): a dependant being created, which holds the
+    /// parent `FOR SHARE`, commits before and is seen, or waits and then
+    /// finds the parent gone.
+    async fn delete_unused<K>(
+        &self,
+        scope: Option<&Scope>,
+        id: RowId<K>,
+        parent: &Parent,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let mut find = Sql::new(format!("SELECT id FROM {} WHERE id = ", parent.table));
+        find.bind(id);
+        if let Some(scope) = scope {
+            find.push(" AND account_id = ")
+                .bind(scope.account_id)
+                .push(" AND region = ")
+                .bind(&scope.region);
+        }
+        find.push(lock::<DB>(FOR_UPDATE));
+        if DB::opt(&mut tx, find).await?.is_none() {
+            return Err(StoreError::NotFound(parent.resource));
+        }
+        let used = DB::one(
+            &mut tx,
+            Sql::new(format!(
+                "SELECT EXISTS (SELECT 1 FROM {} WHERE {} = $1) AS used",
+                parent.child_table, parent.child_fk
+            ))
+            .arg(id),
+        )
+        .await?;
+        if used.flag("used")? {
+            return Err(StoreError::InUse(parent.resource));
+        }
+        let delete = Sql::new(format!("DELETE FROM {} WHERE id = $1", parent.table)).arg(id);
+        DB::execute(&mut tx, delete)
+            .await
+            .map_err(fk_means(StoreError::InUse(parent.resource)))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Delete nonces older than the replay window, at most once per
+    /// interval per process and in small batches. Failures are logged, not
+    /// returned: the nonce itself has been recorded by then.
+    async fn maybe_prune_nonces(&self, now: Timestamp, not_before: Timestamp) {
+        let last = self.last_nonce_prune.load(AtomicOrdering::Relaxed);
+        if now < last.saturating_add(NONCE_PRUNE_INTERVAL_SECS)
+            || self
+                .last_nonce_prune
+                .compare_exchange(last, now, AtomicOrdering::Relaxed, AtomicOrdering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let pruned = async {
+            let mut conn = self.nonces.acquire().await?;
+            for _ in 0..NONCE_PRUNE_MAX_BATCHES {
+                let q = Sql::new(DB::PRUNE_NONCES)
+                    .arg(not_before)
+                    .arg(NONCE_PRUNE_BATCH);
+                if DB::execute(&mut conn, q).await? < NONCE_PRUNE_BATCH as u64 {
+                    break;
+                }
+            }
+            Ok::<_, sqlx::Error>(())
+        };
+        if let Err(e) = pruned.await {
+            tracing::warn!(error = %e, "pruning old nonces failed");
+        }
+    }
+
+    /// Create a task row and hand the connection to it, refusing atomically
+    /// when another task owns the connection or its state forbids `kind`.
+    async fn begin_task(
+        &self,
+        scope: &Scope,
+        conn_id: VpnConnRowId,
+        kind: TaskKind,
+        change: Option<ConnChange>,
+    ) -> Result<Task> {
+        let (allowed, new_status) = task_start_rule(kind)?;
+        let mut tx = self.begin_write().await?;
+        // The connection row is locked: a concurrent begin_* waits here and
+        // then sees this one's task.
+        let find = Sql::new(format!(
+            "SELECT c.status, c.active_task, c.vpc_id, c.un_id, \
+                    g.un_id AS gw_un_id, u.un_id AS ugw_un_id \
+             FROM vpn_conns c \
+             JOIN vpn_gws g ON g.id = c.vpn_gw_id \
+             JOIN user_gws u ON u.id = c.user_gw_id \
+             WHERE c.id = $1 AND c.account_id = $2 AND c.region = $3{}",
+            lock::<DB>(" FOR UPDATE OF c")
+        ))
+        .arg(conn_id)
+        .arg(scope.account_id)
+        .arg(&scope.region);
+        let row = DB::opt(&mut tx, find)
+            .await?
+            .ok_or(StoreError::NotFound(Resource::VpnConn))?;
+        if let Some(task) = row.opt_id("active_task")? {
+            return Err(StoreError::Busy(task));
+        }
+        let status = row.int("status")?;
+        if !allowed.iter().any(|s| s.code() == status) {
+            return Err(StoreError::InvalidState);
+        }
+        let vpc_id: VpcRowId = row.id("vpc_id")?;
+        let (new_name, new_settings) = match change {
+            Some(ConnChange { name, settings }) => {
+                (name, settings.as_ref().map(encode_settings).transpose()?)
+            }
+            None => (None, None),
+        };
+        if let Some(name) = &new_name {
+            let clash = Sql::new(
+                "SELECT id FROM vpn_conns \
+                 WHERE account_id = $1 AND region = $2 AND vpc_id = $3 AND name = $4 AND id <> $5",
+            )
+            .arg(scope.account_id)
+            .arg(&scope.region)
+            .arg(vpc_id)
+            .arg(name)
+            .arg(conn_id);
+            if DB::opt(&mut tx, clash).await?.is_some() {
+                return Err(StoreError::NameInUse(Resource::VpnConn));
+            }
+        }
+        let task_id = Self::insert_task(
+            &mut tx,
+            scope,
+            kind,
+            conn_id,
+            [
+                row.text("un_id")?,
+                row.text("gw_un_id")?,
+                row.text("ugw_un_id")?,
+            ],
+            unix_now(),
+        )
+        .await?;
+        // Conditional on the connection still being free, so the refusal is
+        // race-free even without the row lock.
+        let allowed = allowed
+            .iter()
+            .map(|s| s.code().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let hand_over = Sql::new(format!(
+            "UPDATE vpn_conns SET active_task = $1, status = COALESCE($2, status), \
+                 name = COALESCE($3, name), settings = COALESCE($4, settings) \
+             WHERE id = $5 AND active_task IS NULL AND status IN ({allowed})"
+        ))
+        .arg(task_id)
+        .arg(new_status.map(ConnStatus::code))
+        .arg(new_name)
+        .arg(new_settings)
+        .arg(conn_id);
+        let updated = DB::execute(&mut tx, hand_over)
+            .await
+            .map_err(name_taken::<DB>(Resource::VpnConn, Some("name")))?;
+        if updated != 1 {
+            let now_active = DB::opt(
+                &mut tx,
+                Sql::new("SELECT active_task FROM vpn_conns WHERE id = $1").arg(conn_id),
+            )
+            .await?;
+            return Err(
+                match now_active
+                    .map(|r| r.opt_id("active_task"))
+                    .transpose()?
+                    .flatten()
+                {
+                    Some(t) => StoreError::Busy(t),
+                    None => StoreError::InvalidState,
+                },
+            );
+        }
+        let task = Self::fetch_task(&mut tx, task_id).await?;
+        tx.commit().await?;
+        Ok(task)
+    }
+
+    // ---- fetching single rows ---------------------------------------------
+
+    async fn fetch_vpc(
+        conn: &mut DB::Connection,
+        scope: &Scope,
+        id: &IdRef<VpcKind>,
+    ) -> Result<Option<Vpc>> {
+        let f = VpcFilter {
+            id: Some(id.clone()),
+            name: None,
+        };
+        let row = DB::opt(conn, vpc_query::<DB>(VPC_SELECT, scope, &f)).await?;
+        row.as_ref().map(vpc_from_row).transpose()
+    }
+
+    async fn fetch_vpn_gw(
+        conn: &mut DB::Connection,
+        scope: &Scope,
+        id: &IdRef<VpnGwKind>,
+    ) -> Result<Option<VpnGw>> {
+        let f = VpnGwFilter {
+            id: Some(id.clone()),
+            ..VpnGwFilter::default()
+        };
+        let row = DB::opt(conn, vpn_gw_query::<DB>(VPN_GW_SELECT, scope, &f)).await?;
+        row.as_ref().map(vpn_gw_from_row).transpose()
+    }
+
+    async fn fetch_user_gw(
+        conn: &mut DB::Connection,
+        scope: &Scope,
+        id: &IdRef<UserGwKind>,
+    ) -> Result<Option<UserGw>> {
+        let f = UserGwFilter {
+            id: Some(id.clone()),
+            name: None,
+        };
+        let row = DB::opt(conn, user_gw_query::<DB>(USER_GW_SELECT, scope, &f)).await?;
+        row.as_ref().map(user_gw_from_row).transpose()
+    }
+
+    /// A connection by id; `scope: None` is for the task engine, which works
+    /// across tenants.
+    async fn fetch_conn(
+        conn: &mut DB::Connection,
+        scope: Option<&Scope>,
+        id: &IdRef<VpnConnKind>,
+    ) -> Result<Option<VpnConn>> {
+        let mut q = match scope {
+            Some(scope) => conn_query::<DB>(&conn_select(), scope, &ConnFilter::default()),
+            None => {
+                let mut q = Sql::new(conn_select());
+                q.push(" WHERE 1 = 1");
+                q
+            }
+        };
+        push_own_id(&mut q, "c", id);
+        let row = DB::opt(conn, q).await?;
+        row.as_ref().map(conn_from_row).transpose()
+    }
+
+    async fn fetch_task(conn: &mut DB::Connection, task_id: TaskId) -> Result<Task> {
+        let q = Sql::new(format!("{TASK_SELECT} WHERE id = $1")).arg(task_id);
+        let row = DB::opt(conn, q).await?.ok_or_else(|| vanished("task"))?;
+        task_from_row(&row)
+    }
+
+    // ---- writing helpers --------------------------------------------------
+
+    /// Lock the scope's row in `scopes` (the row per-region quotas are
+    /// counted under), creating it on the scope's first resource, and return
+    /// the scope's connection count kept on it, exact while it is held.
+    /// `NotFound(Account)` for an unknown account.
+    async fn lock_scope(conn: &mut DB::Connection, scope: &Scope) -> Result<i64> {
+        let select = || {
+            Sql::new(format!(
+                "SELECT conns FROM scopes WHERE account_id = $1 AND region = $2{}",
+                lock::<DB>(FOR_UPDATE)
+            ))
+            .arg(scope.account_id)
+            .arg(&scope.region)
+        };
+        if let Some(row) = DB::opt(&mut *conn, select()).await? {
+            return row.int("conns");
+        }
+        // A concurrent first creator may insert it meanwhile; then this
+        // inserts nothing and the select waits for its lock.
+        let create = Sql::new(
+            "INSERT INTO scopes (account_id, region) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .arg(scope.account_id)
+        .arg(&scope.region);
+        DB::execute(&mut *conn, create)
+            .await
+            .map_err(fk_means(StoreError::NotFound(Resource::Account)))?;
+        DB::one(&mut *conn, select()).await?.int("conns")
+    }
+
+    /// Add `delta` (negative: rows deleted) to the scope's connection count,
+    /// in the transaction that inserted or deleted the rows. The row exists
+    /// once a connection was inserted in the scope: `lock_scope` ran first.
+    async fn add_scope_conns(
+        conn: &mut DB::Connection,
+        account_id: AccountId,
+        region: &str,
+        delta: i64,
+    ) -> Result<()> {
+        let q =
+            Sql::new("UPDATE scopes SET conns = conns + $3 WHERE account_id = $1 AND region = $2")
+                .arg(account_id)
+                .arg(region)
+                .arg(delta);
+        if DB::execute(conn, q).await? != 1 {
+            return Err(StoreError::Backend(format!(
+                "no connection count for account {account_id} in region {region}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Run the `INSERT ... ON CONFLICT (un_id) DO NOTHING RETURNING id` that
+    /// `make` builds for a fresh unified id, with another id while the random
+    /// one is taken (the statement then inserts nothing and fails nothing).
+    /// Other errors go through `on_err`.
+    async fn insert_unified<K: IdKind>(
+        conn: &mut DB::Connection,
+        make: impl Fn(String) -> Sql,
+        on_err: impl FnOnce(sqlx::Error) -> StoreError,
+    ) -> Result<(RowId<K>, UnifiedId<K>)> {
+        let mut inserted = None;
+        for _ in 0..ID_ATTEMPTS {
+            let un_id = UnifiedId::<K>::random();
+            match DB::opt(&mut *conn, make(un_id.as_str().to_owned())).await {
+                Ok(Some(row)) => {
+                    inserted = Some((row, un_id));
+                    break;
+                }
+                Ok(None) => continue,
+                Err(e) => return Err(on_err(e)),
+            }
+        }
+        let (row, un_id) = inserted
+            .ok_or_else(|| StoreError::Backend("no free unified id after several tries".into()))?;
+        Ok((row.id("id")?, un_id))
+    }
+
+    /// A running task of `kind` for connection `conn_id`, whose unified id
+    /// and gateways' unified ids are `un_ids`; its id.
+    async fn insert_task(
+        conn: &mut DB::Connection,
+        scope: &Scope,
+        kind: TaskKind,
+        conn_id: VpnConnRowId,
+        [conn_un_id, vpn_gw_un_id, user_gw_un_id]: [String; 3],
+        now: Timestamp,
+    ) -> Result<TaskId> {
+        let q = Sql::new(
+            "INSERT INTO tasks (account_id, region, kind, status, conn_id, conn_un_id, \
+                 vpn_gw_un_id, user_gw_un_id, attempts, created_at) \
+             VALUES ($1, $2, $3, 2, $4, $5, $6, $7, 0, $8) RETURNING id",
+        )
+        .arg(scope.account_id)
+        .arg(&scope.region)
+        .arg(kind.as_str())
+        .arg(conn_id)
+        .arg(conn_un_id)
+        .arg(vpn_gw_un_id)
+        .arg(user_gw_un_id)
+        .arg(now);
+        DB::one(conn, q).await?.id("id")
+    }
+
+    /// Whether a row of `table` in the scope has `col = value`. `table` and
+    /// `col` are this module's constants.
+    async fn taken_in_scope(
+        conn: &mut DB::Connection,
+        table: &str,
+        col: &str,
+        scope: &Scope,
+        value: &str,
+    ) -> Result<bool> {
+        let q = Sql::new(format!(
+            "SELECT 1 AS found FROM {table} WHERE account_id = $1 AND region = $2 AND {col} = $3"
+        ))
+        .arg(scope.account_id)
+        .arg(&scope.region)
+        .arg(value);
+        Ok(DB::opt(conn, q).await?.is_some())
+    }
+
+    /// Rows of `table` in the scope. `table` is one of this module's
+    /// constants.
+    async fn count_in_scope(conn: &mut DB::Connection, table: &str, scope: &Scope) -> Result<i64> {
+        let q = Sql::new(format!(
+            "SELECT COUNT(*) AS n FROM {table} WHERE account_id = $1 AND region = $2"
+        ))
+        .arg(scope.account_id)
+        .arg(&scope.region);
+        DB::one(conn, q).await?.int("n")
+    }
+
+    /// The lowest host address of `net` held by no gateway of any account.
+    /// Called under the address lock.
+    async fn pick_pool_address(conn: &mut DB::Connection, net: IpNet) -> Result<IpAddr> {
+        let (lo, hi) = pool_range(net)?;
+        let row = DB::one(conn, Sql::new(POOL_LOWEST_FREE).arg(lo).arg(hi)).await?;
+        pool_address(row.opt_int("free")?, (lo, hi))
+    }
+
+    /// The node's address used by the fewest of its gateways (ties: the
+    /// lowest). Called under the address lock; the node row is held
+    /// `FOR SHARE` so it cannot be removed meanwhile.
+    async fn pick_node_address(
+        conn: &mut DB::Connection,
+        node_id: GatewayNodeId,
+    ) -> Result<IpAddr> {
+        let node = Sql::new(format!(
+            "SELECT addresses FROM gateway_nodes WHERE id = $1{}",
+            lock::<DB>(FOR_SHARE)
+        ))
+        .arg(node_id);
+        let addresses = DB::opt(&mut *conn, node)
+            .await?
+            .ok_or(StoreError::NotFound(Resource::GatewayNode))?
+            .text("addresses")?;
+        let addresses = decode_addresses(&addresses)?;
+        let usage = Sql::new(
+            "SELECT address, COUNT(*) AS n FROM vpn_gws WHERE node_id = $1 GROUP BY address",
+        )
+        .arg(node_id);
+        let mut used = HashMap::new();
+        for row in DB::fetch(conn, usage).await? {
+            let address = parse::<IpAddr>(&row.text("address")?, "gateway address")?;
+            used.insert(address, row.int("n")?);
+        }
+        least_used_address(&addresses, &used).ok_or(StoreError::PoolExhausted)
+    }
+}
+
+/// The parents an import has already found (and, where rows are locked,
+/// locked `FOR SHARE`) in its scope, so each is looked up once however many
+/// connections hang off it.
+#[derive(Default)]
+struct ImportParents {
+    vpcs: HashSet<VpcRowId>,
+    /// VPN gateway id -> its VPC.
+    vpn_gws: HashMap<VpnGwRowId, VpcRowId>,
+    user_gws: HashSet<UserGwRowId>,
+}
+
+impl ImportParents {
+    async fn check<DB: Engine>(
+        &mut self,
+        conn: &mut DB::Connection,
+        scope: &Scope,
+        new: &NewConn,
+    ) -> Result<()> {
+        if !self.vpcs.contains(&new.vpc_id) {
+            DB::opt(
+                &mut *conn,
+                shared_in_scope::<DB>("id", "vpcs", new.vpc_id, scope),
+            )
+            .await?
+            .ok_or(StoreError::NotFound(Resource::Vpc))?;
+            self.vpcs.insert(new.vpc_id);
+        }
+        if let Entry::Vacant(slot) = self.vpn_gws.entry(new.vpn_gw_id) {
+            let gw = shared_in_scope::<DB>("vpc_id", "vpn_gws", new.vpn_gw_id, scope);
+            let gw = DB::opt(&mut *conn, gw)
+                .await?
+                .ok_or(StoreError::NotFound(Resource::VpnGw))?;
+            slot.insert(gw.id("vpc_id")?);
+        }
+        if self.vpn_gws.get(&new.vpn_gw_id) != Some(&new.vpc_id) {
+            return Err(StoreError::NotFound(Resource::VpnGw));
+        }
+        if !self.user_gws.contains(&new.user_gw_id) {
+            DB::opt(
+                &mut *conn,
+                shared_in_scope::<DB>("id", "user_gws", new.user_gw_id, scope),
+            )
+            .await?
+            .ok_or(StoreError::NotFound(Resource::UserGw))?;
+            self.user_gws.insert(new.user_gw_id);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,949 @@
+//! [`Store`] on any [`Engine`]: each operation's transaction, checks and
+//! statements, written once.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use vpcd_types::id::{UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
+use vpcd_types::{
+    ConnStatus, GatewayNodeId, IdRef, NetStatus, Secret, TaskId, TaskKind, TaskStatus, UserGwRowId,
+    VpcRowId, VpnConnId, VpnConnRowId, VpnGwRowId,
+};
+
+use super::text::*;
+use super::*;
+use crate::{Quota, Store};
+
+#[async_trait]
+impl<DB: Engine> Store for SqlStore<DB> {
+    // ---- accounts and keys -------------------------------------------
+
+    async fn create_account(&self, name: &str) -> Result<Account> {
+        let now = unix_now();
+        let mut tx = self.begin_write().await?;
+        let q = Sql::new(
+            "INSERT INTO accounts (name, disabled, created_at) VALUES ($1, FALSE, $2) RETURNING id",
+        )
+        .arg(name)
+        .arg(now);
+        let row = DB::one(&mut tx, q)
+            .await
+            .map_err(name_taken::<DB>(Resource::Account, None))?;
+        tx.commit().await?;
+        Ok(Account {
+            id: row.id("id")?,
+            name: name.to_owned(),
+            disabled: false,
+            created_at: now,
+        })
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<(Account, Vec<ApiKey>)>> {
+        let mut tx = self.begin_read().await?;
+        let accounts = DB::fetch(
+            &mut tx,
+            Sql::new("SELECT id, name, disabled, created_at FROM accounts ORDER BY id"),
+        )
+        .await?;
+        let keys = DB::fetch(
+            &mut tx,
+            Sql::new(format!(
+                "{KEY_SELECT} ORDER BY k.account_id, k.created_at, k.secret_id"
+            )),
+        )
+        .await?;
+        tx.commit().await?;
+        let mut out = Vec::with_capacity(accounts.len());
+        for row in &accounts {
+            out.push((account_from_row(row)?, Vec::new()));
+        }
+        for row in &keys {
+            let key = key_from_row(row)?;
+            // Both lists are ordered by account id.
+            if let Ok(i) = out.binary_search_by_key(&key.account_id, |(a, _)| a.id) {
+                out[i].1.push(key);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_key(&self, account: &str) -> Result<ApiKey> {
+        let mut tx = self.begin_write().await?;
+        let find = Sql::new(format!(
+            "SELECT id, disabled FROM accounts WHERE name = $1{}",
+            lock::<DB>(FOR_SHARE)
+        ))
+        .arg(account);
+        let row = DB::opt(&mut tx, find)
+            .await?
+            .ok_or(StoreError::NotFound(Resource::Account))?;
+        let account_id: AccountId = row.id("id")?;
+        let now = unix_now();
+        for _ in 0..ID_ATTEMPTS {
+            let secret_id = format!("AKID{}", random_alnum(32));
+            let secret_key = Secret::new(random_alnum(32));
+            let insert = Sql::new(
+                "INSERT INTO api_keys (secret_id, secret_key, account_id, disabled, created_at) \
+                 VALUES ($1, $2, $3, FALSE, $4) ON CONFLICT (secret_id) DO NOTHING",
+            )
+            .arg(&secret_id)
+            .arg(secret_key.expose())
+            .arg(account_id)
+            .arg(now);
+            if DB::execute(&mut tx, insert).await? == 1 {
+                tx.commit().await?;
+                return Ok(ApiKey {
+                    secret_id,
+                    secret_key,
+                    account_id,
+                    disabled: row.flag("disabled")?,
+                });
+            }
+        }
+        Err(StoreError::Backend(
+            "no free SecretId after several tries".into(),
+        ))
+    }
+
+    async fn set_account_disabled(&self, account: &str, disabled: bool) -> Result<()> {
+        let q = Sql::new("UPDATE accounts SET disabled = $1 WHERE name = $2")
+            .arg(disabled)
+            .arg(account);
+        self.update_one(q, Resource::Account).await
+    }
+
+    async fn set_key_disabled(&self, secret_id: &str, disabled: bool) -> Result<()> {
+        let q = Sql::new("UPDATE api_keys SET disabled = $1 WHERE secret_id = $2")
+            .arg(disabled)
+            .arg(secret_id);
+        self.update_one(q, Resource::Key).await
+    }
+
+    async fn find_key(&self, secret_id: &str) -> Result<Option<ApiKey>> {
+        let mut conn = self.read.acquire().await?;
+        let q = Sql::new(format!("{KEY_SELECT} WHERE k.secret_id = $1")).arg(secret_id);
+        let row = DB::opt(&mut conn, q).await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn remember_nonce(
+        &self,
+        secret_id: &str,
+        nonce: &str,
+        now: Timestamp,
+        not_before: Timestamp,
+    ) -> Result<bool> {
+        let q = Sql::new(NONCE_INSERT)
+            .arg(secret_id)
+            .arg(nonce)
+            .arg(now)
+            .arg(not_before);
+        let fresh = DB::record_nonce(&self.nonces, q).await? == 1;
+        self.maybe_prune_nonces(now, not_before).await;
+        Ok(fresh)
+    }
+
+    // ---- VPCs -------------------------------------------------------------
+
+    async fn create_vpc(&self, scope: &Scope, new: NewVpc, limits: &Limits) -> Result<Vpc> {
+        let mut tx = self.begin_write().await?;
+        Self::lock_scope(&mut tx, scope).await?;
+        if Self::taken_in_scope(&mut tx, "vpcs", "name", scope, &new.name).await? {
+            return Err(StoreError::NameInUse(Resource::Vpc));
+        }
+        let count = Self::count_in_scope(&mut tx, "vpcs", scope).await?;
+        check_quota(count, limits.vpcs_per_region, Quota::VpcsPerRegion)?;
+        let now = unix_now();
+        let (id, _) = Self::insert_unified::<VpcKind>(
+            &mut tx,
+            |un_id| {
+                Sql::new(
+                    "INSERT INTO vpcs (un_id, account_id, region, name, cidr, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (un_id) DO NOTHING RETURNING id",
+                )
+                .arg(un_id)
+                .arg(scope.account_id)
+                .arg(&scope.region)
+                .arg(&new.name)
+                .arg(new.cidr.as_given())
+                .arg(now)
+            },
+            name_taken::<DB>(Resource::Vpc, Some("name")),
+        )
+        .await?;
+        let vpc = Self::fetch_vpc(&mut tx, scope, &IdRef::Numeric(id.get()))
+            .await?
+            .ok_or_else(|| vanished("vpc"))?;
+        tx.commit().await?;
+        Ok(vpc)
+    }
+
+    async fn get_vpc(&self, scope: &Scope, id: &IdRef<VpcKind>) -> Result<Option<Vpc>> {
+        let mut conn = self.read.acquire().await?;
+        Self::fetch_vpc(&mut conn, scope, id).await
+    }
+
+    async fn list_vpcs(
+        &self,
+        scope: &Scope,
+        f: &VpcFilter,
+        page: &Page,
+    ) -> Result<(u64, Vec<Vpc>)> {
+        let count = vpc_query::<DB>("SELECT COUNT(*) AS n FROM vpcs v", scope, f);
+        let mut list = vpc_query::<DB>(VPC_SELECT, scope, f);
+        push_page(&mut list, page, "v");
+        self.list(count, list, vpc_from_row).await
+    }
+
+    async fn delete_vpc(&self, scope: &Scope, id: VpcRowId) -> Result<()> {
+        self.delete_unused(Some(scope), id, &VPC_PARENT).await
+    }
+
+    // ---- VPN gateways -----------------------------------------------------
+
+    async fn create_vpn_gw(&self, scope: &Scope, new: NewVpnGw, limits: &Limits) -> Result<VpnGw> {
+        let mut tx = self.begin_write().await?;
+        // The VPC row carries the per-VPC quota.
+        let vpc = Sql::new(format!(
+            "SELECT id FROM vpcs WHERE id = $1 AND account_id = $2 AND region = $3{}",
+            lock::<DB>(FOR_UPDATE)
+        ))
+        .arg(new.vpc_id)
+        .arg(scope.account_id)
+        .arg(&scope.region);
+        if DB::opt(&mut tx, vpc).await?.is_none() {
+            return Err(StoreError::NotFound(Resource::Vpc));
+        }
+        let count = Sql::new("SELECT COUNT(*) AS n FROM vpn_gws WHERE vpc_id = $1").arg(new.vpc_id);
+        let count = DB::one(&mut tx, count).await?.int("n")?;
+        check_quota(count, limits.vpn_gws_per_vpc, Quota::VpnGwsPerVpc)?;
+        // Pool addresses are global and node addresses are spread by use:
+        // both choices must see every gateway created before them.
+        if let Some(lock) = DB::ADDRESS_LOCK {
+            DB::execute(&mut tx, Sql::new(lock)).await?;
+        }
+        let (address, node_id) = match new.address {
+            AddressSource::Pool(net) => (Self::pick_pool_address(&mut tx, net).await?, None),
+            AddressSource::Node { node_id } => (
+                Self::pick_node_address(&mut tx, node_id).await?,
+                Some(node_id),
+            ),
+        };
+        let now = unix_now();
+        let (id, _) = Self::insert_unified::<VpnGwKind>(
+            &mut tx,
+            |un_id| {
+                Sql::new(
+                    "INSERT INTO vpn_gws (un_id, account_id, region, vpc_id, name, bandwidth, \
+                         charge_type, charge_period, address, address_num, node_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     ON CONFLICT (un_id) DO NOTHING RETURNING id",
+                )
+                .arg(un_id)
+                .arg(scope.account_id)
+                .arg(&scope.region)
+                .arg(new.vpc_id)
+                .arg(&new.name)
+                .arg(new.bandwidth)
+                .arg(&new.charge_type)
+                .arg(new.charge_period)
+                .arg(address.to_string())
+                .arg(ipv4_num(address))
+                .arg(node_id)
+                .arg(now)
+            },
+            fk_means(StoreError::NotFound(Resource::GatewayNode)),
+        )
+        .await?;
+        let gw = Self::fetch_vpn_gw(&mut tx, scope, &IdRef::Numeric(id.get()))
+            .await?
+            .ok_or_else(|| vanished("vpn gateway"))?;
+        tx.commit().await?;
+        Ok(gw)
+    }
+
+    async fn get_vpn_gw(&self, scope: &Scope, id: &IdRef<VpnGwKind>) -> Result<Option<VpnGw>> {
+        let mut conn = self.read.acquire().await?;
+        Self::fetch_vpn_gw(&mut conn, scope, id).await
+    }
+
+    async fn list_vpn_gws(
+        &self,
+        scope: &Scope,
+        f: &VpnGwFilter,
+        page: &Page,
+    ) -> Result<(u64, Vec<VpnGw>)> {
+        let count = vpn_gw_query::<DB>("SELECT COUNT(*) AS n FROM vpn_gws g", scope, f);
+        let mut list = vpn_gw_query::<DB>(VPN_GW_SELECT, scope, f);
+        push_page(&mut list, page, "g");
+        self.list(count, list, vpn_gw_from_row).await
+    }
+
+    async fn rename_vpn_gw(&self, scope: &Scope, id: VpnGwRowId, name: &str) -> Result<()> {
+        self.rename(scope, "vpn_gws", id, name, Resource::VpnGw)
+            .await
+    }
+
+    async fn delete_vpn_gw(&self, scope: &Scope, id: VpnGwRowId) -> Result<()> {
+        self.delete_unused(Some(scope), id, &VPN_GW_PARENT).await
+    }
+
+    // ---- peer (customer) gateways -----------------------------------------
+
+    async fn create_user_gw(
+        &self,
+        scope: &Scope,
+        new: NewUserGw,
+        limits: &Limits,
+    ) -> Result<UserGw> {
+        let mut tx = self.begin_write().await?;
+        Self::lock_scope(&mut tx, scope).await?;
+        if Self::taken_in_scope(&mut tx, "user_gws", "name", scope, &new.name).await? {
+            return Err(StoreError::NameInUse(Resource::UserGw));
+        }
+        let address = new.address.to_string();
+        if Self::taken_in_scope(&mut tx, "user_gws", "address", scope, &address).await? {
+            return Err(StoreError::AddressInUse);
+        }
+        let count = Self::count_in_scope(&mut tx, "user_gws", scope).await?;
+        check_quota(count, limits.user_gws_per_region, Quota::UserGwsPerRegion)?;
+        let now = unix_now();
+        let (id, _) = Self::insert_unified::<UserGwKind>(
+            &mut tx,
+            |un_id| {
+                Sql::new(
+                    "INSERT INTO user_gws (un_id, account_id, region, name, address, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (un_id) DO NOTHING RETURNING id",
+                )
+                .arg(un_id)
+                .arg(scope.account_id)
+                .arg(&scope.region)
+                .arg(&new.name)
+                .arg(&address)
+                .arg(now)
+            },
+            |e| {
+                if is_unique::<DB>(&e, Some("address")) {
+                    StoreError::AddressInUse
+                } else {
+                    name_taken::<DB>(Resource::UserGw, Some("name"))(e)
+                }
+            },
+        )
+        .await?;
+        let gw = Self::fetch_user_gw(&mut tx, scope, &IdRef::Numeric(id.get()))
+            .await?
+            .ok_or_else(|| vanished("peer gateway"))?;
+        tx.commit().await?;
+        Ok(gw)
+    }
+
+    async fn get_user_gw(&self, scope: &Scope, id: &IdRef<UserGwKind>) -> Result<Option<UserGw>> {
+        let mut conn = self.read.acquire().await?;
+        Self::fetch_user_gw(&mut conn, scope, id).await
+    }
+
+    async fn list_user_gws(
+        &self,
+        scope: &Scope,
+        f: &UserGwFilter,
+        page: &Page,
+    ) -> Result<(u64, Vec<UserGw>)> {
+        let count = user_gw_query::<DB>("SELECT COUNT(*) AS n FROM user_gws u", scope, f);
+        let mut list = user_gw_query::<DB>(USER_GW_SELECT, scope, f);
+        push_page(&mut list, page, "u");
+        self.list(count, list, user_gw_from_row).await
+    }
+
+    async fn rename_user_gw(&self, scope: &Scope, id: UserGwRowId, name: &str) -> Result<()> {
+        self.rename(scope, "user_gws", id, name, Resource::UserGw)
+            .await
+    }
+
+    async fn delete_user_gw(&self, scope: &Scope, id: UserGwRowId) -> Result<()> {
+        self.delete_unused(Some(scope), id, &USER_GW_PARENT).await
+    }
+
+    // ---- VPN connections and their tasks ----------------------------------
+
+    async fn create_conn(
+        &self,
+        scope: &Scope,
+        new: NewConn,
+        limits: &Limits,
+    ) -> Result<(VpnConn, Task)> {
+        let settings = encode_settings(&new.settings)?;
+        let mut tx = self.begin_write().await?;
+        // Every connection quota counts within this (account, region): its
+        // row serializes the creators that could race for a slot, and
+        // carries the per-region count. Then the parents are held FOR SHARE
+        // so none can be deleted meanwhile.
+        let per_region = Self::lock_scope(&mut tx, scope).await?;
+        DB::opt(
+            &mut tx,
+            shared_in_scope::<DB>("id", "vpcs", new.vpc_id, scope),
+        )
+        .await?
+        .ok_or(StoreError::NotFound(Resource::Vpc))?;
+        let gw = DB::opt(
+            &mut tx,
+            shared_in_scope::<DB>("un_id, vpc_id", "vpn_gws", new.vpn_gw_id, scope),
+        )
+        .await?
+        .filter(|gw| gw.id("vpc_id").ok() == Some(new.vpc_id))
+        .ok_or(StoreError::NotFound(Resource::VpnGw))?;
+        let ugw = DB::opt(
+            &mut tx,
+            shared_in_scope::<DB>("un_id", "user_gws", new.user_gw_id, scope),
+        )
+        .await?
+        .ok_or(StoreError::NotFound(Resource::UserGw))?;
+        let (gw_un_id, ugw_un_id) = (gw.text("un_id")?, ugw.text("un_id")?);
+
+        let clash = Sql::new(
+            "SELECT id FROM vpn_conns \
+             WHERE account_id = $1 AND region = $2 AND vpc_id = $3 AND name = $4",
+        )
+        .arg(scope.account_id)
+        .arg(&scope.region)
+        .arg(new.vpc_id)
+        .arg(&new.name);
+        if DB::opt(&mut tx, clash).await?.is_some() {
+            return Err(StoreError::NameInUse(Resource::VpnConn));
+        }
+
+        let counts = Sql::new(
+            "SELECT \
+               (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = $1) AS per_gw, \
+               (SELECT COUNT(*) FROM vpn_conns WHERE user_gw_id = $2) AS per_user_gw, \
+               (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = $1 AND user_gw_id = $2) \
+                   AS per_pair",
+        )
+        .arg(new.vpn_gw_id)
+        .arg(new.user_gw_id);
+        let counts = DB::one(&mut tx, counts).await?;
+        check_quota(
+            counts.int("per_gw")?,
+            limits.conns_per_vpn_gw,
+            Quota::ConnsPerVpnGw,
+        )?;
+        check_quota(
+            counts.int("per_user_gw")?,
+            limits.conns_per_user_gw,
+            Quota::ConnsPerUserGw,
+        )?;
+        check_quota(per_region, limits.conns_per_region, Quota::ConnsPerRegion)?;
+        check_quota(
+            counts.int("per_pair")?,
+            limits.conns_per_pair,
+            Quota::ConnsPerPair,
+        )?;
+
+        let now = unix_now();
+        let (conn_id, conn_un_id) = Self::insert_unified::<VpnConnKind>(
+            &mut tx,
+            |un_id| {
+                let mut q = conn_insert(&un_id, scope, &new, ConnStatus::Creating, &settings, now);
+                q.push(" RETURNING id");
+                q
+            },
+            name_taken::<DB>(Resource::VpnConn, Some("name")),
+        )
+        .await?;
+        Self::add_scope_conns(&mut tx, scope.account_id, &scope.region, 1).await?;
+        let task_id = Self::insert_task(
+            &mut tx,
+            scope,
+            TaskKind::Create,
+            conn_id,
+            [conn_un_id.to_string(), gw_un_id, ugw_un_id],
+            now,
+        )
+        .await?;
+        let own = Sql::new("UPDATE vpn_conns SET active_task = $1 WHERE id = $2")
+            .arg(task_id)
+            .arg(conn_id);
+        DB::execute(&mut tx, own).await?;
+        let conn = Self::fetch_conn(&mut tx, Some(scope), &IdRef::Numeric(conn_id.get()))
+            .await?
+            .ok_or_else(|| vanished("connection"))?;
+        let task = Self::fetch_task(&mut tx, task_id).await?;
+        tx.commit().await?;
+        Ok((conn, task))
+    }
+
+    async fn get_conn(&self, scope: &Scope, id: &IdRef<VpnConnKind>) -> Result<Option<VpnConn>> {
+        let mut conn = self.read.acquire().await?;
+        Self::fetch_conn(&mut conn, Some(scope), id).await
+    }
+
+    async fn list_conns(
+        &self,
+        scope: &Scope,
+        f: &ConnFilter,
+        page: &Page,
+    ) -> Result<(u64, Vec<VpnConn>)> {
+        let count = conn_query::<DB>("SELECT COUNT(*) AS n FROM vpn_conns c", scope, f);
+        let list = conn_page_query::<DB>(scope, f, page);
+        self.list(count, list, conn_from_row).await
+    }
+
+    async fn begin_modify(
+        &self,
+        scope: &Scope,
+        conn_id: VpnConnRowId,
+        change: ConnChange,
+    ) -> Result<Task> {
+        self.begin_task(scope, conn_id, TaskKind::Modify, Some(change))
+            .await
+    }
+
+    async fn begin_delete(&self, scope: &Scope, conn_id: VpnConnRowId) -> Result<Task> {
+        self.begin_task(scope, conn_id, TaskKind::Delete, None)
+            .await
+    }
+
+    async fn begin_reset(&self, scope: &Scope, conn_id: VpnConnRowId) -> Result<Task> {
+        self.begin_task(scope, conn_id, TaskKind::Reset, None).await
+    }
+
+    async fn get_task(&self, scope: &Scope, task_id: TaskId) -> Result<Option<Task>> {
+        let mut conn = self.read.acquire().await?;
+        let q = Sql::new(format!(
+            "{TASK_SELECT} WHERE id = $1 AND account_id = $2 AND region = $3"
+        ))
+        .arg(task_id)
+        .arg(scope.account_id)
+        .arg(&scope.region);
+        let row = DB::opt(&mut conn, q).await?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    // ---- the task engine --------------------------------------------------
+
+    async fn claim_task_on(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_secs: i64,
+        nodes: &[Option<GatewayNodeId>],
+    ) -> Result<Option<ClaimedTask>> {
+        if nodes.is_empty() {
+            return Ok(None);
+        }
+        let mut tx = self.begin_write().await?;
+        loop {
+            let q = claim_query::<DB>(worker, now, lease_secs, nodes);
+            let Some(row) = DB::opt(&mut tx, q).await? else {
+                tx.commit().await?;
+                return Ok(None);
+            };
+            let task_id: TaskId = row.id("id")?;
+            let conn_id: VpnConnRowId = row.id("conn_id")?;
+            match Self::fetch_conn(&mut tx, None, &IdRef::Numeric(conn_id.get())).await? {
+                Some(conn) => {
+                    let task = Self::fetch_task(&mut tx, task_id).await?;
+                    tx.commit().await?;
+                    return Ok(Some(ClaimedTask { task, conn }));
+                }
+                None => {
+                    // Cannot happen while every running task's connection
+                    // row exists; fail the task rather than wedge the queue
+                    // behind it forever.
+                    tracing::error!(
+                        task_id = task_id.get(),
+                        "running task without its connection; failing it"
+                    );
+                    let fail = Sql::new(
+                        "UPDATE tasks SET status = 1, error_code = 'InternalError', \
+                             error_msg = 'the connection no longer exists', finished_at = $1, \
+                             lease_owner = NULL, lease_until = NULL WHERE id = $2",
+                    )
+                    .arg(now)
+                    .arg(task_id);
+                    DB::execute(&mut tx, fail).await?;
+                }
+            }
+        }
+    }
+
+    async fn finish_task(
+        &self,
+        task_id: TaskId,
+        worker: &str,
+        now: Timestamp,
+        outcome: std::result::Result<(), TaskError>,
+    ) -> Result<bool> {
+        let (status, error) = match &outcome {
+            Ok(()) => (TaskStatus::Success, None),
+            Err(e) => (TaskStatus::Failed, Some(e)),
+        };
+        let mut tx = self.begin_write().await?;
+        // Only the lease holder of a still-running task may finish it: a
+        // worker whose lease expired and was taken over gets `false`, and a
+        // task is never finished twice.
+        let finish = Sql::new(
+            "UPDATE tasks SET status = $1, error_code = $2, error_msg = $3, finished_at = $4, \
+                 lease_owner = NULL, lease_until = NULL \
+             WHERE id = $5 AND status = 2 AND lease_owner = $6 RETURNING kind, conn_id",
+        )
+        .arg(status.code())
+        .arg(error.map(|e| e.error_code.clone()))
+        .arg(error.map(|e| e.error_msg.clone()))
+        .arg(now)
+        .arg(task_id)
+        .arg(worker);
+        let Some(row) = DB::opt(&mut tx, finish).await? else {
+            return Ok(false);
+        };
+        let kind = parse::<TaskKind>(&row.text("kind")?, "task kind")?;
+        let conn_id: VpnConnRowId = row.id("conn_id")?;
+        match state_after(kind, outcome.is_ok()) {
+            Some(status) => {
+                let q = Sql::new(
+                    "UPDATE vpn_conns SET status = $1, active_task = NULL \
+                     WHERE id = $2 AND active_task = $3",
+                )
+                .arg(status.code())
+                .arg(conn_id)
+                .arg(task_id);
+                DB::execute(&mut tx, q).await?;
+            }
+            None => {
+                let q = Sql::new(
+                    "DELETE FROM vpn_conns WHERE id = $1 AND active_task = $2 \
+                     RETURNING account_id, region",
+                )
+                .arg(conn_id)
+                .arg(task_id);
+                if let Some(gone) = DB::opt(&mut tx, q).await? {
+                    let (account_id, region) = (gone.id("account_id")?, gone.text("region")?);
+                    Self::add_scope_conns(&mut tx, account_id, &region, -1).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    // ---- live state and reconciliation ------------------------------------
+
+    async fn set_net_status(&self, changes: &[(VpnConnId, NetStatus)]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        // One statement per state and chunk of ids, rows in a fixed order.
+        let mut sorted: Vec<&(VpnConnId, NetStatus)> = changes.iter().collect();
+        sorted.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        let mut tx = self.begin_write().await?;
+        for state in [NetStatus::Available, NetStatus::Unavailable] {
+            let ids: Vec<&VpnConnId> = sorted
+                .iter()
+                .filter(|(_, s)| *s == state)
+                .map(|(id, _)| id)
+                .collect();
+            for chunk in ids.chunks(IN_LIST_CHUNK) {
+                let mut q = Sql::new("UPDATE vpn_conns SET net_status = $1 WHERE net_status <> $1")
+                    .arg(state.as_str());
+                q.push(" AND un_id IN (");
+                for (i, id) in chunk.iter().enumerate() {
+                    q.push(if i == 0 { "" } else { ", " }).bind(id.as_str());
+                }
+                q.push(")");
+                DB::execute(&mut tx, q).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn desired_conns(&self, node_id: Option<GatewayNodeId>) -> Result<Vec<VpnConn>> {
+        let mut conn = self.read.acquire().await?;
+        let rows = DB::fetch(&mut conn, desired_query::<DB>(node_id)).await?;
+        rows.iter().map(conn_from_row).collect()
+    }
+
+    // ---- bulk load ------------------------------------------------------------
+
+    async fn import_conns(&self, scope: &Scope, conns: Vec<NewConn>) -> Result<u64> {
+        let mut parents = ImportParents::default();
+        let mut inserted = 0u64;
+        let now = unix_now();
+        let mut rows = conns.into_iter().peekable();
+        while rows.peek().is_some() {
+            let batch: Vec<NewConn> = rows.by_ref().take(IMPORT_BATCH).collect();
+            let mut tx = self.begin_write().await?;
+            // The scope's row first, as create_conn takes it: the batch adds
+            // to its connection count.
+            Self::lock_scope(&mut tx, scope).await?;
+            for new in &batch {
+                parents.check::<DB>(&mut tx, scope, new).await?;
+            }
+            let mut pending: Vec<(String, &NewConn, String)> = batch
+                .iter()
+                .map(|c| Ok((fresh_id::<VpnConnKind>(), c, encode_settings(&c.settings)?)))
+                .collect::<Result<_>>()?;
+            let before = inserted;
+            // Rows whose random id was taken come back missing and go again
+            // with a new id.
+            for _ in 0..ID_ATTEMPTS {
+                if pending.is_empty() {
+                    break;
+                }
+                let written = DB::insert_conns(&mut tx, scope, now, &pending)
+                    .await
+                    .map_err(name_taken::<DB>(Resource::VpnConn, Some("name")))?;
+                inserted += written.len() as u64;
+                let written: HashSet<String> = written.into_iter().collect();
+                pending.retain(|p| !written.contains(&p.0));
+                for p in &mut pending {
+                    p.0 = fresh_id::<VpnConnKind>();
+                }
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Backend(
+                    "no free connection id after several tries".into(),
+                ));
+            }
+            let added = i64::try_from(inserted - before).unwrap_or(i64::MAX);
+            Self::add_scope_conns(&mut tx, scope.account_id, &scope.region, added).await?;
+            tx.commit().await?;
+        }
+        // Statistics for the planner, now that the table's shape may have
+        // changed by orders of magnitude.
+        let mut conn = self.write.acquire().await?;
+        DB::execute_raw(&mut conn, DB::ANALYZE).await?;
+        Ok(inserted)
+    }
+
+    async fn conn_count_check(&self, scope: &Scope) -> Result<(u64, u64)> {
+        // One statement: both figures from the same snapshot.
+        let q = Sql::new(
+            "SELECT \
+               COALESCE((SELECT conns FROM scopes \
+                         WHERE account_id = $1 AND region = $2), 0) AS kept, \
+               (SELECT COUNT(*) FROM vpn_conns WHERE account_id = $1 AND region = $2) \
+                   AS counted",
+        )
+        .arg(scope.account_id)
+        .arg(&scope.region);
+        let mut conn = self.read.acquire().await?;
+        let row = DB::one(&mut conn, q).await?;
+        Ok((row.int("kept")? as u64, row.int("counted")? as u64))
+    }
+
+    // ---- gateway nodes ----------------------------------------------------------
+
+    async fn add_gateway_node(
+        &self,
+        name: &str,
+        vici: &str,
+        addresses: &[IpAddr],
+    ) -> Result<GatewayNode> {
+        let mut tx = self.begin_write().await?;
+        let q = Sql::new(format!(
+            "INSERT INTO gateway_nodes (name, vici, addresses, created_at) \
+             VALUES ($1, $2, $3, $4) RETURNING {GATEWAY_NODE_COLUMNS}"
+        ))
+        .arg(name)
+        .arg(vici)
+        .arg(encode_addresses(addresses))
+        .arg(unix_now());
+        let row = DB::one(&mut tx, q)
+            .await
+            .map_err(name_taken::<DB>(Resource::GatewayNode, None))?;
+        tx.commit().await?;
+        gateway_node_from_row(&row)
+    }
+
+    async fn ensure_gateway_node(&self, vici: &str, addresses: &[IpAddr]) -> Result<GatewayNode> {
+        let encoded = encode_addresses(addresses);
+        let base = default_node_name(vici);
+        let mut n = 1;
+        let mut tx = self.begin_write().await?;
+        loop {
+            let update = Sql::new(format!(
+                "UPDATE gateway_nodes SET addresses = $1 WHERE vici = $2 \
+                 RETURNING {GATEWAY_NODE_COLUMNS}"
+            ))
+            .arg(&encoded)
+            .arg(vici);
+            if let Some(row) = DB::opt(&mut tx, update).await? {
+                tx.commit().await?;
+                return gateway_node_from_row(&row);
+            }
+            // Nothing conflicting is inserted; a conflict on the URI means
+            // another vpcd created the node meanwhile (the update above then
+            // finds it), one on the name means the next suffix.
+            let create = Sql::new(format!(
+                "INSERT INTO gateway_nodes (name, vici, addresses, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING \
+                 RETURNING {GATEWAY_NODE_COLUMNS}"
+            ))
+            .arg(numbered_name(&base, n))
+            .arg(vici)
+            .arg(&encoded)
+            .arg(unix_now());
+            if let Some(row) = DB::opt(&mut tx, create).await? {
+                tx.commit().await?;
+                return gateway_node_from_row(&row);
+            }
+            let uri = Sql::new("SELECT id FROM gateway_nodes WHERE vici = $1").arg(vici);
+            if DB::opt(&mut tx, uri).await?.is_none() {
+                n += 1;
+                if n > NODE_NAME_ATTEMPTS {
+                    return Err(StoreError::NameInUse(Resource::GatewayNode));
+                }
+            }
+        }
+    }
+
+    async fn list_gateway_nodes(&self) -> Result<Vec<GatewayNode>> {
+        let mut conn = self.read.acquire().await?;
+        let q = Sql::new(format!(
+            "SELECT {GATEWAY_NODE_COLUMNS} FROM gateway_nodes ORDER BY id"
+        ));
+        let rows = DB::fetch(&mut conn, q).await?;
+        rows.iter().map(gateway_node_from_row).collect()
+    }
+
+    async fn remove_gateway_node(&self, id: GatewayNodeId) -> Result<()> {
+        self.delete_unused(None, id, &GATEWAY_NODE_PARENT).await
+    }
+
+    // ---- the cluster of vpcd processes ------------------------------------------
+
+    async fn heartbeat(&self, member: &str, now: Timestamp, info: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let seen = Sql::new(
+            "INSERT INTO cluster_members (name, started_at, last_seen, info) \
+             VALUES ($1, $2, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen, info = excluded.info",
+        )
+        .arg(member)
+        .arg(now)
+        .arg(info);
+        DB::execute(&mut tx, seen).await?;
+        let forget = Sql::new("DELETE FROM cluster_members WHERE last_seen < $1")
+            .arg(now.saturating_sub(MEMBER_FORGET_SECS));
+        DB::execute(&mut tx, forget).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_members(&self) -> Result<Vec<ClusterMember>> {
+        let mut conn = self.read.acquire().await?;
+        let q =
+            Sql::new("SELECT name, started_at, last_seen, info FROM cluster_members ORDER BY name");
+        let rows = DB::fetch(&mut conn, q).await?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    async fn acquire_gateway_lease(
+        &self,
+        gateway_node_id: GatewayNodeId,
+        holder: &str,
+        now: Timestamp,
+        ttl_secs: i64,
+    ) -> Result<bool> {
+        // One statement: the conflict clause takes the row over only when
+        // it is ours or expired, so two vpcds can never both get `true` (on
+        // PostgreSQL a concurrent acquirer waits on the row and then
+        // re-checks the condition against the winner's lease).
+        let mut tx = self.begin_write().await?;
+        let q = Sql::new(
+            "INSERT INTO gateway_leases (gateway_node_id, holder, until) VALUES ($1, $2, $3) \
+             ON CONFLICT (gateway_node_id) DO UPDATE \
+             SET holder = excluded.holder, until = excluded.until \
+             WHERE gateway_leases.holder = excluded.holder OR gateway_leases.until < $4",
+        )
+        .arg(gateway_node_id)
+        .arg(holder)
+        .arg(now.saturating_add(ttl_secs))
+        .arg(now);
+        let taken = DB::execute(&mut tx, q)
+            .await
+            .map_err(fk_means(StoreError::NotFound(Resource::GatewayNode)))?;
+        tx.commit().await?;
+        Ok(taken == 1)
+    }
+
+    async fn release_gateway_lease(
+        &self,
+        gateway_node_id: GatewayNodeId,
+        holder: &str,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let q = Sql::new("DELETE FROM gateway_leases WHERE gateway_node_id = $1 AND holder = $2")
+            .arg(gateway_node_id)
+            .arg(holder);
+        DB::execute(&mut tx, q).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn gateway_leases(&self) -> Result<Vec<GatewayLease>> {
+        let mut conn = self.read.acquire().await?;
+        let q = Sql::new(
+            "SELECT gateway_node_id, holder, until FROM gateway_leases ORDER BY gateway_node_id",
+        );
+        let rows = DB::fetch(&mut conn, q).await?;
+        rows.iter().map(lease_from_row).collect()
+    }
+}
+
+impl<DB: Engine> SqlStore<DB> {
+    /// A list's total and one page of it, both from one read snapshot.
+    async fn list<T>(
+        &self,
+        count: Sql,
+        page: Sql,
+        decode: impl Fn(&Record<DB>) -> Result<T>,
+    ) -> Result<(u64, Vec<T>)> {
+        let mut tx = self.begin_read().await?;
+        let total = DB::one(&mut tx, count).await?.int("n")?;
+        let rows = DB::fetch(&mut tx, page).await?;
+        tx.commit().await?;
+        let items = rows.iter().map(decode).collect::<Result<_>>()?;
+        Ok((u64::try_from(total).unwrap_or(0), items))
+    }
+
+    /// Run an update of one row by key; `NotFound(what)` if none matched.
+    async fn update_one(&self, q: Sql, what: Resource) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        if DB::execute(&mut tx, q).await? == 0 {
+            return Err(StoreError::NotFound(what));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Rename a gateway of the scope. Where names are unique (peer
+    /// gateways) the unique index decides a race between two renames.
+    async fn rename(
+        &self,
+        scope: &Scope,
+        table: &str,
+        id: impl Into<Arg>,
+        name: &str,
+        what: Resource,
+    ) -> Result<()> {
+        let q = Sql::new(format!(
+            "UPDATE {table} SET name = $1 WHERE id = $2 AND account_id = $3 AND region = $4"
+        ))
+        .arg(name)
+        .arg(id)
+        .arg(scope.account_id)
+        .arg(&scope.region);
+        let mut tx = self.begin_write().await?;
+        let renamed = DB::execute(&mut tx, q)
+            .await
+            .map_err(name_taken::<DB>(what, None))?;
+        if renamed == 0 {
+            return Err(StoreError::NotFound(what));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
