@@ -26,6 +26,8 @@ use std::net::IpAddr;
 
 use vpcd_store::Page;
 
+use crate::error::{ApiError, ApiResult, Field};
+
 pub(crate) mod conn_settings;
 pub(crate) mod peer_config;
 pub(crate) mod select;
@@ -40,6 +42,14 @@ pub(crate) struct List<T> {
     /// All matches, not just this page.
     pub(crate) total: u64,
     pub(crate) items: Vec<T>,
+}
+
+impl<T> List<T> {
+    /// A page as the store answers it; a failure names `field`.
+    fn from_store(page: vpcd_store::Result<(u64, Vec<T>)>, field: Field) -> ApiResult<List<T>> {
+        let (total, items) = page.map_err(|e| ApiError::from_store(e, field))?;
+        Ok(List { total, items })
+    }
 }
 
 /// A Describe request: which resources, and which page of them.

@@ -50,12 +50,8 @@ pub(crate) async fn describe_user_gws(
     scope: &Scope,
     req: Describe<UserGwFilter>,
 ) -> ApiResult<List<UserGw>> {
-    let (total, items) = api
-        .store
-        .list_user_gws(scope, &req.filter, &req.page)
-        .await
-        .map_err(|e| ApiError::from_store(e, Field::UserGwId))?;
-    Ok(List { total, items })
+    let page = api.store.list_user_gws(scope, &req.filter, &req.page).await;
+    List::from_store(page, Field::UserGwId)
 }
 
 pub(crate) struct RenameUserGw {

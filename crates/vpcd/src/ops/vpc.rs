@@ -65,12 +65,8 @@ pub(crate) async fn describe_vpcs(
     scope: &Scope,
     req: Describe<VpcFilter>,
 ) -> ApiResult<List<Vpc>> {
-    let (total, items) = api
-        .store
-        .list_vpcs(scope, &req.filter, &req.page)
-        .await
-        .map_err(|e| ApiError::from_store(e, Field::VpcId))?;
-    Ok(List { total, items })
+    let page = api.store.list_vpcs(scope, &req.filter, &req.page).await;
+    List::from_store(page, Field::VpcId)
 }
 
 /// A change to a VPC's attributes: its name (`None` keeps it; the VPC

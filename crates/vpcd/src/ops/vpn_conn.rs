@@ -94,12 +94,8 @@ pub(crate) async fn describe_conns(
     scope: &Scope,
     req: Describe<ConnFilter>,
 ) -> ApiResult<List<VpnConn>> {
-    let (total, items) = api
-        .store
-        .list_conns(scope, &req.filter, &req.page)
-        .await
-        .map_err(|e| ApiError::from_store(e, Field::VpnConnId))?;
-    Ok(List { total, items })
+    let page = api.store.list_conns(scope, &req.filter, &req.page).await;
+    List::from_store(page, Field::VpnConnId)
 }
 
 /// A connection, and (when given) the VPN gateway and VPC it must belong

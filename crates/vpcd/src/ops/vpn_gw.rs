@@ -70,12 +70,8 @@ pub(crate) async fn describe_vpn_gws(
     scope: &Scope,
     req: Describe<VpnGwFilter>,
 ) -> ApiResult<List<VpnGw>> {
-    let (total, items) = api
-        .store
-        .list_vpn_gws(scope, &req.filter, &req.page)
-        .await
-        .map_err(|e| ApiError::from_store(e, Field::VpnGwId))?;
-    Ok(List { total, items })
+    let page = api.store.list_vpn_gws(scope, &req.filter, &req.page).await;
+    List::from_store(page, Field::VpnGwId)
 }
 
 /// A VPN gateway, and (when given) the VPC it must belong to.
