@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
+use vpcd_types::testing::without_proxies;
 
 use serde_json::Value;
 
@@ -31,7 +33,7 @@ fn start(data: &Path, extra: &[&str], log: &Path) -> Proc {
         .append(true)
         .open(log)
         .unwrap();
-    let child = Command::new(bin())
+    let child = without_proxies(&mut Command::new(bin()))
         .args(["serve", "--data-dir"])
         .arg(data)
         .args(["--http", "127.0.0.1:0", "--https", "127.0.0.1:0"])
@@ -60,7 +62,7 @@ fn start(data: &Path, extra: &[&str], log: &Path) -> Proc {
 }
 
 fn call(data: &Path, endpoint: &str, action: &str, params: &[&str]) -> Value {
-    let out = Command::new(bin())
+    let out = without_proxies(&mut Command::new(bin()))
         .arg("call")
         .arg(action)
         .args(params)
