@@ -14,15 +14,19 @@
 //! - [`server`]: `vpcd serve` wiring, reconciliation and health polling.
 //! - [`client`]: `vpcd call`.
 //! - [`admin`]: `vpcd admin`.
+//! - `data_dir`: owner-only modes for the data directory and its secrets.
+//! - `log_safe`: attacker-controlled text in log lines.
 
 pub mod actions;
 pub mod admin;
 pub mod app;
 pub mod client;
 pub mod cluster;
+pub(crate) mod data_dir;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub(crate) mod log_safe;
 pub mod params;
 pub mod protocol;
 pub mod server;

@@ -2,8 +2,9 @@
 //! HTTP/HTTPS listeners, and shutting them down in order.
 
 use std::collections::{HashMap, HashSet};
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,15 +105,35 @@ async fn bootstrap(store: &dyn Store, cfg: &ServeConfig) -> anyhow::Result<()> {
         "region": cfg.region,
     });
     crate::tls::write_private(&path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
-    // Shown once on the terminal, never through the log.
+    // The SecretKey is shown once on a terminal, never through the log: when
+    // stdout is a file or a pipe (a service manager's log), only where to
+    // find it.
+    let secret_key = std::io::stdout()
+        .is_terminal()
+        .then(|| key.secret_key.expose());
     println!(
-        "created account \"default\"\n  SecretId:  {}\n  SecretKey: {}\n  region:    {}\nsaved to {} (mode 0600)",
-        key.secret_id,
-        key.secret_key.expose(),
-        cfg.region,
-        path.display()
+        "{}",
+        first_start_banner(&key.secret_id, secret_key, &cfg.region, &path)
     );
     Ok(())
+}
+
+/// What the first start prints; `secret_key` only when stdout is a terminal.
+fn first_start_banner(
+    secret_id: &str,
+    secret_key: Option<&str>,
+    region: &str,
+    credentials: &Path,
+) -> String {
+    let key_line = match secret_key {
+        Some(k) => format!("  SecretKey: {k}\n"),
+        None => "  SecretKey: (not shown: stdout is not a terminal; read it from the file below)\n"
+            .to_owned(),
+    };
+    format!(
+        "created account \"default\"\n  SecretId:  {secret_id}\n{key_line}  region:    {region}\nsaved to {} (mode 0600)",
+        credentials.display()
+    )
 }
 
 pub struct Running {
@@ -133,9 +154,8 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
 /// pass a recording driver).
 pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyhow::Result<Running> {
     crate::tls::init_crypto();
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
     let url = database_url(&cfg);
+    crate::data_dir::secure(&cfg.data_dir, vpcd_store::sqlite_path(&url))?;
     let store = vpcd_store::connect(&url)
         .await
         .with_context(|| "opening the database")?;
