@@ -56,7 +56,10 @@ async fn api(State(state): State<ApiState>, req: Request) -> Response {
     let limit = state.settings.max_body_bytes;
     let mut pairs: Vec<(String, String)> = Vec::new();
     if let Some(q) = parts.uri.query() {
-        pairs.extend(form_urlencoded::parse(q.as_bytes()).into_owned());
+        match decode_form(q.as_bytes()) {
+            Ok(p) => pairs.extend(p),
+            Err(e) => return ok_json(envelope_err(&e)),
+        }
     }
     if method == "POST" {
         let is_form = parts
@@ -80,7 +83,10 @@ async fn api(State(state): State<ApiState>, req: Request) -> Response {
                     "POST bodies must be application/x-www-form-urlencoded",
                 );
             }
-            pairs.extend(form_urlencoded::parse(&body).into_owned());
+            match decode_form(&body) {
+                Ok(p) => pairs.extend(p),
+                Err(e) => return ok_json(envelope_err(&e)),
+            }
         }
     }
     let envelope = v2::protocol::handle(
@@ -94,6 +100,21 @@ async fn api(State(state): State<ApiState>, req: Request) -> Response {
     )
     .await;
     ok_json(envelope)
+}
+
+/// Strict form decoding: a key or value that is not UTF-8 after
+/// percent-decoding is refused rather than signed as U+FFFD (issue 11).
+fn decode_form(input: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    use vpcd_auth::form::DecodeError;
+    vpcd_auth::form::decode(input).map_err(|e| match e {
+        DecodeError::Key { raw } => ApiError::invalid(
+            &raw,
+            "the parameter name is not valid UTF-8 after percent-decoding",
+        ),
+        DecodeError::Value { key } => {
+            ApiError::invalid(&key, "the value is not valid UTF-8 after percent-decoding")
+        }
+    })
 }
 
 fn host_header(headers: &HeaderMap) -> Option<String> {

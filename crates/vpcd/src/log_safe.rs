@@ -8,7 +8,7 @@
 //! reports how many it held back.
 //!
 //! # Layout
-//! - [`untrusted`], [`Untrusted`]: escaped and truncated display of one string.
+//! - [`untrusted`], [`untrusted_text`], [`Untrusted`]: escaped and truncated display of one string.
 //! - [`RefusalGate`], [`Admit`]: the per-second budget of refusal lines.
 
 use std::fmt;
@@ -19,22 +19,31 @@ use std::time::{Duration, Instant};
 /// parameter name and SecretId; the rest is replaced by a count.
 pub(crate) const SHOWN_CHARS: usize = 64;
 
+/// Characters shown of a longer text that quotes the client, such as an
+/// error message naming a parameter.
+const SHOWN_TEXT_CHARS: usize = 256;
+
 /// Display `s` for a log line: printable ASCII as is, everything else (newlines, other control
 /// characters, quotes, backslashes, non-ASCII) as a Rust escape, and at most [`SHOWN_CHARS`]
 /// characters followed by `...(N more bytes)`. The output is one line of printable ASCII, so it
 /// cannot end a log line nor pass for a field of another.
 pub(crate) fn untrusted(s: &str) -> Untrusted<'_> {
-    Untrusted(s)
+    Untrusted(s, SHOWN_CHARS)
 }
 
-/// See [`untrusted`].
-pub(crate) struct Untrusted<'a>(&'a str);
+/// [`untrusted`] for a longer text that quotes the client (an error message).
+pub(crate) fn untrusted_text(s: &str) -> Untrusted<'_> {
+    Untrusted(s, SHOWN_TEXT_CHARS)
+}
+
+/// See [`untrusted`]: the text and how many of its characters to show.
+pub(crate) struct Untrusted<'a>(&'a str, usize);
 
 impl fmt::Display for Untrusted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut shown_bytes = 0;
         for (n, c) in self.0.chars().enumerate() {
-            if n == SHOWN_CHARS {
+            if n == self.1 {
                 return write!(f, "...({} more bytes)", self.0.len() - shown_bytes);
             }
             if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
@@ -72,7 +81,7 @@ struct Window {
 }
 
 impl RefusalGate {
-    pub(crate) fn new(per_second: u32) -> Self {
+    pub(crate) const fn new(per_second: u32) -> Self {
         RefusalGate {
             per_second,
             window: Mutex::new(Window {

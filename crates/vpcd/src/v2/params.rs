@@ -315,7 +315,7 @@ mod tests {
         );
         let params = p(&[("taskId", "99999999999999999999")]).unwrap();
         let e = params.opt_int("taskId", 1..=i64::MAX).unwrap_err();
-        assert!(e.message.contains("between"), "{}", e.message);
+        assert!(e.v2_message().contains("between"), "{}", e.v2_message());
         let params = p(&[("n", "7")]).unwrap();
         assert_eq!(
             params.opt_int("n", 0..=5).unwrap_err().param,
