@@ -47,11 +47,9 @@ async fn api(State(state): State<ApiState>, req: Request) -> Response {
         Method::POST => "POST",
         _ => return bad("method", "only GET and POST are supported"),
     };
-    let Some(host) = host_header(&parts.headers) else {
-        return bad(
-            "Host",
-            "the request has no valid Host header, which the signature covers",
-        );
+    let host = match request_host(&parts) {
+        Ok(h) => h,
+        Err(why) => return bad("Host", why),
     };
     let limit = state.settings.max_body_bytes;
     let mut pairs: Vec<(String, String)> = Vec::new();
@@ -117,9 +115,26 @@ fn decode_form(input: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
     })
 }
 
-fn host_header(headers: &HeaderMap) -> Option<String> {
-    let h = headers.get(header::HOST)?.to_str().ok()?;
-    (!h.is_empty() && h.len() <= 255).then(|| h.to_owned())
+/// The host the client addressed, which the signature covers: the Host
+/// header (HTTP/1.1) or `:authority` (HTTP/2, where it arrives in the URI).
+/// When both are present they must agree.
+fn request_host(parts: &axum::http::request::Parts) -> Result<String, &'static str> {
+    let header = match parts.headers.get(header::HOST) {
+        Some(v) => Some(v.to_str().map_err(|_| "the Host header is not text")?),
+        None => None,
+    };
+    let authority = parts.uri.authority().map(|a| a.as_str());
+    let host = match (header, authority) {
+        (Some(h), Some(a)) if h != a => return Err("the Host header and :authority disagree"),
+        (Some(h), _) | (None, Some(h)) => h,
+        (None, None) => "",
+    };
+    if host.is_empty() || host.len() > 255 {
+        return Err(
+            "the request has no valid Host header or :authority, which the signature covers",
+        );
+    }
+    Ok(host.to_owned())
 }
 
 /// Read at most `limit` bytes. A declared Content-Length over the limit is

@@ -48,6 +48,10 @@ pub struct ServeConfig {
     pub heartbeat_interval: Duration,
     /// How long a gateway node lease lasts without renewal.
     pub gateway_lease_secs: i64,
+    /// How long a client may take to send a request's headers, counted
+    /// from the connection's first byte (`--header-read-timeout`). A slow
+    /// or silent client is disconnected after it.
+    pub header_read_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -70,6 +74,7 @@ impl ServeConfig {
             public_ips: Vec::new(),
             heartbeat_interval: Duration::from_secs(2),
             gateway_lease_secs: 10,
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -138,6 +143,38 @@ fn first_start_banner(
     )
 }
 
+/// Disconnect clients that send their headers too slowly (issue 11,
+/// finding 2): hyper enforces the timeout only when given a timer.
+fn slow_clients(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    cfg: &ServeConfig,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(cfg.header_read_timeout);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(cfg.header_read_timeout)
+        .keep_alive_timeout(cfg.header_read_timeout);
+}
+
+/// The soft limit on open files raised to the hard limit, so many
+/// connections do not starve the database of file descriptors.
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        let from = lim.current;
+        lim.current = lim.maximum;
+        match setrlimit(Resource::Nofile, lim) {
+            Ok(()) => tracing::debug!(?from, to = ?lim.maximum, "raised the open-file limit"),
+            Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+        }
+    }
+}
+
 /// A started vpcd: its listeners, its API side and its background side.
 pub struct Running {
     pub bound: Bound,
@@ -158,6 +195,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
 /// gateway node (tests pass one that records what it is told).
 pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyhow::Result<Running> {
     crate::tls::init_crypto();
+    raise_open_file_limit();
     let url = database_url(&cfg);
     crate::data_dir::secure(&cfg.data_dir, vpcd_store::sqlite_path(&url))?;
     let store = vpcd_store::connect(&url)
@@ -215,9 +253,9 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
             std::net::TcpListener::bind(addr).with_context(|| format!("binding HTTP on {addr}"))?;
         listener.set_nonblocking(true)?;
         bound.http = Some(listener.local_addr()?);
-        let server = axum_server::from_tcp(listener)
-            .handle(http_handle.clone())
-            .serve(app.clone().into_make_service());
+        let mut server = axum_server::from_tcp(listener).handle(http_handle.clone());
+        slow_clients(server.http_builder(), &cfg);
+        let server = server.serve(app.clone().into_make_service());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = server.await {
                 tracing::error!(error = %e, "HTTP listener failed");
@@ -234,9 +272,9 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
             .with_context(|| format!("binding HTTPS on {addr}"))?;
         listener.set_nonblocking(true)?;
         bound.https = Some(listener.local_addr()?);
-        let server = axum_server::from_tcp_rustls(listener, tls)
-            .handle(https_handle.clone())
-            .serve(app.into_make_service());
+        let mut server = axum_server::from_tcp_rustls(listener, tls).handle(https_handle.clone());
+        slow_clients(server.http_builder(), &cfg);
+        let server = server.serve(app.into_make_service());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = server.await {
                 tracing::error!(error = %e, "HTTPS listener failed");
