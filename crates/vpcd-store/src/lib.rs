@@ -101,19 +101,31 @@ pub async fn connect(url_or_path: &str) -> Result<std::sync::Arc<dyn Store>> {
     if url_or_path.starts_with("postgres://") || url_or_path.starts_with("postgresql://") {
         return Ok(std::sync::Arc::new(PgStore::connect(url_or_path).await?));
     }
-    let path = url_or_path
-        .strip_prefix("sqlite://")
-        .or_else(|| url_or_path.strip_prefix("sqlite:"))
-        .unwrap_or(url_or_path);
-    if path == ":memory:" {
+    if sqlite_spelling(url_or_path) == ":memory:" {
         return Ok(std::sync::Arc::new(SqliteStore::in_memory().await?));
     }
-    if path.is_empty() {
-        return Err(StoreError::Backend("empty database path".into()));
+    let path = sqlite_path(url_or_path)
+        .ok_or_else(|| StoreError::Backend("empty database path".into()))?;
+    Ok(std::sync::Arc::new(SqliteStore::open(path).await?))
+}
+
+/// The SQLite database file that [`connect`] opens for `url_or_path`: `None`
+/// for PostgreSQL, an in-memory database or an empty path. The server keeps
+/// this file and its siblings (`-wal`, `-shm`, nonces) private to its owner.
+pub fn sqlite_path(url_or_path: &str) -> Option<&std::path::Path> {
+    if url_or_path.starts_with("postgres://") || url_or_path.starts_with("postgresql://") {
+        return None;
     }
-    Ok(std::sync::Arc::new(
-        SqliteStore::open(std::path::Path::new(path)).await?,
-    ))
+    let path = sqlite_spelling(url_or_path);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::Path::new(path))
+}
+
+/// `url_or_path` without its `sqlite://` or `sqlite:` prefix.
+fn sqlite_spelling(url_or_path: &str) -> &str {
+    url_or_path
+        .strip_prefix("sqlite://")
+        .or_else(|| url_or_path.strip_prefix("sqlite:"))
+        .unwrap_or(url_or_path)
 }
 
 /// Everything vpcd persists. Object safe: the server holds an
