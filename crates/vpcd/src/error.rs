@@ -169,7 +169,7 @@ impl ApiError {
                 "VpnGwLimitExceeded",
                 "no free public address is left in the VPN gateway address pool",
             ),
-            StoreError::Backend(msg) => Self::internal(msg),
+            StoreError::StorageUnavailable(msg) | StoreError::Backend(msg) => Self::internal(msg),
         }
     }
 }
