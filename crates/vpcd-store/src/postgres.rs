@@ -199,7 +199,9 @@ impl Engine for Postgres {
 /// (standby) server (25006).
 pub(crate) fn is_storage_fault(e: &sqlx::postgres::PgDatabaseError) -> bool {
     let code = e.code();
-    ["08", "53", "58"].iter().any(|class| code.starts_with(class))
+    ["08", "53", "58"]
+        .iter()
+        .any(|class| code.starts_with(class))
         || ["57P01", "57P02", "57P03", "25006"].contains(&code)
 }
 

@@ -268,7 +268,8 @@ async fn writes_resume_after_disk_full() {
         return;
     }
     let fs = Tmpfs::mount("1m");
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&fs.path().join("vpcd.db")).await.unwrap());
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&fs.path().join("vpcd.db")).await.unwrap());
     let mut work = Workload::new(store.clone()).await;
     let mut steps = 0;
     while work.refused.is_empty() {
@@ -281,17 +282,29 @@ async fn writes_resume_after_disk_full() {
         work.step().await;
     }
     let now = 1_700_000_000;
-    let nonce = store.remember_nonce("AKIDf", "during", now, now - 300).await;
-    println!("while full: {} refused; nonce: {nonce:?}", work.refused.len());
+    let nonce = store
+        .remember_nonce("AKIDf", "during", now, now - 300)
+        .await;
+    println!(
+        "while full: {} refused; nonce: {nonce:?}",
+        work.refused.len()
+    );
     println!("answers while full: {:?}", work.errors);
     work.check_reads().await;
 
     fs.resize("64m");
-    assert!(work.step().await, "the first write after growing failed: {:?}", work.errors);
+    assert!(
+        work.step().await,
+        "the first write after growing failed: {:?}",
+        work.errors
+    );
     for _ in 0..20 {
         assert!(work.step().await);
     }
-    assert!(store.remember_nonce("AKIDf", "after", now, now - 300).await.unwrap());
+    assert!(store
+        .remember_nonce("AKIDf", "after", now, now - 300)
+        .await
+        .unwrap());
     work.check().await;
     println!("after growing: {} created in all", work.made.len());
     drop(work);

@@ -33,8 +33,8 @@ use ipnet::IpNet;
 use sqlx::error::{DatabaseError, ErrorKind};
 use sqlx::pool::PoolOptions;
 use sqlx::{
-    ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool,
-    Transaction, Type,
+    ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction,
+    Type,
 };
 use vpcd_types::id::{IdKind, UnifiedId, UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
 use vpcd_types::{

@@ -13,8 +13,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use vpcd_store::testing::in_ci;
-use vpcd_types::{VpcRowId, VpnGwRowId};
 use vpcd_store::*;
+use vpcd_types::{VpcRowId, VpnGwRowId};
 
 use super::conformance::settings;
 
@@ -75,7 +75,10 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         // Lazy: a file still open (a store the failing test never dropped)
         // must not keep the mount alive.
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -238,7 +241,11 @@ impl Workload {
             name: ugw_name.clone(),
             address: address.into(),
         };
-        let ugw = match self.store.create_user_gw(&self.scope, ugw, &self.limits).await {
+        let ugw = match self
+            .store
+            .create_user_gw(&self.scope, ugw, &self.limits)
+            .await
+        {
             Ok(ugw) => {
                 self.made.insert(ugw_name);
                 ugw
@@ -256,7 +263,11 @@ impl Workload {
             name: format!("{conn_name}-{}", "x".repeat(200)),
             settings: settings("psk"),
         };
-        match self.store.create_conn(&self.scope, conn, &self.limits).await {
+        match self
+            .store
+            .create_conn(&self.scope, conn, &self.limits)
+            .await
+        {
             Ok(_) => {
                 self.made.insert(conn_name);
                 true
