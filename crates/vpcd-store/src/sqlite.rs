@@ -461,6 +461,17 @@ mod tests {
             num("PRAGMA synchronous").fetch_one(&mut *n).await.unwrap(),
             1
         );
+        // Both WALs are cut back after a checkpoint, so neither fills the
+        // disk.
+        let limit = "PRAGMA journal_size_limit";
+        assert_eq!(
+            num(limit).fetch_one(&mut *n).await.unwrap().to_string(),
+            NONCE_WAL_LIMIT_BYTES
+        );
+        assert_eq!(
+            num(limit).fetch_one(&mut *w).await.unwrap().to_string(),
+            WAL_LIMIT_BYTES
+        );
         drop(n);
         assert!(store.remember_nonce("AKIDa", "1", 100, 0).await.unwrap());
         assert_eq!(
