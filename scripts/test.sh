@@ -13,6 +13,11 @@
 #   SKIP_SETUP=1     do not touch apt, PostgreSQL's installation or .venv
 #   PYTEST_ARGS      extra arguments for pytest (e.g. "-k replay -x")
 #
+# At start and at exit it removes what killed runs left behind (namespaces,
+# their charons, test databases, processes of this script's runs; see
+# "Leftovers" below). It ends with the list of skipped tests and their
+# reasons; under CI=true a skip is a failure.
+#
 # Exit status: 0 when every step passed, non-zero otherwise.
 set -euo pipefail
 
@@ -61,6 +66,102 @@ if ! $IS_ROOT; then
     fi
     warn "not root: packages cannot be installed and the network-namespace tests will skip"
 fi
+
+# ---------------------------------------------------------------------------
+# Leftovers of killed runs: a run that is killed (SIGKILL, a CI timeout)
+# gets no chance to remove what its tests made. Tests name what they make
+# after the PID of the process that made it:
+#   namespaces vpcd-<pid>-<n>-c/-p (the strongSwan test bed) and
+#     vpcd-demo-<pid>-c/-p (scripts/demo.sh), with the charons inside them;
+#   databases vpcd_t_<pid>_<16 hex> (store, API and cluster tests),
+#     <db>_sdk_<pid> (the SDK suite) and vpcd_test_<pid>_<time> (this script).
+# What belongs to a PID that no longer runs is stale and is removed; what
+# belongs to a running process (another run going on now) is left alone.
+# Every process this script starts carries VPCD_TESTSH_RUN=<pid>.<start
+# time> in its environment (children inherit it); those of a run that is
+# gone, and at exit this run's own that outlived their test, are stopped by
+# PID. The sweep runs at start and at exit.
+proc_start_time() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+RUN_TAG="$$.$(proc_start_time $$)"
+export VPCD_TESTSH_RUN="$RUN_TAG"
+pid_running() { kill -0 "$1" 2>/dev/null; }
+tag_running() { [[ "$(proc_start_time "${1%%.*}")" == "${1#*.}" ]]; }
+descends_from_us() {
+    local pid=$1
+    while [[ -n "$pid" && "$pid" != 0 && "$pid" != 1 ]]; do
+        [[ "$pid" == "$$" ]] && return 0
+        pid=$(awk '/^PPid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+    done
+    return 1
+}
+stop_pids() {
+    local pid
+    (($# > 0)) || return 0
+    kill -TERM "$@" 2>/dev/null || true
+    for pid in "$@"; do
+        for _ in $(seq 50); do pid_running "$pid" || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+}
+sweep_processes() {
+    local at_exit=$1 dir pid tag stale=()
+    for dir in /proc/[0-9]*; do
+        pid=${dir#/proc/}
+        tag=$({ tr '\0' '\n' <"$dir/environ"; } 2>/dev/null | sed -n 's/^VPCD_TESTSH_RUN=//p') || true
+        [[ -n "$tag" ]] || continue
+        if [[ "$tag" == "$RUN_TAG" ]]; then
+            $at_exit || continue
+            descends_from_us "$pid" && continue # this script's own subshells
+        elif tag_running "$tag"; then
+            continue # another run, going on now
+        fi
+        note "stopping leftover process $pid ($(tr '\0' ' ' <"$dir/cmdline" 2>/dev/null | cut -c1-100))"
+        stale+=("$pid")
+    done
+    stop_pids "${stale[@]}"
+}
+sweep_namespaces() {
+    local ns pids
+    $IS_ROOT || return 0
+    for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }'); do
+        [[ "$ns" =~ ^vpcd-([0-9]+)-[0-9]+-[cp]$ || "$ns" =~ ^vpcd-demo-([0-9]+)-[cp]$ ]] || continue
+        pid_running "${BASH_REMATCH[1]}" && continue
+        read -r -a pids <<<"$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')"
+        note "removing leftover namespace $ns (its maker, pid ${BASH_REMATCH[1]}, is gone; stopping ${#pids[@]} process(es) in it)"
+        stop_pids "${pids[@]}"
+        ip netns del "$ns" || warn "could not delete namespace $ns"
+    done
+}
+sweep_databases() {
+    local db pid
+    [[ -n "${PG_SWEEP:-}" ]] || return 0
+    for db in $(psql -w -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -Atqc \
+        'SELECT datname FROM pg_database' 2>/dev/null); do
+        if [[ "$db" =~ ^vpcd_t_([0-9]+)_[0-9a-f]{16}$ || "$db" =~ ^vpcd_test_([0-9]+)_[0-9]+$ ||
+            "$db" =~ ^[a-z0-9_]+_sdk_([0-9]+)$ ]]; then
+            pid=${BASH_REMATCH[1]}
+            pid_running "$pid" && continue
+            note "dropping leftover database $db (its maker, pid $pid, is gone)"
+            psql -w -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -qc \
+                "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null || warn "could not drop $db"
+        fi
+    done
+}
+sweep() {
+    sweep_processes "$1"
+    sweep_namespaces
+    sweep_databases
+}
+step "leftovers of earlier runs"
+sweep false
+CLEANUP+=("sweep true")
+
+# Tests that skip say why in this file (VPCD_TEST_SKIP_LOG: Rust tests and
+# the SDK suite append '<test>: <reason>' lines); the summary lists them.
+SKIP_LOG=$(mktemp)
+CLEANUP+=("rm -f '$SKIP_LOG'")
+export VPCD_TEST_SKIP_LOG="$SKIP_LOG"
+skipped() { printf '%s\n' "$*" >>"$SKIP_LOG"; }
 
 # ---------------------------------------------------------------------------
 # Debian packages.
@@ -192,8 +293,8 @@ else
         note "creating $VENV with $(command -v python3) ($(python3 --version))"
         python3 -m venv "$VENV"
     fi
-    note "pip install -r requirements-test.txt"
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q -r "$REQ"
+    note "pip install --require-hashes -r requirements-test.txt"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q --require-hashes -r "$REQ"
     echo "$want_hash" >"$STAMP"
     "$VENV/bin/python" -c 'import QcloudApi.qcloudapi, pytest' || die ".venv does not import QcloudApi and pytest"
 fi
@@ -207,39 +308,47 @@ pg_ok() {
     PGCONNECT_TIMEOUT=5 psql -w -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres \
         -Atqc 'select 1' >/dev/null 2>&1
 }
+# The server answers on the port (whether or not it lets us in).
+pg_listening() {
+    pg_isready -q -h "$PG_HOST" -p "$PG_PORT" -t 5 >/dev/null 2>&1
+}
+# The Debian clusters (version and name) configured for our port.
+pg_our_clusters() {
+    command -v pg_lsclusters >/dev/null || return 0
+    pg_lsclusters -h 2>/dev/null | awk -v port="$PG_PORT" '$3 == port { print $1 "/" $2 }'
+}
 pg_start_clusters() {
-    local v
-    command -v pg_ctlcluster >/dev/null || return 1
-    [[ -d /etc/postgresql ]] || return 1
-    for v in $(ls /etc/postgresql); do
-        [[ -d "/etc/postgresql/$v/main" ]] || continue
-        note "starting cluster $v/main"
-        pg_ctlcluster --skip-systemctl-redirect "$v" main start || true
+    local c
+    for c in $(pg_our_clusters); do
+        note "starting cluster $c"
+        pg_ctlcluster --skip-systemctl-redirect "${c%/*}" "${c#*/}" start || true
     done
-    for _ in $(seq 30); do pg_ok && return 0; sleep 1; done
+    for _ in $(seq 30); do pg_listening && return 0; sleep 1; done
     return 1
 }
-# A freshly installed Debian cluster only takes passwords on TCP; the tests
-# connect as postgres without one, as on the project's machines.
+# A Debian cluster, freshly installed or preinstalled, only takes passwords
+# on TCP; the tests connect as postgres from loopback without one, as on the
+# project's machines. The rule goes first in pg_hba.conf, once.
 pg_trust_loopback() {
-    local hba v
-    for v in $(ls /etc/postgresql); do
-        hba="/etc/postgresql/$v/main/pg_hba.conf"
+    local c hba
+    for c in $(pg_our_clusters); do
+        hba="/etc/postgresql/$c/pg_hba.conf"
         [[ -f "$hba" ]] || continue
-        if ! grep -q '^# scripts/test.sh' "$hba"; then
-            note "allowing trust auth from 127.0.0.1 in $hba"
-            {
-                echo "# scripts/test.sh: the test suite connects as postgres from loopback without a password"
-                echo "host all all 127.0.0.1/32 trust"
-                echo "host all all ::1/128 trust"
-                cat "$hba"
-            } >"$hba.new"
-            chown --reference="$hba" "$hba.new"
-            chmod --reference="$hba" "$hba.new"
-            mv "$hba.new" "$hba"
-            pg_ctlcluster --skip-systemctl-redirect "$v" main reload || true
-        fi
+        grep -q '^# scripts/test.sh' "$hba" && continue
+        note "allowing trust auth from 127.0.0.1 in $hba"
+        {
+            echo "# scripts/test.sh: the test suite connects as postgres from loopback without a password"
+            echo "host all all 127.0.0.1/32 trust"
+            echo "host all all ::1/128 trust"
+            cat "$hba"
+        } >"$hba.new"
+        chown --reference="$hba" "$hba.new"
+        chmod --reference="$hba" "$hba.new"
+        mv "$hba.new" "$hba"
+        pg_ctlcluster --skip-systemctl-redirect "${c%/*}" "${c#*/}" reload || true
     done
+    for _ in $(seq 10); do pg_ok && return 0; sleep 1; done
+    return 1
 }
 
 if ! command -v psql >/dev/null; then
@@ -247,25 +356,33 @@ if ! command -v psql >/dev/null; then
 elif pg_ok; then
     note "reachable on $PG_HOST:$PG_PORT"
 elif [[ -n "${SKIP_SETUP:-}" ]]; then
-    PG_SKIP_REASON="not reachable on $PG_HOST:$PG_PORT (SKIP_SETUP is set, so not starting or installing it)"
+    PG_SKIP_REASON="not reachable on $PG_HOST:$PG_PORT (SKIP_SETUP is set, so not starting, configuring or installing it)"
 elif ! $IS_ROOT; then
-    PG_SKIP_REASON="not reachable on $PG_HOST:$PG_PORT and not root, so cannot start or install it"
+    PG_SKIP_REASON="not reachable on $PG_HOST:$PG_PORT and not root, so cannot start, configure or install it"
 else
-    note "not reachable on $PG_HOST:$PG_PORT"
-    if ! pg_start_clusters && ! pkg_installed postgresql; then
+    note "cannot connect as postgres to $PG_HOST:$PG_PORT"
+    if ! pg_listening && [[ -z "$(pg_our_clusters)" ]] && ! pkg_installed postgresql; then
         note "the PostgreSQL server is not installed: installing it"
         apt_install postgresql
-        pg_trust_loopback
-        pg_start_clusters || true
+    fi
+    # Stopped (preinstalled, or just installed with its daemon held back):
+    # start it. Then, listening but refusing us: add the trust rule.
+    pg_listening || pg_start_clusters || true
+    if pg_listening && ! pg_ok; then
+        pg_trust_loopback || true
     fi
     if pg_ok; then
         note "reachable on $PG_HOST:$PG_PORT"
+    elif pg_listening; then
+        PG_SKIP_REASON="the server on $PG_HOST:$PG_PORT refuses postgres without a password (no Debian cluster of this machine serves that port, so its pg_hba.conf was not changed)"
     else
-        PG_SKIP_REASON="could not connect as postgres to $PG_HOST:$PG_PORT after starting/installing the server"
+        PG_SKIP_REASON="nothing listens on $PG_HOST:$PG_PORT after starting/installing the server"
     fi
 fi
 
 if [[ -z "$PG_SKIP_REASON" ]]; then
+    PG_SWEEP=1
+    sweep_databases
     PG_DB="vpcd_test_$$_$(date +%s)"
     psql -w -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -qc \
         "CREATE DATABASE \"$PG_DB\"" || die "could not create database $PG_DB"
@@ -278,6 +395,7 @@ else
         die "PostgreSQL is required under CI=true: $PG_SKIP_REASON"
     fi
     printf '\n  *** PostgreSQL tests are SKIPPED: %s ***\n\n' "$PG_SKIP_REASON"
+    skipped "PostgreSQL tests (store conformance, cluster, API and SDK suites on PostgreSQL): $PG_SKIP_REASON"
 fi
 
 # ---------------------------------------------------------------------------
@@ -330,7 +448,17 @@ fi
 step "summary ($((SECONDS - SCRIPT_START))s)"
 for s in "${PASSED[@]}"; do note "ok      $s"; done
 for s in "${FAILED[@]}"; do note "FAILED  $s"; done
-[[ -z "$PG_SKIP_REASON" ]] || note "skipped PostgreSQL tests: $PG_SKIP_REASON"
+if [[ -s "$SKIP_LOG" ]]; then
+    note ""
+    note "skipped ($(sort -u "$SKIP_LOG" | wc -l)), with the reason each gave:"
+    sort -u "$SKIP_LOG" | while IFS= read -r line; do note "  SKIPPED $line"; done
+    if is_ci; then
+        FAILED+=("no skips under CI")
+        note "FAILED  no skips under CI: everything must run under CI=true"
+    fi
+else
+    note "skipped: none"
+fi
 if ((${#FAILED[@]} > 0)); then
     die "${#FAILED[@]} step(s) failed: ${FAILED[*]}"
 fi

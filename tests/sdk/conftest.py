@@ -242,8 +242,24 @@ def sign_method(request):
     return request.param
 
 
+def _record_skip(line: str) -> None:
+    """Append to the list of skipped tests scripts/test.sh prints at the end
+    ($VPCD_TEST_SKIP_LOG), so that a skip shows there with its reason."""
+    path = os.environ.get("VPCD_TEST_SKIP_LOG")
+    if path:
+        with open(path, "a") as f:
+            f.write(line.replace("\n", " ") + "\n")
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _record_skip(f"SDK suite {report.nodeid}: {reason}")
+
+
 def pytest_terminal_summary(terminalreporter):
     if "postgres" not in _stores():
+        _record_skip("SDK suite on PostgreSQL: VPCD_TEST_PG_URL is not set")
         terminalreporter.write_line(
             "NOTE: the PostgreSQL run of the SDK suite was SKIPPED: VPCD_TEST_PG_URL is not set "
             "(scripts/test.sh sets it)"

@@ -104,22 +104,9 @@ class Client:
         assert r.get("message") == "", r
         return r
 
-    def err(self, action, params, code, code_desc=None, names=None):
-        """Call and require an error envelope with `code` (None: any non-zero
-        code), `codeDesc` when given, and a message naming `names`."""
-        r = self.raw(action, params)
-        if code is None:  # any error
-            assert isinstance(r.get("code"), int) and r["code"] != 0, f"{action} {params!r} -> {r!r}"
-        else:
-            assert r.get("code") == code, f"{action} {params!r} -> {r!r}"
-        assert set(r) == {"code", "message", "codeDesc"}, r
-        assert isinstance(r.get("message"), str) and r["message"], r
-        assert isinstance(r.get("codeDesc"), str) and r["codeDesc"], r
-        if code_desc is not None:
-            assert r["codeDesc"] == code_desc, r
-        if names is not None:
-            assert names in r["message"], f"message does not name {names!r}: {r!r}"
-        return r
+    def err(self, action, params, code, code_desc, names=None):
+        """Call and require the error answer `expect_error` describes."""
+        return expect_error(self.raw(action, params), code, code_desc, names, f"{action} {params!r}")
 
     # ---- building blocks -------------------------------------------------
 
@@ -145,6 +132,18 @@ class Client:
                 return data
             assert time.monotonic() < deadline, f"task {task_id} still running after {timeout} s: {data!r}"
             time.sleep(0.1)
+
+
+def expect_error(r, code, code_desc, names=None, what="answer"):
+    """Require an error envelope with exactly `code` and `codeDesc` and a
+    non-empty message; with `names`, the message must start with that
+    parameter's name, as docs/actions.md documents ("<parameter>: <why>")."""
+    assert set(r) == {"code", "message", "codeDesc"}, f"{what} -> {r!r}"
+    assert (r["code"], r["codeDesc"]) == (code, code_desc), f"{what} -> {r!r}"
+    assert isinstance(r["message"], str) and r["message"], f"{what} -> {r!r}"
+    if names is not None:
+        assert r["message"].startswith(f"{names}: "), f"{what}: message does not start with {names!r}: {r!r}"
+    return r
 
 
 def sign_params(server, host, method, params, sign_method="HmacSHA256", secret_key=None):

@@ -62,9 +62,9 @@ def test_vpn_gateway_lifecycle(api):
     api.ok("ModifyVpnGw", {"vpcId": vpc, "vpnGwId": gw, "vpnGwName": new_name})
     assert api.ok("DescribeVpnGw", {"vpnGwId": gw})["data"][0]["vpnGwName"] == new_name
 
-    # A VPC with a gateway cannot be deleted.
-    # (The docs give only the string code; the numeric one is not checked.)
-    api.err("DeleteVpc", {"vpcId": vpc}, code=None, code_desc="InvalidVpc.CannotDelete", names="vpcId")
+    # A VPC with a gateway cannot be deleted (5100: refused by the
+    # resource's state, docs/actions.md "Error codes").
+    api.err("DeleteVpc", {"vpcId": vpc}, 5100, "InvalidVpc.CannotDelete", "vpcId")
     assert api.ok("DescribeVpcEx", {"vpcId": vpc})["totalCount"] == 1
 
     api.ok("DeleteVpnGw", {"vpcId": vpc, "vpnGwId": gw})
@@ -94,3 +94,17 @@ def test_user_gateway_lifecycle(api):
 
     api.ok("DeleteUserGw", {"userGwId": ugw})
     assert api.ok("DescribeUserGw", {})["totalCount"] == 0
+
+
+def test_run_vpn_gw_defaults_and_echoes(api):
+    # docs/actions.md, RunVpnGw: bandwidth defaults to 5, chargeType to
+    # POSTPAID_BY_HOUR; period is echoed (absent: null), in the answer and
+    # in DescribeVpnGw.
+    vpc = api.create_vpc()["uniqVpcId"]
+    plain = api.ok("RunVpnGw", {"vpcId": vpc, "name": unique("gw")})["data"]
+    assert (plain["chargeType"], plain["period"]) == ("POSTPAID_BY_HOUR", None), plain
+    dated = api.ok("RunVpnGw", {"vpcId": vpc, "name": unique("gw"), "period": 12, "bandwidth": 20})["data"]
+    assert (dated["chargeType"], dated["period"]) == ("POSTPAID_BY_HOUR", 12), dated
+    shown = {g["unVpnGwId"]: g for g in api.ok("DescribeVpnGw", {"vpcId": vpc})["data"]}
+    assert (shown[plain["vpnGwId"]]["bandwidth"], shown[plain["vpnGwId"]]["period"]) == (5, None), shown
+    assert (shown[dated["vpnGwId"]]["bandwidth"], shown[dated["vpnGwId"]]["period"]) == (20, 12), shown

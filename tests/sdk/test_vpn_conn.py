@@ -101,10 +101,15 @@ def test_seed_example(api, topology):
     # default is that value, "null".
     assert ipsec["pfsDhGroup"] == "null", ipsec
 
-    # The task's result names the new connection.
-    out = task.get("output", {})
-    if "unVpnConnId" in out:
-        assert out["unVpnConnId"] == c["unVpnConnId"], task
+    # The task's result names the new connection (docs/actions.md,
+    # DescribeVpcTaskResult: on success the connection's ids).
+    assert task["action"] == "create", task
+    assert task["output"] == {
+        "vpnConnId": c["vpnConnId"],
+        "unVpnConnId": c["unVpnConnId"],
+        "vpnGwId": t["vpnGwId"],
+        "userGwId": t["userGwId"],
+    }, task
 
     # Filtering by the connection's id (either form) finds it.
     for ref in (c["unVpnConnId"], c["vpnConnId"]):
@@ -127,11 +132,11 @@ def test_named_connection(api, topology):
         ({"userGwId": "cgw-0000zzzz"}, 5000, "InvalidUserGw.NotFound", "userGwId"),
         ({"vpcId": "vpc-0000zzzz"}, 5000, "InvalidVpc.NotFound", "vpcId"),
         ({"vpnConnName": "c" * 61}, 4000, "InvalidVpnConnName", "vpnConnName"),
-        ({"preSharedKey": None}, 4000, None, "preSharedKey"),
-        ({"userGwCidrBlock": ["10.56.20.1/33"]}, 4000, None, "userGwCidrBlock"),
-        ({"IKESet": {"dhGroupName": "group3"}}, 4000, None, "dhGroupName"),
-        ({"IKESet": {"ikeSaLifetimeSeconds": 59}}, 4000, None, "ikeSaLifetimeSeconds"),
-        ({"IPsecSet": {"pfsDhGroup": "group2"}}, 4000, None, "pfsDhGroup"),
+        ({"preSharedKey": None}, 4000, "MissingParameter", "preSharedKey"),
+        ({"userGwCidrBlock": ["10.56.20.1/33"]}, 4000, "InvalidParameter", "userGwCidrBlock.0"),
+        ({"IKESet": {"dhGroupName": "group3"}}, 4000, "InvalidParameter", "IKESet.dhGroupName"),
+        ({"IKESet": {"ikeSaLifetimeSeconds": 59}}, 4000, "InvalidParameter", "IKESet.ikeSaLifetimeSeconds"),
+        ({"IPsecSet": {"pfsDhGroup": "group2"}}, 4000, "InvalidParameter", "IPsecSet.pfsDhGroup"),
     ],
     ids=["vpngw", "usergw", "vpc", "name-61", "psk-missing", "cidr", "dh-group", "ike-lifetime", "pfs"],
 )
@@ -142,7 +147,7 @@ def test_add_vpn_conn_errors(api, topology, override, code, code_desc, names):
             p.pop(k)
         else:
             p[k] = v
-    api.err("AddVpnConnEx", p, code=code, code_desc=code_desc, names=names)
+    api.err("AddVpnConnEx", p, code, code_desc, names)
     assert api.ok("DescribeVpnConn", {"vpcId": topology["vpcId"]})["totalCount"] == 0
 
 
@@ -223,9 +228,10 @@ def test_modify_and_delete_connection(api, topology):
     assert c["destinationCidr"] == ["10.56.20.1/24"], c  # unchanged
     assert c["vpcConnStatus"] == 6, c
 
-    # Gateways in use cannot go.
-    api.err("DeleteUserGw", {"userGwId": t["userGwId"]}, code=None, names="userGwId")
-    api.err("DeleteVpnGw", {"vpcId": t["vpcId"], "vpnGwId": t["vpnGwId"]}, code=None, names="vpnGwId")
+    # Gateways in use cannot go (5100: refused by the resource's state).
+    api.err("DeleteUserGw", {"userGwId": t["userGwId"]}, 5100, "InvalidUserGw.CannotDelete", "userGwId")
+    api.err("DeleteVpnGw", {"vpcId": t["vpcId"], "vpnGwId": t["vpnGwId"]}, 5100, "InvalidVpnGw.CannotDelete",
+            "vpnGwId")
 
     r = api.ok("DeleteVpnConn", {"vpcId": t["vpcId"], "vpnGwId": t["vpnGwId"], "vpnConnId": conn})
     assert api.wait_task(r["data"]["taskId"])["status"] == 0
@@ -262,7 +268,7 @@ def test_spd_acl(api, topology):
 
 def test_spd_acl_and_cidr_block_together_are_refused(api, topology):
     p = dict(seed_params(topology), spdAcl='{"10.0.0.5/24":["172.123.10.5/16"]}')
-    api.err("AddVpnConnEx", p, code=4000)
+    api.err("AddVpnConnEx", p, 4000, "InvalidParameter", "spdAcl")
 
 
 def test_peer_range_overlapping_the_vpc_is_refused(api):
@@ -271,7 +277,7 @@ def test_peer_range_overlapping_the_vpc_is_refused(api):
     ugw, _ = api.add_user_gw()
     api.err("AddVpnConnEx", {"vpcId": vpc, "vpnGwId": gw, "userGwId": ugw,
                              "userGwCidrBlock": ["10.56.20.1/24"], "preSharedKey": "dgdgd33"},
-            code=4000, names="userGwCidrBlock")
+            4000, "InvalidParameter", "userGwCidrBlock.0")
 
 
 def test_one_tunnel_per_gateway_pair(api, topology):
@@ -279,7 +285,9 @@ def test_one_tunnel_per_gateway_pair(api, topology):
     t = topology
     add_and_wait(api, seed_params(t))
     api.err("AddVpnConnEx", dict(seed_params(t), userGwCidrBlock=["10.57.0.0/24"]),
-            code=None, code_desc="VpnConnLimitExceeded")
+            5100, "VpnConnLimitExceeded", "vpnGwId")
+    # The refused request left nothing behind.
+    assert api.ok("DescribeVpnConn", {"vpcId": t["vpcId"]})["totalCount"] == 1
 
 
 def test_connection_name_in_use(api, topology):
@@ -288,4 +296,91 @@ def test_connection_name_in_use(api, topology):
     add_and_wait(api, dict(seed_params(t), vpnConnName=name))
     other_ugw, _ = api.add_user_gw()
     api.err("AddVpnConnEx", dict(seed_params(t), userGwId=other_ugw, vpnConnName=name),
-            code=4000, code_desc="InvalidVpnConnName.InUse", names="vpnConnName")
+            4000, "InvalidVpnConnName.InUse", "vpnConnName")
+
+
+CUSTOM_SETS = {
+    "IKESet": {
+        "propoEncryAlgorithm": "aes-cbc-192",
+        "propoAuthenAlgorithm": "sha",
+        "exchangeMode": "aggressive",
+        "localIdentity": "fqdn",
+        "localFqdnName": "gw.example.com",
+        "remoteIdentity": "fqdn",
+        "remoteFqdnName": "peer.example.net",
+        "dhGroupName": "group14",
+        "ikeSaLifetimeSeconds": 7200,
+    },
+    "IPsecSet": {
+        "encryptAlgorithm": "aes-cbc-256",
+        "integrityAlgorith": "sha",
+        "ipsecSaLifetimeSeconds": 1800,
+        "ipsecSaLifetimeTraffic": 4096,
+        "pfsDhGroup": "dh-group5",
+    },
+}
+
+
+def modify_and_wait(api, t, conn, **params):
+    r = api.ok("ModifyVpnConnEx", dict({"vpcId": t["vpcId"], "vpnGwId": t["vpnGwId"], "vpnConnId": conn}, **params))
+    task = api.wait_task(r["data"]["taskId"])
+    assert (task["status"], task["action"]) == (0, "modify"), task
+    return describe_one(api, t)
+
+
+def test_modify_keeps_the_current_values_of_omitted_fields(api, topology):
+    # docs/actions.md, ModifyVpnConnEx: omitted fields keep their *current*
+    # values, not the defaults. Every setting starts away from its default,
+    # so a Modify that fell back to defaults would show here.
+    t = topology
+    name = unique("conn")
+    add_and_wait(api, dict(seed_params(t), vpnConnName=name, **CUSTOM_SETS))
+    before = describe_one(api, t)
+    assert before["IKEArr"]["localFqdnName"] == "gw.example.com", before
+    assert before["IPSECArr"]["ipsecSaLifetimeTraffic"] == "4096", before
+
+    c = modify_and_wait(api, t, before["unVpnConnId"], preSharedKey="newkey42")
+    assert c["preSharedKey"] == "newkey42", c
+    for key in ("vpnConnName", "IKEArr", "IPSECArr", "sourceCidr", "destinationCidr", "spdAcl", "spdSource"):
+        assert c[key] == before[key], (key, c[key], before[key])
+
+    # One field of a set changes; the rest of both sets stay as they were.
+    c = modify_and_wait(api, t, before["unVpnConnId"], IKESet={"dhGroupName": "group24"})
+    assert c["IKEArr"] == dict(before["IKEArr"], dhGroupName="group24"), c
+    assert c["IPSECArr"] == before["IPSECArr"], c
+    assert (c["preSharedKey"], c["vpnConnName"]) == ("newkey42", name), c
+
+
+def test_modify_identity_type_needs_the_matching_value(api, topology):
+    t = topology
+    add_and_wait(api, seed_params(t))
+    c = describe_one(api, t)
+    conn = c["unVpnConnId"]
+    m = {"vpcId": t["vpcId"], "vpnGwId": t["vpnGwId"], "vpnConnId": conn}
+    # address -> fqdn without an FQDN: refused, naming the missing field.
+    api.err("ModifyVpnConnEx", dict(m, IKESet={"localIdentity": "fqdn"}), 4000, "InvalidParameter",
+            "IKESet.localFqdnName")
+    api.err("ModifyVpnConnEx", dict(m, IKESet={"remoteIdentity": "fqdn"}), 4000, "InvalidParameter",
+            "IKESet.remoteFqdnName")
+    # An FQDN while the identity stays an address: refused too.
+    api.err("ModifyVpnConnEx", dict(m, IKESet={"localFqdnName": "b.example.com"}), 4000, "InvalidParameter",
+            "IKESet.localFqdnName")
+    assert describe_one(api, t)["IKEArr"] == c["IKEArr"]  # nothing changed
+
+    c = modify_and_wait(api, t, conn, IKESet={"localIdentity": "fqdn", "localFqdnName": "a.example.com"})
+    assert (c["IKEArr"]["localIdentity"], c["IKEArr"]["localFqdnName"]) == ("fqdn", "a.example.com"), c
+    # The current FQDN already fits: fqdn again needs no new name.
+    c = modify_and_wait(api, t, conn, IKESet={"localIdentity": "fqdn"})
+    assert (c["IKEArr"]["localIdentity"], c["IKEArr"]["localFqdnName"]) == ("fqdn", "a.example.com"), c
+    # Back to an address: the gateway's public address fits by default.
+    c = modify_and_wait(api, t, conn, IKESet={"localIdentity": "address"})
+    assert (c["IKEArr"]["localIdentity"], c["IKEArr"]["localAddress"]) == ("address", t["vpnGwAddress"]), c
+
+
+def test_both_spellings_of_a_nested_field_are_refused(api, topology):
+    # docs/actions.md: `_` in keys means `.`, so giving both spellings is a
+    # repeated parameter, whichever way the set itself is written.
+    for extra in ({"IKESet.dhGroupName": "group5"}, {"IKESet": {"dhGroupName": "group5"}}):
+        p = dict(seed_params(topology), IKESet_dhGroupName="group5", **extra)
+        api.err("AddVpnConnEx", p, 4000, "InvalidParameter", "IKESet.dhGroupName")
+    assert api.ok("DescribeVpnConn", {"vpcId": topology["vpcId"]})["totalCount"] == 0

@@ -11,8 +11,16 @@ import os
 import sys
 
 
+# The SDK sends through https_proxy and ignores no_proxy: with a proxy set,
+# every signed request (the PSK of AddVpnConnEx included) would go to it
+# instead of to vpcd. Nothing here talks to anything but vpcd.
+PROXY_VARS = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
+
+
 def main():
     host, cert, creds_path, action, params = sys.argv[1:6]
+    for var in PROXY_VARS:
+        os.environ.pop(var, None)
     # The SDK is hard-wired to HTTPS; trust vpcd's self-signed certificate.
     os.environ["SSL_CERT_FILE"] = cert
     from QcloudApi.modules.vpc import Vpc

@@ -3,7 +3,7 @@
 //!
 //! - `verify`: the server's signature check, `string_to_sign` + `verify`.
 //! - `decode`: `form_urlencoded` parsing of the query string (as `http.rs`
-//!   does) + `Params::from_pairs` (as `protocol.rs` does).
+//!   does) + `Params::from_pairs` (as `v2/protocol.rs` does).
 //! - `render`: the strongSwan rendering of a connection (`load-conn` and
 //!   `load-shared`), and the same encoded to VICI bytes.
 //! - `sign`: the generator's own cost of signing one request.
@@ -13,7 +13,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use vpcd::params::Params;
+use vpcd::v2::Params;
 use vpcd_auth::{encode_form, SignatureMethod, Signer};
 use vpcd_bench::fixtures;
 use vpcd_dataplane::strongswan::render;

@@ -642,6 +642,38 @@ mod tests {
         }
     }
 
+    /// The API's traffic lifetime (KB) means the same number of bytes on
+    /// both ends of a tunnel: the gateway's own CHILD SAs and every device
+    /// file that carries one (Cisco and Junos count kilobytes of 1024 bytes).
+    #[test]
+    fn traffic_lifetime_means_the_same_on_both_ends() {
+        let spec = spec_custom();
+        let kb = spec.settings.ipsec.sa_lifetime_traffic_kb;
+        let bytes = kb * 1024;
+        let cloud = crate::strongswan::render::load_conn(&spec);
+        assert!(!cloud.conn.children.0.is_empty());
+        for (name, child) in &cloud.conn.children.0 {
+            assert_eq!(child.life_bytes, bytes, "{name}");
+        }
+        let file = |key: &str| render(vendor(key).unwrap(), &spec, None).unwrap();
+        let strongswan = file("strongswan");
+        let lines = lines_with(&strongswan, "life_bytes =");
+        assert!(!lines.is_empty(), "{strongswan}");
+        for l in lines {
+            assert_eq!(l.trim(), format!("life_bytes = {bytes}"));
+        }
+        assert_eq!(
+            lines_with(&file("cisco"), "lifetime kilobytes"),
+            [format!(" set security-association lifetime kilobytes {kb}")]
+        );
+        assert_eq!(
+            lines_with(&file("juniper"), "lifetime-kilobytes"),
+            [format!(
+                "set security ipsec proposal vpcd-ipsec-proposal lifetime-kilobytes {kb}"
+            )]
+        );
+    }
+
     #[test]
     fn strongswan_encodes_the_key() {
         for psk in HOSTILE {

@@ -7,8 +7,8 @@ use vpcd_types::id::{UnifiedId, UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
 use vpcd_types::row::RowKind;
 use vpcd_types::{
     AccountId, Cidr, ConnSettings, ConnStatus, GatewayNodeId, IdRef, NetStatus, RowId, Secret,
-    TaskId, TaskKind, TaskStatus, UserGwId, UserGwRowId, VpcId, VpcRowId, VpnConnId, VpnConnRowId,
-    VpnGwId, VpnGwRowId,
+    TaskId, TaskKind, TaskStatus, TunnelSpec, UserGwId, UserGwRowId, VpcId, VpcRowId, VpnConnId,
+    VpnConnRowId, VpnGwId, VpnGwRowId,
 };
 
 /// Every resource belongs to one account and one region. Every store call on
@@ -227,6 +227,19 @@ pub struct VpnConn {
     /// The gateway node of its VPN gateway; `None` means API only.
     pub node_id: Option<GatewayNodeId>,
     pub created_at: Timestamp,
+}
+
+impl VpnConn {
+    /// The desired state of the connection's tunnel, as drivers (and the
+    /// peer configuration) take it.
+    pub fn tunnel_spec(&self) -> TunnelSpec {
+        TunnelSpec {
+            name: self.un_id.clone(),
+            local_addr: self.vpn_gw.address,
+            remote_addr: self.user_gw.address,
+            settings: self.settings.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

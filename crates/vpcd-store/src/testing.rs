@@ -79,9 +79,12 @@ impl ScratchDb {
                 panic!("{what}: PostgreSQL is required under CI=true ({PG_URL_VAR}): {e}")
             }
             Err(e) => {
-                eprintln!(
-                    "SKIPPED {what}: no PostgreSQL server to test against ({e}); \
-                     set {PG_URL_VAR} to a server where databases can be created"
+                vpcd_types::testing::skip(
+                    what,
+                    &format!(
+                        "no PostgreSQL server to test against ({e}); \
+                         set {PG_URL_VAR} to a server where databases can be created"
+                    ),
                 );
                 None
             }
@@ -124,10 +127,7 @@ impl Drop for ScratchDb {
     }
 }
 
-/// Whether the tests run under CI (`CI=true` or `CI=1`).
-pub fn in_ci() -> bool {
-    matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1"))
-}
+pub use vpcd_types::testing::in_ci;
 
 async fn admin_connect(url: &str) -> Result<sqlx::PgConnection> {
     let opts = PgConnectOptions::from_str(url)

@@ -181,4 +181,13 @@ mod tests {
             assert_eq!(id.as_str().parse::<VpnConnId>().unwrap(), id);
         }
     }
+
+    #[test]
+    fn formats_as_written() {
+        let u: UnifiedId<VpcKind> = "vpc-amhnnao5".parse().unwrap();
+        assert_eq!(u.to_string(), "vpc-amhnnao5");
+        assert_eq!(format!("{u:?}"), "vpc-amhnnao5");
+        assert_eq!(IdRef::Unified(u).to_string(), "vpc-amhnnao5");
+        assert_eq!(IdRef::<VpcKind>::Numeric(42).to_string(), "42");
+    }
 }

@@ -1,6 +1,6 @@
 //! Domain newtypes shared by every vpcd crate.
 //!
-//! Nothing here does I/O. Every value that crosses the API boundary is parsed
+//! Nothing here does I/O (but [`testing`], which serves tests). Every value that crosses the API boundary is parsed
 //! into one of these types exactly once ("parse, don't validate"), and data
 //! read back from storage goes through the same parsers.
 //!
@@ -16,11 +16,14 @@
 //! - [`vpn`]: IKE/IPsec enumerations with their API spellings and defaults,
 //!   SPD rules, connection and task status codes, and [`vpn::TunnelSpec`], the
 //!   complete desired state handed to a data-plane driver.
+//! - [`testing`]: the one rule for tests that cannot run here ([`testing::in_ci`],
+//!   [`testing::skip`]).
 
 pub mod id;
 pub mod net;
 pub mod row;
 pub mod secret;
+pub mod testing;
 pub mod vpn;
 
 pub use id::{IdRef, UserGwId, VpcId, VpnConnId, VpnGwId};

@@ -198,4 +198,62 @@ mod tests {
         }
         assert!(is_valid_peer_address("198.51.100.7".parse().unwrap()));
     }
+
+    fn cidr(s: &str) -> Cidr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidr_overlap_and_containment() {
+        let vpc = cidr("10.0.0.0/16");
+        let inside = cidr("10.0.5.7/24");
+        let beside = cidr("10.1.0.0/16");
+        assert!(vpc.contains(&inside));
+        assert!(vpc.contains(&vpc));
+        assert!(!inside.contains(&vpc));
+        assert!(!vpc.contains(&beside));
+        // Overlap is symmetric: either one containing the other.
+        assert!(vpc.overlaps(&inside));
+        assert!(inside.overlaps(&vpc));
+        assert!(!vpc.overlaps(&beside));
+        assert!(!beside.overlaps(&vpc));
+    }
+
+    #[test]
+    fn cidr_length_bound() {
+        // 18 characters: the longest IPv4 CIDR in its usual spelling.
+        assert_eq!(cidr("255.255.255.255/32").net().prefix_len(), 32);
+        assert!("255.255.255.255/032".parse::<Cidr>().is_err());
+        assert!("10.0.0.0/16".repeat(100).parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn cidr_formats_as_given() {
+        let c = cidr("10.56.20.1/24");
+        assert_eq!(c.to_string(), "10.56.20.1/24");
+        assert_eq!(format!("{c:?}"), "Cidr(10.56.20.1/24)");
+    }
+
+    #[test]
+    fn fqdn_length_bound_and_spelling() {
+        let label = |c: char, n: usize| c.to_string().repeat(n);
+        // 63 + 1 + 63 + 1 + 63 + 1 + 61 = 253 characters.
+        let longest = format!(
+            "{}.{}.{}.{}",
+            label('a', 63),
+            label('b', 63),
+            label('c', 63),
+            label('d', 61)
+        );
+        assert_eq!(longest.len(), 253);
+        assert_eq!(longest.parse::<Fqdn>().unwrap().as_str(), longest);
+        let too_long = format!("{longest}d");
+        assert!(too_long.parse::<Fqdn>().is_err());
+        assert!(format!("{}.x", label('a', 64)).parse::<Fqdn>().is_err());
+        // A trailing dot is dropped.
+        let f: Fqdn = "gw.example.com.".parse().unwrap();
+        assert_eq!(f.as_str(), "gw.example.com");
+        assert_eq!(f.to_string(), "gw.example.com");
+        assert_eq!(format!("{f:?}"), "Fqdn(gw.example.com)");
+    }
 }

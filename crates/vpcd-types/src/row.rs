@@ -136,4 +136,23 @@ mod tests {
         assert_eq!(serde_json::to_string(&VpcRowId::new(7)).unwrap(), "7");
         assert_eq!(id.get(), 42);
     }
+
+    #[test]
+    fn compares_and_hashes_by_value() {
+        use std::hash::DefaultHasher;
+        let hash = |id: TaskId| {
+            let mut h = DefaultHasher::new();
+            id.hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(TaskId::new(3), TaskId::new(3));
+        assert_ne!(TaskId::new(3), TaskId::new(4));
+        assert!(TaskId::new(3) < TaskId::new(4));
+        assert_eq!(
+            TaskId::new(4).partial_cmp(&TaskId::new(3)),
+            Some(std::cmp::Ordering::Greater)
+        );
+        assert_eq!(hash(TaskId::new(3)), hash(TaskId::new(3)));
+        assert_ne!(hash(TaskId::new(3)), hash(TaskId::new(4)));
+    }
 }

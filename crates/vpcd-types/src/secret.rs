@@ -70,4 +70,11 @@ mod tests {
         assert_eq!(Secret::new("a"), Secret::new("a"));
         assert_ne!(Secret::new("a"), Secret::new("ab"));
     }
+
+    #[test]
+    fn formats_as_a_mask() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        assert_eq!(s.to_string(), "***");
+    }
 }

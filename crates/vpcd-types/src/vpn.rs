@@ -168,6 +168,12 @@ pub mod limits {
     /// value, so the upper bound is raised to it (see docs/actions.md).
     pub const IPSEC_SA_LIFETIME_TRAFFIC_KB: RangeInclusive<u64> = 2_560..=1_843_200;
     pub const IPSEC_SA_LIFETIME_TRAFFIC_DEFAULT: u64 = 1_843_200;
+    /// Bytes in the API's traffic-lifetime KB. The peer devices vpcd writes
+    /// configurations for count `lifetime kilobytes` in units of 1024 bytes
+    /// (Cisco IOS, Junos); the gateway's own SA uses the same unit, so both
+    /// ends of a tunnel rekey after the same amount of traffic (see
+    /// docs/actions.md).
+    pub const BYTES_PER_KB: u64 = 1_024;
     /// The seed states no default DH group. API 3.0 documents GROUP1 as its
     /// default; vpcd uses group2 so a default tunnel does not use a 768-bit
     /// group (see docs/actions.md).
@@ -220,6 +226,14 @@ pub struct IpsecSettings {
     pub pfs: PfsGroup,
 }
 
+impl IpsecSettings {
+    /// The traffic lifetime in bytes ([`limits::BYTES_PER_KB`] per KB).
+    pub fn sa_lifetime_traffic_bytes(&self) -> u64 {
+        self.sa_lifetime_traffic_kb
+            .saturating_mul(limits::BYTES_PER_KB)
+    }
+}
+
 /// One SPD rule: a VPC-side CIDR and the IDC CIDRs it talks to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpdRule {
@@ -263,13 +277,6 @@ impl ConnStatus {
             6 => Running,
             _ => return None,
         })
-    }
-    /// A task is in flight: another mutation must wait.
-    pub fn is_transitional(self) -> bool {
-        matches!(
-            self,
-            ConnStatus::Creating | ConnStatus::Modifying | ConnStatus::Deleting
-        )
     }
 }
 
@@ -393,10 +400,89 @@ mod tests {
     }
 
     #[test]
+    fn traffic_lifetime_kb_is_1024_bytes() {
+        let mut s = IpsecSettings {
+            encryption: IpsecEncryption::AesCbc128,
+            integrity: AuthAlgorithm::Sha,
+            sa_lifetime_seconds: 3600,
+            sa_lifetime_traffic_kb: 2_560,
+            pfs: PfsGroup::Null,
+        };
+        assert_eq!(s.sa_lifetime_traffic_bytes(), 2_621_440);
+        s.sa_lifetime_traffic_kb = limits::IPSEC_SA_LIFETIME_TRAFFIC_DEFAULT;
+        assert_eq!(s.sa_lifetime_traffic_bytes(), 1_887_436_800);
+        s.sa_lifetime_traffic_kb = u64::MAX;
+        assert_eq!(s.sa_lifetime_traffic_bytes(), u64::MAX);
+    }
+
+    #[test]
     fn status_codes() {
         for c in 0..=6 {
             assert_eq!(ConnStatus::from_code(c).unwrap().code(), c);
         }
         assert!(ConnStatus::from_code(7).is_none());
+    }
+
+    #[test]
+    fn pfs_groups_name_their_dh_group() {
+        let expected = [
+            (PfsGroup::Null, None),
+            (PfsGroup::DhGroup1, Some(DhGroup::Group1)),
+            (PfsGroup::DhGroup2, Some(DhGroup::Group2)),
+            (PfsGroup::DhGroup5, Some(DhGroup::Group5)),
+            (PfsGroup::DhGroup14, Some(DhGroup::Group14)),
+            (PfsGroup::DhGroup24, Some(DhGroup::Group24)),
+        ];
+        assert_eq!(expected.len(), PfsGroup::ALL.len());
+        for (pfs, group) in expected {
+            assert_eq!(pfs.group(), group, "{pfs:?}");
+        }
+    }
+
+    #[test]
+    fn identity_values() {
+        let a = Identity::Address("203.0.113.1".parse().unwrap());
+        let f = Identity::Fqdn("gw.example.com".parse().unwrap());
+        assert_eq!(
+            (a.kind(), a.value()),
+            (IdentityType::Address, "203.0.113.1".to_owned())
+        );
+        assert_eq!(
+            (f.kind(), f.value()),
+            (IdentityType::Fqdn, "gw.example.com".to_owned())
+        );
+    }
+
+    #[test]
+    fn net_status_and_task_spellings() {
+        assert_eq!(NetStatus::Available.as_str(), "available");
+        assert_eq!(NetStatus::Unavailable.as_str(), "unavailable");
+        for (kind, text) in [
+            (TaskKind::Create, "create"),
+            (TaskKind::Modify, "modify"),
+            (TaskKind::Delete, "delete"),
+            (TaskKind::Reset, "reset"),
+        ] {
+            assert_eq!(kind.as_str(), text);
+            assert_eq!(text.parse::<TaskKind>().unwrap(), kind);
+        }
+        assert_eq!(
+            "Create".parse::<TaskKind>().unwrap_err().to_string(),
+            "expected one of: create modify delete reset"
+        );
+    }
+
+    #[test]
+    fn task_status_codes() {
+        for (status, code) in [
+            (TaskStatus::Success, 0),
+            (TaskStatus::Failed, 1),
+            (TaskStatus::Running, 2),
+        ] {
+            assert_eq!(status.code(), code);
+            assert_eq!(TaskStatus::from_code(code), Some(status));
+        }
+        assert_eq!(TaskStatus::from_code(3), None);
+        assert_eq!(TaskStatus::from_code(-1), None);
     }
 }

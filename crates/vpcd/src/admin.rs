@@ -1,11 +1,21 @@
-//! `vpcd admin`: accounts, keys and the cluster view, directly on the
-//! database.
+//! `vpcd admin`: accounts, keys, strongSwan gateway nodes, and the vpcd
+//! processes of the cluster, directly on the database.
+//!
+//! Two kinds of thing are easily confused here: a *member* is a vpcd process
+//! (`vpcd admin members`); a *gateway node* is a strongSwan charon that
+//! serves VPN gateways (`vpcd admin gateway-node ...`).
 
+use std::net::IpAddr;
+
+use vpcd_dataplane::strongswan::StrongSwanDriver;
 use vpcd_store::Store;
 use vpcd_types::GatewayNodeId;
 
+use crate::background::cluster::{is_alive, MemberInfo, ALIVE_HEARTBEATS};
+use crate::clock::Clock;
+
 /// Print accounts with their keys; secret keys are never printed here.
-pub async fn list(store: &dyn Store) -> anyhow::Result<()> {
+pub async fn list_accounts(store: &dyn Store) -> anyhow::Result<()> {
     for (account, keys) in store.list_accounts().await? {
         println!(
             "account {:>4}  {:<24} {}",
@@ -34,6 +44,7 @@ pub async fn create_account(store: &dyn Store, name: &str) -> anyhow::Result<()>
     create_key(store, name).await
 }
 
+/// Create another key pair for an account and print the pair once.
 pub async fn create_key(store: &dyn Store, account: &str) -> anyhow::Result<()> {
     let key = store.create_key(account).await?;
     println!("account:   {account}");
@@ -42,12 +53,47 @@ pub async fn create_key(store: &dyn Store, account: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// `vpcd admin nodes`: every vpcd process that heartbeats into this
+/// Register a charon reachable over VICI (`name`: derived from the URI when
+/// `None`); new VPN gateways are placed on it.
+pub async fn gateway_node_add(
+    store: &dyn Store,
+    vici: &str,
+    public_ips: &[IpAddr],
+    name: Option<&str>,
+) -> anyhow::Result<()> {
+    StrongSwanDriver::new(vici).map_err(|e| anyhow::anyhow!("--vici {vici}: {e}"))?;
+    let node = match name {
+        Some(n) => store.add_gateway_node(n, vici, public_ips).await?,
+        None => store.ensure_gateway_node(vici, public_ips).await?,
+    };
+    println!("gateway node {} ({}) at {}", node.id, node.name, node.vici);
+    Ok(())
+}
+
+pub async fn gateway_node_list(store: &dyn Store) -> anyhow::Result<()> {
+    for n in store.list_gateway_nodes().await? {
+        let addrs: Vec<String> = n.addresses.iter().map(|a| a.to_string()).collect();
+        println!(
+            "{:>4}  {:<16} {:<40} {}",
+            n.id.get(),
+            n.name,
+            n.vici,
+            addrs.join(",")
+        );
+    }
+    Ok(())
+}
+
+/// Remove a gateway node that no VPN gateway uses.
+pub async fn gateway_node_remove(store: &dyn Store, id: i64) -> anyhow::Result<()> {
+    Ok(store.remove_gateway_node(GatewayNodeId::new(id)).await?)
+}
+
+/// `vpcd admin members`: every vpcd process that heartbeats into this
 /// database, whether it is alive, and which gateway nodes it drives (holds a
 /// current lease on); then every gateway node with its driver.
-pub async fn nodes(store: &dyn Store) -> anyhow::Result<()> {
-    use crate::cluster::{is_alive, NodeInfo, ALIVE_HEARTBEATS};
-    let now = crate::app::Clock::default().now();
+pub async fn members(store: &dyn Store) -> anyhow::Result<()> {
+    let now = Clock::default().now();
     let members = store.list_members().await?;
     let gateways = store.list_gateway_nodes().await?;
     let leases = store.gateway_leases().await?;
@@ -58,7 +104,7 @@ pub async fn nodes(store: &dyn Store) -> anyhow::Result<()> {
             .map_or_else(|| format!("#{id}"), |g| format!("{} (#{id})", g.name))
     };
     println!(
-        "vpcd nodes: {} (alive while the last heartbeat is younger than {ALIVE_HEARTBEATS} heartbeat intervals)",
+        "vpcd processes: {} (alive while the last heartbeat is younger than {ALIVE_HEARTBEATS} heartbeat intervals)",
         members.len()
     );
     println!(
@@ -66,7 +112,7 @@ pub async fn nodes(store: &dyn Store) -> anyhow::Result<()> {
         "NAME", "STATE", "LAST SEEN", "STARTED", "PID", "HTTP"
     );
     for m in &members {
-        let info = NodeInfo::parse(&m.info);
+        let info = MemberInfo::parse(&m.info);
         let alive = is_alive(m, now, 2000);
         let drives: Vec<String> = leases
             .iter()

@@ -17,7 +17,6 @@ pub struct CallOptions {
     pub post: bool,
     pub method: SignatureMethod,
     pub ca_cert: Option<PathBuf>,
-    pub insecure: bool,
 }
 
 struct Creds {
@@ -59,7 +58,7 @@ fn load_creds(o: &CallOptions) -> anyhow::Result<Creds> {
     })
 }
 
-pub struct Client {
+struct Client {
     http: reqwest::Client,
     url: reqwest::Url,
     host: String,
@@ -69,14 +68,14 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(o: &CallOptions) -> anyhow::Result<Self> {
+    fn new(o: &CallOptions) -> anyhow::Result<Self> {
         crate::tls::init_crypto();
         let creds = load_creds(o)?;
         let mut url: reqwest::Url = o
             .endpoint
             .parse()
             .with_context(|| format!("--endpoint {} is not a URL", o.endpoint))?;
-        url.set_path(crate::http::API_PATH);
+        url.set_path(crate::v2::PATH);
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_owned(),
@@ -86,9 +85,6 @@ impl Client {
         if let Some(ca) = &o.ca_cert {
             let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
             b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
-        }
-        if o.insecure {
-            b = b.danger_accept_invalid_certs(true);
         }
         Ok(Client {
             http: b.build()?,
@@ -101,7 +97,7 @@ impl Client {
     }
 
     /// Sign and send one action; the parsed JSON answer.
-    pub async fn call(&self, action: &str, params: &[(String, String)]) -> anyhow::Result<Value> {
+    async fn call(&self, action: &str, params: &[(String, String)]) -> anyhow::Result<Value> {
         let signer = Signer {
             secret_id: &self.creds.secret_id,
             secret_key: self.creds.secret_key.expose().as_bytes(),
@@ -115,7 +111,7 @@ impl Client {
         let signed = signer.signed_params(
             http_method,
             &self.host,
-            crate::http::API_PATH,
+            crate::v2::PATH,
             action,
             &self.creds.region,
             now,
@@ -146,7 +142,7 @@ impl Client {
 
     /// Poll DescribeVpcTaskResult until the task ends; print progress to
     /// stderr. Returns the final answer.
-    pub async fn wait_task(&self, task_id: i64, timeout: Duration) -> anyhow::Result<Value> {
+    async fn wait_task(&self, task_id: i64, timeout: Duration) -> anyhow::Result<Value> {
         let started = Instant::now();
         loop {
             let v = self
@@ -175,7 +171,7 @@ impl Client {
 }
 
 /// Parse `key=value` arguments. The key is everything before the first `=`.
-pub fn parse_kv(args: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+fn parse_kv(args: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     args.iter()
         .map(|a| {
             a.split_once('=')

@@ -1,223 +1,513 @@
-//! The API error type and the one table that maps each kind of failure to
-//! the v2 envelope's numeric `code` and string `codeDesc`.
+//! API errors: the one table of error codes, and the error type every
+//! operation and protocol adapter answers with.
 //!
 //! Numeric codes for business errors are UNCONFIRMED in the vendor's
 //! documentation; vpcd follows the convention of the other v2 products (see
 //! docs/actions.md, "Error codes"): 4000 for anything wrong with a parameter,
 //! 5000 for a resource that does not exist, 5100 for an operation the
 //! resource's state or quota refuses.
+//!
+//! # Layout
+//! - [`ErrorCode`]: every `codeDesc` vpcd answers with, and its v2 `code`.
+//!   A protocol adapter renders these; API 3.0 adds its own column here.
+//! - [`TaskFailure`]: the `errorCode` a failed task records.
+//! - [`Field`]: a request field that an operation's error names. The
+//!   operations know no wire format, so each protocol spells the field its
+//!   own way ([`Field::v2_name`]); adapter parse errors name the wire key
+//!   directly ([`Param::Wire`]).
+//! - [`ApiError`]: a code, the parameter at fault, and why; converted from
+//!   store errors in one place ([`ApiError::from_store`]).
 
+use std::borrow::Cow;
 use std::fmt::Display;
 
 use vpcd_store::{Quota, Resource, StoreError};
 
-/// Every error an action can answer with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub code: i64,
-    pub code_desc: String,
-    pub message: String,
-}
-
-/// The error kinds and their envelope codes. Kept as data so the contract is
-/// reviewable in one place.
+/// Every `codeDesc` an answer can carry besides `Success`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// 4000 `InvalidParameter` (or a documented, more specific codeDesc).
+pub(crate) enum ErrorCode {
     InvalidParameter,
     MissingParameter,
-    /// 4100: the signature does not match.
+    InvalidAction,
+    InvalidVpcName,
+    InvalidVpcNameInUse,
+    InvalidVpcCidr,
+    InvalidSubnetCidr,
+    InvalidSubnetName,
+    InvalidVpnGwName,
+    InvalidVpnGwNameInUse,
+    InvalidUserGwName,
+    InvalidUserGwNameInUse,
+    InvalidUserGwAddr,
+    UserGwAddrInUse,
+    InvalidVpnConnName,
+    InvalidVpnConnNameInUse,
+    InvalidVendor,
     AuthFailure,
-    /// 4104: unknown SecretId.
     SecretIdNotFound,
-    /// 4110: the key or its account is disabled.
-    AuthDisabled,
-    /// 4500: Nonce repeated or Timestamp out of the window.
-    Replay,
-    /// 5000: a resource that does not exist (or is not the caller's).
-    NotFound,
-    /// 5100: the operation is refused by the resource's state or quota.
-    OperationFailed,
-    /// 6000: internal error. The cause is logged, never shown.
-    Internal,
+    SecretIdDisabled,
+    RequestReplay,
+    VpcNotFound,
+    VpnGwNotFound,
+    UserGwNotFound,
+    VpnConnNotFound,
+    TaskNotFound,
+    VpcLimitExceeded,
+    VpnGwLimitExceeded,
+    UserGwLimitExceeded,
+    VpnConnLimitExceeded,
+    VpcCannotDelete,
+    VpnGwCannotDelete,
+    UserGwCannotDelete,
+    InvalidVpnConnState,
+    InternalError,
 }
 
-impl Kind {
-    pub fn code(self) -> i64 {
+impl ErrorCode {
+    /// The table: `codeDesc` and the v2 envelope's numeric `code`.
+    fn row(self) -> (&'static str, i64) {
+        use ErrorCode::*;
         match self {
-            Kind::InvalidParameter | Kind::MissingParameter => 4000,
-            Kind::AuthFailure => 4100,
-            Kind::SecretIdNotFound => 4104,
-            Kind::AuthDisabled => 4110,
-            Kind::Replay => 4500,
-            Kind::NotFound => 5000,
-            Kind::OperationFailed => 5100,
-            Kind::Internal => 6000,
+            InvalidParameter => ("InvalidParameter", 4000),
+            MissingParameter => ("MissingParameter", 4000),
+            InvalidAction => ("InvalidAction", 4000),
+            InvalidVpcName => ("InvalidVpcName", 4000),
+            InvalidVpcNameInUse => ("InvalidVpcName.InUse", 4000),
+            InvalidVpcCidr => ("InvalidVpcCidr", 4000),
+            InvalidSubnetCidr => ("InvalidSubnetCidr", 4000),
+            InvalidSubnetName => ("InvalidSubnetName", 4000),
+            InvalidVpnGwName => ("InvalidVpnGwName", 4000),
+            InvalidVpnGwNameInUse => ("InvalidVpnGwName.InUse", 4000),
+            InvalidUserGwName => ("InvalidUserGwName", 4000),
+            InvalidUserGwNameInUse => ("InvalidUserGwName.InUse", 4000),
+            InvalidUserGwAddr => ("InvalidUserGwAddr", 4000),
+            UserGwAddrInUse => ("InvalidUserGw.InUse", 4000),
+            InvalidVpnConnName => ("InvalidVpnConnName", 4000),
+            InvalidVpnConnNameInUse => ("InvalidVpnConnName.InUse", 4000),
+            InvalidVendor => ("InvalidVendor", 4000),
+            AuthFailure => ("AuthFailure", 4100),
+            SecretIdNotFound => ("AuthFailure.SecretIdNotFound", 4104),
+            SecretIdDisabled => ("AuthFailure.SecretIdDisabled", 4110),
+            RequestReplay => ("RequestReplay", 4500),
+            VpcNotFound => ("InvalidVpc.NotFound", 5000),
+            VpnGwNotFound => ("InvalidVpnGw.NotFound", 5000),
+            UserGwNotFound => ("InvalidUserGw.NotFound", 5000),
+            VpnConnNotFound => ("InvalidVpnConn.NotFound", 5000),
+            TaskNotFound => ("InvalidTask.NotFound", 5000),
+            VpcLimitExceeded => ("VpcLimitExceeded", 5100),
+            VpnGwLimitExceeded => ("VpnGwLimitExceeded", 5100),
+            UserGwLimitExceeded => ("UserGwLimitExceeded", 5100),
+            VpnConnLimitExceeded => ("VpnConnLimitExceeded", 5100),
+            VpcCannotDelete => ("InvalidVpc.CannotDelete", 5100),
+            VpnGwCannotDelete => ("InvalidVpnGw.CannotDelete", 5100),
+            UserGwCannotDelete => ("InvalidUserGw.CannotDelete", 5100),
+            InvalidVpnConnState => ("InvalidVpnConnState", 5100),
+            InternalError => ("InternalError", 6000),
         }
     }
 
-    fn default_desc(self) -> &'static str {
+    pub(crate) fn code_desc(self) -> &'static str {
+        self.row().0
+    }
+
+    pub(crate) fn v2_code(self) -> i64 {
+        self.row().1
+    }
+}
+
+/// Why a task failed, as DescribeVpcTaskResult shows it in `errorCode`.
+/// These never reach an envelope, so they have no numeric code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TaskFailure {
+    /// The gateway node is not driven by the vpcd that ran the task.
+    GatewayNodeUnavailable,
+    /// The gateway node did not answer.
+    GatewayNodeUnreachable,
+    /// The gateway node refused the configuration.
+    DataPlaneRejected,
+    /// A failed task that recorded no reason.
+    TaskFailed,
+}
+
+impl TaskFailure {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Kind::InvalidParameter => "InvalidParameter",
-            Kind::MissingParameter => "MissingParameter",
-            Kind::AuthFailure => "AuthFailure",
-            Kind::SecretIdNotFound => "AuthFailure.SecretIdNotFound",
-            Kind::AuthDisabled => "AuthFailure.SecretIdDisabled",
-            Kind::Replay => "RequestReplay",
-            Kind::NotFound => "ResourceNotFound",
-            Kind::OperationFailed => "FailedOperation",
-            Kind::Internal => "InternalError",
+            TaskFailure::GatewayNodeUnavailable => "GatewayNodeUnavailable",
+            TaskFailure::GatewayNodeUnreachable => "GatewayNodeUnreachable",
+            TaskFailure::DataPlaneRejected => "DataPlaneRejected",
+            TaskFailure::TaskFailed => "TaskFailed",
         }
     }
 }
+
+/// One side of a tunnel's IKE identities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Local,
+    Remote,
+}
+
+/// A request field named by an operation's error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
+    VpcId,
+    VpcName,
+    /// The VPC's CIDR block.
+    CidrBlock,
+    /// The CIDR block of the n-th subnet given with a new VPC.
+    SubnetCidrBlock(usize),
+    VpnGwId,
+    /// The gateway's name (v2 spells it `name` on RunVpnGw, whose
+    /// operation never names it in an error).
+    VpnGwName,
+    UserGwId,
+    UserGwName,
+    UserGwAddr,
+    VpnConnId,
+    VpnConnName,
+    PreSharedKey,
+    /// The peer's ranges, in whichever form the protocol takes them.
+    PeerRanges,
+    /// All of the peer CIDR blocks reached from the whole VPC.
+    PeerCidrBlocks,
+    /// The n-th of those.
+    PeerCidrBlock(usize),
+    /// Explicit SPD rules (VPC-side CIDR -> peer CIDRs).
+    SpdRules,
+    IdentityType(Side),
+    IdentityAddress(Side),
+    IdentityFqdn(Side),
+    IkeEncryption,
+    IkeDhGroup,
+    IpsecEncryption,
+    PfsDhGroup,
+    TaskId,
+    Vendor,
+    InterfaceName,
+}
+
+impl Field {
+    /// The v2 parameter name.
+    pub(crate) fn v2_name(self) -> Cow<'static, str> {
+        let side = |s: Side| match s {
+            Side::Local => "local",
+            Side::Remote => "remote",
+        };
+        Cow::Borrowed(match self {
+            Field::VpcId => "vpcId",
+            Field::VpcName => "vpcName",
+            Field::CidrBlock => "cidrBlock",
+            Field::SubnetCidrBlock(i) => return format!("subnetSet.{i}.cidrBlock").into(),
+            Field::VpnGwId => "vpnGwId",
+            Field::VpnGwName => "vpnGwName",
+            Field::UserGwId => "userGwId",
+            Field::UserGwName => "userGwName",
+            Field::UserGwAddr => "userGwAddr",
+            Field::VpnConnId => "vpnConnId",
+            Field::VpnConnName => "vpnConnName",
+            Field::PreSharedKey => "preSharedKey",
+            Field::PeerRanges => "userGwCidrBlock.n or spdAcl",
+            Field::PeerCidrBlocks => "userGwCidrBlock.n",
+            Field::PeerCidrBlock(i) => return format!("userGwCidrBlock.{i}").into(),
+            Field::SpdRules => "spdAcl",
+            Field::IdentityType(s) => return format!("IKESet.{}Identity", side(s)).into(),
+            Field::IdentityAddress(s) => return format!("IKESet.{}Address", side(s)).into(),
+            Field::IdentityFqdn(s) => return format!("IKESet.{}FqdnName", side(s)).into(),
+            Field::IkeEncryption => "IKESet.propoEncryAlgorithm",
+            Field::IkeDhGroup => "IKESet.dhGroupName",
+            Field::IpsecEncryption => "IPsecSet.encryptAlgorithm",
+            Field::PfsDhGroup => "IPsecSet.pfsDhGroup",
+            Field::TaskId => "taskId",
+            Field::Vendor => "vendorname",
+            Field::InterfaceName => "interfaceName",
+        })
+    }
+}
+
+/// The parameter an error is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Param {
+    /// Named by an operation; each protocol spells it.
+    Field(Field),
+    /// Named by a protocol adapter, exactly as it appeared on the wire.
+    Wire(String),
+}
+
+impl Param {
+    pub(crate) fn v2_name(&self) -> Cow<'_, str> {
+        match self {
+            Param::Field(f) => f.v2_name(),
+            Param::Wire(key) => Cow::Borrowed(key),
+        }
+    }
+}
+
+/// Why a request was refused: text, where it may name other fields (which
+/// each protocol spells its own way).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Why(Vec<WhyPart>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WhyPart {
+    Text(String),
+    Field(Field),
+}
+
+impl Why {
+    pub(crate) fn text(t: impl Display) -> Self {
+        Why(vec![WhyPart::Text(t.to_string())])
+    }
+
+    /// Append more text.
+    pub(crate) fn then(mut self, t: impl Display) -> Self {
+        self.0.push(WhyPart::Text(t.to_string()));
+        self
+    }
+
+    /// Append another field's name.
+    pub(crate) fn field(mut self, f: Field) -> Self {
+        self.0.push(WhyPart::Field(f));
+        self
+    }
+
+    /// The text, with fields spelled by `name`.
+    pub(crate) fn render(&self, name: impl Fn(Field) -> Cow<'static, str>) -> String {
+        self.0
+            .iter()
+            .map(|p| match p {
+                WhyPart::Text(t) => Cow::Borrowed(t.as_str()),
+                WhyPart::Field(f) => name(*f),
+            })
+            .collect()
+    }
+}
+
+/// Every error an operation or protocol adapter can answer with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    pub(crate) code: ErrorCode,
+    /// The parameter at fault, when there is one.
+    pub(crate) param: Option<Param>,
+    pub(crate) why: Why,
+}
+
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    pub fn new(kind: Kind, code_desc: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A field's value is refused by an operation.
+    pub(crate) fn field(code: ErrorCode, field: Field, why: impl Display) -> Self {
+        Self::field_why(code, field, Why::text(why))
+    }
+
+    /// Like [`ApiError::field`], with a reason that names other fields.
+    pub(crate) fn field_why(code: ErrorCode, field: Field, why: Why) -> Self {
         ApiError {
-            code: kind.code(),
-            code_desc: code_desc.into(),
-            message: message.into(),
+            code,
+            param: Some(Param::Field(field)),
+            why,
         }
     }
 
-    pub fn of(kind: Kind, message: impl Into<String>) -> Self {
-        Self::new(kind, kind.default_desc(), message)
+    /// A wire parameter is malformed (protocol adapters only).
+    pub(crate) fn wire(code: ErrorCode, key: &str, why: impl Display) -> Self {
+        ApiError {
+            code,
+            param: Some(Param::Wire(key.to_owned())),
+            why: Why::text(why),
+        }
     }
 
-    /// A parameter's value is wrong. The message always starts with the
-    /// parameter's name.
-    pub fn invalid(param: &str, why: impl Display) -> Self {
-        Self::of(Kind::InvalidParameter, format!("{param}: {why}"))
+    /// [`ApiError::wire`] with code `InvalidParameter`.
+    pub(crate) fn invalid(key: &str, why: impl Display) -> Self {
+        Self::wire(ErrorCode::InvalidParameter, key, why)
     }
 
-    /// Like [`ApiError::invalid`] with a documented, more specific codeDesc
-    /// (e.g. `InvalidVpnConnName`).
-    pub fn invalid_as(code_desc: &str, param: &str, why: impl Display) -> Self {
-        Self::new(Kind::InvalidParameter, code_desc, format!("{param}: {why}"))
-    }
-
-    pub fn missing(param: &str) -> Self {
-        Self::of(
-            Kind::MissingParameter,
-            format!("{param}: required parameter is missing"),
+    /// A required wire parameter is absent.
+    pub(crate) fn missing(key: &str) -> Self {
+        Self::wire(
+            ErrorCode::MissingParameter,
+            key,
+            "required parameter is missing",
         )
     }
 
-    /// The resource named by `param` does not exist for this caller.
-    pub fn not_found(resource: Resource, param: &str, value: impl Display) -> Self {
-        Self::new(
-            Kind::NotFound,
-            format!("{}.NotFound", resource_prefix(resource)),
-            format!("{param}: {value} does not exist"),
+    /// A required field is absent (when only the operation knows that it
+    /// is required, as when a modification may keep the current value).
+    pub(crate) fn missing_field(field: Field) -> Self {
+        Self::field(
+            ErrorCode::MissingParameter,
+            field,
+            "required parameter is missing",
         )
+    }
+
+    /// The v2 `message`: `param: why`, every field spelled the v2 way.
+    pub(crate) fn v2_message(&self) -> String {
+        let why = self.why.render(Field::v2_name);
+        match &self.param {
+            Some(p) => format!("{}: {why}", p.v2_name()),
+            None => why,
+        }
+    }
+
+    /// The same parameter and reason under a more specific code.
+    pub(crate) fn with_code(self, code: ErrorCode) -> Self {
+        ApiError { code, ..self }
+    }
+
+    /// The resource that `field` names does not exist for this caller
+    /// (`code` is its `...NotFound`).
+    pub(crate) fn not_found(code: ErrorCode, field: Field, value: impl Display) -> Self {
+        Self::field(code, field, format!("{value} does not exist"))
     }
 
     /// Logs the cause (never shown to the caller) and returns a 6000.
-    pub fn internal(cause: impl Display) -> Self {
+    pub(crate) fn internal(cause: impl Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::of(Kind::Internal, "internal error; see the server log")
+        ApiError {
+            code: ErrorCode::InternalError,
+            param: None,
+            why: Why::text("internal error; see the server log"),
+        }
     }
 
-    /// Map a store failure, naming the parameter it concerns when it is
-    /// about one.
-    pub fn from_store(e: StoreError, param: &str) -> Self {
+    /// Map a store failure, naming `field` when it is about a parameter.
+    pub(crate) fn from_store(e: StoreError, field: Field) -> Self {
+        use ErrorCode as C;
+        let of = |code: ErrorCode, why: &str| Self::field(code, field, why);
         match e {
-            StoreError::NotFound(r) => Self::new(
-                Kind::NotFound,
-                format!("{}.NotFound", resource_prefix(r)),
-                format!("{param}: the resource does not exist"),
-            ),
-            StoreError::NameInUse(r) => Self::new(
-                Kind::InvalidParameter,
-                format!("{}Name.InUse", resource_prefix(r)),
-                format!("{param}: the name is already used"),
-            ),
-            StoreError::AddressInUse => Self::new(
-                Kind::InvalidParameter,
-                "InvalidUserGw.InUse",
-                format!("{param}: a peer gateway with this address already exists"),
+            StoreError::NotFound(r) => match not_found_code(r) {
+                Some(code) => of(code, "the resource does not exist"),
+                None => Self::internal(format!("{r:?} not found where no API request names one")),
+            },
+            StoreError::NameInUse(r) => {
+                let code = match r {
+                    Resource::Vpc => C::InvalidVpcNameInUse,
+                    Resource::VpnGw => C::InvalidVpnGwNameInUse,
+                    Resource::UserGw => C::InvalidUserGwNameInUse,
+                    Resource::VpnConn => C::InvalidVpnConnNameInUse,
+                    other => {
+                        return Self::internal(format!("{other:?} name in use through the API"))
+                    }
+                };
+                of(code, "the name is already used")
+            }
+            StoreError::AddressInUse => of(
+                C::UserGwAddrInUse,
+                "a peer gateway with this address already exists",
             ),
             StoreError::LimitExceeded(q) => {
-                let (desc, what) = quota_text(q);
-                Self::new(Kind::OperationFailed, desc, format!("{param}: {what}"))
+                let (code, what) = quota_text(q);
+                of(code, what)
             }
             StoreError::InUse(r) => {
-                let what = match r {
-                    Resource::Vpc => "the VPC still has VPN gateways",
-                    Resource::VpnGw => "the VPN gateway still has VPN connections",
-                    Resource::UserGw => "the peer gateway still has VPN connections",
-                    _ => "the resource is still in use",
+                let (code, what) = match r {
+                    Resource::Vpc => (C::VpcCannotDelete, "the VPC still has VPN gateways"),
+                    Resource::VpnGw => (
+                        C::VpnGwCannotDelete,
+                        "the VPN gateway still has VPN connections",
+                    ),
+                    Resource::UserGw => (
+                        C::UserGwCannotDelete,
+                        "the peer gateway still has VPN connections",
+                    ),
+                    other => return Self::internal(format!("{other:?} in use through the API")),
                 };
-                Self::new(
-                    Kind::OperationFailed,
-                    format!("{}.CannotDelete", resource_prefix(r)),
-                    format!("{param}: {what}"),
-                )
+                of(code, what)
             }
-            StoreError::Busy(task) => Self::new(
-                Kind::OperationFailed,
-                "InvalidVpnConnState",
-                format!("{param}: task {task} on this connection is still running; poll DescribeVpcTaskResult and retry"),
+            StoreError::Busy(task) => Self::field(
+                C::InvalidVpnConnState,
+                field,
+                format!("task {task} on this connection is still running; poll DescribeVpcTaskResult and retry"),
             ),
-            StoreError::InvalidState => Self::new(
-                Kind::OperationFailed,
-                "InvalidVpnConnState",
-                format!("{param}: the connection's current state does not allow this operation"),
+            StoreError::InvalidState => of(
+                C::InvalidVpnConnState,
+                "the connection's current state does not allow this operation",
             ),
-            StoreError::PoolExhausted => Self::new(
-                Kind::OperationFailed,
-                "VpnGwLimitExceeded",
-                "no free public address is left in the VPN gateway address pool",
-            ),
+            StoreError::PoolExhausted => ApiError {
+                code: C::VpnGwLimitExceeded,
+                param: None,
+                why: Why::text("no free public address is left in the VPN gateway address pool"),
+            },
             StoreError::StorageUnavailable(msg) | StoreError::Backend(msg) => Self::internal(msg),
         }
     }
 }
 
-fn resource_prefix(r: Resource) -> &'static str {
+/// The `NotFound` code of the resources an API request can name.
+fn not_found_code(r: Resource) -> Option<ErrorCode> {
     match r {
-        Resource::Vpc => "InvalidVpc",
-        Resource::VpnGw => "InvalidVpnGw",
-        Resource::UserGw => "InvalidUserGw",
-        Resource::VpnConn => "InvalidVpnConn",
-        Resource::Task => "InvalidTask",
-        Resource::Account => "InvalidAccount",
-        Resource::Key => "InvalidKey",
-        Resource::GatewayNode => "InvalidGatewayNode",
+        Resource::Vpc => Some(ErrorCode::VpcNotFound),
+        Resource::VpnGw => Some(ErrorCode::VpnGwNotFound),
+        Resource::UserGw => Some(ErrorCode::UserGwNotFound),
+        Resource::VpnConn => Some(ErrorCode::VpnConnNotFound),
+        Resource::Task => Some(ErrorCode::TaskNotFound),
+        Resource::Account | Resource::Key | Resource::GatewayNode => None,
     }
 }
 
-fn quota_text(q: Quota) -> (&'static str, &'static str) {
+fn quota_text(q: Quota) -> (ErrorCode, &'static str) {
+    use ErrorCode as C;
     match q {
         Quota::VpcsPerRegion => (
-            "VpcLimitExceeded",
+            C::VpcLimitExceeded,
             "the VPC quota of this region is reached",
         ),
         Quota::VpnGwsPerVpc => (
-            "VpnGwLimitExceeded",
+            C::VpnGwLimitExceeded,
             "the VPN gateway quota of this VPC is reached",
         ),
         Quota::UserGwsPerRegion => (
-            "UserGwLimitExceeded",
+            C::UserGwLimitExceeded,
             "the peer gateway quota of this region is reached",
         ),
         Quota::ConnsPerVpnGw => (
-            "VpnConnLimitExceeded",
+            C::VpnConnLimitExceeded,
             "the VPN connection quota of this VPN gateway is reached",
         ),
         Quota::ConnsPerUserGw => (
-            "VpnConnLimitExceeded",
+            C::VpnConnLimitExceeded,
             "the VPN connection quota of this peer gateway is reached",
         ),
         Quota::ConnsPerRegion => (
-            "VpnConnLimitExceeded",
+            C::VpnConnLimitExceeded,
             "the VPN connection quota of this region is reached",
         ),
         Quota::ConnsPerPair => (
-            "VpnConnLimitExceeded",
+            C::VpnConnLimitExceeded,
             "this peer gateway already has the allowed number of connections to this VPN gateway",
         ),
     }
 }
 
-pub type ApiResult<T> = Result<T, ApiError>;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn why_spells_fields_per_protocol() {
+        let why = Why::text("is only used when ")
+            .field(Field::IdentityType(Side::Local))
+            .then(" is fqdn");
+        assert_eq!(
+            why.render(Field::v2_name),
+            "is only used when IKESet.localIdentity is fqdn"
+        );
+    }
+
+    #[test]
+    fn store_errors_keep_their_codes() {
+        let e = ApiError::from_store(StoreError::NameInUse(Resource::Vpc), Field::VpcName);
+        assert_eq!(e.code.code_desc(), "InvalidVpcName.InUse");
+        assert_eq!(e.code.v2_code(), 4000);
+        assert_eq!(e.param, Some(Param::Field(Field::VpcName)));
+        let e = ApiError::from_store(
+            StoreError::Busy(vpcd_types::TaskId::new(7)),
+            Field::VpnConnId,
+        );
+        assert_eq!(
+            (e.code.code_desc(), e.code.v2_code()),
+            ("InvalidVpnConnState", 5100)
+        );
+    }
+}

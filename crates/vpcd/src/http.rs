@@ -1,4 +1,6 @@
-//! HTTP: the `/v2/index.php` endpoint and `/healthz`.
+//! HTTP: the `/v2/index.php` endpoint and `/healthz`. The only module that
+//! knows HTTP: it turns a request into decoded pairs for the protocol
+//! adapter ([`crate::v2`]) and its answer into a response.
 //!
 //! Every answer of the API endpoint is HTTP 200 with the v2 envelope, since
 //! real clients raise on any other status; bad input of any kind, including
@@ -13,15 +15,14 @@ use axum::{Json, Router};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
-use crate::app::AppState;
+use crate::api::ApiState;
 use crate::error::ApiError;
-use crate::protocol::{self, envelope_err, RawRequest};
+use crate::v2;
+use crate::v2::protocol::{envelope_err, RawRequest};
 
-pub const API_PATH: &str = "/v2/index.php";
-
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
-        .route(API_PATH, any(api))
+        .route(v2::PATH, any(api))
         .route("/healthz", get(healthz))
         .with_state(state)
 }
@@ -34,22 +35,23 @@ fn ok_json(v: Value) -> Response {
     (StatusCode::OK, Json(v)).into_response()
 }
 
-fn bad(message: impl Into<String>) -> Response {
-    ok_json(envelope_err(&ApiError::of(
-        crate::error::Kind::InvalidParameter,
-        message,
-    )))
+/// Refuse a request whose HTTP shape is wrong, naming what is wrong.
+fn bad(what: &str, why: impl std::fmt::Display) -> Response {
+    ok_json(envelope_err(&ApiError::invalid(what, why)))
 }
 
-async fn api(State(state): State<AppState>, req: Request) -> Response {
+async fn api(State(state): State<ApiState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let method = match parts.method {
         Method::GET => "GET",
         Method::POST => "POST",
-        _ => return bad("method: only GET and POST are supported"),
+        _ => return bad("method", "only GET and POST are supported"),
     };
     let Some(host) = host_header(&parts.headers) else {
-        return bad("Host: the request has no valid Host header, which the signature covers");
+        return bad(
+            "Host",
+            "the request has no valid Host header, which the signature covers",
+        );
     };
     let limit = state.settings.max_body_bytes;
     let mut pairs: Vec<(String, String)> = Vec::new();
@@ -69,21 +71,24 @@ async fn api(State(state): State<AppState>, req: Request) -> Response {
             });
         let body = match read_limited(body, &parts.headers, limit).await {
             Ok(b) => b,
-            Err(msg) => return bad(msg),
+            Err(why) => return bad("request body", why),
         };
         if !body.is_empty() {
             if !is_form {
-                return bad("Content-Type: POST bodies must be application/x-www-form-urlencoded");
+                return bad(
+                    "Content-Type",
+                    "POST bodies must be application/x-www-form-urlencoded",
+                );
             }
             pairs.extend(form_urlencoded::parse(&body).into_owned());
         }
     }
-    let envelope = protocol::handle(
+    let envelope = v2::protocol::handle(
         &state,
         RawRequest {
             method,
             host: &host,
-            path: API_PATH,
+            path: v2::PATH,
             pairs: &pairs,
         },
     )
@@ -99,12 +104,13 @@ fn host_header(headers: &HeaderMap) -> Option<String> {
 /// Read at most `limit` bytes. A declared Content-Length over the limit is
 /// refused before reading anything; an undeclared (chunked) body is cut off
 /// as soon as it passes the limit, so an oversized body is never buffered.
+/// The error is why the body is refused.
 async fn read_limited(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
 ) -> Result<bytes::Bytes, String> {
-    let too_big = || format!("request body: larger than the limit of {limit} bytes");
+    let too_big = || format!("larger than the limit of {limit} bytes");
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -123,6 +129,6 @@ async fn read_limited(
         {
             Err(too_big())
         }
-        Err(_) => Err("request body: could not be read".to_owned()),
+        Err(_) => Err("could not be read".to_owned()),
     }
 }

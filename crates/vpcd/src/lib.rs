@@ -1,29 +1,47 @@
 //! vpcd: a VPN control plane that serves the Tencent Cloud VPC API v2.
 //!
+//! The crate reads top-down. A request goes `http` -> [`v2`] (the wire
+//! protocol) -> `ops` (the operation, protocol-free) -> the store, and a
+//! change becomes a task that the `background` side applies to the data
+//! plane. The API side sees only `api::ApiState`; the background side
+//! never calls back into it; [`server`] wires the two. No module imports a
+//! module that imports it back (`tests/module_graph.rs` checks).
+//!
 //! # Layout
-//! - [`http`]: the `/v2/index.php` and `/healthz` endpoints (the only module
+//! - `http`: the `/v2/index.php` and `/healthz` endpoints (the only module
 //!   that knows HTTP).
-//! - [`protocol`]: common parameters, signature, replay checks, dispatch and
-//!   the JSON envelope.
-//! - [`params`]: decoding flat `key.n.sub=value` parameters.
-//! - [`actions`]: one function per Action; request parsing and answers.
-//! - [`error`]: the API error type and its code table.
-//! - [`engine`]: the task worker applying connection tasks to the data plane.
-//! - [`cluster`]: heartbeats and gateway node leases when several vpcd
-//!   processes share one database.
-//! - [`server`]: `vpcd serve` wiring, reconciliation and health polling.
-//! - [`client`]: `vpcd call`.
-//! - [`admin`]: `vpcd admin`.
+//! - [`v2`]: the v2 adapter: common parameters, signature and replay
+//!   checks, the action table, flat parameter decoding, each action's
+//!   parsing and rendering, the envelope.
+//! - `ops`: one typed request and result per operation, and the domain
+//!   rules every protocol shares.
+//! - `error`: the one table of error codes, and the API error type.
+//! - `api`: the narrow state of the API side.
+//! - `background`: the task engine, gateway-node drivers, reconciliation,
+//!   `netStatus` following, cluster membership and gateway-node leases.
+//! - [`server`]: `vpcd serve`: wiring, start-up and graceful shutdown.
+//! - `settings`, `clock`, `placement`: API tunables, the injectable
+//!   clock, where new VPN gateways go.
+//! - [`client`]: `vpcd call`; [`admin`]: `vpcd admin`; `tls`: the HTTPS
+//!   certificate.
+//!
+//! The crate's interface is small: what the `vpcd` binary and the
+//! integration tests use ([`server`], [`Settings`], [`client`], [`admin`],
+//! [`v2::Action`], [`MemberInfo`]). Everything else is `pub(crate)`.
 
-pub mod actions;
 pub mod admin;
-pub mod app;
+pub(crate) mod api;
+pub(crate) mod background;
 pub mod client;
-pub mod cluster;
-pub mod engine;
-pub mod error;
-pub mod http;
-pub mod params;
-pub mod protocol;
+pub(crate) mod clock;
+pub(crate) mod error;
+pub(crate) mod http;
+pub(crate) mod ops;
+pub(crate) mod placement;
 pub mod server;
-pub mod tls;
+pub(crate) mod settings;
+pub(crate) mod tls;
+pub mod v2;
+
+pub use background::cluster::MemberInfo;
+pub use settings::Settings;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
-use vpcd::app::Settings;
 use vpcd::server::ServeConfig;
+use vpcd::Settings;
 use vpcd_auth::SignatureMethod;
 use vpcd_store::Limits;
 
@@ -29,7 +29,8 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Sign and send one v2 request: `vpcd call AddVpnConnEx vpcId=... IKESet.dhGroupName=group2`.
     Call(CallArgs),
-    /// Manage accounts and keys directly on the database.
+    /// Manage accounts, keys and gateway nodes, and show the cluster,
+    /// directly on the database.
     Admin(AdminArgs),
 }
 
@@ -79,7 +80,7 @@ struct ServeArgs {
     workers: usize,
     /// VICI URI of a single local strongSwan gateway node
     /// (`unix:///path/charon.vici` or `tcp://host:port`). Without it and
-    /// without nodes registered by `vpcd admin node add`, vpcd runs API only:
+    /// without nodes registered by `vpcd admin gateway-node add`, vpcd runs API only:
     /// no IPsec is negotiated.
     #[arg(long, env = "VPCD_CHARON")]
     charon: Option<String>,
@@ -203,18 +204,19 @@ enum AdminCommand {
         #[command(subcommand)]
         command: KeyCommand,
     },
-    /// strongSwan gateway nodes that serve VPN gateways.
-    Node {
+    /// strongSwan gateway nodes (charons reached over VICI) that serve VPN
+    /// gateways.
+    GatewayNode {
         #[command(subcommand)]
-        command: NodeCommand,
+        command: GatewayNodeCommand,
     },
-    /// The cluster's vpcd processes, their liveness, and the gateway nodes
-    /// each one drives.
-    Nodes,
+    /// The cluster's members (vpcd processes), their liveness, and the
+    /// gateway nodes each one drives.
+    Members,
 }
 
 #[derive(Subcommand)]
-enum NodeCommand {
+enum GatewayNodeCommand {
     /// Register a charon reachable over VICI; new VPN gateways are placed on it.
     Add {
         /// `unix:///path/charon.vici` or `tcp://host:port`.
@@ -229,7 +231,7 @@ enum NodeCommand {
     },
     /// List gateway nodes.
     List,
-    /// Remove a node that no VPN gateway uses.
+    /// Remove a gateway node that no VPN gateway uses.
     Remove { id: i64 },
 }
 
@@ -343,7 +345,6 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 post: a.post,
                 method,
                 ca_cert: a.ca_cert,
-                insecure: false,
             };
             vpcd::client::run(
                 opts,
@@ -361,7 +362,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     AccountCommand::Create { name } => {
                         vpcd::admin::create_account(store.as_ref(), &name).await?
                     }
-                    AccountCommand::List => vpcd::admin::list(store.as_ref()).await?,
+                    AccountCommand::List => vpcd::admin::list_accounts(store.as_ref()).await?,
                     AccountCommand::Disable { name } => {
                         store.set_account_disabled(&name, true).await?
                     }
@@ -369,40 +370,28 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                         store.set_account_disabled(&name, false).await?
                     }
                 },
-                AdminCommand::Node { command } => match command {
-                    NodeCommand::Add {
+                AdminCommand::GatewayNode { command } => match command {
+                    GatewayNodeCommand::Add {
                         vici,
                         public_ip,
                         name,
                     } => {
-                        vpcd_dataplane::strongswan::StrongSwanDriver::new(&vici)
-                            .map_err(|e| anyhow::anyhow!("--vici {vici}: {e}"))?;
-                        let node = match name {
-                            Some(n) => store.add_gateway_node(&n, &vici, &public_ip).await?,
-                            None => store.ensure_gateway_node(&vici, &public_ip).await?,
-                        };
-                        println!("gateway node {} ({}) at {}", node.id, node.name, node.vici);
+                        vpcd::admin::gateway_node_add(
+                            store.as_ref(),
+                            &vici,
+                            &public_ip,
+                            name.as_deref(),
+                        )
+                        .await?
                     }
-                    NodeCommand::List => {
-                        for n in store.list_gateway_nodes().await? {
-                            let addrs: Vec<String> =
-                                n.addresses.iter().map(|a| a.to_string()).collect();
-                            println!(
-                                "{:>4}  {:<16} {:<40} {}",
-                                n.id.get(),
-                                n.name,
-                                n.vici,
-                                addrs.join(",")
-                            );
-                        }
+                    GatewayNodeCommand::List => {
+                        vpcd::admin::gateway_node_list(store.as_ref()).await?
                     }
-                    NodeCommand::Remove { id } => {
-                        store
-                            .remove_gateway_node(vpcd_types::GatewayNodeId::new(id))
-                            .await?
+                    GatewayNodeCommand::Remove { id } => {
+                        vpcd::admin::gateway_node_remove(store.as_ref(), id).await?
                     }
                 },
-                AdminCommand::Nodes => vpcd::admin::nodes(store.as_ref()).await?,
+                AdminCommand::Members => vpcd::admin::members(store.as_ref()).await?,
                 AdminCommand::Key { command } => match command {
                     KeyCommand::Create { account } => {
                         vpcd::admin::create_key(store.as_ref(), &account).await?

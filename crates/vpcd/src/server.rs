@@ -1,22 +1,24 @@
-//! `vpcd serve`: wiring the store, the task engine, the data plane and the
-//! HTTP/HTTPS listeners, and shutting them down in order.
+//! `vpcd serve`: wiring the store, the API side, the background side and the
+//! HTTP/HTTPS listeners, and shutting them down in order. Nothing here holds
+//! behaviour of its own beyond start-up (bootstrap credentials, the
+//! `--charon` gateway node) and shutdown.
 
-use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use vpcd_dataplane::strongswan::StrongSwanDriver;
 use vpcd_dataplane::{ApiOnlyDriver, VpnDriver};
 use vpcd_store::Store;
-use vpcd_types::{ConnStatus, GatewayNodeId, NetStatus, VpnConnId};
 
-use crate::app::{AppState, Clock, Drivers, Placement, Settings};
-use crate::cluster::{Cluster, NodeInfo};
-use crate::engine::{spec_of, Engine};
+use crate::api::ApiState;
+use crate::background::{self, Background};
+use crate::clock::Clock;
+use crate::placement::Placement;
+use crate::settings::Settings;
 
 /// Everything `vpcd serve` needs, already parsed.
 #[derive(Debug, Clone)]
@@ -78,7 +80,7 @@ pub struct Bound {
     pub https: Option<SocketAddr>,
 }
 
-pub fn database_url(cfg: &ServeConfig) -> String {
+fn database_url(cfg: &ServeConfig) -> String {
     cfg.database
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", cfg.data_dir.join("vpcd.db").display()))
@@ -92,7 +94,7 @@ async fn bootstrap(store: &dyn Store, cfg: &ServeConfig) -> anyhow::Result<()> {
     }
     match store.create_account("default").await {
         Ok(_) => {}
-        // Another node sharing the database bootstrapped at the same moment.
+        // Another vpcd sharing the database bootstrapped at the same moment.
         Err(vpcd_store::StoreError::NameInUse(_)) => return Ok(()),
         Err(e) => return Err(e.into()),
     }
@@ -115,9 +117,11 @@ async fn bootstrap(store: &dyn Store, cfg: &ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A started vpcd: its listeners, its API side and its background side.
 pub struct Running {
-    pub state: AppState,
     pub bound: Bound,
+    api: ApiState,
+    background: Background,
     shutdown_tx: watch::Sender<bool>,
     http_handle: axum_server::Handle,
     https_handle: axum_server::Handle,
@@ -129,8 +133,8 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     start_with(cfg, Arc::new(ApiOnlyDriver)).await
 }
 
-/// [`start`] with another driver for gateways on no gateway node (tests
-/// pass a recording driver).
+/// [`start`] with another data-plane driver for VPN gateways that have no
+/// gateway node (tests pass one that records what it is told).
 pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyhow::Result<Running> {
     crate::tls::init_crypto();
     std::fs::create_dir_all(&cfg.data_dir)
@@ -150,36 +154,34 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
         tracing::info!(node = %node.id, vici = %uri, addresses = ?node.addresses, "local gateway node");
     }
 
-    let clock = Clock::default();
-    let drivers = Arc::new(Drivers::new(api_only, cfg.api_only_delay));
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        drivers.clone(),
-        clock.clone(),
-        cfg.task_lease_secs,
-        cfg.workers,
-    ));
-    let cluster = Arc::new(Cluster::new(
-        engine.worker_id().to_owned(),
-        NodeInfo::of_this_process(cfg.heartbeat_interval),
-        cfg.heartbeat_interval,
-        cfg.gateway_lease_secs,
-    ));
-    let state = AppState {
+    let api = ApiState {
         store: store.clone(),
         settings: Arc::new(cfg.settings.clone()),
-        clock,
-        engine: engine.clone(),
-        drivers: drivers.clone(),
+        clock: Clock::default(),
         placement: Arc::new(Placement::default()),
-        cluster: cluster.clone(),
+        tasks: Arc::new(Notify::new()),
     };
-
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    // Take the gateway node leases that are free before driving any node.
-    crate::cluster::start(&cluster, store.as_ref(), &state.clock).await;
-    refresh_nodes(&state, &shutdown_rx).await;
-    let app = crate::http::router(state.clone());
+    let background = Background::start(
+        background::Config {
+            task_lease_secs: cfg.task_lease_secs,
+            workers: cfg.workers,
+            reconcile_interval: cfg.reconcile_interval,
+            api_only,
+            api_only_delay: cfg.api_only_delay,
+            heartbeat_interval: cfg.heartbeat_interval,
+            gateway_lease_secs: cfg.gateway_lease_secs,
+        },
+        background::Shared {
+            store: store.clone(),
+            clock: api.clock.clone(),
+            placement: api.placement.clone(),
+            tasks: api.tasks.clone(),
+        },
+        &shutdown_rx,
+    )
+    .await;
+    let app = crate::http::router(api.clone());
     let http_handle = axum_server::Handle::new();
     let https_handle = axum_server::Handle::new();
     let mut bound = Bound {
@@ -227,23 +229,13 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
     )?;
     tracing::info!(http = ?bound.http, https = ?bound.https, database = %redact_url(&url), "vpcd serving");
 
-    // `--workers 0` makes a node that serves the API but applies no tasks.
-    if cfg.workers > 0 {
-        tasks.push(tokio::spawn(engine.clone().run(shutdown_rx.clone())));
-    }
-    tasks.push(tokio::spawn(reconcile_loop(
-        state.clone(),
-        cfg.reconcile_interval,
-        shutdown_rx.clone(),
-    )));
-    cluster.set_listen(bound.http, bound.https);
-    tasks.push(tokio::spawn(crate::cluster::run(
-        state.clone(),
-        shutdown_rx.clone(),
-    )));
+    background.set_listen(bound.http, bound.https);
+    // `--workers 0` makes a vpcd that serves the API but applies no tasks.
+    tasks.extend(background.spawn(&shutdown_rx));
     Ok(Running {
-        state,
         bound,
+        api,
+        background,
         shutdown_tx,
         http_handle,
         https_handle,
@@ -252,6 +244,16 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
 }
 
 impl Running {
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.api.store.clone()
+    }
+
+    /// Claim and run one task; whether there was one. With `workers: 0`,
+    /// tests drain the task queue with this at a chosen point.
+    pub async fn run_task(&self) -> anyhow::Result<bool> {
+        self.background.run_task().await
+    }
+
     /// Stop accepting, let requests in flight and running tasks finish
     /// (bounded by `deadline`), then return.
     pub async fn shutdown(self, deadline: Duration) {
@@ -276,190 +278,6 @@ fn redact_url(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_owned(),
-    }
-}
-
-/// Make each node's loaded tunnels match the database: load what is missing,
-/// unload what is stale. Runs at start and then periodically, so a restarted
-/// charon or a restarted vpcd converges without any API call.
-///
-/// API-only gateways are left out: nothing is negotiated for them, so there
-/// is nothing to converge, and a pass would load every row for nothing.
-pub async fn reconcile_once(state: &AppState) {
-    for (node, driver) in state.drivers.nodes() {
-        if let Err(e) = reconcile_node(state, node, driver.as_ref()).await {
-            tracing::warn!(node = %node, driver = %driver.describe(), error = %e, "reconciliation failed; will retry");
-        }
-    }
-}
-
-async fn reconcile_node(
-    state: &AppState,
-    node: GatewayNodeId,
-    driver: &dyn VpnDriver,
-) -> anyhow::Result<()> {
-    let desired = state.store.desired_conns(Some(node)).await?;
-    let loaded: HashSet<VpnConnId> = driver.loaded().await?.into_iter().collect();
-    let wanted: HashSet<&VpnConnId> = desired.iter().map(|c| &c.un_id).collect();
-    for c in &desired {
-        // Tunnels with a task in flight are the task's business.
-        let settled = matches!(c.status, ConnStatus::Running | ConnStatus::DeleteFailed)
-            && c.active_task.is_none();
-        if settled && !loaded.contains(&c.un_id) {
-            tracing::info!(conn = %c.un_id, "reconcile: loading missing tunnel");
-            driver.apply(&spec_of(c)).await?;
-        }
-    }
-    for id in &loaded {
-        if !wanted.contains(id) {
-            tracing::info!(conn = %id, "reconcile: unloading stale tunnel");
-            driver.remove(id).await?;
-        }
-    }
-    Ok(())
-}
-
-async fn reconcile_loop(state: AppState, every: Duration, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        refresh_nodes(&state, &shutdown).await;
-        reconcile_once(&state).await;
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-/// Pick up gateway nodes registered in the database (at start, and later
-/// by `vpcd admin node add`): one strongSwan driver each, and a watcher that
-/// follows its live SA state into `netStatus`.
-pub async fn refresh_nodes(state: &AppState, shutdown: &watch::Receiver<bool>) {
-    let nodes = match state.store.list_gateway_nodes().await {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::warn!(error = %e, "listing gateway nodes failed");
-            return;
-        }
-    };
-    // Only the holder of a node's lease drives it (see `cluster`).
-    let now = state.clock.now();
-    for node in &nodes {
-        if state.cluster.tenure(node.id, now).is_none() {
-            if state.drivers.remove_node(node.id).is_some() {
-                tracing::info!(node = %node.id, name = %node.name, "no longer driving gateway node");
-            }
-            continue;
-        }
-        if state.drivers.get(Some(node.id)).is_some() {
-            continue;
-        }
-        let driver = match StrongSwanDriver::new(&node.vici) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(node = %node.id, vici = %node.vici, error = %e, "bad VICI URI for gateway node");
-                continue;
-            }
-        };
-        tracing::info!(node = %node.id, name = %node.name, vici = %node.vici, "driving gateway node");
-        // Take over the node's live state before going on, so that no stale
-        // "available" from an earlier run (or another vpcd) is served.
-        let live = driver.net_status().await.unwrap_or_default();
-        match state.store.desired_conns(Some(node.id)).await {
-            Ok(desired) if !desired.is_empty() => {
-                let changes: Vec<(VpnConnId, NetStatus)> = desired
-                    .iter()
-                    .map(|c| {
-                        let st = live.get(&c.un_id).copied();
-                        (c.un_id.clone(), st.unwrap_or(NetStatus::Unavailable))
-                    })
-                    .collect();
-                if let Err(e) = state.store.set_net_status(&changes).await {
-                    tracing::warn!(node = %node.id, error = %e, "recording net status failed");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(node = %node.id, error = %e, "listing the node's tunnels failed")
-            }
-        }
-        tokio::spawn(follow_net_status(
-            state.clone(),
-            node.id,
-            state.cluster.tenure(node.id, now),
-            driver.clone(),
-            shutdown.clone(),
-        ));
-        state.drivers.insert_node(node.id, Arc::new(driver));
-    }
-    state
-        .placement
-        .set_nodes(nodes.iter().map(|n| n.id).collect());
-}
-
-/// Write each change of a node's live SA state to the database. The
-/// driver's stream is event-driven (VICI ike-updown/child-updown), with a
-/// periodic re-read as a fallback, so `netStatus` follows within a second.
-async fn follow_net_status(
-    state: AppState,
-    node: GatewayNodeId,
-    tenure: Option<u64>,
-    driver: StrongSwanDriver,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    use futures::StreamExt;
-    let mut stream = Box::pin(driver.watch());
-    let mut last: HashMap<VpnConnId, NetStatus> = HashMap::new();
-    let mut first = true;
-    // The event stream is silent while charon is down; a direct check each
-    // second notices a dead node (every tunnel unavailable).
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let now = tokio::select! {
-            m = stream.next() => match m { Some(m) => m, None => return },
-            _ = tick.tick() => match driver.net_status().await {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::debug!(node = %node, error = %e, "gateway node unreachable");
-                    HashMap::new()
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        // The node's lease moved on: its new holder follows it now.
-        if state.cluster.tenure(node, state.clock.now()) != tenure {
-            return;
-        }
-        let mut changes: Vec<(VpnConnId, NetStatus)> = now
-            .iter()
-            .filter(|(k, v)| last.get(*k) != Some(v))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
-        changes.extend(
-            last.keys()
-                .filter(|k| !now.contains_key(*k))
-                .map(|k| (k.clone(), NetStatus::Unavailable)),
-        );
-        if first {
-            // After a restart the database may still say "available" for a
-            // tunnel the node no longer has.
-            if let Ok(desired) = state.store.desired_conns(Some(node)).await {
-                changes.extend(
-                    desired
-                        .iter()
-                        .filter(|c| !now.contains_key(&c.un_id))
-                        .map(|c| (c.un_id.clone(), NetStatus::Unavailable)),
-                );
-            }
-            first = false;
-        }
-        if changes.is_empty() {
-            continue;
-        }
-        match state.store.set_net_status(&changes).await {
-            Ok(()) => last = now,
-            Err(e) => tracing::warn!(node = %node, error = %e, "recording net status failed"),
-        }
     }
 }
 

@@ -8,13 +8,13 @@ use anyhow::Context as _;
 /// Select the process-wide rustls crypto provider (ring). Only ring is
 /// compiled in (axum-server's aws-lc-rs default is off), but rustls still
 /// wants it named once; calling this again is harmless.
-pub fn init_crypto() {
+pub(crate) fn init_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Paths of the certificate and key to serve, generating a self-signed pair
 /// under `<data-dir>/tls/` when none is given and none exists yet.
-pub fn ensure_cert(
+pub(crate) fn ensure_cert(
     data_dir: &Path,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
@@ -41,7 +41,7 @@ pub fn ensure_cert(
 }
 
 /// Write a file readable by its owner only.
-pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

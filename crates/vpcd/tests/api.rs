@@ -22,7 +22,7 @@ fn docs_cover_every_action() {
         "/../../docs/actions.md"
     ))
     .expect("docs/actions.md");
-    for action in vpcd::actions::ACTIONS {
+    for action in vpcd::v2::Action::ALL.iter().map(|a| a.name()) {
         assert!(
             doc.contains(&format!("### {action}\n")),
             "docs/actions.md has no section for {action}"
@@ -1979,7 +1979,7 @@ async fn random_input_never_breaks_the_server() {
         "null".into(),
         "strongSwan".into(),
     ];
-    let mut actions: Vec<&str> = vpcd::actions::ACTIONS.to_vec();
+    let mut actions: Vec<&str> = vpcd::v2::Action::ALL.iter().map(|a| a.name()).collect();
     actions.push("NoSuchAction");
     for i in 0..1500 {
         let action = actions[rng.gen_range(0..actions.len())];

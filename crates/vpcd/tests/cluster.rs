@@ -781,11 +781,11 @@ async fn nonce_replay_is_refused_on_every_node() {
     }
 }
 
-// ---- 5. gateway node leases and `vpcd admin nodes` -------------------------------------------
+// ---- 5. gateway node leases and `vpcd admin members` -------------------------------------------
 
 /// Each gateway node is driven by exactly one live vpcd, the nodes are
 /// spread, a killed holder's nodes move to a live one, and `vpcd admin
-/// nodes` shows it all.
+/// members` shows it all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_nodes_have_one_driver_that_moves_when_it_dies() {
     let _serial = SERIAL.lock().await;
@@ -831,7 +831,7 @@ async fn gateway_nodes_have_one_driver_that_moves_when_it_dies() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let admin = admin_nodes(db.url(), dir.path());
+    let admin = admin_members(db.url(), dir.path());
     eprintln!("{admin}");
     for v in &vpcds {
         let line = admin.lines().find(|l| l.starts_with(v.as_str())).unwrap();
@@ -869,7 +869,7 @@ async fn gateway_nodes_have_one_driver_that_moves_when_it_dies() {
     let holders = current_holders(&store).await;
     assert_eq!(holders.len(), 3, "{holders:?}");
     assert!(holders.values().all(|h| h != &vpcds[victim]));
-    let admin = admin_nodes(db.url(), dir.path());
+    let admin = admin_members(db.url(), dir.path());
     eprintln!("{admin}");
     let dead = admin
         .lines()
@@ -891,7 +891,7 @@ async fn vpcd_names(store: &PgStore, nodes: &[Node]) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .map(|n| (n.name, vpcd::cluster::NodeInfo::parse(&n.info).pid))
+        .map(|n| (n.name, vpcd::MemberInfo::parse(&n.info).pid))
         .collect();
     nodes
         .iter()
@@ -919,17 +919,17 @@ async fn current_holders(store: &PgStore) -> BTreeMap<vpcd_types::GatewayNodeId,
         .collect()
 }
 
-fn admin_nodes(db_url: &str, dir: &Path) -> String {
+fn admin_members(db_url: &str, dir: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_vpcd"))
         .args(["admin", "--data-dir"])
         .arg(dir.join("admin"))
-        .args(["--database", db_url, "nodes"])
+        .args(["--database", db_url, "members"])
         .env("VPCD_LOG", "warn")
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "vpcd admin nodes failed: {}",
+        "vpcd admin members failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()

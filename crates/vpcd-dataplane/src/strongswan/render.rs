@@ -280,7 +280,7 @@ fn body(spec: &TunnelSpec, side: Side) -> ConnBody {
     let ike = &spec.settings.ike;
     let ipsec = &spec.settings.ipsec;
     let (reauth_time, over_time) = ike_lifetimes(ike.sa_lifetime_seconds);
-    let life_bytes = ipsec.sa_lifetime_traffic_kb.saturating_mul(1000);
+    let life_bytes = ipsec.sa_lifetime_traffic_bytes();
     let esp = esp_proposal(spec);
     let children = v
         .selectors

@@ -119,12 +119,12 @@ pub fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 impl TestApp {
-    pub fn state(&self) -> &vpcd::app::AppState {
-        &self.running.as_ref().unwrap().state
+    fn running(&self) -> &Running {
+        self.running.as_ref().unwrap()
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
-        self.state().store.clone()
+        self.running().store()
     }
 
     /// A second account with its own key.
@@ -208,7 +208,7 @@ impl TestApp {
     /// Drain the task queue (the background worker is off by default).
     pub async fn run_tasks(&self) -> usize {
         let mut n = 0;
-        while self.state().engine.run_once().await.unwrap() {
+        while self.running().run_task().await.unwrap() {
             n += 1;
         }
         n

@@ -9,7 +9,7 @@
 //! idempotent, and `finish_task` refuses a worker whose lease was taken over,
 //! so a task is completed exactly once. A worker claims only the tasks of
 //! gateway nodes this process has a driver for (those whose lease it holds,
-//! see [`crate::cluster`]) and of API-only gateways; another node's tasks are
+//! see [`super::cluster`]) and of API-only gateways; another node's tasks are
 //! left to the vpcd driving that node.
 
 use std::sync::Arc;
@@ -18,31 +18,36 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify, Semaphore};
 use vpcd_dataplane::DriverError;
 use vpcd_store::{ClaimedTask, Store, TaskError};
-use vpcd_types::{TaskKind, TunnelSpec};
+use vpcd_types::TaskKind;
 
-use crate::app::{Clock, Drivers};
+use super::drivers::Drivers;
+use crate::clock::Clock;
+use crate::error::TaskFailure;
 
-pub struct Engine {
+pub(crate) struct Engine {
     store: Arc<dyn Store>,
     drivers: Arc<Drivers>,
     clock: Clock,
     worker_id: String,
     lease_secs: i64,
     concurrency: usize,
-    wake: Notify,
+    /// Notified when a task may be waiting: by the API side after a task row
+    /// commits, and when this process starts driving another gateway node.
+    wake: Arc<Notify>,
 }
 
 impl Engine {
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn Store>,
         drivers: Arc<Drivers>,
         clock: Clock,
         lease_secs: i64,
         concurrency: usize,
+        wake: Arc<Notify>,
     ) -> Self {
         let worker_id = format!(
             "{}-{}-{:08x}",
-            hostname(),
+            super::hostname().unwrap_or_else(|| "vpcd".into()),
             std::process::id(),
             rand::random::<u32>()
         );
@@ -53,22 +58,17 @@ impl Engine {
             worker_id,
             lease_secs,
             concurrency: concurrency.max(1),
-            wake: Notify::new(),
+            wake,
         }
     }
 
-    pub fn worker_id(&self) -> &str {
+    pub(crate) fn worker_id(&self) -> &str {
         &self.worker_id
-    }
-
-    /// Tell the workers a task is waiting (called after a task row commits).
-    pub fn wake(&self) {
-        self.wake.notify_one();
     }
 
     /// Claim and run one task. Returns whether there was one. Tests use this
     /// to drain the queue at a chosen point.
-    pub async fn run_once(&self) -> anyhow::Result<bool> {
+    pub(crate) async fn run_once(&self) -> anyhow::Result<bool> {
         let Some(claimed) = self.claim().await? else {
             return Ok(false);
         };
@@ -93,14 +93,14 @@ impl Engine {
         let ClaimedTask { task, conn } = claimed;
         let outcome = match self.drivers.get(conn.node_id) {
             None => Err(TaskError {
-                error_code: "GatewayNodeUnavailable".into(),
+                error_code: TaskFailure::GatewayNodeUnavailable.as_str().into(),
                 error_msg: format!(
                     "the gateway node serving VPN gateway {} is not connected to this vpcd",
                     conn.vpn_gw.un_id
                 ),
             }),
             Some(driver) => {
-                let spec = spec_of(&conn);
+                let spec = conn.tunnel_spec();
                 let result = match task.kind {
                     TaskKind::Create | TaskKind::Modify => driver.apply(&spec).await,
                     TaskKind::Delete => driver.remove(&spec.name).await,
@@ -132,7 +132,7 @@ impl Engine {
 
     /// Run workers until `shutdown` turns true, then wait for the tasks in
     /// hand (the caller bounds that wait with a deadline).
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    pub(crate) async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.concurrency));
         loop {
             if *shutdown.borrow() {
@@ -174,29 +174,13 @@ impl Engine {
     }
 }
 
-/// The desired state of a connection's tunnel, as drivers take it.
-pub fn spec_of(c: &vpcd_store::VpnConn) -> TunnelSpec {
-    TunnelSpec {
-        name: c.un_id.clone(),
-        local_addr: c.vpn_gw.address,
-        remote_addr: c.user_gw.address,
-        settings: c.settings.clone(),
-    }
-}
-
 fn driver_task_error(e: DriverError) -> TaskError {
     let code = match e {
-        DriverError::Unreachable(_) => "GatewayNodeUnreachable",
-        DriverError::Rejected(_) => "DataPlaneRejected",
+        DriverError::Unreachable(_) => TaskFailure::GatewayNodeUnreachable,
+        DriverError::Rejected(_) => TaskFailure::DataPlaneRejected,
     };
     TaskError {
-        error_code: code.into(),
+        error_code: code.as_str().into(),
         error_msg: e.to_string(),
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "vpcd".into())
 }

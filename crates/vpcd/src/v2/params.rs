@@ -1,35 +1,21 @@
 //! Decoding the flat `key=value` parameters of a v2 request.
 //!
 //! The raw pairs (decoded, in wire order) are what the signature covers; this
-//! module turns them into a map the actions read from, which:
+//! module turns them into a map the action adapters read from, which:
 //! - refuses a repeated key (4000), also when two spellings of a nested set
 //!   field name the same thing (`IKESet.x` and `ikeSet.0.x`);
 //! - folds the documented spellings of nested sets into one canonical form:
 //!   `IKESet.x`, `IKESet.0.x` and `ikeSet.0.x` all become `IKESet.x`, and the
 //!   same for `IPsecSet`;
-//! - offers typed getters whose errors name the parameter.
+//! - offers typed getters whose errors name the parameter as it was sent.
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::str::FromStr;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
-/// Parameters that belong to the protocol, not to any action.
-pub const COMMON: &[&str] = &[
-    "Action",
-    "Region",
-    "Timestamp",
-    "Nonce",
-    "SecretId",
-    "Signature",
-    "SignatureMethod",
-    "Token",
-    "RequestClient",
-    "RequestSource",
-    "Version",
-];
-
+/// A request's parameters, decoded.
 #[derive(Debug, Default, Clone)]
 pub struct Params {
     map: BTreeMap<String, String>,
@@ -64,8 +50,18 @@ fn canonical_key(key: &str) -> ApiResult<String> {
 }
 
 impl Params {
+    /// Build from decoded pairs in wire order; the error is the v2
+    /// `message`. For callers outside the crate (the benchmarks).
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, String> {
+        Self::decode(pairs).map_err(|e| e.v2_message())
+    }
+
     /// Build from decoded pairs in wire order.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> ApiResult<Self> {
+    pub(crate) fn decode<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> ApiResult<Self> {
         let mut map = BTreeMap::new();
         for (k, v) in pairs {
             if k.is_empty() {
@@ -82,17 +78,13 @@ impl Params {
         Ok(Params { map })
     }
 
-    pub fn raw(&self, key: &str) -> Option<&str> {
+    pub(crate) fn raw(&self, key: &str) -> Option<&str> {
         self.map.get(key).map(String::as_str)
-    }
-
-    pub fn contains(&self, key: &str) -> bool {
-        self.map.contains_key(key)
     }
 
     /// A present value; an empty value is an error (an empty optional value
     /// is a mistake worth reporting, not a silent default).
-    pub fn opt_str(&self, key: &str) -> ApiResult<Option<&str>> {
+    pub(crate) fn opt_str(&self, key: &str) -> ApiResult<Option<&str>> {
         match self.raw(key) {
             None => Ok(None),
             Some("") => Err(ApiError::invalid(key, "must not be empty")),
@@ -100,12 +92,12 @@ impl Params {
         }
     }
 
-    pub fn req_str(&self, key: &str) -> ApiResult<&str> {
+    pub(crate) fn req_str(&self, key: &str) -> ApiResult<&str> {
         self.opt_str(key)?.ok_or_else(|| ApiError::missing(key))
     }
 
     /// Parse an optional value with `FromStr`, naming `key` on failure.
-    pub fn opt_parse<T>(&self, key: &str) -> ApiResult<Option<T>>
+    pub(crate) fn opt_parse<T>(&self, key: &str) -> ApiResult<Option<T>>
     where
         T: FromStr,
         T::Err: Display,
@@ -115,7 +107,7 @@ impl Params {
             .transpose()
     }
 
-    pub fn req_parse<T>(&self, key: &str) -> ApiResult<T>
+    pub(crate) fn req_parse<T>(&self, key: &str) -> ApiResult<T>
     where
         T: FromStr,
         T::Err: Display,
@@ -123,8 +115,33 @@ impl Params {
         self.opt_parse(key)?.ok_or_else(|| ApiError::missing(key))
     }
 
+    /// A required value checked by a domain parser, whose refusal is
+    /// answered with `code`. An empty value goes to the parser too (names
+    /// and keys have their own rule about emptiness).
+    pub(crate) fn req_with<T, E: Display>(
+        &self,
+        key: &str,
+        code: ErrorCode,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> ApiResult<T> {
+        self.opt_with(key, code, parse)?
+            .ok_or_else(|| ApiError::missing(key))
+    }
+
+    /// Like [`Params::req_with`], for an optional value.
+    pub(crate) fn opt_with<T, E: Display>(
+        &self,
+        key: &str,
+        code: ErrorCode,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> ApiResult<Option<T>> {
+        self.raw(key)
+            .map(|v| parse(v).map_err(|why| ApiError::wire(code, key, why)))
+            .transpose()
+    }
+
     /// An optional integer within `range`.
-    pub fn opt_int(
+    pub(crate) fn opt_int(
         &self,
         key: &str,
         range: std::ops::RangeInclusive<i64>,
@@ -144,7 +161,7 @@ impl Params {
 
     /// The elements of an array parameter `name.0`, `name.1`, ... in index
     /// order. Indexes must be 0..n without gaps.
-    pub fn array(&self, name: &str) -> ApiResult<Vec<(String, &str)>> {
+    pub(crate) fn array(&self, name: &str) -> ApiResult<Vec<(String, &str)>> {
         let prefix = format!("{name}.");
         let mut items: Vec<(u32, String, &str)> = Vec::new();
         for (k, v) in self.map.range(prefix.clone()..) {
@@ -171,7 +188,7 @@ impl Params {
     }
 
     /// The indexes of an array of sets `name.N.field`, which must run 0..n.
-    pub fn array_sets(&self, name: &str) -> ApiResult<Vec<u32>> {
+    pub(crate) fn array_sets(&self, name: &str) -> ApiResult<Vec<u32>> {
         let prefix = format!("{name}.");
         let mut idx: Vec<u32> = Vec::new();
         for k in self.map.keys() {
@@ -200,15 +217,15 @@ impl Params {
         Ok(idx)
     }
 
-    /// Keys that no action reads, for debug logging.
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
+    /// Every key, in canonical spelling and sorted order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
         self.map.keys().map(String::as_str)
     }
 }
 
 /// A plain decimal integer: optional '-', digits only (no '+', spaces or
 /// exponents, which `str::parse` would partly accept).
-pub fn parse_int(v: &str) -> Option<i64> {
+pub(crate) fn parse_int(v: &str) -> Option<i64> {
     let digits = v.strip_prefix('-').unwrap_or(v);
     if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -219,9 +236,10 @@ pub fn parse_int(v: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Param;
 
     fn p(pairs: &[(&str, &str)]) -> ApiResult<Params> {
-        Params::from_pairs(pairs.iter().copied())
+        Params::decode(pairs.iter().copied())
     }
 
     #[test]
@@ -241,10 +259,10 @@ mod tests {
     #[test]
     fn repeated_names_are_refused_even_across_spellings() {
         let e = p(&[("a", "1"), ("a", "2")]).unwrap_err();
-        assert_eq!(e.code, 4000);
-        assert!(e.message.starts_with("a:"));
+        assert_eq!(e.code.v2_code(), 4000);
+        assert_eq!(e.param, Some(Param::Wire("a".into())));
         let e = p(&[("IKESet.x", "1"), ("ikeSet.0.x", "2")]).unwrap_err();
-        assert!(e.message.starts_with("IKESet.x:"), "{}", e.message);
+        assert_eq!(e.param, Some(Param::Wire("IKESet.x".into())));
     }
 
     #[test]
@@ -284,10 +302,9 @@ mod tests {
             assert_eq!(parse_int(bad), None, "{bad}");
         }
         let params = p(&[("n", "7")]).unwrap();
-        assert!(params
-            .opt_int("n", 0..=5)
-            .unwrap_err()
-            .message
-            .starts_with("n:"));
+        assert_eq!(
+            params.opt_int("n", 0..=5).unwrap_err().param,
+            Some(Param::Wire("n".into()))
+        );
     }
 }

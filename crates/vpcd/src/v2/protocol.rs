@@ -5,53 +5,53 @@ use serde_json::{json, Map, Value};
 use vpcd_auth::SignatureMethod;
 use vpcd_store::Scope;
 
-use crate::actions::{self, Reply};
-use crate::app::AppState;
-use crate::error::{ApiError, ApiResult, Kind};
-use crate::params::{parse_int, Params};
+use super::params::{parse_int, Params};
+use super::{dispatch, Action, Reply};
+use crate::api::ApiState;
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// One decoded request as it arrived.
-pub struct RawRequest<'a> {
+pub(crate) struct RawRequest<'a> {
     /// `GET` or `POST`.
-    pub method: &'a str,
+    pub(crate) method: &'a str,
     /// The Host header exactly as received (with `:port` if the client sent it).
-    pub host: &'a str,
-    pub path: &'a str,
+    pub(crate) host: &'a str,
+    pub(crate) path: &'a str,
     /// Decoded pairs in wire order.
-    pub pairs: &'a [(String, String)],
+    pub(crate) pairs: &'a [(String, String)],
 }
 
 /// Handle a request end to end and return the envelope. Never fails: every
 /// error becomes an envelope with its code.
-pub async fn handle(state: &AppState, req: RawRequest<'_>) -> Value {
+pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
     let action = req
         .pairs
         .iter()
         .find(|(k, _)| k == "Action")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let result = handle_inner(state, &req).await;
+    let result = handle_inner(api, &req).await;
     match result {
         Ok(reply) => {
             tracing::debug!(%action, "ok");
             envelope_ok(reply)
         }
         Err(e) => {
-            tracing::info!(%action, code = e.code, code_desc = %e.code_desc, message = %e.message, "refused");
+            tracing::info!(%action, code = e.code.v2_code(), code_desc = e.code.code_desc(), message = %e.v2_message(), "refused");
             envelope_err(&e)
         }
     }
 }
 
-async fn handle_inner(state: &AppState, req: &RawRequest<'_>) -> ApiResult<Reply> {
-    let params = Params::from_pairs(req.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let scope = authenticate(state, req, &params).await?;
-    let action = params.req_str("Action")?;
-    actions::dispatch(state, &scope, action, &params).await
+async fn handle_inner(api: &ApiState, req: &RawRequest<'_>) -> ApiResult<Reply> {
+    let params = Params::decode(req.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let scope = authenticate(api, req, &params).await?;
+    let action = Action::parse(params.req_str("Action")?)?;
+    dispatch(api, &scope, action, &params).await
 }
 
 /// Check the common parameters and the signature; answer the caller's scope.
-async fn authenticate(state: &AppState, req: &RawRequest<'_>, p: &Params) -> ApiResult<Scope> {
+async fn authenticate(api: &ApiState, req: &RawRequest<'_>, p: &Params) -> ApiResult<Scope> {
     p.req_str("Action")?;
     let region = p.req_str("Region")?;
     if region.len() > 32
@@ -66,10 +66,7 @@ async fn authenticate(state: &AppState, req: &RawRequest<'_>, p: &Params) -> Api
     }
     let secret_id = p.req_str("SecretId")?;
     if secret_id.len() > 128 || !secret_id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::of(
-            Kind::SecretIdNotFound,
-            "SecretId: the SecretId does not exist",
-        ));
+        return Err(unknown_secret_id());
     }
     let timestamp = p.req_str("Timestamp")?;
     let timestamp = parse_int(timestamp)
@@ -88,17 +85,12 @@ async fn authenticate(state: &AppState, req: &RawRequest<'_>, p: &Params) -> Api
     let signature = p.req_str("Signature")?;
     let method = SignatureMethod::from_param(p.raw("SignatureMethod"));
 
-    let key = state
+    let key = api
         .store
         .find_key(secret_id)
         .await
-        .map_err(|e| ApiError::from_store(e, "SecretId"))?
-        .ok_or_else(|| {
-            ApiError::of(
-                Kind::SecretIdNotFound,
-                "SecretId: the SecretId does not exist",
-            )
-        })?;
+        .map_err(|e| ApiError::internal(format!("looking up a SecretId: {e}")))?
+        .ok_or_else(unknown_secret_id)?;
 
     let pairs: Vec<(&str, &str)> = req
         .pairs
@@ -125,36 +117,40 @@ async fn authenticate(state: &AppState, req: &RawRequest<'_>, p: &Params) -> Api
         &to_sign,
         signature,
     ) {
-        return Err(ApiError::of(
-            Kind::AuthFailure,
-            "Signature: the signature does not match the request",
+        return Err(ApiError::wire(
+            ErrorCode::AuthFailure,
+            "Signature",
+            "the signature does not match the request",
         ));
     }
     if key.disabled {
-        return Err(ApiError::of(
-            Kind::AuthDisabled,
-            "SecretId: the key or its account is disabled",
+        return Err(ApiError::wire(
+            ErrorCode::SecretIdDisabled,
+            "SecretId",
+            "the key or its account is disabled",
         ));
     }
 
-    let now = state.clock.now();
-    let window = state.settings.timestamp_window_secs;
+    let now = api.clock.now();
+    let window = api.settings.timestamp_window_secs;
     if (now - timestamp).abs() > window {
-        return Err(ApiError::of(
-            Kind::Replay,
-            format!("Timestamp: more than {window} seconds away from the server's clock"),
+        return Err(ApiError::wire(
+            ErrorCode::RequestReplay,
+            "Timestamp",
+            format!("more than {window} seconds away from the server's clock"),
         ));
     }
     // Checked after the signature, so nobody can burn another caller's nonces.
-    let fresh = state
+    let fresh = api
         .store
         .remember_nonce(secret_id, nonce, now, now - 2 * window)
         .await
-        .map_err(|e| ApiError::from_store(e, "Nonce"))?;
+        .map_err(|e| ApiError::internal(format!("recording a Nonce: {e}")))?;
     if !fresh {
-        return Err(ApiError::of(
-            Kind::Replay,
-            "Nonce: this Nonce was already used with this SecretId",
+        return Err(ApiError::wire(
+            ErrorCode::RequestReplay,
+            "Nonce",
+            "this Nonce was already used with this SecretId",
         ));
     }
     Ok(Scope {
@@ -181,6 +177,14 @@ fn envelope_ok(reply: Reply) -> Value {
     Value::Object(m)
 }
 
-pub fn envelope_err(e: &ApiError) -> Value {
-    json!({ "code": e.code, "message": e.message, "codeDesc": e.code_desc })
+pub(crate) fn envelope_err(e: &ApiError) -> Value {
+    json!({ "code": e.code.v2_code(), "message": e.v2_message(), "codeDesc": e.code.code_desc() })
+}
+
+fn unknown_secret_id() -> ApiError {
+    ApiError::wire(
+        ErrorCode::SecretIdNotFound,
+        "SecretId",
+        "the SecretId does not exist",
+    )
 }

@@ -21,7 +21,7 @@
 //! vpcd that stops gracefully releases its leases and says it stopped; the
 //! leases of a vpcd that died on the same machine (same host and PID
 //! namespace, its process gone) are released by the next vpcd there at
-//! once, so a single-node deployment restarted after a crash drives its
+//! once, so a single-vpcd deployment restarted after a crash drives its
 //! gateway nodes immediately, as before clustering existed.
 
 use std::collections::{HashMap, HashSet};
@@ -33,17 +33,17 @@ use tokio::sync::watch;
 use vpcd_store::{ClusterMember, GatewayNode, Store};
 use vpcd_types::GatewayNodeId;
 
-use crate::app::{AppState, Clock};
+use crate::clock::Clock;
 
 /// A vpcd is alive while its last heartbeat is younger than this many
 /// heartbeat intervals.
-pub const ALIVE_HEARTBEATS: i64 = 3;
+pub(crate) const ALIVE_HEARTBEATS: i64 = 3;
 
 /// What a vpcd process tells the others about itself (the heartbeat's
 /// `info`, as JSON).
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NodeInfo {
+pub struct MemberInfo {
     pub version: String,
     pub pid: u32,
     pub http: Option<String>,
@@ -60,19 +60,17 @@ pub struct NodeInfo {
     pub pid_ns: String,
 }
 
-impl NodeInfo {
+impl MemberInfo {
     /// This process, as the others should see it.
-    pub fn of_this_process(heartbeat: Duration) -> NodeInfo {
-        NodeInfo {
+    pub(crate) fn of_this_process(heartbeat: Duration) -> MemberInfo {
+        MemberInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             pid: std::process::id(),
             http: None,
             https: None,
             heartbeat_ms: heartbeat.as_millis() as u64,
             stopped: false,
-            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|s| s.trim().to_owned())
-                .unwrap_or_default(),
+            host: super::hostname().unwrap_or_default(),
             pid_ns: std::fs::read_link("/proc/self/ns/pid")
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
@@ -80,7 +78,7 @@ impl NodeInfo {
     }
 
     /// Decode a heartbeat's info; unknown or foreign text gives defaults.
-    pub fn parse(text: &str) -> NodeInfo {
+    pub fn parse(text: &str) -> MemberInfo {
         serde_json::from_str(text).unwrap_or_default()
     }
 }
@@ -88,7 +86,7 @@ impl NodeInfo {
 /// Whether `other` ran on this machine, in this PID namespace, and its
 /// process no longer exists. Any doubt (another host, unknown namespace, a
 /// reused pid) answers `false`: its lease then simply runs out.
-fn died_here(me: &NodeInfo, other: &NodeInfo) -> bool {
+fn died_here(me: &MemberInfo, other: &MemberInfo) -> bool {
     !me.host.is_empty()
         && !me.pid_ns.is_empty()
         && other.host == me.host
@@ -98,10 +96,10 @@ fn died_here(me: &NodeInfo, other: &NodeInfo) -> bool {
         && !std::path::Path::new(&format!("/proc/{}", other.pid)).exists()
 }
 
-/// Whether `node` counts as alive at `now`, given its heartbeat interval
+/// Whether `member` counts as alive at `now`, given its heartbeat interval
 /// (`default_interval_ms` when its info does not say).
-pub fn is_alive(node: &ClusterMember, now: i64, default_interval_ms: u64) -> bool {
-    let info = NodeInfo::parse(&node.info);
+pub(crate) fn is_alive(member: &ClusterMember, now: i64, default_interval_ms: u64) -> bool {
+    let info = MemberInfo::parse(&member.info);
     if info.stopped {
         return false;
     }
@@ -112,13 +110,13 @@ pub fn is_alive(node: &ClusterMember, now: i64, default_interval_ms: u64) -> boo
     };
     // Heartbeats are stamped in whole seconds: allow one second of rounding.
     let window_secs = (ALIVE_HEARTBEATS as u64 * interval_ms).div_ceil(1000) as i64;
-    now.saturating_sub(node.last_seen) <= window_secs.max(1)
+    now.saturating_sub(member.last_seen) <= window_secs.max(1)
 }
 
 /// This process's membership in the cluster.
-pub struct Cluster {
+pub(crate) struct Cluster {
     name: String,
-    info: Mutex<NodeInfo>,
+    info: Mutex<MemberInfo>,
     interval: Duration,
     lease_secs: i64,
     state: Mutex<Leases>,
@@ -134,7 +132,7 @@ struct Leases {
 }
 
 impl Cluster {
-    pub fn new(name: String, info: NodeInfo, interval: Duration, lease_secs: i64) -> Self {
+    pub(crate) fn new(name: String, info: MemberInfo, interval: Duration, lease_secs: i64) -> Self {
         Cluster {
             name,
             info: Mutex::new(info),
@@ -146,15 +144,10 @@ impl Cluster {
 
     /// Record the bound listen addresses (known only after the database and
     /// the leases were set up) for the next heartbeats.
-    pub fn set_listen(&self, http: Option<SocketAddr>, https: Option<SocketAddr>) {
+    pub(crate) fn set_listen(&self, http: Option<SocketAddr>, https: Option<SocketAddr>) {
         let mut info = self.info.lock().unwrap_or_else(|p| p.into_inner());
         info.http = http.map(|a| a.to_string());
         info.https = https.map(|a| a.to_string());
-    }
-
-    /// This process's name in the cluster (the engine's worker id).
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     fn leases(&self) -> std::sync::MutexGuard<'_, Leases> {
@@ -165,7 +158,7 @@ impl Cluster {
     /// holds the lease and, by its own clock, the lease has more than a
     /// second to run. A driver's helpers stop when the tenure they started
     /// under is over.
-    pub fn tenure(&self, node: GatewayNodeId, now: i64) -> Option<u64> {
+    pub(crate) fn tenure(&self, node: GatewayNodeId, now: i64) -> Option<u64> {
         let leases = self.leases();
         match leases.held.get(&node) {
             Some((until, tenure)) if now + 1 < *until => Some(*tenure),
@@ -174,7 +167,7 @@ impl Cluster {
     }
 
     /// Gateway nodes this process may drive now.
-    pub fn driven(&self, now: i64) -> HashSet<GatewayNodeId> {
+    pub(crate) fn driven(&self, now: i64) -> HashSet<GatewayNodeId> {
         self.leases()
             .held
             .iter()
@@ -185,7 +178,7 @@ impl Cluster {
 
     /// One heartbeat and one round of leases. Store errors are logged: a
     /// lease that cannot be renewed simply runs out.
-    pub async fn round(&self, store: &dyn Store, clock: &Clock) {
+    pub(crate) async fn round(&self, store: &dyn Store, clock: &Clock) {
         let now = clock.now();
         let info = {
             let info = self.info.lock().unwrap_or_else(|p| p.into_inner());
@@ -225,7 +218,7 @@ impl Cluster {
         let me = self.info.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let dead_here: HashSet<&str> = members
             .iter()
-            .filter(|n| n.name != self.name && died_here(&me, &NodeInfo::parse(&n.info)))
+            .filter(|n| n.name != self.name && died_here(&me, &MemberInfo::parse(&n.info)))
             .map(|n| n.name.as_str())
             .collect();
         let share = nodes.len().div_ceil(alive.len() + 1);
@@ -318,7 +311,7 @@ impl Cluster {
     /// over at once instead of after the lease runs out.
     /// A last heartbeat marks this process stopped, so the others count it
     /// out of the cluster at once.
-    pub async fn release_all(&self, store: &dyn Store, clock: &Clock) {
+    pub(crate) async fn release_all(&self, store: &dyn Store, clock: &Clock) {
         let held: Vec<GatewayNodeId> = self.leases().held.drain().map(|(id, _)| id).collect();
         for node in held {
             if let Err(e) = store.release_gateway_lease(node, &self.name).await {
@@ -336,41 +329,37 @@ impl Cluster {
     }
 }
 
-/// Heartbeat and lease rounds until shutdown; whenever the set of driven
-/// gateway nodes changes, drivers are started or stopped and the node is
-/// reconciled. On shutdown the leases are released.
-pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
-    let cluster = state.cluster.clone();
-    let mut driven = cluster.driven(state.clock.now());
+/// Heartbeat and lease rounds until shutdown, publishing the set of driven
+/// gateway nodes on `driven` whenever it changes (the gateway-node side
+/// starts and stops drivers on it). On shutdown the leases are released.
+pub(crate) async fn run(
+    cluster: Arc<Cluster>,
+    store: Arc<dyn Store>,
+    clock: Clock,
+    driven: watch::Sender<HashSet<GatewayNodeId>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(cluster.interval) => {}
             _ = shutdown.changed() => break,
         }
-        cluster.round(state.store.as_ref(), &state.clock).await;
-        let now_driven = cluster.driven(state.clock.now());
-        if now_driven != driven {
-            crate::server::refresh_nodes(&state, &shutdown).await;
-            crate::server::reconcile_once(&state).await;
-            state.engine.wake();
-            driven = now_driven;
-        }
+        cluster.round(store.as_ref(), &clock).await;
+        let now_driven = cluster.driven(clock.now());
+        driven.send_if_modified(|current| {
+            let changed = *current != now_driven;
+            *current = now_driven;
+            changed
+        });
     }
-    cluster
-        .release_all(state.store.as_ref(), &state.clock)
-        .await;
-}
-
-/// Start-up: one round before anything drives a node or claims a task.
-pub async fn start(cluster: &Arc<Cluster>, store: &dyn Store, clock: &Clock) {
-    cluster.round(store, clock).await;
+    cluster.release_all(store.as_ref(), &clock).await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn node(last_seen: i64, info: &str) -> ClusterMember {
+    fn member(last_seen: i64, info: &str) -> ClusterMember {
         ClusterMember {
             name: "n".into(),
             started_at: 0,
@@ -381,53 +370,53 @@ mod tests {
 
     #[test]
     fn liveness_is_three_heartbeats() {
-        let info = serde_json::to_string(&NodeInfo {
+        let info = serde_json::to_string(&MemberInfo {
             heartbeat_ms: 2000,
-            ..NodeInfo::default()
+            ..MemberInfo::default()
         })
         .unwrap();
-        assert!(is_alive(&node(100, &info), 106, 1000));
-        assert!(!is_alive(&node(100, &info), 107, 1000));
+        assert!(is_alive(&member(100, &info), 106, 1000));
+        assert!(!is_alive(&member(100, &info), 107, 1000));
         // Without info, the caller's default interval.
-        assert!(is_alive(&node(100, "free text"), 103, 1000));
-        assert!(!is_alive(&node(100, "free text"), 104, 1000));
+        assert!(is_alive(&member(100, "free text"), 103, 1000));
+        assert!(!is_alive(&member(100, "free text"), 104, 1000));
         // Sub-second heartbeats still allow a second of rounding.
-        let fast = serde_json::to_string(&NodeInfo {
+        let fast = serde_json::to_string(&MemberInfo {
             heartbeat_ms: 200,
-            ..NodeInfo::default()
+            ..MemberInfo::default()
         })
         .unwrap();
-        assert!(is_alive(&node(100, &fast), 101, 1000));
-        assert!(!is_alive(&node(100, &fast), 102, 1000));
+        assert!(is_alive(&member(100, &fast), 101, 1000));
+        assert!(!is_alive(&member(100, &fast), 102, 1000));
     }
 
     #[test]
     fn only_a_provably_dead_local_process_counts_as_dead() {
-        let me = NodeInfo::of_this_process(Duration::from_secs(2));
+        let me = MemberInfo::of_this_process(Duration::from_secs(2));
         assert!(!me.host.is_empty() && !me.pid_ns.is_empty());
         // A pid that cannot exist (above the kernel's pid_max limit).
-        let gone = NodeInfo {
+        let gone = MemberInfo {
             pid: 0x7fff_fff0,
             ..me.clone()
         };
         assert!(died_here(&me, &gone));
         // Alive (this very process's parent), elsewhere, or unknown.
-        let parent = NodeInfo {
+        let parent = MemberInfo {
             pid: std::os::unix::process::parent_id(),
             ..me.clone()
         };
         assert!(!died_here(&me, &parent));
         assert!(!died_here(&me, &me));
         for other in [
-            NodeInfo {
+            MemberInfo {
                 host: "elsewhere".into(),
                 ..gone.clone()
             },
-            NodeInfo {
+            MemberInfo {
                 pid_ns: "pid:[1]".into(),
                 ..gone.clone()
             },
-            NodeInfo::parse("not json"),
+            MemberInfo::parse("not json"),
         ] {
             assert!(!died_here(&me, &other), "{other:?}");
         }
@@ -443,8 +432,14 @@ mod tests {
                 .unwrap();
         }
         let clock = Clock::default();
-        let member =
-            |name: &str| Cluster::new(name.into(), NodeInfo::default(), Duration::from_secs(1), 5);
+        let member = |name: &str| {
+            Cluster::new(
+                name.into(),
+                MemberInfo::default(),
+                Duration::from_secs(1),
+                5,
+            )
+        };
         let (a, b) = (member("a"), member("b"));
         // Alone, `a` drives everything.
         a.round(store.as_ref(), &clock).await;

@@ -1,0 +1,111 @@
+//! Configuration for the customer's own device: the devices vpcd can
+//! configure, and one connection's configuration for one of them.
+
+use vpcd_dataplane::peer_config::{self, PeerConfigError, Vendor};
+use vpcd_store::{Scope, VpnConn};
+use vpcd_types::id::VpnConnKind;
+use vpcd_types::IdRef;
+
+use super::List;
+use crate::api::ApiState;
+use crate::error::{ApiError, ApiResult, ErrorCode, Field, Param, Why};
+
+pub(crate) fn list_vendors() -> List<&'static Vendor> {
+    let items: Vec<&'static Vendor> = peer_config::vendors().iter().collect();
+    List {
+        total: items.len() as u64,
+        items,
+    }
+}
+
+/// A device by name, narrowed by platform and software when given.
+pub(crate) struct VendorChoice {
+    pub(crate) name: String,
+    pub(crate) platform: Option<String>,
+    pub(crate) software: Option<String>,
+}
+
+pub(crate) struct GetPeerConfig {
+    pub(crate) conn: IdRef<VpnConnKind>,
+    pub(crate) vendor: VendorChoice,
+    /// The device's outside interface (default: the vendor's usual one).
+    pub(crate) interface: Option<String>,
+}
+
+pub(crate) struct PeerConfig {
+    pub(crate) conn: VpnConn,
+    pub(crate) vendor: &'static Vendor,
+    /// The configuration file's text.
+    pub(crate) text: String,
+}
+
+pub(crate) async fn peer_config(
+    api: &ApiState,
+    scope: &Scope,
+    req: GetPeerConfig,
+) -> ApiResult<PeerConfig> {
+    let vendor = choose_vendor(&req.vendor)?;
+    let conn = api
+        .store
+        .get_conn(scope, &req.conn)
+        .await
+        .map_err(|e| ApiError::from_store(e, Field::VpnConnId))?
+        .ok_or_else(|| {
+            ApiError::not_found(ErrorCode::VpnConnNotFound, Field::VpnConnId, &req.conn)
+        })?;
+    let text = peer_config::render(vendor, &conn.tunnel_spec(), req.interface.as_deref())
+        .map_err(config_error)?;
+    Ok(PeerConfig { conn, vendor, text })
+}
+
+fn choose_vendor(choice: &VendorChoice) -> ApiResult<&'static Vendor> {
+    let matches: Vec<&'static Vendor> = peer_config::vendors()
+        .iter()
+        .filter(|v| {
+            v.vendorname == choice.name
+                && choice.platform.as_deref().is_none_or(|x| x == v.platform)
+                && choice.software.as_deref().is_none_or(|x| x == v.software)
+        })
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        _ => {
+            let known: Vec<String> = peer_config::vendors()
+                .iter()
+                .map(|v| format!("{}/{}/{}", v.vendorname, v.platform, v.software))
+                .collect();
+            Err(ApiError::field(
+                ErrorCode::InvalidVendor,
+                Field::Vendor,
+                format!(
+                    "no supported device matches; see DescribeUserGwVendor ({})",
+                    known.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// The renderer names the setting the device cannot express in v2
+/// spelling; the known ones become fields, so every protocol spells them.
+fn config_error(e: PeerConfigError) -> ApiError {
+    let param = match &e {
+        PeerConfigError::InterfaceName => Param::Field(Field::InterfaceName),
+        PeerConfigError::PreSharedKey(_) => Param::Field(Field::PreSharedKey),
+        PeerConfigError::Unsupported { param, .. } => match *param {
+            "IKESet.propoEncryAlgorithm" => Param::Field(Field::IkeEncryption),
+            "IKESet.dhGroupName" => Param::Field(Field::IkeDhGroup),
+            "IPsecSet.encryptAlgorithm" => Param::Field(Field::IpsecEncryption),
+            "IPsecSet.pfsDhGroup" => Param::Field(Field::PfsDhGroup),
+            other => Param::Wire(other.to_owned()),
+        },
+    };
+    // The error's Display starts with the parameter: keep only the reason.
+    let msg = e.to_string();
+    let why = msg.split_once(": ").map_or(msg.as_str(), |(_, w)| w);
+    ApiError {
+        code: ErrorCode::InvalidParameter,
+        param: Some(param),
+        why: Why::text(why),
+    }
+}

@@ -1,0 +1,27 @@
+//! Tunables of the API side.
+
+use ipnet::IpNet;
+use vpcd_store::Limits;
+
+/// Tunables of the API side; all are `vpcd serve` flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub limits: Limits,
+    /// Accepted distance between a request's Timestamp and the server clock.
+    pub timestamp_window_secs: i64,
+    /// Public addresses handed to VPN gateways that have no gateway node.
+    pub gw_address_pool: IpNet,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            limits: Limits::default(),
+            timestamp_window_secs: 300,
+            gw_address_pool: "203.0.113.0/24".parse().expect("valid pool"),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
