@@ -80,13 +80,47 @@ pub enum StoreError {
     InvalidState,
     #[error("address pool exhausted")]
     PoolExhausted,
+    /// The storage cannot take writes (or answer at all) for now: the disk
+    /// is full, the database is read-only, or the server is unreachable.
+    /// Nothing of the refused operation was written, and the store recovers
+    /// by itself once the cause is gone. The text is the engine's, for the
+    /// log only: it may name files.
+    #[error("storage unavailable: {0}")]
+    StorageUnavailable(String),
     #[error("database error: {0}")]
     Backend(String),
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Backend(e.to_string())
+        if storage_fault(&e) {
+            StoreError::StorageUnavailable(e.to_string())
+        } else {
+            StoreError::Backend(e.to_string())
+        }
+    }
+}
+
+/// Whether `e` says the storage itself cannot serve (full, read-only, gone)
+/// rather than that a statement or a rule failed.
+fn storage_fault(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            if let Some(e) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                sqlite::is_storage_fault(e)
+            } else if let Some(e) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                postgres::is_storage_fault(e)
+            } else {
+                false
+            }
+        }
+        // The server went away, or no connection could be made (or freed)
+        // in time.
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
     }
 }
 

@@ -60,6 +60,9 @@ pub(crate) enum ErrorCode {
     VpnGwCannotDelete,
     UserGwCannotDelete,
     InvalidVpnConnState,
+    /// The storage is full or unreachable: writes (and, with PostgreSQL
+    /// down, reads) are refused until it recovers; a retry later succeeds.
+    StorageUnavailable,
     InternalError,
 }
 
@@ -102,6 +105,7 @@ impl ErrorCode {
             VpnGwCannotDelete => ("InvalidVpnGw.CannotDelete", 5100),
             UserGwCannotDelete => ("InvalidUserGw.CannotDelete", 5100),
             InvalidVpnConnState => ("InvalidVpnConnState", 5100),
+            StorageUnavailable => ("StorageUnavailable", 5200),
             InternalError => ("InternalError", 6000),
         }
     }
@@ -429,6 +433,17 @@ impl ApiError {
                 param: None,
                 why: Why::text("no free public address is left in the VPN gateway address pool"),
             },
+            StoreError::StorageUnavailable(msg) => {
+                // The detail (it may name files) goes to the log only.
+                tracing::warn!(error = %msg, "storage cannot take the request");
+                ApiError {
+                    code: C::StorageUnavailable,
+                    param: None,
+                    why: Why::text(
+                        "the storage is full or unavailable; nothing was changed, retry later",
+                    ),
+                }
+            }
             StoreError::Backend(msg) => Self::internal(msg),
         }
     }
@@ -509,5 +524,14 @@ mod tests {
             (e.code.code_desc(), e.code.v2_code()),
             ("InvalidVpnConnState", 5100)
         );
+        let e = ApiError::from_store(
+            StoreError::StorageUnavailable("(code: 13) /var/lib/vpcd/vpcd.db is full".into()),
+            Field::VpnConnId,
+        );
+        assert_eq!(
+            (e.code.code_desc(), e.code.v2_code(), e.param),
+            ("StorageUnavailable", 5200, None)
+        );
+        assert!(!format!("{:?}", e.why).contains("/var/lib"), "{:?}", e.why);
     }
 }
