@@ -3,8 +3,9 @@
 #
 # On a fresh Debian 12 machine (as root) it installs what the tests need, then
 # runs every check: rustfmt, clippy, the Rust tests (unit, store, network
-# namespace end-to-end) and the Python suite that drives the server through
-# the official Tencent Cloud v2 SDK. Set-up is idempotent and quick when
+# namespace end-to-end) and the Python suites that drive the server through
+# the official Tencent Cloud clients: the v2 SDK (tests/sdk), and the API 3.0
+# SDK and tccli (tests/sdk3). Set-up is idempotent and quick when
 # everything is already there.
 #
 # Environment:
@@ -280,7 +281,7 @@ STAMP="$VENV/.requirements.sha256"
 want_hash=$(sha256sum "$REQ" | cut -d' ' -f1)
 venv_ok() {
     [[ -x "$VENV/bin/python" ]] &&
-        "$VENV/bin/python" -c 'import QcloudApi.qcloudapi, pytest' 2>/dev/null &&
+        "$VENV/bin/python" -c 'import QcloudApi.qcloudapi, tencentcloud.vpc, tccli, pytest' 2>/dev/null &&
         [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want_hash" ]]
 }
 if venv_ok; then
@@ -296,7 +297,8 @@ else
     note "pip install --require-hashes -r requirements-test.txt"
     PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q --require-hashes -r "$REQ"
     echo "$want_hash" >"$STAMP"
-    "$VENV/bin/python" -c 'import QcloudApi.qcloudapi, pytest' || die ".venv does not import QcloudApi and pytest"
+    "$VENV/bin/python" -c 'import QcloudApi.qcloudapi, tencentcloud.vpc, tccli, pytest' ||
+        die ".venv does not import QcloudApi, tencentcloud, tccli and pytest"
 fi
 
 # ---------------------------------------------------------------------------
@@ -440,9 +442,10 @@ if cargo test --workspace --all-features --no-run --quiet &&
     { [[ -x "${CARGO_TARGET_DIR:-target}/debug/vpcd" ]] || cargo build -p vpcd; }; then
     read -r -a extra <<<"${PYTEST_ARGS:-}"
     run_step "SDK suite (pytest)" "$VENV/bin/python" -m pytest tests/sdk -q "${extra[@]}"
+    run_step "API 3.0 suite (pytest)" "$VENV/bin/python" -m pytest tests/sdk3 -q "${extra[@]}"
 else
-    note "-> building target/debug/vpcd FAILED: the SDK suite cannot run"
-    FAILED+=("build target/debug/vpcd" "SDK suite (pytest)")
+    note "-> building target/debug/vpcd FAILED: the SDK suites cannot run"
+    FAILED+=("build target/debug/vpcd" "SDK suite (pytest)" "API 3.0 suite (pytest)")
 fi
 
 step "summary ($((SECONDS - SCRIPT_START))s)"

@@ -98,6 +98,7 @@ def _start(tmp: Path, database=None) -> Server:
         "--data-dir", str(data_dir),
         "--http", "127.0.0.1:0",
         "--https", "127.0.0.1:0",
+        "--regions", sdkutil.REGIONS,
     ]
     if database:
         argv += ["--database", database]

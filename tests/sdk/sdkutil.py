@@ -26,8 +26,17 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{next(_counter)}"
 
 
+# vpcd serves only the regions it is configured with (`--regions`): the
+# session starts it with these, one per test (quotas are per region).
+_REGION_COUNT = 2000
+REGIONS = ",".join(["ap-guangzhou=gz"] + [f"test-{i}" for i in range(1, _REGION_COUNT + 1)])
+_region_counter = itertools.count(1)
+
+
 def unique_region() -> str:
-    return f"test-{next(_counter)}"
+    n = next(_region_counter)
+    assert n <= _REGION_COUNT, "ran out of test regions: raise _REGION_COUNT"
+    return f"test-{n}"
 
 
 _addr_counter = itertools.count(1)

@@ -207,6 +207,13 @@ impl Authorization {
     pub fn signed_headers(&self) -> &[String] {
         &self.signed_headers
     }
+
+    /// SHA-256 of the signature bytes: identifies one signed request (a replay cache's key, since
+    /// TC3 has no nonce) without revealing the signature. Equal for every spelling of the header
+    /// (hex case, part order, spacing), which a key over the raw header would not be.
+    pub fn signature_digest(&self) -> [u8; 32] {
+        Sha256::digest(self.signature).into()
+    }
 }
 
 fn parse_credential(credential: &str) -> Result<(&str, &str, &str), AuthorizationError> {

@@ -190,6 +190,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_vpc(&self, scope: &Scope, id: &IdRef<VpcKind>) -> Result<Option<Vpc>>;
     async fn list_vpcs(&self, scope: &Scope, f: &VpcFilter, page: &Page)
         -> Result<(u64, Vec<Vpc>)>;
+    /// `NameInUse(Vpc)` when another VPC of the scope has the name.
+    async fn rename_vpc(&self, scope: &Scope, id: VpcRowId, name: &str) -> Result<()>;
     /// `InUse(Vpc)` while it has VPN gateways.
     async fn delete_vpc(&self, scope: &Scope, id: VpcRowId) -> Result<()>;
 
@@ -254,6 +256,13 @@ pub trait Store: Send + Sync + 'static {
     /// unfinished, `InvalidState` unless the tunnel is configured (status 6).
     async fn begin_reset(&self, scope: &Scope, conn_id: VpnConnRowId) -> Result<Task>;
     async fn get_task(&self, scope: &Scope, task_id: TaskId) -> Result<Option<Task>>;
+    /// Keep the API 3.0 RequestId of the call that started a task, by which
+    /// DescribeVpcTaskResult finds it. `NotFound(Task)` when the task does
+    /// not exist or already has one; `InUse(Task)` when another task has
+    /// this RequestId.
+    async fn label_task(&self, task_id: TaskId, request_id: &str) -> Result<()>;
+    /// The task of `scope` that [`Store::label_task`] labelled `request_id`.
+    async fn get_task_by_request(&self, scope: &Scope, request_id: &str) -> Result<Option<Task>>;
 
     // ---- the task engine --------------------------------------------------
     /// Claim the oldest runnable task (unfinished and either never claimed

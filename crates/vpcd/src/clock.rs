@@ -1,4 +1,5 @@
-//! Wall-clock seconds, injectable so tests can move time.
+//! Wall-clock seconds, injectable so tests can move time, and the one way
+//! answers of both protocols write a time.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -24,4 +25,14 @@ impl Clock {
     pub(crate) fn advance(&self, secs: i64) {
         self.offset.fetch_add(secs, Ordering::Relaxed);
     }
+}
+
+/// `YYYY-MM-DD HH:MM:SS`, UTC: how both protocols' answers write a time
+/// (v2 `createTime`, 3.0 `CreatedTime`).
+pub(crate) fn format_utc(unix: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
 }

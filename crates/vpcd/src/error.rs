@@ -8,8 +8,10 @@
 //! resource's state or quota refuses.
 //!
 //! # Layout
-//! - [`ErrorCode`]: every `codeDesc` vpcd answers with, and its v2 `code`.
-//!   A protocol adapter renders these; API 3.0 adds its own column here.
+//! - [`ErrorCode`]: every error vpcd answers with: its v2 `codeDesc` and
+//!   `code`, and its API 3.0 `Error.Code`. Each protocol adapter renders
+//!   its own columns; a few rows exist for one protocol's conditions only
+//!   (they say so) and still have a sensible spelling in the other.
 //! - [`TaskFailure`]: the `errorCode` a failed task records.
 //! - [`Field`]: a request field that an operation's error names. The
 //!   operations know no wire format, so each protocol spells the field its
@@ -23,99 +25,108 @@ use std::fmt::Display;
 
 use vpcd_store::{Quota, Resource, StoreError};
 
-/// Every `codeDesc` an answer can carry besides `Success`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ErrorCode {
-    InvalidParameter,
-    MissingParameter,
-    InvalidAction,
-    InvalidVpcName,
-    InvalidVpcNameInUse,
-    InvalidVpcCidr,
-    InvalidSubnetCidr,
-    InvalidSubnetName,
-    InvalidVpnGwName,
-    InvalidVpnGwNameInUse,
-    InvalidUserGwName,
-    InvalidUserGwNameInUse,
-    InvalidUserGwAddr,
-    UserGwAddrInUse,
-    InvalidVpnConnName,
-    InvalidVpnConnNameInUse,
-    InvalidVendor,
-    AuthFailure,
-    SecretIdNotFound,
-    SecretIdDisabled,
-    RequestReplay,
-    VpcNotFound,
-    VpnGwNotFound,
-    UserGwNotFound,
-    VpnConnNotFound,
-    TaskNotFound,
-    VpcLimitExceeded,
-    VpnGwLimitExceeded,
-    UserGwLimitExceeded,
-    VpnConnLimitExceeded,
-    VpcCannotDelete,
-    VpnGwCannotDelete,
-    UserGwCannotDelete,
-    InvalidVpnConnState,
+/// Declares [`ErrorCode`] from one table, so each row exists once.
+macro_rules! error_codes {
+    ($($(#[$m:meta])* $name:ident => ($desc:literal, $code:literal, $v3:literal)),+ $(,)?) => {
+        /// Every error an answer can carry.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum ErrorCode {
+            $($(#[$m])* $name),+
+        }
+
+        impl ErrorCode {
+            /// The table: v2 `codeDesc`, the v2 envelope's numeric `code`,
+            /// and the API 3.0 `Error.Code` (a common 3.0 code, or the VPC
+            /// product's own where one fits better).
+            fn row(self) -> (&'static str, i64, &'static str) {
+                match self {
+                    $(ErrorCode::$name => ($desc, $code, $v3)),+
+                }
+            }
+
+            /// Every row, for the documentation checks.
+            #[cfg(test)]
+            pub(crate) const ALL: &'static [ErrorCode] = &[$(ErrorCode::$name),+];
+        }
+    };
+}
+
+error_codes! {
+    InvalidParameter => ("InvalidParameter", 4000, "InvalidParameterValue"),
+    MissingParameter => ("MissingParameter", 4000, "MissingParameter"),
+    InvalidAction => ("InvalidAction", 4000, "InvalidAction"),
+    InvalidVpcName => ("InvalidVpcName", 4000, "InvalidParameterValue"),
+    InvalidVpcNameInUse => ("InvalidVpcName.InUse", 4000, "InvalidParameterValue.Duplicate"),
+    InvalidVpcCidr => ("InvalidVpcCidr", 4000, "InvalidParameterValue"),
+    InvalidSubnetCidr => ("InvalidSubnetCidr", 4000, "InvalidParameterValue.SubnetRange"),
+    InvalidSubnetName => ("InvalidSubnetName", 4000, "InvalidParameterValue"),
+    InvalidVpnGwName => ("InvalidVpnGwName", 4000, "InvalidParameterValue"),
+    InvalidVpnGwNameInUse => ("InvalidVpnGwName.InUse", 4000, "InvalidParameterValue.Duplicate"),
+    InvalidUserGwName => ("InvalidUserGwName", 4000, "InvalidParameterValue"),
+    InvalidUserGwNameInUse => ("InvalidUserGwName.InUse", 4000, "InvalidParameterValue.Duplicate"),
+    InvalidUserGwAddr => ("InvalidUserGwAddr", 4000, "InvalidParameterValue"),
+    UserGwAddrInUse => ("InvalidUserGw.InUse", 4000, "InvalidParameterValue.Duplicate"),
+    InvalidVpnConnName => ("InvalidVpnConnName", 4000, "InvalidParameterValue"),
+    InvalidVpnConnNameInUse => ("InvalidVpnConnName.InUse", 4000, "InvalidParameterValue.Duplicate"),
+    InvalidVendor => ("InvalidVendor", 4000, "InvalidParameterValue"),
+    AuthFailure => ("AuthFailure", 4100, "AuthFailure.SignatureFailure"),
+    SecretIdNotFound => ("AuthFailure.SecretIdNotFound", 4104, "AuthFailure.SecretIdNotFound"),
+    SecretIdDisabled => ("AuthFailure.SecretIdDisabled", 4110, "AuthFailure.SecretIdNotFound"),
+    RequestReplay => ("RequestReplay", 4500, "AuthFailure.SignatureFailure"),
+    VpcNotFound => ("InvalidVpc.NotFound", 5000, "ResourceNotFound"),
+    VpnGwNotFound => ("InvalidVpnGw.NotFound", 5000, "ResourceNotFound"),
+    UserGwNotFound => ("InvalidUserGw.NotFound", 5000, "ResourceNotFound"),
+    VpnConnNotFound => ("InvalidVpnConn.NotFound", 5000, "ResourceNotFound"),
+    TaskNotFound => ("InvalidTask.NotFound", 5000, "ResourceNotFound"),
+    VpcLimitExceeded => ("VpcLimitExceeded", 5100, "LimitExceeded"),
+    VpnGwLimitExceeded => ("VpnGwLimitExceeded", 5100, "LimitExceeded"),
+    UserGwLimitExceeded => ("UserGwLimitExceeded", 5100, "LimitExceeded"),
+    VpnConnLimitExceeded => ("VpnConnLimitExceeded", 5100, "LimitExceeded"),
+    VpcCannotDelete => ("InvalidVpc.CannotDelete", 5100, "ResourceInUse"),
+    VpnGwCannotDelete => ("InvalidVpnGw.CannotDelete", 5100, "ResourceInUse"),
+    UserGwCannotDelete => ("InvalidUserGw.CannotDelete", 5100, "ResourceInUse"),
+    InvalidVpnConnState => ("InvalidVpnConnState", 5100, "UnsupportedOperation.InvalidState"),
     /// The storage is full or unreachable: writes (and, with PostgreSQL
     /// down, reads) are refused until it recovers; a retry later succeeds.
-    StorageUnavailable,
-    InternalError,
+    StorageUnavailable => ("StorageUnavailable", 5200, "ResourceUnavailable"),
+    InternalError => ("InternalError", 6000, "InternalError"),
+    /// The request's type is wrong (a list where a string belongs, ...);
+    /// 3.0 tells it apart from a wrong value.
+    MalformedParameter => ("InvalidParameter", 4000, "InvalidParameter"),
+    /// A field the action does not take (3.0; v2 ignores extra parameters).
+    UnknownParameter => ("InvalidParameter", 4000, "UnknownParameter"),
+    /// Two fields that exclude each other.
+    ParameterConflict => ("InvalidParameter", 4000, "InvalidParameter.Coexist"),
+    /// A documented value or field that vpcd does not carry out.
+    UnsupportedOperation => ("UnsupportedOperation", 4000, "UnsupportedOperation"),
+    /// A region outside the configured list.
+    UnsupportedRegion => ("InvalidParameter", 4000, "UnsupportedRegion"),
+    /// The request's Timestamp is outside the window.
+    SignatureExpire => ("RequestReplay", 4500, "AuthFailure.SignatureExpire"),
+    /// An `Authorization` header that is not a well-formed TC3 header.
+    InvalidAuthorization => ("AuthFailure", 4100, "AuthFailure.InvalidAuthorization"),
+    /// Temporary credentials (`X-TC-Token`, `Token`): vpcd issues none.
+    TokenFailure => ("AuthFailure", 4100, "AuthFailure.TokenFailure"),
+    /// An API version other than the one served.
+    NoSuchVersion => ("InvalidParameter", 4000, "NoSuchVersion"),
+    /// An HTTP method or content type the endpoint does not take.
+    UnsupportedProtocol => ("InvalidParameter", 4000, "UnsupportedProtocol"),
+    /// A body that is not the JSON object it claims to be.
+    InvalidRequest => ("InvalidParameter", 4000, "InvalidRequest"),
 }
 
 impl ErrorCode {
-    /// The table: `codeDesc` and the v2 envelope's numeric `code`.
-    fn row(self) -> (&'static str, i64) {
-        use ErrorCode::*;
-        match self {
-            InvalidParameter => ("InvalidParameter", 4000),
-            MissingParameter => ("MissingParameter", 4000),
-            InvalidAction => ("InvalidAction", 4000),
-            InvalidVpcName => ("InvalidVpcName", 4000),
-            InvalidVpcNameInUse => ("InvalidVpcName.InUse", 4000),
-            InvalidVpcCidr => ("InvalidVpcCidr", 4000),
-            InvalidSubnetCidr => ("InvalidSubnetCidr", 4000),
-            InvalidSubnetName => ("InvalidSubnetName", 4000),
-            InvalidVpnGwName => ("InvalidVpnGwName", 4000),
-            InvalidVpnGwNameInUse => ("InvalidVpnGwName.InUse", 4000),
-            InvalidUserGwName => ("InvalidUserGwName", 4000),
-            InvalidUserGwNameInUse => ("InvalidUserGwName.InUse", 4000),
-            InvalidUserGwAddr => ("InvalidUserGwAddr", 4000),
-            UserGwAddrInUse => ("InvalidUserGw.InUse", 4000),
-            InvalidVpnConnName => ("InvalidVpnConnName", 4000),
-            InvalidVpnConnNameInUse => ("InvalidVpnConnName.InUse", 4000),
-            InvalidVendor => ("InvalidVendor", 4000),
-            AuthFailure => ("AuthFailure", 4100),
-            SecretIdNotFound => ("AuthFailure.SecretIdNotFound", 4104),
-            SecretIdDisabled => ("AuthFailure.SecretIdDisabled", 4110),
-            RequestReplay => ("RequestReplay", 4500),
-            VpcNotFound => ("InvalidVpc.NotFound", 5000),
-            VpnGwNotFound => ("InvalidVpnGw.NotFound", 5000),
-            UserGwNotFound => ("InvalidUserGw.NotFound", 5000),
-            VpnConnNotFound => ("InvalidVpnConn.NotFound", 5000),
-            TaskNotFound => ("InvalidTask.NotFound", 5000),
-            VpcLimitExceeded => ("VpcLimitExceeded", 5100),
-            VpnGwLimitExceeded => ("VpnGwLimitExceeded", 5100),
-            UserGwLimitExceeded => ("UserGwLimitExceeded", 5100),
-            VpnConnLimitExceeded => ("VpnConnLimitExceeded", 5100),
-            VpcCannotDelete => ("InvalidVpc.CannotDelete", 5100),
-            VpnGwCannotDelete => ("InvalidVpnGw.CannotDelete", 5100),
-            UserGwCannotDelete => ("InvalidUserGw.CannotDelete", 5100),
-            InvalidVpnConnState => ("InvalidVpnConnState", 5100),
-            StorageUnavailable => ("StorageUnavailable", 5200),
-            InternalError => ("InternalError", 6000),
-        }
-    }
-
     pub(crate) fn code_desc(self) -> &'static str {
         self.row().0
     }
 
     pub(crate) fn v2_code(self) -> i64 {
         self.row().1
+    }
+
+    /// The API 3.0 `Response.Error.Code`.
+    pub(crate) fn v3_code(self) -> &'static str {
+        self.row().2
     }
 }
 
@@ -228,6 +239,50 @@ impl Field {
     }
 }
 
+impl Field {
+    /// The API 3.0 field name, as a path into the request (`Filters.0.Name`
+    /// style). Fields 3.0 has no spelling of (subnets given with a VPC, v2's
+    /// peer CIDR list) are named after their nearest 3.0 field.
+    pub(crate) fn v3_name(self) -> Cow<'static, str> {
+        const IKE: &str = "IKEOptionsSpecification";
+        const IPSEC: &str = "IPSECOptionsSpecification";
+        let side = |s: Side| match s {
+            Side::Local => "Local",
+            Side::Remote => "Remote",
+        };
+        Cow::Borrowed(match self {
+            Field::VpcId => "VpcId",
+            Field::VpcName => "VpcName",
+            Field::CidrBlock => "CidrBlock",
+            Field::SubnetCidrBlock(i) => return format!("SubnetSet.{i}.CidrBlock").into(),
+            Field::VpnGwId => "VpnGatewayId",
+            Field::VpnGwName => "VpnGatewayName",
+            Field::UserGwId => "CustomerGatewayId",
+            Field::UserGwName => "CustomerGatewayName",
+            Field::UserGwAddr => "IpAddress",
+            Field::VpnConnId => "VpnConnectionId",
+            Field::VpnConnName => "VpnConnectionName",
+            Field::PreSharedKey => "PreShareKey",
+            Field::PeerRanges | Field::PeerCidrBlocks | Field::SpdRules => {
+                "SecurityPolicyDatabases"
+            }
+            Field::PeerCidrBlock(i) => {
+                return format!("SecurityPolicyDatabases.0.RemoteCidrBlock.{i}").into()
+            }
+            Field::IdentityType(s) => return format!("{IKE}.{}Identity", side(s)).into(),
+            Field::IdentityAddress(s) => return format!("{IKE}.{}Address", side(s)).into(),
+            Field::IdentityFqdn(s) => return format!("{IKE}.{}FqdnName", side(s)).into(),
+            Field::IkeEncryption => return format!("{IKE}.PropoEncryAlgorithm").into(),
+            Field::IkeDhGroup => return format!("{IKE}.DhGroupName").into(),
+            Field::IpsecEncryption => return format!("{IPSEC}.EncryptAlgorithm").into(),
+            Field::PfsDhGroup => return format!("{IPSEC}.PfsDhGroup").into(),
+            Field::TaskId => "TaskId",
+            Field::Vendor => "CustomerGatewayVendor",
+            Field::InterfaceName => "InterfaceName",
+        })
+    }
+}
+
 /// The parameter an error is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Param {
@@ -241,6 +296,13 @@ impl Param {
     pub(crate) fn v2_name(&self) -> Cow<'_, str> {
         match self {
             Param::Field(f) => f.v2_name(),
+            Param::Wire(key) => Cow::Borrowed(key),
+        }
+    }
+
+    pub(crate) fn v3_name(&self) -> Cow<'_, str> {
+        match self {
+            Param::Field(f) => f.v3_name(),
             Param::Wire(key) => Cow::Borrowed(key),
         }
     }
@@ -284,6 +346,15 @@ impl Why {
             })
             .collect()
     }
+}
+
+/// Cut a caller's value down for an error message: at most 64 characters,
+/// control characters replaced.
+pub(crate) fn printable(s: &str) -> String {
+    s.chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// Every error an operation or protocol adapter can answer with.
@@ -498,6 +569,19 @@ fn quota_text(q: Quota) -> (ErrorCode, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/api3.md lists every 3.0 code vpcd answers with, and the v2 row
+    /// it corresponds to.
+    #[test]
+    fn docs_list_every_v3_code() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api3.md"))
+                .expect("docs/api3.md");
+        for code in ErrorCode::ALL {
+            let row = format!("| `{}` | `{}` |", code.v3_code(), code.code_desc());
+            assert!(doc.contains(&row), "docs/api3.md has no row {row}");
+        }
+    }
 
     #[test]
     fn why_spells_fields_per_protocol() {

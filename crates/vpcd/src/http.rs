@@ -1,10 +1,13 @@
-//! HTTP: the `/v2/index.php` endpoint and `/healthz`. The only module that
-//! knows HTTP: it turns a request into decoded pairs for the protocol
-//! adapter ([`crate::v2`]) and its answer into a response.
+//! HTTP: the v2 endpoint (`/v2/index.php`), the API 3.0 endpoint (`/`) and
+//! `/healthz`. The only module that knows HTTP: it hands each protocol
+//! adapter ([`crate::v2`], [`crate::v3`]) the request's parts and turns its
+//! answer into a response.
 //!
-//! Every answer of the API endpoint is HTTP 200 with the v2 envelope, since
-//! real clients raise on any other status; bad input of any kind, including
-//! an oversized body, becomes an envelope with code 4000.
+//! Every answer of an API endpoint is HTTP 200 with `Content-Type:
+//! application/json` exactly (the 3.0 SDKs take anything else, even with a
+//! charset, for a success), since real clients raise on any other status;
+//! bad input of any kind, including an oversized body, becomes an envelope
+//! with the protocol's error code.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -19,10 +22,12 @@ use crate::api::ApiState;
 use crate::error::ApiError;
 use crate::v2;
 use crate::v2::protocol::{envelope_err, RawRequest};
+use crate::v3;
 
 pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
         .route(v2::PATH, any(api))
+        .route(v3::PATH, any(api3))
         .route("/healthz", get(healthz))
         .with_state(state)
 }
@@ -135,6 +140,37 @@ fn request_host(parts: &axum::http::request::Parts) -> Result<String, &'static s
         );
     }
     Ok(host.to_owned())
+}
+
+async fn api3(State(state): State<ApiState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = match read_limited(body, &parts.headers, state.settings.max_body_bytes).await {
+        Ok(b) => b,
+        Err(why) => {
+            return ok_json(v3::protocol::refuse(&ApiError::invalid(
+                "request body",
+                why,
+            )));
+        }
+    };
+    // Values that are not visible ASCII cannot be signed headers; leaving
+    // them out makes a signature over them fail as a missing header.
+    let headers: Vec<(&str, &str)> = parts
+        .headers
+        .iter()
+        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)))
+        .collect();
+    let envelope = v3::protocol::handle(
+        &state,
+        v3::protocol::RawRequest {
+            method: parts.method.as_str(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &headers,
+            body: &body,
+        },
+    )
+    .await;
+    ok_json(envelope)
 }
 
 /// Read at most `limit` bytes. A declared Content-Length over the limit is

@@ -1,18 +1,23 @@
-//! vpcd: a VPN control plane that serves the Tencent Cloud VPC API v2.
+//! vpcd: a VPN control plane that serves the Tencent Cloud VPC API, v2 and
+//! 3.0, over one world of resources.
 //!
-//! The crate reads top-down. A request goes `http` -> [`v2`] (the wire
-//! protocol) -> `ops` (the operation, protocol-free) -> the store, and a
+//! The crate reads top-down. A request goes `http` -> [`v2`] or [`v3`] (the
+//! wire protocols) -> `ops` (the operation, protocol-free) -> the store, and a
 //! change becomes a task that the `background` side applies to the data
 //! plane. The API side sees only `api::ApiState`; the background side
 //! never calls back into it; [`server`] wires the two. No module imports a
 //! module that imports it back (`tests/module_graph.rs` checks).
 //!
 //! # Layout
-//! - `http`: the `/v2/index.php` and `/healthz` endpoints (the only module
-//!   that knows HTTP).
+//! - `http`: the `/v2/index.php`, `/` (API 3.0) and `/healthz` endpoints
+//!   (the only module that knows HTTP).
 //! - [`v2`]: the v2 adapter: common parameters, signature and replay
 //!   checks, the action table, flat parameter decoding, each action's
 //!   parsing and rendering, the envelope.
+//! - [`v3`]: the API 3.0 adapter (`/`): TC3 and form signatures, JSON and
+//!   flattened parameters, its action table, each action's parsing and
+//!   rendering, the `{"Response": ...}` envelope.
+//! - `regions`: one region namespace for both protocols.
 //! - `ops`: one typed request and result per operation, and the domain
 //!   rules every protocol shares.
 //! - `error`: the one table of error codes, and the API error type.
@@ -29,7 +34,7 @@
 //!
 //! The crate's interface is small: what the `vpcd` binary and the
 //! integration tests use ([`server`], [`Settings`], [`client`], [`admin`],
-//! [`v2::Action`], [`MemberInfo`]). Everything else is `pub(crate)`.
+//! [`v2::Action`], [`v3::Action`], [`MemberInfo`], [`Regions`]). Everything else is `pub(crate)`.
 
 pub mod admin;
 pub(crate) mod api;
@@ -42,10 +47,13 @@ pub(crate) mod http;
 pub(crate) mod log_safe;
 pub(crate) mod ops;
 pub(crate) mod placement;
+pub(crate) mod regions;
 pub mod server;
 pub(crate) mod settings;
 pub(crate) mod tls;
 pub mod v2;
+pub mod v3;
 
 pub use background::cluster::MemberInfo;
+pub use regions::Regions;
 pub use settings::Settings;

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 use vpcd::server::ServeConfig;
-use vpcd::Settings;
+use vpcd::{Regions, Settings};
 use vpcd_auth::SignatureMethod;
 use vpcd_store::Limits;
 
@@ -63,6 +63,11 @@ struct ServeArgs {
     /// Region written to the first-start credentials file.
     #[arg(long, env = "VPCD_REGION", default_value = "gz")]
     region: String,
+    /// The regions served: `3.0-name=short-code,...` (an entry without `=`
+    /// is one name for both protocols). Default: the public regions, e.g.
+    /// `ap-guangzhou=gz`. Resources are stored under the short code.
+    #[arg(long, env = "VPCD_REGIONS")]
+    regions: Option<Regions>,
     /// Accepted distance between a request's Timestamp and the server clock, in seconds.
     #[arg(long, env = "VPCD_TIMESTAMP_WINDOW", default_value_t = 300)]
     timestamp_window: i64,
@@ -308,6 +313,13 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve(a) => {
+            let regions = a.regions.clone().unwrap_or_default();
+            if regions.canonical(&a.region).is_none() {
+                anyhow::bail!(
+                    "--region {:?} is not one of the served regions (--regions {regions})",
+                    a.region
+                );
+            }
             let cfg = ServeConfig {
                 data_dir: a.db.data_dir.clone(),
                 database: a.db.database.clone(),
@@ -321,6 +333,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     timestamp_window_secs: a.timestamp_window,
                     gw_address_pool: a.gw_address_pool,
                     max_body_bytes: a.max_body_bytes,
+                    regions,
                 },
                 task_lease_secs: a.task_lease_secs,
                 workers: a.workers,

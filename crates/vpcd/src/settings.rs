@@ -3,6 +3,8 @@
 use ipnet::IpNet;
 use vpcd_store::Limits;
 
+use crate::regions::Regions;
+
 /// Tunables of the API side; all are `vpcd serve` flags.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -13,6 +15,8 @@ pub struct Settings {
     pub gw_address_pool: IpNet,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// The regions served, in both protocols' spellings.
+    pub regions: Regions,
 }
 
 impl Default for Settings {
@@ -22,6 +26,7 @@ impl Default for Settings {
             timestamp_window_secs: 300,
             gw_address_pool: "203.0.113.0/24".parse().expect("valid pool"),
             max_body_bytes: 64 * 1024,
+            regions: Regions::default(),
         }
     }
 }

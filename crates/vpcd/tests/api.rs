@@ -30,6 +30,18 @@ fn docs_cover_every_action() {
     }
 }
 
+#[test]
+fn docs_cover_every_api3_action() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api3.md"))
+        .expect("docs/api3.md");
+    for action in vpcd::v3::Action::ALL.iter().map(|a| a.name()) {
+        assert!(
+            doc.contains(&format!("### {action}\n")),
+            "docs/api3.md has no section for {action}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn seed_example_and_defaults() {
     let app = spawn_app().await;

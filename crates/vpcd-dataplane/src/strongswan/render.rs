@@ -39,7 +39,8 @@ use vpcd_types::{
 /// Seconds between DPD probes (R_U_THERE) on an idle tunnel.
 pub(crate) const DPD_DELAY_SECONDS: u32 = 10;
 /// IKEv1: how long a peer may stay silent before it is declared dead.
-pub(crate) const DPD_TIMEOUT_SECONDS: u32 = 30;
+/// Public: API 3.0 answers report it as a connection's `DpdTimeout`.
+pub const DPD_TIMEOUT_SECONDS: u32 = 30;
 
 /// The strongSwan keyword for an IKE encryption algorithm.
 pub(crate) fn ike_encryption(e: IkeEncryption) -> &'static str {

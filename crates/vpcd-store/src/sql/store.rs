@@ -196,6 +196,10 @@ impl<DB: Engine> Store for SqlStore<DB> {
         self.list(count, list, vpc_from_row).await
     }
 
+    async fn rename_vpc(&self, scope: &Scope, id: VpcRowId, name: &str) -> Result<()> {
+        self.rename(scope, "vpcs", id, name, Resource::Vpc).await
+    }
+
     async fn delete_vpc(&self, scope: &Scope, id: VpcRowId) -> Result<()> {
         self.delete_unused(Some(scope), id, &VPC_PARENT).await
     }
@@ -514,6 +518,37 @@ impl<DB: Engine> Store for SqlStore<DB> {
             "{TASK_SELECT} WHERE id = $1 AND account_id = $2 AND region = $3"
         ))
         .arg(task_id)
+        .arg(scope.account_id)
+        .arg(&scope.region);
+        let row = DB::opt(&mut conn, q).await?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    async fn label_task(&self, task_id: TaskId, request_id: &str) -> Result<()> {
+        let q = Sql::new("UPDATE tasks SET request_id = $1 WHERE id = $2 AND request_id IS NULL")
+            .arg(request_id)
+            .arg(task_id);
+        let mut tx = self.begin_write().await?;
+        let labelled = DB::execute(&mut tx, q).await.map_err(|e| {
+            if is_unique::<DB>(&e, None) {
+                StoreError::InUse(Resource::Task)
+            } else {
+                e.into()
+            }
+        })?;
+        if labelled == 0 {
+            return Err(StoreError::NotFound(Resource::Task));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_task_by_request(&self, scope: &Scope, request_id: &str) -> Result<Option<Task>> {
+        let mut conn = self.read.acquire().await?;
+        let q = Sql::new(format!(
+            "{TASK_SELECT} WHERE request_id = $1 AND account_id = $2 AND region = $3"
+        ))
+        .arg(request_id)
         .arg(scope.account_id)
         .arg(&scope.region);
         let row = DB::opt(&mut conn, q).await?;
@@ -919,8 +954,8 @@ impl<DB: Engine> SqlStore<DB> {
         Ok(())
     }
 
-    /// Rename a gateway of the scope. Where names are unique (peer
-    /// gateways) the unique index decides a race between two renames.
+    /// Rename a VPC or gateway of the scope. Where names are unique (VPCs,
+    /// peer gateways) the unique index decides a race between two renames.
     async fn rename(
         &self,
         scope: &Scope,

@@ -62,6 +62,7 @@ macro_rules! conformance_tests {
             concurrent_claims_take_each_task_once,
             in_use_deletes,
             renames,
+            tasks_found_by_request_id,
             net_status_and_desired_conns,
             concurrent_creates_respect_quota,
             concurrent_creates_respect_region_quota,
@@ -2423,6 +2424,29 @@ pub(crate) async fn renames(store: Arc<dyn Store>) {
         get_conn(&store, &sc, c.id).await.unwrap().user_gw.name,
         "peer-renamed"
     );
+    let v2 = vpc(&store, &sc, "vpc-two").await;
+    assert_err!(
+        store.rename_vpc(&sc, v2.id, &v.name).await,
+        StoreError::NameInUse(Resource::Vpc)
+    );
+    store.rename_vpc(&sc, v2.id, "vpc-two").await.unwrap();
+    store.rename_vpc(&sc, v.id, "vpc-renamed").await.unwrap();
+    let now = store
+        .get_vpc(&sc, &IdRef::Numeric(v.id.get()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.name, "vpc-renamed");
+    assert_eq!(
+        get_conn(&store, &sc, c.id).await.unwrap().vpc.name,
+        "vpc-renamed"
+    );
+    assert_err!(
+        store
+            .rename_vpc(&sc, RowId::new(v.id.get() + 1000), "x")
+            .await,
+        StoreError::NotFound(Resource::Vpc)
+    );
     assert_err!(
         store
             .rename_vpn_gw(&sc, RowId::new(g.id.get() + 1000), "x")
@@ -3326,4 +3350,43 @@ pub(crate) async fn net_status_in_bulk(store: Arc<dyn Store>) {
         let now = after.iter().find(|a| a.id == c.id).unwrap();
         assert_eq!(now.net_status, want, "{}", c.un_id);
     }
+}
+
+pub(crate) async fn tasks_found_by_request_id(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (_, g, u) = topology(&store, &sc).await;
+    let c = running_conn(&store, &sc, &g, &u, "c").await;
+    let t = store.begin_reset(&sc, c.id).await.unwrap();
+    let rid = "3f2b0c1e-7a9d-4c1b-8e2f-5d6a7b8c9d0e";
+    assert!(store.get_task_by_request(&sc, rid).await.unwrap().is_none());
+    store.label_task(t.id, rid).await.unwrap();
+    let found = store.get_task_by_request(&sc, rid).await.unwrap().unwrap();
+    assert_eq!(found.id, t.id);
+    // One label per task, one task per label; other scopes see nothing.
+    assert_err!(
+        store.label_task(t.id, "another").await,
+        StoreError::NotFound(Resource::Task)
+    );
+    run_next(&store, Ok(())).await;
+    let t2 = store.begin_reset(&sc, c.id).await.unwrap();
+    assert_err!(
+        store.label_task(t2.id, rid).await,
+        StoreError::InUse(Resource::Task)
+    );
+    assert_err!(
+        store.label_task(RowId::new(t2.id.get() + 1000), "x").await,
+        StoreError::NotFound(Resource::Task)
+    );
+    let other = scope_of(&store, "bob", &sc.region).await;
+    assert!(store
+        .get_task_by_request(&other, rid)
+        .await
+        .unwrap()
+        .is_none());
+    let found = store.get_task_by_request(&sc, rid).await.unwrap().unwrap();
+    assert_eq!(
+        found.status,
+        TaskStatus::Success,
+        "a finished task keeps its label"
+    );
 }

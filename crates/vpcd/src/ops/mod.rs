@@ -19,6 +19,8 @@
 //! - [`conn_settings`]: a connection's IKE/IPsec/SPD settings: the typed
 //!   change a request carries and how it resolves against defaults or the
 //!   current settings.
+//! - [`select`]: Describe requests with a predicate the store cannot
+//!   express (API 3.0's `Filters`).
 
 use std::net::IpAddr;
 
@@ -28,6 +30,7 @@ use crate::error::{ApiError, ApiResult, Field};
 
 pub(crate) mod conn_settings;
 pub(crate) mod peer_config;
+pub(crate) mod select;
 pub(crate) mod task;
 pub(crate) mod user_gw;
 pub(crate) mod vpc;

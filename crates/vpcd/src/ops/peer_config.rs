@@ -3,10 +3,10 @@
 
 use vpcd_dataplane::peer_config::{self, PeerConfigError, Vendor};
 use vpcd_store::{Scope, VpnConn};
-use vpcd_types::id::VpnConnKind;
+use vpcd_types::id::{VpnConnKind, VpnGwKind};
 use vpcd_types::IdRef;
 
-use super::List;
+use super::{vpn_gw, List};
 use crate::api::ApiState;
 use crate::error::{ApiError, ApiResult, ErrorCode, Field, Param, Why};
 
@@ -27,6 +27,8 @@ pub(crate) struct VendorChoice {
 
 pub(crate) struct GetPeerConfig {
     pub(crate) conn: IdRef<VpnConnKind>,
+    /// The VPN gateway the connection must belong to, when named.
+    pub(crate) vpn_gw: Option<IdRef<VpnGwKind>>,
     pub(crate) vendor: VendorChoice,
     /// The device's outside interface (default: the vendor's usual one).
     pub(crate) interface: Option<String>,
@@ -45,11 +47,16 @@ pub(crate) async fn peer_config(
     req: GetPeerConfig,
 ) -> ApiResult<PeerConfig> {
     let vendor = choose_vendor(&req.vendor)?;
+    let gw_id = match &req.vpn_gw {
+        Some(id) => Some(vpn_gw::load(api, scope, id, None).await?.id),
+        None => None,
+    };
     let conn = api
         .store
         .get_conn(scope, &req.conn)
         .await
         .map_err(|e| ApiError::from_store(e, Field::VpnConnId))?
+        .filter(|c| gw_id.is_none_or(|g| c.vpn_gw.id == g))
         .ok_or_else(|| {
             ApiError::not_found(ErrorCode::VpnConnNotFound, Field::VpnConnId, &req.conn)
         })?;

@@ -1,4 +1,4 @@
-//! VPCs: create, describe, delete.
+//! VPCs: create, describe, rename, delete.
 
 use std::net::Ipv4Addr;
 
@@ -67,6 +67,24 @@ pub(crate) async fn describe_vpcs(
 ) -> ApiResult<List<Vpc>> {
     let page = api.store.list_vpcs(scope, &req.filter, &req.page).await;
     List::from_store(page, Field::VpcId)
+}
+
+/// A change to a VPC's attributes: its name (`None` keeps it; the VPC
+/// must exist either way).
+pub(crate) struct RenameVpc {
+    pub(crate) vpc: IdRef<VpcKind>,
+    pub(crate) name: Option<Name>,
+}
+
+pub(crate) async fn rename_vpc(api: &ApiState, scope: &Scope, req: RenameVpc) -> ApiResult<()> {
+    let vpc = load(api, scope, &req.vpc).await?;
+    let Some(name) = req.name else {
+        return Ok(());
+    };
+    api.store
+        .rename_vpc(scope, vpc.id, name.as_str())
+        .await
+        .map_err(|e| ApiError::from_store(e, Field::VpcName))
 }
 
 pub(crate) struct DeleteVpc {

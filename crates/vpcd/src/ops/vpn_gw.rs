@@ -80,9 +80,11 @@ pub(crate) struct VpnGwTarget {
     pub(crate) vpn_gw: IdRef<VpnGwKind>,
 }
 
+/// A change to a gateway's attributes: its name (`None` keeps it; the
+/// gateway must exist either way).
 pub(crate) struct RenameVpnGw {
     pub(crate) target: VpnGwTarget,
-    pub(crate) name: Name,
+    pub(crate) name: Option<Name>,
 }
 
 pub(crate) async fn rename_vpn_gw(
@@ -91,8 +93,11 @@ pub(crate) async fn rename_vpn_gw(
     req: RenameVpnGw,
 ) -> ApiResult<()> {
     let gw = load_target(api, scope, &req.target).await?;
+    let Some(name) = req.name else {
+        return Ok(());
+    };
     api.store
-        .rename_vpn_gw(scope, gw.id, req.name.as_str())
+        .rename_vpn_gw(scope, gw.id, name.as_str())
         .await
         .map_err(|e| ApiError::from_store(e, Field::VpnGwName))
 }

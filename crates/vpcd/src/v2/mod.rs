@@ -22,7 +22,8 @@ use vpcd_store::{Order, Page, Scope, VpcRef};
 use vpcd_types::{Cidr, VpcId, VpcRowId};
 
 use crate::api::ApiState;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::clock::format_utc as format_time;
+use crate::error::{printable, ApiError, ApiResult, ErrorCode};
 use crate::ops::parse_name_filter;
 pub use params::Params;
 
@@ -192,15 +193,6 @@ fn to_json(v: impl Serialize) -> ApiResult<Value> {
     serde_json::to_value(v).map_err(ApiError::internal)
 }
 
-/// Cut a caller's value down for an error message: at most 64 characters,
-/// control characters replaced.
-fn printable(s: &str) -> String {
-    s.chars()
-        .take(64)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
-
 /// A name filter of a Describe action.
 fn name_filter(p: &Params, key: &str) -> ApiResult<Option<String>> {
     p.opt_str(key)?
@@ -236,15 +228,6 @@ fn page(p: &Params, name_field: &str) -> ApiResult<Page> {
         order,
         descending,
     })
-}
-
-/// `createTime` as the v2 API writes it: `YYYY-MM-DD HH:MM:SS`, UTC.
-fn format_time(unix: i64) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&fmt).ok())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ struct VendorItem {
 pub(super) async fn config(api: &ApiState, scope: &Scope, p: &Params) -> ApiResult<Reply> {
     let req = GetPeerConfig {
         conn: p.req_parse("vpnConnId")?,
+        vpn_gw: None,
         vendor: VendorChoice {
             name: p.req_str("vendorname")?.to_owned(),
             platform: p.opt_str("platform")?.map(str::to_owned),

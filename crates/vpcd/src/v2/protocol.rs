@@ -90,17 +90,16 @@ async fn handle_inner(api: &ApiState, req: &RawRequest<'_>, signed: &mut bool) -
 /// Check the common parameters and the signature; answer the caller's scope.
 async fn authenticate(api: &ApiState, req: &RawRequest<'_>, p: &Params) -> ApiResult<Scope> {
     p.req_str("Action")?;
+    // Either spelling (`gz`, `ap-guangzhou`); resources live under the
+    // canonical one, which both protocols share.
     let region = p.req_str("Region")?;
-    if region.len() > 32
-        || !region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err(ApiError::invalid(
+    let region = api.settings.regions.canonical(region).ok_or_else(|| {
+        ApiError::wire(
+            ErrorCode::UnsupportedRegion,
             "Region",
-            "expected a region name such as gz or ap-guangzhou",
-        ));
-    }
+            api.settings.regions.refusal(),
+        )
+    })?;
     let secret_id = p.req_str("SecretId")?;
     if secret_id.len() > 128 || !secret_id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(unknown_secret_id());
@@ -172,7 +171,7 @@ async fn authenticate(api: &ApiState, req: &RawRequest<'_>, p: &Params) -> ApiRe
     let window = api.settings.timestamp_window_secs;
     if (now - timestamp).abs() > window {
         return Err(ApiError::wire(
-            ErrorCode::RequestReplay,
+            ErrorCode::SignatureExpire,
             "Timestamp",
             format!("more than {window} seconds away from the server's clock"),
         ));

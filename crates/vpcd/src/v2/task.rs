@@ -8,14 +8,15 @@ use super::params::Params;
 use super::Reply;
 use crate::api::ApiState;
 use crate::error::{ApiError, ApiResult, TaskFailure};
-use crate::ops::task::{self as op, DescribeTask};
+use crate::ops::task::{self as op, DescribeTask, TaskRef};
 
 pub(super) async fn describe(api: &ApiState, scope: &Scope, p: &Params) -> ApiResult<Reply> {
     let req = DescribeTask {
-        task: p
-            .opt_int("taskId", 1..=i64::MAX)?
-            .map(TaskId::new)
-            .ok_or_else(|| ApiError::missing("taskId"))?,
+        task: TaskRef::Id(
+            p.opt_int("taskId", 1..=i64::MAX)?
+                .map(TaskId::new)
+                .ok_or_else(|| ApiError::missing("taskId"))?,
+        ),
     };
     let task = op::describe_task(api, scope, req).await?;
     Reply::data(render(&task))

@@ -109,7 +109,7 @@ pub(super) fn target(p: &Params) -> ApiResult<VpnGwTarget> {
 pub(super) async fn modify(api: &ApiState, scope: &Scope, p: &Params) -> ApiResult<Reply> {
     let req = RenameVpnGw {
         target: target(p)?,
-        name: p.req_with("vpnGwName", ErrorCode::InvalidVpnGwName, Name::parse)?,
+        name: Some(p.req_with("vpnGwName", ErrorCode::InvalidVpnGwName, Name::parse)?),
     };
     op::rename_vpn_gw(api, scope, req).await?;
     Ok(Reply::empty())
