@@ -80,13 +80,47 @@ pub enum StoreError {
     InvalidState,
     #[error("address pool exhausted")]
     PoolExhausted,
+    /// The storage cannot take writes (or answer at all) for now: the disk
+    /// is full, the database is read-only, or the server is unreachable.
+    /// Nothing of the refused operation was written, and the store recovers
+    /// by itself once the cause is gone. The text is the engine's, for the
+    /// log only: it may name files.
+    #[error("storage unavailable: {0}")]
+    StorageUnavailable(String),
     #[error("database error: {0}")]
     Backend(String),
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Backend(e.to_string())
+        if storage_fault(&e) {
+            StoreError::StorageUnavailable(e.to_string())
+        } else {
+            StoreError::Backend(e.to_string())
+        }
+    }
+}
+
+/// Whether `e` says the storage itself cannot serve (full, read-only, gone)
+/// rather than that a statement or a rule failed.
+fn storage_fault(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            if let Some(e) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                sqlite::is_storage_fault(e)
+            } else if let Some(e) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                postgres::is_storage_fault(e)
+            } else {
+                false
+            }
+        }
+        // The server went away, or no connection could be made (or freed)
+        // in time.
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
     }
 }
 
@@ -101,19 +135,31 @@ pub async fn connect(url_or_path: &str) -> Result<std::sync::Arc<dyn Store>> {
     if url_or_path.starts_with("postgres://") || url_or_path.starts_with("postgresql://") {
         return Ok(std::sync::Arc::new(PgStore::connect(url_or_path).await?));
     }
-    let path = url_or_path
-        .strip_prefix("sqlite://")
-        .or_else(|| url_or_path.strip_prefix("sqlite:"))
-        .unwrap_or(url_or_path);
-    if path == ":memory:" {
+    if sqlite_spelling(url_or_path) == ":memory:" {
         return Ok(std::sync::Arc::new(SqliteStore::in_memory().await?));
     }
-    if path.is_empty() {
-        return Err(StoreError::Backend("empty database path".into()));
+    let path = sqlite_path(url_or_path)
+        .ok_or_else(|| StoreError::Backend("empty database path".into()))?;
+    Ok(std::sync::Arc::new(SqliteStore::open(path).await?))
+}
+
+/// The SQLite database file that [`connect`] opens for `url_or_path`: `None`
+/// for PostgreSQL, an in-memory database or an empty path. The server keeps
+/// this file and its siblings (`-wal`, `-shm`, nonces) private to its owner.
+pub fn sqlite_path(url_or_path: &str) -> Option<&std::path::Path> {
+    if url_or_path.starts_with("postgres://") || url_or_path.starts_with("postgresql://") {
+        return None;
     }
-    Ok(std::sync::Arc::new(
-        SqliteStore::open(std::path::Path::new(path)).await?,
-    ))
+    let path = sqlite_spelling(url_or_path);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::Path::new(path))
+}
+
+/// `url_or_path` without its `sqlite://` or `sqlite:` prefix.
+fn sqlite_spelling(url_or_path: &str) -> &str {
+    url_or_path
+        .strip_prefix("sqlite://")
+        .or_else(|| url_or_path.strip_prefix("sqlite:"))
+        .unwrap_or(url_or_path)
 }
 
 /// Everything vpcd persists. Object safe: the server holds an

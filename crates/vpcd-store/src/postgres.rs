@@ -43,6 +43,13 @@
 //!   nodes starting at once exactly one migrates and the others find the
 //!   schema up to date.
 //!
+//! - **Storage faults**: a lost server, a refused connection or a full disk
+//!   fail the request at hand with
+//!   [`StorageUnavailable`](crate::StoreError::StorageUnavailable) within
+//!   [`ACQUIRE_TIMEOUT`]. Pooled connections are pinged before use, and one
+//!   left inside a transaction is replaced ([`recovering`]), so requests
+//!   succeed again as soon as the server is back.
+//!
 //! Names are stored with the "C" collation, so ordering is bytewise and
 //! `ILIKE` folds ASCII letters only, as SQLite's `LIKE` does.
 
@@ -57,14 +64,17 @@ use sqlx::{ConnectOptions, Connection, Pool, Postgres};
 use vpcd_types::ConnStatus;
 
 use crate::model::*;
-use crate::sql::{Engine, Io, RowsAffected, Sql, SqlStore};
+use crate::sql::{recovering, Engine, Io, RowsAffected, Sql, SqlStore};
 use crate::{Result, StoreError};
 
 /// Connections per process. Several vpcd processes share the server's
 /// `max_connections` (100 by default).
 const POOL_SIZE: u32 = 10;
-/// How long a request waits for a free pooled connection.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request waits for a free pooled connection. While the server
+/// is unreachable this is how long a request takes to be refused; and sqlx
+/// retries a refused connect at most every fifth of it, so a server that
+/// comes back is used within a second.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -90,7 +100,7 @@ impl SqlStore<Postgres> {
             .close()
             .await
             .ok();
-        let pool = PgPoolOptions::new()
+        let pool = recovering(PgPoolOptions::new())
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(opts)
@@ -180,6 +190,19 @@ impl Engine for Postgres {
             .await
         }
     }
+}
+
+/// SQLSTATE classes and codes that say the server cannot serve now rather
+/// than that the statement is wrong: connection exceptions (08),
+/// insufficient resources such as a full disk (53), a server shutting down
+/// or starting (57P01-57P03), system and I/O errors (58), and a read-only
+/// (standby) server (25006).
+pub(crate) fn is_storage_fault(e: &sqlx::postgres::PgDatabaseError) -> bool {
+    let code = e.code();
+    ["08", "53", "58"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || ["57P01", "57P02", "57P03", "25006"].contains(&code)
 }
 
 impl RowsAffected for PgQueryResult {

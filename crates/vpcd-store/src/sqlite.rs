@@ -33,6 +33,17 @@
 //! The main file's own `nonces` table (migration 0001) is no longer used by a
 //! file-backed store; the in-memory store keeps using it.
 //!
+//! **Storage faults.** A full disk, a read-only file or an I/O error fails
+//! the statement or commit at hand with
+//! [`StorageUnavailable`](crate::StoreError::StorageUnavailable); SQLite
+//! rolls the transaction back, and the writer connection is replaced if sqlx
+//! still counts it as inside one ([`recovering`]), so writes resume as soon
+//! as there is room again. Both WAL files are truncated back to a bounded
+//! size after each checkpoint (`journal_size_limit`), and nonces are pruned
+//! to about one replay window, so neither file grows without bound; in a
+//! steady state the nonce file reuses its free pages and needs no new disk
+//! space at all.
+//!
 //! The unique indexes in `migrations/sqlite/` repeat the rules the store
 //! checks (names, addresses, unified ids, one running task per connection)
 //! so the database refuses what a bug might let through.
@@ -51,13 +62,18 @@ use vpcd_types::ConnStatus;
 
 use crate::model::*;
 use crate::sql::text::conn_insert;
-use crate::sql::{Engine, Io, RowsAffected, Sql, SqlStore};
+use crate::sql::{recovering, Engine, Io, RowsAffected, Sql, SqlStore};
 use crate::{Result, StoreError};
 
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read-only connections; writes always use exactly one.
 const READERS: u32 = 4;
+/// What the main file's WAL is cut back to after a checkpoint (it may grow
+/// beyond it while readers hold a checkpoint back, or during an import).
+const WAL_LIMIT_BYTES: &str = "67108864";
+/// The same for the nonce file: its writes are small and constant.
+const NONCE_WAL_LIMIT_BYTES: &str = "4194304";
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -73,17 +89,18 @@ impl SqlStore<Sqlite> {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
             .synchronous(SqliteSynchronous::Full);
-        let write = SqlitePoolOptions::new()
+        let write = recovering(SqlitePoolOptions::new())
             .max_connections(1)
             .min_connections(1)
             .connect_with(
                 base.clone()
                     .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal),
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .pragma("journal_size_limit", WAL_LIMIT_BYTES),
             )
             .await?;
         migrate(&write).await?;
-        let read = SqlitePoolOptions::new()
+        let read = recovering(SqlitePoolOptions::new())
             .max_connections(READERS)
             .connect_with(base.read_only(true))
             .await?;
@@ -99,7 +116,7 @@ impl SqlStore<Sqlite> {
             .in_memory(true)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
+        let pool = recovering(SqlitePoolOptions::new())
             .max_connections(1)
             .min_connections(1)
             // Dropping the only connection would drop the database.
@@ -165,6 +182,21 @@ impl Engine for Sqlite {
     }
 }
 
+/// A full disk, a read-only file or directory, an I/O error, or a file that
+/// cannot be opened: the storage, not the statement.
+pub(crate) fn is_storage_fault(e: &sqlx::sqlite::SqliteError) -> bool {
+    // The code is the extended result code; its low byte is the primary one.
+    const FULL: i32 = 13;
+    const IOERR: i32 = 10;
+    const READONLY: i32 = 8;
+    const CANTOPEN: i32 = 14;
+    let primary = e
+        .code()
+        .and_then(|c| c.parse::<i32>().ok())
+        .map(|c| c & 0xff);
+    matches!(primary, Some(FULL | IOERR | READONLY | CANTOPEN))
+}
+
 impl RowsAffected for SqliteQueryResult {
     fn rows_affected(&self) -> u64 {
         SqliteQueryResult::rows_affected(self)
@@ -186,8 +218,9 @@ async fn open_nonces(path: &Path) -> Result<SqlitePool> {
         .create_if_missing(true)
         .busy_timeout(BUSY_TIMEOUT)
         .journal_mode(SqliteJournalMode::Wal)
+        .pragma("journal_size_limit", NONCE_WAL_LIMIT_BYTES)
         .synchronous(SqliteSynchronous::Normal);
-    let pool = SqlitePoolOptions::new()
+    let pool = recovering(SqlitePoolOptions::new())
         .max_connections(1)
         .min_connections(1)
         .connect_with(opts)
@@ -427,6 +460,17 @@ mod tests {
         assert_eq!(
             num("PRAGMA synchronous").fetch_one(&mut *n).await.unwrap(),
             1
+        );
+        // Both WALs are cut back after a checkpoint, so neither fills the
+        // disk.
+        let limit = "PRAGMA journal_size_limit";
+        assert_eq!(
+            num(limit).fetch_one(&mut *n).await.unwrap().to_string(),
+            NONCE_WAL_LIMIT_BYTES
+        );
+        assert_eq!(
+            num(limit).fetch_one(&mut *w).await.unwrap().to_string(),
+            WAL_LIMIT_BYTES
         );
         drop(n);
         assert!(store.remember_nonce("AKIDa", "1", 100, 0).await.unwrap());

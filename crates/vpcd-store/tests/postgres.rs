@@ -290,3 +290,65 @@ async fn old_database_migrates_in_place() {
     let store = PgStore::connect(db.url()).await.unwrap();
     common::migration::old_rows_carried_over(Arc::new(store)).await;
 }
+
+/// The server stopped for six seconds under a stream of creates, then
+/// started again: while it is down creates are refused with
+/// `StorageUnavailable` and leave nothing behind; once it is up, writes
+/// succeed again without a new store. A private server, never the shared
+/// one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_resume_after_server_outage() {
+    use common::faults::{can_make_faults, PrivatePg, Workload};
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+    if !can_make_faults("PostgreSQL outage test") {
+        return;
+    }
+    let Some(pg) = PrivatePg::init() else {
+        return;
+    };
+    let pg = Arc::new(pg);
+    let store: Arc<dyn Store> = Arc::new(PgStore::connect(&pg.url()).await.unwrap());
+    let mut work = Workload::new(store.clone()).await;
+    let restarted = Arc::new(OnceLock::new());
+    let load = {
+        let restarted = restarted.clone();
+        tokio::spawn(async move {
+            loop {
+                let ok = work.step().await;
+                if let (true, Some(at)) = (ok, restarted.get()) {
+                    let took: Duration = Instant::now().duration_since(*at);
+                    return (work, took);
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let server = pg.clone();
+    tokio::task::spawn_blocking(move || {
+        server.stop();
+        // Longer than the pool waits for a connection, so some creates
+        // are refused on the connect, not only on the cut session.
+        std::thread::sleep(Duration::from_secs(6));
+        server.start();
+    })
+    .await
+    .unwrap();
+    restarted.set(Instant::now()).unwrap();
+    let (mut work, took) = tokio::time::timeout(Duration::from_secs(60), load)
+        .await
+        .expect("writes never resumed")
+        .unwrap();
+    println!(
+        "outage: {} created, {} refused; answers: {:?}; first write after the restart \
+         succeeded {took:?} after the server was up",
+        work.made.len(),
+        work.refused.len(),
+        work.errors
+    );
+    assert!(!work.refused.is_empty(), "nothing was refused while down");
+    for _ in 0..20 {
+        assert!(work.step().await);
+    }
+    work.check().await;
+}

@@ -257,3 +257,56 @@ async fn old_database_migrates_in_place() {
     let store = SqliteStore::open(&path).await.unwrap();
     common::migration::old_rows_carried_over(Arc::new(store)).await;
 }
+
+/// A full disk: creates are refused with `StorageUnavailable` (and leave
+/// nothing behind) while reads keep working; once the filesystem is grown,
+/// the very next write succeeds, without reopening the store.
+#[tokio::test]
+async fn writes_resume_after_disk_full() {
+    use common::faults::{can_make_faults, Tmpfs, Workload};
+    if !can_make_faults("disk-full test") {
+        return;
+    }
+    let fs = Tmpfs::mount("1m");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&fs.path().join("vpcd.db")).await.unwrap());
+    let mut work = Workload::new(store.clone()).await;
+    let mut steps = 0;
+    while work.refused.is_empty() {
+        work.step().await;
+        steps += 1;
+        assert!(steps < 100_000, "the disk never filled");
+    }
+    // Full: more refusals (each must be StorageUnavailable), reads served.
+    for _ in 0..20 {
+        work.step().await;
+    }
+    let now = 1_700_000_000;
+    let nonce = store
+        .remember_nonce("AKIDf", "during", now, now - 300)
+        .await;
+    println!(
+        "while full: {} refused; nonce: {nonce:?}",
+        work.refused.len()
+    );
+    println!("answers while full: {:?}", work.errors);
+    work.check_reads().await;
+
+    fs.resize("64m");
+    assert!(
+        work.step().await,
+        "the first write after growing failed: {:?}",
+        work.errors
+    );
+    for _ in 0..20 {
+        assert!(work.step().await);
+    }
+    assert!(store
+        .remember_nonce("AKIDf", "after", now, now - 300)
+        .await
+        .unwrap());
+    work.check().await;
+    println!("after growing: {} created in all", work.made.len());
+    drop(work);
+    drop(store);
+}

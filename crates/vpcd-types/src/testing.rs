@@ -12,6 +12,29 @@
 
 use std::io::Write;
 
+/// The proxy variables HTTP clients honour. A child process that talks to a
+/// vpcd under test must not see them: a signed request (a PSK among its
+/// parameters) would otherwise go to whatever proxy the machine has, and some
+/// clients (the v2 SDK) ignore `no_proxy`.
+pub const PROXY_VARS: &[&str] = &[
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
+
+/// Remove [`PROXY_VARS`] from a child's environment.
+pub fn without_proxies(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for var in PROXY_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 /// The environment variable naming the file skips are appended to.
 pub const SKIP_LOG_VAR: &str = "VPCD_TEST_SKIP_LOG";
 

@@ -278,13 +278,6 @@ impl ConnStatus {
             _ => return None,
         })
     }
-    /// A task is in flight: another mutation must wait.
-    pub fn is_transitional(self) -> bool {
-        matches!(
-            self,
-            ConnStatus::Creating | ConnStatus::Modifying | ConnStatus::Deleting
-        )
-    }
 }
 
 /// `netStatus` in DescribeVpnConn: whether an IPsec SA is installed now.
@@ -458,14 +451,6 @@ mod tests {
             (f.kind(), f.value()),
             (IdentityType::Fqdn, "gw.example.com".to_owned())
         );
-    }
-
-    #[test]
-    fn only_creating_modifying_and_deleting_are_in_flight() {
-        let in_flight: Vec<i64> = (0..=6)
-            .filter(|c| ConnStatus::from_code(*c).unwrap().is_transitional())
-            .collect();
-        assert_eq!(in_flight, [0, 2, 4]);
     }
 
     #[test]

@@ -86,6 +86,9 @@ error_codes! {
     VpnGwCannotDelete => ("InvalidVpnGw.CannotDelete", 5100, "ResourceInUse"),
     UserGwCannotDelete => ("InvalidUserGw.CannotDelete", 5100, "ResourceInUse"),
     InvalidVpnConnState => ("InvalidVpnConnState", 5100, "UnsupportedOperation.InvalidState"),
+    /// The storage is full or unreachable: writes (and, with PostgreSQL
+    /// down, reads) are refused until it recovers; a retry later succeeds.
+    StorageUnavailable => ("StorageUnavailable", 5200, "ResourceUnavailable"),
     InternalError => ("InternalError", 6000, "InternalError"),
     /// The request's type is wrong (a list where a string belongs, ...);
     /// 3.0 tells it apart from a wrong value.
@@ -501,6 +504,17 @@ impl ApiError {
                 param: None,
                 why: Why::text("no free public address is left in the VPN gateway address pool"),
             },
+            StoreError::StorageUnavailable(msg) => {
+                // The detail (it may name files) goes to the log only.
+                tracing::warn!(error = %msg, "storage cannot take the request");
+                ApiError {
+                    code: C::StorageUnavailable,
+                    param: None,
+                    why: Why::text(
+                        "the storage is full or unavailable; nothing was changed, retry later",
+                    ),
+                }
+            }
             StoreError::Backend(msg) => Self::internal(msg),
         }
     }
@@ -594,5 +608,14 @@ mod tests {
             (e.code.code_desc(), e.code.v2_code()),
             ("InvalidVpnConnState", 5100)
         );
+        let e = ApiError::from_store(
+            StoreError::StorageUnavailable("(code: 13) /var/lib/vpcd/vpcd.db is full".into()),
+            Field::VpnConnId,
+        );
+        assert_eq!(
+            (e.code.code_desc(), e.code.v2_code(), e.param),
+            ("StorageUnavailable", 5200, None)
+        );
+        assert!(!format!("{:?}", e.why).contains("/var/lib"), "{:?}", e.why);
     }
 }

@@ -52,16 +52,17 @@ async fn api(State(state): State<ApiState>, req: Request) -> Response {
         Method::POST => "POST",
         _ => return bad("method", "only GET and POST are supported"),
     };
-    let Some(host) = host_header(&parts.headers) else {
-        return bad(
-            "Host",
-            "the request has no valid Host header, which the signature covers",
-        );
+    let host = match request_host(&parts) {
+        Ok(h) => h,
+        Err(why) => return bad("Host", why),
     };
     let limit = state.settings.max_body_bytes;
     let mut pairs: Vec<(String, String)> = Vec::new();
     if let Some(q) = parts.uri.query() {
-        pairs.extend(form_urlencoded::parse(q.as_bytes()).into_owned());
+        match decode_form(q.as_bytes()) {
+            Ok(p) => pairs.extend(p),
+            Err(e) => return ok_json(envelope_err(&e)),
+        }
     }
     if method == "POST" {
         let is_form = parts
@@ -85,7 +86,10 @@ async fn api(State(state): State<ApiState>, req: Request) -> Response {
                     "POST bodies must be application/x-www-form-urlencoded",
                 );
             }
-            pairs.extend(form_urlencoded::parse(&body).into_owned());
+            match decode_form(&body) {
+                Ok(p) => pairs.extend(p),
+                Err(e) => return ok_json(envelope_err(&e)),
+            }
         }
     }
     let envelope = v2::protocol::handle(
@@ -99,6 +103,43 @@ async fn api(State(state): State<ApiState>, req: Request) -> Response {
     )
     .await;
     ok_json(envelope)
+}
+
+/// Strict form decoding: a key or value that is not UTF-8 after
+/// percent-decoding is refused rather than signed as U+FFFD (issue 11).
+fn decode_form(input: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    use vpcd_auth::form::DecodeError;
+    vpcd_auth::form::decode(input).map_err(|e| match e {
+        DecodeError::Key { raw } => ApiError::invalid(
+            &raw,
+            "the parameter name is not valid UTF-8 after percent-decoding",
+        ),
+        DecodeError::Value { key } => {
+            ApiError::invalid(&key, "the value is not valid UTF-8 after percent-decoding")
+        }
+    })
+}
+
+/// The host the client addressed, which the signature covers: the Host
+/// header (HTTP/1.1) or `:authority` (HTTP/2, where it arrives in the URI).
+/// When both are present they must agree.
+fn request_host(parts: &axum::http::request::Parts) -> Result<String, &'static str> {
+    let header = match parts.headers.get(header::HOST) {
+        Some(v) => Some(v.to_str().map_err(|_| "the Host header is not text")?),
+        None => None,
+    };
+    let authority = parts.uri.authority().map(|a| a.as_str());
+    let host = match (header, authority) {
+        (Some(h), Some(a)) if h != a => return Err("the Host header and :authority disagree"),
+        (Some(h), _) | (None, Some(h)) => h,
+        (None, None) => "",
+    };
+    if host.is_empty() || host.len() > 255 {
+        return Err(
+            "the request has no valid Host header or :authority, which the signature covers",
+        );
+    }
+    Ok(host.to_owned())
 }
 
 async fn api3(State(state): State<ApiState>, req: Request) -> Response {
@@ -130,11 +171,6 @@ async fn api3(State(state): State<ApiState>, req: Request) -> Response {
     )
     .await;
     ok_json(envelope)
-}
-
-fn host_header(headers: &HeaderMap) -> Option<String> {
-    let h = headers.get(header::HOST)?.to_str().ok()?;
-    (!h.is_empty() && h.len() <= 255).then(|| h.to_owned())
 }
 
 /// Read at most `limit` bytes. A declared Content-Length over the limit is

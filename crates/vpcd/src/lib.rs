@@ -29,6 +29,8 @@
 //!   clock, where new VPN gateways go.
 //! - [`client`]: `vpcd call`; [`admin`]: `vpcd admin`; `tls`: the HTTPS
 //!   certificate.
+//! - `data_dir`: owner-only modes for the data directory and its secrets.
+//! - `log_safe`: attacker-controlled text in log lines.
 //!
 //! The crate's interface is small: what the `vpcd` binary and the
 //! integration tests use ([`server`], [`Settings`], [`client`], [`admin`],
@@ -39,8 +41,10 @@ pub(crate) mod api;
 pub(crate) mod background;
 pub mod client;
 pub(crate) mod clock;
+pub(crate) mod data_dir;
 pub(crate) mod error;
 pub(crate) mod http;
+pub(crate) mod log_safe;
 pub(crate) mod ops;
 pub(crate) mod placement;
 pub(crate) mod regions;

@@ -108,6 +108,11 @@ struct ServeArgs {
     /// vpcd's gateway nodes wait before another vpcd drives them.
     #[arg(long, env = "VPCD_GATEWAY_LEASE_SECS", default_value_t = 10)]
     gateway_lease_secs: i64,
+    /// Milliseconds a client may take to send a request's headers (also
+    /// how long an idle HTTP/2 connection may go unanswered); slower or
+    /// silent clients are disconnected.
+    #[arg(long, env = "VPCD_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    header_read_timeout_ms: u64,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -338,6 +343,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 public_ips: a.public_ip.clone(),
                 heartbeat_interval: Duration::from_millis(a.heartbeat_interval_ms.max(100)),
                 gateway_lease_secs: a.gateway_lease_secs,
+                header_read_timeout: Duration::from_millis(a.header_read_timeout_ms.max(1)),
             };
             vpcd::server::serve(cfg).await?;
             Ok(0)

@@ -3,8 +3,9 @@
 //! behaviour of its own beyond start-up (bootstrap credentials, the
 //! `--charon` gateway node) and shutdown.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +48,10 @@ pub struct ServeConfig {
     pub heartbeat_interval: Duration,
     /// How long a gateway node lease lasts without renewal.
     pub gateway_lease_secs: i64,
+    /// How long a client may take to send a request's headers, counted
+    /// from the connection's first byte (`--header-read-timeout`). A slow
+    /// or silent client is disconnected after it.
+    pub header_read_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -69,6 +74,7 @@ impl ServeConfig {
             public_ips: Vec::new(),
             heartbeat_interval: Duration::from_secs(2),
             gateway_lease_secs: 10,
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -106,15 +112,67 @@ async fn bootstrap(store: &dyn Store, cfg: &ServeConfig) -> anyhow::Result<()> {
         "region": cfg.region,
     });
     crate::tls::write_private(&path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
-    // Shown once on the terminal, never through the log.
+    // The SecretKey is shown once on a terminal, never through the log: when
+    // stdout is a file or a pipe (a service manager's log), only where to
+    // find it.
+    let secret_key = std::io::stdout()
+        .is_terminal()
+        .then(|| key.secret_key.expose());
     println!(
-        "created account \"default\"\n  SecretId:  {}\n  SecretKey: {}\n  region:    {}\nsaved to {} (mode 0600)",
-        key.secret_id,
-        key.secret_key.expose(),
-        cfg.region,
-        path.display()
+        "{}",
+        first_start_banner(&key.secret_id, secret_key, &cfg.region, &path)
     );
     Ok(())
+}
+
+/// What the first start prints; `secret_key` only when stdout is a terminal.
+fn first_start_banner(
+    secret_id: &str,
+    secret_key: Option<&str>,
+    region: &str,
+    credentials: &Path,
+) -> String {
+    let key_line = match secret_key {
+        Some(k) => format!("  SecretKey: {k}\n"),
+        None => "  SecretKey: (not shown: stdout is not a terminal; read it from the file below)\n"
+            .to_owned(),
+    };
+    format!(
+        "created account \"default\"\n  SecretId:  {secret_id}\n{key_line}  region:    {region}\nsaved to {} (mode 0600)",
+        credentials.display()
+    )
+}
+
+/// Disconnect clients that send their headers too slowly (issue 11,
+/// finding 2): hyper enforces the timeout only when given a timer.
+fn slow_clients(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    cfg: &ServeConfig,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(cfg.header_read_timeout);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(cfg.header_read_timeout)
+        .keep_alive_timeout(cfg.header_read_timeout);
+}
+
+/// The soft limit on open files raised to the hard limit, so many
+/// connections do not starve the database of file descriptors.
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        let from = lim.current;
+        lim.current = lim.maximum;
+        match setrlimit(Resource::Nofile, lim) {
+            Ok(()) => tracing::debug!(?from, to = ?lim.maximum, "raised the open-file limit"),
+            Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+        }
+    }
 }
 
 /// A started vpcd: its listeners, its API side and its background side.
@@ -137,9 +195,9 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
 /// gateway node (tests pass one that records what it is told).
 pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyhow::Result<Running> {
     crate::tls::init_crypto();
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+    raise_open_file_limit();
     let url = database_url(&cfg);
+    crate::data_dir::secure(&cfg.data_dir, vpcd_store::sqlite_path(&url))?;
     let store = vpcd_store::connect(&url)
         .await
         .with_context(|| "opening the database")?;
@@ -195,9 +253,9 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
             std::net::TcpListener::bind(addr).with_context(|| format!("binding HTTP on {addr}"))?;
         listener.set_nonblocking(true)?;
         bound.http = Some(listener.local_addr()?);
-        let server = axum_server::from_tcp(listener)
-            .handle(http_handle.clone())
-            .serve(app.clone().into_make_service());
+        let mut server = axum_server::from_tcp(listener).handle(http_handle.clone());
+        slow_clients(server.http_builder(), &cfg);
+        let server = server.serve(app.clone().into_make_service());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = server.await {
                 tracing::error!(error = %e, "HTTP listener failed");
@@ -214,9 +272,9 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
             .with_context(|| format!("binding HTTPS on {addr}"))?;
         listener.set_nonblocking(true)?;
         bound.https = Some(listener.local_addr()?);
-        let server = axum_server::from_tcp_rustls(listener, tls)
-            .handle(https_handle.clone())
-            .serve(app.into_make_service());
+        let mut server = axum_server::from_tcp_rustls(listener, tls).handle(https_handle.clone());
+        slow_clients(server.http_builder(), &cfg);
+        let server = server.serve(app.into_make_service());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = server.await {
                 tracing::error!(error = %e, "HTTPS listener failed");

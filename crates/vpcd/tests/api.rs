@@ -2038,3 +2038,86 @@ async fn random_input_never_breaks_the_server() {
     assert!(resp.status().is_client_error());
     app.shutdown().await;
 }
+
+/// Issue 11, finding 5: a signature binds the parameter boundaries. A signed
+/// ModifyVpnConnEx {preSharedKey=X, userGwCidrBlock.0=Y} resent as the one
+/// parameter `preSharedKey=X&userGwCidrBlock.0=Y` (same string to sign, same
+/// Signature) is refused before verifying, as is a client's own merged value
+/// and a value that is not UTF-8 after percent-decoding. A plain `&` stays allowed.
+#[tokio::test]
+async fn signature_input_is_canonical() {
+    let app = spawn_app().await;
+    let f = app.fixture("canon").await;
+    let v = app.add_conn(&f, &f.user_gw_id, &[]).await;
+    app.run_tasks().await;
+    let conn = conn_id_of(&app, v["data"]["taskId"].as_i64().unwrap()).await;
+    let creds = app.account.clone();
+    let ids = [
+        ("vpcId", f.vpc_id.as_str()),
+        ("vpnGwId", f.gw_id.as_str()),
+        ("vpnConnId", conn.as_str()),
+    ];
+
+    // Signed split, resent merged.
+    let mut split = kv(&ids);
+    split.extend(kv(&[
+        ("preSharedKey", "X"),
+        ("userGwCidrBlock.0", "192.168.77.0/24"),
+    ]));
+    let signed = app.sign(&creds, "GET", "ModifyVpnConnEx", &split);
+    let merged: Vec<(String, String)> = signed
+        .iter()
+        .filter(|(k, _)| k != "userGwCidrBlock.0")
+        .map(|(k, v)| match k.as_str() {
+            "preSharedKey" => (k.clone(), "X&userGwCidrBlock.0=192.168.77.0/24".to_owned()),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    let r = app.send_get(&merged).await;
+    assert_eq!(code(&r), (4000, "InvalidParameter"), "{r}");
+    assert!(
+        r["message"].as_str().unwrap().starts_with("preSharedKey:"),
+        "{r}"
+    );
+
+    // Signed merged (the client's own request is refused too), resent split.
+    let mut one = kv(&ids);
+    one.push((
+        "preSharedKey".into(),
+        "X&userGwCidrBlock.0=192.168.78.0/24".into(),
+    ));
+    let signed = app.sign(&creds, "GET", "ModifyVpnConnEx", &one);
+    let r = app.send_get(&signed).await;
+    assert_eq!(code(&r), (4000, "InvalidParameter"), "{r}");
+    // Resent split, it would verify: the residual that vpcd_auth::form
+    // documents (only values a client itself signs with `&name=` in them,
+    // and such a client's own request is refused, as just checked).
+
+    // `%FF` is refused, not decoded to U+FFFD, even when signed as U+FFFD.
+    let signed = app.sign(
+        &creds,
+        "GET",
+        "DescribeVpcEx",
+        &kv(&[("vpcName", "\u{FFFD}")]),
+    );
+    let query: String = vpcd_auth::encode_form(&signed).replace("vpcName=%EF%BF%BD", "vpcName=%FF");
+    assert!(query.contains("vpcName=%FF"));
+    let resp = reqwest::get(format!("{}/v2/index.php?{query}", app.base))
+        .await
+        .unwrap();
+    let r: Value = resp.json().await.unwrap();
+    assert_eq!(code(&r), (4000, "InvalidParameter"), "{r}");
+    assert!(
+        r["message"].as_str().unwrap().starts_with("vpcName:"),
+        "{r}"
+    );
+
+    // A plain '&' in a value (the seed allows any name) is accepted.
+    let ok = app
+        .call(
+            "ModifyVpnConnEx",
+            &[ids[0], ids[1], ids[2], ("vpnConnName", "R&D")],
+        )
+        .await;
+    assert_eq!(ok["code"], 0, "{ok}");
+}

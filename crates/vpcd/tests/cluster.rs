@@ -13,8 +13,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vpcd_types::testing::without_proxies;
 
 use serde_json::Value;
 use tokio::sync::{Mutex, RwLock};
@@ -61,7 +63,7 @@ impl Node {
             .append(true)
             .open(self.data.join("vpcd.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_vpcd"))
+        let child = without_proxies(&mut Command::new(env!("CARGO_BIN_EXE_vpcd")))
             .args(["serve", "--data-dir"])
             .arg(&self.data)
             .args(["--database", &self.db_url])
@@ -320,6 +322,8 @@ impl Client {
             // A fresh connection per request: a restarted node is never
             // reached through a connection pooled to its predecessor.
             http: reqwest::Client::builder()
+                // Signed requests go straight to the node, never to a proxy.
+                .no_proxy()
                 .pool_max_idle_per_host(0)
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -920,7 +924,7 @@ async fn current_holders(store: &PgStore) -> BTreeMap<vpcd_types::GatewayNodeId,
 }
 
 fn admin_members(db_url: &str, dir: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_vpcd"))
+    let out = without_proxies(&mut Command::new(env!("CARGO_BIN_EXE_vpcd")))
         .args(["admin", "--data-dir"])
         .arg(dir.join("admin"))
         .args(["--database", db_url, "members"])

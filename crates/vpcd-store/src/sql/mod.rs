@@ -31,8 +31,10 @@ use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 
 use ipnet::IpNet;
 use sqlx::error::{DatabaseError, ErrorKind};
+use sqlx::pool::PoolOptions;
 use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type,
+    ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction,
+    Type,
 };
 use vpcd_types::id::{IdKind, UnifiedId, UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
 use vpcd_types::{
@@ -52,10 +54,13 @@ use text::*;
 /// Fresh unified ids (or secret ids) tried before a collision is an error.
 const ID_ATTEMPTS: u32 = 8;
 /// Expired nonces are pruned at most this often (in the caller's clock).
-const NONCE_PRUNE_INTERVAL_SECS: i64 = 60;
+const NONCE_PRUNE_INTERVAL_SECS: i64 = 10;
 /// Rows deleted per pruning statement, so no writer is held long.
-const NONCE_PRUNE_BATCH: i64 = 2_000;
+const NONCE_PRUNE_BATCH: i64 = 5_000;
 /// Pruning batches per interval; whatever is left waits for the next one.
+/// With the interval this keeps up with 8,000 signed requests a second, so
+/// the nonce table holds about one replay window of nonces, not the
+/// process's whole history.
 const NONCE_PRUNE_MAX_BATCHES: u32 = 16;
 /// Connections written per transaction by `import_conns`.
 const IMPORT_BATCH: usize = 10_000;
@@ -388,6 +393,33 @@ fn fresh_id<K: IdKind>() -> String {
     UnifiedId::<K>::random().as_str().to_owned()
 }
 
+/// `opts` with the check every pooled connection passes when it is given
+/// back: a connection still inside a transaction is closed (the pool opens a
+/// fresh one) instead of being reused.
+///
+/// This is how a failed statement or commit cannot wedge a writer. A
+/// dropped [`Transaction`] queues a `ROLLBACK`; but after "database or disk
+/// is full" (or an I/O error) SQLite has already rolled the transaction back
+/// itself, that `ROLLBACK` fails, and sqlx's connection keeps counting one
+/// open transaction, so every later `BEGIN` on it would fail until a
+/// restart. The ping first lets the queued `ROLLBACK` run, so a connection
+/// whose rollback worked is kept.
+pub(crate) fn recovering<DB: Database>(opts: PoolOptions<DB>) -> PoolOptions<DB> {
+    opts.after_release(|conn, _| {
+        Box::pin(async move {
+            conn.ping().await?;
+            if conn.is_in_transaction() {
+                tracing::warn!(
+                    "a failed transaction left its database connection unusable; \
+                     replacing the connection"
+                );
+                return Ok(false);
+            }
+            Ok(true)
+        })
+    })
+}
+
 /// The [`Store`](crate::Store) on engine `DB`: [`crate::SqliteStore`] or
 /// [`crate::PgStore`].
 pub struct SqlStore<DB: Database> {
@@ -422,6 +454,12 @@ impl<DB: Engine> SqlStore<DB> {
     /// (SQLite group commit) is one change. The only writes elsewhere are
     /// the nonces (their own pool, `Engine::record_nonce`) and the
     /// statistics pass after an import.
+    ///
+    /// A transaction that fails (a statement, or its commit: a full disk, a
+    /// lost server) fails its caller only: its connection is rolled back
+    /// or replaced when it goes back to the pool ([`recovering`]), so the
+    /// next write starts clean. A writer that batches several callers'
+    /// transactions must keep that promise per batch.
     async fn begin_write(&self) -> Result<Transaction<'static, DB>> {
         Ok(self.write.begin_with(DB::BEGIN_WRITE).await?)
     }

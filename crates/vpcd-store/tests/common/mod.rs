@@ -1,5 +1,5 @@
 //! Shared test code: the engine-independent store conformance suite, a
-//! bulk load, and databases left by an older vpcd.
+//! bulk load, databases left by an older vpcd, and storage faults.
 
 #[macro_use]
 pub(crate) mod conformance;
@@ -7,3 +7,5 @@ pub(crate) mod conformance;
 pub(crate) mod bulk;
 
 pub(crate) mod migration;
+
+pub(crate) mod faults;

@@ -9,7 +9,10 @@
 //! It then checks what only the whole picture shows: the peer's ranges
 //! against the VPC and the quotas, an identity type against its value.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
+
+use ipnet::IpNet;
 
 use vpcd_store::Limits;
 use vpcd_types::{
@@ -256,8 +259,9 @@ fn resolve_spd(c: SpdChange, ctx: &Context<'_>) -> ApiResult<(SpdSource, Vec<Spd
                     ),
                 ));
             }
+            let mut seen = HashSet::new();
             for (i, c) in blocks.iter().enumerate() {
-                check_peer_cidr(c, ctx.vpc_cidr, &blocks[..i])
+                check_peer_cidr(c, ctx.vpc_cidr, &mut seen)
                     .map_err(|why| invalid(Field::PeerCidrBlock(i), why))?;
             }
             let rule = SpdRule {
@@ -300,22 +304,24 @@ fn resolve_rules(rules: Vec<(Cidr, Vec<Cidr>)>, ctx: &Context<'_>) -> ApiResult<
                 remote.len()
             )));
         }
-        for (i, c) in remote.iter().enumerate() {
-            check_peer_cidr(c, ctx.vpc_cidr, &remote[..i]).map_err(bad)?;
+        let mut seen = HashSet::new();
+        for c in remote.iter() {
+            check_peer_cidr(c, ctx.vpc_cidr, &mut seen).map_err(bad)?;
         }
         out.push(SpdRule { local, remote });
     }
     Ok(out)
 }
 
-/// A peer (IDC) range: outside the VPC, not a repeat of an earlier one.
-fn check_peer_cidr(c: &Cidr, vpc: &Cidr, earlier: &[Cidr]) -> Result<(), String> {
+/// A peer (IDC) range: outside the VPC, not a repeat of an earlier one
+/// (`seen`: the networks so far, a set so long lists cost linear time).
+fn check_peer_cidr(c: &Cidr, vpc: &Cidr, seen: &mut HashSet<IpNet>) -> Result<(), String> {
     if c.overlaps(vpc) {
         return Err(format!(
             "{c} overlaps the VPC's CIDR {vpc}; the peer's ranges must lie outside the VPC"
         ));
     }
-    if earlier.iter().any(|s| s.net() == c.net()) {
+    if !seen.insert(c.net()) {
         return Err(format!("{c} is given twice"));
     }
     Ok(())

@@ -168,8 +168,10 @@ impl<'de> serde::Deserialize<'de> for AclDoc {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<AclDoc, A::Error> {
                 let mut out: Vec<(String, Vec<String>)> = Vec::new();
+                // A set, so a document with many keys costs linear time.
+                let mut seen = std::collections::HashSet::new();
                 while let Some((k, v)) = m.next_entry::<String, Vec<String>>()? {
-                    if out.iter().any(|(seen, _)| *seen == k) {
+                    if !seen.insert(k.clone()) {
                         return Err(serde::de::Error::custom(format!("key {k} appears twice")));
                     }
                     out.push((k, v));

@@ -149,14 +149,17 @@ impl Params {
         let Some(v) = self.opt_str(key)? else {
             return Ok(None);
         };
-        let n: i64 = parse_int(v).ok_or_else(|| ApiError::invalid(key, "must be an integer"))?;
-        if !range.contains(&n) {
+        if !is_plain_int(v) {
+            return Err(ApiError::invalid(key, "must be an integer"));
+        }
+        // An integer that does not fit in an i64 is out of every range.
+        if !parse_int(v).is_some_and(|n| range.contains(&n)) {
             return Err(ApiError::invalid(
                 key,
                 format!("must be between {} and {}", range.start(), range.end()),
             ));
         }
-        Ok(Some(n))
+        Ok(parse_int(v))
     }
 
     /// The elements of an array parameter `name.0`, `name.1`, ... in index
@@ -225,12 +228,14 @@ impl Params {
 
 /// A plain decimal integer: optional '-', digits only (no '+', spaces or
 /// exponents, which `str::parse` would partly accept).
+/// `None` also when the number does not fit in an i64.
 pub(crate) fn parse_int(v: &str) -> Option<i64> {
+    is_plain_int(v).then(|| v.parse().ok()).flatten()
+}
+
+fn is_plain_int(v: &str) -> bool {
     let digits = v.strip_prefix('-').unwrap_or(v);
-    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    v.parse().ok()
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -297,10 +302,20 @@ mod tests {
             "1.0",
             "0x10",
             "-",
-            "9999999999999999999",
+            "9223372036854775808",
         ] {
             assert_eq!(parse_int(bad), None, "{bad}");
         }
+        // Issue 11: every i64 is accepted, up to 19 digits.
+        assert_eq!(parse_int("9223372036854775807"), Some(i64::MAX));
+        let params = p(&[("taskId", "9223372036854775807")]).unwrap();
+        assert_eq!(
+            params.opt_int("taskId", 1..=i64::MAX).unwrap(),
+            Some(i64::MAX)
+        );
+        let params = p(&[("taskId", "99999999999999999999")]).unwrap();
+        let e = params.opt_int("taskId", 1..=i64::MAX).unwrap_err();
+        assert!(e.v2_message().contains("between"), "{}", e.v2_message());
         let params = p(&[("n", "7")]).unwrap();
         assert_eq!(
             params.opt_int("n", 0..=5).unwrap_err().param,

@@ -2,6 +2,7 @@
 //! Timestamp window, Nonce replay, dispatch, and the JSON envelope.
 
 use serde_json::{json, Map, Value};
+use vpcd_auth::form::SignableError;
 use vpcd_auth::SignatureMethod;
 use vpcd_store::Scope;
 
@@ -9,6 +10,7 @@ use super::params::{parse_int, Params};
 use super::{dispatch, Action, Reply};
 use crate::api::ApiState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::log_safe::{untrusted, untrusted_text, Admit, RefusalGate};
 
 /// One decoded request as it arrived.
 pub(crate) struct RawRequest<'a> {
@@ -21,31 +23,66 @@ pub(crate) struct RawRequest<'a> {
     pub(crate) pairs: &'a [(String, String)],
 }
 
+/// Log lines a second for refusals of requests that never proved who sent
+/// them: anyone reaching the port can cause those, as fast as they like.
+const UNSIGNED_REFUSALS_PER_SECOND: u32 = 20;
+
+static UNSIGNED_REFUSALS: RefusalGate = RefusalGate::new(UNSIGNED_REFUSALS_PER_SECOND);
+
 /// Handle a request end to end and return the envelope. Never fails: every
 /// error becomes an envelope with its code.
 pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
-    let action = req
-        .pairs
-        .iter()
-        .find(|(k, _)| k == "Action")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    let result = handle_inner(api, &req).await;
-    match result {
+    let field = |name: &str| {
+        req.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    // Every string here is the client's: escaped and cut before logging.
+    let action = untrusted(field("Action"));
+    let mut signed = false;
+    match handle_inner(api, &req, &mut signed).await {
         Ok(reply) => {
             tracing::debug!(%action, "ok");
             envelope_ok(reply)
         }
         Err(e) => {
-            tracing::info!(%action, code = e.code.v2_code(), code_desc = e.code.code_desc(), message = %e.v2_message(), "refused");
+            let text = e.v2_message();
+            let message = untrusted_text(&text);
+            let (code, code_desc) = (e.code.v2_code(), e.code.code_desc());
+            if signed {
+                tracing::info!(%action, code, code_desc, %message, "refused");
+            } else {
+                match UNSIGNED_REFUSALS.admit(std::time::Instant::now()) {
+                    Admit::Log { held_back } => {
+                        let secret_id = untrusted(field("SecretId"));
+                        tracing::info!(%action, %secret_id, code, code_desc, %message, held_back, "refused an unsigned request");
+                    }
+                    Admit::Drop => {}
+                }
+            }
             envelope_err(&e)
         }
     }
 }
 
-async fn handle_inner(api: &ApiState, req: &RawRequest<'_>) -> ApiResult<Reply> {
+/// `signed` becomes true once the signature has verified.
+async fn handle_inner(api: &ApiState, req: &RawRequest<'_>, signed: &mut bool) -> ApiResult<Reply> {
+    // Before anything else reads the pairs: two different parameter sets
+    // must never share a string to sign (issue 11, finding 5).
+    vpcd_auth::form::check_signable(req.pairs).map_err(|e| match e {
+        SignableError::Name { key } => ApiError::invalid(
+            &untrusted(&key).to_string(),
+            "not a parameter name (ASCII letters, digits, '.', '_', '-')",
+        ),
+        SignableError::Value { key } => ApiError::invalid(
+            &key,
+            "the value must not contain '&' followed by a parameter name and '='",
+        ),
+    })?;
     let params = Params::decode(req.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     let scope = authenticate(api, req, &params).await?;
+    *signed = true;
     let action = Action::parse(params.req_str("Action")?)?;
     dispatch(api, &scope, action, &params).await
 }

@@ -92,7 +92,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         running: Some(running),
         base: format!("http://{addr}"),
         host: addr.to_string(),
-        http: reqwest::Client::new(),
+        // Signed requests go straight to the app, never to a proxy.
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
         account: Creds {
             secret_id: creds["secretId"].as_str().unwrap().to_owned(),
             secret_key: creds["secretKey"].as_str().unwrap().to_owned(),

@@ -1,0 +1,187 @@
+//! File modes of the secrets vpcd keeps on disk (issue 11, finding 1).
+//!
+//! The data directory holds the SQLite database with every API SecretKey and PSK (also in its
+//! `-wal`), the nonce database, the self-signed TLS key and the first-start credentials file. Any
+//! of them readable by another local user gives away every tenant's keys, so at every start:
+//! the process umask becomes 0077 (files vpcd creates from then on are the owner's only), the
+//! directory is made 0700 and every file under it 0600, fixing what an older vpcd, a restore from
+//! backup or an operator left wider. A directory that was group/other readable is reported, since
+//! its contents may already have been read.
+//!
+//! # Layout
+//! - [`secure`]: the start-time pass over the data directory and a SQLite database elsewhere.
+//! - [`restrict_umask`]: the process umask.
+//! - [`make_private`]: one file to 0600 (also used by `tls::write_private` for existing files).
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+/// Mode of the data directory and its subdirectories.
+const DIR_MODE: u32 = 0o700;
+/// Mode of every file holding a secret.
+const FILE_MODE: u32 = 0o600;
+/// Permission bits for anyone but the owner.
+const NOT_OWNER: u32 = 0o077;
+
+/// Set the process umask so files and directories vpcd creates are its own only. SQLite creates
+/// the `-wal`/`-shm` files with the database file's mode, which this makes 0600 on a first start.
+pub(crate) fn restrict_umask() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(NOT_OWNER));
+}
+
+/// Create `dir` (0700) if missing, then make it 0700 and every file under it 0600, as well as the
+/// SQLite database at `sqlite_db` (with its `-wal`, `-shm` and nonce files) when it lives
+/// elsewhere. Returns the paths whose mode was changed, for the caller's log line.
+pub(crate) fn secure(dir: &Path, sqlite_db: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
+    restrict_umask();
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    let mode = mode_of(dir)?;
+    if mode & 0o044 != 0 {
+        tracing::warn!(
+            dir = %dir.display(),
+            mode = format_args!("{mode:o}"),
+            "the data directory was readable by group or others: its secrets (API keys, PSKs) may have been read; \
+             made it 0700, consider rotating keys"
+        );
+    }
+    let mut changed = Vec::new();
+    secure_tree(dir, &mut changed)?;
+    if let Some(db) = sqlite_db.filter(|db| !db.starts_with(dir)) {
+        for path in sqlite_files(db) {
+            if path.exists() && make_private(&path)? {
+                changed.push(path);
+            }
+        }
+    }
+    if !changed.is_empty() {
+        tracing::info!(paths = ?changed, "restricted file modes to the owner");
+    }
+    Ok(changed)
+}
+
+/// `dir` to 0700 and, recursively, every directory under it to 0700 and every file to 0600.
+/// Symbolic links are left alone: they may point outside the data directory.
+fn secure_tree(dir: &Path, changed: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    if set_mode(dir, DIR_MODE)? {
+        changed.push(dir.to_owned());
+    }
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let path = entry.path();
+        if kind.is_dir() {
+            secure_tree(&path, changed)?;
+        } else if kind.is_file() && make_private(&path)? {
+            changed.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The files SQLite keeps for the database at `db`: the database, its journal files, and the
+/// nonce database vpcd keeps beside it with its own journal files.
+fn sqlite_files(db: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for base in ["", "-nonces"] {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = db.as_os_str().to_owned();
+            name.push(base);
+            name.push(suffix);
+            out.push(PathBuf::from(name));
+        }
+    }
+    out
+}
+
+/// Make the file at `path` 0600 unless it already is; `true` when its mode changed.
+pub(crate) fn make_private(path: &Path) -> anyhow::Result<bool> {
+    set_mode(path, FILE_MODE)
+}
+
+fn set_mode(path: &Path, want: u32) -> anyhow::Result<bool> {
+    if mode_of(path)? == want {
+        return Ok(false);
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(want))
+        .with_context(|| format!("setting the mode of {} to {want:o}", path.display()))?;
+    Ok(true)
+}
+
+fn mode_of(path: &Path) -> anyhow::Result<u32> {
+    Ok(fs::metadata(path)
+        .with_context(|| format!("reading the mode of {}", path.display()))?
+        .permissions()
+        .mode()
+        & 0o7777)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chmod(path: &Path, mode: u32) {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn existing_wide_modes_are_narrowed_and_new_files_are_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        fs::create_dir_all(data.join("tls")).unwrap();
+        for f in [
+            "vpcd.db",
+            "vpcd.db-wal",
+            "vpcd.db-nonces",
+            "credentials",
+            "tls/key.pem",
+        ] {
+            fs::write(data.join(f), "x").unwrap();
+            chmod(&data.join(f), 0o644);
+        }
+        chmod(&data.join("tls"), 0o755);
+        chmod(&data, 0o755);
+        // A database outside the data directory, given with --database.
+        let elsewhere = tmp.path().join("other.db");
+        fs::write(&elsewhere, "x").unwrap();
+        chmod(&elsewhere, 0o664);
+        let shm = tmp.path().join("other.db-shm");
+        fs::write(&shm, "x").unwrap();
+        chmod(&shm, 0o644);
+
+        let changed = secure(&data, Some(&elsewhere)).unwrap();
+        assert_eq!(changed.len(), 9, "{changed:?}");
+        assert_eq!(mode_of(&data).unwrap(), 0o700);
+        assert_eq!(mode_of(&data.join("tls")).unwrap(), 0o700);
+        for f in [
+            "vpcd.db",
+            "vpcd.db-wal",
+            "vpcd.db-nonces",
+            "credentials",
+            "tls/key.pem",
+        ] {
+            assert_eq!(mode_of(&data.join(f)).unwrap(), 0o600, "{f}");
+        }
+        assert_eq!(mode_of(&elsewhere).unwrap(), 0o600);
+        assert_eq!(mode_of(&shm).unwrap(), 0o600);
+        // A second pass changes nothing.
+        assert!(secure(&data, Some(&elsewhere)).unwrap().is_empty());
+        // The umask now keeps new files private.
+        fs::write(data.join("new"), "x").unwrap();
+        assert_eq!(mode_of(&data.join("new")).unwrap(), 0o600);
+    }
+
+    #[test]
+    fn a_missing_data_directory_is_created_owner_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("a/b");
+        secure(&data, None).unwrap();
+        assert_eq!(mode_of(&data).unwrap(), 0o700);
+    }
+}
