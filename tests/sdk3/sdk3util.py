@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import vpcdsuite
 from tencentcloud.common import credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.http.request import RequestInternal
@@ -61,7 +62,7 @@ def next_second():
 
 
 def plain_opener():
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    return vpcdsuite.plain_opener()
 
 
 class Api:

@@ -153,13 +153,24 @@ async fn api3(State(state): State<ApiState>, req: Request) -> Response {
             )));
         }
     };
+    // The host the client signed: the Host header, or HTTP/2's :authority
+    // (the two must agree), exactly as sent.
+    let host = match request_host(&parts) {
+        Ok(h) => h,
+        Err(why) => {
+            return ok_json(v3::protocol::refuse(&ApiError::invalid("Host", why)));
+        }
+    };
     // Values that are not visible ASCII cannot be signed headers; leaving
     // them out makes a signature over them fail as a missing header.
-    let headers: Vec<(&str, &str)> = parts
+    let mut headers: Vec<(&str, &str)> = parts
         .headers
         .iter()
         .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)))
         .collect();
+    if !parts.headers.contains_key(header::HOST) {
+        headers.push(("host", &host));
+    }
     let envelope = v3::protocol::handle(
         &state,
         v3::protocol::RawRequest {

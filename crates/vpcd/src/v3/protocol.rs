@@ -35,6 +35,8 @@
 //! Temporary credentials (`X-TC-Token`, `Token`) are refused
 //! (`AuthFailure.TokenFailure`): vpcd issues none.
 
+use std::time::Instant;
+
 use serde_json::{json, Map, Value};
 use vpcd_auth::{form, tc3, SignatureMethod};
 use vpcd_store::{ApiKey, Scope};
@@ -43,6 +45,7 @@ use super::params::{invalid, Params};
 use super::{dispatch, Action, Ctx, SERVICE, VERSION};
 use crate::api::ApiState;
 use crate::error::{ApiError, ApiResult, ErrorCode, Field};
+use crate::log_safe::{untrusted_text, Admit, RefusalGate};
 
 /// One request as it arrived.
 pub(crate) struct RawRequest<'a> {
@@ -72,25 +75,35 @@ const FORM_COMMON: &[&str] = &[
 
 const LANGUAGES: &[&str] = &["zh-CN", "en-US"];
 
+/// Refusals of requests whose signature did not verify are logged at most
+/// this often a second (anyone can send them; see `log_safe`).
+const UNSIGNED_REFUSALS_PER_SECOND: u32 = 20;
+
+static UNSIGNED_REFUSALS: RefusalGate = RefusalGate::new(UNSIGNED_REFUSALS_PER_SECOND);
+
 /// Handle a request end to end and return the envelope. Never fails: every
 /// error becomes `Response.Error` with its code.
 pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
     let request_id = request_id();
-    match handle_inner(api, &req, &request_id).await {
+    let mut signed = false;
+    match handle_inner(api, &req, &request_id, &mut signed).await {
         Ok(mut fields) => {
             fields.insert("RequestId".to_owned(), Value::String(request_id));
             json!({ "Response": fields })
         }
         Err(e) => {
-            tracing::info!(
-                request_id,
-                code = e.code.v3_code(),
-                message = %message(&e),
-                "3.0 request refused"
-            );
+            // The message may quote the client: escaped and cut.
+            let text = message(&e);
+            let message = untrusted_text(&text);
+            let code = e.code.v3_code();
+            if signed {
+                tracing::info!(request_id, code, %message, "3.0 request refused");
+            } else if let Admit::Log { held_back } = UNSIGNED_REFUSALS.admit(Instant::now()) {
+                tracing::info!(request_id, code, %message, held_back, "refused an unsigned 3.0 request");
+            }
             json!({
                 "Response": {
-                    "Error": { "Code": e.code.v3_code(), "Message": message(&e) },
+                    "Error": { "Code": code, "Message": text },
                     "RequestId": request_id,
                 }
             })
@@ -141,10 +154,12 @@ struct Call {
     params: Params,
 }
 
+/// `signed` becomes true once the signature has verified.
 async fn handle_inner(
     api: &ApiState,
     req: &RawRequest<'_>,
     request_id: &str,
+    signed: &mut bool,
 ) -> ApiResult<Map<String, Value>> {
     if req.method != "GET" && req.method != "POST" {
         return Err(ApiError::wire(
@@ -154,8 +169,8 @@ async fn handle_inner(
         ));
     }
     let call = match header(req.headers, "Authorization")? {
-        Some(authorization) => tc3_call(api, req, authorization).await?,
-        None => form_call(api, req).await?,
+        Some(authorization) => tc3_call(api, req, authorization, signed).await?,
+        None => form_call(api, req, signed).await?,
     };
     let ctx = Ctx {
         scope: call.scope,
@@ -218,7 +233,12 @@ fn temporary_credentials(param: &str) -> ApiError {
     )
 }
 
-async fn tc3_call(api: &ApiState, req: &RawRequest<'_>, authorization: &str) -> ApiResult<Call> {
+async fn tc3_call(
+    api: &ApiState,
+    req: &RawRequest<'_>,
+    authorization: &str,
+    signed: &mut bool,
+) -> ApiResult<Call> {
     let auth = tc3::Authorization::parse(authorization).map_err(|e| {
         let msg = e.to_string();
         let why = msg.strip_prefix("Authorization: ").unwrap_or(&msg);
@@ -294,6 +314,7 @@ async fn tc3_call(api: &ApiState, req: &RawRequest<'_>, authorization: &str) -> 
         let (param, why) = msg.split_once(": ").unwrap_or(("Authorization", &msg));
         ApiError::wire(code, param, why)
     })?;
+    *signed = true;
     let now = fresh(api, &key, ts, "X-TC-Timestamp")?;
     let (action, scope) = common(
         api,
@@ -344,7 +365,7 @@ fn decode_form(bytes: &[u8]) -> ApiResult<Vec<(String, String)>> {
     })
 }
 
-async fn form_call(api: &ApiState, req: &RawRequest<'_>) -> ApiResult<Call> {
+async fn form_call(api: &ApiState, req: &RawRequest<'_>, signed: &mut bool) -> ApiResult<Call> {
     let mut pairs = decode_form(req.query.as_bytes())?;
     if req.method == "POST" {
         if !req.body.is_empty() {
@@ -425,11 +446,11 @@ async fn form_call(api: &ApiState, req: &RawRequest<'_>) -> ApiResult<Call> {
     })?;
 
     let key = find_key(api, secret_id).await?;
-    let signed: Vec<(&str, &str)> = pairs
+    let to_verify: Vec<(&str, &str)> = pairs
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let to_sign = vpcd_auth::api3_form_string_to_sign(req.method, host, &signed);
+    let to_sign = vpcd_auth::api3_form_string_to_sign(req.method, host, &to_verify);
     if !vpcd_auth::verify(
         key.secret_key.expose().as_bytes(),
         method,
@@ -442,6 +463,7 @@ async fn form_call(api: &ApiState, req: &RawRequest<'_>) -> ApiResult<Call> {
             "the signature does not match the request",
         ));
     }
+    *signed = true;
     let now = fresh(api, &key, ts, "Timestamp")?;
     let (action, scope) = common(
         api,
