@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use tokio::sync::Notify;
-use vpcd_store::Store;
+use vpcd_store::{ApiKey, Store};
+
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 use crate::clock::Clock;
 use crate::placement::Placement;
@@ -21,4 +23,28 @@ pub(crate) struct ApiState {
     pub(crate) placement: Arc<Placement>,
     /// Notified after a task row commits, so a worker picks it up at once.
     pub(crate) tasks: Arc<Notify>,
+}
+
+impl ApiState {
+    /// After the signature: the key must be enabled and the Timestamp inside
+    /// the window. Returns the server's now.
+    pub(crate) fn fresh(&self, key: &ApiKey, ts: i64, param: &str) -> ApiResult<i64> {
+        if key.disabled {
+            return Err(ApiError::wire(
+                ErrorCode::SecretIdDisabled,
+                "SecretId",
+                "the key or its account is disabled",
+            ));
+        }
+        let now = self.clock.now();
+        let window = self.settings.timestamp_window_secs;
+        if (now - ts).abs() > window {
+            return Err(ApiError::wire(
+                ErrorCode::SignatureExpire,
+                param,
+                format!("more than {window} seconds away from the server's clock"),
+            ));
+        }
+        Ok(now)
+    }
 }

@@ -159,23 +159,8 @@ async fn authenticate(api: &ApiState, req: &RawRequest<'_>, p: &Params) -> ApiRe
             "the signature does not match the request",
         ));
     }
-    if key.disabled {
-        return Err(ApiError::wire(
-            ErrorCode::SecretIdDisabled,
-            "SecretId",
-            "the key or its account is disabled",
-        ));
-    }
-
-    let now = api.clock.now();
+    let now = api.fresh(&key, timestamp, "Timestamp")?;
     let window = api.settings.timestamp_window_secs;
-    if (now - timestamp).abs() > window {
-        return Err(ApiError::wire(
-            ErrorCode::SignatureExpire,
-            "Timestamp",
-            format!("more than {window} seconds away from the server's clock"),
-        ));
-    }
     // Checked after the signature, so nobody can burn another caller's nonces.
     let fresh = api
         .store

@@ -315,7 +315,7 @@ async fn tc3_call(
         ApiError::wire(code, param, why)
     })?;
     *signed = true;
-    let now = fresh(api, &key, ts, "X-TC-Timestamp")?;
+    let now = api.fresh(&key, ts, "X-TC-Timestamp")?;
     let (action, scope) = common(
         api,
         &key,
@@ -464,7 +464,7 @@ async fn form_call(api: &ApiState, req: &RawRequest<'_>, signed: &mut bool) -> A
         ));
     }
     *signed = true;
-    let now = fresh(api, &key, ts, "Timestamp")?;
+    let now = api.fresh(&key, ts, "Timestamp")?;
     let (action, scope) = common(
         api,
         &key,
@@ -504,28 +504,6 @@ async fn find_key(api: &ApiState, secret_id: &str) -> ApiResult<ApiKey> {
         .await
         .map_err(|e| ApiError::internal(format!("looking up a SecretId: {e}")))?
         .ok_or_else(unknown)
-}
-
-/// After the signature: the key must be enabled and the Timestamp inside
-/// the window. Returns the server's now.
-fn fresh(api: &ApiState, key: &ApiKey, ts: i64, param: &str) -> ApiResult<i64> {
-    if key.disabled {
-        return Err(ApiError::wire(
-            ErrorCode::SecretIdDisabled,
-            "SecretId",
-            "the key or its account is disabled",
-        ));
-    }
-    let now = api.clock.now();
-    let window = api.settings.timestamp_window_secs;
-    if (now - ts).abs() > window {
-        return Err(ApiError::wire(
-            ErrorCode::SignatureExpire,
-            param,
-            format!("more than {window} seconds away from the server's clock"),
-        ));
-    }
-    Ok(now)
 }
 
 /// Accept `nonce` once per key within twice the window (a request is
