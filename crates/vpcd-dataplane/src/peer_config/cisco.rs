@@ -1,0 +1,152 @@
+//! Cisco IOS crypto map configuration.
+
+use std::fmt::Write as _;
+
+use ipnet::IpNet;
+use vpcd_types::{
+    AuthAlgorithm, DhGroup, ExchangeMode, Identity, IkeEncryption, IpsecEncryption, TunnelSpec,
+};
+
+use super::{header, peer_view, PeerConfigError};
+use crate::strongswan::render;
+
+fn cisco_psk(psk: &str) -> Result<&str, PeerConfigError> {
+    if psk.bytes().any(|b| matches!(b, b'?' | b'"' | b'\\')) {
+        return Err(PeerConfigError::PreSharedKey(
+            "the characters ? \" \\ cannot be entered safely in Cisco IOS; choose another key",
+        ));
+    }
+    if psk.starts_with(['!', '#']) {
+        return Err(PeerConfigError::PreSharedKey(
+            "a key starting with ! or # could be read as a comment by Cisco IOS",
+        ));
+    }
+    if matches!(psk, "0" | "6" | "7") {
+        return Err(PeerConfigError::PreSharedKey(
+            "a key of 0, 6 or 7 alone is read as an encryption type by Cisco IOS",
+        ));
+    }
+    Ok(psk)
+}
+
+fn wildcard(net: &IpNet) -> String {
+    match net {
+        IpNet::V4(n) => format!("{} {}", n.network(), n.hostmask()),
+        IpNet::V6(n) => n.to_string(),
+    }
+}
+
+pub(super) fn cisco(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConfigError> {
+    let psk = cisco_psk(spec.settings.pre_shared_key.expose())?;
+    let v = peer_view(spec);
+    let ike = &spec.settings.ike;
+    let ipsec = &spec.settings.ipsec;
+    let enc = match ike.encryption {
+        IkeEncryption::TripleDesCbc => "3des",
+        IkeEncryption::DesCbc => "des",
+        IkeEncryption::AesCbc128 => "aes 128",
+        IkeEncryption::AesCbc192 => "aes 192",
+        IkeEncryption::AesCbc256 => "aes 256",
+    };
+    let esp_enc = match ipsec.encryption {
+        IpsecEncryption::TripleDesCbc => "esp-3des",
+        IpsecEncryption::DesCbc => "esp-des",
+        IpsecEncryption::AesCbc128 => "esp-aes 128",
+        IpsecEncryption::AesCbc192 => "esp-aes 192",
+        IpsecEncryption::AesCbc256 => "esp-aes 256",
+        IpsecEncryption::Null => "esp-null",
+    };
+    let esp_auth = match ipsec.integrity {
+        AuthAlgorithm::Md5 => "esp-md5-hmac",
+        AuthAlgorithm::Sha => "esp-sha-hmac",
+    };
+    let group = |g: DhGroup| match g {
+        DhGroup::Group1 => "1",
+        DhGroup::Group2 => "2",
+        DhGroup::Group5 => "5",
+        DhGroup::Group14 => "14",
+        DhGroup::Group24 => "24",
+    };
+    let mut o = String::new();
+    header(&mut o, "!", spec);
+    o.push_str("! Paste in configuration mode (configure terminal).\n");
+    // IOS accepts ISAKMP lifetimes of 60-86400 s and IPsec ones of
+    // 120-86400 s; the lower bounds are within the API's ranges.
+    let ike_life = ike.sa_lifetime_seconds.min(86_400);
+    let sa_life = ipsec.sa_lifetime_seconds.min(86_400);
+    if ike_life != ike.sa_lifetime_seconds || sa_life != ipsec.sa_lifetime_seconds {
+        o.push_str("! Lifetimes above 86400 s are capped to the IOS maximum.\n");
+    }
+    o.push_str("crypto keyring vpcd-keyring\n");
+    match v.remote_id {
+        Identity::Fqdn(f) => {
+            let _ = writeln!(o, " pre-shared-key hostname {f} key {psk}");
+        }
+        Identity::Address(_) => {
+            let _ = writeln!(o, " pre-shared-key address {} key {psk}", v.remote_addr);
+        }
+    }
+    o.push_str("!\ncrypto isakmp policy 10\n");
+    let _ = writeln!(o, " encryption {enc}");
+    let _ = writeln!(
+        o,
+        " hash {}",
+        match ike.authentication {
+            AuthAlgorithm::Md5 => "md5",
+            AuthAlgorithm::Sha => "sha",
+        }
+    );
+    o.push_str(" authentication pre-share\n");
+    let _ = writeln!(o, " group {}", group(ike.dh_group));
+    let _ = writeln!(o, " lifetime {ike_life}");
+    let _ = writeln!(
+        o,
+        "!\ncrypto isakmp keepalive {} 3 periodic",
+        render::DPD_DELAY_SECONDS
+    );
+    o.push_str("!\ncrypto isakmp profile vpcd-profile\n keyring vpcd-keyring\n");
+    match v.local_id {
+        Identity::Fqdn(f) => {
+            let _ = writeln!(
+                o,
+                " ! self-identity fqdn sends hostname + ip domain-name: they must form {f}"
+            );
+            o.push_str(" self-identity fqdn\n");
+        }
+        Identity::Address(_) => o.push_str(" self-identity address\n"),
+    }
+    match v.remote_id {
+        Identity::Fqdn(f) => {
+            let _ = writeln!(o, " match identity host {f}");
+        }
+        Identity::Address(a) => {
+            let _ = writeln!(o, " match identity address {a} 255.255.255.255");
+        }
+    }
+    if ike.exchange_mode == ExchangeMode::Aggressive {
+        o.push_str(" initiate mode aggressive\n");
+    }
+    let _ = writeln!(
+        o,
+        "!\ncrypto ipsec transform-set vpcd-ts {esp_enc} {esp_auth}\n mode tunnel"
+    );
+    o.push_str("!\nip access-list extended vpcd-acl\n");
+    for (local, remote) in &v.pairs {
+        let _ = writeln!(o, " permit ip {} {}", wildcard(local), wildcard(remote));
+    }
+    o.push_str("!\ncrypto map vpcd-map 10 ipsec-isakmp\n");
+    let _ = writeln!(o, " set peer {}", v.remote_addr);
+    o.push_str(" set transform-set vpcd-ts\n set isakmp-profile vpcd-profile\n");
+    if let Some(g) = ipsec.pfs.group() {
+        let _ = writeln!(o, " set pfs group{}", group(g));
+    }
+    let _ = writeln!(o, " set security-association lifetime seconds {sa_life}");
+    let _ = writeln!(
+        o,
+        " set security-association lifetime kilobytes {}",
+        ipsec.sa_lifetime_traffic_kb
+    );
+    o.push_str(" match address vpcd-acl\n!\n");
+    let _ = writeln!(o, "interface {iface}\n crypto map vpcd-map\n!\nend");
+    Ok(o)
+}
