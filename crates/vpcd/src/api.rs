@@ -4,6 +4,7 @@
 //! tells the background side that a task is waiting through [`ApiState::tasks`];
 //! it never sees the task engine, the data-plane drivers or the cluster.
 
+use crate::storage_health::StorageHealth;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -23,6 +24,8 @@ pub(crate) struct ApiState {
     pub(crate) placement: Arc<Placement>,
     /// Notified after a task row commits, so a worker picks it up at once.
     pub(crate) tasks: Arc<Notify>,
+    /// Whether the storage takes writes (`/readyz`, the once-per-episode log).
+    pub(crate) storage: StorageHealth,
 }
 
 impl ApiState {

@@ -42,6 +42,7 @@ pub(crate) fn secure(dir: &Path, sqlite_db: Option<&Path>) -> anyhow::Result<Vec
         .mode(DIR_MODE)
         .create(dir)
         .with_context(|| format!("creating data directory {}", dir.display()))?;
+    check_writable(dir)?;
     let mode = mode_of(dir)?;
     if mode & 0o044 != 0 {
         tracing::warn!(
@@ -64,6 +65,29 @@ pub(crate) fn secure(dir: &Path, sqlite_db: Option<&Path>) -> anyhow::Result<Vec
         tracing::info!(paths = ?changed, "restricted file modes to the owner");
     }
     Ok(changed)
+}
+
+/// Refuse to start on a data directory that cannot take writes (a
+/// read-only mount, say): vpcd would come up only to refuse every write.
+/// The error keeps the `io::Error` as its cause, which `main` turns into
+/// the exit status that tells a supervisor not to restart.
+fn check_writable(dir: &Path) -> anyhow::Result<()> {
+    let probe = dir.join(".vpcd-write-check");
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+        .and_then(|f| f.sync_all());
+    // Remove what was created even when the sync failed.
+    let _ = fs::remove_file(&probe);
+    written.with_context(|| {
+        format!(
+            "the data directory {} is not writable: vpcd keeps its database there; \
+             make it writable or choose another --data-dir",
+            dir.display()
+        )
+    })
 }
 
 /// `dir` to 0700 and, recursively, every directory under it to 0700 and every file to 0600.

@@ -317,6 +317,8 @@ pub(crate) struct Why(Vec<WhyPart>);
 enum WhyPart {
     Text(String),
     Field(Field),
+    /// Detail for the server's log only (it may name files): never rendered.
+    LogOnly(String),
 }
 
 impl Why {
@@ -336,6 +338,20 @@ impl Why {
         self
     }
 
+    /// Attach detail for the server's log, which no answer shows.
+    fn log_only(mut self, detail: impl Display) -> Self {
+        self.0.push(WhyPart::LogOnly(detail.to_string()));
+        self
+    }
+
+    /// The detail attached with [`Why::log_only`], if any.
+    pub(crate) fn log_detail(&self) -> Option<&str> {
+        self.0.iter().find_map(|p| match p {
+            WhyPart::LogOnly(d) => Some(d.as_str()),
+            _ => None,
+        })
+    }
+
     /// The text, with fields spelled by `name`.
     pub(crate) fn render(&self, name: impl Fn(Field) -> Cow<'static, str>) -> String {
         self.0
@@ -343,6 +359,7 @@ impl Why {
             .map(|p| match p {
                 WhyPart::Text(t) => Cow::Borrowed(t.as_str()),
                 WhyPart::Field(f) => name(*f),
+                WhyPart::LogOnly(_) => Cow::Borrowed(""),
             })
             .collect()
     }
@@ -446,6 +463,26 @@ impl ApiError {
         }
     }
 
+    /// The storage cannot take the request. The engine's `cause` (it may
+    /// name files) goes to the log only, once per episode (`StorageHealth`).
+    fn storage_unavailable(cause: String) -> Self {
+        ApiError {
+            code: ErrorCode::StorageUnavailable,
+            param: None,
+            why: Why::text("the storage is full or unavailable; nothing was changed, retry later")
+                .log_only(cause),
+        }
+    }
+
+    /// A replay Nonce could not be recorded: a storage fault answers as one
+    /// (the request was not carried out), anything else is internal.
+    pub(crate) fn from_nonce_store(e: StoreError) -> Self {
+        match e {
+            StoreError::StorageUnavailable(cause) => Self::storage_unavailable(cause),
+            other => Self::internal(format!("recording a Nonce: {other}")),
+        }
+    }
+
     /// Map a store failure, naming `field` when it is about a parameter.
     pub(crate) fn from_store(e: StoreError, field: Field) -> Self {
         use ErrorCode as C;
@@ -504,17 +541,7 @@ impl ApiError {
                 param: None,
                 why: Why::text("no free public address is left in the VPN gateway address pool"),
             },
-            StoreError::StorageUnavailable(msg) => {
-                // The detail (it may name files) goes to the log only.
-                tracing::warn!(error = %msg, "storage cannot take the request");
-                ApiError {
-                    code: C::StorageUnavailable,
-                    param: None,
-                    why: Why::text(
-                        "the storage is full or unavailable; nothing was changed, retry later",
-                    ),
-                }
-            }
+            StoreError::StorageUnavailable(cause) => Self::storage_unavailable(cause),
             StoreError::Backend(msg) => Self::internal(msg),
         }
     }
@@ -616,6 +643,16 @@ mod tests {
             (e.code.code_desc(), e.code.v2_code(), e.param),
             ("StorageUnavailable", 5200, None)
         );
-        assert!(!format!("{:?}", e.why).contains("/var/lib"), "{:?}", e.why);
+        // The path reaches the log (once per episode), never the answer.
+        let shown = e.why.render(Field::v2_name);
+        assert!(!shown.contains("/var/lib"), "{shown}");
+        assert!(
+            shown.starts_with("the storage is full or unavailable"),
+            "{shown}"
+        );
+        assert_eq!(
+            e.why.log_detail(),
+            Some("(code: 13) /var/lib/vpcd/vpcd.db is full")
+        );
     }
 }

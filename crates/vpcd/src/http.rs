@@ -19,7 +19,9 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
 use crate::api::ApiState;
+use crate::clock::format_utc;
 use crate::error::ApiError;
+use crate::storage_health::Readiness;
 use crate::v2;
 use crate::v2::protocol::{envelope_err, RawRequest};
 use crate::v3;
@@ -29,11 +31,27 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route(v2::PATH, any(api))
         .route(v3::PATH, any(api3))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .with_state(state)
 }
 
+/// Liveness: the process serves HTTP.
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: 200 while the storage takes writes, 503 with
+/// `"storage not writable"` (and since when) during a storage fault; reads
+/// are still served then.
+async fn readyz(State(state): State<ApiState>) -> Response {
+    match state.storage.readiness() {
+        Readiness::Ready => ok_json(json!({ "status": "ready" })),
+        Readiness::NotWritable { since } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "storage not writable", "since": format_utc(since) })),
+        )
+            .into_response(),
+    }
 }
 
 fn ok_json(v: Value) -> Response {

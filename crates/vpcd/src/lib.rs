@@ -50,6 +50,7 @@ pub(crate) mod placement;
 pub(crate) mod regions;
 pub mod server;
 pub(crate) mod settings;
+pub(crate) mod storage_health;
 pub(crate) mod tls;
 pub mod v2;
 pub mod v3;

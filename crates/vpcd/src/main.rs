@@ -305,8 +305,28 @@ async fn main() -> std::process::ExitCode {
         Ok(code) => std::process::ExitCode::from(code as u8),
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::from(2)
+            std::process::ExitCode::from(exit_status(&e))
         }
+    }
+}
+
+/// Exit status 78 (`EX_CONFIG`) when starting again cannot help until an
+/// operator acts: the data directory (or database) is on a read-only file
+/// system or not permitted. A supervisor told `RestartPreventExitStatus=78`
+/// then does not loop. Any other failure: 2.
+fn exit_status(e: &anyhow::Error) -> u8 {
+    let needs_operator = e.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+            )
+        })
+    });
+    if needs_operator {
+        78
+    } else {
+        2
     }
 }
 

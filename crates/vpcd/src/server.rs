@@ -20,6 +20,7 @@ use crate::background::{self, Background};
 use crate::clock::Clock;
 use crate::placement::Placement;
 use crate::settings::Settings;
+use crate::storage_health::StorageHealth;
 
 /// Everything `vpcd serve` needs, already parsed.
 #[derive(Debug, Clone)]
@@ -212,12 +213,14 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
         tracing::info!(node = %node.id, vici = %uri, addresses = ?node.addresses, "local gateway node");
     }
 
+    let clock = Clock::default();
     let api = ApiState {
         store: store.clone(),
         settings: Arc::new(cfg.settings.clone()),
-        clock: Clock::default(),
+        clock: clock.clone(),
         placement: Arc::new(Placement::default()),
         tasks: Arc::new(Notify::new()),
+        storage: StorageHealth::new(clock.clone()),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let background = Background::start(
@@ -235,6 +238,7 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
             clock: api.clock.clone(),
             placement: api.placement.clone(),
             tasks: api.tasks.clone(),
+            storage: api.storage.clone(),
         },
         &shutdown_rx,
     )

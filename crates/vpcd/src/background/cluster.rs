@@ -30,10 +30,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use vpcd_store::{ClusterMember, GatewayNode, Store};
+use vpcd_store::{ClusterMember, GatewayNode, Store, StoreError};
 use vpcd_types::GatewayNodeId;
 
 use crate::clock::Clock;
+use crate::storage_health::StorageHealth;
 
 /// A vpcd is alive while its last heartbeat is younger than this many
 /// heartbeat intervals.
@@ -120,6 +121,8 @@ pub(crate) struct Cluster {
     interval: Duration,
     lease_secs: i64,
     state: Mutex<Leases>,
+    /// The heartbeat is the write that ends a storage-fault episode.
+    storage: StorageHealth,
 }
 
 #[derive(Default)]
@@ -132,13 +135,20 @@ struct Leases {
 }
 
 impl Cluster {
-    pub(crate) fn new(name: String, info: MemberInfo, interval: Duration, lease_secs: i64) -> Self {
+    pub(crate) fn new(
+        name: String,
+        info: MemberInfo,
+        interval: Duration,
+        lease_secs: i64,
+        storage: StorageHealth,
+    ) -> Self {
         Cluster {
             name,
             info: Mutex::new(info),
             interval,
             lease_secs: lease_secs.max(2),
             state: Mutex::new(Leases::default()),
+            storage,
         }
     }
 
@@ -184,11 +194,16 @@ impl Cluster {
             let info = self.info.lock().unwrap_or_else(|p| p.into_inner());
             serde_json::to_string(&*info).unwrap_or_default()
         };
-        if let Err(e) = store.heartbeat(&self.name, now, &info).await {
-            tracing::warn!(error = %e, "cluster heartbeat failed");
+        // A storage fault is logged once per episode (`StorageHealth`), not
+        // once per round.
+        match store.heartbeat(&self.name, now, &info).await {
+            Ok(()) => self.storage.wrote(),
+            Err(StoreError::StorageUnavailable(cause)) => self.storage.refused(Some(&cause)),
+            Err(e) => tracing::warn!(error = %e, "cluster heartbeat failed"),
         }
-        if let Err(e) = self.lease_round(store, now).await {
-            tracing::warn!(error = %e, "gateway node leases could not be renewed");
+        match self.lease_round(store, now).await {
+            Ok(()) | Err(StoreError::StorageUnavailable(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "gateway node leases could not be renewed"),
         }
         // Leases we could not renew end by our clock.
         self.leases().held.retain(|node, (until, _)| {
@@ -438,6 +453,7 @@ mod tests {
                 MemberInfo::default(),
                 Duration::from_secs(1),
                 5,
+                StorageHealth::new(clock.clone()),
             )
         };
         let (a, b) = (member("a"), member("b"));

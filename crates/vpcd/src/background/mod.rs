@@ -16,6 +16,7 @@
 //!   which vpcd drives each gateway node; it publishes the set of nodes this
 //!   process drives on a `watch` channel that `gateway_nodes` follows.
 
+use crate::storage_health::StorageHealth;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +61,7 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     pub(crate) placement: Arc<Placement>,
     pub(crate) tasks: Arc<Notify>,
+    pub(crate) storage: StorageHealth,
 }
 
 pub(crate) struct Background {
@@ -87,6 +89,7 @@ impl Background {
             clock,
             placement,
             tasks,
+            storage,
         } = shared;
         let drivers = Arc::new(Drivers::new(cfg.api_only, cfg.api_only_delay));
         let engine = Arc::new(Engine::new(
@@ -102,6 +105,7 @@ impl Background {
             MemberInfo::of_this_process(cfg.heartbeat_interval),
             cfg.heartbeat_interval,
             cfg.gateway_lease_secs,
+            storage,
         ));
         // Take the gateway node leases that are free before driving any node.
         cluster.round(store.as_ref(), &clock).await;

@@ -50,7 +50,11 @@ pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
             let text = e.v2_message();
             let message = untrusted_text(&text);
             let (code, code_desc) = (e.code.v2_code(), e.code.code_desc());
-            if signed {
+            if e.code == ErrorCode::StorageUnavailable {
+                // One log line per episode, not per request.
+                api.storage.refused(e.why.log_detail());
+                tracing::debug!(%action, code, code_desc, "refused: storage not writable");
+            } else if signed {
                 tracing::info!(%action, code, code_desc, %message, "refused");
             } else {
                 match UNSIGNED_REFUSALS.admit(std::time::Instant::now()) {
@@ -166,7 +170,7 @@ async fn authenticate(api: &ApiState, req: &RawRequest<'_>, p: &Params) -> ApiRe
         .store
         .remember_nonce(secret_id, nonce, now, now - 2 * window)
         .await
-        .map_err(|e| ApiError::internal(format!("recording a Nonce: {e}")))?;
+        .map_err(ApiError::from_nonce_store)?;
     if !fresh {
         return Err(ApiError::wire(
             ErrorCode::RequestReplay,

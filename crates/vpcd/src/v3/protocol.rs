@@ -96,7 +96,15 @@ pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
             let text = message(&e);
             let message = untrusted_text(&text);
             let code = e.code.v3_code();
-            if signed {
+            if e.code == ErrorCode::StorageUnavailable {
+                // One log line per episode, not per request.
+                api.storage.refused(e.why.log_detail());
+                tracing::debug!(
+                    request_id,
+                    code,
+                    "3.0 request refused: storage not writable"
+                );
+            } else if signed {
                 tracing::info!(request_id, code, %message, "3.0 request refused");
             } else if let Admit::Log { held_back } = UNSIGNED_REFUSALS.admit(Instant::now()) {
                 tracing::info!(request_id, code, %message, held_back, "refused an unsigned 3.0 request");
@@ -514,7 +522,7 @@ async fn remember(api: &ApiState, key: &ApiKey, nonce: &str, now: i64) -> ApiRes
         .store
         .remember_nonce(&key.secret_id, nonce, now, now - 2 * window)
         .await
-        .map_err(|e| ApiError::internal(format!("recording a nonce: {e}")))?;
+        .map_err(ApiError::from_nonce_store)?;
     if fresh {
         Ok(())
     } else {
