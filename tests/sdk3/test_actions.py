@@ -103,6 +103,14 @@ def test_connection_lifecycle(api):
                                   "SoftwareVersion": "strongSwan 5.8+ (swanctl.conf)"},
         "InterfaceName": "eth0"})
     assert gw["PublicIpAddress"] in cfg["CustomerGatewayConfiguration"], cfg
+    # Libreswan cannot negotiate this connection's PFS group 2: refused, naming the
+    # connection's setting and what to change.
+    e = api.err("DownloadCustomerGatewayConfiguration", {
+        "VpnGatewayId": gw["VpnGatewayId"], "VpnConnectionId": conn["VpnConnectionId"],
+        "CustomerGatewayVendor": {"VendorName": "Libreswan", "Platform": "Linux",
+                                  "SoftwareVersion": "Libreswan 4.x and 5.x (ipsec.conf)"},
+        "InterfaceName": "eth0"}, "InvalidParameterValue", "IPSECOptionsSpecification.PfsDhGroup")
+    assert "modify the connection to PFS with DH group 14" in e.message, e.message
 
     r = api.call("ResetVpnConnection", {"VpnGatewayId": gw["VpnGatewayId"],
                                         "VpnConnectionId": conn["VpnConnectionId"]})

@@ -77,15 +77,11 @@ pub(super) fn cisco(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConfig
     if ike_life != ike.sa_lifetime_seconds || sa_life != ipsec.sa_lifetime_seconds {
         o.push_str("! Lifetimes above 86400 s are capped to the IOS maximum.\n");
     }
+    // Keyed by the peer's address whatever its identity: in main mode the
+    // identity arrives encrypted with the key, so IOS can only look a key
+    // up by address (a `hostname` key serves aggressive mode alone).
     o.push_str("crypto keyring vpcd-keyring\n");
-    match v.remote_id {
-        Identity::Fqdn(f) => {
-            let _ = writeln!(o, " pre-shared-key hostname {f} key {psk}");
-        }
-        Identity::Address(_) => {
-            let _ = writeln!(o, " pre-shared-key address {} key {psk}", v.remote_addr);
-        }
-    }
+    let _ = writeln!(o, " pre-shared-key address {} key {psk}", v.remote_addr);
     o.push_str("!\ncrypto isakmp policy 10\n");
     let _ = writeln!(o, " encryption {enc}");
     let _ = writeln!(

@@ -115,5 +115,10 @@ pub(super) fn juniper(spec: &TunnelSpec, iface: &str) -> String {
     }
     set(format!("{p} establish-tunnels immediately"));
     set("interfaces st0 unit 0 family inet".to_owned());
+    // Site policy, so only said: without it the tunnel comes up but
+    // carries nothing (or, as responder, never sees IKE).
+    o.push_str("# Also needed, per your zones: st0.0 in a security zone with policies that\n");
+    o.push_str("# permit the traffic, and `host-inbound-traffic system-services ike` on the\n");
+    o.push_str("# zone of the external interface.\n");
     o
 }

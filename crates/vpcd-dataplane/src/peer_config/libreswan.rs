@@ -1,12 +1,32 @@
-//! ipsec.conf and ipsec.secrets for a Libreswan peer.
+//! ipsec.conf and ipsec.secrets for a Libreswan peer (4.x and 5.x).
+//!
+//! The text has up to three parts, each opened by a `# Part N of M: FILE`
+//! line that says where it goes:
+//! 1. IKEv1 only: the `config setup` line Libreswan needs to accept IKEv1 at
+//!    all (`ikev1-policy=accept`; 4.x builds and 5.x refuse IKEv1 otherwise).
+//!    A `config setup` section in an included file is ignored, so it goes in
+//!    /etc/ipsec.conf itself.
+//! 2. The connections, /etc/ipsec.d/vpcd.conf: a base `conn` that the one
+//!    per SPD pair includes with `also=`. Each key is written once per
+//!    connection, base and child together: Libreswan refuses a connection in
+//!    which an `also=` brings a key the connection sets again.
+//! 3. The key, /etc/ipsec.d/vpcd.secrets.
+//!
+//! Only settings the [`super::capability`] table allows reach this file.
 
 use std::fmt::Write as _;
 
 use base64::Engine as _;
 use vpcd_types::{DhGroup, ExchangeMode, Identity, PfsGroup, TunnelSpec};
 
-use super::{header, peer_view, PeerConfigError};
+use super::{header, peer_view};
 use crate::strongswan::render;
+
+/// Libreswan's maximum for `ikelifetime` and `salifetime` (ipsec.conf(5)).
+const MAX_LIFETIME_SECONDS: u32 = 86_400;
+
+/// The line that opens each part (tests split the text on it).
+pub(crate) const PART: &str = "# Part ";
 
 fn libreswan_id(id: &Identity) -> String {
     match id {
@@ -16,59 +36,67 @@ fn libreswan_id(id: &Identity) -> String {
     }
 }
 
-fn libreswan_enc(param: &'static str, name: &'static str) -> Result<&'static str, PeerConfigError> {
-    if name == "des" {
-        return Err(PeerConfigError::Unsupported {
-            param,
-            reason: "des-cbc is not supported by Libreswan",
-        });
-    }
-    Ok(name)
-}
-
-fn libreswan_dh(param: &'static str, g: DhGroup) -> Result<&'static str, PeerConfigError> {
+/// Libreswan spells the MODP groups as strongSwan does (`modp2048`), and
+/// the RFC 5114 group as `dh24` (refused by the capability table anyway).
+fn libreswan_dh(g: DhGroup) -> &'static str {
     match g {
-        DhGroup::Group1 | DhGroup::Group24 => Err(PeerConfigError::Unsupported {
-            param,
-            reason: "this DH group was removed from Libreswan",
-        }),
-        other => Ok(render::dh_group(other)),
+        DhGroup::Group24 => "dh24",
+        other => render::dh_group(other),
     }
 }
 
-pub(super) fn libreswan(spec: &TunnelSpec) -> Result<String, PeerConfigError> {
-    let v = peer_view(spec);
+/// The `ike=` proposal, e.g. `aes256-sha1;modp2048`.
+pub(super) fn ike_alg(spec: &TunnelSpec) -> String {
     let ike = &spec.settings.ike;
-    let ipsec = &spec.settings.ipsec;
-    let ike_alg = format!(
+    format!(
         "{}-{};{}",
-        libreswan_enc(
-            "IKESet.propoEncryAlgorithm",
-            render::ike_encryption(ike.encryption)
-        )?,
+        render::ike_encryption(ike.encryption),
         render::integrity(ike.authentication),
-        libreswan_dh("IKESet.dhGroupName", ike.dh_group)?
-    );
+        libreswan_dh(ike.dh_group)
+    )
+}
+
+/// The `esp=` proposal, e.g. `aes256-sha1;modp2048` (PFS) or `null-md5`.
+pub(super) fn esp_alg(spec: &TunnelSpec) -> String {
+    let ipsec = &spec.settings.ipsec;
     let mut esp = format!(
         "{}-{}",
-        libreswan_enc(
-            "IPsecSet.encryptAlgorithm",
-            render::esp_encryption(ipsec.encryption)
-        )?,
+        render::esp_encryption(ipsec.encryption),
         render::integrity(ipsec.integrity)
     );
     if let Some(g) = ipsec.pfs.group() {
         esp.push(';');
-        esp.push_str(libreswan_dh("IPsecSet.pfsDhGroup", g)?);
+        esp.push_str(libreswan_dh(g));
     }
+    esp
+}
+
+pub(super) fn libreswan(spec: &TunnelSpec) -> String {
+    let v = peer_view(spec);
+    let ike = &spec.settings.ike;
+    let ipsec = &spec.settings.ipsec;
+    let ike_life = ike.sa_lifetime_seconds.min(MAX_LIFETIME_SECONDS);
+    let sa_life = ipsec.sa_lifetime_seconds.min(MAX_LIFETIME_SECONDS);
+
     let mut out = String::new();
     header(&mut out, "#", spec);
-    out.push_str("# /etc/ipsec.d/vpcd.conf\n");
+    out.push_str("# For Libreswan 4.x and 5.x. Put each part in the file it names, then\n");
+    out.push_str(
+        "# `ipsec restart` (or `ipsec auto --add` each conn and `ipsec rereadsecrets`).\n",
+    );
+    let _ = writeln!(
+        out,
+        "\n{PART}1 of 3: /etc/ipsec.conf, in its `config setup` section (IKEv1 is refused without it)"
+    );
+    out.push_str("config setup\n\tikev1-policy=accept\n");
+    let _ = writeln!(
+        out,
+        "\n{PART}2 of 3: /etc/ipsec.d/vpcd.conf (/etc/ipsec.conf includes /etc/ipsec.d/*.conf)"
+    );
     out.push_str("conn vpcd-base\n");
     let mut kv = |k: &str, val: &str| {
         let _ = writeln!(out, "\t{k}={val}");
     };
-    kv("auto", "ignore");
     kv("type", "tunnel");
     kv("ikev2", "no");
     kv("authby", "secret");
@@ -84,8 +112,8 @@ pub(super) fn libreswan(spec: &TunnelSpec) -> Result<String, PeerConfigError> {
     kv("leftid", &libreswan_id(v.local_id));
     kv("right", &v.remote_addr.to_string());
     kv("rightid", &libreswan_id(v.remote_id));
-    kv("ike", &ike_alg);
-    kv("esp", &esp);
+    kv("ike", &ike_alg(spec));
+    kv("esp", &esp_alg(spec));
     kv(
         "pfs",
         if ipsec.pfs == PfsGroup::Null {
@@ -94,12 +122,17 @@ pub(super) fn libreswan(spec: &TunnelSpec) -> Result<String, PeerConfigError> {
             "yes"
         },
     );
-    kv("ikelifetime", &format!("{}s", ike.sa_lifetime_seconds));
-    kv("salifetime", &format!("{}s", ipsec.sa_lifetime_seconds));
+    kv("ikelifetime", &format!("{ike_life}s"));
+    kv("salifetime", &format!("{sa_life}s"));
     kv("dpddelay", &format!("{}", render::DPD_DELAY_SECONDS));
     kv("dpdtimeout", &format!("{}", render::DPD_TIMEOUT_SECONDS));
     kv("dpdaction", "restart");
     kv("keyingtries", "%forever");
+    if ike_life != ike.sa_lifetime_seconds || sa_life != ipsec.sa_lifetime_seconds {
+        out.push_str("\t# Lifetimes above 86400 s are capped to the Libreswan maximum.\n");
+    }
+    // `auto` only here: the base conn is never loaded on its own (a conn
+    // without `auto` is ignored), and setting it in both is a duplicate.
     for (i, (local, remote)) in v.pairs.iter().enumerate() {
         let _ = writeln!(out, "\nconn vpcd-{}", i + 1);
         let _ = writeln!(out, "\talso=vpcd-base");
@@ -107,7 +140,7 @@ pub(super) fn libreswan(spec: &TunnelSpec) -> Result<String, PeerConfigError> {
         let _ = writeln!(out, "\trightsubnet={remote}");
         let _ = writeln!(out, "\tauto=start");
     }
-    out.push_str("\n# /etc/ipsec.d/vpcd.secrets\n");
+    let _ = writeln!(out, "\n{PART}3 of 3: /etc/ipsec.d/vpcd.secrets");
     let b64 = base64::engine::general_purpose::STANDARD
         .encode(spec.settings.pre_shared_key.expose().as_bytes());
     let _ = writeln!(
@@ -116,5 +149,5 @@ pub(super) fn libreswan(spec: &TunnelSpec) -> Result<String, PeerConfigError> {
         libreswan_id(v.local_id),
         libreswan_id(v.remote_id)
     );
-    Ok(out)
+    out
 }
