@@ -272,11 +272,6 @@ pub fn libreswan_programs() -> Result<PathBuf, String> {
     }
 }
 
-fn path_str(p: &Path) -> Result<&str, TestbedError> {
-    p.to_str()
-        .ok_or_else(|| err(format!("{} is not UTF-8", p.display())))
-}
-
 fn run(cmd: &mut Command) -> Result<Output, TestbedError> {
     let out = cmd
         .output()
@@ -669,8 +664,10 @@ impl Testbed {
     /// Run Libreswan's pluto on the peer side, in place of its charon
     /// (stopped first: only one IKE daemon can own UDP 500/4500 in a
     /// namespace), set up from the text GetVpnConnConfig hands out for
-    /// Libreswan, each part where it says ([`LibreswanFiles`]); then load
-    /// every conn and initiate those with `auto=start`. Returns once the conns are loaded. See
+    /// Libreswan, each part where it says ([`LibreswanFiles`]), after
+    /// `addconn --checkconfig` has accepted it without a word. Returns once
+    /// pluto listens; it then loads every conn and initiates those with
+    /// `auto=start` by itself, as `ipsec start` would. See
     /// [`libreswan_programs`] for where pluto comes from; the bind mount it
     /// needs lives in the namespace's own mount namespace, so the host's
     /// filesystem only gains the empty mount point `/usr/libexec/ipsec`.
@@ -691,6 +688,23 @@ impl Testbed {
             .map_err(|e| err(e.to_string()))?;
         fs::write(ipsecd.join("vpcd.conf"), &files.conns).map_err(|e| err(e.to_string()))?;
         fs::write(&secrets_file, &files.secrets).map_err(|e| err(e.to_string()))?;
+        // What Libreswan's ipsec.service runs before starting pluto. It
+        // exits 0 whatever it finds, so anything it says is a refusal
+        // (pluto itself loads some refused files all the same).
+        let check = run(Command::new(programs.join("addconn"))
+            .arg("--config")
+            .arg(&conf)
+            .arg("--checkconfig"))?;
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        if !said.trim().is_empty() {
+            return Err(err(format!(
+                "addconn --checkconfig refuses the file: {said}"
+            )));
+        }
         run(Command::new("certutil")
             .args(["-N", "--empty-password", "-d"])
             .arg(format!("sql:{}", nss.display())))?;
@@ -715,9 +729,11 @@ impl Testbed {
             .map_err(|e| err(format!("cannot start pluto: {e}")))?;
         self.peer.pluto = Some(child);
         self.pluto_dir = Some(dir.clone());
+        // pluto loads the conns itself once it listens (it runs `addconn
+        // --autoall`, which initiates the `auto=start` ones): wait for that.
         let ctl = rundir.join("pluto.ctl");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(&ctl).is_err() {
+        while !ctl.exists() || !self.pluto_log().contains("listening for IKE messages") {
             if let Some(Ok(Some(status))) = self.peer.pluto.as_mut().map(Child::try_wait) {
                 self.peer.pluto = None;
                 let out = fs::read_to_string(dir.join("pluto.out")).unwrap_or_default();
@@ -727,32 +743,13 @@ impl Testbed {
                 )));
             }
             if Instant::now() >= deadline {
-                return Err(err("pluto's control socket did not appear"));
+                return Err(err(format!(
+                    "pluto did not start listening: {}",
+                    self.pluto_log()
+                )));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let whack = programs.join("whack");
-        in_ns(
-            &self.peer.ns,
-            &[
-                path_str(&whack)?,
-                "--ctlsocket",
-                path_str(&ctl)?,
-                "--listen",
-            ],
-        )?;
-        // `--autoall` adds every conn and initiates those with `auto=start`.
-        in_ns(
-            &self.peer.ns,
-            &[
-                path_str(&programs.join("addconn"))?,
-                "--config",
-                path_str(&conf)?,
-                "--ctlsocket",
-                path_str(&ctl)?,
-                "--autoall",
-            ],
-        )?;
         Ok(())
     }
 
