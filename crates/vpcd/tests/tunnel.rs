@@ -63,33 +63,46 @@ struct Ids {
     conn: String,
 }
 
-/// VPC, gateway and peer gateway through the SDK, then AddVpnConnEx with
-/// `extra` settings; waits for the task and returns the ids.
-fn create_tunnel(v: &Vpcd, py: &Path, psk: &str, extra: Value) -> Ids {
+/// The VPC, VPN gateway and peer gateway every tunnel of a test uses.
+struct Topology {
+    vpc: String,
+    gw: String,
+    user_gw: String,
+}
+
+/// VPC, gateway and peer gateway through the SDK.
+fn topology(v: &Vpcd, py: &Path) -> Topology {
     let vpc = v.sdk(
         py,
         "CreateVpc",
         json!({"vpcName": "e2e", "cidrBlock": "10.100.0.0/16"}),
     );
-    let vpc_id = vpc["uniqVpcId"].as_str().unwrap().to_owned();
+    let vpc = vpc["uniqVpcId"].as_str().unwrap().to_owned();
     let gw = v.sdk(
         py,
         "RunVpnGw",
-        json!({"vpcId": vpc_id, "name": "gw", "bandwidth": 5}),
+        json!({"vpcId": vpc, "name": "gw", "bandwidth": 5}),
     );
     assert_eq!(
         gw["data"]["vpnGwAddress"], "203.0.113.1",
         "the node's public address"
     );
-    let gw_id = gw["data"]["vpnGwId"].as_str().unwrap().to_owned();
+    let gw = gw["data"]["vpnGwId"].as_str().unwrap().to_owned();
     let user = v.sdk(
         py,
         "AddUserGw",
         json!({"userGwName": "office", "userGwAddr": "198.51.100.1"}),
     );
-    let user_id = user["userGwId"].as_str().unwrap().to_owned();
+    let user_gw = user["userGwId"].as_str().unwrap().to_owned();
+    Topology { vpc, gw, user_gw }
+}
+
+/// AddVpnConnEx through the SDK with `extra` settings (peer range
+/// `10.200.0.0/16` unless `spdAcl` is given); waits for the task and
+/// returns the connection's id.
+fn add_conn(v: &Vpcd, py: &Path, t: &Topology, psk: &str, extra: &Value) -> String {
     let mut params =
-        json!({"vpcId": vpc_id, "vpnGwId": gw_id, "userGwId": user_id, "preSharedKey": psk});
+        json!({"vpcId": t.vpc, "vpnGwId": t.gw, "userGwId": t.user_gw, "preSharedKey": psk});
     for (k, val) in extra.as_object().unwrap() {
         params[k] = val.clone();
     }
@@ -101,105 +114,168 @@ fn create_tunnel(v: &Vpcd, py: &Path, psk: &str, extra: Value) -> Ids {
     let task = add["data"]["taskId"].as_i64().unwrap();
     v.wait_task(task);
     let t = v.call("DescribeVpcTaskResult", &[&format!("taskId={task}")]);
+    t["data"]["output"]["unVpnConnId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A topology and one connection with `extra` settings.
+fn create_tunnel(v: &Vpcd, py: &Path, psk: &str, extra: Value) -> Ids {
+    let t = topology(v, py);
+    let conn = add_conn(v, py, &t, psk, &extra);
     Ids {
-        vpc: vpc_id,
-        gw: gw_id,
-        conn: t["data"]["output"]["unVpnConnId"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
+        vpc: t.vpc,
+        gw: t.gw,
+        conn,
     }
 }
 
-fn tunnel_end_to_end(extra: Value, pairs: &[(&str, &str)]) {
+/// A setting family: its label, its AddVpnConnEx settings, and the
+/// (cloud, peer) inner addresses to ping across.
+type Family = (&'static str, Value, Vec<(&'static str, &'static str)>);
+
+/// Every value of every IKEv1 setting the API offers appears in at least
+/// one family; together they cover main and aggressive mode with address
+/// and FQDN identities each, PFS with every group and without, and one to
+/// three SPD pairs.
+fn families() -> Vec<Family> {
+    let fqdn = |ike: Value| {
+        let mut ike = ike;
+        for (k, v) in [
+            ("localIdentity", "fqdn"),
+            ("localFqdnName", "vpn.cloud.example"),
+            ("remoteIdentity", "fqdn"),
+            ("remoteFqdnName", "office.example.net"),
+        ] {
+            ike[k] = json!(v);
+        }
+        ike
+    };
+    let two_rules = r#"{"10.100.0.0/24":["10.200.0.0/24"],"10.100.1.0/24":["10.200.1.0/24"]}"#;
+    let one_to_two = r#"{"10.100.0.0/24":["10.200.0.0/24","10.200.1.0/24"]}"#;
+    vec![
+        (
+            "API defaults: 3des/md5/group2, main mode, address ids, no PFS",
+            json!({}),
+            vec![("10.100.0.1", "10.200.0.1")],
+        ),
+        (
+            "aes-cbc-128/sha/group1, aggressive, FQDN ids, PFS group1, two SPD rules",
+            json!({
+                "spdAcl": two_rules,
+                "IKESet": fqdn(json!({"propoEncryAlgorithm": "aes-cbc-128",
+                    "propoAuthenAlgorithm": "sha", "dhGroupName": "group1",
+                    "exchangeMode": "aggressive"})),
+                "IPsecSet": {"encryptAlgorithm": "aes-cbc-128", "integrityAlgorith": "sha",
+                    "pfsDhGroup": "dh-group1"},
+            }),
+            vec![("10.100.0.1", "10.200.0.1"), ("10.100.1.1", "10.200.1.1")],
+        ),
+        (
+            "aes-cbc-192/md5/group5, main mode, FQDN ids, PFS group5",
+            json!({
+                "IKESet": fqdn(json!({"propoEncryAlgorithm": "aes-cbc-192",
+                    "propoAuthenAlgorithm": "md5", "dhGroupName": "group5"})),
+                "IPsecSet": {"encryptAlgorithm": "aes-cbc-192", "integrityAlgorith": "md5",
+                    "pfsDhGroup": "dh-group5"},
+            }),
+            vec![("10.100.0.1", "10.200.0.1")],
+        ),
+        (
+            "aes-cbc-256/sha/group14, aggressive, address ids, PFS group14, one rule to two nets",
+            json!({
+                "spdAcl": one_to_two,
+                "IKESet": {"propoEncryAlgorithm": "aes-cbc-256", "propoAuthenAlgorithm": "sha",
+                    "dhGroupName": "group14", "exchangeMode": "aggressive"},
+                "IPsecSet": {"encryptAlgorithm": "aes-cbc-256", "integrityAlgorith": "sha",
+                    "pfsDhGroup": "dh-group14"},
+            }),
+            vec![("10.100.0.1", "10.200.0.1"), ("10.100.0.1", "10.200.1.1")],
+        ),
+        (
+            "des-cbc/md5/group24, main mode, address ids, ESP des/sha, PFS group24",
+            json!({
+                "IKESet": {"propoEncryAlgorithm": "des-cbc", "propoAuthenAlgorithm": "md5",
+                    "dhGroupName": "group24"},
+                "IPsecSet": {"encryptAlgorithm": "des-cbc", "integrityAlgorith": "sha",
+                    "pfsDhGroup": "dh-group24"},
+            }),
+            vec![("10.100.0.1", "10.200.0.1")],
+        ),
+        (
+            "aggressive, FQDN ids, ESP-NULL/md5, PFS group2",
+            json!({
+                "IKESet": fqdn(json!({"exchangeMode": "aggressive"})),
+                "IPsecSet": {"encryptAlgorithm": "null", "integrityAlgorith": "md5",
+                    "pfsDhGroup": "dh-group2"},
+            }),
+            vec![("10.100.0.1", "10.200.0.1")],
+        ),
+    ]
+}
+
+/// One test bed and one vpcd; for each setting family in turn: a
+/// connection through the SDK, the strongSwan peer loaded with the file
+/// GetVpnConnConfig hands out, a ping across each SPD pair (ESP in UDP on
+/// the veth), then DeleteVpnConn, after which the pings fail and the cloud
+/// charon no longer has the tunnel.
+#[test]
+fn tunnel_carries_every_setting_family() {
     let Some((mut tb, py)) = setup(TestbedConfig::default()) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let v = Vpcd::start(&dir.path().join("vpcd"), &tb.vici_uri(Side::Cloud), &[]);
-    let ids = create_tunnel(&v, &py, "e2e-Pre-Shared-key", extra);
-    assert_eq!(v.net_status(&ids.conn), "unavailable", "no peer yet");
-
-    let conf = v.peer_config(&ids.conn);
-    tb.load_swanctl(Side::Peer, &conf)
-        .expect("the peer loads vpcd's configuration");
-    let took = v.wait_net(&ids.conn, "available", Duration::from_secs(20));
-    eprintln!("netStatus available {took:?} after the peer loaded its configuration");
-
-    let cap = tb.capture(Side::Cloud).unwrap();
-    for (src, dst) in pairs {
-        assert!(
-            tb.ping(Side::Cloud, src, dst),
-            "ping {src} -> {dst} through the tunnel"
-        );
-    }
-    let dump = cap.stop().unwrap();
-    assert!(
-        dump.contains("UDP-encap") && dump.contains("ESP"),
-        "the veth carries ESP in UDP:\n{dump}"
-    );
-
-    let del = v.call(
-        "DeleteVpnConn",
-        &[
-            &format!("vpcId={}", ids.vpc),
-            &format!("vpnGwId={}", ids.gw),
-            &format!("vpnConnId={}", ids.conn),
-        ],
-    );
-    assert_eq!(del["code"], 0, "{del}");
-    v.wait_task(del["data"]["taskId"].as_i64().unwrap());
-    for (src, dst) in pairs {
-        assert!(
-            !tb.ping(Side::Cloud, src, dst),
-            "ping {src} -> {dst} must fail after DeleteVpnConn"
-        );
-    }
+    let t = topology(&v, &py);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let loaded = rt
-        .block_on(
-            StrongSwanDriver::new(&tb.vici_uri(Side::Cloud))
-                .unwrap()
-                .loaded(),
-        )
-        .unwrap();
-    assert!(
-        !loaded.iter().any(|id| id.as_str() == ids.conn),
-        "the cloud charon no longer has the tunnel"
-    );
+    let driver = StrongSwanDriver::new(&tb.vici_uri(Side::Cloud)).unwrap();
+    for (label, extra, pairs) in families() {
+        let conn = add_conn(&v, &py, &t, "e2e-Pre-Shared-key", &extra);
+        assert_eq!(v.net_status(&conn), "unavailable", "{label}: no peer yet");
+
+        let conf = v.peer_config(&conn);
+        tb.load_swanctl(Side::Peer, &conf)
+            .unwrap_or_else(|e| panic!("{label}: the peer loads vpcd's configuration: {e}"));
+        let took = v.wait_net(&conn, "available", Duration::from_secs(20));
+        eprintln!("{label}: netStatus available {took:?} after the peer loaded its file");
+
+        let cap = tb.capture(Side::Cloud).unwrap();
+        for (src, dst) in &pairs {
+            assert!(
+                ping_within(&tb, src, dst, Duration::from_secs(5)),
+                "{label}: ping {src} -> {dst} through the tunnel"
+            );
+        }
+        let dump = cap.stop().unwrap();
+        assert!(
+            dump.contains("UDP-encap") && dump.contains("ESP"),
+            "{label}: the veth carries ESP in UDP:\n{dump}"
+        );
+
+        let del = v.call(
+            "DeleteVpnConn",
+            &[
+                &format!("vpcId={}", t.vpc),
+                &format!("vpnGwId={}", t.gw),
+                &format!("vpnConnId={conn}"),
+            ],
+        );
+        assert_eq!(del["code"], 0, "{del}");
+        v.wait_task(del["data"]["taskId"].as_i64().unwrap());
+        for (src, dst) in &pairs {
+            assert!(
+                !tb.ping(Side::Cloud, src, dst),
+                "{label}: ping {src} -> {dst} must fail after DeleteVpnConn"
+            );
+        }
+        let loaded = rt.block_on(driver.loaded()).unwrap();
+        assert!(
+            !loaded.iter().any(|id| id.as_str() == conn),
+            "{label}: the cloud charon no longer has the tunnel"
+        );
+    }
     tb.teardown();
-}
-
-#[test]
-fn tunnel_with_api_defaults() {
-    // 3des-cbc, md5, main mode, group2, address identities.
-    tunnel_end_to_end(json!({}), &[("10.100.0.1", "10.200.0.1")]);
-}
-
-#[test]
-fn tunnel_with_custom_settings_and_two_spd_rules() {
-    tunnel_end_to_end(
-        json!({
-            "vpnConnName": "custom",
-            "spdAcl": r#"{"10.100.0.0/24":["10.200.0.0/24"],"10.100.1.0/24":["10.200.1.0/24"]}"#,
-            "IKESet": {
-                "propoEncryAlgorithm": "aes-cbc-256",
-                "propoAuthenAlgorithm": "sha",
-                "exchangeMode": "aggressive",
-                "localIdentity": "fqdn",
-                "localFqdnName": "vpn.cloud.example",
-                "remoteIdentity": "fqdn",
-                "remoteFqdnName": "office.example.net",
-                "dhGroupName": "group14",
-            },
-            "IPsecSet": {
-                "encryptAlgorithm": "aes-cbc-256",
-                "integrityAlgorith": "sha",
-                "pfsDhGroup": "dh-group14",
-            },
-        }),
-        &[("10.100.0.1", "10.200.0.1"), ("10.100.1.1", "10.200.1.1")],
-    );
 }
 
 /// Ping until it passes (the tunnel may still be installing its SA).
