@@ -3,8 +3,8 @@
 //! namespace; the customer's side is Libreswan's pluto in the other, set up
 //! from the handed-out text exactly as its parts say.
 //!
-//! What this kernel lets it prove (no ESP in the kernel, and Libreswan has
-//! no userspace ESP; see docs/dev): the file loads, the IKE SA is
+//! What this kernel lets it prove (it has no ESP, and Libreswan has no
+//! userspace ESP as strongSwan's kernel-libipsec is): the file loads, the IKE SA is
 //! established with vpcd's charon (PSK, proposal, identities, exchange
 //! mode), and each SPD pair's Quick Mode proposal is accepted by both
 //! daemons. Only the last step, pluto installing the ESP SA in the kernel,
