@@ -7,7 +7,7 @@ use vpcd_types::{
     AuthAlgorithm, DhGroup, ExchangeMode, Identity, IkeEncryption, IpsecEncryption, TunnelSpec,
 };
 
-use super::{header, peer_view, PeerConfigError};
+use super::{header, not_covered, peer_view, PeerConfigError};
 use crate::strongswan::render;
 
 fn cisco_psk(psk: &str) -> Result<&str, PeerConfigError> {
@@ -47,6 +47,9 @@ pub(super) fn cisco(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConfig
         IkeEncryption::AesCbc128 => "aes 128",
         IkeEncryption::AesCbc192 => "aes 192",
         IkeEncryption::AesCbc256 => "aes 256",
+        IkeEncryption::Aes128Gcm128 | IkeEncryption::Aes192Gcm128 | IkeEncryption::Aes256Gcm128 => {
+            return Err(not_covered("IKESet.propoEncryAlgorithm"))
+        }
     };
     let esp_enc = match ipsec.encryption {
         IpsecEncryption::TripleDesCbc => "esp-3des",
@@ -55,17 +58,41 @@ pub(super) fn cisco(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConfig
         IpsecEncryption::AesCbc192 => "esp-aes 192",
         IpsecEncryption::AesCbc256 => "esp-aes 256",
         IpsecEncryption::Null => "esp-null",
+        IpsecEncryption::Aes128Gcm128
+        | IpsecEncryption::Aes192Gcm128
+        | IpsecEncryption::Aes256Gcm128 => return Err(not_covered("IPsecSet.encryptAlgorithm")),
     };
     let esp_auth = match ipsec.integrity {
         AuthAlgorithm::Md5 => "esp-md5-hmac",
         AuthAlgorithm::Sha => "esp-sha-hmac",
+        AuthAlgorithm::Sha256 | AuthAlgorithm::Sha384 | AuthAlgorithm::Sha512 => {
+            return Err(not_covered("IPsecSet.integrityAlgorith"))
+        }
     };
-    let group = |g: DhGroup| match g {
-        DhGroup::Group1 => "1",
-        DhGroup::Group2 => "2",
-        DhGroup::Group5 => "5",
-        DhGroup::Group14 => "14",
-        DhGroup::Group24 => "24",
+    let group = |param: &'static str, g: DhGroup| match g {
+        DhGroup::Group1 => Ok("1"),
+        DhGroup::Group2 => Ok("2"),
+        DhGroup::Group5 => Ok("5"),
+        DhGroup::Group14 => Ok("14"),
+        DhGroup::Group24 => Ok("24"),
+        DhGroup::Group15
+        | DhGroup::Group16
+        | DhGroup::Group19
+        | DhGroup::Group20
+        | DhGroup::Group21 => Err(not_covered(param)),
+    };
+    let ike_group = group("IKESet.dhGroupName", ike.dh_group)?;
+    let pfs_group = ipsec
+        .pfs
+        .group()
+        .map(|g| group("IPsecSet.pfsDhGroup", g))
+        .transpose()?;
+    let ike_hash = match ike.authentication {
+        AuthAlgorithm::Md5 => "md5",
+        AuthAlgorithm::Sha => "sha",
+        AuthAlgorithm::Sha256 | AuthAlgorithm::Sha384 | AuthAlgorithm::Sha512 => {
+            return Err(not_covered("IKESet.propoAuthenAlgorithm"))
+        }
     };
     let mut o = String::new();
     header(&mut o, "!", spec);
@@ -88,16 +115,9 @@ pub(super) fn cisco(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConfig
     }
     o.push_str("!\ncrypto isakmp policy 10\n");
     let _ = writeln!(o, " encryption {enc}");
-    let _ = writeln!(
-        o,
-        " hash {}",
-        match ike.authentication {
-            AuthAlgorithm::Md5 => "md5",
-            AuthAlgorithm::Sha => "sha",
-        }
-    );
+    let _ = writeln!(o, " hash {ike_hash}");
     o.push_str(" authentication pre-share\n");
-    let _ = writeln!(o, " group {}", group(ike.dh_group));
+    let _ = writeln!(o, " group {ike_group}");
     let _ = writeln!(o, " lifetime {ike_life}");
     let _ = writeln!(
         o,
@@ -137,8 +157,8 @@ pub(super) fn cisco(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConfig
     o.push_str("!\ncrypto map vpcd-map 10 ipsec-isakmp\n");
     let _ = writeln!(o, " set peer {}", v.remote_addr);
     o.push_str(" set transform-set vpcd-ts\n set isakmp-profile vpcd-profile\n");
-    if let Some(g) = ipsec.pfs.group() {
-        let _ = writeln!(o, " set pfs group{}", group(g));
+    if let Some(g) = pfs_group {
+        let _ = writeln!(o, " set pfs group{g}");
     }
     let _ = writeln!(o, " set security-association lifetime seconds {sa_life}");
     let _ = writeln!(

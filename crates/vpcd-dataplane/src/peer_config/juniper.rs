@@ -2,26 +2,60 @@
 
 use vpcd_types::{AuthAlgorithm, DhGroup, ExchangeMode, Identity, IpsecEncryption, TunnelSpec};
 
-use super::{header, hex, peer_view};
+use super::{header, hex, not_covered, peer_view, PeerConfigError};
 use crate::strongswan::render;
 
-pub(super) fn juniper(spec: &TunnelSpec, iface: &str) -> String {
+pub(super) fn juniper(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConfigError> {
     let v = peer_view(spec);
     let ike = &spec.settings.ike;
     let ipsec = &spec.settings.ipsec;
-    let enc = |e: &str| match e {
-        "3des" => "3des-cbc",
-        "des" => "des-cbc",
-        "aes128" => "aes-128-cbc",
-        "aes192" => "aes-192-cbc",
-        _ => "aes-256-cbc",
+    let enc = |param: &'static str, e: &str| match e {
+        "3des" => Ok("3des-cbc"),
+        "des" => Ok("des-cbc"),
+        "aes128" => Ok("aes-128-cbc"),
+        "aes192" => Ok("aes-192-cbc"),
+        "aes256" => Ok("aes-256-cbc"),
+        _ => Err(not_covered(param)),
     };
-    let group = |g: DhGroup| match g {
-        DhGroup::Group1 => "group1",
-        DhGroup::Group2 => "group2",
-        DhGroup::Group5 => "group5",
-        DhGroup::Group14 => "group14",
-        DhGroup::Group24 => "group24",
+    let group = |param: &'static str, g: DhGroup| match g {
+        DhGroup::Group1 => Ok("group1"),
+        DhGroup::Group2 => Ok("group2"),
+        DhGroup::Group5 => Ok("group5"),
+        DhGroup::Group14 => Ok("group14"),
+        DhGroup::Group24 => Ok("group24"),
+        DhGroup::Group15
+        | DhGroup::Group16
+        | DhGroup::Group19
+        | DhGroup::Group20
+        | DhGroup::Group21 => Err(not_covered(param)),
+    };
+    let ike_group = group("IKESet.dhGroupName", ike.dh_group)?;
+    let pfs_group = ipsec
+        .pfs
+        .group()
+        .map(|g| group("IPsecSet.pfsDhGroup", g))
+        .transpose()?;
+    let ike_auth = match ike.authentication {
+        AuthAlgorithm::Md5 => "md5",
+        AuthAlgorithm::Sha => "sha1",
+        AuthAlgorithm::Sha256 | AuthAlgorithm::Sha384 | AuthAlgorithm::Sha512 => {
+            return Err(not_covered("IKESet.propoAuthenAlgorithm"))
+        }
+    };
+    let esp_auth = match ipsec.integrity {
+        AuthAlgorithm::Md5 => "hmac-md5-96",
+        AuthAlgorithm::Sha => "hmac-sha1-96",
+        AuthAlgorithm::Sha256 | AuthAlgorithm::Sha384 | AuthAlgorithm::Sha512 => {
+            return Err(not_covered("IPsecSet.integrityAlgorith"))
+        }
+    };
+    let ike_enc = enc(
+        "IKESet.propoEncryAlgorithm",
+        render::ike_encryption(ike.encryption),
+    )?;
+    let esp_enc = match ipsec.encryption {
+        IpsecEncryption::Null => None,
+        e => Some(enc("IPsecSet.encryptAlgorithm", render::esp_encryption(e))?),
     };
     let identity = |id: &Identity| match id {
         Identity::Address(a) => format!("inet {a}"),
@@ -40,18 +74,9 @@ pub(super) fn juniper(spec: &TunnelSpec, iface: &str) -> String {
     };
     let p = "security ike proposal vpcd-ike-proposal";
     set(format!("{p} authentication-method pre-shared-keys"));
-    set(format!("{p} dh-group {}", group(ike.dh_group)));
-    set(format!(
-        "{p} authentication-algorithm {}",
-        match ike.authentication {
-            AuthAlgorithm::Md5 => "md5",
-            AuthAlgorithm::Sha => "sha1",
-        }
-    ));
-    set(format!(
-        "{p} encryption-algorithm {}",
-        enc(render::ike_encryption(ike.encryption))
-    ));
+    set(format!("{p} dh-group {ike_group}"));
+    set(format!("{p} authentication-algorithm {ike_auth}"));
+    set(format!("{p} encryption-algorithm {ike_enc}"));
     set(format!("{p} lifetime-seconds {ike_life}"));
     let p = "security ike policy vpcd-ike-policy";
     set(format!(
@@ -79,19 +104,10 @@ pub(super) fn juniper(spec: &TunnelSpec, iface: &str) -> String {
     set(format!("{p} version v1-only"));
     let p = "security ipsec proposal vpcd-ipsec-proposal";
     set(format!("{p} protocol esp"));
-    set(format!(
-        "{p} authentication-algorithm {}",
-        match ipsec.integrity {
-            AuthAlgorithm::Md5 => "hmac-md5-96",
-            AuthAlgorithm::Sha => "hmac-sha1-96",
-        }
-    ));
-    if ipsec.encryption != IpsecEncryption::Null {
+    set(format!("{p} authentication-algorithm {esp_auth}"));
+    if let Some(e) = esp_enc {
         // No encryption-algorithm statement means ESP-NULL.
-        set(format!(
-            "{p} encryption-algorithm {}",
-            enc(render::esp_encryption(ipsec.encryption))
-        ));
+        set(format!("{p} encryption-algorithm {e}"));
     }
     set(format!("{p} lifetime-seconds {sa_life}"));
     set(format!(
@@ -99,8 +115,8 @@ pub(super) fn juniper(spec: &TunnelSpec, iface: &str) -> String {
         ipsec.sa_lifetime_traffic_kb
     ));
     let p = "security ipsec policy vpcd-ipsec-policy";
-    if let Some(g) = ipsec.pfs.group() {
-        set(format!("{p} perfect-forward-secrecy keys {}", group(g)));
+    if let Some(g) = pfs_group {
+        set(format!("{p} perfect-forward-secrecy keys {g}"));
     }
     set(format!("{p} proposals vpcd-ipsec-proposal"));
     let p = "security ipsec vpn vpcd-vpn";
@@ -115,5 +131,5 @@ pub(super) fn juniper(spec: &TunnelSpec, iface: &str) -> String {
     }
     set(format!("{p} establish-tunnels immediately"));
     set("interfaces st0 unit 0 family inet".to_owned());
-    o
+    Ok(o)
 }

@@ -3,9 +3,9 @@
 use std::fmt::Write as _;
 
 use base64::Engine as _;
-use vpcd_types::{DhGroup, ExchangeMode, Identity, PfsGroup, TunnelSpec};
+use vpcd_types::{AuthAlgorithm, DhGroup, ExchangeMode, Identity, PfsGroup, TunnelSpec};
 
-use super::{header, peer_view, PeerConfigError};
+use super::{header, not_covered, peer_view, PeerConfigError};
 use crate::strongswan::render;
 
 fn libreswan_id(id: &Identity) -> String {
@@ -23,7 +23,22 @@ fn libreswan_enc(param: &'static str, name: &'static str) -> Result<&'static str
             reason: "des-cbc is not supported by Libreswan",
         });
     }
+    if name.contains("gcm") {
+        return Err(not_covered(param));
+    }
     Ok(name)
+}
+
+fn libreswan_integrity(
+    param: &'static str,
+    a: AuthAlgorithm,
+) -> Result<&'static str, PeerConfigError> {
+    match a {
+        AuthAlgorithm::Md5 | AuthAlgorithm::Sha => Ok(render::integrity(a)),
+        AuthAlgorithm::Sha256 | AuthAlgorithm::Sha384 | AuthAlgorithm::Sha512 => {
+            Err(not_covered(param))
+        }
+    }
 }
 
 fn libreswan_dh(param: &'static str, g: DhGroup) -> Result<&'static str, PeerConfigError> {
@@ -32,6 +47,11 @@ fn libreswan_dh(param: &'static str, g: DhGroup) -> Result<&'static str, PeerCon
             param,
             reason: "this DH group was removed from Libreswan",
         }),
+        DhGroup::Group15
+        | DhGroup::Group16
+        | DhGroup::Group19
+        | DhGroup::Group20
+        | DhGroup::Group21 => Err(not_covered(param)),
         other => Ok(render::dh_group(other)),
     }
 }
@@ -46,7 +66,7 @@ pub(super) fn libreswan(spec: &TunnelSpec) -> Result<String, PeerConfigError> {
             "IKESet.propoEncryAlgorithm",
             render::ike_encryption(ike.encryption)
         )?,
-        render::integrity(ike.authentication),
+        libreswan_integrity("IKESet.propoAuthenAlgorithm", ike.authentication)?,
         libreswan_dh("IKESet.dhGroupName", ike.dh_group)?
     );
     let mut esp = format!(
@@ -55,7 +75,7 @@ pub(super) fn libreswan(spec: &TunnelSpec) -> Result<String, PeerConfigError> {
             "IPsecSet.encryptAlgorithm",
             render::esp_encryption(ipsec.encryption)
         )?,
-        render::integrity(ipsec.integrity)
+        libreswan_integrity("IPsecSet.integrityAlgorith", ipsec.integrity)?
     );
     if let Some(g) = ipsec.pfs.group() {
         esp.push(';');
@@ -97,7 +117,10 @@ pub(super) fn libreswan(spec: &TunnelSpec) -> Result<String, PeerConfigError> {
     kv("ikelifetime", &format!("{}s", ike.sa_lifetime_seconds));
     kv("salifetime", &format!("{}s", ipsec.sa_lifetime_seconds));
     kv("dpddelay", &format!("{}", render::DPD_DELAY_SECONDS));
-    kv("dpdtimeout", &format!("{}", render::DPD_TIMEOUT_SECONDS));
+    kv(
+        "dpdtimeout",
+        &format!("{}", vpcd_types::limits::DPD_TIMEOUT_DEFAULT),
+    );
     kv("dpdaction", "restart");
     kv("keyingtries", "%forever");
     for (i, (local, remote)) in v.pairs.iter().enumerate() {

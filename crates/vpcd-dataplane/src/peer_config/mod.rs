@@ -26,7 +26,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use vpcd_types::{Identity, TunnelSpec};
+use vpcd_types::{Identity, IkeVersion, TunnelSpec};
 
 use crate::strongswan::render;
 
@@ -132,14 +132,25 @@ pub fn render(
             "expected 1-128 printable ASCII characters without spaces",
         ));
     }
+    if vendor.kind != Kind::StrongSwan && spec.settings.ike.version == IkeVersion::V2 {
+        return Err(PeerConfigError::Unsupported {
+            param: "IKESet.ikeVersion",
+            reason: "this device's configuration covers IKEv1 tunnels only",
+        });
+    }
     match vendor.kind {
         Kind::StrongSwan => Ok(strongswan::strongswan(spec)),
         Kind::Libreswan => libreswan::libreswan(spec),
         Kind::CiscoIos => cisco::cisco(spec, interface_name.unwrap_or("GigabitEthernet0/0")),
-        Kind::JuniperSrx => Ok(juniper::juniper(
-            spec,
-            interface_name.unwrap_or("ge-0/0/0.0"),
-        )),
+        Kind::JuniperSrx => juniper::juniper(spec, interface_name.unwrap_or("ge-0/0/0.0")),
+    }
+}
+
+/// A value API 3.0 added that a device file does not cover (yet).
+fn not_covered(param: &'static str) -> PeerConfigError {
+    PeerConfigError::Unsupported {
+        param,
+        reason: "this value is not covered by this device's configuration",
     }
 }
 

@@ -102,6 +102,9 @@ fn config_error(e: PeerConfigError) -> ApiError {
         PeerConfigError::Unsupported { param, .. } => match *param {
             "IKESet.propoEncryAlgorithm" => Param::Field(Field::IkeEncryption),
             "IKESet.dhGroupName" => Param::Field(Field::IkeDhGroup),
+            "IKESet.propoAuthenAlgorithm" => Param::Field(Field::IkeAuthentication),
+            "IKESet.ikeVersion" => Param::Field(Field::IkeVersion),
+            "IPsecSet.integrityAlgorith" => Param::Field(Field::IpsecIntegrity),
             "IPsecSet.encryptAlgorithm" => Param::Field(Field::IpsecEncryption),
             "IPsecSet.pfsDhGroup" => Param::Field(Field::PfsDhGroup),
             other => Param::Wire(other.to_owned()),
