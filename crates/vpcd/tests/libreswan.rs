@@ -309,3 +309,171 @@ fn swanctl_list_sas(tb: &Testbed) -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// IKEv2 (only API 3.0 can ask for it) with AES-GCM, SHA-256 as PRF, group
+/// 19 and PFS group 20, two SPD pairs: the file (two parts, `ikev2=insist`)
+/// loads, pluto establishes the IKE SA, and the CHILD SA that IKE_AUTH
+/// carries is accepted by charon, which installs it (userspace ESP), while
+/// pluto fails only at installing its own.
+#[test]
+fn libreswan_peer_establishes_ikev2_with_aes_gcm() {
+    let py = match e2e::venv_python("tencentcloud.vpc") {
+        Ok(p) => p,
+        Err(why) => {
+            vpcd_types::testing::skip("libreswan IKEv2 peer test", &why);
+            return;
+        }
+    };
+    let Some(mut tb) = setup() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let v = Vpcd::start(&dir.path().join("vpcd"), &tb.vici_uri(Side::Cloud), &[]);
+    let region = "ap-guangzhou";
+    let vpc = v.sdk3(
+        &py,
+        region,
+        "CreateVpc",
+        serde_json::json!({"VpcName": "lsw2", "CidrBlock": "10.100.0.0/16"}),
+    );
+    let vpc = vpc["Vpc"]["VpcId"].as_str().unwrap().to_owned();
+    let gw = v.sdk3(
+        &py,
+        region,
+        "CreateVpnGateway",
+        serde_json::json!({"VpcId": vpc, "VpnGatewayName": "gw", "InternetMaxBandwidthOut": 5}),
+    );
+    let gw = gw["VpnGateway"]["VpnGatewayId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cgw = v.sdk3(
+        &py,
+        region,
+        "CreateCustomerGateway",
+        serde_json::json!({"CustomerGatewayName": "office", "IpAddress": "198.51.100.1"}),
+    );
+    let cgw = cgw["CustomerGateway"]["CustomerGatewayId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = v.sdk3(
+        &py,
+        region,
+        "CreateVpnConnection",
+        serde_json::json!({
+            "VpcId": vpc, "VpnGatewayId": gw, "CustomerGatewayId": cgw,
+            "VpnConnectionName": "ikev2", "PreShareKey": "lsw-Pre-Shared-key",
+            "SecurityPolicyDatabases": [{"LocalCidrBlock": "10.100.0.0/24",
+                "RemoteCidrBlock": ["10.200.0.0/24", "10.200.1.0/24"]}],
+            "IKEOptionsSpecification": {"IKEVersion": "IKEV2",
+                "PropoEncryAlgorithm": "AES256GCM128", "PropoAuthenAlgorithm": "SHA-256",
+                "DhGroupName": "GROUP19"},
+            "IPSECOptionsSpecification": {"EncryptAlgorithm": "AES128GCM128",
+                "PfsDhGroup": "DH-GROUP20"},
+        }),
+    );
+    let conn = created["VpnConnection"]["VpnConnectionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = v.call("DescribeVpnConn", &[&format!("vpnConnId={conn}")]);
+        if c["data"][0]["vpcConnStatus"] == 6 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{conn} not running: {c}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = v.peer_config_for(&conn, "Libreswan");
+    assert!(text.contains("\tikev2=insist\n"), "{text}");
+    assert!(!text.contains("config setup"), "{text}");
+    let charon_mark = tb.charon_log(Side::Cloud).len();
+    tb.start_pluto(&text)
+        .unwrap_or_else(|e| panic!("pluto starts with the file: {e}\n{text}"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let driver = StrongSwanDriver::new(&tb.vici_uri(Side::Cloud)).unwrap();
+    let pairs = [
+        ("10.100.0.0/24", "10.200.0.0/24"),
+        ("10.100.0.0/24", "10.200.1.0/24"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pluto = tb.pluto_log();
+        let sas = rt.block_on(driver.list_sas()).unwrap();
+        let listed = swanctl_list_sas(&tb);
+        let mut missing = Vec::new();
+        let mut need = |ok: bool, what: &str| {
+            if !ok {
+                missing.push(what.to_owned());
+            }
+        };
+        let conn_line = |n: usize, needle: &str| {
+            pluto
+                .lines()
+                .any(|l| l.contains(&format!("\"vpcd-{n}\"")) && l.contains(needle))
+        };
+        need(
+            pluto.contains(
+                "initiator established IKE SA; authenticated peer using authby=secret and \
+                 ID_IPV4_ADDR '203.0.113.1'",
+            ),
+            "pluto: IKE SA established",
+        );
+        for n in 1..=pairs.len() {
+            need(
+                conn_line(n, "added IKEv2 connection"),
+                &format!("pluto: vpcd-{n} added"),
+            );
+            // The CHILD SA reaches the install only once charon's IKE_AUTH
+            // (or CREATE_CHILD_SA) answer accepted it.
+            need(
+                conn_line(n, "netlink response for Add SA esp."),
+                &format!("pluto: vpcd-{n} reaches the ESP SA install"),
+            );
+        }
+        for l in pluto.lines().filter(|l| l.contains("ERROR")) {
+            need(
+                l.contains("netlink response for Add SA esp.")
+                    || l.contains("netlink response for Del SA esp."),
+                &format!("pluto: no error but the kernel refusing the ESP SA; saw {l}"),
+            );
+        }
+        // charon installed each pair's CHILD SA (userspace ESP) under an
+        // established IKEv2 SA with the connection's proposals.
+        for (cloud, peer) in pairs {
+            let installed = sas.iter().any(|sa| {
+                sa.name.as_str() == conn
+                    && sa.state == "ESTABLISHED"
+                    && sa.children.iter().any(|c| {
+                        c.state == "INSTALLED" && c.local_ts == [cloud] && c.remote_ts == [peer]
+                    })
+            });
+            need(
+                installed,
+                &format!("charon: CHILD SA {cloud} === {peer} INSTALLED"),
+            );
+        }
+        need(
+            listed.contains(", ESTABLISHED, IKEv2, ")
+                && listed.contains("AES_GCM_16-256/PRF_HMAC_SHA2_256/ECP_256"),
+            "charon: IKEv2 SA with AES_GCM_16-256/PRF_HMAC_SHA2_256/ECP_256",
+        );
+        need(
+            listed.contains("INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-128"),
+            "charon: ESP AES_GCM_16-128",
+        );
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after 30 s, not seen: {missing:#?}\n--- the file\n{text}\n--- pluto\n{pluto}\n\
+             --- charon (list-sas)\n{listed}\n--- charon log\n{}",
+            &tb.charon_log(Side::Cloud)[charon_mark..]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tb.teardown();
+}

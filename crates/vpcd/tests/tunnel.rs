@@ -14,39 +14,17 @@
 mod e2e;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::{repo_root, Vpcd};
+use e2e::Vpcd;
 use serde_json::{json, Value};
 use vpcd_dataplane::strongswan::StrongSwanDriver;
 use vpcd_dataplane::testbed::{Side, Testbed, TestbedConfig};
 use vpcd_dataplane::VpnDriver;
 
-/// The virtualenv's Python with the official SDK, or why it is missing.
-fn sdk_python() -> Result<PathBuf, String> {
-    let py = std::env::var_os("VPCD_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
-    let ok = Command::new(&py)
-        .args(["-c", "import QcloudApi"])
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if ok {
-        Ok(py)
-    } else {
-        Err(format!(
-            "{} cannot import the official SDK (run bash scripts/test.sh)",
-            py.display()
-        ))
-    }
-}
-
 /// Everything the test needs, or `None` after printing why (a panic under CI).
 fn setup(cfg: TestbedConfig) -> Option<(Testbed, PathBuf)> {
-    let py = match sdk_python() {
+    let py = match e2e::venv_python("QcloudApi") {
         Ok(p) => p,
         Err(why) => {
             vpcd_types::testing::skip("vpcd tunnel test", &why);
@@ -449,6 +427,7 @@ fn two_hundred_tunnels_one_change_touches_only_its_own() {
                 user_gw_id: ghost_gw.id,
                 name: format!("bulk{i}"),
                 settings,
+                tags: Vec::new(),
             });
         }
         assert_eq!(store.import_conns(&scope, batch).await.unwrap(), 199);

@@ -1,7 +1,7 @@
 //! ipsec.conf and ipsec.secrets for a Libreswan peer (4.x and 5.x).
 //!
-//! The text has up to three parts, each opened by a `# Part N of M: FILE`
-//! line that says where it goes:
+//! The text has three parts (two for IKEv2), each opened by a `# Part N of
+//! M: FILE` line that says where it goes:
 //! 1. IKEv1 only: the `config setup` line Libreswan needs to accept IKEv1 at
 //!    all (`ikev1-policy=accept`; 4.x builds and 5.x refuse IKEv1 otherwise).
 //!    A `config setup` section in an included file is ignored, so it goes in
@@ -17,7 +17,10 @@
 use std::fmt::Write as _;
 
 use base64::Engine as _;
-use vpcd_types::{DhGroup, ExchangeMode, Identity, PfsGroup, TunnelSpec};
+use vpcd_types::{
+    AuthAlgorithm, DhGroup, ExchangeMode, Identity, IkeEncryption, IkeVersion, IpsecEncryption,
+    PfsGroup, TunnelSpec,
+};
 
 use super::{header, peer_view};
 use crate::strongswan::render;
@@ -36,37 +39,79 @@ fn libreswan_id(id: &Identity) -> String {
     }
 }
 
-/// Libreswan spells the MODP groups as strongSwan does (`modp2048`), and
-/// the RFC 5114 group as `dh24` (refused by the capability table anyway).
-fn libreswan_dh(g: DhGroup) -> &'static str {
-    match g {
-        DhGroup::Group24 => "dh24",
-        other => render::dh_group(other),
+// Libreswan's algorithm names (`ipsec.conf(5)`, `algparse`). Values the
+// capability table refuses still get their names (`des`, `modp768`, ...):
+// the table, not this file, decides what is offered.
+
+/// Libreswan names the CBC ciphers (and `null`) as strongSwan does.
+fn ike_enc(e: IkeEncryption) -> &'static str {
+    match e {
+        // 16-byte ICV, as the API's `...GCM128` says.
+        IkeEncryption::Aes128Gcm128 => "aes_gcm128",
+        IkeEncryption::Aes192Gcm128 => "aes_gcm192",
+        IkeEncryption::Aes256Gcm128 => "aes_gcm256",
+        cbc => render::ike_encryption(cbc),
     }
 }
 
-/// The `ike=` proposal, e.g. `aes256-sha1;modp2048`.
+fn esp_enc(e: IpsecEncryption) -> &'static str {
+    match e {
+        IpsecEncryption::Aes128Gcm128 => "aes_gcm128",
+        IpsecEncryption::Aes192Gcm128 => "aes_gcm192",
+        IpsecEncryption::Aes256Gcm128 => "aes_gcm256",
+        cbc => render::esp_encryption(cbc),
+    }
+}
+
+fn integrity(a: AuthAlgorithm) -> &'static str {
+    match a {
+        AuthAlgorithm::Md5 => "md5",
+        AuthAlgorithm::Sha => "sha1",
+        AuthAlgorithm::Sha256 => "sha2_256",
+        AuthAlgorithm::Sha384 => "sha2_384",
+        AuthAlgorithm::Sha512 => "sha2_512",
+    }
+}
+
+fn dh(g: DhGroup) -> &'static str {
+    match g {
+        DhGroup::Group1 => "modp768",
+        DhGroup::Group2 => "modp1024",
+        DhGroup::Group5 => "modp1536",
+        DhGroup::Group14 => "modp2048",
+        DhGroup::Group15 => "modp3072",
+        DhGroup::Group16 => "modp4096",
+        DhGroup::Group19 => "dh19",
+        DhGroup::Group20 => "dh20",
+        DhGroup::Group21 => "dh21",
+        DhGroup::Group24 => "dh24",
+    }
+}
+
+/// The `ike=` proposal, e.g. `aes256-sha1;modp2048`; with AES-GCM (IKEv2)
+/// the second name is the PRF, e.g. `aes_gcm256-sha2_256;dh19`.
 pub(super) fn ike_alg(spec: &TunnelSpec) -> String {
     let ike = &spec.settings.ike;
     format!(
         "{}-{};{}",
-        render::ike_encryption(ike.encryption),
-        render::integrity(ike.authentication),
-        libreswan_dh(ike.dh_group)
+        ike_enc(ike.encryption),
+        integrity(ike.authentication),
+        dh(ike.dh_group)
     )
 }
 
-/// The `esp=` proposal, e.g. `aes256-sha1;modp2048` (PFS) or `null-md5`.
+/// The `esp=` proposal, e.g. `aes256-sha1;modp2048` (PFS), `null-md5`, or
+/// `aes_gcm256` (AEAD: no integrity algorithm).
 pub(super) fn esp_alg(spec: &TunnelSpec) -> String {
     let ipsec = &spec.settings.ipsec;
-    let mut esp = format!(
-        "{}-{}",
-        render::esp_encryption(ipsec.encryption),
-        render::integrity(ipsec.integrity)
-    );
+    let mut esp = esp_enc(ipsec.encryption).to_owned();
+    if !ipsec.encryption.is_aead() {
+        esp.push('-');
+        esp.push_str(integrity(ipsec.integrity));
+    }
     if let Some(g) = ipsec.pfs.group() {
         esp.push(';');
-        esp.push_str(libreswan_dh(g));
+        esp.push_str(dh(g));
     }
     esp
 }
@@ -84,30 +129,39 @@ pub(super) fn libreswan(spec: &TunnelSpec) -> String {
     out.push_str(
         "# `ipsec restart` (or `ipsec auto --add` each conn and `ipsec rereadsecrets`).\n",
     );
+    let v1 = ike.version == IkeVersion::V1;
+    let parts = if v1 { 3 } else { 2 };
+    if v1 {
+        let _ = writeln!(
+            out,
+            "\n{PART}1 of 3: /etc/ipsec.conf, in its `config setup` section (IKEv1 is refused without it)"
+        );
+        out.push_str("config setup\n\tikev1-policy=accept\n");
+    }
     let _ = writeln!(
         out,
-        "\n{PART}1 of 3: /etc/ipsec.conf, in its `config setup` section (IKEv1 is refused without it)"
-    );
-    out.push_str("config setup\n\tikev1-policy=accept\n");
-    let _ = writeln!(
-        out,
-        "\n{PART}2 of 3: /etc/ipsec.d/vpcd.conf (/etc/ipsec.conf includes /etc/ipsec.d/*.conf)"
+        "\n{PART}{} of {parts}: /etc/ipsec.d/vpcd.conf (/etc/ipsec.conf includes /etc/ipsec.d/*.conf)",
+        parts - 1
     );
     out.push_str("conn vpcd-base\n");
     let mut kv = |k: &str, val: &str| {
         let _ = writeln!(out, "\t{k}={val}");
     };
     kv("type", "tunnel");
-    kv("ikev2", "no");
+    // `insist`: IKEv2 only, neither proposing nor accepting IKEv1.
+    kv("ikev2", if v1 { "no" } else { "insist" });
     kv("authby", "secret");
-    kv(
-        "aggressive",
-        if ike.exchange_mode == ExchangeMode::Aggressive {
-            "yes"
-        } else {
-            "no"
-        },
-    );
+    if v1 {
+        // The exchange mode is an IKEv1 notion.
+        kv(
+            "aggressive",
+            if ike.exchange_mode == ExchangeMode::Aggressive {
+                "yes"
+            } else {
+                "no"
+            },
+        );
+    }
     kv("left", &v.local_addr.to_string());
     kv("leftid", &libreswan_id(v.local_id));
     kv("right", &v.remote_addr.to_string());
@@ -125,7 +179,10 @@ pub(super) fn libreswan(spec: &TunnelSpec) -> String {
     kv("ikelifetime", &format!("{ike_life}s"));
     kv("salifetime", &format!("{sa_life}s"));
     kv("dpddelay", &format!("{}", render::DPD_DELAY_SECONDS));
-    kv("dpdtimeout", &format!("{}", render::DPD_TIMEOUT_SECONDS));
+    kv(
+        "dpdtimeout",
+        &format!("{}", vpcd_types::limits::DPD_TIMEOUT_DEFAULT),
+    );
     kv("dpdaction", "restart");
     kv("keyingtries", "%forever");
     if ike_life != ike.sa_lifetime_seconds || sa_life != ipsec.sa_lifetime_seconds {
@@ -140,7 +197,7 @@ pub(super) fn libreswan(spec: &TunnelSpec) -> String {
         let _ = writeln!(out, "\trightsubnet={remote}");
         let _ = writeln!(out, "\tauto=start");
     }
-    let _ = writeln!(out, "\n{PART}3 of 3: /etc/ipsec.d/vpcd.secrets");
+    let _ = writeln!(out, "\n{PART}{parts} of {parts}: /etc/ipsec.d/vpcd.secrets");
     let b64 = base64::engine::general_purpose::STANDARD
         .encode(spec.settings.pre_shared_key.expose().as_bytes());
     let _ = writeln!(

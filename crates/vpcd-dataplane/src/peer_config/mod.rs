@@ -139,11 +139,38 @@ pub fn render(
         Kind::StrongSwan => Ok(strongswan::strongswan(spec)),
         Kind::Libreswan => Ok(libreswan::libreswan(spec)),
         Kind::CiscoIos => cisco::cisco(spec, interface_name.unwrap_or("GigabitEthernet0/0")),
-        Kind::JuniperSrx => Ok(juniper::juniper(
-            spec,
-            interface_name.unwrap_or("ge-0/0/0.0"),
-        )),
+        Kind::JuniperSrx => juniper::juniper(spec, interface_name.unwrap_or("ge-0/0/0.0")),
     }
+}
+
+/// The numbers of `spec`'s IKE and PFS DH groups, for the files that cover
+/// the v2 API's groups only (1, 2, 5, 14, 24).
+fn v2_groups(spec: &TunnelSpec) -> Result<(u32, Option<u32>), PeerConfigError> {
+    let number = |setting: Setting, g: vpcd_types::DhGroup| {
+        if vpcd_types::DhGroup::V2.contains(&g) {
+            Ok(capability::dh_number(g))
+        } else {
+            Err(not_covered(setting))
+        }
+    };
+    let (ike, ipsec) = (&spec.settings.ike, &spec.settings.ipsec);
+    let ike_group = number(Setting::IkeDhGroup(ike.dh_group), ike.dh_group)?;
+    let pfs_group = ipsec
+        .pfs
+        .group()
+        .map(|g| number(Setting::PfsGroup(ipsec.pfs), g))
+        .transpose()?;
+    Ok((ike_group, pfs_group))
+}
+
+/// A value a device's file has no keyword for. Unreachable while the
+/// capability table refuses the value first ([`render`] checks it before
+/// writing); kept so that a table change cannot produce a wrong file.
+fn not_covered(setting: Setting) -> PeerConfigError {
+    PeerConfigError::Unsupported(Refusal {
+        setting,
+        reason: "this value is not covered by this device's configuration".to_owned(),
+    })
 }
 
 fn check_interface(name: &str) -> Result<(), PeerConfigError> {
@@ -483,7 +510,8 @@ mod tests {
 #[cfg(test)]
 pub(crate) mod variants {
     use vpcd_types::{
-        DhGroup, ExchangeMode, Identity, IkeEncryption, IpsecEncryption, PfsGroup, TunnelSpec,
+        DhGroup, ExchangeMode, Identity, IkeEncryption, IkeVersion, IpsecEncryption, PfsGroup,
+        TunnelSpec,
     };
 
     use super::Setting;
@@ -493,6 +521,7 @@ pub(crate) mod variants {
     pub(crate) fn apply(spec: &mut TunnelSpec, s: Setting) {
         let (ike, ipsec) = (&mut spec.settings.ike, &mut spec.settings.ipsec);
         match s {
+            Setting::IkeVersion(v) => ike.version = v,
             Setting::IkeEncryption(v) => ike.encryption = v,
             Setting::IkeIntegrity(v) => ike.authentication = v,
             Setting::IkeDhGroup(v) => ike.dh_group = v,
@@ -514,11 +543,23 @@ pub(crate) mod variants {
     /// longest lifetimes.
     pub(crate) fn all() -> Vec<(String, TunnelSpec)> {
         let mut out = Vec::new();
-        for s in Setting::all() {
-            let mut spec = base();
-            apply(&mut spec, s);
-            out.push((format!("{}={}", s.param(), s.value()), spec));
+        for version in IkeVersion::ALL {
+            for s in Setting::all() {
+                let mut spec = base();
+                spec.settings.ike.version = *version;
+                apply(&mut spec, s);
+                out.push((format!("{version}: {}={}", s.param(), s.value()), spec));
+            }
         }
+        // IKEv2 with AES-GCM everywhere and elliptic-curve groups.
+        let mut spec = base();
+        spec.settings.ike.version = IkeVersion::V2;
+        spec.settings.ike.encryption = IkeEncryption::Aes256Gcm128;
+        spec.settings.ike.authentication = vpcd_types::AuthAlgorithm::Sha256;
+        spec.settings.ike.dh_group = DhGroup::Group19;
+        spec.settings.ipsec.encryption = IpsecEncryption::Aes128Gcm128;
+        spec.settings.ipsec.pfs = PfsGroup::DhGroup20;
+        out.push(("IKEv2, AES-GCM, groups 19 and 20".into(), spec));
         for mode in ExchangeMode::ALL {
             for fqdn in [false, true] {
                 let mut spec = base();
@@ -614,7 +655,9 @@ mod libreswan_programs {
                 &["--config", conf.to_str().unwrap()],
             );
             assert_eq!(messages, "", "{label}: readwriteconf refuses\n{text}");
-            assert!(out.contains("ikev1-policy"), "{label}: {out}");
+            if spec.settings.ike.version == vpcd_types::IkeVersion::V1 {
+                assert!(out.contains("ikev1-policy"), "{label}: {out}");
+            }
             for i in 1..=render::spd_pairs(&spec).len() {
                 assert!(out.contains(&format!("conn vpcd-{i}\n")), "{label}: {out}");
             }
@@ -623,38 +666,47 @@ mod libreswan_programs {
         assert!(checked >= 20, "only {checked} variants were rendered");
     }
 
-    /// The table's Libreswan column, value by value, against Libreswan's
-    /// algorithm parser in IKEv1 mode.
+    /// The table's Libreswan column, value by value and IKE version by
+    /// version, against Libreswan's algorithm parser.
     #[test]
     fn algparse_agrees_with_the_capability_table() {
         let Some(dir) = programs("algparse_agrees_with_the_capability_table") else {
             return;
         };
         let libreswan = vendor("libreswan").unwrap();
-        for s in Setting::all() {
-            let mut spec = variants::base();
-            variants::apply(&mut spec, s);
-            let (proposal, pfs) = match s {
-                Setting::ExchangeMode(_) => continue,
-                Setting::IkeEncryption(_) | Setting::IkeIntegrity(_) | Setting::IkeDhGroup(_) => {
-                    (format!("ike={}", libreswan::ike_alg(&spec)), false)
-                }
-                _ => (
-                    format!("esp={}", libreswan::esp_alg(&spec)),
-                    spec.settings.ipsec.pfs.group().is_some(),
-                ),
-            };
-            let pfs = if pfs { "-pfs=yes" } else { "-pfs=no" };
-            let (out, err) = run(&dir.join("algparse"), &["-v1", pfs, &proposal]);
-            let parsed = format!("{out}{err}");
-            let accepted = !parsed.contains("ERROR");
-            assert_eq!(
-                accepted,
-                supports(libreswan, s).is_ok(),
-                "{}={}: algparse says\n{parsed}",
-                s.param(),
-                s.value()
-            );
+        for version in vpcd_types::IkeVersion::ALL {
+            for s in Setting::all() {
+                let mut spec = variants::base();
+                spec.settings.ike.version = *version;
+                variants::apply(&mut spec, s);
+                let (proposal, pfs) = match s {
+                    Setting::ExchangeMode(_) | Setting::IkeVersion(_) => continue,
+                    Setting::IkeEncryption(_)
+                    | Setting::IkeIntegrity(_)
+                    | Setting::IkeDhGroup(_) => {
+                        (format!("ike={}", libreswan::ike_alg(&spec)), false)
+                    }
+                    _ => (
+                        format!("esp={}", libreswan::esp_alg(&spec)),
+                        spec.settings.ipsec.pfs.group().is_some(),
+                    ),
+                };
+                let v = match version {
+                    vpcd_types::IkeVersion::V1 => "-v1",
+                    vpcd_types::IkeVersion::V2 => "-v2",
+                };
+                let pfs = if pfs { "-pfs=yes" } else { "-pfs=no" };
+                let (out, err) = run(&dir.join("algparse"), &[v, pfs, &proposal]);
+                let parsed = format!("{out}{err}");
+                let accepted = !parsed.contains("ERROR");
+                assert_eq!(
+                    accepted,
+                    supports(libreswan, *version, s).is_ok(),
+                    "{version} {}={}: algparse says\n{parsed}",
+                    s.param(),
+                    s.value()
+                );
+            }
         }
     }
 }

@@ -112,7 +112,7 @@ pub trait Engine: Io {
         conn: &'c mut Self::Connection,
         scope: &'c Scope,
         now: Timestamp,
-        rows: &'c [(String, &'c NewConn, String)],
+        rows: &'c [(String, &'c NewConn, EncodedConn)],
     ) -> impl Future<Output = Result<Vec<String>, sqlx::Error>> + Send + 'c;
 }
 

@@ -183,6 +183,7 @@ pub(crate) fn settings(psk: &str) -> ConnSettings {
             remote_identity: Identity::Fqdn("peer.example.com".parse().unwrap()),
             dh_group: DhGroup::Group2,
             sa_lifetime_seconds: 86_400,
+            version: vpcd_types::IkeVersion::V1,
         },
         ipsec: IpsecSettings {
             encryption: IpsecEncryption::AesCbc128,
@@ -191,6 +192,9 @@ pub(crate) fn settings(psk: &str) -> ConnSettings {
             sa_lifetime_traffic_kb: 1_843_200,
             pfs: PfsGroup::Null,
         },
+        dpd: vpcd_types::DpdSettings::default(),
+        negotiation: vpcd_types::NegotiationType::Active,
+        health_check: None,
     }
 }
 

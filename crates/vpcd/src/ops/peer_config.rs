@@ -100,8 +100,9 @@ fn config_error(e: PeerConfigError) -> ApiError {
         PeerConfigError::InterfaceName => Field::InterfaceName,
         PeerConfigError::PreSharedKey(_) => Field::PreSharedKey,
         PeerConfigError::Unsupported(r) => match r.setting {
+            Setting::IkeVersion(_) => Field::IkeVersion,
             Setting::IkeEncryption(_) => Field::IkeEncryption,
-            Setting::IkeIntegrity(_) => Field::IkeIntegrity,
+            Setting::IkeIntegrity(_) => Field::IkeAuthentication,
             Setting::IkeDhGroup(_) => Field::IkeDhGroup,
             Setting::ExchangeMode(_) => Field::ExchangeMode,
             Setting::IpsecEncryption(_) => Field::IpsecEncryption,

@@ -54,6 +54,10 @@ pub(crate) async fn create_conn(
         user_gw_id: user_gw.id,
         name,
         settings,
+        // i14: the merged i10 types commit (3977029) adds `tags` to the
+        // store's NewConn but not here yet; placeholder until i10's commit
+        // that fills it from the request.
+        tags: Vec::new(),
     };
     let (conn, task) = api
         .store

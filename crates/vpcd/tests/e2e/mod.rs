@@ -14,6 +14,27 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The test virtualenv's Python if it can `import module`, or why not.
+pub fn venv_python(module: &str) -> Result<PathBuf, String> {
+    let py = std::env::var_os("VPCD_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    let ok = Command::new(&py)
+        .args(["-c", &format!("import {module}")])
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if ok {
+        Ok(py)
+    } else {
+        Err(format!(
+            "{} cannot import {module} (run bash scripts/test.sh)",
+            py.display()
+        ))
+    }
+}
+
 pub struct Vpcd {
     child: Child,
     pub data: PathBuf,
@@ -84,23 +105,45 @@ impl Vpcd {
 
     /// One action through the official SDK (POST, HmacSHA256, over HTTPS).
     pub fn sdk(&self, py: &Path, action: &str, params: Value) -> Value {
+        let v = self.python(py, "sdk_call.py", &[], action, &params);
+        assert_eq!(v["code"], 0, "{action}: {v}");
+        v
+    }
+
+    /// One API 3.0 action through tencentcloud-sdk-python (TC3 over HTTPS)
+    /// in `region`; the answer's `Response`, which must not be an error.
+    pub fn sdk3(&self, py: &Path, region: &str, action: &str, params: Value) -> Value {
+        let v = self.python(py, "sdk3_call.py", &[region], action, &params);
+        assert!(v.get("Error").is_none(), "{action}: {v}");
+        v
+    }
+
+    /// Run `tests/tunnel/<script> HOST:PORT CERT CREDENTIALS [extra] ACTION
+    /// PARAMS` and parse what it prints.
+    fn python(
+        &self,
+        py: &Path,
+        script: &str,
+        extra: &[&str],
+        action: &str,
+        params: &Value,
+    ) -> Value {
         let out = without_proxies(&mut Command::new(py))
-            .arg(repo_root().join("tests/tunnel/sdk_call.py"))
+            .arg(repo_root().join("tests/tunnel").join(script))
             .arg(&self.https)
             .arg(self.data.join("tls/cert.pem"))
             .arg(self.data.join("credentials"))
+            .args(extra)
             .arg(action)
             .arg(params.to_string())
             .output()
             .expect("python");
         assert!(
             out.status.success(),
-            "SDK call failed: {}",
+            "{script} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v["code"], 0, "{action}: {v}");
-        v
+        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// One action through `vpcd call`.
