@@ -261,6 +261,15 @@ pub fn libreswan_programs() -> Result<PathBuf, String> {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
+    let certutil = Command::new("sh")
+        .args(["-c", "command -v certutil"])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if runs && !certutil {
+        return Err("certutil not found (install libnss3-tools)".into());
+    }
     if runs {
         Ok(dir)
     } else {
