@@ -533,6 +533,7 @@ fn two_hundred_tunnels_one_change_touches_only_its_own() {
                 user_gw_id: ghost_gw.id,
                 name: format!("bulk{i}"),
                 settings,
+                tags: Vec::new(),
             });
         }
         assert_eq!(store.import_conns(&scope, batch).await.unwrap(), 199);
