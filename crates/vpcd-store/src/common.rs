@@ -157,20 +157,6 @@ pub(crate) fn encode_settings(settings: &ConnSettings) -> Result<String> {
         .map_err(|_| StoreError::Backend("cannot encode connection settings".into()))
 }
 
-/// A new connection's JSON columns: its settings and its tags.
-pub(crate) struct EncodedConn {
-    pub(crate) settings: String,
-    pub(crate) tags: String,
-}
-
-pub(crate) fn encode_conn(new: &NewConn) -> Result<EncodedConn> {
-    Ok(EncodedConn {
-        settings: encode_settings(&new.settings)?,
-        tags: serde_json::to_string(&new.tags)
-            .map_err(|_| StoreError::Backend("cannot encode connection tags".into()))?,
-    })
-}
-
 /// The first and last host address of an IPv4 pool, as numbers (network
 /// and broadcast excluded, except in a /31 or /32, RFC 3021).
 pub(crate) fn pool_range(net: ipnet::IpNet) -> Result<(i64, i64)> {

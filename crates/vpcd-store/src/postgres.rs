@@ -63,8 +63,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgQueryResul
 use sqlx::{ConnectOptions, Connection, Pool, Postgres};
 use vpcd_types::ConnStatus;
 
-use crate::common::EncodedConn;
 use crate::model::*;
+use crate::sql::EncodedConn;
 use crate::sql::{recovering, Engine, Io, RowsAffected, Sql, SqlStore};
 use crate::{Result, StoreError};
 

@@ -60,9 +60,9 @@ use sqlx::sqlite::{
 use sqlx::{Pool, Sqlite};
 use vpcd_types::ConnStatus;
 
-use crate::common::EncodedConn;
 use crate::model::*;
 use crate::sql::text::conn_insert;
+use crate::sql::EncodedConn;
 use crate::sql::{recovering, Engine, Io, RowsAffected, Sql, SqlStore};
 use crate::{Result, StoreError};
 

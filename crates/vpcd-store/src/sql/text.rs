@@ -7,8 +7,9 @@
 use vpcd_types::id::IdKind;
 use vpcd_types::{ConnStatus, GatewayNodeId, IdRef};
 
+use super::EncodedConn;
 use super::{Engine, Sql};
-use crate::common::{like_pattern, EncodedConn};
+use crate::common::like_pattern;
 use crate::model::*;
 
 /// Lock clauses, appended where [`Engine::ROW_LOCKS`] holds.

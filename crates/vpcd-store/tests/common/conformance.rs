@@ -259,6 +259,7 @@ fn new_conn(vpc: VpcRowId, gw: VpnGwRowId, ugw: UserGwRowId, name: &str) -> NewC
         user_gw_id: ugw,
         name: name.into(),
         settings: settings("psk-one"),
+        tags: Vec::new(),
     }
 }
 

@@ -57,6 +57,7 @@ pub(super) async fn add(api: &ApiState, scope: &Scope, p: &Params) -> ApiResult<
         name: conn_name(p)?,
         settings: settings_change(p)?,
         defaults: &DEFAULTS,
+        tags: Vec::new(),
     };
     let op::ConnTask { conn, task } = op::create_conn(api, scope, req).await?;
     Reply::data(Created {

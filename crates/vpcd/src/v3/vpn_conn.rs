@@ -51,6 +51,7 @@ pub(super) struct Create {
     user_gw: IdRef<UserGwKind>,
     name: Name,
     tunnel: TunnelRequest,
+    tags: Vec<vpcd_types::Tag>,
 }
 
 impl Handler for Create {
@@ -62,12 +63,13 @@ impl Handler for Create {
         let user_gw = common::req_id(o, "CustomerGatewayId")?;
         let name = common::req_name(o, "VpnConnectionName", ErrorCode::InvalidVpnConnName)?;
         let tunnel = tunnel::parse(o, true)?;
-        common::tags(o)?;
+        let tags = common::tags(o)?;
         Ok(Create {
             vpn_gw,
             user_gw,
             name,
             tunnel,
+            tags,
         })
     }
 
@@ -78,6 +80,7 @@ impl Handler for Create {
             name: Some(self.name),
             settings: self.tunnel.into_change()?,
             defaults: &tunnel::DEFAULTS,
+            tags: self.tags,
         };
         let op::ConnTask { conn, task } = op::create_conn(api, &ctx.scope, req).await?;
         task::record(api, ctx, &task).await?;
@@ -158,7 +161,7 @@ fn item(c: &VpnConn) -> Item<'_> {
         dpd_enable: o.dpd_enable,
         dpd_timeout: o.dpd_timeout,
         dpd_action: o.dpd_action,
-        tag_set: Vec::new(),
+        tag_set: common::tag_set(&c.tags),
         negotiation_type: o.negotiation_type,
         bgp_config: None,
         health_check_config: None,
@@ -215,7 +218,7 @@ fn passes(f: &Filter, c: &VpnConn) -> bool {
         "customer-gateway-id" => f.any_eq(c.user_gw.un_id.as_str()),
         "vpn-connection-name" => f.any_eq(&c.name),
         "vpn-connection-id" => f.any_eq(c.un_id.as_str()),
-        _ => common::tags_match(f, &[]),
+        _ => common::tags_match(f, &common::tag_set(&c.tags)),
     }
 }
 
