@@ -491,6 +491,38 @@ mod tests {
         }
     }
 
+    /// IKEv2: Junos gets `version v2-only` and no exchange mode (an IKEv1
+    /// notion); Libreswan `ikev2=insist`, no `aggressive=`, and no `config
+    /// setup` part; Cisco's IKEv1 crypto map is refused, naming the version.
+    #[test]
+    fn ikev2_files() {
+        let mut spec = spec_custom();
+        spec.settings.ike.version = vpcd_types::IkeVersion::V2;
+        let junos = render(vendor("juniper").unwrap(), &spec, None).unwrap();
+        assert!(junos.contains(" version v2-only\n"), "{junos}");
+        assert!(!junos.contains(" mode "), "{junos}");
+        let lsw = render(vendor("libreswan").unwrap(), &spec, None).unwrap();
+        assert!(lsw.contains("\tikev2=insist\n"), "{lsw}");
+        assert!(
+            !lsw.contains("aggressive=") && !lsw.contains("config setup"),
+            "{lsw}"
+        );
+        assert!(
+            lsw.contains("# Part 1 of 2: /etc/ipsec.d/vpcd.conf"),
+            "{lsw}"
+        );
+        assert!(
+            lsw.contains("# Part 2 of 2: /etc/ipsec.d/vpcd.secrets"),
+            "{lsw}"
+        );
+        let e = render(vendor("cisco").unwrap(), &spec, None).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("IKEVersion: vpcd's Cisco IOS configuration covers IKEv1"),
+            "{e}"
+        );
+    }
+
     /// docs/actions.md shows the table as the code has it.
     #[test]
     fn the_documented_capability_table_is_the_code_s() {
