@@ -422,6 +422,32 @@ mod tests {
         }
     }
 
+    /// The strongSwan file covers IKEv2 and GCM; the other devices' files
+    /// refuse such a tunnel, naming the setting.
+    #[test]
+    fn ikev2_gcm_files() {
+        let s = crate::test_support::spec_ikev2_gcm(vpcd_types::NegotiationType::Active);
+        let text = render(vendor("strongswan").unwrap(), &s, None).unwrap();
+        insta::assert_snapshot!("peer_strongswan_ikev2_gcm", text);
+        for key in ["libreswan", "cisco", "juniper"] {
+            let e = render(vendor(key).unwrap(), &s, None).unwrap_err();
+            assert!(
+                e.to_string().starts_with("IKESet.ikeVersion:"),
+                "{key}: {e}"
+            );
+        }
+        // IKEv1 with an AES-GCM ESP: refused by field, not mistranslated.
+        let mut s = spec_default();
+        s.settings.ipsec.encryption = vpcd_types::IpsecEncryption::Aes128Gcm128;
+        for key in ["libreswan", "cisco", "juniper"] {
+            let e = render(vendor(key).unwrap(), &s, None).unwrap_err();
+            assert!(
+                e.to_string().starts_with("IPsecSet.encryptAlgorithm:"),
+                "{key}: {e}"
+            );
+        }
+    }
+
     #[test]
     fn libreswan_refuses_what_it_cannot_do() {
         let mut s = spec_default();
