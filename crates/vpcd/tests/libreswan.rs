@@ -329,17 +329,14 @@ fn libreswan_peer_establishes_ikev2_with_aes_gcm() {
     };
     let dir = tempfile::tempdir().unwrap();
     let v = Vpcd::start(&dir.path().join("vpcd"), &tb.vici_uri(Side::Cloud), &[]);
-    let region = "ap-guangzhou";
     let vpc = v.sdk3(
         &py,
-        region,
         "CreateVpc",
         serde_json::json!({"VpcName": "lsw2", "CidrBlock": "10.100.0.0/16"}),
     );
     let vpc = vpc["Vpc"]["VpcId"].as_str().unwrap().to_owned();
     let gw = v.sdk3(
         &py,
-        region,
         "CreateVpnGateway",
         serde_json::json!({"VpcId": vpc, "VpnGatewayName": "gw", "InternetMaxBandwidthOut": 5}),
     );
@@ -349,7 +346,6 @@ fn libreswan_peer_establishes_ikev2_with_aes_gcm() {
         .to_owned();
     let cgw = v.sdk3(
         &py,
-        region,
         "CreateCustomerGateway",
         serde_json::json!({"CustomerGatewayName": "office", "IpAddress": "198.51.100.1"}),
     );
@@ -359,7 +355,6 @@ fn libreswan_peer_establishes_ikev2_with_aes_gcm() {
         .to_owned();
     let created = v.sdk3(
         &py,
-        region,
         "CreateVpnConnection",
         serde_json::json!({
             "VpcId": vpc, "VpnGatewayId": gw, "CustomerGatewayId": cgw,

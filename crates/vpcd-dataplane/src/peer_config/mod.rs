@@ -443,6 +443,39 @@ mod tests {
         }
     }
 
+    /// The strongSwan file covers IKEv2 and GCM; the other devices' files
+    /// refuse such a tunnel, naming the setting.
+    #[test]
+    fn ikev2_gcm_files() {
+        let s = crate::test_support::spec_ikev2_gcm(vpcd_types::NegotiationType::Active);
+        let text = render(vendor("strongswan").unwrap(), &s, None).unwrap();
+        insta::assert_snapshot!("peer_strongswan_ikev2_gcm", text);
+        // Libreswan does all of it (IKEv2); the capability table refuses
+        // the rest, naming the first setting the device's file cannot do.
+        let lsw = render(vendor("libreswan").unwrap(), &s, None).unwrap();
+        assert!(lsw.contains("\tike=aes_gcm256-sha2_256;dh19\n"), "{lsw}");
+        assert!(lsw.contains("\tesp=aes_gcm256;dh20\n"), "{lsw}");
+        for (key, param) in [
+            ("cisco", "IKEVersion:"),
+            ("juniper", "IKESet.propoEncryAlgorithm:"),
+        ] {
+            let e = render(vendor(key).unwrap(), &s, None).unwrap_err();
+            assert!(e.to_string().starts_with(param), "{key}: {e}");
+        }
+        // IKEv1 with an AES-GCM ESP: refused by field, not mistranslated.
+        let mut s = spec_custom();
+        s.settings.ipsec.encryption = vpcd_types::IpsecEncryption::Aes128Gcm128;
+        for key in ["cisco", "juniper"] {
+            let e = render(vendor(key).unwrap(), &s, None).unwrap_err();
+            assert!(
+                e.to_string().starts_with("IPsecSet.encryptAlgorithm:"),
+                "{key}: {e}"
+            );
+        }
+        let lsw = render(vendor("libreswan").unwrap(), &s, None).unwrap();
+        assert!(lsw.contains("\tesp=aes_gcm128;modp2048\n"), "{lsw}");
+    }
+
     #[test]
     fn libreswan_refuses_what_it_cannot_do() {
         let libreswan = vendor("libreswan").unwrap();

@@ -506,7 +506,7 @@ impl fmt::Display for LoadConn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{spec_custom, spec_default, spec_null_esp};
+    use crate::test_support::{spec_custom, spec_default, spec_ikev2_gcm, spec_null_esp};
 
     #[test]
     fn lifetimes_split() {
@@ -542,6 +542,80 @@ mod tests {
     }
 
     #[test]
+    fn ikev2_gcm_proposals_and_timing() {
+        let s = spec_ikev2_gcm(NegotiationType::Active);
+        assert_eq!(ike_proposal(&s), "aes256gcm16-prfsha256-ecp256");
+        assert_eq!(esp_proposal(&s), "aes256gcm16-ecp384");
+        let c = load_conn(&s).conn;
+        assert_eq!(c.version, 2);
+        // IKEv2 rekeys the IKE SA in place; nothing re-authenticates.
+        assert_eq!(
+            (c.reauth_time, c.rekey_time, c.over_time),
+            (0, 77_760, 8_640)
+        );
+        assert_eq!((c.dpd_delay, c.dpd_timeout), (DPD_DELAY_SECONDS, 45));
+    }
+
+    /// start / close / DPD action per negotiation type, on the gateway and
+    /// in the peer's file.
+    #[test]
+    fn negotiation_types() {
+        let actions = |n, side| {
+            let s = spec_ikev2_gcm(n);
+            let c = match side {
+                Side::Cloud => load_conn(&s),
+                Side::Peer => peer_conn(&s),
+            };
+            let (_, ch) = &c.conn.children.0[0];
+            (ch.start_action, ch.close_action, ch.dpd_action)
+        };
+        use NegotiationType::*;
+        assert_eq!(actions(Active, Side::Cloud), ("start", "restart", "clear"));
+        assert_eq!(actions(Passive, Side::Cloud), ("none", "none", "clear"));
+        assert_eq!(actions(FlowTrigger, Side::Cloud), ("trap", "trap", "trap"));
+        assert_eq!(actions(Active, Side::Peer), ("start", "restart", "restart"));
+        assert_eq!(
+            actions(Passive, Side::Peer),
+            ("start", "restart", "restart")
+        );
+        assert_eq!(actions(FlowTrigger, Side::Peer), ("trap", "trap", "trap"));
+    }
+
+    #[test]
+    fn dpd_off_sends_no_probes() {
+        let mut s = spec_default();
+        s.settings.dpd.enabled = false;
+        let c = load_conn(&s).conn;
+        assert_eq!((c.dpd_delay, c.dpd_timeout), (0, 0));
+    }
+
+    #[test]
+    fn every_algorithm_has_a_keyword() {
+        use vpcd_types::{IkeEncryption as E, IpsecEncryption as P, PfsGroup};
+        for e in E::ALL {
+            assert!(!ike_encryption(*e).is_empty());
+        }
+        for e in P::ALL {
+            assert!(!esp_encryption(*e).is_empty());
+        }
+        for a in AuthAlgorithm::ALL {
+            assert!(prf(*a).starts_with("prf") && !integrity(*a).is_empty());
+        }
+        for g in PfsGroup::ALL {
+            if let Some(g) = g.group() {
+                assert!(!dh_group(g).is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn snapshot_ikev2_gcm() {
+        let s = spec_ikev2_gcm(NegotiationType::FlowTrigger);
+        insta::assert_json_snapshot!("ikev2_gcm_load_conn", load_conn(&s));
+        insta::assert_snapshot!("ikev2_gcm_peer_swanctl", peer_conn(&s).to_string());
+    }
+
+    #[test]
     fn snapshot_null_esp() {
         insta::assert_json_snapshot!("null_esp_load_conn", load_conn(&spec_null_esp()));
     }
@@ -557,7 +631,12 @@ mod tests {
     fn messages_encode_as_vici() {
         // The typed messages must be representable in VICI's encoding
         // (e.g. no nested lists), not only in JSON.
-        for s in [spec_default(), spec_custom(), spec_null_esp()] {
+        for s in [
+            spec_default(),
+            spec_custom(),
+            spec_null_esp(),
+            spec_ikev2_gcm(NegotiationType::Passive),
+        ] {
             serde_vici::to_vec(&load_conn(&s)).unwrap();
             serde_vici::to_vec(&load_shared(&s)).unwrap();
         }

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use vpcd_types::testing::without_proxies;
 
+/// The 3.0 region of the tests' scope (the credentials' v2 region `gz`).
+pub const REGION3: &str = "ap-guangzhou";
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -33,6 +36,21 @@ pub fn venv_python(module: &str) -> Result<PathBuf, String> {
             py.display()
         ))
     }
+}
+
+/// Run `tests/tunnel/<script> ARGS...` with `py` and parse what it prints.
+fn run_script(py: &Path, script: &str, args: &[&std::ffi::OsStr]) -> Value {
+    let out = without_proxies(&mut Command::new(py))
+        .arg(repo_root().join("tests/tunnel").join(script))
+        .args(args)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 pub struct Vpcd {
@@ -105,45 +123,38 @@ impl Vpcd {
 
     /// One action through the official SDK (POST, HmacSHA256, over HTTPS).
     pub fn sdk(&self, py: &Path, action: &str, params: Value) -> Value {
-        let v = self.python(py, "sdk_call.py", &[], action, &params);
+        let v = run_script(
+            py,
+            "sdk_call.py",
+            &[
+                self.https.as_ref(),
+                self.data.join("tls/cert.pem").as_os_str(),
+                self.data.join("credentials").as_os_str(),
+                action.as_ref(),
+                params.to_string().as_ref(),
+            ],
+        );
         assert_eq!(v["code"], 0, "{action}: {v}");
         v
     }
 
-    /// One API 3.0 action through tencentcloud-sdk-python (TC3 over HTTPS)
-    /// in `region`; the answer's `Response`, which must not be an error.
-    pub fn sdk3(&self, py: &Path, region: &str, action: &str, params: Value) -> Value {
-        let v = self.python(py, "sdk3_call.py", &[region], action, &params);
+    /// One API 3.0 action through tencentcloud-sdk-python (TC3, POST JSON,
+    /// typed request and response models) in [`REGION3`]; its `Response`,
+    /// which must not be an error.
+    pub fn sdk3(&self, py: &Path, action: &str, params: Value) -> Value {
+        let v = run_script(
+            py,
+            "sdk3_call.py",
+            &[
+                self.http.trim_start_matches("http://").as_ref(),
+                self.data.join("credentials").as_os_str(),
+                REGION3.as_ref(),
+                action.as_ref(),
+                params.to_string().as_ref(),
+            ],
+        );
         assert!(v.get("Error").is_none(), "{action}: {v}");
         v
-    }
-
-    /// Run `tests/tunnel/<script> HOST:PORT CERT CREDENTIALS [extra] ACTION
-    /// PARAMS` and parse what it prints.
-    fn python(
-        &self,
-        py: &Path,
-        script: &str,
-        extra: &[&str],
-        action: &str,
-        params: &Value,
-    ) -> Value {
-        let out = without_proxies(&mut Command::new(py))
-            .arg(repo_root().join("tests/tunnel").join(script))
-            .arg(&self.https)
-            .arg(self.data.join("tls/cert.pem"))
-            .arg(self.data.join("credentials"))
-            .args(extra)
-            .arg(action)
-            .arg(params.to_string())
-            .output()
-            .expect("python");
-        assert!(
-            out.status.success(),
-            "{script} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// One action through `vpcd call`.
