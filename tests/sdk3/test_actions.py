@@ -69,7 +69,12 @@ def test_connection_lifecycle(api):
     assert c["IPSECOptionsSpecification"]["EncryptAlgorithm"] == "AES-CBC-128", "3.0 default"
     assert c["SecurityPolicyDatabaseSet"] == [{"LocalCidrBlock": "10.0.0.0/24",
                                               "RemoteCidrBlock": ["192.168.10.0/24"]}]
-    assert (c["DpdEnable"], c["DpdTimeout"], c["DpdAction"], c["NegotiationType"]) == (1, "30", "restart", "active")
+    # 3.0's documented defaults for the options v2 lacks.
+    assert (c["DpdEnable"], c["DpdTimeout"], c["DpdAction"], c["NegotiationType"]) == (0, "30", "restart", "active")
+    assert c["IKEOptionsSpecification"]["IKEVersion"] == "IKEV1"
+    assert c["IPSECOptionsSpecification"]["IPSECSaLifetimeTraffic"] == 4096000000
+    assert (c["EnableHealthCheck"], c["HealthCheckLocalIp"], c["TagSet"]) == (False, "", [])
+    assert c.get("HealthCheckStatus") is None, "not returned without a health check"
 
     # Filters: AND across names, OR within values; paging.
     second = api.conn(gw, api.cgw())

@@ -594,8 +594,69 @@ mod tests {
         assert!("AES-CBC-128".parse::<IkeEncryption>().is_err());
         assert_eq!(
             "x".parse::<AuthAlgorithm>().unwrap_err().to_string(),
-            "expected one of: md5 sha"
+            "expected one of: md5 sha sha-256 sha-384 sha-512"
         );
+    }
+
+    /// Settings stored before API 3.0 lack its fields; they read back as
+    /// what vpcd did then: IKEv1, DPD on (30 s, restart), initiated at once,
+    /// no health check.
+    #[test]
+    fn settings_stored_before_api3_read_back_as_before() {
+        let old = r#"{"pre_shared_key":"k","spd_source":"spdAcl",
+            "spd":[{"local":"10.0.0.0/16","remote":["10.1.0.0/16"]}],
+            "ike":{"encryption":"3des-cbc","authentication":"md5","exchange_mode":"main",
+                "local_identity":{"type":"address","value":"203.0.113.1"},
+                "remote_identity":{"type":"address","value":"198.51.100.1"},
+                "dh_group":"group2","sa_lifetime_seconds":86400},
+            "ipsec":{"encryption":"3des-cbc","integrity":"md5","sa_lifetime_seconds":3600,
+                "sa_lifetime_traffic_kb":1843200,"pfs":"null"}}"#;
+        let s: ConnSettings = serde_json::from_str(old).unwrap();
+        assert_eq!(s.ike.version, IkeVersion::V1);
+        assert_eq!(
+            s.dpd,
+            DpdSettings {
+                enabled: true,
+                timeout_seconds: 30,
+                action: DpdAction::Restart
+            }
+        );
+        assert_eq!(s.negotiation, NegotiationType::Active);
+        assert_eq!(s.health_check, None);
+        let again: ConnSettings =
+            serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(again, s);
+    }
+
+    /// v2 parses only the spellings it documents; the values API 3.0 added
+    /// are a wrong value to it, and its message lists only its own.
+    #[test]
+    fn v2_keeps_its_own_spellings() {
+        assert_eq!(
+            IkeEncryption::parse_v2("aes-cbc-256"),
+            Ok(IkeEncryption::AesCbc256)
+        );
+        assert_eq!(
+            IkeEncryption::parse_v2("aes256gcm128")
+                .unwrap_err()
+                .to_string(),
+            "expected one of: 3des-cbc aes-cbc-128 aes-cbc-192 aes-cbc-256 des-cbc"
+        );
+        assert!(DhGroup::parse_v2("group19").is_err());
+        assert!(PfsGroup::parse_v2("dh-group21").is_err());
+        assert!(AuthAlgorithm::parse_v2("sha-256").is_err());
+        for v in DhGroup::ALL {
+            assert_eq!(v.as_str().parse::<DhGroup>().unwrap(), *v);
+            assert_eq!(
+                DhGroup::parse_v2(v.as_str()).is_ok(),
+                DhGroup::V2.contains(v)
+            );
+        }
+        for t in ["", "x".repeat(128).as_str(), "a\nb"] {
+            assert!(Tag::parse(t, "v").is_err(), "{t:?}");
+        }
+        assert!(Tag::parse("k", &"v".repeat(256)).is_err());
+        assert_eq!(Tag::parse("k", "").unwrap().value, "");
     }
 
     #[test]
@@ -625,6 +686,11 @@ mod tests {
     #[test]
     fn pfs_groups_name_their_dh_group() {
         let expected = [
+            (PfsGroup::DhGroup15, Some(DhGroup::Group15)),
+            (PfsGroup::DhGroup16, Some(DhGroup::Group16)),
+            (PfsGroup::DhGroup19, Some(DhGroup::Group19)),
+            (PfsGroup::DhGroup20, Some(DhGroup::Group20)),
+            (PfsGroup::DhGroup21, Some(DhGroup::Group21)),
             (PfsGroup::Null, None),
             (PfsGroup::DhGroup1, Some(DhGroup::Group1)),
             (PfsGroup::DhGroup2, Some(DhGroup::Group2)),
