@@ -268,6 +268,52 @@ else
         warn "missing packages (cannot install without root): ${missing[*]}"
     fi
 fi
+# ---------------------------------------------------------------------------
+# Libreswan, the second real peer (crates/vpcd/tests/libreswan.rs, and the
+# readwriteconf/algparse unit tests of the peer configurations). Its package
+# conflicts with strongSwan's, so it is not installed: `apt-get download`
+# fetches the .deb into .cache/libreswan/ and `dpkg -x` extracts it there
+# (tests find it through VPCD_LIBRESWAN_DIR); only its libraries are
+# installed. Idempotent: nothing is fetched when the extracted pluto runs.
+LIBRESWAN_LIBS=(libldns3 libevent-core-2.1-7 libevent-pthreads-2.1-7 libunbound8 libcurl3-nss libnss3-tools)
+LIBRESWAN_CACHE="$ROOT/.cache/libreswan"
+export VPCD_LIBRESWAN_DIR="$LIBRESWAN_CACHE/root"
+libreswan_setup() {
+    local pluto="$VPCD_LIBRESWAN_DIR/usr/libexec/ipsec/pluto" missing=() p deb
+    for p in "${LIBRESWAN_LIBS[@]}"; do
+        pkg_installed "$p" || missing+=("$p")
+    done
+    if ((${#missing[@]} > 0)); then
+        $IS_ROOT || { warn "Libreswan's libraries are missing (${missing[*]}) and we are not root"; return 1; }
+        apt_install "${missing[@]}"
+    fi
+    if "$pluto" --version >/dev/null 2>&1; then
+        note "present: $("$pluto" --version 2>&1 | cut -d' ' -f1-2) in $VPCD_LIBRESWAN_DIR"
+        return 0
+    fi
+    mkdir -p "$LIBRESWAN_CACHE"
+    deb=$(find "$LIBRESWAN_CACHE" -maxdepth 1 -name 'libreswan_*.deb' | head -1)
+    if [[ -z "$deb" ]]; then
+        note "apt-get download libreswan (into $LIBRESWAN_CACHE)"
+        (cd "$LIBRESWAN_CACHE" && apt-get download -q libreswan >/dev/null 2>&1) ||
+            { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null 2>&1 &&
+                (cd "$LIBRESWAN_CACHE" && apt-get download -q libreswan >/dev/null 2>&1); } ||
+            { warn "apt-get download libreswan failed"; return 1; }
+        deb=$(find "$LIBRESWAN_CACHE" -maxdepth 1 -name 'libreswan_*.deb' | head -1)
+    fi
+    rm -rf "$VPCD_LIBRESWAN_DIR"
+    dpkg -x "$deb" "$VPCD_LIBRESWAN_DIR" || { warn "dpkg -x $deb failed"; return 1; }
+    "$pluto" --version >/dev/null 2>&1 || { warn "the extracted $pluto does not run"; return 1; }
+    note "extracted $(basename "$deb") into $VPCD_LIBRESWAN_DIR"
+}
+step "Libreswan (extracted, not installed)"
+if [[ -n "${SKIP_SETUP:-}" ]]; then
+    note "SKIP_SETUP is set: not checking ($VPCD_LIBRESWAN_DIR is used if it is there)"
+elif ! libreswan_setup; then
+    is_ci && die "Libreswan is required under CI=true"
+    note "the Libreswan tests will skip and say why"
+fi
+
 running=$(strongswan_pids | tr '\n' ' ')
 if [[ -n "${running// /}" ]]; then
     warn "strongSwan daemons are running on the host (pids: $running); this script did not start them and leaves them alone"

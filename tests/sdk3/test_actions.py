@@ -69,7 +69,12 @@ def test_connection_lifecycle(api):
     assert c["IPSECOptionsSpecification"]["EncryptAlgorithm"] == "AES-CBC-128", "3.0 default"
     assert c["SecurityPolicyDatabaseSet"] == [{"LocalCidrBlock": "10.0.0.0/24",
                                               "RemoteCidrBlock": ["192.168.10.0/24"]}]
-    assert (c["DpdEnable"], c["DpdTimeout"], c["DpdAction"], c["NegotiationType"]) == (1, "30", "restart", "active")
+    # 3.0's documented defaults for the options v2 lacks.
+    assert (c["DpdEnable"], c["DpdTimeout"], c["DpdAction"], c["NegotiationType"]) == (0, "30", "restart", "active")
+    assert c["IKEOptionsSpecification"]["IKEVersion"] == "IKEV1"
+    assert c["IPSECOptionsSpecification"]["IPSECSaLifetimeTraffic"] == 4096000000
+    assert (c["EnableHealthCheck"], c["HealthCheckLocalIp"], c["TagSet"]) == (False, "", [])
+    assert c.get("HealthCheckStatus") is None, "not returned without a health check"
 
     # Filters: AND across names, OR within values; paging.
     second = api.conn(gw, api.cgw())
@@ -103,6 +108,14 @@ def test_connection_lifecycle(api):
                                   "SoftwareVersion": "strongSwan 5.8+ (swanctl.conf)"},
         "InterfaceName": "eth0"})
     assert gw["PublicIpAddress"] in cfg["CustomerGatewayConfiguration"], cfg
+    # Libreswan cannot negotiate this connection's PFS group 2: refused, naming the
+    # connection's setting and what to change.
+    e = api.err("DownloadCustomerGatewayConfiguration", {
+        "VpnGatewayId": gw["VpnGatewayId"], "VpnConnectionId": conn["VpnConnectionId"],
+        "CustomerGatewayVendor": {"VendorName": "Libreswan", "Platform": "Linux",
+                                  "SoftwareVersion": "Libreswan 4.x and 5.x (ipsec.conf)"},
+        "InterfaceName": "eth0"}, "InvalidParameterValue", "IPSECOptionsSpecification.PfsDhGroup")
+    assert "modify the connection to PFS with DH group 14" in e.message, e.message
 
     r = api.call("ResetVpnConnection", {"VpnGatewayId": gw["VpnGatewayId"],
                                         "VpnConnectionId": conn["VpnConnectionId"]})

@@ -127,3 +127,42 @@ def test_quotas_are_shared(server, v2):
     for i in range(2):
         other.call("CreateVpc", {"vpcName": sdk3util.unique("q"), "cidrBlock": f"10.{50 + i}.0.0/16"})
     v3.err("CreateVpc", {"VpcName": "sixth", "CidrBlock": "10.60.0.0/16"}, "LimitExceeded", "VpcName")
+
+
+def test_v2_connection_changed_to_ikev2_through_3_stays_truthful_in_v2(v2, v3):
+    vpc = v2.call("CreateVpc", {"vpcName": sdk3util.unique("w5"), "cidrBlock": "10.50.0.0/16"})["uniqVpcId"]
+    gw = v2.call("RunVpnGw", {"vpcId": vpc, "name": "gw5", "bandwidth": 5})["data"]["vpnGwId"]
+    cgw = v2.call("AddUserGw", {"userGwName": sdk3util.unique("p5"),
+                                "userGwAddr": sdk3util.peer_address()})["userGwId"]
+    task = v2.call("AddVpnConnEx", {"vpcId": vpc, "vpnGwId": gw, "userGwId": cgw,
+                                    "preSharedKey": "v2key5", "userGwCidrBlock.0": "172.31.0.0/16"}
+                   )["data"]["taskId"]
+    conn_id = v2.wait(task)["output"]["unVpnConnId"]
+    # What a v2 tunnel does, as 3.0 reports it: IKEv1, DPD on (30 s,
+    # restart), initiated at once, no health check.
+    c = v3.conn_by_id(conn_id)
+    assert c["IKEOptionsSpecification"]["IKEVersion"] == "IKEV1"
+    assert (c["DpdEnable"], c["DpdTimeout"], c["DpdAction"], c["NegotiationType"]) == (1, "30", "restart", "active")
+    assert "ikeVersion" not in v2.call("DescribeVpnConn", {"vpnConnId": conn_id})["data"][0]["IKEArr"]
+
+    m = v3.call("ModifyVpnConnectionAttribute", {
+        "VpnConnectionId": conn_id,
+        "IKEOptionsSpecification": {"IKEVersion": "IKEV2", "PropoEncryAlgorithm": "AES256GCM128",
+                                    "PropoAuthenAlgorithm": "SHA-256", "DhGroupName": "GROUP19"},
+        "IPSECOptionsSpecification": {"EncryptAlgorithm": "AES128GCM128", "PfsDhGroup": "DH-GROUP21"},
+        "DpdTimeout": "50", "NegotiationType": "passive"})
+    assert v3.wait_task(m["RequestId"])["Status"] == "SUCCESS"
+    # v2 shows the new values in its own spelling, and the IKE version
+    # (a field it only shows for IKEv2 tunnels).
+    item = v2.call("DescribeVpnConn", {"vpnConnId": conn_id})["data"][0]
+    assert item["IKEArr"]["ikeVersion"] == "ikev2"
+    assert (item["IKEArr"]["propoEncryAlgorithm"], item["IKEArr"]["propoAuthenAlgorithm"],
+            item["IKEArr"]["dhGroupName"]) == ("aes256gcm128", "sha-256", "group19")
+    assert (item["IPSECArr"]["encryptAlgorithm"], item["IPSECArr"]["pfsDhGroup"]) == ("aes128gcm128", "dh-group21")
+    # A v2 modification keeps what 3.0 set.
+    task = v2.call("ModifyVpnConnEx", {"vpcId": vpc, "vpnGwId": gw, "vpnConnId": conn_id,
+                                       "preSharedKey": "v2key6"})["data"]["taskId"]
+    v2.wait(task)
+    c = v3.conn_by_id(conn_id)
+    assert (c["IKEOptionsSpecification"]["IKEVersion"], c["DpdTimeout"], c["NegotiationType"],
+            c["PreShareKey"]) == ("IKEV2", "50", "passive", "v2key6")

@@ -63,6 +63,7 @@ pub fn conn_settings(
             remote_identity: Identity::Address(remote_addr),
             dh_group: DhGroup::Group14,
             sa_lifetime_seconds: 86_400,
+            version: vpcd_types::IkeVersion::V1,
         },
         ipsec: IpsecSettings {
             encryption: IpsecEncryption::TripleDesCbc,
@@ -71,6 +72,9 @@ pub fn conn_settings(
             sa_lifetime_traffic_kb: 1_843_200,
             pfs: PfsGroup::DhGroup14,
         },
+        dpd: vpcd_types::DpdSettings::default(),
+        negotiation: vpcd_types::NegotiationType::Active,
+        health_check: None,
     }
 }
 

@@ -130,6 +130,7 @@ fn new_conn(layout: &Layout, i: usize) -> NewConn {
             ugw.address,
             &format!("bench-psk-{i:07}"),
         ),
+        tags: Vec::new(),
     }
 }
 

@@ -109,6 +109,8 @@ struct Node {
     ns: String,
     state: PathBuf,
     charon: Option<Child>,
+    /// Libreswan's pluto, in place of the charon (peer side only).
+    pluto: Option<Child>,
 }
 
 /// A running two-namespace test bed. See the module docs.
@@ -116,6 +118,8 @@ pub struct Testbed {
     cloud: Node,
     peer: Node,
     config: TestbedConfig,
+    /// State directory of the pluto last started.
+    pluto_dir: Option<PathBuf>,
     torn_down: bool,
     // Dropped last: the state directories live in it.
     _dir: tempfile::TempDir,
@@ -170,6 +174,110 @@ pub fn skip_unless_available(test: &str) -> bool {
             vpcd_types::testing::skip(test, &reason);
             true
         }
+    }
+}
+
+/// The parts of a Libreswan file as vpcd hands it out, each opened by a
+/// `# Part N of M: PATH ...` line naming the file it belongs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibreswanFiles {
+    /// The `config setup` lines for /etc/ipsec.conf, when the file has any.
+    pub setup: Option<String>,
+    /// /etc/ipsec.d/vpcd.conf.
+    pub conns: String,
+    /// /etc/ipsec.d/vpcd.secrets.
+    pub secrets: String,
+}
+
+impl LibreswanFiles {
+    /// Split the handed-out text; every part must name a known file.
+    pub fn split(text: &str) -> Result<LibreswanFiles, TestbedError> {
+        let mut parts: Vec<(String, String)> = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# Part ") {
+                let path = rest
+                    .split_once(": ")
+                    .and_then(|(_, p)| p.split_whitespace().next())
+                    .ok_or_else(|| err(format!("part line without a file: {line}")))?;
+                parts.push((path.trim_end_matches(',').to_owned(), String::new()));
+            } else if let Some((_, body)) = parts.last_mut() {
+                body.push_str(line);
+                body.push('\n');
+            }
+        }
+        let mut files = LibreswanFiles {
+            setup: None,
+            conns: String::new(),
+            secrets: String::new(),
+        };
+        for (path, body) in parts {
+            match path.as_str() {
+                "/etc/ipsec.conf" => files.setup = Some(body),
+                "/etc/ipsec.d/vpcd.conf" => files.conns = body,
+                "/etc/ipsec.d/vpcd.secrets" => files.secrets = body,
+                other => return Err(err(format!("unknown file in the text: {other}"))),
+            }
+        }
+        if files.conns.is_empty() || files.secrets.is_empty() {
+            return Err(err("the text lacks the conn or the secrets part"));
+        }
+        Ok(files)
+    }
+
+    /// A whole ipsec.conf as a customer's would be: the `config setup`
+    /// lines, then an `include` of the conns at `conns_path`.
+    pub fn ipsec_conf(&self, conns_path: &Path) -> String {
+        format!(
+            "{}\ninclude {}\n",
+            self.setup.as_deref().unwrap_or("config setup\n"),
+            conns_path.display()
+        )
+    }
+}
+
+/// Where pluto expects its helper programs (it runs `addconn` by this path).
+const LIBRESWAN_MOUNT: &str = "/usr/libexec/ipsec";
+
+/// The environment variable naming the root of an extracted Libreswan
+/// package (`dpkg -x libreswan_*.deb ROOT`); default `.cache/libreswan/root`
+/// in the workspace, where `scripts/test.sh` puts it.
+pub const LIBRESWAN_DIR_VAR: &str = "VPCD_LIBRESWAN_DIR";
+
+/// The folder with Libreswan's programs (pluto, whack, addconn,
+/// readwriteconf, algparse), or why it is not usable here. Libreswan's
+/// package conflicts with strongSwan's, so it is extracted, not installed.
+pub fn libreswan_programs() -> Result<PathBuf, String> {
+    let root = std::env::var_os(LIBRESWAN_DIR_VAR)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/libreswan/root")
+        });
+    let dir = root.join("usr/libexec/ipsec");
+    let pluto = dir.join("pluto");
+    let runs = Command::new(&pluto)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    let certutil = Command::new("sh")
+        .args(["-c", "command -v certutil"])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if runs && !certutil {
+        return Err("certutil not found (install libnss3-tools)".into());
+    }
+    if runs {
+        Ok(dir)
+    } else {
+        Err(format!(
+            "{} does not run (bash scripts/test.sh extracts Debian's libreswan package \
+             there and installs its libraries; or set {LIBRESWAN_DIR_VAR})",
+            pluto.display()
+        ))
     }
 }
 
@@ -273,12 +381,14 @@ impl Testbed {
                 ns: format!("{base}-{suffix}"),
                 state,
                 charon: None,
+                pluto: None,
             })
         };
         let mut tb = Testbed {
             cloud: node("c")?,
             peer: node("p")?,
             config,
+            pluto_dir: None,
             torn_down: false,
             _dir: dir,
         };
@@ -560,6 +670,119 @@ impl Testbed {
         fs::read_to_string(self.node(side).state.join("charon.log")).unwrap_or_default()
     }
 
+    /// Run Libreswan's pluto on the peer side, in place of its charon
+    /// (stopped first: only one IKE daemon can own UDP 500/4500 in a
+    /// namespace), set up from the text GetVpnConnConfig hands out for
+    /// Libreswan, each part where it says ([`LibreswanFiles`]), after
+    /// `addconn --checkconfig` has accepted it without a word. Returns once
+    /// pluto listens; it then loads every conn and initiates those with
+    /// `auto=start` by itself, as `ipsec start` would. See
+    /// [`libreswan_programs`] for where pluto comes from; the bind mount it
+    /// needs lives in the namespace's own mount namespace, so the host's
+    /// filesystem only gains the empty mount point `/usr/libexec/ipsec`.
+    pub fn start_pluto(&mut self, handed_out: &str) -> Result<(), TestbedError> {
+        let programs = libreswan_programs().map_err(err)?;
+        let files = LibreswanFiles::split(handed_out)?;
+        self.stop_pluto();
+        self.stop_charon(Side::Peer);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = self.peer.state.join(format!("pluto-{n}"));
+        let (nss, rundir, ipsecd) = (dir.join("nss"), dir.join("run"), dir.join("ipsec.d"));
+        for d in [&nss, &rundir, &ipsecd] {
+            fs::create_dir_all(d).map_err(|e| err(e.to_string()))?;
+        }
+        let conf = dir.join("ipsec.conf");
+        let secrets_file = dir.join("ipsec.secrets");
+        fs::write(&conf, files.ipsec_conf(&ipsecd.join("vpcd.conf")))
+            .map_err(|e| err(e.to_string()))?;
+        fs::write(ipsecd.join("vpcd.conf"), &files.conns).map_err(|e| err(e.to_string()))?;
+        fs::write(&secrets_file, &files.secrets).map_err(|e| err(e.to_string()))?;
+        // What Libreswan's ipsec.service runs before starting pluto. It
+        // exits 0 whatever it finds, so anything it says is a refusal
+        // (pluto itself loads some refused files all the same).
+        let check = run(Command::new(programs.join("addconn"))
+            .arg("--config")
+            .arg(&conf)
+            .arg("--checkconfig"))?;
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        if !said.trim().is_empty() {
+            return Err(err(format!(
+                "addconn --checkconfig refuses the file: {said}"
+            )));
+        }
+        run(Command::new("certutil")
+            .args(["-N", "--empty-password", "-d"])
+            .arg(format!("sql:{}", nss.display())))?;
+        fs::create_dir_all(LIBRESWAN_MOUNT).map_err(|e| err(e.to_string()))?;
+        let log = dir.join("pluto.log");
+        let out = fs::File::create(dir.join("pluto.out")).map_err(|e| err(e.to_string()))?;
+        let out2 = out.try_clone().map_err(|e| err(e.to_string()))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.peer.ns, "sh", "-c"])
+            .arg(format!(
+                "mount --bind \"$1\" {LIBRESWAN_MOUNT} && exec {LIBRESWAN_MOUNT}/pluto --nofork \
+                 --config \"$2\" --secretsfile \"$3\" --nssdir \"$4\" --rundir \"$5\" \
+                 --ipsecdir \"$6\" --logfile \"$7\""
+            ))
+            .arg("sh")
+            .arg(&programs)
+            .args([&conf, &secrets_file, &nss, &rundir, &ipsecd, &log])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(out2)
+            .spawn()
+            .map_err(|e| err(format!("cannot start pluto: {e}")))?;
+        self.peer.pluto = Some(child);
+        self.pluto_dir = Some(dir.clone());
+        // pluto loads the conns itself once it listens (it runs `addconn
+        // --autoall`, which initiates the `auto=start` ones): wait for that.
+        let ctl = rundir.join("pluto.ctl");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ctl.exists() || !self.pluto_log().contains("listening for IKE messages") {
+            if let Some(Ok(Some(status))) = self.peer.pluto.as_mut().map(Child::try_wait) {
+                self.peer.pluto = None;
+                let out = fs::read_to_string(dir.join("pluto.out")).unwrap_or_default();
+                return Err(err(format!(
+                    "pluto exited ({status}): {out}{}",
+                    self.pluto_log()
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(err(format!(
+                    "pluto did not start listening: {}",
+                    self.pluto_log()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// The log of the pluto last started ([`Testbed::start_pluto`]).
+    pub fn pluto_log(&self) -> String {
+        self.pluto_dir
+            .as_ref()
+            .and_then(|d| fs::read_to_string(d.join("pluto.log")).ok())
+            .unwrap_or_default()
+    }
+
+    /// Stop the peer side's pluto, if running (SIGTERM, SIGKILL after 5 s).
+    pub fn stop_pluto(&mut self) {
+        if let Some(mut c) = self.peer.pluto.take() {
+            // The PID is that of `ip netns exec`, which exec'd sh, which
+            // exec'd pluto: one process.
+            signal(c.id(), "TERM");
+            if !wait_for_exit(&mut c, Duration::from_secs(5)) {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
     /// Stop everything and delete the namespaces. Idempotent; also run by
     /// `Drop`.
     pub fn teardown(&mut self) {
@@ -568,15 +791,23 @@ impl Testbed {
         }
         self.torn_down = true;
         if std::thread::panicking() {
-            for side in [Side::Cloud, Side::Peer] {
-                let log = self.charon_log(side);
+            let logs = [
+                ("cloud charon", self.charon_log(Side::Cloud)),
+                ("peer charon", self.charon_log(Side::Peer)),
+                ("peer pluto", self.pluto_log()),
+            ];
+            for (what, log) in logs {
+                if log.is_empty() {
+                    continue;
+                }
                 let tail: Vec<&str> = log.lines().rev().take(60).collect();
-                eprintln!("---- last lines of the {side} charon log ----");
+                eprintln!("---- last lines of the {what} log ----");
                 for l in tail.iter().rev() {
                     eprintln!("{l}");
                 }
             }
         }
+        self.stop_pluto();
         self.stop_charon(Side::Cloud);
         self.stop_charon(Side::Peer);
         for ns in [&self.cloud.ns, &self.peer.ns] {

@@ -311,6 +311,7 @@ pub(crate) fn conn_from_row(row: &impl StoreRow) -> Result<VpnConn> {
         // The serde error could quote part of the document, which holds the
         // pre-shared key: report only which row is damaged.
         settings: serde_json::from_str(&settings).map_err(|_| corrupt("connection settings"))?,
+        tags: serde_json::from_str(&row.text("tags")?).map_err(|_| corrupt("connection tags"))?,
         active_task: row.opt_id("active_task")?,
         node_id: row.opt_id("gw_node_id")?,
         created_at: row.int("created_at")?,

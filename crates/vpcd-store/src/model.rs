@@ -6,7 +6,7 @@ use ipnet::IpNet;
 use vpcd_types::id::{UnifiedId, UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
 use vpcd_types::row::RowKind;
 use vpcd_types::{
-    AccountId, Cidr, ConnSettings, ConnStatus, GatewayNodeId, IdRef, NetStatus, RowId, Secret,
+    AccountId, Cidr, ConnSettings, ConnStatus, GatewayNodeId, IdRef, NetStatus, RowId, Secret, Tag,
     TaskId, TaskKind, TaskStatus, TunnelSpec, UserGwId, UserGwRowId, VpcId, VpcRowId, VpnConnId,
     VpnConnRowId, VpnGwId, VpnGwRowId,
 };
@@ -222,6 +222,8 @@ pub struct VpnConn {
     pub status: ConnStatus,
     pub net_status: NetStatus,
     pub settings: ConnSettings,
+    /// API 3.0 resource tags, in the order given at creation.
+    pub tags: Vec<Tag>,
     /// The unfinished task that owns this connection, if any.
     pub active_task: Option<TaskId>,
     /// The gateway node of its VPN gateway; `None` means API only.
@@ -249,6 +251,7 @@ pub struct NewConn {
     pub user_gw_id: UserGwRowId,
     pub name: String,
     pub settings: ConnSettings,
+    pub tags: Vec<Tag>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -64,6 +64,7 @@ use sqlx::{ConnectOptions, Connection, Pool, Postgres};
 use vpcd_types::ConnStatus;
 
 use crate::model::*;
+use crate::sql::EncodedConn;
 use crate::sql::{recovering, Engine, Io, RowsAffected, Sql, SqlStore};
 use crate::{Result, StoreError};
 
@@ -153,27 +154,29 @@ impl Engine for Postgres {
         conn: &'c mut PgConnection,
         scope: &'c Scope,
         now: Timestamp,
-        rows: &'c [(String, &'c NewConn, String)],
+        rows: &'c [(String, &'c NewConn, EncodedConn)],
     ) -> impl Future<Output = Result<Vec<String>, sqlx::Error>> + Send + 'c {
-        let column = |f: fn(&(String, &NewConn, String)) -> String| -> Vec<String> {
+        let column = |f: fn(&(String, &NewConn, EncodedConn)) -> String| -> Vec<String> {
             rows.iter().map(f).collect()
         };
         let ids: Vec<[i64; 3]> = rows
             .iter()
             .map(|(_, c, _)| [c.vpc_id.get(), c.vpn_gw_id.get(), c.user_gw_id.get()])
             .collect();
-        let (un_ids, names, settings) = (
+        let (un_ids, names, settings, tags) = (
             column(|r| r.0.clone()),
             column(|r| r.1.name.clone()),
-            column(|r| r.2.clone()),
+            column(|r| r.2.settings.clone()),
+            column(|r| r.2.tags.clone()),
         );
         async move {
             sqlx::query_scalar(
                 "INSERT INTO vpn_conns (un_id, account_id, region, vpc_id, vpn_gw_id, \
-                     user_gw_id, name, status, net_status, active_task, settings, created_at) \
-                 SELECT x.u, $1, $2, x.v, x.g, x.ug, x.n, $3, 'unavailable', NULL, x.s, $4 \
+                     user_gw_id, name, status, net_status, active_task, settings, tags, \
+                     created_at) \
+                 SELECT x.u, $1, $2, x.v, x.g, x.ug, x.n, $3, 'unavailable', NULL, x.s, x.t, $4 \
                  FROM UNNEST($5::text[], $6::bigint[], $7::bigint[], $8::bigint[], \
-                             $9::text[], $10::text[]) AS x(u, v, g, ug, n, s) \
+                             $9::text[], $10::text[], $11::text[]) AS x(u, v, g, ug, n, s, t) \
                  ON CONFLICT (un_id) DO NOTHING RETURNING un_id",
             )
             .bind(scope.account_id.get())
@@ -186,6 +189,7 @@ impl Engine for Postgres {
             .bind(ids.iter().map(|i| i[2]).collect::<Vec<_>>())
             .bind(names)
             .bind(settings)
+            .bind(tags)
             .fetch_all(conn)
             .await
         }

@@ -62,6 +62,7 @@ use vpcd_types::ConnStatus;
 
 use crate::model::*;
 use crate::sql::text::conn_insert;
+use crate::sql::EncodedConn;
 use crate::sql::{recovering, Engine, Io, RowsAffected, Sql, SqlStore};
 use crate::{Result, StoreError};
 
@@ -169,7 +170,7 @@ impl Engine for Sqlite {
         conn: &mut SqliteConnection,
         scope: &Scope,
         now: Timestamp,
-        rows: &[(String, &NewConn, String)],
+        rows: &[(String, &NewConn, EncodedConn)],
     ) -> Result<Vec<String>, sqlx::Error> {
         let mut written = Vec::with_capacity(rows.len());
         for (un_id, new, settings) in rows {
@@ -619,6 +620,7 @@ mod tests {
                 remote_identity: Identity::Address("198.51.100.1".parse().unwrap()),
                 dh_group: DhGroup::Group2,
                 sa_lifetime_seconds: 86_400,
+                version: IkeVersion::V1,
             },
             ipsec: IpsecSettings {
                 encryption: IpsecEncryption::AesCbc128,
@@ -627,6 +629,9 @@ mod tests {
                 sa_lifetime_traffic_kb: 1_843_200,
                 pfs: PfsGroup::Null,
             },
+            dpd: DpdSettings::default(),
+            negotiation: NegotiationType::Active,
+            health_check: None,
         }
     }
 }

@@ -24,19 +24,36 @@ pub struct EnumError {
 }
 
 macro_rules! api_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident {
+        $($variant:ident => $text:literal),+ $(,)?
+        $(; $($newer:ident => $ntext:literal),+ $(,)?)?
+    }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($variant,)+ $($($newer,)+)? }
 
         impl $name {
-            /// Every value, in documentation order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// Every value, in documentation order (v2's first).
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+ $($($name::$newer,)+)?];
+            /// The values v2 documents (the ones after `;` came with API 3.0).
+            pub const V2: &'static [$name] = &[$($name::$variant),+];
             /// The accepted spellings, for error messages.
-            pub const ALLOWED: &'static str = concat!($($text, " "),+);
+            pub const ALLOWED: &'static str =
+                concat!($($text, " ",)+ $($($ntext, " ",)+)?);
+            /// The spellings v2 accepts, for its error messages.
+            pub const ALLOWED_V2: &'static str = concat!($($text, " "),+);
 
             pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
+                match self { $($name::$variant => $text,)+ $($($name::$newer => $ntext,)+)? }
+            }
+
+            /// Parse one of the spellings v2 documents: v2 requests keep
+            /// exactly the values they had before API 3.0 added more.
+            pub fn parse_v2(s: &str) -> Result<Self, EnumError> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(EnumError { allowed: Self::ALLOWED_V2.trim_end() }),
+                }
             }
         }
 
@@ -45,6 +62,7 @@ macro_rules! api_enum {
             fn from_str(s: &str) -> Result<Self, EnumError> {
                 match s {
                     $($text => Ok($name::$variant),)+
+                    $($($ntext => Ok($name::$newer),)+)?
                     _ => Err(EnumError { allowed: Self::ALLOWED.trim_end() }),
                 }
             }
@@ -78,9 +96,25 @@ api_enum!(
         AesCbc128 => "aes-cbc-128",
         AesCbc192 => "aes-cbc-192",
         AesCbc256 => "aes-cbc-256",
-        DesCbc => "des-cbc",
+        DesCbc => "des-cbc";
+        // AES-GCM with a 16-byte (128-bit) ICV; IKEv2 only (IKEv1 has no
+        // AEAD for its own SA).
+        Aes128Gcm128 => "aes128gcm128",
+        Aes192Gcm128 => "aes192gcm128",
+        Aes256Gcm128 => "aes256gcm128",
     }
 );
+
+impl IkeEncryption {
+    /// Whether the cipher authenticates too (AEAD): the IKE SA then needs
+    /// no integrity algorithm, only a PRF.
+    pub fn is_aead(self) -> bool {
+        matches!(
+            self,
+            IkeEncryption::Aes128Gcm128 | IkeEncryption::Aes192Gcm128 | IkeEncryption::Aes256Gcm128
+        )
+    }
+}
 
 api_enum!(
     /// IPsec (ESP) encryption (`encryptAlgorithm`).
@@ -90,15 +124,34 @@ api_enum!(
         AesCbc192 => "aes-cbc-192",
         AesCbc256 => "aes-cbc-256",
         DesCbc => "des-cbc",
-        Null => "null",
+        Null => "null";
+        Aes128Gcm128 => "aes128gcm128",
+        Aes192Gcm128 => "aes192gcm128",
+        Aes256Gcm128 => "aes256gcm128",
     }
 );
+
+impl IpsecEncryption {
+    /// Whether the cipher authenticates too (AEAD): ESP then carries no
+    /// separate integrity algorithm.
+    pub fn is_aead(self) -> bool {
+        matches!(
+            self,
+            IpsecEncryption::Aes128Gcm128
+                | IpsecEncryption::Aes192Gcm128
+                | IpsecEncryption::Aes256Gcm128
+        )
+    }
+}
 
 api_enum!(
     /// Authentication / integrity (`propoAuthenAlgorithm`, `integrityAlgorith`).
     AuthAlgorithm {
         Md5 => "md5",
-        Sha => "sha",
+        Sha => "sha";
+        Sha256 => "sha-256",
+        Sha384 => "sha-384",
+        Sha512 => "sha-512",
     }
 );
 
@@ -125,7 +178,12 @@ api_enum!(
         Group2 => "group2",
         Group5 => "group5",
         Group14 => "group14",
-        Group24 => "group24",
+        Group24 => "group24";
+        Group15 => "group15",
+        Group16 => "group16",
+        Group19 => "group19",
+        Group20 => "group20",
+        Group21 => "group21",
     }
 );
 
@@ -137,7 +195,12 @@ api_enum!(
         DhGroup14 => "dh-group14",
         DhGroup2 => "dh-group2",
         DhGroup24 => "dh-group24",
-        DhGroup5 => "dh-group5",
+        DhGroup5 => "dh-group5";
+        DhGroup15 => "dh-group15",
+        DhGroup16 => "dh-group16",
+        DhGroup19 => "dh-group19",
+        DhGroup20 => "dh-group20",
+        DhGroup21 => "dh-group21",
     }
 );
 
@@ -151,7 +214,124 @@ impl PfsGroup {
             PfsGroup::DhGroup5 => Some(DhGroup::Group5),
             PfsGroup::DhGroup14 => Some(DhGroup::Group14),
             PfsGroup::DhGroup24 => Some(DhGroup::Group24),
+            PfsGroup::DhGroup15 => Some(DhGroup::Group15),
+            PfsGroup::DhGroup16 => Some(DhGroup::Group16),
+            PfsGroup::DhGroup19 => Some(DhGroup::Group19),
+            PfsGroup::DhGroup20 => Some(DhGroup::Group20),
+            PfsGroup::DhGroup21 => Some(DhGroup::Group21),
         }
+    }
+}
+
+api_enum!(
+    /// The IKE protocol version (API 3.0 `IKEVersion`; v2 tunnels are IKEv1).
+    IkeVersion {
+        V1 => "ikev1",
+        V2 => "ikev2",
+    }
+);
+
+impl Default for IkeVersion {
+    /// Every tunnel made before API 3.0 (and every v2 tunnel) is IKEv1.
+    fn default() -> Self {
+        IkeVersion::V1
+    }
+}
+
+api_enum!(
+    /// Who starts the negotiation (API 3.0 `NegotiationType`): the gateway
+    /// at once, only the peer, or the gateway on the first packet.
+    NegotiationType {
+        Active => "active",
+        Passive => "passive",
+        FlowTrigger => "flowTrigger",
+    }
+);
+
+impl Default for NegotiationType {
+    /// The gateway initiates at once, as every tunnel did before API 3.0.
+    fn default() -> Self {
+        NegotiationType::Active
+    }
+}
+
+api_enum!(
+    /// What the gateway does when dead peer detection declares the peer
+    /// gone (API 3.0 `DpdAction`).
+    DpdAction {
+        Clear => "clear",
+        Restart => "restart",
+    }
+);
+
+/// Dead peer detection. Kept whole when disabled, so a connection reports
+/// the timeout and action it would use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DpdSettings {
+    pub enabled: bool,
+    pub timeout_seconds: u32,
+    pub action: DpdAction,
+}
+
+impl Default for DpdSettings {
+    /// What every tunnel did before API 3.0 made it a setting (and what v2
+    /// tunnels still do): on, 30 s, re-initiate.
+    fn default() -> Self {
+        DpdSettings {
+            enabled: true,
+            timeout_seconds: limits::DPD_TIMEOUT_DEFAULT,
+            action: DpdAction::Restart,
+        }
+    }
+}
+
+/// The in-tunnel health check of a connection: the two addresses its
+/// probes travel between (API 3.0 `HealthCheckLocalIp`/`HealthCheckRemoteIp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub local: std::net::Ipv4Addr,
+    pub remote: std::net::Ipv4Addr,
+}
+
+impl HealthCheck {
+    /// The range health-check addresses come from (API 3.0's default range).
+    pub fn range() -> ipnet::Ipv4Net {
+        ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(169, 254, 128, 0), 17).expect("valid prefix")
+    }
+}
+
+/// One resource tag (API 3.0 `Tag`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+impl Tag {
+    /// Longest key and value, in characters (Tencent's tag limits).
+    pub const KEY_MAX: usize = 127;
+    pub const VALUE_MAX: usize = 255;
+
+    /// A tag: a key of 1-127 characters and a value of at most 255, both
+    /// without control characters.
+    pub fn parse(key: &str, value: &str) -> Result<Tag, String> {
+        let clean = |s: &str| !s.chars().any(char::is_control);
+        if key.is_empty() || key.chars().count() > Self::KEY_MAX || !clean(key) {
+            return Err(format!(
+                "the tag key must be 1 to {} characters without control characters",
+                Self::KEY_MAX
+            ));
+        }
+        if value.chars().count() > Self::VALUE_MAX || !clean(value) {
+            return Err(format!(
+                "the tag value must be at most {} characters without control characters",
+                Self::VALUE_MAX
+            ));
+        }
+        Ok(Tag {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        })
     }
 }
 
@@ -178,6 +358,13 @@ pub mod limits {
     /// default; vpcd uses group2 so a default tunnel does not use a 768-bit
     /// group (see docs/actions.md).
     pub const DH_GROUP_DEFAULT: super::DhGroup = super::DhGroup::Group2;
+    /// API 3.0 `DpdTimeout`: seconds without an answer before the peer is
+    /// declared dead (Tencent documents 30-60, default 30).
+    pub const DPD_TIMEOUT_SECONDS: RangeInclusive<u32> = 30..=60;
+    pub const DPD_TIMEOUT_DEFAULT: u32 = 30;
+    /// API 3.0 documents traffic lifetimes up to this many KB (v2 stops at
+    /// [`IPSEC_SA_LIFETIME_TRAFFIC_KB`]'s end).
+    pub const IPSEC_SA_LIFETIME_TRAFFIC_KB_3: RangeInclusive<u64> = 2_560..=4_294_967_295;
 }
 
 /// An IKE identity with its value.
@@ -214,6 +401,9 @@ pub struct IkeSettings {
     pub remote_identity: Identity,
     pub dh_group: DhGroup,
     pub sa_lifetime_seconds: u32,
+    /// Absent from settings stored before API 3.0: IKEv1.
+    #[serde(default)]
+    pub version: IkeVersion,
 }
 
 /// Phase-2 settings with every default filled in.
@@ -366,6 +556,15 @@ pub struct ConnSettings {
     pub spd: Vec<SpdRule>,
     pub ike: IkeSettings,
     pub ipsec: IpsecSettings,
+    /// The fields below came with API 3.0; settings stored before it lack
+    /// them and read back as what vpcd did then (see each type's default).
+    #[serde(default)]
+    pub dpd: DpdSettings,
+    #[serde(default)]
+    pub negotiation: NegotiationType,
+    /// `None`: no in-tunnel health check.
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
 }
 
 /// The complete desired state of one tunnel, as handed to a data-plane
@@ -395,8 +594,69 @@ mod tests {
         assert!("AES-CBC-128".parse::<IkeEncryption>().is_err());
         assert_eq!(
             "x".parse::<AuthAlgorithm>().unwrap_err().to_string(),
-            "expected one of: md5 sha"
+            "expected one of: md5 sha sha-256 sha-384 sha-512"
         );
+    }
+
+    /// Settings stored before API 3.0 lack its fields; they read back as
+    /// what vpcd did then: IKEv1, DPD on (30 s, restart), initiated at once,
+    /// no health check.
+    #[test]
+    fn settings_stored_before_api3_read_back_as_before() {
+        let old = r#"{"pre_shared_key":"k","spd_source":"spdAcl",
+            "spd":[{"local":"10.0.0.0/16","remote":["10.1.0.0/16"]}],
+            "ike":{"encryption":"3des-cbc","authentication":"md5","exchange_mode":"main",
+                "local_identity":{"type":"address","value":"203.0.113.1"},
+                "remote_identity":{"type":"address","value":"198.51.100.1"},
+                "dh_group":"group2","sa_lifetime_seconds":86400},
+            "ipsec":{"encryption":"3des-cbc","integrity":"md5","sa_lifetime_seconds":3600,
+                "sa_lifetime_traffic_kb":1843200,"pfs":"null"}}"#;
+        let s: ConnSettings = serde_json::from_str(old).unwrap();
+        assert_eq!(s.ike.version, IkeVersion::V1);
+        assert_eq!(
+            s.dpd,
+            DpdSettings {
+                enabled: true,
+                timeout_seconds: 30,
+                action: DpdAction::Restart
+            }
+        );
+        assert_eq!(s.negotiation, NegotiationType::Active);
+        assert_eq!(s.health_check, None);
+        let again: ConnSettings =
+            serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(again, s);
+    }
+
+    /// v2 parses only the spellings it documents; the values API 3.0 added
+    /// are a wrong value to it, and its message lists only its own.
+    #[test]
+    fn v2_keeps_its_own_spellings() {
+        assert_eq!(
+            IkeEncryption::parse_v2("aes-cbc-256"),
+            Ok(IkeEncryption::AesCbc256)
+        );
+        assert_eq!(
+            IkeEncryption::parse_v2("aes256gcm128")
+                .unwrap_err()
+                .to_string(),
+            "expected one of: 3des-cbc aes-cbc-128 aes-cbc-192 aes-cbc-256 des-cbc"
+        );
+        assert!(DhGroup::parse_v2("group19").is_err());
+        assert!(PfsGroup::parse_v2("dh-group21").is_err());
+        assert!(AuthAlgorithm::parse_v2("sha-256").is_err());
+        for v in DhGroup::ALL {
+            assert_eq!(v.as_str().parse::<DhGroup>().unwrap(), *v);
+            assert_eq!(
+                DhGroup::parse_v2(v.as_str()).is_ok(),
+                DhGroup::V2.contains(v)
+            );
+        }
+        for t in ["", "x".repeat(128).as_str(), "a\nb"] {
+            assert!(Tag::parse(t, "v").is_err(), "{t:?}");
+        }
+        assert!(Tag::parse("k", &"v".repeat(256)).is_err());
+        assert_eq!(Tag::parse("k", "").unwrap().value, "");
     }
 
     #[test]
@@ -426,6 +686,11 @@ mod tests {
     #[test]
     fn pfs_groups_name_their_dh_group() {
         let expected = [
+            (PfsGroup::DhGroup15, Some(DhGroup::Group15)),
+            (PfsGroup::DhGroup16, Some(DhGroup::Group16)),
+            (PfsGroup::DhGroup19, Some(DhGroup::Group19)),
+            (PfsGroup::DhGroup20, Some(DhGroup::Group20)),
+            (PfsGroup::DhGroup21, Some(DhGroup::Group21)),
             (PfsGroup::Null, None),
             (PfsGroup::DhGroup1, Some(DhGroup::Group1)),
             (PfsGroup::DhGroup2, Some(DhGroup::Group2)),

@@ -1834,7 +1834,12 @@ async fn peer_device_configuration() {
         .add_conn(
             &f,
             &f.user_gw_id,
-            &[("preSharedKey", hostile), ("vpnConnName", "n\"}{#")],
+            &[
+                ("preSharedKey", hostile),
+                ("vpnConnName", "n\"}{#"),
+                // Every vendor can do group 14 (see the capability test).
+                ("IKESet.dhGroupName", "group14"),
+            ],
         )
         .await;
     assert_eq!(v["code"], 0, "{v}");
@@ -1924,6 +1929,79 @@ async fn peer_device_configuration() {
         (5000, "InvalidVpnConn.NotFound"),
         "another account's connection is not found"
     );
+    app.shutdown().await;
+}
+
+/// A connection with a setting the device cannot negotiate gets no file: a
+/// 4000 naming the setting and what to change; after the change, the file.
+#[tokio::test]
+async fn peer_configuration_follows_the_capability_table() {
+    let app = spawn_app().await;
+    let f = app.fixture("cap").await;
+    let v = app.add_conn(&f, &f.user_gw_id, &[]).await;
+    app.run_tasks().await;
+    let conn = conn_id_of(&app, v["data"]["taskId"].as_i64().unwrap()).await;
+    let get = |vendor: &'static str| {
+        let conn = conn.clone();
+        let app = &app;
+        async move {
+            app.call(
+                "GetVpnConnConfig",
+                &[("vpnConnId", &conn), ("vendorname", vendor)],
+            )
+            .await
+        }
+    };
+    // The v2 defaults (group2) suit every vendor but Libreswan.
+    for vendor in ["strongSwan", "Cisco", "Juniper"] {
+        assert_eq!(get(vendor).await["code"], 0, "{vendor}");
+    }
+    let v = get("Libreswan").await;
+    assert_eq!(code(&v), (4000, "InvalidParameter"), "{v}");
+    assert_eq!(
+        v["message"],
+        "IKESet.dhGroupName: Libreswan 4 and later do not support DH group 2: \
+         modify the connection to DH group 14"
+    );
+    let m = app
+        .ok(
+            "ModifyVpnConnEx",
+            &[
+                ("vpcId", &f.vpc_id),
+                ("vpnGwId", &f.gw_id),
+                ("vpnConnId", &conn),
+                ("IKESet.dhGroupName", "group14"),
+                ("IPsecSet.encryptAlgorithm", "des-cbc"),
+            ],
+        )
+        .await;
+    app.run_tasks().await;
+    assert_eq!(m["code"], 0, "{m}");
+    let v = get("Libreswan").await;
+    assert_eq!(code(&v), (4000, "InvalidParameter"), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("IPsecSet.encryptAlgorithm: Libreswan 4 and later do not support DES"),
+        "{v}"
+    );
+    app.ok(
+        "ModifyVpnConnEx",
+        &[
+            ("vpcId", &f.vpc_id),
+            ("vpnGwId", &f.gw_id),
+            ("vpnConnId", &conn),
+            ("IPsecSet.encryptAlgorithm", "aes-cbc-128"),
+        ],
+    )
+    .await;
+    app.run_tasks().await;
+    let v = get("Libreswan").await;
+    assert_eq!(v["code"], 0, "{v}");
+    let text = v["data"]["configFileInfo"].as_str().unwrap();
+    assert!(text.contains("\tike=3des-md5;modp2048\n"), "{text}");
+    assert!(text.contains("\tesp=aes128-md5\n"), "{text}");
     app.shutdown().await;
 }
 

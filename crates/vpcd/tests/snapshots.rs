@@ -170,10 +170,12 @@ async fn every_action_answer_is_pinned() {
         "DescribeUserGwVendor",
         app.ok("DescribeUserGwVendor", &[]).await,
     );
+    // The connection has the v2 defaults: Libreswan's answer is the
+    // capability table's refusal of DH group 2.
     for vendor in ["strongSwan", "Libreswan", "Cisco", "Juniper"] {
         snap(
             &format!("GetVpnConnConfig.{vendor}"),
-            app.ok(
+            app.call(
                 "GetVpnConnConfig",
                 &[("vpnConnId", &conn), ("vendorname", vendor)],
             )

@@ -11,44 +11,20 @@
 //! test bed creates (joined by one veth living inside them); vpcd's API is on
 //! 127.0.0.1.
 
+mod e2e;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use e2e::Vpcd;
 use serde_json::{json, Value};
 use vpcd_dataplane::strongswan::StrongSwanDriver;
 use vpcd_dataplane::testbed::{Side, Testbed, TestbedConfig};
 use vpcd_dataplane::VpnDriver;
-use vpcd_types::testing::without_proxies;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The virtualenv's Python with the official SDK, or why it is missing.
-fn sdk_python() -> Result<PathBuf, String> {
-    let py = std::env::var_os("VPCD_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
-    let ok = Command::new(&py)
-        .args(["-c", "import QcloudApi"])
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if ok {
-        Ok(py)
-    } else {
-        Err(format!(
-            "{} cannot import the official SDK (run bash scripts/test.sh)",
-            py.display()
-        ))
-    }
-}
 
 /// Everything the test needs, or `None` after printing why (a panic under CI).
 fn setup(cfg: TestbedConfig) -> Option<(Testbed, PathBuf)> {
-    let py = match sdk_python() {
+    let py = match e2e::venv_python("QcloudApi") {
         Ok(p) => p,
         Err(why) => {
             vpcd_types::testing::skip("vpcd tunnel test", &why);
@@ -59,197 +35,52 @@ fn setup(cfg: TestbedConfig) -> Option<(Testbed, PathBuf)> {
     Some((tb, py))
 }
 
-struct Vpcd {
-    child: Child,
-    data: PathBuf,
-    http: String,
-    https: String,
-    log: PathBuf,
-}
-
-impl Vpcd {
-    fn start(data: &Path, vici: &str, extra: &[&str]) -> Vpcd {
-        let _ = std::fs::remove_file(data.join("listen.json"));
-        std::fs::create_dir_all(data).unwrap();
-        let log = data.join("vpcd.log");
-        let logf = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = without_proxies(&mut Command::new(env!("CARGO_BIN_EXE_vpcd")))
-            .args(["serve", "--data-dir"])
-            .arg(data)
-            .args([
-                "--http",
-                "127.0.0.1:0",
-                "--https",
-                "127.0.0.1:0",
-                "--charon",
-                vici,
-            ])
-            .args([
-                "--public-ip",
-                "203.0.113.1",
-                "--reconcile-interval-secs",
-                "2",
-            ])
-            .args(extra)
-            .env("VPCD_LOG", "info,vpcd=debug")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(logf)
-            .spawn()
-            .expect("spawn vpcd");
-        // Owned by a value with Drop at once, so a failed start still stops it.
-        let mut vpcd = Vpcd {
-            child,
-            data: data.to_owned(),
-            http: String::new(),
-            https: String::new(),
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(s) = std::fs::read_to_string(data.join("listen.json")) {
-                let v: Value = serde_json::from_str(&s).unwrap();
-                vpcd.http = format!("http://{}", v["http"].as_str().unwrap());
-                vpcd.https = v["https"].as_str().unwrap().to_owned();
-                return vpcd;
-            }
-            assert!(Instant::now() < deadline, "vpcd did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // by PID
-        let _ = self.child.wait();
-    }
-
-    /// One action through the official SDK (POST, HmacSHA256, over HTTPS).
-    fn sdk(&self, py: &Path, action: &str, params: Value) -> Value {
-        let out = without_proxies(&mut Command::new(py))
-            .arg(repo_root().join("tests/tunnel/sdk_call.py"))
-            .arg(&self.https)
-            .arg(self.data.join("tls/cert.pem"))
-            .arg(self.data.join("credentials"))
-            .arg(action)
-            .arg(params.to_string())
-            .output()
-            .expect("python");
-        assert!(
-            out.status.success(),
-            "SDK call failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v["code"], 0, "{action}: {v}");
-        v
-    }
-
-    /// One action through `vpcd call`.
-    fn call(&self, action: &str, params: &[&str]) -> Value {
-        let out = without_proxies(&mut Command::new(env!("CARGO_BIN_EXE_vpcd")))
-            .arg("call")
-            .arg(action)
-            .args(params)
-            .args(["--endpoint", &self.http, "--credentials"])
-            .arg(self.data.join("credentials"))
-            .output()
-            .expect("vpcd call");
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
-    }
-
-    fn wait_task(&self, task: i64) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let v = self.call("DescribeVpcTaskResult", &[&format!("taskId={task}")]);
-            match v["data"]["status"].as_i64() {
-                Some(0) => return,
-                Some(2) => {}
-                _ => panic!("task {task} failed: {v}"),
-            }
-            assert!(Instant::now() < deadline, "task {task} still running");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn net_status(&self, conn: &str) -> String {
-        let v = self.call("DescribeVpnConn", &[&format!("vpnConnId={conn}")]);
-        v["data"][0]["netStatus"]
-            .as_str()
-            .unwrap_or("gone")
-            .to_owned()
-    }
-
-    /// Wait until `netStatus` is `want`; the time it took.
-    fn wait_net(&self, conn: &str, want: &str, within: Duration) -> Duration {
-        let start = Instant::now();
-        loop {
-            if self.net_status(conn) == want {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < within,
-                "netStatus of {conn} did not become {want} within {within:?}; vpcd log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// The strongSwan configuration for the customer's side.
-    fn peer_config(&self, conn: &str) -> String {
-        let v = self.call(
-            "GetVpnConnConfig",
-            &[&format!("vpnConnId={conn}"), "vendorname=strongSwan"],
-        );
-        assert_eq!(v["code"], 0, "{v}");
-        v["data"]["configFileInfo"].as_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Vpcd {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 struct Ids {
     vpc: String,
     gw: String,
     conn: String,
 }
 
-/// VPC, gateway and peer gateway through the SDK, then AddVpnConnEx with
-/// `extra` settings; waits for the task and returns the ids.
-fn create_tunnel(v: &Vpcd, py: &Path, psk: &str, extra: Value) -> Ids {
+/// The VPC, VPN gateway and peer gateway every tunnel of a test uses.
+struct Topology {
+    vpc: String,
+    gw: String,
+    user_gw: String,
+}
+
+/// VPC, gateway and peer gateway through the SDK.
+fn topology(v: &Vpcd, py: &Path) -> Topology {
     let vpc = v.sdk(
         py,
         "CreateVpc",
         json!({"vpcName": "e2e", "cidrBlock": "10.100.0.0/16"}),
     );
-    let vpc_id = vpc["uniqVpcId"].as_str().unwrap().to_owned();
+    let vpc = vpc["uniqVpcId"].as_str().unwrap().to_owned();
     let gw = v.sdk(
         py,
         "RunVpnGw",
-        json!({"vpcId": vpc_id, "name": "gw", "bandwidth": 5}),
+        json!({"vpcId": vpc, "name": "gw", "bandwidth": 5}),
     );
     assert_eq!(
         gw["data"]["vpnGwAddress"], "203.0.113.1",
         "the node's public address"
     );
-    let gw_id = gw["data"]["vpnGwId"].as_str().unwrap().to_owned();
+    let gw = gw["data"]["vpnGwId"].as_str().unwrap().to_owned();
     let user = v.sdk(
         py,
         "AddUserGw",
         json!({"userGwName": "office", "userGwAddr": "198.51.100.1"}),
     );
-    let user_id = user["userGwId"].as_str().unwrap().to_owned();
+    let user_gw = user["userGwId"].as_str().unwrap().to_owned();
+    Topology { vpc, gw, user_gw }
+}
+
+/// AddVpnConnEx through the SDK with `extra` settings (peer range
+/// `10.200.0.0/16` unless `spdAcl` is given); waits for the task and
+/// returns the connection's id.
+fn add_conn(v: &Vpcd, py: &Path, t: &Topology, psk: &str, extra: &Value) -> String {
     let mut params =
-        json!({"vpcId": vpc_id, "vpnGwId": gw_id, "userGwId": user_id, "preSharedKey": psk});
+        json!({"vpcId": t.vpc, "vpnGwId": t.gw, "userGwId": t.user_gw, "preSharedKey": psk});
     for (k, val) in extra.as_object().unwrap() {
         params[k] = val.clone();
     }
@@ -261,105 +92,168 @@ fn create_tunnel(v: &Vpcd, py: &Path, psk: &str, extra: Value) -> Ids {
     let task = add["data"]["taskId"].as_i64().unwrap();
     v.wait_task(task);
     let t = v.call("DescribeVpcTaskResult", &[&format!("taskId={task}")]);
+    t["data"]["output"]["unVpnConnId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A topology and one connection with `extra` settings.
+fn create_tunnel(v: &Vpcd, py: &Path, psk: &str, extra: Value) -> Ids {
+    let t = topology(v, py);
+    let conn = add_conn(v, py, &t, psk, &extra);
     Ids {
-        vpc: vpc_id,
-        gw: gw_id,
-        conn: t["data"]["output"]["unVpnConnId"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
+        vpc: t.vpc,
+        gw: t.gw,
+        conn,
     }
 }
 
-fn tunnel_end_to_end(extra: Value, pairs: &[(&str, &str)]) {
+/// A setting family: its label, its AddVpnConnEx settings, and the
+/// (cloud, peer) inner addresses to ping across.
+type Family = (&'static str, Value, Vec<(&'static str, &'static str)>);
+
+/// Every value of every IKEv1 setting the API offers appears in at least
+/// one family; together they cover main and aggressive mode with address
+/// and FQDN identities each, PFS with every group and without, and one to
+/// three SPD pairs.
+fn families() -> Vec<Family> {
+    let fqdn = |ike: Value| {
+        let mut ike = ike;
+        for (k, v) in [
+            ("localIdentity", "fqdn"),
+            ("localFqdnName", "vpn.cloud.example"),
+            ("remoteIdentity", "fqdn"),
+            ("remoteFqdnName", "office.example.net"),
+        ] {
+            ike[k] = json!(v);
+        }
+        ike
+    };
+    let two_rules = r#"{"10.100.0.0/24":["10.200.0.0/24"],"10.100.1.0/24":["10.200.1.0/24"]}"#;
+    let one_to_two = r#"{"10.100.0.0/24":["10.200.0.0/24","10.200.1.0/24"]}"#;
+    vec![
+        (
+            "API defaults: 3des/md5/group2, main mode, address ids, no PFS",
+            json!({}),
+            vec![("10.100.0.1", "10.200.0.1")],
+        ),
+        (
+            "aes-cbc-128/sha/group1, aggressive, FQDN ids, PFS group1, two SPD rules",
+            json!({
+                "spdAcl": two_rules,
+                "IKESet": fqdn(json!({"propoEncryAlgorithm": "aes-cbc-128",
+                    "propoAuthenAlgorithm": "sha", "dhGroupName": "group1",
+                    "exchangeMode": "aggressive"})),
+                "IPsecSet": {"encryptAlgorithm": "aes-cbc-128", "integrityAlgorith": "sha",
+                    "pfsDhGroup": "dh-group1"},
+            }),
+            vec![("10.100.0.1", "10.200.0.1"), ("10.100.1.1", "10.200.1.1")],
+        ),
+        (
+            "aes-cbc-192/md5/group5, main mode, FQDN ids, PFS group5",
+            json!({
+                "IKESet": fqdn(json!({"propoEncryAlgorithm": "aes-cbc-192",
+                    "propoAuthenAlgorithm": "md5", "dhGroupName": "group5"})),
+                "IPsecSet": {"encryptAlgorithm": "aes-cbc-192", "integrityAlgorith": "md5",
+                    "pfsDhGroup": "dh-group5"},
+            }),
+            vec![("10.100.0.1", "10.200.0.1")],
+        ),
+        (
+            "aes-cbc-256/sha/group14, aggressive, address ids, PFS group14, one rule to two nets",
+            json!({
+                "spdAcl": one_to_two,
+                "IKESet": {"propoEncryAlgorithm": "aes-cbc-256", "propoAuthenAlgorithm": "sha",
+                    "dhGroupName": "group14", "exchangeMode": "aggressive"},
+                "IPsecSet": {"encryptAlgorithm": "aes-cbc-256", "integrityAlgorith": "sha",
+                    "pfsDhGroup": "dh-group14"},
+            }),
+            vec![("10.100.0.1", "10.200.0.1"), ("10.100.0.1", "10.200.1.1")],
+        ),
+        (
+            "des-cbc/md5/group24, main mode, address ids, ESP des/sha, PFS group24",
+            json!({
+                "IKESet": {"propoEncryAlgorithm": "des-cbc", "propoAuthenAlgorithm": "md5",
+                    "dhGroupName": "group24"},
+                "IPsecSet": {"encryptAlgorithm": "des-cbc", "integrityAlgorith": "sha",
+                    "pfsDhGroup": "dh-group24"},
+            }),
+            vec![("10.100.0.1", "10.200.0.1")],
+        ),
+        (
+            "aggressive, FQDN ids, ESP-NULL/md5, PFS group2",
+            json!({
+                "IKESet": fqdn(json!({"exchangeMode": "aggressive"})),
+                "IPsecSet": {"encryptAlgorithm": "null", "integrityAlgorith": "md5",
+                    "pfsDhGroup": "dh-group2"},
+            }),
+            vec![("10.100.0.1", "10.200.0.1")],
+        ),
+    ]
+}
+
+/// One test bed and one vpcd; for each setting family in turn: a
+/// connection through the SDK, the strongSwan peer loaded with the file
+/// GetVpnConnConfig hands out, a ping across each SPD pair (ESP in UDP on
+/// the veth), then DeleteVpnConn, after which the pings fail and the cloud
+/// charon no longer has the tunnel.
+#[test]
+fn tunnel_carries_every_setting_family() {
     let Some((mut tb, py)) = setup(TestbedConfig::default()) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let v = Vpcd::start(&dir.path().join("vpcd"), &tb.vici_uri(Side::Cloud), &[]);
-    let ids = create_tunnel(&v, &py, "e2e-Pre-Shared-key", extra);
-    assert_eq!(v.net_status(&ids.conn), "unavailable", "no peer yet");
-
-    let conf = v.peer_config(&ids.conn);
-    tb.load_swanctl(Side::Peer, &conf)
-        .expect("the peer loads vpcd's configuration");
-    let took = v.wait_net(&ids.conn, "available", Duration::from_secs(20));
-    eprintln!("netStatus available {took:?} after the peer loaded its configuration");
-
-    let cap = tb.capture(Side::Cloud).unwrap();
-    for (src, dst) in pairs {
-        assert!(
-            tb.ping(Side::Cloud, src, dst),
-            "ping {src} -> {dst} through the tunnel"
-        );
-    }
-    let dump = cap.stop().unwrap();
-    assert!(
-        dump.contains("UDP-encap") && dump.contains("ESP"),
-        "the veth carries ESP in UDP:\n{dump}"
-    );
-
-    let del = v.call(
-        "DeleteVpnConn",
-        &[
-            &format!("vpcId={}", ids.vpc),
-            &format!("vpnGwId={}", ids.gw),
-            &format!("vpnConnId={}", ids.conn),
-        ],
-    );
-    assert_eq!(del["code"], 0, "{del}");
-    v.wait_task(del["data"]["taskId"].as_i64().unwrap());
-    for (src, dst) in pairs {
-        assert!(
-            !tb.ping(Side::Cloud, src, dst),
-            "ping {src} -> {dst} must fail after DeleteVpnConn"
-        );
-    }
+    let t = topology(&v, &py);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let loaded = rt
-        .block_on(
-            StrongSwanDriver::new(&tb.vici_uri(Side::Cloud))
-                .unwrap()
-                .loaded(),
-        )
-        .unwrap();
-    assert!(
-        !loaded.iter().any(|id| id.as_str() == ids.conn),
-        "the cloud charon no longer has the tunnel"
-    );
+    let driver = StrongSwanDriver::new(&tb.vici_uri(Side::Cloud)).unwrap();
+    for (label, extra, pairs) in families() {
+        let conn = add_conn(&v, &py, &t, "e2e-Pre-Shared-key", &extra);
+        assert_eq!(v.net_status(&conn), "unavailable", "{label}: no peer yet");
+
+        let conf = v.peer_config(&conn);
+        tb.load_swanctl(Side::Peer, &conf)
+            .unwrap_or_else(|e| panic!("{label}: the peer loads vpcd's configuration: {e}"));
+        let took = v.wait_net(&conn, "available", Duration::from_secs(20));
+        eprintln!("{label}: netStatus available {took:?} after the peer loaded its file");
+
+        let cap = tb.capture(Side::Cloud).unwrap();
+        for (src, dst) in &pairs {
+            assert!(
+                ping_within(&tb, src, dst, Duration::from_secs(5)),
+                "{label}: ping {src} -> {dst} through the tunnel"
+            );
+        }
+        let dump = cap.stop().unwrap();
+        assert!(
+            dump.contains("UDP-encap") && dump.contains("ESP"),
+            "{label}: the veth carries ESP in UDP:\n{dump}"
+        );
+
+        let del = v.call(
+            "DeleteVpnConn",
+            &[
+                &format!("vpcId={}", t.vpc),
+                &format!("vpnGwId={}", t.gw),
+                &format!("vpnConnId={conn}"),
+            ],
+        );
+        assert_eq!(del["code"], 0, "{del}");
+        v.wait_task(del["data"]["taskId"].as_i64().unwrap());
+        for (src, dst) in &pairs {
+            assert!(
+                !tb.ping(Side::Cloud, src, dst),
+                "{label}: ping {src} -> {dst} must fail after DeleteVpnConn"
+            );
+        }
+        let loaded = rt.block_on(driver.loaded()).unwrap();
+        assert!(
+            !loaded.iter().any(|id| id.as_str() == conn),
+            "{label}: the cloud charon no longer has the tunnel"
+        );
+    }
     tb.teardown();
-}
-
-#[test]
-fn tunnel_with_api_defaults() {
-    // 3des-cbc, md5, main mode, group2, address identities.
-    tunnel_end_to_end(json!({}), &[("10.100.0.1", "10.200.0.1")]);
-}
-
-#[test]
-fn tunnel_with_custom_settings_and_two_spd_rules() {
-    tunnel_end_to_end(
-        json!({
-            "vpnConnName": "custom",
-            "spdAcl": r#"{"10.100.0.0/24":["10.200.0.0/24"],"10.100.1.0/24":["10.200.1.0/24"]}"#,
-            "IKESet": {
-                "propoEncryAlgorithm": "aes-cbc-256",
-                "propoAuthenAlgorithm": "sha",
-                "exchangeMode": "aggressive",
-                "localIdentity": "fqdn",
-                "localFqdnName": "vpn.cloud.example",
-                "remoteIdentity": "fqdn",
-                "remoteFqdnName": "office.example.net",
-                "dhGroupName": "group14",
-            },
-            "IPsecSet": {
-                "encryptAlgorithm": "aes-cbc-256",
-                "integrityAlgorith": "sha",
-                "pfsDhGroup": "dh-group14",
-            },
-        }),
-        &[("10.100.0.1", "10.200.0.1"), ("10.100.1.1", "10.200.1.1")],
-    );
 }
 
 /// Ping until it passes (the tunnel may still be installing its SA).
@@ -533,6 +427,7 @@ fn two_hundred_tunnels_one_change_touches_only_its_own() {
                 user_gw_id: ghost_gw.id,
                 name: format!("bulk{i}"),
                 settings,
+                tags: Vec::new(),
             });
         }
         assert_eq!(store.import_conns(&scope, batch).await.unwrap(), 199);
@@ -627,5 +522,368 @@ fn two_hundred_tunnels_one_change_touches_only_its_own() {
         "the live SA was not renegotiated"
     );
     assert!(tb.ping(Side::Cloud, "10.100.0.1", "10.200.0.1"));
+    tb.teardown();
+}
+
+// ---- tunnels made (or changed) through API 3.0 ----------------------------
+
+impl Vpcd {
+    /// Wait for the task an asynchronous 3.0 call started (its RequestId).
+    fn wait_task3(&self, py: &Path, request_id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self.sdk3(py, "DescribeVpcTaskResult", json!({"TaskId": request_id}));
+            match v["Status"].as_str() {
+                Some("SUCCESS") => return,
+                Some("RUNNING") => {}
+                _ => panic!("task {request_id} failed: {v}"),
+            }
+            assert!(Instant::now() < deadline, "task {request_id} still running");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn describe3(&self, py: &Path, conn: &str) -> Value {
+        let v = self.sdk3(
+            py,
+            "DescribeVpnConnections",
+            json!({"VpnConnectionIds": [conn]}),
+        );
+        v["VpnConnectionSet"][0].clone()
+    }
+
+    /// Wait until 3.0's `NetStatus` is `want`.
+    fn wait_net3(&self, py: &Path, conn: &str, want: &str, within: Duration) {
+        let start = Instant::now();
+        while self.describe3(py, conn)["NetStatus"] != want {
+            assert!(
+                start.elapsed() < within,
+                "NetStatus of {conn} did not become {want} within {within:?}; vpcd log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The strongSwan file for the customer's side, as 3.0 hands it out.
+    fn peer_config3(&self, py: &Path, gw: &str, conn: &str) -> String {
+        let v = self.sdk3(
+            py,
+            "DownloadCustomerGatewayConfiguration",
+            json!({
+                "VpnGatewayId": gw,
+                "VpnConnectionId": conn,
+                "CustomerGatewayVendor": {
+                    "VendorName": "strongSwan",
+                    "Platform": "Linux",
+                    "SoftwareVersion": "strongSwan 5.8+ (swanctl.conf)",
+                },
+                "InterfaceName": "eth0",
+            }),
+        );
+        v["CustomerGatewayConfiguration"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+/// VPC, VPN gateway and customer gateway, then CreateVpnConnection with
+/// `extra`, all through the 3.0 SDK; waits for the task.
+fn create_tunnel3(v: &Vpcd, py: &Path, extra: Value) -> Ids {
+    let vpc = v.sdk3(
+        py,
+        "CreateVpc",
+        json!({"VpcName": "e2e3", "CidrBlock": "10.100.0.0/16"}),
+    );
+    let vpc_id = vpc["Vpc"]["VpcId"].as_str().unwrap().to_owned();
+    let gw = v.sdk3(
+        py,
+        "CreateVpnGateway",
+        json!({"VpcId": vpc_id, "VpnGatewayName": "gw3", "InternetMaxBandwidthOut": 5}),
+    );
+    assert_eq!(gw["VpnGateway"]["PublicIpAddress"], "203.0.113.1");
+    let gw_id = gw["VpnGateway"]["VpnGatewayId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cgw = v.sdk3(
+        py,
+        "CreateCustomerGateway",
+        json!({"CustomerGatewayName": "office3", "IpAddress": "198.51.100.1"}),
+    );
+    let mut params = json!({
+        "VpcId": vpc_id,
+        "VpnGatewayId": gw_id,
+        "CustomerGatewayId": cgw["CustomerGateway"]["CustomerGatewayId"],
+        "VpnConnectionName": "e2e3",
+        "PreShareKey": "api3-Pre-Shared-key",
+        "SecurityPolicyDatabases": [
+            {"LocalCidrBlock": "10.100.0.0/16", "RemoteCidrBlock": ["10.200.0.0/16"]}
+        ],
+    });
+    for (k, val) in extra.as_object().unwrap() {
+        params[k] = val.clone();
+    }
+    let created = v.sdk3(py, "CreateVpnConnection", params);
+    v.wait_task3(py, created["RequestId"].as_str().unwrap());
+    Ids {
+        vpc: vpc_id,
+        gw: gw_id,
+        conn: created["VpnConnection"]["VpnConnectionId"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    }
+}
+
+/// The IKE SAs charon on `side` holds for `conn`.
+fn ike_sas(tb: &Testbed, side: Side, conn: &str) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let driver = StrongSwanDriver::new(&tb.vici_uri(side)).unwrap();
+    rt.block_on(driver.list_sas())
+        .unwrap()
+        .into_iter()
+        .filter(|sa| sa.name.as_str() == conn)
+        .map(|sa| sa.state)
+        .collect()
+}
+
+/// The gateway has `conn` loaded, and for a few seconds opens no IKE SA
+/// for it (nothing on the peer side initiates either).
+fn loaded_but_silent(tb: &Testbed, conn: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let driver = StrongSwanDriver::new(&tb.vici_uri(Side::Cloud)).unwrap();
+    let loaded = rt.block_on(driver.loaded()).unwrap();
+    assert!(
+        loaded.iter().any(|id| id.as_str() == conn),
+        "the gateway has the connection loaded"
+    );
+    // An active gateway opens its IKE SA within ~0.2 s of loading (see
+    // docs on the test bed); watching 3 s shows it does not.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        assert_eq!(
+            ike_sas(tb, Side::Cloud, conn),
+            Vec::<String>::new(),
+            "the gateway must not initiate"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn ikev2_gcm_group19_tunnel_made_through_api3_carries_a_ping() {
+    let Some((mut tb, py)) = setup(TestbedConfig::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let v = Vpcd::start(&dir.path().join("vpcd"), &tb.vici_uri(Side::Cloud), &[]);
+    let ids = create_tunnel3(
+        &v,
+        &py,
+        json!({
+            "IKEOptionsSpecification": {
+                "IKEVersion": "IKEV2",
+                "PropoEncryAlgorithm": "AES256GCM128",
+                "PropoAuthenAlgorithm": "SHA-256",
+                "DhGroupName": "GROUP19",
+            },
+            "IPSECOptionsSpecification": {
+                "EncryptAlgorithm": "AES256GCM128",
+                "IntegrityAlgorith": "SHA-256",
+                "PfsDhGroup": "DH-GROUP19",
+            },
+            "DpdEnable": 1,
+            "DpdTimeout": "45",
+            "DpdAction": "restart",
+            "EnableHealthCheck": true,
+            "Tags": [{"Key": "env", "Value": "e2e"}],
+        }),
+    );
+    let c = v.describe3(&py, &ids.conn);
+    let ike = &c["IKEOptionsSpecification"];
+    assert_eq!(
+        (
+            &ike["IKEVersion"],
+            &ike["PropoEncryAlgorithm"],
+            &ike["PropoAuthenAlgorithm"],
+            &ike["DhGroupName"]
+        ),
+        (
+            &json!("IKEV2"),
+            &json!("AES256GCM128"),
+            &json!("SHA-256"),
+            &json!("GROUP19")
+        ),
+        "{c}"
+    );
+    assert_eq!(c["IPSECOptionsSpecification"]["PfsDhGroup"], "DH-GROUP19");
+    assert_eq!(
+        (&c["DpdEnable"], &c["DpdTimeout"], &c["DpdAction"]),
+        (&json!(1), &json!("45"), &json!("restart"))
+    );
+    assert_eq!(c["TagSet"], json!([{"Key": "env", "Value": "e2e"}]));
+    assert_eq!(c["HealthCheckStatus"], "UNAVAILABLE", "no peer yet: {c}");
+
+    let conf = v.peer_config3(&py, &ids.gw, &ids.conn);
+    assert!(conf.contains("version = 2"), "{conf}");
+    assert!(conf.contains("aes256gcm16-prfsha256-ecp256"), "{conf}");
+    tb.load_swanctl(Side::Peer, &conf)
+        .expect("the peer loads the file vpcd hands out");
+    v.wait_net3(&py, &ids.conn, "AVAILABLE", Duration::from_secs(20));
+    assert!(ping_within(
+        &tb,
+        "10.100.0.1",
+        "10.200.0.1",
+        Duration::from_secs(10)
+    ));
+    let c = v.describe3(&py, &ids.conn);
+    assert_eq!(c["HealthCheckStatus"], "AVAILABLE");
+    tb.teardown();
+}
+
+#[test]
+fn passive_negotiation_waits_for_the_peer() {
+    let Some((mut tb, py)) = setup(TestbedConfig::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let v = Vpcd::start(&dir.path().join("vpcd"), &tb.vici_uri(Side::Cloud), &[]);
+    let ids = create_tunnel3(
+        &v,
+        &py,
+        json!({"NegotiationType": "passive", "IKEOptionsSpecification": {"IKEVersion": "IKEV2"}}),
+    );
+    assert_eq!(v.describe3(&py, &ids.conn)["NegotiationType"], "passive");
+    loaded_but_silent(&tb, &ids.conn);
+
+    tb.load_swanctl(Side::Peer, &v.peer_config3(&py, &ids.gw, &ids.conn))
+        .unwrap();
+    v.wait_net3(&py, &ids.conn, "AVAILABLE", Duration::from_secs(20));
+    assert!(ping_within(
+        &tb,
+        "10.100.0.1",
+        "10.200.0.1",
+        Duration::from_secs(10)
+    ));
+    tb.teardown();
+}
+
+/// A flowTrigger tunnel: created through 3.0, the gateway installs a trap
+/// (`start_action = trap`) and opens no IKE SA; the peer's file traps too.
+fn flow_trigger_tunnel(tb: &mut Testbed, v: &Vpcd, py: &Path) -> Ids {
+    let ids = create_tunnel3(
+        v,
+        py,
+        json!({"NegotiationType": "flowTrigger", "IKEOptionsSpecification": {"IKEVersion": "IKEV2"}}),
+    );
+    assert_eq!(v.describe3(py, &ids.conn)["NegotiationType"], "flowTrigger");
+    tb.load_swanctl(Side::Peer, &v.peer_config3(py, &ids.gw, &ids.conn))
+        .unwrap();
+    loaded_but_silent(tb, &ids.conn);
+    assert_eq!(v.describe3(py, &ids.conn)["NetStatus"], "UNAVAILABLE");
+    let log = tb.charon_log(Side::Cloud);
+    assert!(
+        log.contains(&format!("installing '{}-1'", ids.conn)),
+        "the gateway installs the trap policy:\n{log}"
+    );
+    ids
+}
+
+#[test]
+fn flow_trigger_installs_a_trap_and_opens_no_sa() {
+    let Some((mut tb, py)) = setup(TestbedConfig::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let v = Vpcd::start(&dir.path().join("vpcd"), &tb.vici_uri(Side::Cloud), &[]);
+    flow_trigger_tunnel(&mut tb, &v, &py);
+    tb.teardown();
+}
+
+/// Needs kernel ESP: with kernel-libipsec (the only IPsec data path on
+/// this project's test machines, see
+/// shared/reference/strongswan-on-this-machine.md) a packet matching a
+/// trap policy is dropped without an acquire ("could not find an outbound
+/// IPsec SA for reqid {1}, dropping packet": libipsec does not raise
+/// acquires), so nothing starts the negotiation. Run it with
+/// `--ignored` on a kernel with `CONFIG_INET_ESP` and charon's
+/// kernel-netlink IPsec backend.
+#[test]
+#[ignore = "kernel-libipsec raises no acquire for trap policies; needs kernel ESP"]
+fn flow_trigger_comes_up_on_the_first_packet() {
+    let Some((mut tb, py)) = setup(TestbedConfig::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let v = Vpcd::start(&dir.path().join("vpcd"), &tb.vici_uri(Side::Cloud), &[]);
+    let ids = flow_trigger_tunnel(&mut tb, &v, &py);
+    // The first packet makes the gateway negotiate; the ping then passes.
+    assert!(
+        ping_within(&tb, "10.100.0.1", "10.200.0.1", Duration::from_secs(15)),
+        "the first packet brings the tunnel up; gateway charon log:\n{}",
+        tb.charon_log(Side::Cloud)
+    );
+    assert!(ike_sas(&tb, Side::Cloud, &ids.conn).contains(&"ESTABLISHED".to_owned()));
+    v.wait_net3(&py, &ids.conn, "AVAILABLE", Duration::from_secs(20));
+    tb.teardown();
+}
+
+#[test]
+fn v2_tunnel_changed_to_ikev2_through_api3_keeps_carrying_traffic() {
+    let Some((mut tb, py)) = setup(TestbedConfig::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let v = Vpcd::start(&dir.path().join("vpcd"), &tb.vici_uri(Side::Cloud), &[]);
+    let ids = create_tunnel(&v, &py, "v2-made-key", json!({}));
+    tb.load_swanctl(Side::Peer, &v.peer_config(&ids.conn))
+        .unwrap();
+    v.wait_net(&ids.conn, "available", Duration::from_secs(20));
+    assert!(ping_within(
+        &tb,
+        "10.100.0.1",
+        "10.200.0.1",
+        Duration::from_secs(10)
+    ));
+
+    let m = v.sdk3(
+        &py,
+        "ModifyVpnConnectionAttribute",
+        json!({
+            "VpnConnectionId": ids.conn,
+            "IKEOptionsSpecification": {
+                "IKEVersion": "IKEV2",
+                "PropoEncryAlgorithm": "AES128GCM128",
+                "PropoAuthenAlgorithm": "SHA-512",
+                "DhGroupName": "GROUP20",
+            },
+        }),
+    );
+    v.wait_task3(&py, m["RequestId"].as_str().unwrap());
+    // v2 reports the change truthfully.
+    let d = v.call("DescribeVpnConn", &[&format!("vpnConnId={}", ids.conn)]);
+    let ike = &d["data"][0]["IKEArr"];
+    assert_eq!(
+        (
+            &ike["ikeVersion"],
+            &ike["propoEncryAlgorithm"],
+            &ike["dhGroupName"]
+        ),
+        (&json!("ikev2"), &json!("aes128gcm128"), &json!("group20")),
+        "{d}"
+    );
+    // The customer updates the device with the new file.
+    let conf = v.peer_config(&ids.conn);
+    assert!(conf.contains("aes128gcm16-prfsha512-ecp384"), "{conf}");
+    tb.load_swanctl(Side::Peer, &conf).unwrap();
+    v.wait_net(&ids.conn, "available", Duration::from_secs(20));
+    assert!(ping_within(
+        &tb,
+        "10.100.0.1",
+        "10.200.0.1",
+        Duration::from_secs(10)
+    ));
     tb.teardown();
 }

@@ -4,10 +4,10 @@ use std::fmt::Write as _;
 
 use ipnet::IpNet;
 use vpcd_types::{
-    AuthAlgorithm, DhGroup, ExchangeMode, Identity, IkeEncryption, IpsecEncryption, TunnelSpec,
+    AuthAlgorithm, ExchangeMode, Identity, IkeEncryption, IkeVersion, IpsecEncryption, TunnelSpec,
 };
 
-use super::{header, peer_view, PeerConfigError};
+use super::{header, not_covered, peer_view, v2_groups, PeerConfigError, Setting};
 use crate::strongswan::render;
 
 fn cisco_psk(psk: &str) -> Result<&str, PeerConfigError> {
@@ -41,12 +41,19 @@ pub(super) fn cisco(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConfig
     let v = peer_view(spec);
     let ike = &spec.settings.ike;
     let ipsec = &spec.settings.ipsec;
+    if ike.version != IkeVersion::V1 {
+        // ISAKMP policies and crypto maps are IKEv1.
+        return Err(not_covered(Setting::IkeVersion(ike.version)));
+    }
     let enc = match ike.encryption {
         IkeEncryption::TripleDesCbc => "3des",
         IkeEncryption::DesCbc => "des",
         IkeEncryption::AesCbc128 => "aes 128",
         IkeEncryption::AesCbc192 => "aes 192",
         IkeEncryption::AesCbc256 => "aes 256",
+        IkeEncryption::Aes128Gcm128 | IkeEncryption::Aes192Gcm128 | IkeEncryption::Aes256Gcm128 => {
+            return Err(not_covered(Setting::IkeEncryption(ike.encryption)))
+        }
     };
     let esp_enc = match ipsec.encryption {
         IpsecEncryption::TripleDesCbc => "esp-3des",
@@ -55,17 +62,26 @@ pub(super) fn cisco(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConfig
         IpsecEncryption::AesCbc192 => "esp-aes 192",
         IpsecEncryption::AesCbc256 => "esp-aes 256",
         IpsecEncryption::Null => "esp-null",
+        IpsecEncryption::Aes128Gcm128
+        | IpsecEncryption::Aes192Gcm128
+        | IpsecEncryption::Aes256Gcm128 => {
+            return Err(not_covered(Setting::IpsecEncryption(ipsec.encryption)))
+        }
     };
     let esp_auth = match ipsec.integrity {
         AuthAlgorithm::Md5 => "esp-md5-hmac",
         AuthAlgorithm::Sha => "esp-sha-hmac",
+        AuthAlgorithm::Sha256 | AuthAlgorithm::Sha384 | AuthAlgorithm::Sha512 => {
+            return Err(not_covered(Setting::IpsecIntegrity(ipsec.integrity)))
+        }
     };
-    let group = |g: DhGroup| match g {
-        DhGroup::Group1 => "1",
-        DhGroup::Group2 => "2",
-        DhGroup::Group5 => "5",
-        DhGroup::Group14 => "14",
-        DhGroup::Group24 => "24",
+    let (ike_group, pfs_group) = v2_groups(spec)?;
+    let ike_hash = match ike.authentication {
+        AuthAlgorithm::Md5 => "md5",
+        AuthAlgorithm::Sha => "sha",
+        AuthAlgorithm::Sha256 | AuthAlgorithm::Sha384 | AuthAlgorithm::Sha512 => {
+            return Err(not_covered(Setting::IkeIntegrity(ike.authentication)))
+        }
     };
     let mut o = String::new();
     header(&mut o, "!", spec);
@@ -77,27 +93,16 @@ pub(super) fn cisco(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConfig
     if ike_life != ike.sa_lifetime_seconds || sa_life != ipsec.sa_lifetime_seconds {
         o.push_str("! Lifetimes above 86400 s are capped to the IOS maximum.\n");
     }
+    // Keyed by the peer's address whatever its identity: in main mode the
+    // identity arrives encrypted with the key, so IOS can only look a key
+    // up by address (a `hostname` key serves aggressive mode alone).
     o.push_str("crypto keyring vpcd-keyring\n");
-    match v.remote_id {
-        Identity::Fqdn(f) => {
-            let _ = writeln!(o, " pre-shared-key hostname {f} key {psk}");
-        }
-        Identity::Address(_) => {
-            let _ = writeln!(o, " pre-shared-key address {} key {psk}", v.remote_addr);
-        }
-    }
+    let _ = writeln!(o, " pre-shared-key address {} key {psk}", v.remote_addr);
     o.push_str("!\ncrypto isakmp policy 10\n");
     let _ = writeln!(o, " encryption {enc}");
-    let _ = writeln!(
-        o,
-        " hash {}",
-        match ike.authentication {
-            AuthAlgorithm::Md5 => "md5",
-            AuthAlgorithm::Sha => "sha",
-        }
-    );
+    let _ = writeln!(o, " hash {ike_hash}");
     o.push_str(" authentication pre-share\n");
-    let _ = writeln!(o, " group {}", group(ike.dh_group));
+    let _ = writeln!(o, " group {ike_group}");
     let _ = writeln!(o, " lifetime {ike_life}");
     let _ = writeln!(
         o,
@@ -137,8 +142,8 @@ pub(super) fn cisco(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConfig
     o.push_str("!\ncrypto map vpcd-map 10 ipsec-isakmp\n");
     let _ = writeln!(o, " set peer {}", v.remote_addr);
     o.push_str(" set transform-set vpcd-ts\n set isakmp-profile vpcd-profile\n");
-    if let Some(g) = ipsec.pfs.group() {
-        let _ = writeln!(o, " set pfs group{}", group(g));
+    if let Some(g) = pfs_group {
+        let _ = writeln!(o, " set pfs group{g}");
     }
     let _ = writeln!(o, " set security-association lifetime seconds {sa_life}");
     let _ = writeln!(

@@ -2,7 +2,8 @@
 //! written from the peer's point of view (local and remote swapped).
 //!
 //! Used by DescribeUserGwVendor ([`vendors`]) and GetVpnConnConfig
-//! ([`render`]).
+//! ([`render`]). A file is written only for settings its device can
+//! negotiate: [`capability`] is the table that decides.
 //!
 //! # Injection safety
 //! The only free-form inputs are the pre-shared key (1-128 printable ASCII
@@ -30,6 +31,9 @@ use vpcd_types::{Identity, TunnelSpec};
 
 use crate::strongswan::render;
 
+pub use capability::{supports, Refusal, Setting};
+
+pub mod capability;
 mod cisco;
 mod juniper;
 mod libreswan;
@@ -66,7 +70,7 @@ static VENDORS: [Vendor; 4] = [
         key: "libreswan",
         vendorname: "Libreswan",
         platform: "Linux",
-        software: "Libreswan 4.x (ipsec.conf)",
+        software: "Libreswan 4.x and 5.x (ipsec.conf)",
         kind: Kind::Libreswan,
     },
     Vendor {
@@ -103,12 +107,10 @@ pub enum PeerConfigError {
     InterfaceName,
     #[error("preSharedKey: {0}")]
     PreSharedKey(&'static str),
-    /// A setting the target device cannot express.
-    #[error("{param}: {reason}")]
-    Unsupported {
-        param: &'static str,
-        reason: &'static str,
-    },
+    /// A setting of the connection the target device cannot negotiate
+    /// (the [`capability`] table).
+    #[error("{0}")]
+    Unsupported(Refusal),
 }
 
 /// The configuration for `vendor`'s device at the far end of `spec`.
@@ -132,15 +134,43 @@ pub fn render(
             "expected 1-128 printable ASCII characters without spaces",
         ));
     }
+    capability::check(vendor, spec).map_err(PeerConfigError::Unsupported)?;
     match vendor.kind {
         Kind::StrongSwan => Ok(strongswan::strongswan(spec)),
-        Kind::Libreswan => libreswan::libreswan(spec),
+        Kind::Libreswan => Ok(libreswan::libreswan(spec)),
         Kind::CiscoIos => cisco::cisco(spec, interface_name.unwrap_or("GigabitEthernet0/0")),
-        Kind::JuniperSrx => Ok(juniper::juniper(
-            spec,
-            interface_name.unwrap_or("ge-0/0/0.0"),
-        )),
+        Kind::JuniperSrx => juniper::juniper(spec, interface_name.unwrap_or("ge-0/0/0.0")),
     }
+}
+
+/// The numbers of `spec`'s IKE and PFS DH groups, for the files that cover
+/// the v2 API's groups only (1, 2, 5, 14, 24).
+fn v2_groups(spec: &TunnelSpec) -> Result<(u32, Option<u32>), PeerConfigError> {
+    let number = |setting: Setting, g: vpcd_types::DhGroup| {
+        if vpcd_types::DhGroup::V2.contains(&g) {
+            Ok(capability::dh_number(g))
+        } else {
+            Err(not_covered(setting))
+        }
+    };
+    let (ike, ipsec) = (&spec.settings.ike, &spec.settings.ipsec);
+    let ike_group = number(Setting::IkeDhGroup(ike.dh_group), ike.dh_group)?;
+    let pfs_group = ipsec
+        .pfs
+        .group()
+        .map(|g| number(Setting::PfsGroup(ipsec.pfs), g))
+        .transpose()?;
+    Ok((ike_group, pfs_group))
+}
+
+/// A value a device's file has no keyword for. Unreachable while the
+/// capability table refuses the value first ([`render`] checks it before
+/// writing); kept so that a table change cannot produce a wrong file.
+fn not_covered(setting: Setting) -> PeerConfigError {
+    PeerConfigError::Unsupported(Refusal {
+        setting,
+        reason: "this value is not covered by this device's configuration".to_owned(),
+    })
 }
 
 fn check_interface(name: &str) -> Result<(), PeerConfigError> {
@@ -306,7 +336,9 @@ mod tests {
     #[test]
     fn libreswan_encodes_the_key() {
         for psk in HOSTILE {
-            let text = render(vendor("libreswan").unwrap(), &with_psk(psk), None).unwrap();
+            let mut spec = with_psk(psk);
+            spec.settings.ike.dh_group = vpcd_types::DhGroup::Group14;
+            let text = render(vendor("libreswan").unwrap(), &spec, None).unwrap();
             let b64 = base64::engine::general_purpose::STANDARD.encode(psk.as_bytes());
             let secrets = lines_with(&text, ": PSK");
             assert_eq!(
@@ -411,11 +443,335 @@ mod tests {
         }
     }
 
+    /// The strongSwan file covers IKEv2 and GCM; the other devices' files
+    /// refuse such a tunnel, naming the setting.
+    #[test]
+    fn ikev2_gcm_files() {
+        let s = crate::test_support::spec_ikev2_gcm(vpcd_types::NegotiationType::Active);
+        let text = render(vendor("strongswan").unwrap(), &s, None).unwrap();
+        insta::assert_snapshot!("peer_strongswan_ikev2_gcm", text);
+        // Libreswan does all of it (IKEv2); the capability table refuses
+        // the rest, naming the first setting the device's file cannot do.
+        let lsw = render(vendor("libreswan").unwrap(), &s, None).unwrap();
+        assert!(lsw.contains("\tike=aes_gcm256-sha2_256;dh19\n"), "{lsw}");
+        assert!(lsw.contains("\tesp=aes_gcm256;dh20\n"), "{lsw}");
+        for (key, param) in [
+            ("cisco", "IKEVersion:"),
+            ("juniper", "IKESet.propoEncryAlgorithm:"),
+        ] {
+            let e = render(vendor(key).unwrap(), &s, None).unwrap_err();
+            assert!(e.to_string().starts_with(param), "{key}: {e}");
+        }
+        // IKEv1 with an AES-GCM ESP: refused by field, not mistranslated.
+        let mut s = spec_custom();
+        s.settings.ipsec.encryption = vpcd_types::IpsecEncryption::Aes128Gcm128;
+        for key in ["cisco", "juniper"] {
+            let e = render(vendor(key).unwrap(), &s, None).unwrap_err();
+            assert!(
+                e.to_string().starts_with("IPsecSet.encryptAlgorithm:"),
+                "{key}: {e}"
+            );
+        }
+        let lsw = render(vendor("libreswan").unwrap(), &s, None).unwrap();
+        assert!(lsw.contains("\tesp=aes_gcm128;modp2048\n"), "{lsw}");
+    }
+
     #[test]
     fn libreswan_refuses_what_it_cannot_do() {
-        let mut s = spec_default();
+        let libreswan = vendor("libreswan").unwrap();
+        // The v2 API's defaults use DH group 2.
+        assert_eq!(
+            render(libreswan, &spec_default(), None)
+                .unwrap_err()
+                .to_string(),
+            "IKESet.dhGroupName: Libreswan 4 and later do not support DH group 2: \
+             modify the connection to DH group 14"
+        );
+        let mut s = spec_custom();
         s.settings.ike.encryption = IkeEncryption::DesCbc;
-        let e = render(vendor("libreswan").unwrap(), &s, None).unwrap_err();
-        assert!(e.to_string().starts_with("IKESet.propoEncryAlgorithm:"));
+        let e = render(libreswan, &s, None).unwrap_err();
+        assert!(
+            e.to_string().starts_with("IKESet.propoEncryAlgorithm:"),
+            "{e}"
+        );
+        let mut s = spec_custom();
+        s.settings.ipsec.pfs = vpcd_types::PfsGroup::DhGroup1;
+        let e = render(libreswan, &s, None).unwrap_err();
+        assert_eq!(
+            e,
+            PeerConfigError::Unsupported(Refusal {
+                setting: Setting::PfsGroup(vpcd_types::PfsGroup::DhGroup1),
+                reason: "Libreswan 4 and later do not support DH group 1 for PFS: modify the \
+                         connection to PFS with DH group 14, or to no PFS"
+                    .into()
+            })
+        );
+    }
+
+    /// Every file is written from the capability table's point of view: a
+    /// vendor gets a file exactly when the table allows every setting.
+    #[test]
+    fn render_follows_the_capability_table() {
+        for spec in variants::all().into_iter().map(|(_, s)| s) {
+            for v in vendors() {
+                let table = capability::check(v, &spec);
+                match render(v, &spec, None) {
+                    Ok(_) => assert_eq!(table, Ok(()), "{}", v.key),
+                    Err(PeerConfigError::Unsupported(r)) => assert_eq!(table, Err(r)),
+                    Err(e) => panic!("{}: {e}", v.key),
+                }
+            }
+        }
+    }
+
+    /// IKEv2: Junos gets `version v2-only` and no exchange mode (an IKEv1
+    /// notion); Libreswan `ikev2=insist`, no `aggressive=`, and no `config
+    /// setup` part; Cisco's IKEv1 crypto map is refused, naming the version.
+    #[test]
+    fn ikev2_files() {
+        let mut spec = spec_custom();
+        spec.settings.ike.version = vpcd_types::IkeVersion::V2;
+        let junos = render(vendor("juniper").unwrap(), &spec, None).unwrap();
+        assert!(junos.contains(" version v2-only\n"), "{junos}");
+        assert!(!junos.contains(" mode "), "{junos}");
+        let lsw = render(vendor("libreswan").unwrap(), &spec, None).unwrap();
+        assert!(lsw.contains("\tikev2=insist\n"), "{lsw}");
+        assert!(
+            !lsw.contains("aggressive=") && !lsw.contains("config setup"),
+            "{lsw}"
+        );
+        assert!(
+            lsw.contains("# Part 1 of 2: /etc/ipsec.d/vpcd.conf"),
+            "{lsw}"
+        );
+        assert!(
+            lsw.contains("# Part 2 of 2: /etc/ipsec.d/vpcd.secrets"),
+            "{lsw}"
+        );
+        let e = render(vendor("cisco").unwrap(), &spec, None).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("IKEVersion: vpcd's Cisco IOS configuration covers IKEv1"),
+            "{e}"
+        );
+    }
+
+    /// docs/actions.md shows the table as the code has it.
+    #[test]
+    fn the_documented_capability_table_is_the_code_s() {
+        let docs = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/actions.md"),
+        )
+        .unwrap();
+        let table = capability::markdown();
+        assert!(
+            docs.contains(&table),
+            "docs/actions.md must contain the capability table:\n{table}"
+        );
+    }
+}
+
+/// Connection variants for the checks with Libreswan's own programs.
+#[cfg(test)]
+pub(crate) mod variants {
+    use vpcd_types::{
+        DhGroup, ExchangeMode, Identity, IkeEncryption, IkeVersion, IpsecEncryption, PfsGroup,
+        TunnelSpec,
+    };
+
+    use super::Setting;
+    use crate::test_support::{rule, spec_custom};
+
+    /// Give `spec` the value `s`.
+    pub(crate) fn apply(spec: &mut TunnelSpec, s: Setting) {
+        let (ike, ipsec) = (&mut spec.settings.ike, &mut spec.settings.ipsec);
+        match s {
+            Setting::IkeVersion(v) => ike.version = v,
+            Setting::IkeEncryption(v) => ike.encryption = v,
+            Setting::IkeIntegrity(v) => ike.authentication = v,
+            Setting::IkeDhGroup(v) => ike.dh_group = v,
+            Setting::ExchangeMode(v) => ike.exchange_mode = v,
+            Setting::IpsecEncryption(v) => ipsec.encryption = v,
+            Setting::IpsecIntegrity(v) => ipsec.integrity = v,
+            Setting::PfsGroup(v) => ipsec.pfs = v,
+        }
+    }
+
+    /// A connection Libreswan can do (aes-cbc-256, sha, group 14, PFS
+    /// group 14, aggressive mode, FQDN identities, two SPD pairs).
+    pub(crate) fn base() -> TunnelSpec {
+        spec_custom()
+    }
+
+    /// Every value of every setting on [`base`]; both exchange modes with
+    /// both identity kinds; no PFS; one, two and four SPD pairs; the
+    /// longest lifetimes.
+    pub(crate) fn all() -> Vec<(String, TunnelSpec)> {
+        let mut out = Vec::new();
+        for version in IkeVersion::ALL {
+            for s in Setting::all() {
+                let mut spec = base();
+                spec.settings.ike.version = *version;
+                apply(&mut spec, s);
+                out.push((format!("{version}: {}={}", s.param(), s.value()), spec));
+            }
+        }
+        // IKEv2 with AES-GCM everywhere and elliptic-curve groups.
+        let mut spec = base();
+        spec.settings.ike.version = IkeVersion::V2;
+        spec.settings.ike.encryption = IkeEncryption::Aes256Gcm128;
+        spec.settings.ike.authentication = vpcd_types::AuthAlgorithm::Sha256;
+        spec.settings.ike.dh_group = DhGroup::Group19;
+        spec.settings.ipsec.encryption = IpsecEncryption::Aes128Gcm128;
+        spec.settings.ipsec.pfs = PfsGroup::DhGroup20;
+        out.push(("IKEv2, AES-GCM, groups 19 and 20".into(), spec));
+        for mode in ExchangeMode::ALL {
+            for fqdn in [false, true] {
+                let mut spec = base();
+                spec.settings.ike.exchange_mode = *mode;
+                if !fqdn {
+                    spec.settings.ike.local_identity = Identity::Address(spec.local_addr);
+                    spec.settings.ike.remote_identity = Identity::Address(spec.remote_addr);
+                }
+                let id = if fqdn { "fqdn" } else { "address" };
+                out.push((format!("{mode} mode, {id} identities"), spec));
+            }
+        }
+        let mut spec = base();
+        spec.settings.ipsec.pfs = PfsGroup::Null;
+        out.push(("no PFS".into(), spec));
+        let mut spec = base();
+        spec.settings.spd = vec![rule("10.100.0.0/24", &["10.200.0.0/24"])];
+        out.push(("one SPD pair".into(), spec));
+        let mut spec = base();
+        spec.settings.spd = vec![
+            rule("10.100.0.0/24", &["10.200.0.0/24", "10.200.1.0/24"]),
+            rule("10.100.1.0/24", &["10.200.0.0/24", "10.200.1.0/24"]),
+        ];
+        out.push(("four SPD pairs".into(), spec));
+        let mut spec = base();
+        spec.settings.ike.sa_lifetime_seconds = *vpcd_types::limits::IKE_SA_LIFETIME_SECONDS.end();
+        spec.settings.ipsec.sa_lifetime_seconds =
+            *vpcd_types::limits::IPSEC_SA_LIFETIME_SECONDS.end();
+        out.push(("longest lifetimes".into(), spec));
+        // The v2 defaults with the one change Libreswan needs.
+        let mut spec = crate::test_support::spec_default();
+        spec.settings.ike.dh_group = DhGroup::Group14;
+        out.push(("v2 defaults, group14".into(), spec));
+        let mut spec = base();
+        spec.settings.ike.encryption = IkeEncryption::TripleDesCbc;
+        spec.settings.ipsec.encryption = IpsecEncryption::Null;
+        out.push(("3des IKE, ESP-NULL".into(), spec));
+        out
+    }
+}
+
+/// Libreswan's own programs judge the files: `readwriteconf` (its parser;
+/// prints a message for what it refuses, exit status 0 either way) and
+/// `algparse` (its algorithm tables).
+#[cfg(test)]
+mod libreswan_programs {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use super::variants;
+    use super::*;
+    use crate::testbed::{libreswan_programs, LibreswanFiles};
+
+    fn programs(test: &str) -> Option<PathBuf> {
+        match libreswan_programs() {
+            Ok(p) => Some(p),
+            Err(why) => {
+                vpcd_types::testing::skip(test, &why);
+                None
+            }
+        }
+    }
+
+    fn run(program: &Path, args: &[&str]) -> (String, String) {
+        let out = Command::new(program).args(args).output().unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn readwriteconf_accepts_every_generated_file() {
+        let Some(dir) = programs("readwriteconf_accepts_every_generated_file") else {
+            return;
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let libreswan = vendor("libreswan").unwrap();
+        let mut checked = 0;
+        for (label, spec) in variants::all() {
+            let text = match render(libreswan, &spec, None) {
+                Ok(t) => t,
+                Err(PeerConfigError::Unsupported(_)) => continue,
+                Err(e) => panic!("{label}: {e}"),
+            };
+            let files = LibreswanFiles::split(&text).unwrap();
+            let conns = tmp.path().join("vpcd.conf");
+            let conf = tmp.path().join("ipsec.conf");
+            std::fs::write(&conns, &files.conns).unwrap();
+            std::fs::write(&conf, files.ipsec_conf(&conns)).unwrap();
+            let (out, messages) = run(
+                &dir.join("readwriteconf"),
+                &["--config", conf.to_str().unwrap()],
+            );
+            assert_eq!(messages, "", "{label}: readwriteconf refuses\n{text}");
+            if spec.settings.ike.version == vpcd_types::IkeVersion::V1 {
+                assert!(out.contains("ikev1-policy"), "{label}: {out}");
+            }
+            for i in 1..=render::spd_pairs(&spec).len() {
+                assert!(out.contains(&format!("conn vpcd-{i}\n")), "{label}: {out}");
+            }
+            checked += 1;
+        }
+        assert!(checked >= 20, "only {checked} variants were rendered");
+    }
+
+    /// The table's Libreswan column, value by value and IKE version by
+    /// version, against Libreswan's algorithm parser.
+    #[test]
+    fn algparse_agrees_with_the_capability_table() {
+        let Some(dir) = programs("algparse_agrees_with_the_capability_table") else {
+            return;
+        };
+        let libreswan = vendor("libreswan").unwrap();
+        for version in vpcd_types::IkeVersion::ALL {
+            for s in Setting::all() {
+                let mut spec = variants::base();
+                spec.settings.ike.version = *version;
+                variants::apply(&mut spec, s);
+                let (proposal, pfs) = match s {
+                    Setting::ExchangeMode(_) | Setting::IkeVersion(_) => continue,
+                    Setting::IkeEncryption(_)
+                    | Setting::IkeIntegrity(_)
+                    | Setting::IkeDhGroup(_) => {
+                        (format!("ike={}", libreswan::ike_alg(&spec)), false)
+                    }
+                    _ => (
+                        format!("esp={}", libreswan::esp_alg(&spec)),
+                        spec.settings.ipsec.pfs.group().is_some(),
+                    ),
+                };
+                let v = match version {
+                    vpcd_types::IkeVersion::V1 => "-v1",
+                    vpcd_types::IkeVersion::V2 => "-v2",
+                };
+                let pfs = if pfs { "-pfs=yes" } else { "-pfs=no" };
+                let (out, err) = run(&dir.join("algparse"), &[v, pfs, &proposal]);
+                let parsed = format!("{out}{err}");
+                let accepted = !parsed.contains("ERROR");
+                assert_eq!(
+                    accepted,
+                    supports(libreswan, *version, s).is_ok(),
+                    "{version} {}={}: algparse says\n{parsed}",
+                    s.param(),
+                    s.value()
+                );
+            }
+        }
     }
 }

@@ -32,15 +32,13 @@ use ipnet::IpNet;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use vpcd_types::{
-    AuthAlgorithm, DhGroup, ExchangeMode, Identity, IkeEncryption, IpsecEncryption, Secret,
-    TunnelSpec, VpnConnId,
+    AuthAlgorithm, DhGroup, DpdAction, ExchangeMode, Identity, IkeEncryption, IkeVersion,
+    IpsecEncryption, NegotiationType, Secret, TunnelSpec, VpnConnId,
 };
 
-/// Seconds between DPD probes (R_U_THERE) on an idle tunnel.
+/// Seconds between DPD probes (R_U_THERE / empty INFORMATIONAL) on an idle
+/// tunnel whose connection has DPD enabled.
 pub(crate) const DPD_DELAY_SECONDS: u32 = 10;
-/// IKEv1: how long a peer may stay silent before it is declared dead.
-/// Public: API 3.0 answers report it as a connection's `DpdTimeout`.
-pub const DPD_TIMEOUT_SECONDS: u32 = 30;
 
 /// The strongSwan keyword for an IKE encryption algorithm.
 pub(crate) fn ike_encryption(e: IkeEncryption) -> &'static str {
@@ -50,6 +48,9 @@ pub(crate) fn ike_encryption(e: IkeEncryption) -> &'static str {
         IkeEncryption::AesCbc128 => "aes128",
         IkeEncryption::AesCbc192 => "aes192",
         IkeEncryption::AesCbc256 => "aes256",
+        IkeEncryption::Aes128Gcm128 => "aes128gcm16",
+        IkeEncryption::Aes192Gcm128 => "aes192gcm16",
+        IkeEncryption::Aes256Gcm128 => "aes256gcm16",
     }
 }
 
@@ -62,6 +63,9 @@ pub(crate) fn esp_encryption(e: IpsecEncryption) -> &'static str {
         IpsecEncryption::AesCbc192 => "aes192",
         IpsecEncryption::AesCbc256 => "aes256",
         IpsecEncryption::Null => "null",
+        IpsecEncryption::Aes128Gcm128 => "aes128gcm16",
+        IpsecEncryption::Aes192Gcm128 => "aes192gcm16",
+        IpsecEncryption::Aes256Gcm128 => "aes256gcm16",
     }
 }
 
@@ -70,6 +74,22 @@ pub(crate) fn integrity(a: AuthAlgorithm) -> &'static str {
     match a {
         AuthAlgorithm::Md5 => "md5",
         AuthAlgorithm::Sha => "sha1",
+        AuthAlgorithm::Sha256 => "sha256",
+        AuthAlgorithm::Sha384 => "sha384",
+        AuthAlgorithm::Sha512 => "sha512",
+    }
+}
+
+/// The strongSwan keyword for the PRF an AEAD IKE proposal names
+/// explicitly (with an AEAD cipher there is no integrity algorithm to
+/// derive it from): the connection's authentication algorithm as a PRF.
+pub(crate) fn prf(a: AuthAlgorithm) -> &'static str {
+    match a {
+        AuthAlgorithm::Md5 => "prfmd5",
+        AuthAlgorithm::Sha => "prfsha1",
+        AuthAlgorithm::Sha256 => "prfsha256",
+        AuthAlgorithm::Sha384 => "prfsha384",
+        AuthAlgorithm::Sha512 => "prfsha512",
     }
 }
 
@@ -81,28 +101,39 @@ pub(crate) fn dh_group(g: DhGroup) -> &'static str {
         DhGroup::Group5 => "modp1536",
         DhGroup::Group14 => "modp2048",
         DhGroup::Group24 => "modp2048s256",
+        DhGroup::Group15 => "modp3072",
+        DhGroup::Group16 => "modp4096",
+        DhGroup::Group19 => "ecp256",
+        DhGroup::Group20 => "ecp384",
+        DhGroup::Group21 => "ecp521",
     }
 }
 
-/// The IKE proposal, e.g. `3des-md5-modp1024`.
+/// The IKE proposal, e.g. `3des-md5-modp1024`, or with an AEAD cipher
+/// `aes256gcm16-prfsha256-ecp256` (the authentication algorithm as PRF).
 pub(crate) fn ike_proposal(spec: &TunnelSpec) -> String {
     let ike = &spec.settings.ike;
+    let mac = if ike.encryption.is_aead() {
+        prf(ike.authentication)
+    } else {
+        integrity(ike.authentication)
+    };
     format!(
-        "{}-{}-{}",
+        "{}-{mac}-{}",
         ike_encryption(ike.encryption),
-        integrity(ike.authentication),
         dh_group(ike.dh_group)
     )
 }
 
-/// The ESP proposal, e.g. `aes256-sha1-modp2048` (PFS) or `null-md5`.
+/// The ESP proposal, e.g. `aes256-sha1-modp2048` (PFS), `null-md5`, or
+/// `aes256gcm16` (AEAD: no integrity algorithm).
 pub(crate) fn esp_proposal(spec: &TunnelSpec) -> String {
     let ipsec = &spec.settings.ipsec;
-    let mut p = format!(
-        "{}-{}",
-        esp_encryption(ipsec.encryption),
-        integrity(ipsec.integrity)
-    );
+    let mut p = esp_encryption(ipsec.encryption).to_owned();
+    if !ipsec.encryption.is_aead() {
+        p.push('-');
+        p.push_str(integrity(ipsec.integrity));
+    }
     if let Some(g) = ipsec.pfs.group() {
         p.push('-');
         p.push_str(dh_group(g));
@@ -276,11 +307,54 @@ fn soft(limit: u64) -> u64 {
     limit / 10 * 9 + (limit % 10) * 9 / 10
 }
 
+/// What a child does on load, when the peer closes it, and when DPD
+/// declares the peer dead: `(start_action, close_action, dpd_action)`.
+///
+/// The gateway follows the connection's negotiation type: `active`
+/// initiates on load and re-initiates after a close; `passive` only answers
+/// (nothing is initiated, so nothing is re-initiated); `flowTrigger`
+/// installs a trap policy that initiates on the first packet, and puts it
+/// back after a close. DPD's action is the connection's (`clear` or
+/// `restart`). The peer's file mirrors this so the tunnel still comes up:
+/// it initiates unless the gateway waits for traffic (then it traps too).
+fn actions(spec: &TunnelSpec, side: Side) -> (&'static str, &'static str, &'static str) {
+    let s = &spec.settings;
+    let dpd = match s.dpd.action {
+        DpdAction::Clear => "clear",
+        DpdAction::Restart => "restart",
+    };
+    match (side, s.negotiation) {
+        (Side::Cloud, NegotiationType::Active) => ("start", "restart", dpd),
+        (Side::Cloud, NegotiationType::Passive) => ("none", "none", dpd),
+        (_, NegotiationType::FlowTrigger) => ("trap", "trap", "trap"),
+        (Side::Peer, _) => ("start", "restart", "restart"),
+    }
+}
+
+/// `(version, reauth_time, over_time, rekey_time)` of the IKE SA. IKEv1
+/// cannot rekey an IKE SA, it re-authenticates ([`ike_lifetimes`]); IKEv2
+/// rekeys in place at 90 % of the lifetime, with the rest as margin.
+fn ike_timing(version: IkeVersion, seconds: u32) -> (u8, u32, u32, u32) {
+    let (soft, margin) = ike_lifetimes(seconds);
+    match version {
+        IkeVersion::V1 => (1, soft, margin, 0),
+        IkeVersion::V2 => (2, 0, margin, soft),
+    }
+}
+
 fn body(spec: &TunnelSpec, side: Side) -> ConnBody {
     let v = view(spec, side);
     let ike = &spec.settings.ike;
     let ipsec = &spec.settings.ipsec;
-    let (reauth_time, over_time) = ike_lifetimes(ike.sa_lifetime_seconds);
+    let (version, reauth_time, over_time, rekey_time) =
+        ike_timing(ike.version, ike.sa_lifetime_seconds);
+    let (start_action, close_action, dpd_action) = actions(spec, side);
+    let dpd = &spec.settings.dpd;
+    let (dpd_delay, dpd_timeout) = if dpd.enabled {
+        (DPD_DELAY_SECONDS, dpd.timeout_seconds)
+    } else {
+        (0, 0)
+    };
     let life_bytes = ipsec.sa_lifetime_traffic_bytes();
     let esp = esp_proposal(spec);
     let children = v
@@ -299,25 +373,25 @@ fn body(spec: &TunnelSpec, side: Side) -> ConnBody {
                     rekey_time: soft(u64::from(ipsec.sa_lifetime_seconds)) as u32,
                     life_bytes,
                     rekey_bytes: soft(life_bytes),
-                    start_action: "start",
-                    dpd_action: "restart",
-                    close_action: "restart",
+                    start_action,
+                    dpd_action,
+                    close_action,
                 },
             )
         })
         .collect();
     ConnBody {
-        version: 1,
-        aggressive: ike.exchange_mode == ExchangeMode::Aggressive,
+        version,
+        aggressive: version == 1 && ike.exchange_mode == ExchangeMode::Aggressive,
         local_addrs: vec![v.local_addr.to_string()],
         remote_addrs: vec![v.remote_addr.to_string()],
         proposals: vec![ike_proposal(spec)],
         keyingtries: 0,
-        dpd_delay: DPD_DELAY_SECONDS,
-        dpd_timeout: DPD_TIMEOUT_SECONDS,
+        dpd_delay,
+        dpd_timeout,
         reauth_time,
         over_time,
-        rekey_time: 0,
+        rekey_time,
         local: AuthRound {
             auth: "psk",
             id: v.local_id.value(),
@@ -432,7 +506,7 @@ impl fmt::Display for LoadConn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{spec_custom, spec_default, spec_null_esp};
+    use crate::test_support::{spec_custom, spec_default, spec_ikev2_gcm, spec_null_esp};
 
     #[test]
     fn lifetimes_split() {
@@ -468,6 +542,80 @@ mod tests {
     }
 
     #[test]
+    fn ikev2_gcm_proposals_and_timing() {
+        let s = spec_ikev2_gcm(NegotiationType::Active);
+        assert_eq!(ike_proposal(&s), "aes256gcm16-prfsha256-ecp256");
+        assert_eq!(esp_proposal(&s), "aes256gcm16-ecp384");
+        let c = load_conn(&s).conn;
+        assert_eq!(c.version, 2);
+        // IKEv2 rekeys the IKE SA in place; nothing re-authenticates.
+        assert_eq!(
+            (c.reauth_time, c.rekey_time, c.over_time),
+            (0, 77_760, 8_640)
+        );
+        assert_eq!((c.dpd_delay, c.dpd_timeout), (DPD_DELAY_SECONDS, 45));
+    }
+
+    /// start / close / DPD action per negotiation type, on the gateway and
+    /// in the peer's file.
+    #[test]
+    fn negotiation_types() {
+        let actions = |n, side| {
+            let s = spec_ikev2_gcm(n);
+            let c = match side {
+                Side::Cloud => load_conn(&s),
+                Side::Peer => peer_conn(&s),
+            };
+            let (_, ch) = &c.conn.children.0[0];
+            (ch.start_action, ch.close_action, ch.dpd_action)
+        };
+        use NegotiationType::*;
+        assert_eq!(actions(Active, Side::Cloud), ("start", "restart", "clear"));
+        assert_eq!(actions(Passive, Side::Cloud), ("none", "none", "clear"));
+        assert_eq!(actions(FlowTrigger, Side::Cloud), ("trap", "trap", "trap"));
+        assert_eq!(actions(Active, Side::Peer), ("start", "restart", "restart"));
+        assert_eq!(
+            actions(Passive, Side::Peer),
+            ("start", "restart", "restart")
+        );
+        assert_eq!(actions(FlowTrigger, Side::Peer), ("trap", "trap", "trap"));
+    }
+
+    #[test]
+    fn dpd_off_sends_no_probes() {
+        let mut s = spec_default();
+        s.settings.dpd.enabled = false;
+        let c = load_conn(&s).conn;
+        assert_eq!((c.dpd_delay, c.dpd_timeout), (0, 0));
+    }
+
+    #[test]
+    fn every_algorithm_has_a_keyword() {
+        use vpcd_types::{IkeEncryption as E, IpsecEncryption as P, PfsGroup};
+        for e in E::ALL {
+            assert!(!ike_encryption(*e).is_empty());
+        }
+        for e in P::ALL {
+            assert!(!esp_encryption(*e).is_empty());
+        }
+        for a in AuthAlgorithm::ALL {
+            assert!(prf(*a).starts_with("prf") && !integrity(*a).is_empty());
+        }
+        for g in PfsGroup::ALL {
+            if let Some(g) = g.group() {
+                assert!(!dh_group(g).is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn snapshot_ikev2_gcm() {
+        let s = spec_ikev2_gcm(NegotiationType::FlowTrigger);
+        insta::assert_json_snapshot!("ikev2_gcm_load_conn", load_conn(&s));
+        insta::assert_snapshot!("ikev2_gcm_peer_swanctl", peer_conn(&s).to_string());
+    }
+
+    #[test]
     fn snapshot_null_esp() {
         insta::assert_json_snapshot!("null_esp_load_conn", load_conn(&spec_null_esp()));
     }
@@ -483,7 +631,12 @@ mod tests {
     fn messages_encode_as_vici() {
         // The typed messages must be representable in VICI's encoding
         // (e.g. no nested lists), not only in JSON.
-        for s in [spec_default(), spec_custom(), spec_null_esp()] {
+        for s in [
+            spec_default(),
+            spec_custom(),
+            spec_null_esp(),
+            spec_ikev2_gcm(NegotiationType::Passive),
+        ] {
             serde_vici::to_vec(&load_conn(&s)).unwrap();
             serde_vici::to_vec(&load_shared(&s)).unwrap();
         }

@@ -11,5 +11,6 @@ mod spec;
 
 pub use recording::RecordingDriver;
 pub use spec::{
-    rule, spec_between, spec_custom, spec_default, spec_null_esp, CLOUD_ADDR, PEER_ADDR,
+    rule, spec_between, spec_custom, spec_default, spec_ikev2_gcm, spec_null_esp, CLOUD_ADDR,
+    PEER_ADDR,
 };

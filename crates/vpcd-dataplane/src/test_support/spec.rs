@@ -7,9 +7,9 @@
 use std::net::IpAddr;
 
 use vpcd_types::{
-    limits, AuthAlgorithm, Cidr, ConnSettings, DhGroup, ExchangeMode, Identity, IkeEncryption,
-    IkeSettings, IpsecEncryption, IpsecSettings, PfsGroup, Secret, SpdRule, SpdSource, TunnelSpec,
-    VpnConnId,
+    limits, AuthAlgorithm, Cidr, ConnSettings, DhGroup, DpdSettings, ExchangeMode, Identity,
+    IkeEncryption, IkeSettings, IkeVersion, IpsecEncryption, IpsecSettings, NegotiationType,
+    PfsGroup, Secret, SpdRule, SpdSource, TunnelSpec, VpnConnId,
 };
 
 /// The cloud gateway's public address in the test bed.
@@ -59,6 +59,7 @@ pub fn spec_between(
                 remote_identity: Identity::Address(remote_addr),
                 dh_group: limits::DH_GROUP_DEFAULT,
                 sa_lifetime_seconds: limits::IKE_SA_LIFETIME_DEFAULT,
+                version: IkeVersion::V1,
             },
             ipsec: IpsecSettings {
                 encryption: IpsecEncryption::TripleDesCbc,
@@ -67,6 +68,9 @@ pub fn spec_between(
                 sa_lifetime_traffic_kb: limits::IPSEC_SA_LIFETIME_TRAFFIC_DEFAULT,
                 pfs: PfsGroup::Null,
             },
+            dpd: DpdSettings::default(),
+            negotiation: NegotiationType::Active,
+            health_check: None,
         },
     }
 }
@@ -119,5 +123,29 @@ pub fn spec_null_esp() -> TunnelSpec {
     s.name = "vpnx-null0001".parse().expect("id");
     s.settings.ipsec.encryption = IpsecEncryption::Null;
     s.settings.ipsec.integrity = AuthAlgorithm::Sha;
+    s
+}
+
+/// What API 3.0 added: IKEv2, AES-256-GCM for IKE (SHA-256 as PRF) and ESP,
+/// group 19 for IKE and PFS dh-group20, DPD after 45 s with `clear`, and
+/// the given negotiation type.
+pub fn spec_ikev2_gcm(negotiation: NegotiationType) -> TunnelSpec {
+    let mut s = spec_default();
+    s.name = "vpnx-ikev2001".parse().expect("id");
+    let ike = &mut s.settings.ike;
+    ike.version = IkeVersion::V2;
+    ike.encryption = IkeEncryption::Aes256Gcm128;
+    ike.authentication = AuthAlgorithm::Sha256;
+    ike.dh_group = DhGroup::Group19;
+    let ipsec = &mut s.settings.ipsec;
+    ipsec.encryption = IpsecEncryption::Aes256Gcm128;
+    ipsec.integrity = AuthAlgorithm::Sha256;
+    ipsec.pfs = PfsGroup::DhGroup20;
+    s.settings.dpd = DpdSettings {
+        enabled: true,
+        timeout_seconds: 45,
+        action: vpcd_types::DpdAction::Clear,
+    };
+    s.settings.negotiation = negotiation;
     s
 }

@@ -68,6 +68,21 @@ const IMPORT_BATCH: usize = 10_000;
 /// parameters per statement).
 const IN_LIST_CHUNK: usize = 1_000;
 
+/// A new connection's JSON columns: its settings and its tags. `pub` for
+/// the reason [`Engine`] is: [`Engine::insert_conns`] takes it.
+pub struct EncodedConn {
+    pub(crate) settings: String,
+    pub(crate) tags: String,
+}
+
+pub(crate) fn encode_conn(new: &NewConn) -> Result<EncodedConn> {
+    Ok(EncodedConn {
+        settings: encode_settings(&new.settings)?,
+        tags: serde_json::to_string(&new.tags)
+            .map_err(|_| StoreError::Backend("cannot encode connection tags".into()))?,
+    })
+}
+
 /// What differs between the engines. Implemented by [`sqlx::Sqlite`]
 /// (`crate::sqlite`) and [`sqlx::Postgres`] (`crate::postgres`).
 ///
@@ -112,7 +127,7 @@ pub trait Engine: Io {
         conn: &'c mut Self::Connection,
         scope: &'c Scope,
         now: Timestamp,
-        rows: &'c [(String, &'c NewConn, String)],
+        rows: &'c [(String, &'c NewConn, EncodedConn)],
     ) -> impl Future<Output = Result<Vec<String>, sqlx::Error>> + Send + 'c;
 }
 

@@ -377,7 +377,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
         new: NewConn,
         limits: &Limits,
     ) -> Result<(VpnConn, Task)> {
-        let settings = encode_settings(&new.settings)?;
+        let encoded = encode_conn(&new)?;
         let mut tx = self.begin_write().await?;
         // Every connection quota counts within this (account, region): its
         // row serializes the creators that could race for a slot, and
@@ -448,7 +448,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
         let (conn_id, conn_un_id) = Self::insert_unified::<VpnConnKind>(
             &mut tx,
             |un_id| {
-                let mut q = conn_insert(&un_id, scope, &new, ConnStatus::Creating, &settings, now);
+                let mut q = conn_insert(&un_id, scope, &new, ConnStatus::Creating, &encoded, now);
                 q.push(" RETURNING id");
                 q
             },
@@ -715,9 +715,9 @@ impl<DB: Engine> Store for SqlStore<DB> {
             for new in &batch {
                 parents.check::<DB>(&mut tx, scope, new).await?;
             }
-            let mut pending: Vec<(String, &NewConn, String)> = batch
+            let mut pending: Vec<(String, &NewConn, EncodedConn)> = batch
                 .iter()
-                .map(|c| Ok((fresh_id::<VpnConnKind>(), c, encode_settings(&c.settings)?)))
+                .map(|c| Ok((fresh_id::<VpnConnKind>(), c, encode_conn(c)?)))
                 .collect::<Result<_>>()?;
             let before = inserted;
             // Rows whose random id was taken come back missing and go again

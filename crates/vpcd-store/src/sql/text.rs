@@ -7,6 +7,7 @@
 use vpcd_types::id::IdKind;
 use vpcd_types::{ConnStatus, GatewayNodeId, IdRef};
 
+use super::EncodedConn;
 use super::{Engine, Sql};
 use crate::common::like_pattern;
 use crate::model::*;
@@ -44,7 +45,7 @@ pub(crate) const USER_GW_SELECT: &str = "SELECT u.id, u.un_id, u.name, u.address
      FROM user_gws u";
 
 const CONN_COLUMNS: &str = "SELECT c.id, c.un_id, c.name, c.status, c.net_status, c.settings, \
-     c.active_task, c.created_at, \
+     c.tags, c.active_task, c.created_at, \
      v.id AS vpc_id, v.un_id AS vpc_un_id, v.name AS vpc_name, v.cidr AS vpc_cidr, \
      g.id AS gw_id, g.un_id AS gw_un_id, g.name AS gw_name, g.address AS gw_address, \
      g.node_id AS gw_node_id, \
@@ -90,13 +91,13 @@ pub(crate) fn conn_insert(
     scope: &Scope,
     new: &NewConn,
     status: ConnStatus,
-    settings: &str,
+    encoded: &EncodedConn,
     now: Timestamp,
 ) -> Sql {
     Sql::new(
         "INSERT INTO vpn_conns (un_id, account_id, region, vpc_id, vpn_gw_id, user_gw_id, \
-             name, status, net_status, active_task, settings, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'unavailable', NULL, $9, $10) \
+             name, status, net_status, active_task, settings, tags, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'unavailable', NULL, $9, $11, $10) \
          ON CONFLICT (un_id) DO NOTHING",
     )
     .arg(un_id)
@@ -107,8 +108,9 @@ pub(crate) fn conn_insert(
     .arg(new.user_gw_id)
     .arg(&new.name)
     .arg(status.code())
-    .arg(settings)
+    .arg(&encoded.settings)
     .arg(now)
+    .arg(&encoded.tags)
 }
 
 // ---- query builders -------------------------------------------------------

@@ -58,6 +58,7 @@ pub(crate) async fn import_100k(store: Arc<dyn Store>) -> Duration {
             user_gw_id: ugws[i % ugws.len()],
             name: format!("conn-{i:06}"),
             settings: settings.clone(),
+            tags: Vec::new(),
         })
         .collect();
     let t = Instant::now();

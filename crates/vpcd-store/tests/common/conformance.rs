@@ -79,6 +79,7 @@ macro_rules! conformance_tests {
             concurrent_mutations_one_wins,
             unknown_account_is_not_found,
             net_status_in_bulk,
+            api3_settings_and_tags_round_trip,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -183,6 +184,7 @@ pub(crate) fn settings(psk: &str) -> ConnSettings {
             remote_identity: Identity::Fqdn("peer.example.com".parse().unwrap()),
             dh_group: DhGroup::Group2,
             sa_lifetime_seconds: 86_400,
+            version: vpcd_types::IkeVersion::V1,
         },
         ipsec: IpsecSettings {
             encryption: IpsecEncryption::AesCbc128,
@@ -191,6 +193,9 @@ pub(crate) fn settings(psk: &str) -> ConnSettings {
             sa_lifetime_traffic_kb: 1_843_200,
             pfs: PfsGroup::Null,
         },
+        dpd: vpcd_types::DpdSettings::default(),
+        negotiation: vpcd_types::NegotiationType::Active,
+        health_check: None,
     }
 }
 
@@ -255,6 +260,7 @@ fn new_conn(vpc: VpcRowId, gw: VpnGwRowId, ugw: UserGwRowId, name: &str) -> NewC
         user_gw_id: ugw,
         name: name.into(),
         settings: settings("psk-one"),
+        tags: Vec::new(),
     }
 }
 
@@ -1887,6 +1893,81 @@ pub(crate) async fn conn_filters(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(t, 1);
+}
+
+// ---- API 3.0 settings and tags ----------------------------------------------
+
+/// Every value API 3.0 added to a tunnel, away from its default.
+fn api3_settings(psk: &str) -> ConnSettings {
+    let mut s = settings(psk);
+    s.ike.version = IkeVersion::V2;
+    s.ike.encryption = IkeEncryption::Aes256Gcm128;
+    s.ike.authentication = AuthAlgorithm::Sha512;
+    s.ike.dh_group = DhGroup::Group21;
+    s.ipsec.encryption = IpsecEncryption::Aes128Gcm128;
+    s.ipsec.integrity = AuthAlgorithm::Sha384;
+    s.ipsec.pfs = PfsGroup::DhGroup16;
+    s.ipsec.sa_lifetime_traffic_kb = 4_294_967_295;
+    s.dpd = DpdSettings {
+        enabled: false,
+        timeout_seconds: 60,
+        action: DpdAction::Clear,
+    };
+    s.negotiation = NegotiationType::FlowTrigger;
+    s.health_check = Some(HealthCheck {
+        local: "169.254.128.7".parse().unwrap(),
+        remote: "169.254.200.9".parse().unwrap(),
+    });
+    s
+}
+
+/// What API 3.0 adds to a connection (IKE version, new algorithms, DPD,
+/// negotiation type, health check, tags) reads back exactly, after create
+/// and after a modification; a connection without them reads back as
+/// before.
+pub(crate) async fn api3_settings_and_tags_round_trip(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (_, g, u) = topology(&store, &sc).await;
+    let tags = vec![
+        Tag::parse("env", "prod").unwrap(),
+        Tag::parse("城市", "").unwrap(),
+    ];
+    let mut new = new_conn(g.vpc.id, g.id, u.id, "api3");
+    new.settings = api3_settings("psk-3");
+    new.tags = tags.clone();
+    let (created, _) = store.create_conn(&sc, new, &roomy()).await.unwrap();
+    assert_eq!(created.settings, api3_settings("psk-3"));
+    assert_eq!(created.tags, tags);
+    let read = get_conn(&store, &sc, created.id).await.unwrap();
+    assert_eq!(
+        (read.settings, read.tags),
+        (api3_settings("psk-3"), tags.clone())
+    );
+
+    run_next(&store, Ok(())).await;
+    let mut changed = api3_settings("psk-3");
+    changed.negotiation = NegotiationType::Passive;
+    changed.health_check = None;
+    store
+        .begin_modify(
+            &sc,
+            created.id,
+            ConnChange {
+                name: None,
+                settings: Some(changed.clone()),
+            },
+        )
+        .await
+        .unwrap();
+    let read = get_conn(&store, &sc, created.id).await.unwrap();
+    assert_eq!(read.settings, changed);
+    assert_eq!(read.tags, tags, "a modification keeps the tags");
+
+    let u2 = user_gw(&store, &sc, "p2", "198.51.100.2").await;
+    let (plain, _) = conn(&store, &sc, &g, &u2, "plain").await;
+    let read = get_conn(&store, &sc, plain.id).await.unwrap();
+    assert_eq!(read.settings, settings("psk-one"));
+    assert!(read.tags.is_empty());
 }
 
 // ---- connection state machine and tasks -------------------------------------------

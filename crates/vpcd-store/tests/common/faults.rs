@@ -262,6 +262,7 @@ impl Workload {
             // Padded so the disk fills in a few hundred steps.
             name: format!("{conn_name}-{}", "x".repeat(200)),
             settings: settings("psk"),
+            tags: Vec::new(),
         };
         match self
             .store

@@ -87,6 +87,7 @@ pub(crate) async fn old_rows_carried_over(store: Arc<dyn Store>) {
         user_gw_id: RowId::new(3),
         name: name.into(),
         settings: super::conformance::settings("psk"),
+        tags: Vec::new(),
     };
     let two = Limits {
         conns_per_region: 2,

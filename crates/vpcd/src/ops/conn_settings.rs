@@ -7,18 +7,19 @@
 //! pre-shared key and the peer ranges are required) or the connection's
 //! current settings for a modification (where every omitted value is kept).
 //! It then checks what only the whole picture shows: the peer's ranges
-//! against the VPC and the quotas, an identity type against its value.
+//! against the VPC and the quotas, an identity type against its value, a
+//! cipher against the IKE version, the health-check addresses.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
 use vpcd_store::Limits;
 use vpcd_types::{
-    AuthAlgorithm, Cidr, ConnSettings, DhGroup, ExchangeMode, Fqdn, Identity, IdentityType,
-    IkeEncryption, IkeSettings, IpsecEncryption, IpsecSettings, PfsGroup, Secret, SpdRule,
-    SpdSource,
+    AuthAlgorithm, Cidr, ConnSettings, DhGroup, DpdAction, DpdSettings, ExchangeMode, Fqdn,
+    HealthCheck, Identity, IdentityType, IkeEncryption, IkeSettings, IkeVersion, IpsecEncryption,
+    IpsecSettings, NegotiationType, PfsGroup, Secret, SpdRule, SpdSource,
 };
 
 use crate::error::{ApiError, ApiResult, ErrorCode, Field, Side, Why};
@@ -45,6 +46,27 @@ pub(crate) struct SettingsChange {
     pub(crate) spd: Option<SpdChange>,
     pub(crate) ike: IkeChange,
     pub(crate) ipsec: IpsecChange,
+    pub(crate) dpd: DpdChange,
+    pub(crate) negotiation: Option<NegotiationType>,
+    pub(crate) health_check: HealthCheckChange,
+}
+
+/// Dead peer detection: on or off, its timeout and action.
+#[derive(Debug, Default)]
+pub(crate) struct DpdChange {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) timeout_seconds: Option<u32>,
+    pub(crate) action: Option<DpdAction>,
+}
+
+/// The in-tunnel health check: on or off, and its two addresses (each
+/// drawn from [`HealthCheck::range`] when a check is turned on without
+/// one).
+#[derive(Debug, Default)]
+pub(crate) struct HealthCheckChange {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) local: Option<Ipv4Addr>,
+    pub(crate) remote: Option<Ipv4Addr>,
 }
 
 /// The peer's ranges.
@@ -65,6 +87,7 @@ pub(crate) struct IkeChange {
     pub(crate) sa_lifetime_seconds: Option<u32>,
     pub(crate) local: IdentityChange,
     pub(crate) remote: IdentityChange,
+    pub(crate) version: Option<IkeVersion>,
 }
 
 /// One side's identity: its type, and the address or FQDN that type uses.
@@ -98,6 +121,9 @@ pub(crate) struct Defaults {
     pub(crate) ipsec_sa_lifetime_seconds: u32,
     pub(crate) ipsec_sa_lifetime_traffic_kb: u64,
     pub(crate) pfs: PfsGroup,
+    pub(crate) ike_version: IkeVersion,
+    pub(crate) dpd: DpdSettings,
+    pub(crate) negotiation: NegotiationType,
 }
 
 /// What a change completes.
@@ -121,9 +147,23 @@ pub(crate) fn resolve(
     base: Base<'_>,
     ctx: &Context<'_>,
 ) -> ApiResult<ConnSettings> {
-    let (existing, ike_base, ipsec_base) = match base {
-        Base::New(d) => (None, new_ike(d, ctx), new_ipsec(d)),
-        Base::Existing(s) => (Some(s), s.ike.clone(), s.ipsec.clone()),
+    let (existing, ike_base, ipsec_base, dpd_base, negotiation_base, health_base) = match base {
+        Base::New(d) => (
+            None,
+            new_ike(d, ctx),
+            new_ipsec(d),
+            d.dpd,
+            d.negotiation,
+            None,
+        ),
+        Base::Existing(s) => (
+            Some(s),
+            s.ike.clone(),
+            s.ipsec.clone(),
+            s.dpd,
+            s.negotiation,
+            s.health_check,
+        ),
     };
     let pre_shared_key = match (change.pre_shared_key, existing) {
         (Some(k), _) => k,
@@ -135,13 +175,119 @@ pub(crate) fn resolve(
         (None, Some(s)) => (s.spd_source, s.spd.clone()),
         (None, None) => return Err(ApiError::missing_field(Field::PeerRanges)),
     };
+    let ike = resolve_ike(change.ike, ike_base, ctx)?;
+    check_version(&ike)?;
+    let dpd = DpdSettings {
+        enabled: change.dpd.enabled.unwrap_or(dpd_base.enabled),
+        timeout_seconds: change
+            .dpd
+            .timeout_seconds
+            .unwrap_or(dpd_base.timeout_seconds),
+        action: change.dpd.action.unwrap_or(dpd_base.action),
+    };
     Ok(ConnSettings {
         pre_shared_key,
         spd_source,
         spd,
-        ike: resolve_ike(change.ike, ike_base, ctx)?,
+        ike,
         ipsec: resolve_ipsec(change.ipsec, ipsec_base),
+        dpd,
+        negotiation: change.negotiation.unwrap_or(negotiation_base),
+        health_check: resolve_health_check(change.health_check, health_base)?,
     })
+}
+
+/// What IKEv1 cannot do: an AEAD cipher for the IKE SA itself (strongSwan
+/// and the RFCs define AES-GCM for IKEv2 SAs only). Aggressive mode is an
+/// IKEv1 exchange; an IKEv2 tunnel has none.
+fn check_version(ike: &IkeSettings) -> ApiResult<()> {
+    match ike.version {
+        IkeVersion::V1 if ike.encryption.is_aead() => Err(ApiError::field_why(
+            ErrorCode::InvalidParameter,
+            Field::IkeEncryption,
+            Why::text(format!("{} needs IKEv2 (", ike.encryption))
+                .field(Field::IkeVersion)
+                .then("); IKEv1 has no AEAD cipher for its own SA"),
+        )),
+        IkeVersion::V2 if ike.exchange_mode == ExchangeMode::Aggressive => {
+            Err(ApiError::field_why(
+                ErrorCode::InvalidParameter,
+                Field::ExchangeMode,
+                Why::text("aggressive mode is an IKEv1 exchange; with ")
+                    .field(Field::IkeVersion)
+                    .then(" IKEv2 give MAIN"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The health check after a change: off, or on with two distinct
+/// addresses in [`HealthCheck::range`]. Addresses are only taken with the
+/// check on; turning it on without one draws it from the range.
+fn resolve_health_check(
+    c: HealthCheckChange,
+    base: Option<HealthCheck>,
+) -> ApiResult<Option<HealthCheck>> {
+    let enabled = c.enabled.unwrap_or(base.is_some());
+    if !enabled {
+        for (side, given) in [(Side::Local, c.local), (Side::Remote, c.remote)] {
+            if given.is_some() {
+                return Err(ApiError::field_why(
+                    ErrorCode::InvalidParameter,
+                    Field::HealthCheckIp(side),
+                    Why::text("is only used when ")
+                        .field(Field::EnableHealthCheck)
+                        .then(" is true"),
+                ));
+            }
+        }
+        return Ok(None);
+    }
+    let range = HealthCheck::range();
+    for (side, given) in [(Side::Local, c.local), (Side::Remote, c.remote)] {
+        if let Some(a) = given {
+            if !range.contains(&a) {
+                return Err(invalid(
+                    Field::HealthCheckIp(side),
+                    format!("{a} must lie in {range}"),
+                ));
+            }
+        }
+    }
+    let local = c
+        .local
+        .or(base.map(|b| b.local))
+        .unwrap_or_else(|| random_in(range, None));
+    let remote = c
+        .remote
+        .or(base.map(|b| b.remote))
+        .unwrap_or_else(|| random_in(range, Some(local)));
+    if local == remote {
+        return Err(ApiError::field_why(
+            ErrorCode::InvalidParameter,
+            Field::HealthCheckIp(Side::Remote),
+            Why::text(format!("{remote} is also "))
+                .field(Field::HealthCheckIp(Side::Local))
+                .then("; the two ends need different addresses"),
+        ));
+    }
+    Ok(Some(HealthCheck { local, remote }))
+}
+
+/// A host address of `range` other than `not` (the range's own network
+/// and broadcast addresses excluded).
+fn random_in(range: ipnet::Ipv4Net, not: Option<Ipv4Addr>) -> Ipv4Addr {
+    use rand::Rng;
+    let base = u32::from(range.network());
+    let hosts = (1u32 << (32 - range.prefix_len())) - 2;
+    let mut rng = rand::thread_rng();
+    loop {
+        let a = Ipv4Addr::from(base + 1 + rng.gen_range(0..hosts));
+        if Some(a) != not {
+            return a;
+        }
+    }
 }
 
 /// A new connection's IKE settings before the caller's changes: the
@@ -155,6 +301,7 @@ fn new_ike(d: &Defaults, ctx: &Context<'_>) -> IkeSettings {
         remote_identity: Identity::Address(ctx.remote_addr),
         dh_group: d.dh_group,
         sa_lifetime_seconds: d.ike_sa_lifetime_seconds,
+        version: d.ike_version,
     }
 }
 
@@ -182,6 +329,7 @@ fn resolve_ike(c: IkeChange, base: IkeSettings, ctx: &Context<'_>) -> ApiResult<
         )?,
         dh_group: c.dh_group.unwrap_or(base.dh_group),
         sa_lifetime_seconds: c.sa_lifetime_seconds.unwrap_or(base.sa_lifetime_seconds),
+        version: c.version.unwrap_or(base.version),
     })
 }
 
@@ -342,6 +490,13 @@ mod tests {
         ipsec_sa_lifetime_seconds: 3_600,
         ipsec_sa_lifetime_traffic_kb: 1_843_200,
         pfs: PfsGroup::Null,
+        ike_version: IkeVersion::V1,
+        dpd: DpdSettings {
+            enabled: true,
+            timeout_seconds: 30,
+            action: DpdAction::Restart,
+        },
+        negotiation: NegotiationType::Active,
     };
 
     fn cidr(s: &str) -> Cidr {

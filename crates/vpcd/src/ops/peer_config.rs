@@ -1,14 +1,14 @@
 //! Configuration for the customer's own device: the devices vpcd can
 //! configure, and one connection's configuration for one of them.
 
-use vpcd_dataplane::peer_config::{self, PeerConfigError, Vendor};
+use vpcd_dataplane::peer_config::{self, PeerConfigError, Setting, Vendor};
 use vpcd_store::{Scope, VpnConn};
 use vpcd_types::id::{VpnConnKind, VpnGwKind};
 use vpcd_types::IdRef;
 
 use super::{vpn_gw, List};
 use crate::api::ApiState;
-use crate::error::{ApiError, ApiResult, ErrorCode, Field, Param, Why};
+use crate::error::{ApiError, ApiResult, ErrorCode, Field};
 
 pub(crate) fn list_vendors() -> List<&'static Vendor> {
     let items: Vec<&'static Vendor> = peer_config::vendors().iter().collect();
@@ -93,26 +93,25 @@ fn choose_vendor(choice: &VendorChoice) -> ApiResult<&'static Vendor> {
     }
 }
 
-/// The renderer names the setting the device cannot express in v2
-/// spelling; the known ones become fields, so every protocol spells them.
+/// The renderer names the setting the device cannot do (a refusal of the
+/// capability table); it becomes a field, so every protocol spells it.
 fn config_error(e: PeerConfigError) -> ApiError {
-    let param = match &e {
-        PeerConfigError::InterfaceName => Param::Field(Field::InterfaceName),
-        PeerConfigError::PreSharedKey(_) => Param::Field(Field::PreSharedKey),
-        PeerConfigError::Unsupported { param, .. } => match *param {
-            "IKESet.propoEncryAlgorithm" => Param::Field(Field::IkeEncryption),
-            "IKESet.dhGroupName" => Param::Field(Field::IkeDhGroup),
-            "IPsecSet.encryptAlgorithm" => Param::Field(Field::IpsecEncryption),
-            "IPsecSet.pfsDhGroup" => Param::Field(Field::PfsDhGroup),
-            other => Param::Wire(other.to_owned()),
+    let field = match &e {
+        PeerConfigError::InterfaceName => Field::InterfaceName,
+        PeerConfigError::PreSharedKey(_) => Field::PreSharedKey,
+        PeerConfigError::Unsupported(r) => match r.setting {
+            Setting::IkeVersion(_) => Field::IkeVersion,
+            Setting::IkeEncryption(_) => Field::IkeEncryption,
+            Setting::IkeIntegrity(_) => Field::IkeAuthentication,
+            Setting::IkeDhGroup(_) => Field::IkeDhGroup,
+            Setting::ExchangeMode(_) => Field::ExchangeMode,
+            Setting::IpsecEncryption(_) => Field::IpsecEncryption,
+            Setting::IpsecIntegrity(_) => Field::IpsecIntegrity,
+            Setting::PfsGroup(_) => Field::PfsDhGroup,
         },
     };
     // The error's Display starts with the parameter: keep only the reason.
     let msg = e.to_string();
     let why = msg.split_once(": ").map_or(msg.as_str(), |(_, w)| w);
-    ApiError {
-        code: ErrorCode::InvalidParameter,
-        param: Some(param),
-        why: Why::text(why),
-    }
+    ApiError::field(ErrorCode::InvalidParameter, field, why)
 }

@@ -5,7 +5,7 @@
 use rand::Rng;
 use vpcd_store::{ConnChange, ConnFilter, NewConn, Resource, Scope, StoreError, Task, VpnConn};
 use vpcd_types::id::{UserGwKind, VpnConnKind};
-use vpcd_types::IdRef;
+use vpcd_types::{IdRef, Tag};
 
 use super::conn_settings::{self, Base, Context, Defaults, SettingsChange};
 use super::vpn_gw::{self, VpnGwTarget};
@@ -22,6 +22,8 @@ pub(crate) struct CreateConn {
     pub(crate) settings: SettingsChange,
     /// What omitted settings default to.
     pub(crate) defaults: &'static Defaults,
+    /// Resource tags (API 3.0), keys unique.
+    pub(crate) tags: Vec<Tag>,
 }
 
 /// A connection and the task that applies its change.
@@ -54,6 +56,7 @@ pub(crate) async fn create_conn(
         user_gw_id: user_gw.id,
         name,
         settings,
+        tags: req.tags,
     };
     let (conn, task) = api
         .store

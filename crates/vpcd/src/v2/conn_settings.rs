@@ -67,7 +67,22 @@ pub(super) fn settings_change(p: &Params) -> ApiResult<SettingsChange> {
         spd: spd_change(p)?,
         ike: ike_change(p)?,
         ipsec: ipsec_change(p)?,
+        // v2 has no fields for these: a new v2 tunnel takes v2's defaults,
+        // a modified one keeps what it has (also what API 3.0 set).
+        ..SettingsChange::default()
     })
+}
+
+/// An enumerated value among the spellings v2 documents (API 3.0 added
+/// more to the same types; v2 keeps its own list).
+fn v2_enum<T>(
+    p: &Params,
+    key: &str,
+    parse: fn(&str) -> Result<T, vpcd_types::EnumError>,
+) -> ApiResult<Option<T>> {
+    p.opt_str(key)?
+        .map(|v| parse(v).map_err(|e| ApiError::invalid(key, e)))
+        .transpose()
 }
 
 /// A lifetime in seconds, within the range vpcd-types gives for it.
@@ -78,10 +93,10 @@ fn seconds(p: &Params, key: &str, range: &RangeInclusive<u32>) -> ApiResult<Opti
 
 fn ike_change(p: &Params) -> ApiResult<IkeChange> {
     Ok(IkeChange {
-        encryption: p.opt_parse::<IkeEncryption>("IKESet.propoEncryAlgorithm")?,
-        authentication: p.opt_parse::<AuthAlgorithm>("IKESet.propoAuthenAlgorithm")?,
+        encryption: v2_enum(p, "IKESet.propoEncryAlgorithm", IkeEncryption::parse_v2)?,
+        authentication: v2_enum(p, "IKESet.propoAuthenAlgorithm", AuthAlgorithm::parse_v2)?,
         exchange_mode: p.opt_parse::<ExchangeMode>("IKESet.exchangeMode")?,
-        dh_group: p.opt_parse::<DhGroup>("IKESet.dhGroupName")?,
+        dh_group: v2_enum(p, "IKESet.dhGroupName", DhGroup::parse_v2)?,
         sa_lifetime_seconds: seconds(
             p,
             "IKESet.ikeSaLifetimeSeconds",
@@ -89,6 +104,7 @@ fn ike_change(p: &Params) -> ApiResult<IkeChange> {
         )?,
         local: identity_change(p, "local")?,
         remote: identity_change(p, "remote")?,
+        version: None,
     })
 }
 
@@ -107,8 +123,8 @@ fn identity_change(p: &Params, side: &str) -> ApiResult<IdentityChange> {
 fn ipsec_change(p: &Params) -> ApiResult<IpsecChange> {
     // The seed lists encryptAlgorithm under IKESet although it is an IPsec
     // setting; both places are accepted, not both at once.
-    let enc_ike = p.opt_parse::<IpsecEncryption>("IKESet.encryptAlgorithm")?;
-    let enc_ipsec = p.opt_parse::<IpsecEncryption>("IPsecSet.encryptAlgorithm")?;
+    let enc_ike = v2_enum(p, "IKESet.encryptAlgorithm", IpsecEncryption::parse_v2)?;
+    let enc_ipsec = v2_enum(p, "IPsecSet.encryptAlgorithm", IpsecEncryption::parse_v2)?;
     if enc_ike.is_some() && enc_ipsec.is_some() {
         return Err(ApiError::invalid(
             "IPsecSet.encryptAlgorithm",
@@ -118,7 +134,7 @@ fn ipsec_change(p: &Params) -> ApiResult<IpsecChange> {
     let traffic = &lim::IPSEC_SA_LIFETIME_TRAFFIC_KB;
     Ok(IpsecChange {
         encryption: enc_ipsec.or(enc_ike),
-        integrity: p.opt_parse::<AuthAlgorithm>("IPsecSet.integrityAlgorith")?,
+        integrity: v2_enum(p, "IPsecSet.integrityAlgorith", AuthAlgorithm::parse_v2)?,
         sa_lifetime_seconds: seconds(
             p,
             "IPsecSet.ipsecSaLifetimeSeconds",
@@ -130,7 +146,7 @@ fn ipsec_change(p: &Params) -> ApiResult<IpsecChange> {
                 *traffic.start() as i64..=*traffic.end() as i64,
             )?
             .map(|n| n as u64),
-        pfs: p.opt_parse::<PfsGroup>("IPsecSet.pfsDhGroup")?,
+        pfs: v2_enum(p, "IPsecSet.pfsDhGroup", PfsGroup::parse_v2)?,
     })
 }
 

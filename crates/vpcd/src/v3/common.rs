@@ -200,31 +200,47 @@ pub(super) struct Tag {
 }
 
 /// `Tags` of a create request: `[{Key, Value}]`, keys unique.
-pub(super) fn tags(o: &Obj<'_>) -> ApiResult<Vec<Tag>> {
+pub(super) fn tags(o: &Obj<'_>) -> ApiResult<Vec<vpcd_types::Tag>> {
     let Some(items) = o.list("Tags", 50)? else {
         return Ok(Vec::new());
     };
-    let mut out: Vec<Tag> = Vec::with_capacity(items.len());
+    let mut out: Vec<vpcd_types::Tag> = Vec::with_capacity(items.len());
     for item in items {
         let t = item.obj()?;
         let key = t.req_str("Key")?;
         if out.iter().any(|seen| seen.key == key) {
             return Err(invalid(&t.path("Key"), "the tag key is given twice"));
         }
-        out.push(Tag {
-            key: key.to_owned(),
-            value: t.str("Value")?.unwrap_or_default().to_owned(),
-        });
-    }
-    // Tags are taken only while empty: vpcd stores none yet. Storing them
-    // makes `TagSet` and the tag filters (`tags_match`) real.
-    if !out.is_empty() {
-        return Err(unsupported(
-            &o.path("Tags"),
-            "vpcd does not store resource tags",
-        ));
+        let value = t.str("Value")?.unwrap_or_default();
+        let tag = vpcd_types::Tag::parse(key, value).map_err(|why| {
+            let at = if why.contains("key") { "Key" } else { "Value" };
+            invalid(&t.path(at), why)
+        })?;
+        out.push(tag);
     }
     Ok(out)
+}
+
+/// `Tags` of a resource vpcd keeps no tags for (VPCs and gateways; only
+/// connections store theirs): an empty list is taken, tags are refused.
+pub(super) fn no_tags(o: &Obj<'_>) -> ApiResult<()> {
+    if !tags(o)?.is_empty() {
+        return Err(unsupported(
+            &o.path("Tags"),
+            "vpcd stores tags for VPN connections only",
+        ));
+    }
+    Ok(())
+}
+
+/// A stored resource's tags as `TagSet` shows them.
+pub(super) fn tag_set(tags: &[vpcd_types::Tag]) -> Vec<Tag> {
+    tags.iter()
+        .map(|t| Tag {
+            key: t.key.clone(),
+            value: t.value.clone(),
+        })
+        .collect()
 }
 
 /// Whether a resource's tags pass the `tag-key` and `tag:<key>` filters.

@@ -35,7 +35,7 @@ impl Handler for Create {
         let address = op::parse_address(o.req_str("IpAddress")?).map_err(|why| {
             ApiError::wire(ErrorCode::InvalidUserGwAddr, &o.path("IpAddress"), why)
         })?;
-        common::tags(o)?;
+        common::no_tags(o)?;
         refuse_bgp(o)?;
         Ok(Create(CreateUserGw { name, address }))
     }

@@ -6,31 +6,38 @@
 //! THE one place that decides which documented 3.0 values vpcd carries
 //! out. Each enumerated field has one table: every value 3.0 documents,
 //! each with the vpcd value it maps to, or `None` where vpcd cannot carry
-//! it out yet. [`TunnelRequest::into_change`] turns a parsed request into
-//! the operation's [`SettingsChange`] and refuses every `None` (and every
+//! it out. [`TunnelRequest::into_change`] turns a parsed request into the
+//! operation's [`SettingsChange`] and refuses every `None` (and every
 //! option vpcd has no counterpart for) with `UnsupportedOperation` naming
-//! the field. Supporting a new value (IKEv2, GCM, groups 19-21, DPD
-//! settings, ...) is: a vpcd-types variant, its `Some` here, and the
-//! operation's field; rendering reads the same tables backwards.
+//! the field. Rendering reads the same tables backwards.
+//!
+//! Carried out: IKEv1 and IKEv2, AES-CBC/3DES/DES and AES-GCM (IKEv2 only
+//! for the IKE SA), MD5/SHA-1/SHA-2 integrity, every documented DH group,
+//! DPD on/off with its timeout and action, the three negotiation types,
+//! health-check addresses, traffic lifetimes up to 3.0's maximum.
+//! Refused: SM4 and SM3 (strongSwan has no Chinese national ciphers),
+//! `RouteType` other than STATIC and `Route`/`BgpConfig` (vpcd's tunnels
+//! are policy-based), `HealthCheckConfig` (vpcd sends no NQA probes).
 //!
 //! A value outside the documented list is a wrong value
 //! (`InvalidParameterValue`), not an unsupported one.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
-use vpcd_dataplane::strongswan::render::DPD_TIMEOUT_SECONDS;
 use vpcd_types::vpn::limits as lim;
 use vpcd_types::{
-    AuthAlgorithm, Cidr, ConnSettings, DhGroup, ExchangeMode, Fqdn, Identity, IdentityType,
-    IkeEncryption, IpsecEncryption, PfsGroup, Secret,
+    AuthAlgorithm, Cidr, ConnSettings, DhGroup, DpdAction, DpdSettings, ExchangeMode, Fqdn,
+    Identity, IdentityType, IkeEncryption, IkeVersion, IpsecEncryption, NegotiationType, PfsGroup,
+    Secret,
 };
 
 use super::common::unsupported;
 use super::params::{invalid, Field, Obj};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ops::conn_settings::{
-    parse_psk, Defaults, IdentityChange, IkeChange, IpsecChange, SettingsChange, SpdChange,
+    parse_psk, Defaults, DpdChange, HealthCheckChange, IdentityChange, IkeChange, IpsecChange,
+    SettingsChange, SpdChange,
 };
 use crate::ops::parse_ipv4;
 
@@ -47,9 +54,9 @@ const IKE_ENCRYPTION: Table<IkeEncryption> = &[
     ("AES-CBC-256", Some(IkeEncryption::AesCbc256)),
     ("DES-CBC", Some(IkeEncryption::DesCbc)),
     ("SM4", None),
-    ("AES128GCM128", None),
-    ("AES192GCM128", None),
-    ("AES256GCM128", None),
+    ("AES128GCM128", Some(IkeEncryption::Aes128Gcm128)),
+    ("AES192GCM128", Some(IkeEncryption::Aes192Gcm128)),
+    ("AES256GCM128", Some(IkeEncryption::Aes256Gcm128)),
 ];
 
 const IPSEC_ENCRYPTION: Table<IpsecEncryption> = &[
@@ -60,26 +67,26 @@ const IPSEC_ENCRYPTION: Table<IpsecEncryption> = &[
     ("DES-CBC", Some(IpsecEncryption::DesCbc)),
     ("SM4", None),
     ("NULL", Some(IpsecEncryption::Null)),
-    ("AES128GCM128", None),
-    ("AES192GCM128", None),
-    ("AES256GCM128", None),
+    ("AES128GCM128", Some(IpsecEncryption::Aes128Gcm128)),
+    ("AES192GCM128", Some(IpsecEncryption::Aes192Gcm128)),
+    ("AES256GCM128", Some(IpsecEncryption::Aes256Gcm128)),
 ];
 
 /// IKE spells SHA-1 `SHA`...
 const IKE_AUTHENTICATION: Table<AuthAlgorithm> = &[
     ("MD5", Some(AuthAlgorithm::Md5)),
     ("SHA", Some(AuthAlgorithm::Sha)),
-    ("SHA-256", None),
-    ("SHA-512", None),
+    ("SHA-256", Some(AuthAlgorithm::Sha256)),
+    ("SHA-512", Some(AuthAlgorithm::Sha512)),
 ];
 
 /// ...IPsec spells it `SHA1`.
 const IPSEC_INTEGRITY: Table<AuthAlgorithm> = &[
     ("MD5", Some(AuthAlgorithm::Md5)),
     ("SHA1", Some(AuthAlgorithm::Sha)),
-    ("SHA-256", None),
-    ("SHA-512", None),
-    ("SHA-384", None),
+    ("SHA-256", Some(AuthAlgorithm::Sha256)),
+    ("SHA-512", Some(AuthAlgorithm::Sha512)),
+    ("SHA-384", Some(AuthAlgorithm::Sha384)),
     ("SM3", None),
 ];
 
@@ -98,11 +105,11 @@ const DH_GROUP: Table<DhGroup> = &[
     ("GROUP2", Some(DhGroup::Group2)),
     ("GROUP5", Some(DhGroup::Group5)),
     ("GROUP14", Some(DhGroup::Group14)),
-    ("GROUP15", None),
-    ("GROUP16", None),
-    ("GROUP19", None),
-    ("GROUP20", None),
-    ("GROUP21", None),
+    ("GROUP15", Some(DhGroup::Group15)),
+    ("GROUP16", Some(DhGroup::Group16)),
+    ("GROUP19", Some(DhGroup::Group19)),
+    ("GROUP20", Some(DhGroup::Group20)),
+    ("GROUP21", Some(DhGroup::Group21)),
     ("GROUP24", Some(DhGroup::Group24)),
 ];
 
@@ -112,43 +119,42 @@ const PFS_GROUP: Table<PfsGroup> = &[
     ("DH-GROUP2", Some(PfsGroup::DhGroup2)),
     ("DH-GROUP5", Some(PfsGroup::DhGroup5)),
     ("DH-GROUP14", Some(PfsGroup::DhGroup14)),
-    ("DH-GROUP15", None),
-    ("DH-GROUP16", None),
-    ("DH-GROUP19", None),
-    ("DH-GROUP20", None),
-    ("DH-GROUP21", None),
+    ("DH-GROUP15", Some(PfsGroup::DhGroup15)),
+    ("DH-GROUP16", Some(PfsGroup::DhGroup16)),
+    ("DH-GROUP19", Some(PfsGroup::DhGroup19)),
+    ("DH-GROUP20", Some(PfsGroup::DhGroup20)),
+    ("DH-GROUP21", Some(PfsGroup::DhGroup21)),
     ("DH-GROUP24", Some(PfsGroup::DhGroup24)),
 ];
 
-/// What vpcd does today for options it has no setting for: `Some(())`
-/// marks the one value that describes it.
-const IKE_VERSION: Table<()> = &[("IKEV1", Some(())), ("IKEV2", None)];
-/// Policy-based tunnels from SPD rules, which 3.0 calls `STATIC`.
+const IKE_VERSION: Table<IkeVersion> = &[
+    ("IKEV1", Some(IkeVersion::V1)),
+    ("IKEV2", Some(IkeVersion::V2)),
+];
+/// Policy-based tunnels from SPD rules, which 3.0 calls `STATIC`: `Some(())`
+/// marks the one value that describes what vpcd does.
 const ROUTE_TYPE: Table<()> = &[
     ("STATIC", Some(())),
     ("StaticRoute", None),
     ("Policy", None),
     ("Bgp", None),
 ];
-/// vpcd initiates every tunnel at once (strongSwan `start_action = start`).
-const NEGOTIATION_TYPE: Table<()> = &[
-    ("active", Some(())),
-    ("passive", None),
-    ("flowTrigger", None),
+/// Initiate at once (`start_action = start`), wait for the peer (`none`),
+/// initiate on the first packet (`trap`).
+const NEGOTIATION_TYPE: Table<NegotiationType> = &[
+    ("active", Some(NegotiationType::Active)),
+    ("passive", Some(NegotiationType::Passive)),
+    ("flowTrigger", Some(NegotiationType::FlowTrigger)),
 ];
-/// Dead peers are detected and the tunnel re-initiated (`dpd_action = restart`).
-const DPD_ACTION: Table<()> = &[("clear", None), ("restart", Some(()))];
-/// DPD is always on.
+const DPD_ACTION: Table<DpdAction> = &[
+    ("clear", Some(DpdAction::Clear)),
+    ("restart", Some(DpdAction::Restart)),
+];
 const DPD_ENABLE: &[(i64, bool)] = &[(0, false), (1, true)];
 
-/// The largest IPsec SA traffic lifetime 3.0 documents, in KB; vpcd takes
-/// up to [`lim::IPSEC_SA_LIFETIME_TRAFFIC_KB`]'s end.
-const TRAFFIC_KB_MAX_3: i64 = 4_294_967_295;
-
 /// The 3.0 defaults of a new connection (CreateVpnConnection's
-/// documentation), where vpcd can carry them out: the DH group is vpcd's
-/// (group2, not GROUP1's 768 bits, as for v2), and the traffic lifetime
-/// vpcd's largest (3.0 documents 4096000000 KB).
+/// documentation), except the DH group, which is vpcd's (group2, not
+/// GROUP1's 768 bits, as for v2).
 pub(super) static DEFAULTS: Defaults = Defaults {
     ike_encryption: IkeEncryption::TripleDesCbc,
     ike_authentication: AuthAlgorithm::Sha,
@@ -158,8 +164,15 @@ pub(super) static DEFAULTS: Defaults = Defaults {
     ipsec_encryption: IpsecEncryption::AesCbc128,
     ipsec_integrity: AuthAlgorithm::Sha,
     ipsec_sa_lifetime_seconds: 14_400,
-    ipsec_sa_lifetime_traffic_kb: *lim::IPSEC_SA_LIFETIME_TRAFFIC_KB.end(),
+    ipsec_sa_lifetime_traffic_kb: 4_096_000_000,
     pfs: PfsGroup::Null,
+    ike_version: IkeVersion::V1,
+    dpd: DpdSettings {
+        enabled: false,
+        timeout_seconds: lim::DPD_TIMEOUT_DEFAULT,
+        action: DpdAction::Restart,
+    },
+    negotiation: NegotiationType::Active,
 };
 
 /// A documented value as the request gave it: where, how it was spelled,
@@ -206,11 +219,11 @@ pub(super) struct TunnelRequest {
     ike: IkeRequest,
     ipsec: IpsecRequest,
     route_type: Option<Pick<()>>,
-    negotiation_type: Option<Pick<()>>,
-    dpd_enable: Option<(String, i64)>,
-    dpd_timeout: Option<(String, i64)>,
-    dpd_action: Option<Pick<()>>,
-    health_check: Option<(String, bool)>,
+    negotiation_type: Option<Pick<NegotiationType>>,
+    dpd_enable: Option<bool>,
+    dpd_timeout: Option<u32>,
+    dpd_action: Option<Pick<DpdAction>>,
+    health_check: HealthCheckChange,
     /// Fields given that vpcd has no counterpart for at all.
     unsupported_given: Vec<(String, &'static str)>,
 }
@@ -224,7 +237,7 @@ struct IkeRequest {
     remote: IdentityRequest,
     dh_group: Option<Pick<DhGroup>>,
     lifetime: Option<u32>,
-    version: Option<Pick<()>>,
+    version: Option<Pick<IkeVersion>>,
 }
 
 #[derive(Default)]
@@ -239,7 +252,7 @@ struct IpsecRequest {
     encryption: Option<Pick<IpsecEncryption>>,
     integrity: Option<Pick<AuthAlgorithm>>,
     lifetime: Option<u32>,
-    traffic_kb: Option<(String, i64)>,
+    traffic_kb: Option<u64>,
     pfs: Option<Pick<PfsGroup>>,
 }
 
@@ -259,12 +272,10 @@ pub(super) fn parse(o: &Obj<'_>, route_fields: bool) -> ApiResult<TunnelRequest>
             unsupported_given.push((path, why));
         }
     };
-    refuse_if_given("HealthCheckLocalIp", "vpcd runs no in-tunnel health checks");
     refuse_if_given(
-        "HealthCheckRemoteIp",
-        "vpcd runs no in-tunnel health checks",
+        "HealthCheckConfig",
+        "vpcd sends no NQA probes; its health check reports the tunnel's SAs",
     );
-    refuse_if_given("HealthCheckConfig", "vpcd runs no in-tunnel health checks");
     refuse_if_given("BgpConfig", "vpcd does not run BGP over tunnels");
     if route_fields {
         refuse_if_given(
@@ -291,16 +302,34 @@ pub(super) fn parse(o: &Obj<'_>, route_fields: bool) -> ApiResult<TunnelRequest>
             None
         },
         negotiation_type: pick(o, "NegotiationType", NEGOTIATION_TYPE)?,
-        dpd_enable: o.int("DpdEnable", 0..=1)?.map(|v| (o.path("DpdEnable"), v)),
+        dpd_enable: o
+            .int("DpdEnable", 0..=1)?
+            .map(|v| DPD_ENABLE.iter().any(|(n, on)| *n == v && *on)),
         dpd_timeout: o
-            .int_text("DpdTimeout", 0..=i64::from(u32::MAX))?
-            .map(|v| (o.path("DpdTimeout"), v)),
+            .int_text(
+                "DpdTimeout",
+                i64::from(*lim::DPD_TIMEOUT_SECONDS.start())
+                    ..=i64::from(*lim::DPD_TIMEOUT_SECONDS.end()),
+            )?
+            .map(|v| v as u32),
         dpd_action: pick(o, "DpdAction", DPD_ACTION)?,
-        health_check: o
-            .bool("EnableHealthCheck")?
-            .map(|v| (o.path("EnableHealthCheck"), v)),
+        health_check: HealthCheckChange {
+            enabled: o.bool("EnableHealthCheck")?,
+            local: ipv4(o, "HealthCheckLocalIp")?,
+            remote: ipv4(o, "HealthCheckRemoteIp")?,
+        },
         unsupported_given,
     })
+}
+
+fn ipv4(o: &Obj<'_>, key: &str) -> ApiResult<Option<Ipv4Addr>> {
+    o.field(key)
+        .map(|f| {
+            f.str()?
+                .parse::<Ipv4Addr>()
+                .map_err(|_| invalid(&f.path, "expected an IPv4 address"))
+        })
+        .transpose()
 }
 
 fn cidr(f: &Field<'_>) -> ApiResult<Cidr> {
@@ -385,9 +414,10 @@ fn ipsec(o: &Obj<'_>) -> ApiResult<IpsecRequest> {
         traffic_kb: o
             .int(
                 "IPSECSaLifetimeTraffic",
-                *lim::IPSEC_SA_LIFETIME_TRAFFIC_KB.start() as i64..=TRAFFIC_KB_MAX_3,
+                *lim::IPSEC_SA_LIFETIME_TRAFFIC_KB_3.start() as i64
+                    ..=*lim::IPSEC_SA_LIFETIME_TRAFFIC_KB_3.end() as i64,
             )?
-            .map(|v| (o.path("IPSECSaLifetimeTraffic"), v)),
+            .map(|v| v as u64),
         pfs: pick(o, "PfsDhGroup", PFS_GROUP)?,
     })
 }
@@ -397,10 +427,17 @@ fn carry<T>(p: Option<Pick<T>>, what: &str) -> ApiResult<Option<T>> {
     match p {
         None => Ok(None),
         Some(Pick { value: Some(v), .. }) => Ok(Some(v)),
-        Some(Pick { path, text, .. }) => Err(unsupported(
-            &path,
-            format!("vpcd does not support {what} {text} yet"),
-        )),
+        Some(Pick { path, text, .. }) => {
+            let why = if text.starts_with("SM") {
+                "strongSwan cannot negotiate the SM4/SM3 (Chinese national standard) algorithms"
+            } else {
+                "vpcd's tunnels are policy-based, from SecurityPolicyDatabases (STATIC)"
+            };
+            Err(unsupported(
+                &path,
+                format!("vpcd does not support {what} {text}: {why}"),
+            ))
+        }
     }
 }
 
@@ -411,30 +448,8 @@ impl TunnelRequest {
         if let Some((path, why)) = self.unsupported_given.into_iter().next() {
             return Err(unsupported(&path, why));
         }
-        if let Some((path, true)) = &self.health_check {
-            return Err(unsupported(path, "vpcd runs no in-tunnel health checks"));
-        }
         carry(self.route_type, "route type")?;
-        carry(self.negotiation_type, "negotiation type")?;
-        carry(self.dpd_action, "the DPD action")?;
-        if let Some((path, v)) = &self.dpd_enable {
-            if !DPD_ENABLE.iter().any(|(n, on)| n == v && *on) {
-                return Err(unsupported(
-                    path,
-                    "vpcd always runs dead peer detection (DpdEnable 1)",
-                ));
-            }
-        }
-        if let Some((path, v)) = &self.dpd_timeout {
-            if *v != i64::from(DPD_TIMEOUT_SECONDS) {
-                return Err(unsupported(
-                    path,
-                    format!("vpcd's DPD timeout is {DPD_TIMEOUT_SECONDS} seconds"),
-                ));
-            }
-        }
         let i = self.ike;
-        carry(i.version, "IKE version")?;
         let ike = IkeChange {
             encryption: carry(i.encryption, "IKE encryption")?,
             authentication: carry(i.authentication, "IKE authentication")?,
@@ -443,23 +458,14 @@ impl TunnelRequest {
             sa_lifetime_seconds: i.lifetime,
             local: identity_change(i.local)?,
             remote: identity_change(i.remote)?,
+            version: carry(i.version, "IKE version")?,
         };
         let p = self.ipsec;
-        let traffic_max = *lim::IPSEC_SA_LIFETIME_TRAFFIC_KB.end();
-        let sa_lifetime_traffic_kb = match p.traffic_kb {
-            Some((path, kb)) if kb as u64 > traffic_max => {
-                return Err(unsupported(
-                    &path,
-                    format!("vpcd supports traffic lifetimes up to {traffic_max} KB"),
-                ))
-            }
-            other => other.map(|(_, kb)| kb as u64),
-        };
         let ipsec = IpsecChange {
             encryption: carry(p.encryption, "IPsec encryption")?,
             integrity: carry(p.integrity, "IPsec integrity")?,
             sa_lifetime_seconds: p.lifetime,
-            sa_lifetime_traffic_kb,
+            sa_lifetime_traffic_kb: p.traffic_kb,
             pfs: carry(p.pfs, "PFS group")?,
         };
         Ok(SettingsChange {
@@ -467,6 +473,13 @@ impl TunnelRequest {
             spd: self.spd.map(SpdChange::Rules),
             ike,
             ipsec,
+            dpd: DpdChange {
+                enabled: self.dpd_enable,
+                timeout_seconds: self.dpd_timeout,
+                action: carry(self.dpd_action, "DPD action")?,
+            },
+            negotiation: carry(self.negotiation_type, "negotiation type")?,
+            health_check: self.health_check,
         })
     }
 }
@@ -529,24 +542,35 @@ pub(super) struct Rendered<'a> {
     pub(super) ipsec: IpsecSpec,
 }
 
-/// What vpcd does for the options it has no setting for, as 3.0 reports
-/// them.
-pub(super) struct Fixed {
+/// The connection-level options of a `VpnConnection` answer.
+pub(super) struct Options {
     pub(super) route_type: &'static str,
     pub(super) negotiation_type: &'static str,
     pub(super) dpd_enable: i64,
     pub(super) dpd_timeout: String,
     pub(super) dpd_action: &'static str,
+    pub(super) enable_health_check: bool,
+    /// "" without a health check.
+    pub(super) health_check_local_ip: String,
+    pub(super) health_check_remote_ip: String,
 }
 
-pub(super) fn fixed() -> Fixed {
-    let only = |t: Table<()>| spell(t, ());
-    Fixed {
-        route_type: only(ROUTE_TYPE),
-        negotiation_type: only(NEGOTIATION_TYPE),
-        dpd_enable: DPD_ENABLE.iter().find(|(_, on)| *on).map_or(1, |(n, _)| *n),
-        dpd_timeout: DPD_TIMEOUT_SECONDS.to_string(),
-        dpd_action: only(DPD_ACTION),
+pub(super) fn options(s: &ConnSettings) -> Options {
+    let (local, remote) = s.health_check.map_or((String::new(), String::new()), |h| {
+        (h.local.to_string(), h.remote.to_string())
+    });
+    Options {
+        route_type: spell(ROUTE_TYPE, ()),
+        negotiation_type: spell(NEGOTIATION_TYPE, s.negotiation),
+        dpd_enable: DPD_ENABLE
+            .iter()
+            .find(|(_, on)| *on == s.dpd.enabled)
+            .map_or(0, |(n, _)| *n),
+        dpd_timeout: s.dpd.timeout_seconds.to_string(),
+        dpd_action: spell(DPD_ACTION, s.dpd.action),
+        enable_health_check: s.health_check.is_some(),
+        health_check_local_ip: local,
+        health_check_remote_ip: remote,
     }
 }
 
@@ -585,7 +609,7 @@ pub(super) fn render(s: &ConnSettings) -> Rendered<'_> {
             remote_fqdn_name,
             dh_group_name: spell(DH_GROUP, s.ike.dh_group),
             ike_sa_lifetime_seconds: s.ike.sa_lifetime_seconds,
-            ike_version: spell(IKE_VERSION, ()),
+            ike_version: spell(IKE_VERSION, s.ike.version),
         },
         ipsec: IpsecSpec {
             encrypt_algorithm: spell(IPSEC_ENCRYPTION, s.ipsec.encryption),
@@ -613,7 +637,10 @@ mod tests {
             assert_ne!(spell(IPSEC_ENCRYPTION, *v), "", "{v:?}");
         }
         for v in AuthAlgorithm::ALL {
-            assert_ne!(spell(IKE_AUTHENTICATION, *v), "", "{v:?}");
+            // 3.0 documents no SHA-384 for IKE, so no IKE SA has it.
+            if *v != AuthAlgorithm::Sha384 {
+                assert_ne!(spell(IKE_AUTHENTICATION, *v), "", "{v:?}");
+            }
             assert_ne!(spell(IPSEC_INTEGRITY, *v), "", "{v:?}");
         }
         for v in DhGroup::ALL {
@@ -628,11 +655,15 @@ mod tests {
         for v in IdentityType::ALL {
             assert_ne!(spell(IDENTITY, *v), "", "{v:?}");
         }
-        let f = fixed();
-        assert_eq!(
-            (f.route_type, f.negotiation_type, f.dpd_enable, f.dpd_action),
-            ("STATIC", "active", 1, "restart")
-        );
+        for v in IkeVersion::ALL {
+            assert_ne!(spell(IKE_VERSION, *v), "", "{v:?}");
+        }
+        for v in NegotiationType::ALL {
+            assert_ne!(spell(NEGOTIATION_TYPE, *v), "", "{v:?}");
+        }
+        for v in DpdAction::ALL {
+            assert_ne!(spell(DPD_ACTION, *v), "", "{v:?}");
+        }
     }
 
     /// The 3.0 defaults are valid settings.

@@ -71,7 +71,7 @@ impl Handler for Create {
                 .map_err(|why| ApiError::wire(ErrorCode::InvalidVpcCidr, &o.path("CidrBlock"), why))
         })?;
         refuse_vpc_options(o, true)?;
-        common::tags(o)?;
+        common::no_tags(o)?;
         Ok(Create(CreateVpc {
             name,
             cidr,

@@ -51,6 +51,7 @@ pub(super) struct Create {
     user_gw: IdRef<UserGwKind>,
     name: Name,
     tunnel: TunnelRequest,
+    tags: Vec<vpcd_types::Tag>,
 }
 
 impl Handler for Create {
@@ -62,12 +63,13 @@ impl Handler for Create {
         let user_gw = common::req_id(o, "CustomerGatewayId")?;
         let name = common::req_name(o, "VpnConnectionName", ErrorCode::InvalidVpnConnName)?;
         let tunnel = tunnel::parse(o, true)?;
-        common::tags(o)?;
+        let tags = common::tags(o)?;
         Ok(Create {
             vpn_gw,
             user_gw,
             name,
             tunnel,
+            tags,
         })
     }
 
@@ -78,6 +80,7 @@ impl Handler for Create {
             name: Some(self.name),
             settings: self.tunnel.into_change()?,
             defaults: &tunnel::DEFAULTS,
+            tags: self.tags,
         };
         let op::ConnTask { conn, task } = op::create_conn(api, &ctx.scope, req).await?;
         task::record(api, ctx, &task).await?;
@@ -115,8 +118,12 @@ struct Item<'a> {
     #[serde(rename = "IPSECOptionsSpecification")]
     ipsec_options_specification: IpsecSpec,
     enable_health_check: bool,
-    health_check_local_ip: &'static str,
-    health_check_remote_ip: &'static str,
+    health_check_local_ip: String,
+    health_check_remote_ip: String,
+    /// Only with a health check (3.0: "not returned when no health check
+    /// is configured").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_check_status: Option<&'static str>,
     dpd_enable: i64,
     dpd_timeout: String,
     dpd_action: &'static str,
@@ -128,7 +135,7 @@ struct Item<'a> {
 
 fn item(c: &VpnConn) -> Item<'_> {
     let t = tunnel::render(&c.settings);
-    let fixed = tunnel::fixed();
+    let o = tunnel::options(&c.settings);
     Item {
         vpn_connection_id: &c.un_id,
         vpn_connection_name: &c.name,
@@ -138,21 +145,24 @@ fn item(c: &VpnConn) -> Item<'_> {
         pre_share_key: c.settings.pre_shared_key.expose(),
         vpn_proto: "IPSEC",
         encrypt_proto: "IKE",
-        route_type: fixed.route_type,
+        route_type: o.route_type,
         created_time: format_utc(c.created_at),
         state: state(c.status),
         net_status: net_status(c.net_status),
         security_policy_database_set: t.spd,
         ike_options_specification: t.ike,
         ipsec_options_specification: t.ipsec,
-        enable_health_check: false,
-        health_check_local_ip: "",
-        health_check_remote_ip: "",
-        dpd_enable: fixed.dpd_enable,
-        dpd_timeout: fixed.dpd_timeout,
-        dpd_action: fixed.dpd_action,
-        tag_set: Vec::new(),
-        negotiation_type: fixed.negotiation_type,
+        enable_health_check: o.enable_health_check,
+        health_check_local_ip: o.health_check_local_ip,
+        health_check_remote_ip: o.health_check_remote_ip,
+        // The health check reports the tunnel's live state: AVAILABLE while
+        // an IPsec SA is installed (vpcd sends no NQA probes of its own).
+        health_check_status: o.enable_health_check.then(|| net_status(c.net_status)),
+        dpd_enable: o.dpd_enable,
+        dpd_timeout: o.dpd_timeout,
+        dpd_action: o.dpd_action,
+        tag_set: common::tag_set(&c.tags),
+        negotiation_type: o.negotiation_type,
         bgp_config: None,
         health_check_config: None,
     }
@@ -208,7 +218,7 @@ fn passes(f: &Filter, c: &VpnConn) -> bool {
         "customer-gateway-id" => f.any_eq(c.user_gw.un_id.as_str()),
         "vpn-connection-name" => f.any_eq(&c.name),
         "vpn-connection-id" => f.any_eq(c.un_id.as_str()),
-        _ => common::tags_match(f, &[]),
+        _ => common::tags_match(f, &common::tag_set(&c.tags)),
     }
 }
 

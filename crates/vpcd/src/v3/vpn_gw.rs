@@ -107,7 +107,7 @@ impl Handler for Create {
                 ))
             }
         }
-        common::tags(o)?;
+        common::no_tags(o)?;
         for key in [
             "CdcId",
             "MaxConnection",
