@@ -516,6 +516,7 @@ impl ApiError {
                 }
             }
             StoreError::Backend(msg) => Self::internal(msg),
+            e @ StoreError::WrongMasterKey => Self::internal(e),
         }
     }
 }

@@ -348,9 +348,12 @@ fn kill_dash_nine_with_tasks_in_flight_then_every_task_completes_once() {
     // claimed more than once beyond the interrupted attempt.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = vpcd_store::connect(&format!("sqlite://{}", data.join("vpcd.db").display()))
-            .await
-            .unwrap();
+        let store = vpcd_store::connect(
+            &format!("sqlite://{}", data.join("vpcd.db").display()),
+            vpcd_store::MasterKey::read(&data.join("master.key")).unwrap(),
+        )
+        .await
+        .unwrap();
         let scope = vpcd_store::Scope {
             account_id: vpcd_types::AccountId::new(1),
             region: "gz".into(),
