@@ -187,6 +187,26 @@ fn first_start_credentials_and_secrets_never_logged() {
     for secret in [secret_key.as_str(), psk, bad_psk, "Zm9vYmFyYmF6cXV4"] {
         assert!(!logs.contains(secret), "a secret reached the log");
     }
+    // Secrets at rest: no file of the data directory but the credentials
+    // file (which exists to hand the first key over) holds the SecretKey
+    // or the PSK in clear: not the database, its -wal and -shm, nor the
+    // nonce database.
+    let mut looked = Vec::new();
+    for (path, _) in modes(&data) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() || name == "credentials" {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for secret in [secret_key.as_str(), psk] {
+            let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert!(!found, "{name} holds a secret in clear");
+        }
+        looked.push(name);
+    }
+    for f in ["vpcd.db", "vpcd.db-wal", "vpcd.db-shm"] {
+        assert!(looked.iter().any(|n| n == f), "{f} not among {looked:?}");
+    }
     // Signatures of the real requests: none of their Base64 values appear.
     for line in logs.lines() {
         assert!(
