@@ -298,7 +298,9 @@ impl Run {
         let creds = vpcd::read_credentials(dir)?;
 
         eprintln!("[{name} / {tunnels}] storing {tunnels} tunnels through the store");
-        let store = vpcd_store::connect(&database.store_url())
+        // The data directory's master key, which the first start created.
+        let key = vpcd_store::MasterKey::read(&dir.join("master.key"))?;
+        let store = vpcd_store::connect(&database.store_url(), key)
             .await
             .context("opening the store")?;
         let key = store

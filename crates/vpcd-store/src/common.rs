@@ -14,6 +14,7 @@ use vpcd_types::{
     VpcId, VpnConnId, VpnGwId,
 };
 
+use crate::master_key::{Column, MasterKey};
 use crate::model::*;
 use crate::{Quota, Resource, Result, StoreError};
 
@@ -151,10 +152,38 @@ pub(crate) fn ipv4_num(addr: IpAddr) -> Option<i64> {
     }
 }
 
-pub(crate) fn encode_settings(settings: &ConnSettings) -> Result<String> {
+/// A connection's settings as stored: their JSON with the pre-shared key
+/// sealed under `key` for the connection `un_id`.
+pub(crate) fn encode_settings(
+    settings: &ConnSettings,
+    key: &MasterKey,
+    un_id: &str,
+) -> Result<String> {
+    let stored = ConnSettings {
+        pre_shared_key: Secret::new(key.seal(
+            Column::Psk,
+            un_id,
+            settings.pre_shared_key.expose(),
+        )?),
+        ..settings.clone()
+    };
     // The serde error could quote a value; say only what failed.
-    serde_json::to_string(settings)
+    serde_json::to_string(&stored)
         .map_err(|_| StoreError::Backend("cannot encode connection settings".into()))
+}
+
+/// The field of the stored settings that holds the (sealed) pre-shared key.
+pub(crate) const PSK_FIELD: &str = "pre_shared_key";
+
+/// The settings stored for connection `un_id`, their pre-shared key
+/// unsealed.
+fn decode_settings(text: &str, key: &MasterKey, un_id: &str) -> Result<ConnSettings> {
+    // The serde error could quote part of the document: report only which
+    // row is damaged.
+    let mut settings: ConnSettings =
+        serde_json::from_str(text).map_err(|_| corrupt("connection settings"))?;
+    settings.pre_shared_key = key.open(Column::Psk, un_id, settings.pre_shared_key.expose())?;
+    Ok(settings)
 }
 
 /// The first and last host address of an IPv4 pool, as numbers (network
@@ -223,10 +252,14 @@ pub(crate) fn account_from_row(row: &impl StoreRow) -> Result<Account> {
     })
 }
 
-pub(crate) fn key_from_row(row: &impl StoreRow) -> Result<ApiKey> {
+/// An API key, its SecretKey unsealed (signatures are checked with it in
+/// clear).
+pub(crate) fn key_from_row(row: &impl StoreRow, key: &MasterKey) -> Result<ApiKey> {
+    let secret_id = row.text("secret_id")?;
+    let secret_key = key.open(Column::SecretKey, &secret_id, &row.text("secret_key")?)?;
     Ok(ApiKey {
-        secret_id: row.text("secret_id")?,
-        secret_key: Secret::new(row.text("secret_key")?),
+        secret_id,
+        secret_key,
         account_id: row.id("account_id")?,
         disabled: row.flag("key_disabled")? || row.flag("account_disabled")?,
     })
@@ -281,13 +314,15 @@ pub(crate) fn user_gw_from_row(row: &impl StoreRow) -> Result<UserGw> {
     })
 }
 
-pub(crate) fn conn_from_row(row: &impl StoreRow) -> Result<VpnConn> {
+/// A connection, its pre-shared key unsealed.
+pub(crate) fn conn_from_row(row: &impl StoreRow, key: &MasterKey) -> Result<VpnConn> {
     let status = row.int("status")?;
     let net_status = row.text("net_status")?;
-    let settings = row.text("settings")?;
+    let un_id = parse::<VpnConnId>(&row.text("un_id")?, "connection id")?;
+    let settings = decode_settings(&row.text("settings")?, key, un_id.as_str())?;
     Ok(VpnConn {
         id: row.id("id")?,
-        un_id: parse::<VpnConnId>(&row.text("un_id")?, "connection id")?,
+        un_id,
         vpc: vpc_ref_from_row(row, "vpc_")?,
         vpn_gw: GwRef {
             id: row.id("gw_id")?,
@@ -308,9 +343,7 @@ pub(crate) fn conn_from_row(row: &impl StoreRow) -> Result<VpnConn> {
             "unavailable" => NetStatus::Unavailable,
             _ => return Err(corrupt("connection net status")),
         },
-        // The serde error could quote part of the document, which holds the
-        // pre-shared key: report only which row is damaged.
-        settings: serde_json::from_str(&settings).map_err(|_| corrupt("connection settings"))?,
+        settings,
         tags: serde_json::from_str(&row.text("tags")?).map_err(|_| corrupt("connection tags"))?,
         active_task: row.opt_id("active_task")?,
         node_id: row.opt_id("gw_node_id")?,

@@ -14,7 +14,9 @@
 //! - `postgres`: for several vpcd processes on one database (row locks,
 //!   `SKIP LOCKED` claims, advisory-locked migrations).
 //! - `common`: the rules that involve no SQL: state transitions, address
-//!   choice, row decoding.
+//!   choice, row decoding (where sealed secrets are opened).
+//! - [`MasterKey`] (`master_key`): secrets at rest, sealed under a key kept
+//!   outside the database.
 //! - `migrations/sqlite/`, `migrations/postgres/`: each engine's schema,
 //!   applied by sqlx's migrator.
 //! - [`testing`]: throwaway PostgreSQL databases and a claim-any-task helper
@@ -33,12 +35,14 @@ use vpcd_types::{
 };
 
 mod common;
+mod master_key;
 pub mod model;
 mod postgres;
 mod sql;
 mod sqlite;
 pub mod testing;
 
+pub use master_key::{KeyFileError, MasterKey};
 pub use model::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -87,6 +91,13 @@ pub enum StoreError {
     /// log only: it may name files.
     #[error("storage unavailable: {0}")]
     StorageUnavailable(String),
+    /// The master key given does not open the database's secrets: they
+    /// were sealed under another key.
+    #[error(
+        "the master key does not open this database: its secrets were sealed under another \
+         master key (every vpcd sharing a database needs the same key file)"
+    )]
+    WrongMasterKey,
     #[error("database error: {0}")]
     Backend(String),
 }
@@ -129,18 +140,22 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Open the store named by `url_or_path`: `postgres://...` or
 /// `postgresql://...` for PostgreSQL; `sqlite://PATH`, `sqlite:PATH` or a
 /// plain file path (created if missing) for SQLite, or `sqlite::memory:` for
-/// a private in-memory database. Either way the schema is brought up to date.
-pub async fn connect(url_or_path: &str) -> Result<std::sync::Arc<dyn Store>> {
+/// a private in-memory database. Either way the schema is brought up to date
+/// and `key` checked against the database's (`WrongMasterKey`), and secrets
+/// an older vpcd stored in clear are sealed under it.
+pub async fn connect(url_or_path: &str, key: MasterKey) -> Result<std::sync::Arc<dyn Store>> {
     // Never echo the URL in an error: it may carry a password.
     if url_or_path.starts_with("postgres://") || url_or_path.starts_with("postgresql://") {
-        return Ok(std::sync::Arc::new(PgStore::connect(url_or_path).await?));
+        return Ok(std::sync::Arc::new(
+            PgStore::connect(url_or_path, key).await?,
+        ));
     }
     if sqlite_spelling(url_or_path) == ":memory:" {
         return Ok(std::sync::Arc::new(SqliteStore::in_memory().await?));
     }
     let path = sqlite_path(url_or_path)
         .ok_or_else(|| StoreError::Backend("empty database path".into()))?;
-    Ok(std::sync::Arc::new(SqliteStore::open(path).await?))
+    Ok(std::sync::Arc::new(SqliteStore::open(path, key).await?))
 }
 
 /// The SQLite database file that [`connect`] opens for `url_or_path`: `None`
@@ -363,4 +378,17 @@ pub trait Store: Send + Sync + 'static {
     /// Every lease row, current or expired: `(gateway node, holder, until)`,
     /// by gateway node.
     async fn gateway_leases(&self) -> Result<Vec<GatewayLease>>;
+
+    // ---- upkeep -------------------------------------------------------------------
+    /// Delete up to `batch` finished tasks (succeeded or failed) that
+    /// finished before `finished_before`, oldest first, in one short
+    /// transaction; the number deleted. Running tasks are never deleted.
+    async fn prune_tasks(&self, finished_before: Timestamp, batch: u32) -> Result<u64>;
+    /// Seal every secret under `new_key` instead of the store's key, and
+    /// record `new_key`'s check, in one transaction: afterwards the database
+    /// opens with `new_key` only (this store uses it from then on). The
+    /// replaced values are scrubbed from the database's files where the
+    /// engine allows (SQLite: `secure_delete` and a truncated WAL;
+    /// PostgreSQL: the two tables rewritten).
+    async fn rotate_master_key(&self, new_key: MasterKey) -> Result<Resealed>;
 }

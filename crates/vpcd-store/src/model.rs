@@ -42,6 +42,15 @@ pub struct ApiKey {
     pub disabled: bool,
 }
 
+/// How many secrets a master-key change sealed anew.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resealed {
+    /// API SecretKeys.
+    pub secret_keys: u64,
+    /// Connections' pre-shared keys.
+    pub psks: u64,
+}
+
 /// Published quotas; every one is configurable (`vpcd serve --help`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {

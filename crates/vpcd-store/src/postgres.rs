@@ -66,6 +66,7 @@ use vpcd_types::ConnStatus;
 use crate::model::*;
 use crate::sql::EncodedConn;
 use crate::sql::{recovering, Engine, Io, RowsAffected, Sql, SqlStore};
+use crate::MasterKey;
 use crate::{Result, StoreError};
 
 /// Connections per process. Several vpcd processes share the server's
@@ -83,10 +84,11 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 pub type PgStore = SqlStore<Postgres>;
 
 impl SqlStore<Postgres> {
-    /// Connect to `url` (`postgres://` or `postgresql://`) and bring the
-    /// schema up to date. Errors never repeat the URL (it may hold a
-    /// password).
-    pub async fn connect(url: &str) -> Result<PgStore> {
+    /// Connect to `url` (`postgres://` or `postgresql://`), bring the
+    /// schema up to date, and check `key` against the database's (sealing
+    /// what an older vpcd stored in clear). Errors never repeat the URL (it
+    /// may hold a password).
+    pub async fn connect(url: &str, key: MasterKey) -> Result<PgStore> {
         let opts = PgConnectOptions::from_str(url)
             .map_err(|_| StoreError::Backend("malformed PostgreSQL URL".into()))?
             .application_name("vpcd");
@@ -111,7 +113,7 @@ impl SqlStore<Postgres> {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        Ok(SqlStore::from_pools(pool.clone(), pool.clone(), pool))
+        SqlStore::from_pools(pool.clone(), pool.clone(), pool, key).await
     }
 }
 
@@ -131,6 +133,13 @@ impl Engine for Postgres {
     /// Transaction-scoped advisory lock "vpcdaddr" (0x7670636461646472).
     const ADDRESS_LOCK: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(8534430576648938610)");
+    /// PostgreSQL keeps a replaced row's old version until VACUUM; see
+    /// [`Engine::SCRUB`].
+    const SECURE_DELETE: Option<(&'static str, &'static str)> = None;
+    /// Rewrite both tables, so no dead row version keeps a replaced value.
+    /// (Copies in the server's WAL archive or older backups are beyond
+    /// vpcd's reach.) Runs once per clear-text upgrade or rotation.
+    const SCRUB: &'static [&'static str] = &["VACUUM FULL api_keys", "VACUUM FULL vpn_conns"];
 
     /// The constraint (or unique index) named: they are `<table>_<column>`
     /// in the schema.

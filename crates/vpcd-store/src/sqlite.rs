@@ -64,6 +64,7 @@ use crate::model::*;
 use crate::sql::text::conn_insert;
 use crate::sql::EncodedConn;
 use crate::sql::{recovering, Engine, Io, RowsAffected, Sql, SqlStore};
+use crate::MasterKey;
 use crate::{Result, StoreError};
 
 /// How long a statement waits for another process's write lock.
@@ -82,9 +83,10 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 pub type SqliteStore = SqlStore<Sqlite>;
 
 impl SqlStore<Sqlite> {
-    /// Open (creating it if missing) the database file and bring its schema
-    /// up to date.
-    pub async fn open(path: &Path) -> Result<SqliteStore> {
+    /// Open (creating it if missing) the database file, bring its schema
+    /// up to date, and check `key` against the database's (sealing what an
+    /// older vpcd stored in clear).
+    pub async fn open(path: &Path, key: MasterKey) -> Result<SqliteStore> {
         let base = SqliteConnectOptions::new()
             .filename(path)
             .foreign_keys(true)
@@ -106,12 +108,13 @@ impl SqlStore<Sqlite> {
             .connect_with(base.read_only(true))
             .await?;
         let nonces = open_nonces(&nonce_path(path)).await?;
-        Ok(SqlStore::from_pools(write, read, nonces))
+        SqlStore::from_pools(write, read, nonces, key).await
     }
 
     /// A private in-memory database, for tests. It has a single connection
     /// that serves reads and writes alike (an in-memory database cannot be
     /// shared between connections without SQLite's shared-cache mode).
+    /// Its secrets are sealed under a fresh key that dies with it.
     pub async fn in_memory() -> Result<SqliteStore> {
         let opts = SqliteConnectOptions::new()
             .in_memory(true)
@@ -126,7 +129,7 @@ impl SqlStore<Sqlite> {
             .connect_with(opts)
             .await?;
         migrate(&pool).await?;
-        Ok(SqlStore::from_pools(pool.clone(), pool.clone(), pool))
+        SqlStore::from_pools(pool.clone(), pool.clone(), pool, MasterKey::generate()).await
     }
 }
 
@@ -149,6 +152,12 @@ impl Engine for Sqlite {
     const ANALYZE: &'static str = "ANALYZE";
     /// The single writer already serializes address choices.
     const ADDRESS_LOCK: Option<&'static str> = None;
+    /// Freed cells and pages are overwritten with zeros.
+    const SECURE_DELETE: Option<(&'static str, &'static str)> =
+        Some(("PRAGMA secure_delete = ON", "PRAGMA secure_delete = OFF"));
+    /// The WAL still holds the pages as they were before: checkpoint it
+    /// into the database file and cut it to nothing.
+    const SCRUB: &'static [&'static str] = &["PRAGMA wal_checkpoint(TRUNCATE)"];
 
     /// SQLite names the key's columns: `UNIQUE constraint failed:
     /// vpn_conns.account_id, vpn_conns.region, vpn_conns.vpc_id,
@@ -409,7 +418,9 @@ mod tests {
     #[tokio::test]
     async fn file_store_is_durable_and_strict() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("v.db")).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("v.db"), MasterKey::generate())
+            .await
+            .unwrap();
         let mut w = store.write.acquire().await.unwrap();
         let text = |sql: &'static str| sqlx::query_scalar::<_, String>(sql);
         let num = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
@@ -492,7 +503,9 @@ mod tests {
     async fn page_at_100k_connections() {
         use std::time::Instant;
         let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("b.db")).await.unwrap();
+        let s = SqliteStore::open(&dir.path().join("b.db"), MasterKey::generate())
+            .await
+            .unwrap();
         let a = s.create_account("a").await.unwrap();
         let scope = Scope {
             account_id: a.id,

@@ -7,6 +7,7 @@
 //! elsewhere the test is skipped with the reason printed.
 //!
 //! [`claim_any`]: run the queue without gateway-node leases.
+//! [`master_key`]: the master key of the test process's databases.
 
 use std::str::FromStr;
 
@@ -14,7 +15,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use vpcd_types::GatewayNodeId;
 
-use crate::{ClaimedTask, Result, Store, StoreError, Timestamp};
+use crate::{ClaimedTask, MasterKey, Result, Store, StoreError, Timestamp};
 
 /// Claim the oldest runnable task of any gateway node or API-only gateway:
 /// [`Store::claim_task_on`] over every node the store knows.
@@ -32,6 +33,13 @@ pub async fn claim_any(
         .collect();
     nodes.push(None);
     store.claim_task_on(worker, now, lease_secs, &nodes).await
+}
+
+/// One master key per test process, so a test can open a database again
+/// without carrying its key along. Random: no key is written in the source.
+pub fn master_key() -> MasterKey {
+    static KEY: std::sync::OnceLock<MasterKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(MasterKey::generate).clone()
 }
 
 /// The environment variable naming the PostgreSQL server for tests.

@@ -17,7 +17,7 @@ use vpcd_store::*;
 /// A fresh, migrated database; dropped with the guard.
 async fn fresh() -> Option<(Arc<dyn Store>, ScratchDb)> {
     let db = ScratchDb::for_test("PostgreSQL store conformance").await?;
-    let store = PgStore::connect(db.url())
+    let store = PgStore::connect(db.url(), testing::master_key())
         .await
         .expect("connect and migrate");
     Some((Arc::new(store), db))
@@ -37,7 +37,7 @@ async fn migrations_apply_once_under_concurrent_starts() {
     let starts: Vec<_> = (0..4)
         .map(|_| {
             let url = db.url().to_owned();
-            tokio::spawn(async move { PgStore::connect(&url).await })
+            tokio::spawn(async move { PgStore::connect(&url, testing::master_key()).await })
         })
         .collect();
     let mut stores = Vec::new();
@@ -59,7 +59,9 @@ async fn migrations_apply_once_under_concurrent_starts() {
     stores[0].create_account("alice").await.unwrap();
     let installed_before = installed_on(db.url()).await;
     drop(stores);
-    let again = PgStore::connect(db.url()).await.unwrap();
+    let again = PgStore::connect(db.url(), testing::master_key())
+        .await
+        .unwrap();
     assert_eq!(applied_migrations(db.url()).await, applied);
     assert_eq!(installed_on(db.url()).await, installed_before);
     assert_eq!(again.list_accounts().await.unwrap().len(), 1);
@@ -102,8 +104,16 @@ async fn quota_and_names_hold_across_processes() {
     let Some(db) = ScratchDb::for_test("cross-process quota").await else {
         return;
     };
-    let a: Arc<dyn Store> = Arc::new(PgStore::connect(db.url()).await.unwrap());
-    let b: Arc<dyn Store> = Arc::new(PgStore::connect(db.url()).await.unwrap());
+    let a: Arc<dyn Store> = Arc::new(
+        PgStore::connect(db.url(), testing::master_key())
+            .await
+            .unwrap(),
+    );
+    let b: Arc<dyn Store> = Arc::new(
+        PgStore::connect(db.url(), testing::master_key())
+            .await
+            .unwrap(),
+    );
     let account = a.create_account("alice").await.unwrap();
     let scope = Scope {
         account_id: account.id,
@@ -161,8 +171,16 @@ async fn nonce_replay_across_processes() {
         return;
     };
     let stores: Vec<Arc<dyn Store>> = vec![
-        Arc::new(PgStore::connect(db.url()).await.unwrap()),
-        Arc::new(PgStore::connect(db.url()).await.unwrap()),
+        Arc::new(
+            PgStore::connect(db.url(), testing::master_key())
+                .await
+                .unwrap(),
+        ),
+        Arc::new(
+            PgStore::connect(db.url(), testing::master_key())
+                .await
+                .unwrap(),
+        ),
     ];
     let now = 1_700_000_000;
     let mut set = tokio::task::JoinSet::new();
@@ -186,7 +204,7 @@ async fn connect_errors_never_show_the_password() {
         "postgresql://vpcd:hunter2@127.0.0.1:1/vpcd",
         "postgres://vpcd:hunter2@[::1:bad/vpcd",
     ] {
-        match connect(url).await {
+        match connect(url, testing::master_key()).await {
             Err(StoreError::Backend(msg)) => {
                 assert!(msg.contains("PostgreSQL"), "{msg}");
                 assert!(!msg.contains("hunter2"), "the URL's password leaked: {msg}");
@@ -207,7 +225,7 @@ async fn connect_selects_postgres() {
         db.url().to_owned(),
         db.url().replacen("postgres://", "postgresql://", 1),
     ] {
-        let store = connect(&url).await.unwrap();
+        let store = connect(&url, testing::master_key()).await.unwrap();
         store
             .create_account(&format!("a-{}", url.len()))
             .await
@@ -287,8 +305,67 @@ async fn old_database_migrates_in_place() {
     };
     let pool = admin(db.url()).await;
     common::migration::make_old(pool, "postgres", 2).await;
-    let store = PgStore::connect(db.url()).await.unwrap();
+    let store = PgStore::connect(db.url(), testing::master_key())
+        .await
+        .unwrap();
+    no_clear_secret_in_tables(
+        db.url(),
+        &[
+            common::migration::OLD_SECRET_KEY,
+            common::migration::OLD_PSK,
+        ],
+    )
+    .await;
     common::migration::old_rows_carried_over(Arc::new(store)).await;
+}
+
+/// Secrets at rest (issue 11): no SecretKey or pre-shared key in clear in
+/// any row of any table.
+#[tokio::test]
+async fn no_secret_in_clear_in_any_table() {
+    let Some(db) = ScratchDb::for_test("secrets at rest").await else {
+        return;
+    };
+    let store = PgStore::connect(db.url(), testing::master_key())
+        .await
+        .unwrap();
+    let secrets = common::secrets::write_secrets(&store).await;
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    no_clear_secret_in_tables(db.url(), &secrets).await;
+}
+
+/// Every row of every table in the public schema, as text, holds none of
+/// `secrets`.
+async fn no_clear_secret_in_tables(url: &str, secrets: &[&str]) {
+    let pool = admin(url).await;
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(tables.iter().any(|t| t == "api_keys") && tables.iter().any(|t| t == "vpn_conns"));
+    for table in tables {
+        let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT t::text FROM {table} t"))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        for row in rows {
+            for s in secrets {
+                assert!(!row.contains(s), "a row of {table} holds a secret in clear");
+            }
+        }
+    }
+    pool.close().await;
+}
+
+/// A store opened with another master key is refused; a rotation re-seals
+/// everything, after which only the new key opens the database.
+#[tokio::test]
+async fn master_key_is_checked_and_rotates() {
+    let Some(db) = ScratchDb::for_test("master key").await else {
+        return;
+    };
+    common::secrets::master_key_rules(async |key| PgStore::connect(db.url(), key).await).await;
 }
 
 /// The server stopped for six seconds under a stream of creates, then
@@ -308,7 +385,11 @@ async fn writes_resume_after_server_outage() {
         return;
     };
     let pg = Arc::new(pg);
-    let store: Arc<dyn Store> = Arc::new(PgStore::connect(&pg.url()).await.unwrap());
+    let store: Arc<dyn Store> = Arc::new(
+        PgStore::connect(&pg.url(), testing::master_key())
+            .await
+            .unwrap(),
+    );
     let mut work = Workload::new(store.clone()).await;
     let restarted = Arc::new(OnceLock::new());
     let load = {

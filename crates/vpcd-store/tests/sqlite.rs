@@ -12,7 +12,7 @@ use vpcd_store::*;
 /// A fresh database file in its own temp dir, removed when the guard drops.
 async fn fresh() -> Option<(Arc<dyn Store>, TempDir)> {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("vpcd.db"))
+    let store = SqliteStore::open(&dir.path().join("vpcd.db"), testing::master_key())
         .await
         .unwrap();
     Some((Arc::new(store), dir))
@@ -35,7 +35,9 @@ async fn data_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vpcd.db");
     let (scope, key) = {
-        let store = SqliteStore::open(&path).await.unwrap();
+        let store = SqliteStore::open(&path, testing::master_key())
+            .await
+            .unwrap();
         let account = store.create_account("alice").await.unwrap();
         let key = store.create_key("alice").await.unwrap();
         let scope = Scope {
@@ -53,7 +55,9 @@ async fn data_survives_reopen() {
         (scope, key)
     };
     // Opening again runs the migrator on an up-to-date schema.
-    let store = SqliteStore::open(&path).await.unwrap();
+    let store = SqliteStore::open(&path, testing::master_key())
+        .await
+        .unwrap();
     assert_eq!(store.find_key(&key.secret_id).await.unwrap(), Some(key));
     let (total, vpcs) = store
         .list_vpcs(
@@ -77,8 +81,16 @@ async fn data_survives_reopen() {
 async fn quota_holds_across_processes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vpcd.db");
-    let a: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
-    let b: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let a: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&path, testing::master_key())
+            .await
+            .unwrap(),
+    );
+    let b: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&path, testing::master_key())
+            .await
+            .unwrap(),
+    );
     let account = a.create_account("alice").await.unwrap();
     let scope = Scope {
         account_id: account.id,
@@ -132,8 +144,16 @@ async fn quota_holds_across_processes() {
 async fn nonce_replay_across_processes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vpcd.db");
-    let a: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
-    let b: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let a: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&path, testing::master_key())
+            .await
+            .unwrap(),
+    );
+    let b: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&path, testing::master_key())
+            .await
+            .unwrap(),
+    );
     let now = 1_700_000_000;
     assert!(a
         .remember_nonce("AKIDx", "1", now, now - 300)
@@ -158,7 +178,9 @@ async fn nonce_replay_across_processes() {
     }
     // A reopened store still refuses what was seen before.
     drop((a, b));
-    let c = SqliteStore::open(&path).await.unwrap();
+    let c = SqliteStore::open(&path, testing::master_key())
+        .await
+        .unwrap();
     assert!(!c
         .remember_nonce("AKIDx", "1", now, now - 300)
         .await
@@ -169,19 +191,23 @@ async fn nonce_replay_across_processes() {
 async fn connect_accepts_urls_and_paths() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("a.db").display());
-    let store = connect(&url).await.unwrap();
+    let store = connect(&url, testing::master_key()).await.unwrap();
     store.create_account("x").await.unwrap();
     assert!(dir.path().join("a.db").exists());
 
     let plain = dir.path().join("b.db");
-    connect(plain.to_str().unwrap()).await.unwrap();
+    connect(plain.to_str().unwrap(), testing::master_key())
+        .await
+        .unwrap();
     assert!(plain.exists());
 
     let short = format!("sqlite:{}", dir.path().join("c.db").display());
-    connect(&short).await.unwrap();
+    connect(&short, testing::master_key()).await.unwrap();
     assert!(dir.path().join("c.db").exists());
 
-    let mem = connect("sqlite::memory:").await.unwrap();
+    let mem = connect("sqlite::memory:", MasterKey::generate())
+        .await
+        .unwrap();
     mem.create_account("x").await.unwrap();
 }
 
@@ -254,8 +280,63 @@ async fn old_database_migrates_in_place() {
         .foreign_keys(true);
     let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
     common::migration::make_old(pool, "sqlite", 3).await;
-    let store = SqliteStore::open(&path).await.unwrap();
+    let store = SqliteStore::open(&path, testing::master_key())
+        .await
+        .unwrap();
+    // The clear secrets were sealed, and their old bytes scrubbed from the
+    // files, before the store was handed out.
+    no_clear_secret_in(
+        dir.path(),
+        &[
+            common::migration::OLD_SECRET_KEY,
+            common::migration::OLD_PSK,
+        ],
+    );
     common::migration::old_rows_carried_over(Arc::new(store)).await;
+}
+
+/// Secrets at rest (issue 11): no SecretKey or pre-shared key in clear in
+/// any file of the database (the database, its WAL and shared memory, the
+/// nonce database) while the store runs, the WAL holding the writes.
+#[tokio::test]
+async fn no_secret_in_clear_in_any_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("vpcd.db"), testing::master_key())
+        .await
+        .unwrap();
+    let secrets = common::secrets::write_secrets(&store).await;
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let files = no_clear_secret_in(dir.path(), &secrets);
+    for f in ["vpcd.db", "vpcd.db-wal", "vpcd.db-shm", "vpcd.db-nonces"] {
+        assert!(files.iter().any(|n| n == f), "{f} not among {files:?}");
+    }
+}
+
+/// Every file in `dir` holds none of `secrets`; the files' names.
+fn no_clear_secret_in(dir: &std::path::Path, secrets: &[&str]) -> Vec<String> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let bytes = std::fs::read(entry.path()).unwrap();
+        for s in secrets {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "{name} holds a secret in clear"
+            );
+        }
+        names.push(name);
+    }
+    names
+}
+
+/// A store opened with another master key is refused; a rotation re-seals
+/// everything, after which only the new key opens the database.
+#[tokio::test]
+async fn master_key_is_checked_and_rotates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vpcd.db");
+    common::secrets::master_key_rules(async |key| SqliteStore::open(&path, key).await).await;
 }
 
 /// A full disk: creates are refused with `StorageUnavailable` (and leave
@@ -268,8 +349,11 @@ async fn writes_resume_after_disk_full() {
         return;
     }
     let fs = Tmpfs::mount("1m");
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&fs.path().join("vpcd.db")).await.unwrap());
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&fs.path().join("vpcd.db"), testing::master_key())
+            .await
+            .unwrap(),
+    );
     let mut work = Workload::new(store.clone()).await;
     let mut steps = 0;
     while work.refused.is_empty() {

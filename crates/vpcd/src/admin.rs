@@ -4,15 +4,130 @@
 //! Two kinds of thing are easily confused here: a *member* is a vpcd process
 //! (`vpcd admin members`); a *gateway node* is a strongSwan charon that
 //! serves VPN gateways (`vpcd admin gateway-node ...`).
+//!
+//! Every command opens the database with its master key, as `vpcd serve`
+//! does ([`open_store`]); `vpcd admin master-key rotate` replaces that key.
 
 use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
 
+use anyhow::Context as _;
 use vpcd_dataplane::strongswan::StrongSwanDriver;
-use vpcd_store::Store;
+use vpcd_store::{MasterKey, Store};
 use vpcd_types::GatewayNodeId;
 
 use crate::background::cluster::{is_alive, MemberInfo, ALIVE_HEARTBEATS};
 use crate::clock::Clock;
+use crate::data_dir::{master_key_path, rotated_key_path};
+
+/// Open the database (`database`: a URL or path; default: SQLite in the
+/// data directory) with its master key (`master_key_file`; default:
+/// `master.key` in the data directory, created on first use), as `vpcd
+/// serve` does.
+pub async fn open_store(
+    data_dir: &Path,
+    database: Option<&str>,
+    master_key_file: Option<&Path>,
+) -> anyhow::Result<Arc<dyn Store>> {
+    crate::data_dir::restrict_umask();
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let url = database.map_or_else(|| crate::server::default_database(data_dir), str::to_owned);
+    crate::data_dir::open_store(data_dir, &url, master_key_file).await
+}
+
+/// `vpcd admin master-key rotate`: seal every secret of the database under a
+/// new master key, in one transaction, then retire the old key.
+///
+/// Without `new_key_file` a fresh key replaces the current key file (it is
+/// written beside it as `<file>.new` first and renamed over it once the
+/// database is sealed under it, so an interruption loses no key). With
+/// `new_key_file`, that file's key is used (a fresh key is written there if
+/// it does not exist) and the current file is left for the operator to
+/// delete: every vpcd must then be started with the new file.
+///
+/// Refused while vpcd processes are alive on the database (unless `force`):
+/// they hold the old key and could no longer read the secrets.
+pub async fn rotate_master_key(
+    store: &dyn Store,
+    data_dir: &Path,
+    master_key_file: Option<&Path>,
+    new_key_file: Option<&Path>,
+    force: bool,
+) -> anyhow::Result<()> {
+    let now = Clock::default().now();
+    let alive: Vec<String> = store
+        .list_members()
+        .await?
+        .into_iter()
+        .filter(|m| is_alive(m, now, 2000))
+        .map(|m| m.name)
+        .collect();
+    if !alive.is_empty() && !force {
+        anyhow::bail!(
+            "vpcd processes are running on this database ({}): stop them first (they hold \
+             the old key and could no longer read the secrets), or pass --force",
+            alive.join(", ")
+        );
+    }
+    let current = master_key_path(data_dir, master_key_file);
+    let (new_key, target) = match new_key_file {
+        Some(path) if path.exists() => (MasterKey::read(path)?, path.to_owned()),
+        Some(path) => {
+            let key = MasterKey::generate();
+            key.write_new(path)?;
+            (key, path.to_owned())
+        }
+        None => {
+            let pending = rotated_key_path(&current);
+            let key = MasterKey::generate();
+            key.write_new(&pending).with_context(|| {
+                format!(
+                    "an earlier rotation may have stopped: if the database opens with {}, \
+                     delete {} and try again; otherwise that file holds its key",
+                    current.display(),
+                    pending.display()
+                )
+            })?;
+            (key, pending)
+        }
+    };
+    let done = store.rotate_master_key(new_key).await.with_context(|| {
+        format!(
+            "rotating the master key (the database still opens with {} unless the commit \
+             itself failed; {} holds the new key)",
+            current.display(),
+            target.display()
+        )
+    })?;
+    println!(
+        "re-sealed {} API SecretKeys and {} pre-shared keys under the new master key",
+        done.secret_keys, done.psks
+    );
+    if new_key_file.is_none() {
+        std::fs::rename(&target, &current).with_context(|| {
+            format!(
+                "the database is sealed under the key in {}: move it to {}",
+                target.display(),
+                current.display()
+            )
+        })?;
+        println!(
+            "{} holds the new key; the old key no longer opens the database",
+            current.display()
+        );
+    } else {
+        println!(
+            "the database now opens with {} only: start every vpcd with --master-key-file {} \
+             (VPCD_MASTER_KEY_FILE) and delete {}",
+            target.display(),
+            target.display(),
+            current.display()
+        );
+    }
+    Ok(())
+}
 
 /// Print accounts with their keys; secret keys are never printed here.
 pub async fn list_accounts(store: &dyn Store) -> anyhow::Result<()> {

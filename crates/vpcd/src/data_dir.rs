@@ -8,16 +8,25 @@
 //! backup or an operator left wider. A directory that was group/other readable is reported, since
 //! its contents may already have been read.
 //!
+//! The secrets inside the database are sealed under a master key (`vpcd_store::MasterKey`): by
+//! default the file `master.key` in the data directory, created on the first start, or the file
+//! `--master-key-file` (`VPCD_MASTER_KEY_FILE`) names, for operators who keep it elsewhere (every
+//! vpcd sharing a PostgreSQL database needs the same key).
+//!
 //! # Layout
 //! - [`secure`]: the start-time pass over the data directory and a SQLite database elsewhere.
 //! - [`restrict_umask`]: the process umask.
 //! - [`make_private`]: one file to 0600 (also used by `tls::write_private` for existing files).
+//! - [`open_store`]: the database opened with the master key, the default key file created on
+//!   first use; [`master_key_path`]: which file that is.
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use vpcd_store::{MasterKey, Store, StoreError};
 
 /// Mode of the data directory and its subdirectories.
 const DIR_MODE: u32 = 0o700;
@@ -122,6 +131,94 @@ fn sqlite_files(db: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The master key file's name in the data directory, when no other file is given.
+pub(crate) const MASTER_KEY_FILE: &str = "master.key";
+
+/// The master key file used: `given`, or `master.key` in the data directory.
+pub(crate) fn master_key_path(data_dir: &Path, given: Option<&Path>) -> PathBuf {
+    given.map_or_else(|| data_dir.join(MASTER_KEY_FILE), Path::to_owned)
+}
+
+/// Open the database at `url` with the master key in `key_file` (default: `master.key` in the
+/// data directory). A given file must exist; the default one is created (0600) on first use, so
+/// the first start seals its secrets under a fresh key, and removed again if the database turns
+/// out to be sealed under another key. A database sealed under another key is refused with an
+/// error naming the key file (never the key).
+pub(crate) async fn open_store(
+    data_dir: &Path,
+    url: &str,
+    key_file: Option<&Path>,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let path = master_key_path(data_dir, key_file);
+    let created = key_file.is_none() && !path.exists();
+    let key = if created {
+        let key = MasterKey::generate();
+        key.write_new(&path)?;
+        key
+    } else {
+        if key_file.is_some() {
+            warn_if_shared(&path);
+        }
+        MasterKey::read(&path)?
+    };
+    match vpcd_store::connect(url, key).await {
+        Ok(store) => {
+            if created {
+                tracing::info!(
+                    file = %path.display(),
+                    "created the master key that seals API keys and PSKs in the database; \
+                     keep a copy: without it the database's secrets are lost"
+                );
+            }
+            Ok(store)
+        }
+        Err(e @ StoreError::WrongMasterKey) => {
+            if created {
+                // Nothing was sealed under it: the database already had a key.
+                let _ = fs::remove_file(&path);
+            }
+            let mut hint = format!(
+                "{e}. The key was read from {}; give the right one with --master-key-file \
+                 (VPCD_MASTER_KEY_FILE), e.g. a copy of the key file of a vpcd that serves this \
+                 database",
+                path.display()
+            );
+            let pending = rotated_key_path(&path);
+            if pending.exists() {
+                hint.push_str(&format!(
+                    ". {} exists: a key rotation may have stopped before replacing the key \
+                     file; if so, that file holds the database's key",
+                    pending.display()
+                ));
+            }
+            Err(anyhow::anyhow!(hint))
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("opening the database")),
+    }
+}
+
+/// Where `vpcd admin master-key rotate` keeps the new key until the database is sealed under it.
+pub(crate) fn rotated_key_path(key_file: &Path) -> PathBuf {
+    let mut name = key_file.as_os_str().to_owned();
+    name.push(".new");
+    name.into()
+}
+
+/// A key file outside the data directory is the operator's to place; it is reported, not
+/// changed, when others than its owner may read it.
+fn warn_if_shared(path: &Path) {
+    if let Ok(mode) = mode_of(path) {
+        if mode & NOT_OWNER != 0 {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format_args!("{mode:o}"),
+                "the master key file is readable by group or others: anyone who reads it and \
+                 the database has every API key and PSK"
+            );
+        }
+    }
 }
 
 /// Make the file at `path` 0600 unless it already is; `true` when its mode changed.

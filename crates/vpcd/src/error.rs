@@ -565,6 +565,7 @@ impl ApiError {
             },
             StoreError::StorageUnavailable(cause) => Self::storage_unavailable(cause),
             StoreError::Backend(msg) => Self::internal(msg),
+            e @ StoreError::WrongMasterKey => Self::internal(e),
         }
     }
 }

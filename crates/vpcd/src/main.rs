@@ -42,6 +42,12 @@ struct DbArgs {
     /// Database URL: sqlite://PATH or postgres://... (default: SQLite in the data directory).
     #[arg(long, env = "VPCD_DATABASE_URL")]
     database: Option<String>,
+    /// File holding the master key that seals API SecretKeys and PSKs in the
+    /// database (64 hex digits, e.g. from `openssl rand -hex 32`). Default:
+    /// <data-dir>/master.key, created on the first start. Every vpcd sharing
+    /// a database needs the same key; a given file must exist.
+    #[arg(long, env = "VPCD_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -108,6 +114,10 @@ struct ServeArgs {
     /// vpcd's gateway nodes wait before another vpcd drives them.
     #[arg(long, env = "VPCD_GATEWAY_LEASE_SECS", default_value_t = 10)]
     gateway_lease_secs: i64,
+    /// Seconds a finished task is kept (DescribeVpcTaskResult finds it)
+    /// before it is deleted; 0 keeps tasks for ever. Default: 7 days.
+    #[arg(long, env = "VPCD_TASK_RETENTION_SECS", default_value_t = vpcd::server::DEFAULT_TASK_RETENTION_SECS)]
+    task_retention_secs: i64,
     /// Milliseconds a client may take to send a request's headers (also
     /// how long an idle HTTP/2 connection may go unanswered); slower or
     /// silent clients are disconnected.
@@ -223,6 +233,29 @@ enum AdminCommand {
     /// The cluster's members (vpcd processes), their liveness, and the
     /// gateway nodes each one drives.
     Members,
+    /// The master key that seals API SecretKeys and PSKs in the database.
+    MasterKey {
+        #[command(subcommand)]
+        command: MasterKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MasterKeyCommand {
+    /// Seal every secret under a new master key, in one transaction; the old
+    /// key no longer opens the database. Stop every vpcd on the database
+    /// first.
+    Rotate {
+        /// Take the new key from this file (a fresh key is written there,
+        /// mode 0600, if it does not exist); every vpcd must then be started
+        /// with `--master-key-file` naming it. Default: a fresh key replaces
+        /// the current key file.
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+        /// Rotate even though vpcd processes look alive on the database.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -290,12 +323,12 @@ fn init_tracing() {
 }
 
 async fn open_store(db: &DbArgs) -> anyhow::Result<std::sync::Arc<dyn vpcd_store::Store>> {
-    std::fs::create_dir_all(&db.data_dir)?;
-    let url = db
-        .database
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", db.data_dir.join("vpcd.db").display()));
-    Ok(vpcd_store::connect(&url).await?)
+    vpcd::admin::open_store(
+        &db.data_dir,
+        db.database.as_deref(),
+        db.master_key_file.as_deref(),
+    )
+    .await
 }
 
 #[tokio::main]
@@ -343,6 +376,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             let cfg = ServeConfig {
                 data_dir: a.db.data_dir.clone(),
                 database: a.db.database.clone(),
+                master_key_file: a.db.master_key_file.clone(),
                 http: parse_listen(&a.http, "http")?,
                 https: parse_listen(&a.https, "https")?,
                 tls_cert: a.tls_cert.clone(),
@@ -363,6 +397,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 public_ips: a.public_ip.clone(),
                 heartbeat_interval: Duration::from_millis(a.heartbeat_interval_ms.max(100)),
                 gateway_lease_secs: a.gateway_lease_secs,
+                task_retention_secs: a.task_retention_secs.max(0),
                 header_read_timeout: Duration::from_millis(a.header_read_timeout_ms.max(1)),
             };
             vpcd::server::serve(cfg).await?;
@@ -431,6 +466,22 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     }
                 },
                 AdminCommand::Members => vpcd::admin::members(store.as_ref()).await?,
+                AdminCommand::MasterKey {
+                    command:
+                        MasterKeyCommand::Rotate {
+                            new_key_file,
+                            force,
+                        },
+                } => {
+                    vpcd::admin::rotate_master_key(
+                        store.as_ref(),
+                        &a.db.data_dir,
+                        a.db.master_key_file.as_deref(),
+                        new_key_file.as_deref(),
+                        force,
+                    )
+                    .await?
+                }
                 AdminCommand::Key { command } => match command {
                     KeyCommand::Create { account } => {
                         vpcd::admin::create_key(store.as_ref(), &account).await?

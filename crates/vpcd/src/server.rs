@@ -28,6 +28,10 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// `sqlite://...` or `postgres://...`; default: SQLite in the data dir.
     pub database: Option<String>,
+    /// The file holding the master key that seals the database's secrets
+    /// (`--master-key-file`); default: `master.key` in the data directory,
+    /// created on the first start.
+    pub master_key_file: Option<PathBuf>,
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
@@ -49,6 +53,9 @@ pub struct ServeConfig {
     pub heartbeat_interval: Duration,
     /// How long a gateway node lease lasts without renewal.
     pub gateway_lease_secs: i64,
+    /// How long a finished task is kept (and DescribeVpcTaskResult finds
+    /// it) before it is deleted; 0 keeps tasks for ever.
+    pub task_retention_secs: i64,
     /// How long a client may take to send a request's headers, counted
     /// from the connection's first byte (`--header-read-timeout`). A slow
     /// or silent client is disconnected after it.
@@ -61,6 +68,7 @@ impl ServeConfig {
         ServeConfig {
             data_dir,
             database: None,
+            master_key_file: None,
             http: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
             https: Some(SocketAddr::from(([127, 0, 0, 1], 8443))),
             tls_cert: None,
@@ -75,10 +83,14 @@ impl ServeConfig {
             public_ips: Vec::new(),
             heartbeat_interval: Duration::from_secs(2),
             gateway_lease_secs: 10,
+            task_retention_secs: DEFAULT_TASK_RETENTION_SECS,
             header_read_timeout: Duration::from_secs(10),
         }
     }
 }
+
+/// How long finished tasks are kept by default: a week.
+pub const DEFAULT_TASK_RETENTION_SECS: i64 = 7 * 24 * 3600;
 
 /// The addresses actually bound (port 0 resolves here).
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -90,7 +102,12 @@ pub struct Bound {
 fn database_url(cfg: &ServeConfig) -> String {
     cfg.database
         .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", cfg.data_dir.join("vpcd.db").display()))
+        .unwrap_or_else(|| default_database(&cfg.data_dir))
+}
+
+/// The database used when none is given: SQLite in the data directory.
+pub(crate) fn default_database(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("vpcd.db").display())
 }
 
 /// Create the first account and its key if the database has none, and
@@ -199,9 +216,8 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
     raise_open_file_limit();
     let url = database_url(&cfg);
     crate::data_dir::secure(&cfg.data_dir, vpcd_store::sqlite_path(&url))?;
-    let store = vpcd_store::connect(&url)
-        .await
-        .with_context(|| "opening the database")?;
+    let store =
+        crate::data_dir::open_store(&cfg.data_dir, &url, cfg.master_key_file.as_deref()).await?;
     bootstrap(store.as_ref(), &cfg).await?;
     if let Some(uri) = &cfg.charon {
         anyhow::ensure!(
@@ -232,6 +248,7 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
             api_only_delay: cfg.api_only_delay,
             heartbeat_interval: cfg.heartbeat_interval,
             gateway_lease_secs: cfg.gateway_lease_secs,
+            task_retention_secs: cfg.task_retention_secs,
         },
         background::Shared {
             store: store.clone(),

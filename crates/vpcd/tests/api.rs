@@ -2199,3 +2199,62 @@ async fn signature_input_is_canonical() {
         .await;
     assert_eq!(ok["code"], 0, "{ok}");
 }
+
+/// Issue 11: finished tasks are pruned after their retention period; a
+/// pruned task is answered as an unknown one, by DescribeVpcTaskResult in
+/// both protocols (v2 by number, 3.0 by RequestId and by number).
+#[tokio::test]
+async fn a_pruned_task_is_not_found_in_either_protocol() {
+    let app = spawn_app().await;
+    let f = app.fixture("prune").await;
+    let v = app.add_conn(&f, &f.user_gw_id, &[]).await;
+    let task = v["data"]["taskId"].as_i64().unwrap().to_string();
+    let created = app
+        .call3(
+            "CreateVpnConnection",
+            json!({
+                "VpcId": f.vpc_id,
+                "VpnGatewayId": f.gw_id,
+                "CustomerGatewayId": app.add_user_gw("prune3", 77).await,
+                "VpnConnectionName": "c3",
+                "PreShareKey": "k3",
+                "SecurityPolicyDatabases": [
+                    {"LocalCidrBlock": "10.0.0.0/16", "RemoteCidrBlock": ["10.77.0.0/24"]}
+                ]
+            }),
+        )
+        .await;
+    let request_id = created["Response"]["RequestId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(created["Response"]["Error"].is_null(), "{created}");
+    assert_eq!(app.run_tasks().await, 2);
+    let t = app.ok("DescribeVpcTaskResult", &[("taskId", &task)]).await;
+    assert_eq!(t["data"]["status"], 0);
+    for id in [&request_id, &task] {
+        let t = app
+            .call3("DescribeVpcTaskResult", json!({ "TaskId": id }))
+            .await;
+        assert_eq!(t["Response"]["Status"], "SUCCESS", "{t}");
+    }
+
+    assert_eq!(app.store().prune_tasks(i64::MAX, 100).await.unwrap(), 2);
+    let gone = app
+        .call("DescribeVpcTaskResult", &[("taskId", &task)])
+        .await;
+    assert_eq!(code(&gone), (5000, "InvalidTask.NotFound"), "{gone}");
+    for id in [&request_id, &task] {
+        let gone = app
+            .call3("DescribeVpcTaskResult", json!({ "TaskId": id }))
+            .await;
+        assert_eq!(
+            gone["Response"]["Error"]["Code"], "ResourceNotFound",
+            "{gone}"
+        );
+        assert!(gone["Response"]["Error"]["Message"]
+            .as_str()
+            .unwrap()
+            .contains("TaskId"));
+    }
+}

@@ -66,6 +66,8 @@ impl Node {
         let child = without_proxies(&mut Command::new(env!("CARGO_BIN_EXE_vpcd")))
             .args(["serve", "--data-dir"])
             .arg(&self.data)
+            .arg("--master-key-file")
+            .arg(shared_key_file(self.data.parent().unwrap()))
             .args(["--database", &self.db_url])
             .args(["--http", "127.0.0.1:0", "--https", "off"])
             .args(&self.extra)
@@ -159,7 +161,11 @@ impl Cluster {
     /// here (outside CI).
     async fn start(what: &str, n: usize, extra: &[&str]) -> Option<Cluster> {
         let db = ScratchDb::for_test(what).await?;
-        let store: Arc<dyn Store> = Arc::new(PgStore::connect(db.url()).await.unwrap());
+        let store: Arc<dyn Store> = Arc::new(
+            PgStore::connect(db.url(), vpcd_store::testing::master_key())
+                .await
+                .unwrap(),
+        );
         let account = store.create_account("cluster").await.unwrap();
         let key = store.create_key("cluster").await.unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -798,7 +804,9 @@ async fn gateway_nodes_have_one_driver_that_moves_when_it_dies() {
     };
     // Gateway nodes whose charon is not there: driving them fails, which is
     // fine here; what matters is who holds them.
-    let store = PgStore::connect(db.url()).await.unwrap();
+    let store = PgStore::connect(db.url(), vpcd_store::testing::master_key())
+        .await
+        .unwrap();
     let scratch = tempfile::tempdir().unwrap();
     for i in 0..3 {
         let vici = format!(
@@ -923,10 +931,22 @@ async fn current_holders(store: &PgStore) -> BTreeMap<vpcd_types::GatewayNodeId,
         .collect()
 }
 
+/// The master key every vpcd of a test cluster shares (the one the test's
+/// own store uses), in a file in `dir`.
+fn shared_key_file(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("master.key");
+    if !path.exists() {
+        vpcd_store::testing::master_key().write_new(&path).unwrap();
+    }
+    path
+}
+
 fn admin_members(db_url: &str, dir: &Path) -> String {
     let out = without_proxies(&mut Command::new(env!("CARGO_BIN_EXE_vpcd")))
         .args(["admin", "--data-dir"])
         .arg(dir.join("admin"))
+        .arg("--master-key-file")
+        .arg(shared_key_file(dir))
         .args(["--database", db_url, "members"])
         .env("VPCD_LOG", "warn")
         .output()

@@ -106,6 +106,33 @@ fn resources(data: &Path, http: &str) -> (String, String, String) {
     (vpc_id, gw_id, u_id)
 }
 
+/// AddVpnConnEx between `ids` (from [`resources`]) with pre-shared key
+/// `psk` and `extra` parameters.
+fn add_conn(
+    data: &Path,
+    http: &str,
+    ids: &(String, String, String),
+    psk: &str,
+    extra: &[&str],
+) -> Value {
+    let (vpc_id, gw_id, u_id) = ids;
+    let mut params = vec![
+        format!("vpcId={vpc_id}"),
+        format!("vpnGwId={gw_id}"),
+        format!("userGwId={u_id}"),
+        format!("preSharedKey={psk}"),
+    ];
+    params.extend(extra.iter().map(|p| p.to_string()));
+    let params: Vec<&str> = params.iter().map(String::as_str).collect();
+    call(data, http, "AddVpnConnEx", &params)
+}
+
+/// [`add_conn`] of a tunnel to 192.168.0.0/24 that must be accepted.
+fn add_conn_ok(data: &Path, http: &str, ids: &(String, String, String), psk: &str) {
+    let add = add_conn(data, http, ids, psk, &["userGwCidrBlock.0=192.168.0.0/24"]);
+    assert_eq!(add["code"], 0, "{add}");
+}
+
 fn creds(data: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(data.join("credentials")).unwrap()).unwrap()
 }
@@ -131,33 +158,15 @@ fn first_start_credentials_and_secrets_never_logged() {
     // Traffic that carries every kind of secret: PSKs, signatures, bad
     // signatures and bad PSKs.
     let psk = "Sup3r-Secret-PSK-value!";
-    let (vpc_id, gw_id, u_id) = resources(&data, &p.http);
-    let add = call(
-        &data,
-        &p.http,
-        "AddVpnConnEx",
-        &[
-            &format!("vpcId={vpc_id}"),
-            &format!("vpnGwId={gw_id}"),
-            &format!("userGwId={u_id}"),
-            &format!("preSharedKey={psk}"),
-            "userGwCidrBlock.0=192.168.0.0/24",
-        ],
-    );
-    assert_eq!(add["code"], 0, "{add}");
+    let ids = resources(&data, &p.http);
+    add_conn_ok(&data, &p.http, &ids, psk);
     let bad_psk = "bad secret with spaces";
-    let bad = call(
+    let bad = add_conn(
         &data,
         &p.http,
-        "AddVpnConnEx",
-        &[
-            &format!("vpcId={vpc_id}"),
-            &format!("vpnGwId={gw_id}"),
-            &format!("userGwId={u_id}"),
-            &format!("preSharedKey={bad_psk}"),
-            "userGwCidrBlock.0=192.168.1.0/24",
-            "vpnConnName=x",
-        ],
+        &ids,
+        bad_psk,
+        &["userGwCidrBlock.0=192.168.1.0/24", "vpnConnName=x"],
     );
     assert_eq!(bad["code"], 4000);
     assert!(!bad.to_string().contains(bad_psk));
@@ -177,6 +186,26 @@ fn first_start_credentials_and_secrets_never_logged() {
     );
     for secret in [secret_key.as_str(), psk, bad_psk, "Zm9vYmFyYmF6cXV4"] {
         assert!(!logs.contains(secret), "a secret reached the log");
+    }
+    // Secrets at rest: no file of the data directory but the credentials
+    // file (which exists to hand the first key over) holds the SecretKey
+    // or the PSK in clear: not the database, its -wal and -shm, nor the
+    // nonce database.
+    let mut looked = Vec::new();
+    for (path, _) in modes(&data) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() || name == "credentials" {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for secret in [secret_key.as_str(), psk] {
+            let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert!(!found, "{name} holds a secret in clear");
+        }
+        looked.push(name);
+    }
+    for f in ["vpcd.db", "vpcd.db-wal", "vpcd.db-shm"] {
+        assert!(looked.iter().any(|n| n == f), "{f} not among {looked:?}");
     }
     // Signatures of the real requests: none of their Base64 values appear.
     for line in logs.lines() {
@@ -348,9 +377,12 @@ fn kill_dash_nine_with_tasks_in_flight_then_every_task_completes_once() {
     // claimed more than once beyond the interrupted attempt.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = vpcd_store::connect(&format!("sqlite://{}", data.join("vpcd.db").display()))
-            .await
-            .unwrap();
+        let store = vpcd_store::connect(
+            &format!("sqlite://{}", data.join("vpcd.db").display()),
+            vpcd_store::MasterKey::read(&data.join("master.key")).unwrap(),
+        )
+        .await
+        .unwrap();
         let scope = vpcd_store::Scope {
             account_id: vpcd_types::AccountId::new(1),
             region: "gz".into(),
@@ -428,4 +460,95 @@ fn a_partial_header_connection_is_closed_after_the_header_read_timeout() {
     );
     let ok = reqwest::blocking::get(format!("{}/healthz", p.http)).unwrap();
     assert_eq!(ok.status(), 200);
+}
+
+/// `vpcd admin ...` on `data`, with `extra` arguments after the data
+/// directory; the output.
+fn admin(data: &Path, extra: &[&str], args: &[&str]) -> std::process::Output {
+    without_proxies(&mut Command::new(bin()))
+        .args(["admin", "--data-dir"])
+        .arg(data)
+        .args(extra)
+        .args(args)
+        .env("VPCD_LOG", "warn")
+        .output()
+        .expect("vpcd admin")
+}
+
+/// Issue 11, secrets at rest: the first start creates the master key file
+/// (0600); a vpcd given another key refuses to start and says why (without
+/// printing either key); `vpcd admin master-key rotate` re-seals everything,
+/// after which the old key no longer opens the database and the new one
+/// serves the same credentials.
+#[test]
+fn a_wrong_master_key_is_refused_and_rotation_retires_the_old_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("vpcd.log");
+    let p = start(&data, &[], &log);
+    let key_file = data.join("master.key");
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let ids = resources(&data, &p.http);
+    let psk = "Rotate-Me-PSK-4d1e";
+    add_conn_ok(&data, &p.http, &ids, psk);
+    // Rotation is refused while a vpcd runs on the database.
+    let busy = admin(&data, &[], &["master-key", "rotate"]);
+    assert!(!busy.status.success());
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("stop them first"));
+    drop(p);
+
+    // Another key: refused, with the reason and the file, never a key.
+    let other = dir.path().join("other.key");
+    std::fs::write(&other, "ab".repeat(32)).unwrap();
+    let refused = without_proxies(&mut Command::new(bin()))
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .arg("--master-key-file")
+        .arg(&other)
+        .args(["--http", "127.0.0.1:0", "--https", "off"])
+        .env("VPCD_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(
+        err.contains("master key does not open this database")
+            && err.contains(&other.display().to_string()),
+        "{err}"
+    );
+    let old_key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(!err.contains(old_key.trim()) && !err.contains(&"ab".repeat(32)));
+
+    // Rotation. The killed vpcd's last heartbeat looks alive for a few
+    // seconds more; it is stopped, so --force is right here.
+    let rotated = admin(&data, &[], &["master-key", "rotate", "--force"]);
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let out = String::from_utf8_lossy(&rotated.stdout).into_owned();
+    assert!(
+        out.contains("re-sealed 1 API SecretKeys and 1 pre-shared keys"),
+        "{out}"
+    );
+    let new_key = std::fs::read_to_string(&key_file).unwrap();
+    assert_ne!(new_key, old_key);
+    assert!(!data.join("master.key.new").exists());
+    // The old key no longer opens the database.
+    let old_file = dir.path().join("old.key");
+    std::fs::write(&old_file, &old_key).unwrap();
+    let with_old = admin(
+        &data,
+        &["--master-key-file", old_file.to_str().unwrap()],
+        &["account", "list"],
+    );
+    assert!(!with_old.status.success());
+    assert!(String::from_utf8_lossy(&with_old.stderr).contains("does not open this database"));
+    // The new one serves the same credentials and PSK.
+    let p = start(&data, &[], &log);
+    let list = call(&data, &p.http, "DescribeVpnConn", &[]);
+    assert_eq!(list["data"][0]["preSharedKey"], psk, "{list}");
 }

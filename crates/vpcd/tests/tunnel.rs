@@ -398,9 +398,12 @@ fn two_hundred_tunnels_one_change_touches_only_its_own() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let driver = StrongSwanDriver::new(&tb.vici_uri(Side::Cloud)).unwrap();
     rt.block_on(async {
-        let store = vpcd_store::connect(&format!("sqlite://{}", data.join("vpcd.db").display()))
-            .await
-            .unwrap();
+        let store = vpcd_store::connect(
+            &format!("sqlite://{}", data.join("vpcd.db").display()),
+            vpcd_store::MasterKey::read(&data.join("master.key")).unwrap(),
+        )
+        .await
+        .unwrap();
         let scope = vpcd_store::Scope {
             account_id: vpcd_types::AccountId::new(1),
             region: "gz".into(),

@@ -22,12 +22,15 @@
 //!   transactions.
 //! - `text`: SQL text and the builders of the list and fetch queries.
 //! - `store`: the [`Store`](crate::Store) implementation.
+//! - `secrets`: checking the master key at start, sealing what an older
+//!   vpcd stored in clear, and key rotation.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
+use std::sync::{Arc, RwLock};
 
 use ipnet::IpNet;
 use sqlx::error::{DatabaseError, ErrorKind};
@@ -43,9 +46,11 @@ use vpcd_types::{
 };
 
 use crate::common::*;
+use crate::master_key::MasterKey;
 use crate::model::*;
 use crate::{Resource, Result, StoreError};
 
+mod secrets;
 mod store;
 pub(crate) mod text;
 
@@ -75,9 +80,11 @@ pub struct EncodedConn {
     pub(crate) tags: String,
 }
 
-pub(crate) fn encode_conn(new: &NewConn) -> Result<EncodedConn> {
+/// `new`'s settings (its pre-shared key sealed under `key` for the row
+/// `un_id`) and tags, as stored.
+pub(crate) fn encode_conn(new: &NewConn, key: &MasterKey, un_id: &str) -> Result<EncodedConn> {
     Ok(EncodedConn {
-        settings: encode_settings(&new.settings)?,
+        settings: encode_settings(&new.settings, key, un_id)?,
         tags: serde_json::to_string(&new.tags)
             .map_err(|_| StoreError::Backend("cannot encode connection tags".into()))?,
     })
@@ -112,6 +119,15 @@ pub trait Engine: Io {
     /// Taken in the transaction that picks a new gateway's address, where
     /// several writers could otherwise pick the same one.
     const ADDRESS_LOCK: Option<&'static str>;
+    /// Run on the writer connection before and after a transaction that
+    /// replaces secrets, so the replaced values leave no copy in the
+    /// database's free space (SQLite's `secure_delete`); `None` where the
+    /// engine has no such switch.
+    const SECURE_DELETE: Option<(&'static str, &'static str)>;
+    /// Run after secrets were replaced, outside any transaction, to drop the
+    /// old copies from the files (SQLite: checkpoint and truncate the WAL;
+    /// PostgreSQL: rewrite the tables, leaving no dead row versions).
+    const SCRUB: &'static [&'static str];
 
     /// Whether a unique violation is on a key whose last column is `col`.
     fn unique_on(e: &dyn DatabaseError, col: &str) -> bool;
@@ -445,6 +461,8 @@ pub struct SqlStore<DB: Database> {
     /// Where nonces are recorded (SQLite: a file of their own).
     pub(crate) nonces: Pool<DB>,
     last_nonce_prune: AtomicI64,
+    /// What secrets are sealed under; replaced by a key rotation.
+    key: RwLock<Arc<MasterKey>>,
 }
 
 impl<DB: Database> std::fmt::Debug for SqlStore<DB> {
@@ -456,13 +474,33 @@ impl<DB: Database> std::fmt::Debug for SqlStore<DB> {
 }
 
 impl<DB: Engine> SqlStore<DB> {
-    pub(crate) fn from_pools(write: Pool<DB>, read: Pool<DB>, nonces: Pool<DB>) -> Self {
-        SqlStore {
+    /// The store over these pools, its secrets sealed under `key`: checked
+    /// against the database's key, and the clear values of an older vpcd
+    /// sealed, before the store is returned.
+    pub(crate) async fn from_pools(
+        write: Pool<DB>,
+        read: Pool<DB>,
+        nonces: Pool<DB>,
+        key: MasterKey,
+    ) -> Result<Self> {
+        let store = SqlStore {
             write,
             read,
             nonces,
             last_nonce_prune: AtomicI64::new(i64::MIN),
-        }
+            key: RwLock::new(Arc::new(key)),
+        };
+        store.adopt_key().await?;
+        Ok(store)
+    }
+
+    /// The master key secrets are sealed under now.
+    pub(crate) fn key(&self) -> Arc<MasterKey> {
+        // A poisoned lock still holds a whole key: a writer only swaps the Arc.
+        self.key
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Every write transaction begins here, so a writer in front of them
@@ -593,9 +631,15 @@ impl<DB: Engine> SqlStore<DB> {
             return Err(StoreError::InvalidState);
         }
         let vpc_id: VpcRowId = row.id("vpc_id")?;
+        let conn_un_id = row.text("un_id")?;
         let (new_name, new_settings) = match change {
             Some(ConnChange { name, settings }) => {
-                (name, settings.as_ref().map(encode_settings).transpose()?)
+                let key = self.key();
+                let sealed = settings
+                    .as_ref()
+                    .map(|s| encode_settings(s, &key, &conn_un_id))
+                    .transpose()?;
+                (name, sealed)
             }
             None => (None, None),
         };
@@ -618,11 +662,7 @@ impl<DB: Engine> SqlStore<DB> {
             scope,
             kind,
             conn_id,
-            [
-                row.text("un_id")?,
-                row.text("gw_un_id")?,
-                row.text("ugw_un_id")?,
-            ],
+            [conn_un_id, row.text("gw_un_id")?, row.text("ugw_un_id")?],
             unix_now(),
         )
         .await?;
@@ -713,6 +753,7 @@ impl<DB: Engine> SqlStore<DB> {
     /// across tenants.
     async fn fetch_conn(
         conn: &mut DB::Connection,
+        key: &MasterKey,
         scope: Option<&Scope>,
         id: &IdRef<VpnConnKind>,
     ) -> Result<Option<VpnConn>> {
@@ -726,7 +767,7 @@ impl<DB: Engine> SqlStore<DB> {
         };
         push_own_id(&mut q, "c", id);
         let row = DB::opt(conn, q).await?;
-        row.as_ref().map(conn_from_row).transpose()
+        row.as_ref().map(|r| conn_from_row(r, key)).transpose()
     }
 
     async fn fetch_task(conn: &mut DB::Connection, task_id: TaskId) -> Result<Task> {
@@ -794,13 +835,13 @@ impl<DB: Engine> SqlStore<DB> {
     /// Other errors go through `on_err`.
     async fn insert_unified<K: IdKind>(
         conn: &mut DB::Connection,
-        make: impl Fn(String) -> Sql,
+        make: impl Fn(String) -> Result<Sql>,
         on_err: impl FnOnce(sqlx::Error) -> StoreError,
     ) -> Result<(RowId<K>, UnifiedId<K>)> {
         let mut inserted = None;
         for _ in 0..ID_ATTEMPTS {
             let un_id = UnifiedId::<K>::random();
-            match DB::opt(&mut *conn, make(un_id.as_str().to_owned())).await {
+            match DB::opt(&mut *conn, make(un_id.as_str().to_owned())?).await {
                 Ok(Some(row)) => {
                     inserted = Some((row, un_id));
                     break;

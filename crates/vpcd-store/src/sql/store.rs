@@ -13,6 +13,7 @@ use vpcd_types::{
 
 use super::text::*;
 use super::*;
+use crate::master_key::{Column, MasterKey};
 use crate::{Quota, Store};
 
 #[async_trait]
@@ -54,12 +55,13 @@ impl<DB: Engine> Store for SqlStore<DB> {
         )
         .await?;
         tx.commit().await?;
+        let master = self.key();
         let mut out = Vec::with_capacity(accounts.len());
         for row in &accounts {
             out.push((account_from_row(row)?, Vec::new()));
         }
         for row in &keys {
-            let key = key_from_row(row)?;
+            let key = key_from_row(row, &master)?;
             // Both lists are ordered by account id.
             if let Ok(i) = out.binary_search_by_key(&key.account_id, |(a, _)| a.id) {
                 out[i].1.push(key);
@@ -80,6 +82,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
             .ok_or(StoreError::NotFound(Resource::Account))?;
         let account_id: AccountId = row.id("id")?;
         let now = unix_now();
+        let master = self.key();
         for _ in 0..ID_ATTEMPTS {
             let secret_id = format!("AKID{}", random_alnum(32));
             let secret_key = Secret::new(random_alnum(32));
@@ -88,7 +91,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
                  VALUES ($1, $2, $3, FALSE, $4) ON CONFLICT (secret_id) DO NOTHING",
             )
             .arg(&secret_id)
-            .arg(secret_key.expose())
+            .arg(master.seal(Column::SecretKey, &secret_id, secret_key.expose())?)
             .arg(account_id)
             .arg(now);
             if DB::execute(&mut tx, insert).await? == 1 {
@@ -124,7 +127,9 @@ impl<DB: Engine> Store for SqlStore<DB> {
         let mut conn = self.read.acquire().await?;
         let q = Sql::new(format!("{KEY_SELECT} WHERE k.secret_id = $1")).arg(secret_id);
         let row = DB::opt(&mut conn, q).await?;
-        row.as_ref().map(key_from_row).transpose()
+        row.as_ref()
+            .map(|r| key_from_row(r, &self.key()))
+            .transpose()
     }
 
     async fn remember_nonce(
@@ -158,7 +163,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
         let (id, _) = Self::insert_unified::<VpcKind>(
             &mut tx,
             |un_id| {
-                Sql::new(
+                Ok(Sql::new(
                     "INSERT INTO vpcs (un_id, account_id, region, name, cidr, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (un_id) DO NOTHING RETURNING id",
                 )
@@ -167,7 +172,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 .arg(&scope.region)
                 .arg(&new.name)
                 .arg(new.cidr.as_given())
-                .arg(now)
+                .arg(now))
             },
             name_taken::<DB>(Resource::Vpc, Some("name")),
         )
@@ -238,7 +243,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
         let (id, _) = Self::insert_unified::<VpnGwKind>(
             &mut tx,
             |un_id| {
-                Sql::new(
+                Ok(Sql::new(
                     "INSERT INTO vpn_gws (un_id, account_id, region, vpc_id, name, bandwidth, \
                          charge_type, charge_period, address, address_num, node_id, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
@@ -255,7 +260,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 .arg(address.to_string())
                 .arg(ipv4_num(address))
                 .arg(node_id)
-                .arg(now)
+                .arg(now))
             },
             fk_means(StoreError::NotFound(Resource::GatewayNode)),
         )
@@ -316,7 +321,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
         let (id, _) = Self::insert_unified::<UserGwKind>(
             &mut tx,
             |un_id| {
-                Sql::new(
+                Ok(Sql::new(
                     "INSERT INTO user_gws (un_id, account_id, region, name, address, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (un_id) DO NOTHING RETURNING id",
                 )
@@ -325,7 +330,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 .arg(&scope.region)
                 .arg(&new.name)
                 .arg(&address)
-                .arg(now)
+                .arg(now))
             },
             |e| {
                 if is_unique::<DB>(&e, Some("address")) {
@@ -377,7 +382,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
         new: NewConn,
         limits: &Limits,
     ) -> Result<(VpnConn, Task)> {
-        let encoded = encode_conn(&new)?;
+        let master = self.key();
         let mut tx = self.begin_write().await?;
         // Every connection quota counts within this (account, region): its
         // row serializes the creators that could race for a slot, and
@@ -448,9 +453,11 @@ impl<DB: Engine> Store for SqlStore<DB> {
         let (conn_id, conn_un_id) = Self::insert_unified::<VpnConnKind>(
             &mut tx,
             |un_id| {
+                // The pre-shared key is sealed for this row's id.
+                let encoded = encode_conn(&new, &master, &un_id)?;
                 let mut q = conn_insert(&un_id, scope, &new, ConnStatus::Creating, &encoded, now);
                 q.push(" RETURNING id");
-                q
+                Ok(q)
             },
             name_taken::<DB>(Resource::VpnConn, Some("name")),
         )
@@ -469,9 +476,14 @@ impl<DB: Engine> Store for SqlStore<DB> {
             .arg(task_id)
             .arg(conn_id);
         DB::execute(&mut tx, own).await?;
-        let conn = Self::fetch_conn(&mut tx, Some(scope), &IdRef::Numeric(conn_id.get()))
-            .await?
-            .ok_or_else(|| vanished("connection"))?;
+        let conn = Self::fetch_conn(
+            &mut tx,
+            &master,
+            Some(scope),
+            &IdRef::Numeric(conn_id.get()),
+        )
+        .await?
+        .ok_or_else(|| vanished("connection"))?;
         let task = Self::fetch_task(&mut tx, task_id).await?;
         tx.commit().await?;
         Ok((conn, task))
@@ -479,7 +491,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
 
     async fn get_conn(&self, scope: &Scope, id: &IdRef<VpnConnKind>) -> Result<Option<VpnConn>> {
         let mut conn = self.read.acquire().await?;
-        Self::fetch_conn(&mut conn, Some(scope), id).await
+        Self::fetch_conn(&mut conn, &self.key(), Some(scope), id).await
     }
 
     async fn list_conns(
@@ -490,7 +502,8 @@ impl<DB: Engine> Store for SqlStore<DB> {
     ) -> Result<(u64, Vec<VpnConn>)> {
         let count = conn_query::<DB>("SELECT COUNT(*) AS n FROM vpn_conns c", scope, f);
         let list = conn_page_query::<DB>(scope, f, page);
-        self.list(count, list, conn_from_row).await
+        let master = self.key();
+        self.list(count, list, |r| conn_from_row(r, &master)).await
     }
 
     async fn begin_modify(
@@ -576,7 +589,10 @@ impl<DB: Engine> Store for SqlStore<DB> {
             };
             let task_id: TaskId = row.id("id")?;
             let conn_id: VpnConnRowId = row.id("conn_id")?;
-            match Self::fetch_conn(&mut tx, None, &IdRef::Numeric(conn_id.get())).await? {
+            let found =
+                Self::fetch_conn(&mut tx, &self.key(), None, &IdRef::Numeric(conn_id.get()))
+                    .await?;
+            match found {
                 Some(conn) => {
                     let task = Self::fetch_task(&mut tx, task_id).await?;
                     tx.commit().await?;
@@ -696,7 +712,8 @@ impl<DB: Engine> Store for SqlStore<DB> {
     async fn desired_conns(&self, node_id: Option<GatewayNodeId>) -> Result<Vec<VpnConn>> {
         let mut conn = self.read.acquire().await?;
         let rows = DB::fetch(&mut conn, desired_query::<DB>(node_id)).await?;
-        rows.iter().map(conn_from_row).collect()
+        let master = self.key();
+        rows.iter().map(|r| conn_from_row(r, &master)).collect()
     }
 
     // ---- bulk load ------------------------------------------------------------
@@ -704,6 +721,13 @@ impl<DB: Engine> Store for SqlStore<DB> {
     async fn import_conns(&self, scope: &Scope, conns: Vec<NewConn>) -> Result<u64> {
         let mut parents = ImportParents::default();
         let mut inserted = 0u64;
+        let master = self.key();
+        // Each row's pre-shared key is sealed for its own (fresh) id.
+        let row = |c: &NewConn| -> Result<(String, EncodedConn)> {
+            let un_id = fresh_id::<VpnConnKind>();
+            let encoded = encode_conn(c, &master, &un_id)?;
+            Ok((un_id, encoded))
+        };
         let now = unix_now();
         let mut rows = conns.into_iter().peekable();
         while rows.peek().is_some() {
@@ -717,7 +741,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
             }
             let mut pending: Vec<(String, &NewConn, EncodedConn)> = batch
                 .iter()
-                .map(|c| Ok((fresh_id::<VpnConnKind>(), c, encode_conn(c)?)))
+                .map(|c| row(c).map(|(un_id, encoded)| (un_id, c, encoded)))
                 .collect::<Result<_>>()?;
             let before = inserted;
             // Rows whose random id was taken come back missing and go again
@@ -733,7 +757,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 let written: HashSet<String> = written.into_iter().collect();
                 pending.retain(|p| !written.contains(&p.0));
                 for p in &mut pending {
-                    p.0 = fresh_id::<VpnConnKind>();
+                    (p.0, p.2) = row(p.1)?;
                 }
             }
             if !pending.is_empty() {
@@ -925,6 +949,22 @@ impl<DB: Engine> Store for SqlStore<DB> {
         );
         let rows = DB::fetch(&mut conn, q).await?;
         rows.iter().map(lease_from_row).collect()
+    }
+
+    // ---- upkeep -------------------------------------------------------------------
+
+    async fn prune_tasks(&self, finished_before: Timestamp, batch: u32) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let q = Sql::new(PRUNE_TASKS)
+            .arg(finished_before)
+            .arg(i64::from(batch));
+        let deleted = DB::execute(&mut tx, q).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn rotate_master_key(&self, new_key: MasterKey) -> Result<Resealed> {
+        self.rotate_key(new_key).await
     }
 }
 

@@ -76,6 +76,14 @@ pub(crate) const TASK_SELECT: &str = "SELECT id, kind, status, conn_id, conn_un_
      vpn_gw_un_id, user_gw_un_id, error_code, error_msg, attempts, created_at, finished_at \
      FROM tasks";
 
+/// Deletes up to `$2` finished tasks that finished before `$1`, oldest
+/// first. `status <> 2` is written literally so the partial index
+/// `tasks_finished` applies. A finished task is no connection's active task,
+/// so no foreign key stands in the way.
+pub(crate) const PRUNE_TASKS: &str = "DELETE FROM tasks WHERE id IN \
+     (SELECT id FROM tasks WHERE status <> 2 AND finished_at < $1 \
+      ORDER BY finished_at LIMIT $2)";
+
 /// One statement: the primary key makes a concurrent duplicate conflict
 /// (on PostgreSQL it waits for the first and then conflicts), and the
 /// conflict only overwrites an entry that is outside the window.

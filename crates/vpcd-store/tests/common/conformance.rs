@@ -80,6 +80,8 @@ macro_rules! conformance_tests {
             unknown_account_is_not_found,
             net_status_in_bulk,
             api3_settings_and_tags_round_trip,
+            finished_tasks_are_pruned,
+            rotation_reseals_every_secret,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -3470,4 +3472,82 @@ pub(crate) async fn tasks_found_by_request_id(store: Arc<dyn Store>) {
         TaskStatus::Success,
         "a finished task keeps its label"
     );
+}
+
+// ---- upkeep ------------------------------------------------------------------
+
+/// Finished tasks older than the cut-off go, a batch at a time, oldest
+/// first; running tasks and everything else stay.
+pub(crate) async fn finished_tasks_are_pruned(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (_, g, u) = topology(&store, &sc).await;
+    let u2 = user_gw(&store, &sc, "p2", "198.51.100.2").await;
+    let u3 = user_gw(&store, &sc, "p3", "198.51.100.3").await;
+    // Three tasks finish at T0 + 1 (one of them failed), one stays running.
+    let (a, a_task) = conn(&store, &sc, &g, &u, "a").await;
+    run_next(&store, Ok(())).await;
+    let (_, b_task) = conn(&store, &sc, &g, &u2, "b").await;
+    run_next(&store, failure("DriverError")).await;
+    let reset = store.begin_reset(&sc, a.id).await.unwrap();
+    run_next(&store, Ok(())).await;
+    let (c, c_task) = conn(&store, &sc, &g, &u3, "c").await;
+
+    // Nothing finished before T0 + 1.
+    assert_eq!(store.prune_tasks(T0 + 1, 100).await.unwrap(), 0);
+    assert_eq!(
+        task(&store, &sc, a_task.id).await.status,
+        TaskStatus::Success
+    );
+    // Batches: two, then the last one.
+    assert_eq!(store.prune_tasks(T0 + 2, 2).await.unwrap(), 2);
+    assert_eq!(store.prune_tasks(T0 + 2, 2).await.unwrap(), 1);
+    assert_eq!(store.prune_tasks(i64::MAX, 100).await.unwrap(), 0);
+    for id in [a_task.id, b_task.id, reset.id] {
+        assert_eq!(store.get_task(&sc, id).await.unwrap(), None, "{id}");
+    }
+    // The running task is kept and still runs; its connection is untouched.
+    assert_eq!(
+        task(&store, &sc, c_task.id).await.status,
+        TaskStatus::Running
+    );
+    assert_eq!(
+        get_conn(&store, &sc, c.id).await.unwrap().active_task,
+        Some(c_task.id)
+    );
+    let claimed = run_next(&store, Ok(())).await;
+    assert_eq!(claimed.task.id, c_task.id);
+    // Connections whose tasks were pruned take new tasks.
+    let m = store
+        .begin_modify(&sc, a.id, ConnChange::default())
+        .await
+        .unwrap();
+    assert!(m.id.get() > c_task.id.get(), "task ids are never reused");
+}
+
+/// A key rotation re-seals every secret under the new key: the store keeps
+/// reading them, and so does a store opened with the new key only.
+pub(crate) async fn rotation_reseals_every_secret(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let key = store.create_key("alice").await.unwrap();
+    let (_, g, u) = topology(&store, &sc).await;
+    let (c, _) = conn(&store, &sc, &g, &u, "c").await;
+    let done = store
+        .rotate_master_key(MasterKey::generate())
+        .await
+        .unwrap();
+    assert_eq!(
+        done,
+        Resealed {
+            secret_keys: 1,
+            psks: 1
+        }
+    );
+    assert_eq!(store.find_key(&key.secret_id).await.unwrap(), Some(key));
+    assert_eq!(
+        get_conn(&store, &sc, c.id).await.unwrap().settings,
+        settings("psk-one")
+    );
+    // New secrets are sealed under the new key too.
+    let later = store.create_key("alice").await.unwrap();
+    assert_eq!(store.find_key(&later.secret_id).await.unwrap(), Some(later));
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use sqlx::migrate::Migrator;
 use tempfile::TempDir;
 use vpcd_store::*;
-use vpcd_types::RowId;
+use vpcd_types::{IdRef, RowId};
 
 /// Make the database of `pool` what an older vpcd left: `engine`'s
 /// migrations up to version `last`, then [`OLD_ROWS`]. The pool is closed.
@@ -17,7 +17,11 @@ where
 {
     let (old, _files) = migrator_up_to(engine, last).await;
     old.run(&pool).await.unwrap();
-    sqlx::raw_sql(OLD_ROWS).execute(&pool).await.unwrap();
+    let settings = serde_json::to_string(&super::conformance::settings(OLD_PSK)).unwrap();
+    let rows = OLD_ROWS
+        .replace("{settings}", &settings)
+        .replace("{secret_key}", OLD_SECRET_KEY);
+    sqlx::raw_sql(&rows).execute(&pool).await.unwrap();
     pool.close().await;
 }
 
@@ -40,11 +44,20 @@ async fn migrator_up_to(engine: &str, last: i64) -> (Migrator, TempDir) {
     (migrator, dir)
 }
 
+/// The SecretKey an older vpcd stored in clear.
+pub(crate) const OLD_SECRET_KEY: &str = "OldClearSecretKey0123456789abcdE";
+/// The pre-shared key of both old connections, stored in clear.
+pub(crate) const OLD_PSK: &str = "old-clear-psk-7f3a91";
+
 /// Rows as an older vpcd wrote them (the same SQL on both engines): one
-/// account with a VPC, a VPN gateway, three peer gateways and two running
-/// connections in region `gz`, and one vpcd process that sent heartbeats.
+/// account with a key (its SecretKey in clear replaces `{secret_key}`), a VPC, a VPN gateway, three peer gateways and two
+/// running connections in region `gz` (their settings, with the pre-shared
+/// key in clear, replace `{settings}`), and one vpcd process that sent
+/// heartbeats.
 const OLD_ROWS: &str = "\
     INSERT INTO accounts (name, created_at) VALUES ('alice', 0); \
+    INSERT INTO api_keys (secret_id, secret_key, account_id, created_at) \
+        VALUES ('AKIDold', '{secret_key}', 1, 0); \
     INSERT INTO vpcs (un_id, account_id, region, name, cidr, created_at) \
         VALUES ('vpc-aaaaaaaa', 1, 'gz', 'v', '10.0.0.0/16', 0); \
     INSERT INTO vpn_gws (un_id, account_id, region, vpc_id, name, bandwidth, charge_type, \
@@ -57,20 +70,28 @@ const OLD_ROWS: &str = "\
                ('cgw-aaaaaaa3', 1, 'gz', 'u3', '198.51.100.3', 0); \
     INSERT INTO vpn_conns (un_id, account_id, region, vpc_id, vpn_gw_id, user_gw_id, name, \
             status, net_status, settings, created_at) \
-        VALUES ('vpnx-aaaaaaa1', 1, 'gz', 1, 1, 1, 'c1', 6, 'available', '{}', 0), \
-               ('vpnx-aaaaaaa2', 1, 'gz', 1, 1, 2, 'c2', 6, 'available', '{}', 0); \
+        VALUES ('vpnx-aaaaaaa1', 1, 'gz', 1, 1, 1, 'c1', 6, 'available', '{settings}', 0), \
+               ('vpnx-aaaaaaa2', 1, 'gz', 1, 1, 2, 'c2', 6, 'available', '{settings}', 0); \
     INSERT INTO cluster_nodes (name, started_at, last_seen, info) \
         VALUES ('vpcd-a', 100, 200, 'old');";
 
-/// After the migration the store has what the old rows said: the region's
-/// connection count (which the quota reads, and which stays maintained)
-/// and the cluster's members.
+/// After the migration the store has what the old rows said: the clear
+/// secrets (now sealed: the engine's test looks at the stored bytes), the
+/// region's connection count (which the quota reads, and which stays
+/// maintained) and the cluster's members.
 pub(crate) async fn old_rows_carried_over(store: Arc<dyn Store>) {
     let accounts = store.list_accounts().await.unwrap();
     let scope = Scope {
         account_id: accounts[0].0.id,
         region: "gz".into(),
     };
+    let key = store.find_key("AKIDold").await.unwrap().unwrap();
+    assert_eq!(key.secret_key.expose(), OLD_SECRET_KEY);
+    for conn in ["vpnx-aaaaaaa1", "vpnx-aaaaaaa2"] {
+        let id = IdRef::Unified(conn.parse().unwrap());
+        let conn = store.get_conn(&scope, &id).await.unwrap().unwrap();
+        assert_eq!(conn.settings, super::conformance::settings(OLD_PSK));
+    }
     assert_eq!(store.conn_count_check(&scope).await.unwrap(), (2, 2));
     let members = store.list_members().await.unwrap();
     assert_eq!(

@@ -439,7 +439,9 @@ mod tests {
 
     #[tokio::test]
     async fn leases_spread_and_move() {
-        let store = vpcd_store::connect("sqlite::memory:").await.unwrap();
+        let store = vpcd_store::connect("sqlite::memory:", vpcd_store::MasterKey::generate())
+            .await
+            .unwrap();
         for i in 0..4 {
             store
                 .add_gateway_node(&format!("gw{i}"), &format!("unix:///run/{i}.vici"), &[])

@@ -12,6 +12,7 @@
 //! - [`gateway_nodes`]: starting and stopping those drivers as leases come
 //!   and go, following each node's live SA state into `netStatus`, and
 //!   reconciling what each node has loaded with the database.
+//! - [`pruning`]: deleting finished tasks past their retention period.
 //! - [`cluster`]: heartbeats of vpcd processes, and the leases that decide
 //!   which vpcd drives each gateway node; it publishes the set of nodes this
 //!   process drives on a `watch` channel that `gateway_nodes` follows.
@@ -35,6 +36,7 @@ pub(crate) mod cluster;
 pub(crate) mod drivers;
 pub(crate) mod engine;
 pub(crate) mod gateway_nodes;
+pub(crate) mod pruning;
 
 use cluster::{Cluster, MemberInfo};
 use drivers::Drivers;
@@ -53,6 +55,8 @@ pub(crate) struct Config {
     pub(crate) api_only_delay: Duration,
     pub(crate) heartbeat_interval: Duration,
     pub(crate) gateway_lease_secs: i64,
+    /// How long finished tasks are kept; 0 keeps them for ever.
+    pub(crate) task_retention_secs: i64,
 }
 
 /// Shared with the API side.
@@ -73,6 +77,8 @@ pub(crate) struct Background {
     tasks: Arc<Notify>,
     workers: usize,
     reconcile_interval: Duration,
+    /// `None`: finished tasks are kept for ever.
+    pruner: Option<Arc<pruning::Pruner>>,
 }
 
 impl Background {
@@ -117,6 +123,13 @@ impl Background {
             placement,
         });
         nodes.refresh(shutdown).await;
+        let pruner = (cfg.task_retention_secs > 0).then(|| {
+            Arc::new(pruning::Pruner {
+                store: store.clone(),
+                clock: clock.clone(),
+                retention_secs: cfg.task_retention_secs,
+            })
+        });
         Background {
             store,
             clock,
@@ -126,6 +139,7 @@ impl Background {
             tasks,
             workers: cfg.workers,
             reconcile_interval: cfg.reconcile_interval,
+            pruner,
         }
     }
 
@@ -134,8 +148,8 @@ impl Background {
         self.cluster.set_listen(http, https);
     }
 
-    /// Run the task workers, the gateway nodes and the cluster membership
-    /// until `shutdown`.
+    /// Run the task workers, the gateway nodes, the task pruner and the
+    /// cluster membership until `shutdown`.
     pub(crate) fn spawn(&self, shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();
         if self.workers > 0 {
@@ -149,6 +163,13 @@ impl Background {
             self.tasks.clone(),
             shutdown.clone(),
         )));
+        if let Some(pruner) = &self.pruner {
+            tasks.push(tokio::spawn(pruning::run(
+                pruner.clone(),
+                pruning::INTERVAL,
+                shutdown.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(cluster::run(
             self.cluster.clone(),
             self.store.clone(),
