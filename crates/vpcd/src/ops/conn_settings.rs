@@ -643,6 +643,98 @@ mod tests {
         }
     }
 
+    fn field3(e: &ApiError) -> String {
+        e.param.as_ref().unwrap().v3_name().into_owned()
+    }
+
+    /// An AEAD cipher for the IKE SA needs IKEv2; aggressive mode needs
+    /// IKEv1. Either order of giving them is checked on the result.
+    #[test]
+    fn ike_version_rules() {
+        let mut c = new_conn(SpdChange::PeerCidrs(vec![cidr("192.168.0.0/24")]));
+        c.ike.encryption = Some(IkeEncryption::Aes128Gcm128);
+        let e = run(c, Base::New(&DEFAULTS)).unwrap_err();
+        assert_eq!(
+            field3(&e),
+            "IKEOptionsSpecification.PropoEncryAlgorithm",
+            "{e:?}"
+        );
+        assert!(e
+            .why
+            .render(Field::v3_name)
+            .contains("IKEOptionsSpecification.IKEVersion"));
+
+        let mut c = new_conn(SpdChange::PeerCidrs(vec![cidr("192.168.0.0/24")]));
+        c.ike.encryption = Some(IkeEncryption::Aes128Gcm128);
+        c.ike.version = Some(IkeVersion::V2);
+        let v2 = run(c, Base::New(&DEFAULTS)).unwrap();
+        // ESP may use GCM under either version.
+        let mut back = SettingsChange::default();
+        back.ike.version = Some(IkeVersion::V1);
+        assert!(run(back, Base::Existing(&v2)).is_err(), "GCM IKE stays");
+        let mut agg = SettingsChange::default();
+        agg.ike.exchange_mode = Some(ExchangeMode::Aggressive);
+        let e = run(agg, Base::Existing(&v2)).unwrap_err();
+        assert_eq!(field3(&e), "IKEOptionsSpecification.ExchangeMode");
+        let mut esp = SettingsChange::default();
+        esp.ipsec.encryption = Some(IpsecEncryption::Aes256Gcm128);
+        esp.ike.version = Some(IkeVersion::V1);
+        esp.ike.encryption = Some(IkeEncryption::AesCbc128);
+        let s = run(esp, Base::Existing(&v2)).unwrap();
+        assert_eq!(
+            (s.ike.version, s.ipsec.encryption),
+            (IkeVersion::V1, IpsecEncryption::Aes256Gcm128)
+        );
+    }
+
+    #[test]
+    fn health_check_addresses() {
+        let hc = |enabled, local: Option<&str>, remote: Option<&str>| HealthCheckChange {
+            enabled,
+            local: local.map(|a| a.parse().unwrap()),
+            remote: remote.map(|a| a.parse().unwrap()),
+        };
+        let range = HealthCheck::range();
+        for _ in 0..50 {
+            let h = resolve_health_check(hc(Some(true), None, None), None)
+                .unwrap()
+                .unwrap();
+            assert!(range.contains(&h.local) && range.contains(&h.remote));
+            assert_ne!(h.local, h.remote);
+            assert_ne!(h.local, range.network());
+            assert_ne!(h.remote, range.broadcast());
+        }
+        let given = resolve_health_check(
+            hc(Some(true), Some("169.254.128.1"), Some("169.254.128.2")),
+            None,
+        )
+        .unwrap();
+        // Kept by a change that does not name them; cleared when turned off.
+        assert_eq!(
+            resolve_health_check(hc(None, None, None), given).unwrap(),
+            given
+        );
+        assert_eq!(
+            resolve_health_check(hc(Some(false), None, None), given).unwrap(),
+            None
+        );
+        for (change, at) in [
+            (hc(Some(true), Some("10.0.0.1"), None), "HealthCheckLocalIp"),
+            (
+                hc(Some(true), None, Some("169.254.127.255")),
+                "HealthCheckRemoteIp",
+            ),
+            (hc(None, Some("169.254.128.1"), None), "HealthCheckLocalIp"),
+            (
+                hc(Some(true), Some("169.254.128.1"), Some("169.254.128.1")),
+                "HealthCheckRemoteIp",
+            ),
+        ] {
+            let e = resolve_health_check(change, None).unwrap_err();
+            assert_eq!(field3(&e), at);
+        }
+    }
+
     #[test]
     fn psk_reasons_never_echo_the_key() {
         let why = parse_psk("secret value").unwrap_err();

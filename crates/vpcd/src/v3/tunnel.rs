@@ -666,6 +666,98 @@ mod tests {
         }
     }
 
+    fn change(body: serde_json::Value) -> ApiResult<SettingsChange> {
+        let params = super::super::params::Params::from_json(body.to_string().as_bytes())?;
+        parse(&params.root(), true)?.into_change()
+    }
+
+    /// Every documented value of every table: carried out, or refused with
+    /// UnsupportedOperation naming its field and saying why (SM4/SM3 and
+    /// the route types only).
+    #[test]
+    fn every_documented_value_is_carried_out_or_refused_by_name() {
+        let ike = "IKEOptionsSpecification";
+        let esp = "IPSECOptionsSpecification";
+        /// (enclosing object, field, its values and whether each is taken)
+        type Case<'a> = (Option<&'a str>, &'a str, Vec<(&'a str, bool)>);
+        let fields: Vec<Case<'_>> = vec![
+            (Some(ike), "PropoEncryAlgorithm", texts(IKE_ENCRYPTION)),
+            (Some(ike), "PropoAuthenAlgorithm", texts(IKE_AUTHENTICATION)),
+            (Some(ike), "DhGroupName", texts(DH_GROUP)),
+            (Some(ike), "IKEVersion", texts(IKE_VERSION)),
+            (Some(esp), "EncryptAlgorithm", texts(IPSEC_ENCRYPTION)),
+            (Some(esp), "IntegrityAlgorithm", texts(IPSEC_INTEGRITY)),
+            (Some(esp), "PfsDhGroup", texts(PFS_GROUP)),
+            (None, "NegotiationType", texts(NEGOTIATION_TYPE)),
+            (None, "DpdAction", texts(DPD_ACTION)),
+            (None, "RouteType", texts(ROUTE_TYPE)),
+        ];
+        for (outer, key, values) in fields {
+            for (text, carried) in values {
+                let body = match outer {
+                    Some(o) => serde_json::json!({ o: { key: text } }),
+                    None => serde_json::json!({ key: text }),
+                };
+                match change(body) {
+                    Ok(_) => assert!(carried, "{key} {text} taken"),
+                    Err(e) => {
+                        assert!(!carried, "{key} {text}: {e:?}");
+                        assert_eq!(e.code, ErrorCode::UnsupportedOperation, "{key} {text}");
+                        let name = e.param.as_ref().unwrap().v3_name().into_owned();
+                        assert!(name.ends_with(key), "{name}");
+                        let why = e.why.render(crate::error::Field::v3_name);
+                        assert!(
+                            why.contains("strongSwan") || why.contains("policy-based"),
+                            "{why}"
+                        );
+                    }
+                }
+            }
+        }
+        let refused: Vec<&str> = [texts(IKE_ENCRYPTION), texts(IPSEC_ENCRYPTION)]
+            .concat()
+            .into_iter()
+            .filter(|(_, carried)| !carried)
+            .map(|(t, _)| t)
+            .collect();
+        assert_eq!(refused, ["SM4", "SM4"]);
+    }
+
+    fn texts<T>(t: Table<T>) -> Vec<(&'static str, bool)> {
+        t.iter().map(|(s, v)| (*s, v.is_some())).collect()
+    }
+
+    #[test]
+    fn wrong_values_are_invalid_naming_the_field() {
+        for (body, at) in [
+            (serde_json::json!({"DpdTimeout": "29"}), "DpdTimeout"),
+            (serde_json::json!({"DpdEnable": 2}), "DpdEnable"),
+            (
+                serde_json::json!({"HealthCheckLocalIp": "::1"}),
+                "HealthCheckLocalIp",
+            ),
+            (
+                serde_json::json!({"IPSECOptionsSpecification": {"IPSECSaLifetimeTraffic": 4_294_967_296_u64}}),
+                "IPSECOptionsSpecification.IPSECSaLifetimeTraffic",
+            ),
+        ] {
+            let e = change(body).unwrap_err();
+            assert_eq!(e.param.as_ref().unwrap().v3_name(), at);
+            assert_ne!(e.code, ErrorCode::UnsupportedOperation);
+        }
+        let c = change(serde_json::json!({"DpdEnable": 1, "DpdTimeout": "60",
+            "IPSECOptionsSpecification": {"IPSECSaLifetimeTraffic": 4_294_967_295_u64}}))
+        .unwrap();
+        assert_eq!(
+            (
+                c.dpd.enabled,
+                c.dpd.timeout_seconds,
+                c.ipsec.sa_lifetime_traffic_kb
+            ),
+            (Some(true), Some(60), Some(4_294_967_295))
+        );
+    }
+
     /// The 3.0 defaults are valid settings.
     #[test]
     fn defaults_are_in_range() {
