@@ -130,6 +130,11 @@ impl Engine for Postgres {
     /// Transaction-scoped advisory lock "vpcdaddr" (0x7670636461646472).
     const ADDRESS_LOCK: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(8534430576648938610)");
+    /// No: PostgreSQL already shares one WAL flush among the commits of
+    /// concurrent connections, and funnelling every write through one
+    /// connection would serialize what row locks let run side by side (and
+    /// hold each scope's lock for a whole batch).
+    const GROUP_COMMIT: bool = false;
 
     /// The constraint (or unique index) named: they are `<table>_<column>`
     /// in the schema.
