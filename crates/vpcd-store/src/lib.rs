@@ -10,7 +10,8 @@
 //! - `sql`: the store itself, written once over an engine: every statement,
 //!   transaction and check, and the `Engine` trait naming what the engines do
 //!   differently.
-//! - `sqlite`: the embedded default (WAL mode, one writer connection).
+//! - `sqlite`: the embedded default (WAL mode, one writer connection,
+//!   group commit through `sql/writer.rs`).
 //! - `postgres`: for several vpcd processes on one database (row locks,
 //!   `SKIP LOCKED` claims, advisory-locked migrations).
 //! - `common`: the rules that involve no SQL: state transitions, address

@@ -12,6 +12,12 @@
 //! So the shared SQL layer's row locks are left out here
 //! ([`Engine::ROW_LOCKS`] is false).
 //!
+//! Concurrent writes share that transaction and its fsync: the
+//! group-commit writer (`sql/writer.rs`) runs every write queued at the time
+//! in one `BEGIN IMMEDIATE` transaction, each in its own savepoint, commits
+//! once and only then answers every caller; a failed commit fails the
+//! callers of that batch only.
+//!
 //! Reads use a few read-only connections. A list runs its `COUNT(*)` and its
 //! page inside one read transaction, so both come from the same snapshot.
 //!

@@ -34,6 +34,7 @@ pub(crate) mod cluster;
 pub(crate) mod drivers;
 pub(crate) mod engine;
 pub(crate) mod gateway_nodes;
+mod holder;
 
 use cluster::{Cluster, MemberInfo};
 use drivers::Drivers;
