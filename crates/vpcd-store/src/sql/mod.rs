@@ -795,6 +795,26 @@ impl<DB: Engine> SqlStore<DB> {
         DB::one(&mut *conn, select()).await?.int("conns")
     }
 
+    /// Add one to the scope's connection count (the row is created on the
+    /// scope's first resource) and return the count before: the row stays
+    /// locked, so the count is exact until the transaction ends, and a
+    /// refusal that rolls back takes the increment with it.
+    async fn count_scope_conn(conn: &mut DB::Connection, scope: &Scope) -> Result<i64> {
+        let bump = || {
+            Sql::new(
+                "UPDATE scopes SET conns = conns + 1 \
+                 WHERE account_id = $1 AND region = $2 RETURNING conns",
+            )
+            .arg(scope.account_id)
+            .arg(&scope.region)
+        };
+        if let Some(row) = DB::opt(&mut *conn, bump()).await? {
+            return Ok(row.int("conns")? - 1);
+        }
+        Self::lock_scope(&mut *conn, scope).await?;
+        Ok(DB::one(&mut *conn, bump()).await?.int("conns")? - 1)
+    }
+
     /// Add `delta` (negative: rows deleted) to the scope's connection count,
     /// in the transaction that inserted or deleted the rows. The row exists
     /// once a connection was inserted in the scope: `lock_scope` ran first.

@@ -414,67 +414,61 @@ impl<DB: Engine> Store for SqlStore<DB> {
         self.write(move |tx| {
             Box::pin(async move {
                 let (scope, limits) = (&scope, &limits);
-                // Every connection quota counts within this (account, region): its
-                // row serializes the creators that could race for a slot, and
-                // carries the per-region count. Then the parents are held FOR SHARE
-                // so none can be deleted meanwhile.
-                let per_region = Self::lock_scope(&mut *tx, scope).await?;
-                DB::opt(
-                    &mut *tx,
-                    shared_in_scope::<DB>("id", "vpcs", new.vpc_id, scope),
-                )
-                .await?
-                .ok_or(StoreError::NotFound(Resource::Vpc))?;
-                let gw = DB::opt(
-                    &mut *tx,
-                    shared_in_scope::<DB>("un_id, vpc_id", "vpn_gws", new.vpn_gw_id, scope),
-                )
-                .await?
-                .filter(|gw| gw.id("vpc_id").ok() == Some(new.vpc_id))
-                .ok_or(StoreError::NotFound(Resource::VpnGw))?;
-                let ugw = DB::opt(
-                    &mut *tx,
-                    shared_in_scope::<DB>("un_id", "user_gws", new.user_gw_id, scope),
-                )
-                .await?
-                .ok_or(StoreError::NotFound(Resource::UserGw))?;
-                let (gw_un_id, ugw_un_id) = (gw.text("un_id")?, ugw.text("un_id")?);
-
-                let clash = Sql::new(
-                    "SELECT id FROM vpn_conns \
-             WHERE account_id = $1 AND region = $2 AND vpc_id = $3 AND name = $4",
-                )
+                // Every connection quota counts within this (account, region):
+                // its row serializes the creators that could race for a slot
+                // and carries the per-region count, taken up front (a refusal
+                // rolls it back). Then one statement holds the parents FOR
+                // SHARE, so none can be deleted meanwhile, and reads the name
+                // clash and the other counts: few round trips per add.
+                let per_region = Self::count_scope_conn(&mut *tx, scope).await?;
+                let checks = Sql::new(format!(
+                    "SELECT g.un_id AS gw_un_id, g.vpc_id AS gw_vpc_id, u.un_id AS ugw_un_id, \
+                       (SELECT COUNT(*) FROM vpn_conns WHERE account_id = $4 AND region = $5 \
+                            AND vpc_id = $1 AND name = $6) AS clash, \
+                       (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = $2) AS per_gw, \
+                       (SELECT COUNT(*) FROM vpn_conns WHERE user_gw_id = $3) AS per_user_gw, \
+                       (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = $2 AND user_gw_id = $3) \
+                           AS per_pair \
+                     FROM vpcs v, vpn_gws g, user_gws u \
+                     WHERE v.id = $1 AND v.account_id = $4 AND v.region = $5 \
+                       AND g.id = $2 AND g.account_id = $4 AND g.region = $5 \
+                       AND u.id = $3 AND u.account_id = $4 AND u.region = $5{}",
+                    lock::<DB>(" FOR SHARE OF v, g, u")
+                ))
+                .arg(new.vpc_id)
+                .arg(new.vpn_gw_id)
+                .arg(new.user_gw_id)
                 .arg(scope.account_id)
                 .arg(&scope.region)
-                .arg(new.vpc_id)
                 .arg(&new.name);
-                if DB::opt(&mut *tx, clash).await?.is_some() {
+                let Some(checks) = DB::opt(&mut *tx, checks).await? else {
+                    // A parent is missing: name the first, as the checks
+                    // one by one would.
+                    ImportParents::default()
+                        .check::<DB>(tx, scope, &new)
+                        .await?;
+                    return Err(vanished("parent"));
+                };
+                if checks.id::<VpcKind>("gw_vpc_id")? != new.vpc_id {
+                    return Err(StoreError::NotFound(Resource::VpnGw));
+                }
+                let (gw_un_id, ugw_un_id) = (checks.text("gw_un_id")?, checks.text("ugw_un_id")?);
+                if checks.int("clash")? > 0 {
                     return Err(StoreError::NameInUse(Resource::VpnConn));
                 }
-
-                let counts = Sql::new(
-                    "SELECT \
-               (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = $1) AS per_gw, \
-               (SELECT COUNT(*) FROM vpn_conns WHERE user_gw_id = $2) AS per_user_gw, \
-               (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = $1 AND user_gw_id = $2) \
-                   AS per_pair",
-                )
-                .arg(new.vpn_gw_id)
-                .arg(new.user_gw_id);
-                let counts = DB::one(&mut *tx, counts).await?;
                 check_quota(
-                    counts.int("per_gw")?,
+                    checks.int("per_gw")?,
                     limits.conns_per_vpn_gw,
                     Quota::ConnsPerVpnGw,
                 )?;
                 check_quota(
-                    counts.int("per_user_gw")?,
+                    checks.int("per_user_gw")?,
                     limits.conns_per_user_gw,
                     Quota::ConnsPerUserGw,
                 )?;
                 check_quota(per_region, limits.conns_per_region, Quota::ConnsPerRegion)?;
                 check_quota(
-                    counts.int("per_pair")?,
+                    checks.int("per_pair")?,
                     limits.conns_per_pair,
                     Quota::ConnsPerPair,
                 )?;
@@ -491,7 +485,6 @@ impl<DB: Engine> Store for SqlStore<DB> {
                     name_taken::<DB>(Resource::VpnConn, Some("name")),
                 )
                 .await?;
-                Self::add_scope_conns(&mut *tx, scope.account_id, &scope.region, 1).await?;
                 let task_id = Self::insert_task(
                     &mut *tx,
                     scope,
@@ -508,7 +501,20 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 let conn = Self::fetch_conn(&mut *tx, Some(scope), &IdRef::Numeric(conn_id.get()))
                     .await?
                     .ok_or_else(|| vanished("connection"))?;
-                let task = Self::fetch_task(&mut *tx, task_id).await?;
+                // The task as inserted, without reading it back.
+                let task = Task {
+                    id: task_id,
+                    kind: TaskKind::Create,
+                    status: TaskStatus::Running,
+                    conn_id,
+                    conn_un_id: conn.un_id.clone(),
+                    vpn_gw_un_id: conn.vpn_gw.un_id.clone(),
+                    user_gw_un_id: conn.user_gw.un_id.clone(),
+                    error: None,
+                    attempts: 0,
+                    created_at: now,
+                    finished_at: None,
+                };
                 Ok((conn, task))
             })
         })
