@@ -403,6 +403,8 @@ fn kill_dash_nine_under_load_loses_no_acknowledged_add() {
     let data = dir.path().join("data");
     let log = dir.path().join("vpcd.log");
     let limits = [
+        "--limit-conns-per-user-gw",
+        "1000",
         "--limit-conns-per-vpn-gw",
         "1000",
         "--limit-conns-per-region",
@@ -453,8 +455,8 @@ fn kill_dash_nine_under_load_loses_no_acknowledged_add() {
         }));
     }
     // Let the adds run (and tasks start in the slow driver), then kill.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while acked_count.load(std::sync::atomic::Ordering::Relaxed) < 24 {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while acked_count.load(std::sync::atomic::Ordering::Relaxed) < 12 {
         assert!(Instant::now() < deadline, "the adds did not get going");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -469,15 +471,25 @@ fn kill_dash_nine_under_load_loses_no_acknowledged_add() {
     let mut args = vec!["--task-lease-secs", "600", "--workers", "4"];
     args.extend(limits);
     let p = start(&data, &args, &log);
-    let list = call(&data, &p.http, "DescribeVpnConn", &["limit=1000"]);
-    let present: std::collections::HashSet<&str> = list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["vpnConnName"].as_str().unwrap())
-        .collect();
+    let mut present = std::collections::HashSet::new();
+    for offset in (0..).step_by(50) {
+        let page = call(
+            &data,
+            &p.http,
+            "DescribeVpnConn",
+            &["limit=50", &format!("offset={offset}")],
+        );
+        let rows = page["data"].as_array().unwrap_or_else(|| panic!("{page}"));
+        present.extend(
+            rows.iter()
+                .map(|c| c["vpnConnName"].as_str().unwrap().to_owned()),
+        );
+        if rows.len() < 50 {
+            break;
+        }
+    }
     for (conn, _) in &acked {
-        assert!(present.contains(conn.as_str()), "acknowledged {conn} lost");
+        assert!(present.contains(conn), "acknowledged {conn} lost");
     }
     // Every acknowledged task completes long before any lease (600 s)
     // could run out.
