@@ -2428,7 +2428,7 @@ pub(crate) async fn dead_holders_leases_released(store: Arc<dyn Store>) {
         store.task_lease_holders().await.unwrap(),
         vec!["alive".to_owned()]
     );
-    let mut again = vec![
+    let mut again = [
         claim_any(&*store, "new", T0 + 1, 60)
             .await
             .unwrap()
