@@ -437,7 +437,7 @@ pub struct SqlStore<DB: Database> {
     pub(crate) nonces: Pool<DB>,
     last_nonce_prune: AtomicI64,
     /// The group-commit writer, where the engine has one.
-    writer: Option<Writer<DB>>,
+    pub(crate) writer: Option<Writer<DB>>,
     /// The account whose task this process claimed last: the next claim
     /// starts after it (round robin by account).
     claim_cursor: Arc<AtomicI64>,
