@@ -10,7 +10,8 @@
 //! - `sql`: the store itself, written once over an engine: every statement,
 //!   transaction and check, and the `Engine` trait naming what the engines do
 //!   differently.
-//! - `sqlite`: the embedded default (WAL mode, one writer connection).
+//! - `sqlite`: the embedded default (WAL mode, one writer connection,
+//!   group commit through `sql/writer.rs`).
 //! - `postgres`: for several vpcd processes on one database (row locks,
 //!   `SKIP LOCKED` claims, advisory-locked migrations).
 //! - `common`: the rules that involve no SQL: state transitions, address
@@ -280,30 +281,70 @@ pub trait Store: Send + Sync + 'static {
     async fn get_task_by_request(&self, scope: &Scope, request_id: &str) -> Result<Option<Task>>;
 
     // ---- the task engine --------------------------------------------------
-    /// Claim the oldest runnable task (unfinished and either never claimed
-    /// or with an expired lease) of the connections whose VPN gateway is
-    /// placed on one of `nodes` (`None` in the list: API-only gateways). A
-    /// vpcd passes the gateway nodes whose lease it holds, so the tasks of a
-    /// node are run only by the vpcd driving it. The claim increments
-    /// `attempts` and sets the lease to `now + lease_secs`.
+    /// Claim up to `max` runnable tasks (unfinished and either never
+    /// claimed or with an expired lease) of the connections whose VPN
+    /// gateway is placed on one of `nodes` (`None` in the list: API-only
+    /// gateways), in one transaction. A vpcd passes the gateway nodes whose
+    /// lease it holds, so the tasks of a node are run only by the vpcd
+    /// driving it. Each claim increments `attempts` and sets the lease to
+    /// `now + lease_secs`.
+    ///
+    /// Fair across accounts: the store claims round robin by account (the
+    /// oldest runnable task of the next account after the one it claimed
+    /// from last, wrapping around), so one account's burst of tasks delays
+    /// another account's task by at most one task per account queued.
+    async fn claim_tasks_on(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_secs: i64,
+        nodes: &[Option<GatewayNodeId>],
+        max: usize,
+    ) -> Result<Vec<ClaimedTask>>;
+    /// [`Store::claim_tasks_on`] for one task.
     async fn claim_task_on(
         &self,
         worker: &str,
         now: Timestamp,
         lease_secs: i64,
         nodes: &[Option<GatewayNodeId>],
-    ) -> Result<Option<ClaimedTask>>;
-    /// Finish a task the worker still holds and apply the state transition
-    /// to its connection (create 0->6/1, modify 2->6/3, delete 4->removed/5,
-    /// reset back to 6). Returns `false`, changing nothing, if the lease was
-    /// lost to another worker.
+    ) -> Result<Option<ClaimedTask>> {
+        Ok(self
+            .claim_tasks_on(worker, now, lease_secs, nodes, 1)
+            .await?
+            .pop())
+    }
+    /// Finish tasks the worker still holds, in one transaction, and apply
+    /// each state transition to its connection (create 0->6/1, modify
+    /// 2->6/3, delete 4->removed/5, reset back to 6). For each task, in
+    /// order: `false`, changing nothing for it, if its lease was lost to
+    /// another worker.
+    async fn finish_tasks(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        outcomes: Vec<(TaskId, std::result::Result<(), TaskError>)>,
+    ) -> Result<Vec<bool>>;
+    /// [`Store::finish_tasks`] for one task.
     async fn finish_task(
         &self,
         task_id: TaskId,
         worker: &str,
         now: Timestamp,
         outcome: std::result::Result<(), TaskError>,
-    ) -> Result<bool>;
+    ) -> Result<bool> {
+        let done = self
+            .finish_tasks(worker, now, vec![(task_id, outcome)])
+            .await?;
+        Ok(done.first().copied().unwrap_or(false))
+    }
+    /// The holders of leases on unfinished tasks (expired leases included),
+    /// each once.
+    async fn task_lease_holders(&self) -> Result<Vec<String>>;
+    /// Drop every lease `holder` has on an unfinished task, so the next
+    /// claim takes those tasks at once instead of when the leases run out:
+    /// for a holder known to be dead. The number of tasks released.
+    async fn release_task_leases(&self, holder: &str) -> Result<u64>;
 
     // ---- live state and reconciliation ------------------------------------
     /// Record live SA states by connection unified id. Unknown ids are

@@ -23,8 +23,13 @@
 //!   its `active_task` is checked, the update that hands it to a task is
 //!   conditional on it still being free, and a partial unique index backs it.
 //! - **Task claims**: `FOR UPDATE SKIP LOCKED` picks the oldest runnable task
-//!   no other worker is looking at, and the lease columns make a claim last
-//!   beyond the transaction; `finish_task` only succeeds for the lease holder.
+//!   of the next account (round robin) that no other worker is looking at,
+//!   and the lease columns make a claim last beyond the transaction;
+//!   `finish_tasks` only succeeds for the lease holder.
+//! - **No group commit** (unlike SQLite): PostgreSQL already flushes the WAL
+//!   once for the commits of concurrent connections, so each write keeps its
+//!   own transaction on its own pooled connection, and row locks are held
+//!   for one write, not for a batch.
 //! - **Nonces**: one `INSERT ... ON CONFLICT DO UPDATE ... WHERE` statement,
 //!   in a transaction with `SET LOCAL synchronous_commit = off`: the commit
 //!   is visible to every other connection (and so every vpcd process) at
@@ -140,6 +145,11 @@ impl Engine for Postgres {
     /// (Copies in the server's WAL archive or older backups are beyond
     /// vpcd's reach.) Runs once per clear-text upgrade or rotation.
     const SCRUB: &'static [&'static str] = &["VACUUM FULL api_keys", "VACUUM FULL vpn_conns"];
+    /// No: PostgreSQL already shares one WAL flush among the commits of
+    /// concurrent connections, and funnelling every write through one
+    /// connection would serialize what row locks let run side by side (and
+    /// hold each scope's lock for a whole batch).
+    const GROUP_COMMIT: bool = false;
 
     /// The constraint (or unique index) named: they are `<table>_<column>`
     /// in the schema.

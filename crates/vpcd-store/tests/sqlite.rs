@@ -394,3 +394,54 @@ async fn writes_resume_after_disk_full() {
     drop(work);
     drop(store);
 }
+
+/// The same through group commits: bursts of concurrent creates fill the
+/// disk, so whole batches fail at their commit (or at a statement); every
+/// caller of a failed batch is refused with `StorageUnavailable` and left
+/// nothing, the writer survives, and once the filesystem is grown the next
+/// bursts all succeed, without reopening the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_writes_resume_after_disk_full() {
+    use common::faults::{can_make_faults, Tmpfs, Workload};
+    if !can_make_faults("batched disk-full test") {
+        return;
+    }
+    let fs = Tmpfs::mount("1m");
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&fs.path().join("vpcd.db"), testing::master_key())
+            .await
+            .unwrap(),
+    );
+    let mut work = Workload::new(store.clone()).await;
+    let mut bursts = 0;
+    while work.refused.is_empty() {
+        work.burst(16).await;
+        bursts += 1;
+        assert!(bursts < 10_000, "the disk never filled");
+    }
+    for _ in 0..5 {
+        work.burst(16).await;
+    }
+    println!(
+        "while full: {} refused of {} answered; answers: {:?}",
+        work.refused.len(),
+        work.refused.len() + work.made.len(),
+        work.errors
+    );
+    work.check_reads().await;
+
+    fs.resize("64m");
+    assert_eq!(
+        work.burst(16).await,
+        16,
+        "writes after growing failed: {:?}",
+        work.errors
+    );
+    for _ in 0..5 {
+        assert_eq!(work.burst(16).await, 16);
+    }
+    work.check().await;
+    println!("after growing: {} created in all", work.made.len());
+    drop(work);
+    drop(store);
+}

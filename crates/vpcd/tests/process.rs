@@ -411,6 +411,148 @@ fn kill_dash_nine_with_tasks_in_flight_then_every_task_completes_once() {
     });
 }
 
+/// `call`, but `None` when no JSON answer came back (the server is gone).
+fn try_call(data: &Path, endpoint: &str, action: &str, params: &[String]) -> Option<Value> {
+    let out = without_proxies(&mut Command::new(bin()))
+        .arg("call")
+        .arg(action)
+        .args(params)
+        .args(["--endpoint", endpoint, "--credentials"])
+        .arg(data.join("credentials"))
+        .output()
+        .expect("vpcd call");
+    serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).ok()
+}
+
+/// kill -9 under concurrent adds (so they are group-committed in batches)
+/// with tasks in the driver: after a restart every add that was answered
+/// with code 0 exists, and its task completes, although the leases of the
+/// killed process last ten minutes: the restarted vpcd sees that their
+/// holder (this host, its process gone) is dead and takes them at once.
+#[test]
+fn kill_dash_nine_under_load_loses_no_acknowledged_add() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("vpcd.log");
+    let limits = [
+        "--limit-conns-per-user-gw",
+        "1000",
+        "--limit-conns-per-vpn-gw",
+        "1000",
+        "--limit-conns-per-region",
+        "1000",
+        "--limit-conns-per-pair",
+        "1000",
+    ];
+    let mut args = vec![
+        "--api-only-delay-ms",
+        "2000",
+        "--task-lease-secs",
+        "600",
+        "--workers",
+        "4",
+    ];
+    args.extend(limits);
+    let mut p = start(&data, &args, &log);
+    let (vpc_id, gw_id, u_id) = resources(&data, &p.http);
+    let acked_count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for t in 0..6 {
+        let (data, http, count) = (data.clone(), p.http.clone(), acked_count.clone());
+        let (vpc_id, gw_id, u_id) = (vpc_id.clone(), gw_id.clone(), u_id.clone());
+        clients.push(std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut i = 0;
+            loop {
+                let params = [
+                    format!("vpcId={vpc_id}"),
+                    format!("vpnGwId={gw_id}"),
+                    format!("userGwId={u_id}"),
+                    "preSharedKey=k".into(),
+                    "userGwCidrBlock.0=192.168.0.0/24".into(),
+                    format!("vpnConnName=c{t}-{i}"),
+                ];
+                match try_call(&data, &http, "AddVpnConnEx", &params) {
+                    Some(v) if v["code"] == 0 => {
+                        acked.push((format!("c{t}-{i}"), v["data"]["taskId"].as_i64().unwrap()));
+                        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Some(v) => panic!("refused under load: {v}"),
+                    // The server was killed under this call.
+                    None => break,
+                }
+                i += 1;
+            }
+            acked
+        }));
+    }
+    // Let the adds run (and tasks start in the slow driver), then kill.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while acked_count.load(std::sync::atomic::Ordering::Relaxed) < 12 {
+        assert!(Instant::now() < deadline, "the adds did not get going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.child.kill().unwrap(); // SIGKILL, with adds still arriving
+    p.child.wait().unwrap();
+    let acked: Vec<(String, i64)> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    eprintln!("{} adds acknowledged before the kill", acked.len());
+
+    let mut args = vec!["--task-lease-secs", "600", "--workers", "4"];
+    args.extend(limits);
+    let p = start(&data, &args, &log);
+    let mut present = std::collections::HashSet::new();
+    for offset in (0..).step_by(50) {
+        let page = call(
+            &data,
+            &p.http,
+            "DescribeVpnConn",
+            &["limit=50", &format!("offset={offset}")],
+        );
+        let rows = page["data"].as_array().unwrap_or_else(|| panic!("{page}"));
+        present.extend(
+            rows.iter()
+                .map(|c| c["vpnConnName"].as_str().unwrap().to_owned()),
+        );
+        if rows.len() < 50 {
+            break;
+        }
+    }
+    for (conn, _) in &acked {
+        assert!(present.contains(conn), "acknowledged {conn} lost");
+    }
+    // Every acknowledged task completes long before any lease (600 s)
+    // could run out.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (_, t) in &acked {
+        loop {
+            let v = call(
+                &data,
+                &p.http,
+                "DescribeVpcTaskResult",
+                &[&format!("taskId={t}")],
+            );
+            if v["data"]["status"] == 0 {
+                break;
+            }
+            assert_eq!(v["data"]["status"], 2, "task {t} failed: {v}");
+            assert!(
+                Instant::now() < deadline,
+                "task {t} waits for its dead holder's lease"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    drop(p);
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logs.contains("released the task leases of a vpcd process that is gone"),
+        "the kill interrupted no claimed task"
+    );
+}
+
 #[test]
 fn sigterm_shuts_down_gracefully() {
     let dir = tempfile::tempdir().unwrap();

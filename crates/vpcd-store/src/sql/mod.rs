@@ -53,8 +53,10 @@ use crate::{Resource, Result, StoreError};
 mod secrets;
 mod store;
 pub(crate) mod text;
+mod writer;
 
 use text::*;
+use writer::{WriteFuture, Writer};
 
 /// Fresh unified ids (or secret ids) tried before a collision is an error.
 const ID_ATTEMPTS: u32 = 8;
@@ -128,6 +130,9 @@ pub trait Engine: Io {
     /// old copies from the files (SQLite: checkpoint and truncate the WAL;
     /// PostgreSQL: rewrite the tables, leaving no dead row versions).
     const SCRUB: &'static [&'static str];
+    /// Whether writes go through the group-commit writer (`writer`): one
+    /// transaction and one commit for every write queued at the time.
+    const GROUP_COMMIT: bool;
 
     /// Whether a unique violation is on a key whose last column is `col`.
     fn unique_on(e: &dyn DatabaseError, col: &str) -> bool;
@@ -463,6 +468,11 @@ pub struct SqlStore<DB: Database> {
     last_nonce_prune: AtomicI64,
     /// What secrets are sealed under; replaced by a key rotation.
     key: RwLock<Arc<MasterKey>>,
+    /// The group-commit writer, where the engine has one.
+    pub(crate) writer: Option<Writer<DB>>,
+    /// The account whose task this process claimed last: the next claim
+    /// starts after it (round robin by account).
+    claim_cursor: Arc<AtomicI64>,
 }
 
 impl<DB: Database> std::fmt::Debug for SqlStore<DB> {
@@ -483,12 +493,15 @@ impl<DB: Engine> SqlStore<DB> {
         nonces: Pool<DB>,
         key: MasterKey,
     ) -> Result<Self> {
+        let writer = DB::GROUP_COMMIT.then(|| Writer::start(write.clone()));
         let store = SqlStore {
             write,
             read,
             nonces,
             last_nonce_prune: AtomicI64::new(i64::MIN),
             key: RwLock::new(Arc::new(key)),
+            writer,
+            claim_cursor: Arc::new(AtomicI64::new(i64::MIN)),
         };
         store.adopt_key().await?;
         Ok(store)
@@ -517,6 +530,25 @@ impl<DB: Engine> SqlStore<DB> {
         Ok(self.write.begin_with(DB::BEGIN_WRITE).await?)
     }
 
+    /// Run `work` as one write transaction, or as one write of the next
+    /// group commit where the engine has a writer (`writer`). `work` owns
+    /// what it needs (it may run on the writer's task) and returns `Err` to
+    /// have everything it wrote rolled back; its result is answered only
+    /// once it is durable.
+    async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut DB::Connection) -> WriteFuture<'c, T> + Send + 'static,
+    {
+        if let Some(writer) = &self.writer {
+            return writer.write(work).await;
+        }
+        let mut tx = self.begin_write().await?;
+        let out = work(&mut tx).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
     async fn begin_read(&self) -> Result<Transaction<'static, DB>> {
         Ok(self.read.begin_with(DB::BEGIN_READ).await?)
     }
@@ -526,43 +558,49 @@ impl<DB: Engine> SqlStore<DB> {
     /// writer excludes everyone): a dependant being created, which holds the
     /// parent `FOR SHARE`, commits before and is seen, or waits and then
     /// finds the parent gone.
-    async fn delete_unused<K>(
+    async fn delete_unused<K: Send + 'static>(
         &self,
         scope: Option<&Scope>,
         id: RowId<K>,
-        parent: &Parent,
+        parent: &'static Parent,
     ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let mut find = Sql::new(format!("SELECT id FROM {} WHERE id = ", parent.table));
-        find.bind(id);
-        if let Some(scope) = scope {
-            find.push(" AND account_id = ")
-                .bind(scope.account_id)
-                .push(" AND region = ")
-                .bind(&scope.region);
-        }
-        find.push(lock::<DB>(FOR_UPDATE));
-        if DB::opt(&mut tx, find).await?.is_none() {
-            return Err(StoreError::NotFound(parent.resource));
-        }
-        let used = DB::one(
-            &mut tx,
-            Sql::new(format!(
-                "SELECT EXISTS (SELECT 1 FROM {} WHERE {} = $1) AS used",
-                parent.child_table, parent.child_fk
-            ))
-            .arg(id),
-        )
-        .await?;
-        if used.flag("used")? {
-            return Err(StoreError::InUse(parent.resource));
-        }
-        let delete = Sql::new(format!("DELETE FROM {} WHERE id = $1", parent.table)).arg(id);
-        DB::execute(&mut tx, delete)
-            .await
-            .map_err(fk_means(StoreError::InUse(parent.resource)))?;
-        tx.commit().await?;
-        Ok(())
+        let scope = scope.cloned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let scope = scope.as_ref();
+                let mut find = Sql::new(format!("SELECT id FROM {} WHERE id = ", parent.table));
+                find.bind(id);
+                if let Some(scope) = scope {
+                    find.push(" AND account_id = ")
+                        .bind(scope.account_id)
+                        .push(" AND region = ")
+                        .bind(&scope.region);
+                }
+                find.push(lock::<DB>(FOR_UPDATE));
+                if DB::opt(&mut *tx, find).await?.is_none() {
+                    return Err(StoreError::NotFound(parent.resource));
+                }
+                let used = DB::one(
+                    &mut *tx,
+                    Sql::new(format!(
+                        "SELECT EXISTS (SELECT 1 FROM {} WHERE {} = $1) AS used",
+                        parent.child_table, parent.child_fk
+                    ))
+                    .arg(id),
+                )
+                .await?;
+                if used.flag("used")? {
+                    return Err(StoreError::InUse(parent.resource));
+                }
+                let delete =
+                    Sql::new(format!("DELETE FROM {} WHERE id = $1", parent.table)).arg(id);
+                DB::execute(&mut *tx, delete)
+                    .await
+                    .map_err(fk_means(StoreError::InUse(parent.resource)))?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Delete nonces older than the replay window, at most once per
@@ -605,107 +643,113 @@ impl<DB: Engine> SqlStore<DB> {
         change: Option<ConnChange>,
     ) -> Result<Task> {
         let (allowed, new_status) = task_start_rule(kind)?;
-        let mut tx = self.begin_write().await?;
-        // The connection row is locked: a concurrent begin_* waits here and
-        // then sees this one's task.
-        let find = Sql::new(format!(
-            "SELECT c.status, c.active_task, c.vpc_id, c.un_id, \
+        let scope = scope.clone();
+        let key = self.key();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let scope = &scope;
+                // The connection row is locked: a concurrent begin_* waits here and
+                // then sees this one's task.
+                let find = Sql::new(format!(
+                    "SELECT c.status, c.active_task, c.vpc_id, c.un_id, \
                     g.un_id AS gw_un_id, u.un_id AS ugw_un_id \
              FROM vpn_conns c \
              JOIN vpn_gws g ON g.id = c.vpn_gw_id \
              JOIN user_gws u ON u.id = c.user_gw_id \
              WHERE c.id = $1 AND c.account_id = $2 AND c.region = $3{}",
-            lock::<DB>(" FOR UPDATE OF c")
-        ))
-        .arg(conn_id)
-        .arg(scope.account_id)
-        .arg(&scope.region);
-        let row = DB::opt(&mut tx, find)
-            .await?
-            .ok_or(StoreError::NotFound(Resource::VpnConn))?;
-        if let Some(task) = row.opt_id("active_task")? {
-            return Err(StoreError::Busy(task));
-        }
-        let status = row.int("status")?;
-        if !allowed.iter().any(|s| s.code() == status) {
-            return Err(StoreError::InvalidState);
-        }
-        let vpc_id: VpcRowId = row.id("vpc_id")?;
-        let conn_un_id = row.text("un_id")?;
-        let (new_name, new_settings) = match change {
-            Some(ConnChange { name, settings }) => {
-                let key = self.key();
-                let sealed = settings
-                    .as_ref()
-                    .map(|s| encode_settings(s, &key, &conn_un_id))
-                    .transpose()?;
-                (name, sealed)
-            }
-            None => (None, None),
-        };
-        if let Some(name) = &new_name {
-            let clash = Sql::new(
-                "SELECT id FROM vpn_conns \
+                    lock::<DB>(" FOR UPDATE OF c")
+                ))
+                .arg(conn_id)
+                .arg(scope.account_id)
+                .arg(&scope.region);
+                let row = DB::opt(&mut *tx, find)
+                    .await?
+                    .ok_or(StoreError::NotFound(Resource::VpnConn))?;
+                if let Some(task) = row.opt_id("active_task")? {
+                    return Err(StoreError::Busy(task));
+                }
+                let status = row.int("status")?;
+                if !allowed.iter().any(|s| s.code() == status) {
+                    return Err(StoreError::InvalidState);
+                }
+                let vpc_id: VpcRowId = row.id("vpc_id")?;
+                let conn_un_id = row.text("un_id")?;
+                let (new_name, new_settings) = match change {
+                    Some(ConnChange { name, settings }) => {
+                        // The pre-shared key is sealed for this row's id.
+                        let sealed = settings
+                            .as_ref()
+                            .map(|s| encode_settings(s, &key, &conn_un_id))
+                            .transpose()?;
+                        (name, sealed)
+                    }
+                    None => (None, None),
+                };
+                if let Some(name) = &new_name {
+                    let clash = Sql::new(
+                        "SELECT id FROM vpn_conns \
                  WHERE account_id = $1 AND region = $2 AND vpc_id = $3 AND name = $4 AND id <> $5",
-            )
-            .arg(scope.account_id)
-            .arg(&scope.region)
-            .arg(vpc_id)
-            .arg(name)
-            .arg(conn_id);
-            if DB::opt(&mut tx, clash).await?.is_some() {
-                return Err(StoreError::NameInUse(Resource::VpnConn));
-            }
-        }
-        let task_id = Self::insert_task(
-            &mut tx,
-            scope,
-            kind,
-            conn_id,
-            [conn_un_id, row.text("gw_un_id")?, row.text("ugw_un_id")?],
-            unix_now(),
-        )
-        .await?;
-        // Conditional on the connection still being free, so the refusal is
-        // race-free even without the row lock.
-        let allowed = allowed
-            .iter()
-            .map(|s| s.code().to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let hand_over = Sql::new(format!(
-            "UPDATE vpn_conns SET active_task = $1, status = COALESCE($2, status), \
+                    )
+                    .arg(scope.account_id)
+                    .arg(&scope.region)
+                    .arg(vpc_id)
+                    .arg(name)
+                    .arg(conn_id);
+                    if DB::opt(&mut *tx, clash).await?.is_some() {
+                        return Err(StoreError::NameInUse(Resource::VpnConn));
+                    }
+                }
+                let task_id = Self::insert_task(
+                    &mut *tx,
+                    scope,
+                    kind,
+                    conn_id,
+                    [conn_un_id, row.text("gw_un_id")?, row.text("ugw_un_id")?],
+                    unix_now(),
+                )
+                .await?;
+                // Conditional on the connection still being free, so the refusal is
+                // race-free even without the row lock.
+                let allowed = allowed
+                    .iter()
+                    .map(|s| s.code().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let hand_over = Sql::new(format!(
+                    "UPDATE vpn_conns SET active_task = $1, status = COALESCE($2, status), \
                  name = COALESCE($3, name), settings = COALESCE($4, settings) \
              WHERE id = $5 AND active_task IS NULL AND status IN ({allowed})"
-        ))
-        .arg(task_id)
-        .arg(new_status.map(ConnStatus::code))
-        .arg(new_name)
-        .arg(new_settings)
-        .arg(conn_id);
-        let updated = DB::execute(&mut tx, hand_over)
-            .await
-            .map_err(name_taken::<DB>(Resource::VpnConn, Some("name")))?;
-        if updated != 1 {
-            let now_active = DB::opt(
-                &mut tx,
-                Sql::new("SELECT active_task FROM vpn_conns WHERE id = $1").arg(conn_id),
-            )
-            .await?;
-            return Err(
-                match now_active
-                    .map(|r| r.opt_id("active_task"))
-                    .transpose()?
-                    .flatten()
-                {
-                    Some(t) => StoreError::Busy(t),
-                    None => StoreError::InvalidState,
-                },
-            );
-        }
-        let task = Self::fetch_task(&mut tx, task_id).await?;
-        tx.commit().await?;
-        Ok(task)
+                ))
+                .arg(task_id)
+                .arg(new_status.map(ConnStatus::code))
+                .arg(new_name)
+                .arg(new_settings)
+                .arg(conn_id);
+                let updated = DB::execute(&mut *tx, hand_over)
+                    .await
+                    .map_err(name_taken::<DB>(Resource::VpnConn, Some("name")))?;
+                if updated != 1 {
+                    let now_active = DB::opt(
+                        &mut *tx,
+                        Sql::new("SELECT active_task FROM vpn_conns WHERE id = $1").arg(conn_id),
+                    )
+                    .await?;
+                    return Err(
+                        match now_active
+                            .map(|r| r.opt_id("active_task"))
+                            .transpose()?
+                            .flatten()
+                        {
+                            Some(t) => StoreError::Busy(t),
+                            None => StoreError::InvalidState,
+                        },
+                    );
+                }
+                let task = Self::fetch_task(&mut *tx, task_id).await?;
+                Ok(task)
+            })
+        })
+        .await
     }
 
     // ---- fetching single rows ---------------------------------------------
@@ -805,6 +849,26 @@ impl<DB: Engine> SqlStore<DB> {
             .await
             .map_err(fk_means(StoreError::NotFound(Resource::Account)))?;
         DB::one(&mut *conn, select()).await?.int("conns")
+    }
+
+    /// Add one to the scope's connection count (the row is created on the
+    /// scope's first resource) and return the count before: the row stays
+    /// locked, so the count is exact until the transaction ends, and a
+    /// refusal that rolls back takes the increment with it.
+    async fn count_scope_conn(conn: &mut DB::Connection, scope: &Scope) -> Result<i64> {
+        let bump = || {
+            Sql::new(
+                "UPDATE scopes SET conns = conns + 1 \
+                 WHERE account_id = $1 AND region = $2 RETURNING conns",
+            )
+            .arg(scope.account_id)
+            .arg(&scope.region)
+        };
+        if let Some(row) = DB::opt(&mut *conn, bump()).await? {
+            return Ok(row.int("conns")? - 1);
+        }
+        Self::lock_scope(&mut *conn, scope).await?;
+        Ok(DB::one(&mut *conn, bump()).await?.int("conns")? - 1)
     }
 
     /// Add `delta` (negative: rows deleted) to the scope's connection count,

@@ -22,22 +22,27 @@ impl<DB: Engine> Store for SqlStore<DB> {
 
     async fn create_account(&self, name: &str) -> Result<Account> {
         let now = unix_now();
-        let mut tx = self.begin_write().await?;
-        let q = Sql::new(
+        let name = name.to_owned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let name = name.as_str();
+                let q = Sql::new(
             "INSERT INTO accounts (name, disabled, created_at) VALUES ($1, FALSE, $2) RETURNING id",
         )
         .arg(name)
         .arg(now);
-        let row = DB::one(&mut tx, q)
-            .await
-            .map_err(name_taken::<DB>(Resource::Account, None))?;
-        tx.commit().await?;
-        Ok(Account {
-            id: row.id("id")?,
-            name: name.to_owned(),
-            disabled: false,
-            created_at: now,
+                let row = DB::one(&mut *tx, q)
+                    .await
+                    .map_err(name_taken::<DB>(Resource::Account, None))?;
+                Ok(Account {
+                    id: row.id("id")?,
+                    name: name.to_owned(),
+                    disabled: false,
+                    created_at: now,
+                })
+            })
         })
+        .await
     }
 
     async fn list_accounts(&self) -> Result<Vec<(Account, Vec<ApiKey>)>> {
@@ -71,22 +76,25 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn create_key(&self, account: &str) -> Result<ApiKey> {
-        let mut tx = self.begin_write().await?;
-        let find = Sql::new(format!(
-            "SELECT id, disabled FROM accounts WHERE name = $1{}",
-            lock::<DB>(FOR_SHARE)
-        ))
-        .arg(account);
-        let row = DB::opt(&mut tx, find)
-            .await?
-            .ok_or(StoreError::NotFound(Resource::Account))?;
-        let account_id: AccountId = row.id("id")?;
-        let now = unix_now();
+        let account = account.to_owned();
         let master = self.key();
-        for _ in 0..ID_ATTEMPTS {
-            let secret_id = format!("AKID{}", random_alnum(32));
-            let secret_key = Secret::new(random_alnum(32));
-            let insert = Sql::new(
+        self.write(move |tx| {
+            Box::pin(async move {
+                let account = account.as_str();
+                let find = Sql::new(format!(
+                    "SELECT id, disabled FROM accounts WHERE name = $1{}",
+                    lock::<DB>(FOR_SHARE)
+                ))
+                .arg(account);
+                let row = DB::opt(&mut *tx, find)
+                    .await?
+                    .ok_or(StoreError::NotFound(Resource::Account))?;
+                let account_id: AccountId = row.id("id")?;
+                let now = unix_now();
+                for _ in 0..ID_ATTEMPTS {
+                    let secret_id = format!("AKID{}", random_alnum(32));
+                    let secret_key = Secret::new(random_alnum(32));
+                    let insert = Sql::new(
                 "INSERT INTO api_keys (secret_id, secret_key, account_id, disabled, created_at) \
                  VALUES ($1, $2, $3, FALSE, $4) ON CONFLICT (secret_id) DO NOTHING",
             )
@@ -94,19 +102,21 @@ impl<DB: Engine> Store for SqlStore<DB> {
             .arg(master.seal(Column::SecretKey, &secret_id, secret_key.expose())?)
             .arg(account_id)
             .arg(now);
-            if DB::execute(&mut tx, insert).await? == 1 {
-                tx.commit().await?;
-                return Ok(ApiKey {
-                    secret_id,
-                    secret_key,
-                    account_id,
-                    disabled: row.flag("disabled")?,
-                });
-            }
-        }
-        Err(StoreError::Backend(
-            "no free SecretId after several tries".into(),
-        ))
+                    if DB::execute(&mut *tx, insert).await? == 1 {
+                        return Ok(ApiKey {
+                            secret_id,
+                            secret_key,
+                            account_id,
+                            disabled: row.flag("disabled")?,
+                        });
+                    }
+                }
+                Err(StoreError::Backend(
+                    "no free SecretId after several tries".into(),
+                ))
+            })
+        })
+        .await
     }
 
     async fn set_account_disabled(&self, account: &str, disabled: bool) -> Result<()> {
@@ -152,36 +162,42 @@ impl<DB: Engine> Store for SqlStore<DB> {
     // ---- VPCs -------------------------------------------------------------
 
     async fn create_vpc(&self, scope: &Scope, new: NewVpc, limits: &Limits) -> Result<Vpc> {
-        let mut tx = self.begin_write().await?;
-        Self::lock_scope(&mut tx, scope).await?;
-        if Self::taken_in_scope(&mut tx, "vpcs", "name", scope, &new.name).await? {
-            return Err(StoreError::NameInUse(Resource::Vpc));
-        }
-        let count = Self::count_in_scope(&mut tx, "vpcs", scope).await?;
-        check_quota(count, limits.vpcs_per_region, Quota::VpcsPerRegion)?;
-        let now = unix_now();
-        let (id, _) = Self::insert_unified::<VpcKind>(
-            &mut tx,
-            |un_id| {
-                Ok(Sql::new(
-                    "INSERT INTO vpcs (un_id, account_id, region, name, cidr, created_at) \
+        let scope = scope.clone();
+        let limits = limits.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let (scope, limits) = (&scope, &limits);
+                Self::lock_scope(&mut *tx, scope).await?;
+                if Self::taken_in_scope(&mut *tx, "vpcs", "name", scope, &new.name).await? {
+                    return Err(StoreError::NameInUse(Resource::Vpc));
+                }
+                let count = Self::count_in_scope(&mut *tx, "vpcs", scope).await?;
+                check_quota(count, limits.vpcs_per_region, Quota::VpcsPerRegion)?;
+                let now = unix_now();
+                let (id, _) = Self::insert_unified::<VpcKind>(
+                    &mut *tx,
+                    |un_id| {
+                        Ok(Sql::new(
+                            "INSERT INTO vpcs (un_id, account_id, region, name, cidr, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (un_id) DO NOTHING RETURNING id",
+                        )
+                        .arg(un_id)
+                        .arg(scope.account_id)
+                        .arg(&scope.region)
+                        .arg(&new.name)
+                        .arg(new.cidr.as_given())
+                        .arg(now))
+                    },
+                    name_taken::<DB>(Resource::Vpc, Some("name")),
                 )
-                .arg(un_id)
-                .arg(scope.account_id)
-                .arg(&scope.region)
-                .arg(&new.name)
-                .arg(new.cidr.as_given())
-                .arg(now))
-            },
-            name_taken::<DB>(Resource::Vpc, Some("name")),
-        )
-        .await?;
-        let vpc = Self::fetch_vpc(&mut tx, scope, &IdRef::Numeric(id.get()))
-            .await?
-            .ok_or_else(|| vanished("vpc"))?;
-        tx.commit().await?;
-        Ok(vpc)
+                .await?;
+                let vpc = Self::fetch_vpc(&mut *tx, scope, &IdRef::Numeric(id.get()))
+                    .await?
+                    .ok_or_else(|| vanished("vpc"))?;
+                Ok(vpc)
+            })
+        })
+        .await
     }
 
     async fn get_vpc(&self, scope: &Scope, id: &IdRef<VpcKind>) -> Result<Option<Vpc>> {
@@ -212,38 +228,45 @@ impl<DB: Engine> Store for SqlStore<DB> {
     // ---- VPN gateways -----------------------------------------------------
 
     async fn create_vpn_gw(&self, scope: &Scope, new: NewVpnGw, limits: &Limits) -> Result<VpnGw> {
-        let mut tx = self.begin_write().await?;
-        // The VPC row carries the per-VPC quota.
-        let vpc = Sql::new(format!(
-            "SELECT id FROM vpcs WHERE id = $1 AND account_id = $2 AND region = $3{}",
-            lock::<DB>(FOR_UPDATE)
-        ))
-        .arg(new.vpc_id)
-        .arg(scope.account_id)
-        .arg(&scope.region);
-        if DB::opt(&mut tx, vpc).await?.is_none() {
-            return Err(StoreError::NotFound(Resource::Vpc));
-        }
-        let count = Sql::new("SELECT COUNT(*) AS n FROM vpn_gws WHERE vpc_id = $1").arg(new.vpc_id);
-        let count = DB::one(&mut tx, count).await?.int("n")?;
-        check_quota(count, limits.vpn_gws_per_vpc, Quota::VpnGwsPerVpc)?;
-        // Pool addresses are global and node addresses are spread by use:
-        // both choices must see every gateway created before them.
-        if let Some(lock) = DB::ADDRESS_LOCK {
-            DB::execute(&mut tx, Sql::new(lock)).await?;
-        }
-        let (address, node_id) = match new.address {
-            AddressSource::Pool(net) => (Self::pick_pool_address(&mut tx, net).await?, None),
-            AddressSource::Node { node_id } => (
-                Self::pick_node_address(&mut tx, node_id).await?,
-                Some(node_id),
-            ),
-        };
-        let now = unix_now();
-        let (id, _) = Self::insert_unified::<VpnGwKind>(
-            &mut tx,
-            |un_id| {
-                Ok(Sql::new(
+        let scope = scope.clone();
+        let limits = limits.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let (scope, limits) = (&scope, &limits);
+                // The VPC row carries the per-VPC quota.
+                let vpc = Sql::new(format!(
+                    "SELECT id FROM vpcs WHERE id = $1 AND account_id = $2 AND region = $3{}",
+                    lock::<DB>(FOR_UPDATE)
+                ))
+                .arg(new.vpc_id)
+                .arg(scope.account_id)
+                .arg(&scope.region);
+                if DB::opt(&mut *tx, vpc).await?.is_none() {
+                    return Err(StoreError::NotFound(Resource::Vpc));
+                }
+                let count =
+                    Sql::new("SELECT COUNT(*) AS n FROM vpn_gws WHERE vpc_id = $1").arg(new.vpc_id);
+                let count = DB::one(&mut *tx, count).await?.int("n")?;
+                check_quota(count, limits.vpn_gws_per_vpc, Quota::VpnGwsPerVpc)?;
+                // Pool addresses are global and node addresses are spread by use:
+                // both choices must see every gateway created before them.
+                if let Some(lock) = DB::ADDRESS_LOCK {
+                    DB::execute(&mut *tx, Sql::new(lock)).await?;
+                }
+                let (address, node_id) = match new.address {
+                    AddressSource::Pool(net) => {
+                        (Self::pick_pool_address(&mut *tx, net).await?, None)
+                    }
+                    AddressSource::Node { node_id } => (
+                        Self::pick_node_address(&mut *tx, node_id).await?,
+                        Some(node_id),
+                    ),
+                };
+                let now = unix_now();
+                let (id, _) = Self::insert_unified::<VpnGwKind>(
+                    &mut *tx,
+                    |un_id| {
+                        Ok(Sql::new(
                     "INSERT INTO vpn_gws (un_id, account_id, region, vpc_id, name, bandwidth, \
                          charge_type, charge_period, address, address_num, node_id, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
@@ -261,15 +284,17 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 .arg(ipv4_num(address))
                 .arg(node_id)
                 .arg(now))
-            },
-            fk_means(StoreError::NotFound(Resource::GatewayNode)),
-        )
-        .await?;
-        let gw = Self::fetch_vpn_gw(&mut tx, scope, &IdRef::Numeric(id.get()))
-            .await?
-            .ok_or_else(|| vanished("vpn gateway"))?;
-        tx.commit().await?;
-        Ok(gw)
+                    },
+                    fk_means(StoreError::NotFound(Resource::GatewayNode)),
+                )
+                .await?;
+                let gw = Self::fetch_vpn_gw(&mut *tx, scope, &IdRef::Numeric(id.get()))
+                    .await?
+                    .ok_or_else(|| vanished("vpn gateway"))?;
+                Ok(gw)
+            })
+        })
+        .await
     }
 
     async fn get_vpn_gw(&self, scope: &Scope, id: &IdRef<VpnGwKind>) -> Result<Option<VpnGw>> {
@@ -306,22 +331,26 @@ impl<DB: Engine> Store for SqlStore<DB> {
         new: NewUserGw,
         limits: &Limits,
     ) -> Result<UserGw> {
-        let mut tx = self.begin_write().await?;
-        Self::lock_scope(&mut tx, scope).await?;
-        if Self::taken_in_scope(&mut tx, "user_gws", "name", scope, &new.name).await? {
-            return Err(StoreError::NameInUse(Resource::UserGw));
-        }
-        let address = new.address.to_string();
-        if Self::taken_in_scope(&mut tx, "user_gws", "address", scope, &address).await? {
-            return Err(StoreError::AddressInUse);
-        }
-        let count = Self::count_in_scope(&mut tx, "user_gws", scope).await?;
-        check_quota(count, limits.user_gws_per_region, Quota::UserGwsPerRegion)?;
-        let now = unix_now();
-        let (id, _) = Self::insert_unified::<UserGwKind>(
-            &mut tx,
-            |un_id| {
-                Ok(Sql::new(
+        let scope = scope.clone();
+        let limits = limits.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let (scope, limits) = (&scope, &limits);
+                Self::lock_scope(&mut *tx, scope).await?;
+                if Self::taken_in_scope(&mut *tx, "user_gws", "name", scope, &new.name).await? {
+                    return Err(StoreError::NameInUse(Resource::UserGw));
+                }
+                let address = new.address.to_string();
+                if Self::taken_in_scope(&mut *tx, "user_gws", "address", scope, &address).await? {
+                    return Err(StoreError::AddressInUse);
+                }
+                let count = Self::count_in_scope(&mut *tx, "user_gws", scope).await?;
+                check_quota(count, limits.user_gws_per_region, Quota::UserGwsPerRegion)?;
+                let now = unix_now();
+                let (id, _) = Self::insert_unified::<UserGwKind>(
+                    &mut *tx,
+                    |un_id| {
+                        Ok(Sql::new(
                     "INSERT INTO user_gws (un_id, account_id, region, name, address, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (un_id) DO NOTHING RETURNING id",
                 )
@@ -331,21 +360,23 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 .arg(&new.name)
                 .arg(&address)
                 .arg(now))
-            },
-            |e| {
-                if is_unique::<DB>(&e, Some("address")) {
-                    StoreError::AddressInUse
-                } else {
-                    name_taken::<DB>(Resource::UserGw, Some("name"))(e)
-                }
-            },
-        )
-        .await?;
-        let gw = Self::fetch_user_gw(&mut tx, scope, &IdRef::Numeric(id.get()))
-            .await?
-            .ok_or_else(|| vanished("peer gateway"))?;
-        tx.commit().await?;
-        Ok(gw)
+                    },
+                    |e| {
+                        if is_unique::<DB>(&e, Some("address")) {
+                            StoreError::AddressInUse
+                        } else {
+                            name_taken::<DB>(Resource::UserGw, Some("name"))(e)
+                        }
+                    },
+                )
+                .await?;
+                let gw = Self::fetch_user_gw(&mut *tx, scope, &IdRef::Numeric(id.get()))
+                    .await?
+                    .ok_or_else(|| vanished("peer gateway"))?;
+                Ok(gw)
+            })
+        })
+        .await
     }
 
     async fn get_user_gw(&self, scope: &Scope, id: &IdRef<UserGwKind>) -> Result<Option<UserGw>> {
@@ -383,110 +414,123 @@ impl<DB: Engine> Store for SqlStore<DB> {
         limits: &Limits,
     ) -> Result<(VpnConn, Task)> {
         let master = self.key();
-        let mut tx = self.begin_write().await?;
-        // Every connection quota counts within this (account, region): its
-        // row serializes the creators that could race for a slot, and
-        // carries the per-region count. Then the parents are held FOR SHARE
-        // so none can be deleted meanwhile.
-        let per_region = Self::lock_scope(&mut tx, scope).await?;
-        DB::opt(
-            &mut tx,
-            shared_in_scope::<DB>("id", "vpcs", new.vpc_id, scope),
-        )
-        .await?
-        .ok_or(StoreError::NotFound(Resource::Vpc))?;
-        let gw = DB::opt(
-            &mut tx,
-            shared_in_scope::<DB>("un_id, vpc_id", "vpn_gws", new.vpn_gw_id, scope),
-        )
-        .await?
-        .filter(|gw| gw.id("vpc_id").ok() == Some(new.vpc_id))
-        .ok_or(StoreError::NotFound(Resource::VpnGw))?;
-        let ugw = DB::opt(
-            &mut tx,
-            shared_in_scope::<DB>("un_id", "user_gws", new.user_gw_id, scope),
-        )
-        .await?
-        .ok_or(StoreError::NotFound(Resource::UserGw))?;
-        let (gw_un_id, ugw_un_id) = (gw.text("un_id")?, ugw.text("un_id")?);
+        let scope = scope.clone();
+        let limits = limits.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let (scope, limits) = (&scope, &limits);
+                // Every connection quota counts within this (account, region):
+                // its row serializes the creators that could race for a slot
+                // and carries the per-region count, taken up front (a refusal
+                // rolls it back). Then one statement holds the parents FOR
+                // SHARE, so none can be deleted meanwhile, and reads the name
+                // clash and the other counts: few round trips per add.
+                let per_region = Self::count_scope_conn(&mut *tx, scope).await?;
+                let checks = Sql::new(format!(
+                    "SELECT g.un_id AS gw_un_id, g.vpc_id AS gw_vpc_id, u.un_id AS ugw_un_id, \
+                       (SELECT COUNT(*) FROM vpn_conns WHERE account_id = $4 AND region = $5 \
+                            AND vpc_id = $1 AND name = $6) AS clash, \
+                       (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = $2) AS per_gw, \
+                       (SELECT COUNT(*) FROM vpn_conns WHERE user_gw_id = $3) AS per_user_gw, \
+                       (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = $2 AND user_gw_id = $3) \
+                           AS per_pair \
+                     FROM vpcs v, vpn_gws g, user_gws u \
+                     WHERE v.id = $1 AND v.account_id = $4 AND v.region = $5 \
+                       AND g.id = $2 AND g.account_id = $4 AND g.region = $5 \
+                       AND u.id = $3 AND u.account_id = $4 AND u.region = $5{}",
+                    lock::<DB>(" FOR SHARE OF v, g, u")
+                ))
+                .arg(new.vpc_id)
+                .arg(new.vpn_gw_id)
+                .arg(new.user_gw_id)
+                .arg(scope.account_id)
+                .arg(&scope.region)
+                .arg(&new.name);
+                let Some(checks) = DB::opt(&mut *tx, checks).await? else {
+                    // A parent is missing: name the first, as the checks
+                    // one by one would.
+                    ImportParents::default()
+                        .check::<DB>(tx, scope, &new)
+                        .await?;
+                    return Err(vanished("parent"));
+                };
+                if checks.id::<VpcKind>("gw_vpc_id")? != new.vpc_id {
+                    return Err(StoreError::NotFound(Resource::VpnGw));
+                }
+                let (gw_un_id, ugw_un_id) = (checks.text("gw_un_id")?, checks.text("ugw_un_id")?);
+                if checks.int("clash")? > 0 {
+                    return Err(StoreError::NameInUse(Resource::VpnConn));
+                }
+                check_quota(
+                    checks.int("per_gw")?,
+                    limits.conns_per_vpn_gw,
+                    Quota::ConnsPerVpnGw,
+                )?;
+                check_quota(
+                    checks.int("per_user_gw")?,
+                    limits.conns_per_user_gw,
+                    Quota::ConnsPerUserGw,
+                )?;
+                check_quota(per_region, limits.conns_per_region, Quota::ConnsPerRegion)?;
+                check_quota(
+                    checks.int("per_pair")?,
+                    limits.conns_per_pair,
+                    Quota::ConnsPerPair,
+                )?;
 
-        let clash = Sql::new(
-            "SELECT id FROM vpn_conns \
-             WHERE account_id = $1 AND region = $2 AND vpc_id = $3 AND name = $4",
-        )
-        .arg(scope.account_id)
-        .arg(&scope.region)
-        .arg(new.vpc_id)
-        .arg(&new.name);
-        if DB::opt(&mut tx, clash).await?.is_some() {
-            return Err(StoreError::NameInUse(Resource::VpnConn));
-        }
-
-        let counts = Sql::new(
-            "SELECT \
-               (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = $1) AS per_gw, \
-               (SELECT COUNT(*) FROM vpn_conns WHERE user_gw_id = $2) AS per_user_gw, \
-               (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = $1 AND user_gw_id = $2) \
-                   AS per_pair",
-        )
-        .arg(new.vpn_gw_id)
-        .arg(new.user_gw_id);
-        let counts = DB::one(&mut tx, counts).await?;
-        check_quota(
-            counts.int("per_gw")?,
-            limits.conns_per_vpn_gw,
-            Quota::ConnsPerVpnGw,
-        )?;
-        check_quota(
-            counts.int("per_user_gw")?,
-            limits.conns_per_user_gw,
-            Quota::ConnsPerUserGw,
-        )?;
-        check_quota(per_region, limits.conns_per_region, Quota::ConnsPerRegion)?;
-        check_quota(
-            counts.int("per_pair")?,
-            limits.conns_per_pair,
-            Quota::ConnsPerPair,
-        )?;
-
-        let now = unix_now();
-        let (conn_id, conn_un_id) = Self::insert_unified::<VpnConnKind>(
-            &mut tx,
-            |un_id| {
-                // The pre-shared key is sealed for this row's id.
-                let encoded = encode_conn(&new, &master, &un_id)?;
-                let mut q = conn_insert(&un_id, scope, &new, ConnStatus::Creating, &encoded, now);
-                q.push(" RETURNING id");
-                Ok(q)
-            },
-            name_taken::<DB>(Resource::VpnConn, Some("name")),
-        )
-        .await?;
-        Self::add_scope_conns(&mut tx, scope.account_id, &scope.region, 1).await?;
-        let task_id = Self::insert_task(
-            &mut tx,
-            scope,
-            TaskKind::Create,
-            conn_id,
-            [conn_un_id.to_string(), gw_un_id, ugw_un_id],
-            now,
-        )
-        .await?;
-        let own = Sql::new("UPDATE vpn_conns SET active_task = $1 WHERE id = $2")
-            .arg(task_id)
-            .arg(conn_id);
-        DB::execute(&mut tx, own).await?;
-        let conn = Self::fetch_conn(
-            &mut tx,
-            &master,
-            Some(scope),
-            &IdRef::Numeric(conn_id.get()),
-        )
-        .await?
-        .ok_or_else(|| vanished("connection"))?;
-        let task = Self::fetch_task(&mut tx, task_id).await?;
-        tx.commit().await?;
-        Ok((conn, task))
+                let now = unix_now();
+                let (conn_id, conn_un_id) = Self::insert_unified::<VpnConnKind>(
+                    &mut *tx,
+                    |un_id| {
+                        // The pre-shared key is sealed for this row's id.
+                        let encoded = encode_conn(&new, &master, &un_id)?;
+                        let mut q =
+                            conn_insert(&un_id, scope, &new, ConnStatus::Creating, &encoded, now);
+                        q.push(" RETURNING id");
+                        Ok(q)
+                    },
+                    name_taken::<DB>(Resource::VpnConn, Some("name")),
+                )
+                .await?;
+                let task_id = Self::insert_task(
+                    &mut *tx,
+                    scope,
+                    TaskKind::Create,
+                    conn_id,
+                    [conn_un_id.to_string(), gw_un_id, ugw_un_id],
+                    now,
+                )
+                .await?;
+                let own = Sql::new("UPDATE vpn_conns SET active_task = $1 WHERE id = $2")
+                    .arg(task_id)
+                    .arg(conn_id);
+                DB::execute(&mut *tx, own).await?;
+                let conn = Self::fetch_conn(
+                    &mut *tx,
+                    &master,
+                    Some(scope),
+                    &IdRef::Numeric(conn_id.get()),
+                )
+                .await?
+                .ok_or_else(|| vanished("connection"))?;
+                // The task as inserted, without reading it back.
+                let task = Task {
+                    id: task_id,
+                    kind: TaskKind::Create,
+                    status: TaskStatus::Running,
+                    conn_id,
+                    conn_un_id: conn.un_id.clone(),
+                    vpn_gw_un_id: conn.vpn_gw.un_id.clone(),
+                    user_gw_un_id: conn.user_gw.un_id.clone(),
+                    error: None,
+                    attempts: 0,
+                    created_at: now,
+                    finished_at: None,
+                };
+                Ok((conn, task))
+            })
+        })
+        .await
     }
 
     async fn get_conn(&self, scope: &Scope, id: &IdRef<VpnConnKind>) -> Result<Option<VpnConn>> {
@@ -541,19 +585,22 @@ impl<DB: Engine> Store for SqlStore<DB> {
         let q = Sql::new("UPDATE tasks SET request_id = $1 WHERE id = $2 AND request_id IS NULL")
             .arg(request_id)
             .arg(task_id);
-        let mut tx = self.begin_write().await?;
-        let labelled = DB::execute(&mut tx, q).await.map_err(|e| {
-            if is_unique::<DB>(&e, None) {
-                StoreError::InUse(Resource::Task)
-            } else {
-                e.into()
-            }
-        })?;
-        if labelled == 0 {
-            return Err(StoreError::NotFound(Resource::Task));
-        }
-        tx.commit().await?;
-        Ok(())
+        self.write(move |tx| {
+            Box::pin(async move {
+                let labelled = DB::execute(&mut *tx, q).await.map_err(|e| {
+                    if is_unique::<DB>(&e, None) {
+                        StoreError::InUse(Resource::Task)
+                    } else {
+                        e.into()
+                    }
+                })?;
+                if labelled == 0 {
+                    return Err(StoreError::NotFound(Resource::Task));
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn get_task_by_request(&self, scope: &Scope, request_id: &str) -> Result<Option<Task>> {
@@ -570,112 +617,113 @@ impl<DB: Engine> Store for SqlStore<DB> {
 
     // ---- the task engine --------------------------------------------------
 
-    async fn claim_task_on(
+    async fn claim_tasks_on(
         &self,
         worker: &str,
         now: Timestamp,
         lease_secs: i64,
         nodes: &[Option<GatewayNodeId>],
-    ) -> Result<Option<ClaimedTask>> {
-        if nodes.is_empty() {
-            return Ok(None);
+        max: usize,
+    ) -> Result<Vec<ClaimedTask>> {
+        if nodes.is_empty() || max == 0 {
+            return Ok(Vec::new());
         }
-        let mut tx = self.begin_write().await?;
-        loop {
-            let q = claim_query::<DB>(worker, now, lease_secs, nodes);
-            let Some(row) = DB::opt(&mut tx, q).await? else {
-                tx.commit().await?;
-                return Ok(None);
-            };
-            let task_id: TaskId = row.id("id")?;
-            let conn_id: VpnConnRowId = row.id("conn_id")?;
-            let found =
-                Self::fetch_conn(&mut tx, &self.key(), None, &IdRef::Numeric(conn_id.get()))
-                    .await?;
-            match found {
-                Some(conn) => {
-                    let task = Self::fetch_task(&mut tx, task_id).await?;
-                    tx.commit().await?;
-                    return Ok(Some(ClaimedTask { task, conn }));
+        let (worker, nodes) = (worker.to_owned(), nodes.to_vec());
+        let cursor = self.claim_cursor.clone();
+        let master = self.key();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let mut claimed = Vec::new();
+                // Round robin by account: the oldest runnable task of the
+                // first account after the last one served, wrapping around.
+                let mut after = cursor.load(AtomicOrdering::Relaxed);
+                while claimed.len() < max {
+                    let q = claim_query::<DB>(&worker, now, lease_secs, &nodes, after);
+                    let Some(row) = DB::opt(&mut *tx, q).await? else {
+                        if after == i64::MIN {
+                            break;
+                        }
+                        after = i64::MIN;
+                        continue;
+                    };
+                    after = row.int("account_id")?;
+                    let task_id: TaskId = row.id("id")?;
+                    let conn_id: VpnConnRowId = row.id("conn_id")?;
+                    let found =
+                        Self::fetch_conn(&mut *tx, &master, None, &IdRef::Numeric(conn_id.get()))
+                            .await?;
+                    match found {
+                        Some(conn) => {
+                            let task = Self::fetch_task(&mut *tx, task_id).await?;
+                            claimed.push(ClaimedTask { task, conn });
+                        }
+                        None => {
+                            // Cannot happen while every running task's
+                            // connection row exists; fail the task rather
+                            // than wedge the queue behind it forever.
+                            tracing::error!(
+                                task_id = task_id.get(),
+                                "running task without its connection; failing it"
+                            );
+                            let fail = Sql::new(
+                                "UPDATE tasks SET status = 1, error_code = 'InternalError', \
+                                     error_msg = 'the connection no longer exists', \
+                                     finished_at = $1, lease_owner = NULL, lease_until = NULL \
+                                 WHERE id = $2",
+                            )
+                            .arg(now)
+                            .arg(task_id);
+                            DB::execute(&mut *tx, fail).await?;
+                        }
+                    }
                 }
-                None => {
-                    // Cannot happen while every running task's connection
-                    // row exists; fail the task rather than wedge the queue
-                    // behind it forever.
-                    tracing::error!(
-                        task_id = task_id.get(),
-                        "running task without its connection; failing it"
-                    );
-                    let fail = Sql::new(
-                        "UPDATE tasks SET status = 1, error_code = 'InternalError', \
-                             error_msg = 'the connection no longer exists', finished_at = $1, \
-                             lease_owner = NULL, lease_until = NULL WHERE id = $2",
-                    )
-                    .arg(now)
-                    .arg(task_id);
-                    DB::execute(&mut tx, fail).await?;
-                }
-            }
-        }
+                cursor.store(after, AtomicOrdering::Relaxed);
+                Ok(claimed)
+            })
+        })
+        .await
     }
 
-    async fn finish_task(
+    async fn finish_tasks(
         &self,
-        task_id: TaskId,
         worker: &str,
         now: Timestamp,
-        outcome: std::result::Result<(), TaskError>,
-    ) -> Result<bool> {
-        let (status, error) = match &outcome {
-            Ok(()) => (TaskStatus::Success, None),
-            Err(e) => (TaskStatus::Failed, Some(e)),
-        };
-        let mut tx = self.begin_write().await?;
-        // Only the lease holder of a still-running task may finish it: a
-        // worker whose lease expired and was taken over gets `false`, and a
-        // task is never finished twice.
-        let finish = Sql::new(
-            "UPDATE tasks SET status = $1, error_code = $2, error_msg = $3, finished_at = $4, \
-                 lease_owner = NULL, lease_until = NULL \
-             WHERE id = $5 AND status = 2 AND lease_owner = $6 RETURNING kind, conn_id",
-        )
-        .arg(status.code())
-        .arg(error.map(|e| e.error_code.clone()))
-        .arg(error.map(|e| e.error_msg.clone()))
-        .arg(now)
-        .arg(task_id)
-        .arg(worker);
-        let Some(row) = DB::opt(&mut tx, finish).await? else {
-            return Ok(false);
-        };
-        let kind = parse::<TaskKind>(&row.text("kind")?, "task kind")?;
-        let conn_id: VpnConnRowId = row.id("conn_id")?;
-        match state_after(kind, outcome.is_ok()) {
-            Some(status) => {
-                let q = Sql::new(
-                    "UPDATE vpn_conns SET status = $1, active_task = NULL \
-                     WHERE id = $2 AND active_task = $3",
-                )
-                .arg(status.code())
-                .arg(conn_id)
-                .arg(task_id);
-                DB::execute(&mut tx, q).await?;
-            }
-            None => {
-                let q = Sql::new(
-                    "DELETE FROM vpn_conns WHERE id = $1 AND active_task = $2 \
-                     RETURNING account_id, region",
-                )
-                .arg(conn_id)
-                .arg(task_id);
-                if let Some(gone) = DB::opt(&mut tx, q).await? {
-                    let (account_id, region) = (gone.id("account_id")?, gone.text("region")?);
-                    Self::add_scope_conns(&mut tx, account_id, &region, -1).await?;
-                }
-            }
+        outcomes: Vec<(TaskId, std::result::Result<(), TaskError>)>,
+    ) -> Result<Vec<bool>> {
+        if outcomes.is_empty() {
+            return Ok(Vec::new());
         }
-        tx.commit().await?;
-        Ok(true)
+        let worker = worker.to_owned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let mut finished = Vec::with_capacity(outcomes.len());
+                for (task_id, outcome) in outcomes {
+                    finished.push(Self::finish_one(tx, task_id, &worker, now, outcome).await?);
+                }
+                Ok(finished)
+            })
+        })
+        .await
+    }
+
+    async fn task_lease_holders(&self) -> Result<Vec<String>> {
+        let mut conn = self.read.acquire().await?;
+        let q = Sql::new(
+            "SELECT DISTINCT lease_owner FROM tasks \
+             WHERE status = 2 AND lease_owner IS NOT NULL ORDER BY lease_owner",
+        );
+        let rows = DB::fetch(&mut conn, q).await?;
+        rows.iter().map(|r| r.text("lease_owner")).collect()
+    }
+
+    async fn release_task_leases(&self, holder: &str) -> Result<u64> {
+        let q = Sql::new(
+            "UPDATE tasks SET lease_owner = NULL, lease_until = NULL \
+             WHERE status = 2 AND lease_owner = $1",
+        )
+        .arg(holder);
+        self.write(move |tx| Box::pin(async move { Ok(DB::execute(tx, q).await?) }))
+            .await
     }
 
     // ---- live state and reconciliation ------------------------------------
@@ -687,7 +735,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
         // One statement per state and chunk of ids, rows in a fixed order.
         let mut sorted: Vec<&(VpnConnId, NetStatus)> = changes.iter().collect();
         sorted.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-        let mut tx = self.begin_write().await?;
+        let mut updates = Vec::new();
         for state in [NetStatus::Available, NetStatus::Unavailable] {
             let ids: Vec<&VpnConnId> = sorted
                 .iter()
@@ -702,11 +750,18 @@ impl<DB: Engine> Store for SqlStore<DB> {
                     q.push(if i == 0 { "" } else { ", " }).bind(id.as_str());
                 }
                 q.push(")");
-                DB::execute(&mut tx, q).await?;
+                updates.push(q);
             }
         }
-        tx.commit().await?;
-        Ok(())
+        self.write(move |tx| {
+            Box::pin(async move {
+                for q in updates {
+                    DB::execute(&mut *tx, q).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn desired_conns(&self, node_id: Option<GatewayNodeId>) -> Result<Vec<VpnConn>> {
@@ -969,6 +1024,65 @@ impl<DB: Engine> Store for SqlStore<DB> {
 }
 
 impl<DB: Engine> SqlStore<DB> {
+    /// Finish one task inside the write transaction `tx`: see
+    /// [`Store::finish_tasks`].
+    async fn finish_one(
+        tx: &mut DB::Connection,
+        task_id: TaskId,
+        worker: &str,
+        now: Timestamp,
+        outcome: std::result::Result<(), TaskError>,
+    ) -> Result<bool> {
+        let (status, error) = match &outcome {
+            Ok(()) => (TaskStatus::Success, None),
+            Err(e) => (TaskStatus::Failed, Some(e)),
+        };
+        // Only the lease holder of a still-running task may finish it: a
+        // worker whose lease expired and was taken over gets `false`, and a
+        // task is never finished twice.
+        let finish = Sql::new(
+            "UPDATE tasks SET status = $1, error_code = $2, error_msg = $3, finished_at = $4, \
+                 lease_owner = NULL, lease_until = NULL \
+             WHERE id = $5 AND status = 2 AND lease_owner = $6 RETURNING kind, conn_id",
+        )
+        .arg(status.code())
+        .arg(error.map(|e| e.error_code.clone()))
+        .arg(error.map(|e| e.error_msg.clone()))
+        .arg(now)
+        .arg(task_id)
+        .arg(worker);
+        let Some(row) = DB::opt(&mut *tx, finish).await? else {
+            return Ok(false);
+        };
+        let kind = parse::<TaskKind>(&row.text("kind")?, "task kind")?;
+        let conn_id: VpnConnRowId = row.id("conn_id")?;
+        match state_after(kind, outcome.is_ok()) {
+            Some(status) => {
+                let q = Sql::new(
+                    "UPDATE vpn_conns SET status = $1, active_task = NULL \
+                     WHERE id = $2 AND active_task = $3",
+                )
+                .arg(status.code())
+                .arg(conn_id)
+                .arg(task_id);
+                DB::execute(&mut *tx, q).await?;
+            }
+            None => {
+                let q = Sql::new(
+                    "DELETE FROM vpn_conns WHERE id = $1 AND active_task = $2 \
+                     RETURNING account_id, region",
+                )
+                .arg(conn_id)
+                .arg(task_id);
+                if let Some(gone) = DB::opt(&mut *tx, q).await? {
+                    let (account_id, region) = (gone.id("account_id")?, gone.text("region")?);
+                    Self::add_scope_conns(&mut *tx, account_id, &region, -1).await?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
     /// A list's total and one page of it, both from one read snapshot.
     async fn list<T>(
         &self,
@@ -986,12 +1100,15 @@ impl<DB: Engine> SqlStore<DB> {
 
     /// Run an update of one row by key; `NotFound(what)` if none matched.
     async fn update_one(&self, q: Sql, what: Resource) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        if DB::execute(&mut tx, q).await? == 0 {
-            return Err(StoreError::NotFound(what));
-        }
-        tx.commit().await?;
-        Ok(())
+        self.write(move |tx| {
+            Box::pin(async move {
+                if DB::execute(&mut *tx, q).await? == 0 {
+                    return Err(StoreError::NotFound(what));
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Rename a VPC or gateway of the scope. Where names are unique (VPCs,
@@ -1011,14 +1128,17 @@ impl<DB: Engine> SqlStore<DB> {
         .arg(id)
         .arg(scope.account_id)
         .arg(&scope.region);
-        let mut tx = self.begin_write().await?;
-        let renamed = DB::execute(&mut tx, q)
-            .await
-            .map_err(name_taken::<DB>(what, None))?;
-        if renamed == 0 {
-            return Err(StoreError::NotFound(what));
-        }
-        tx.commit().await?;
-        Ok(())
+        self.write(move |tx| {
+            Box::pin(async move {
+                let renamed = DB::execute(&mut *tx, q)
+                    .await
+                    .map_err(name_taken::<DB>(what, None))?;
+                if renamed == 0 {
+                    return Err(StoreError::NotFound(what));
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 }

@@ -252,9 +252,11 @@ pub(crate) fn conn_page_query<DB: Engine>(scope: &Scope, f: &ConnFilter, page: &
 }
 
 /// Claim the oldest runnable task (unfinished, never claimed or its lease
-/// expired) whose connection's gateway is on one of `nodes` (`None`: API
-/// only), returning its `id` and `conn_id`. `status = 2`
-/// is written literally so the partial index `tasks_running` applies.
+/// expired) of the first account after `after_account` that has one, whose
+/// connection's gateway is on one of `nodes` (`None`: API only), returning
+/// its `id`, `conn_id` and `account_id`. `status = 2` is written literally
+/// so the partial index `tasks_running_by_account` (account, then age)
+/// applies: the walk stops at the first runnable task in that order.
 /// `SKIP LOCKED`: a task another worker is claiming or finishing right now
 /// is passed over, never waited for or taken twice.
 pub(crate) fn claim_query<DB: Engine>(
@@ -262,6 +264,7 @@ pub(crate) fn claim_query<DB: Engine>(
     now: Timestamp,
     lease_secs: i64,
     nodes: &[Option<GatewayNodeId>],
+    after_account: i64,
 ) -> Sql {
     let mut q = Sql::new("UPDATE tasks SET lease_owner = ");
     q.bind(worker)
@@ -285,10 +288,11 @@ pub(crate) fn claim_query<DB: Engine>(
     if nodes.contains(&None) {
         q.push(" OR g.node_id IS NULL");
     }
-    q.push(")");
-    q.push(" ORDER BY t.id LIMIT 1")
+    q.push(") AND t.account_id > ")
+        .bind(after_account)
+        .push(" ORDER BY t.account_id, t.id LIMIT 1")
         .push(lock::<DB>(" FOR UPDATE OF t SKIP LOCKED"))
-        .push(") RETURNING id, conn_id");
+        .push(") RETURNING id, conn_id, account_id");
     q
 }
 

@@ -59,6 +59,10 @@ macro_rules! conformance_tests {
             reset_transitions,
             lease_expiry_hands_task_over,
             claims_oldest_first,
+            claims_fair_across_accounts,
+            claims_and_finishes_in_batches,
+            dead_holders_leases_released,
+            concurrent_writes_fail_alone,
             concurrent_claims_take_each_task_once,
             in_use_deletes,
             renames,
@@ -2359,6 +2363,241 @@ pub(crate) async fn claims_oldest_first(store: Arc<dyn Store>) {
         .unwrap()
         .unwrap();
     assert_eq!(again.task.id, tasks[0]);
+}
+
+/// Account A queues a burst of 100 tasks, then account B one: B's task is
+/// claimed second (round robin by account), not after A's burst drains;
+/// within A the oldest still comes first.
+pub(crate) async fn claims_fair_across_accounts(store: Arc<dyn Store>) {
+    let a = scope_of(&store, "burst", "gz").await;
+    let b = scope_of(&store, "quiet", "gz").await;
+    let (_, ga, _) = topology(&store, &a).await;
+    let mut a_tasks = Vec::new();
+    for i in 0..100u32 {
+        let u = user_gw(
+            &store,
+            &a,
+            &format!("a{i}"),
+            &format!("10.9.{}.{}", i / 200, i % 200 + 1),
+        )
+        .await;
+        a_tasks.push(conn(&store, &a, &ga, &u, &format!("c{i}")).await.1.id);
+    }
+    let (vb, gb, ub) = topology(&store, &b).await;
+    let (_, b_task) = store
+        .create_conn(&b, new_conn(vb.id, gb.id, ub.id, "b"), &roomy())
+        .await
+        .unwrap();
+    let mut order = Vec::new();
+    while let Some(c) = claim_any(&*store, "w", T0, 60).await.unwrap() {
+        store
+            .finish_task(c.task.id, "w", T0 + 1, Ok(()))
+            .await
+            .unwrap();
+        order.push(c.task.id);
+    }
+    assert_eq!(order.len(), 101);
+    let at = order.iter().position(|t| *t == b_task.id).unwrap();
+    assert!(at <= 1, "B's task claimed at position {at} of {order:?}");
+    order.retain(|t| *t != b_task.id);
+    assert_eq!(order, a_tasks, "A's tasks not oldest first");
+}
+
+/// Several tasks claimed in one call (one per account first), finished in
+/// one call; a task whose lease is not the worker's is refused alone.
+pub(crate) async fn claims_and_finishes_in_batches(store: Arc<dyn Store>) {
+    let a = scope_of(&store, "alice", "gz").await;
+    let b = scope_of(&store, "bob", "gz").await;
+    let mut made = Vec::new();
+    for sc in [&a, &b] {
+        let (v, g, _) = topology(&store, sc).await;
+        for i in 0..3 {
+            let u = user_gw(
+                &store,
+                sc,
+                &format!("u{i}"),
+                &format!("198.51.100.{}", i + 10),
+            )
+            .await;
+            let (_, t) = store
+                .create_conn(sc, new_conn(v.id, g.id, u.id, &format!("c{i}")), &roomy())
+                .await
+                .unwrap();
+            made.push(t.id);
+        }
+    }
+    let batch = store
+        .claim_tasks_on("w1", T0, 60, &[None], 4)
+        .await
+        .unwrap();
+    let got: Vec<TaskId> = batch.iter().map(|c| c.task.id).collect();
+    // Alternating accounts, oldest first within each.
+    assert_eq!(got, vec![made[0], made[3], made[1], made[4]]);
+    for c in &batch {
+        assert_eq!(c.task.attempts, 1);
+        assert_eq!(c.conn.id, c.task.conn_id);
+    }
+    let rest = store
+        .claim_tasks_on("w2", T0, 60, &[None], 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|c| c.task.id).collect::<Vec<_>>(),
+        vec![made[2], made[5]]
+    );
+    assert!(store
+        .claim_tasks_on("w3", T0, 60, &[None], 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // w1 finishes its own three tasks and one of w2's: that one is refused.
+    let outcomes = vec![
+        (batch[0].task.id, Ok(())),
+        (rest[0].task.id, Ok(())),
+        (batch[1].task.id, failure("Broken")),
+        (batch[2].task.id, Ok(())),
+    ];
+    assert_eq!(
+        store.finish_tasks("w1", T0 + 1, outcomes).await.unwrap(),
+        vec![true, false, true, true]
+    );
+    let status = |sc: &Scope, id: TaskId| {
+        let (store, sc) = (store.clone(), sc.clone());
+        async move { store.get_task(&sc, id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(status(&a, batch[0].task.id).await, TaskStatus::Success);
+    assert_eq!(status(&b, batch[1].task.id).await, TaskStatus::Failed);
+    assert_eq!(status(&a, rest[0].task.id).await, TaskStatus::Running);
+    assert_eq!(
+        store.finish_tasks("w1", T0 + 1, Vec::new()).await.unwrap(),
+        Vec::<bool>::new()
+    );
+}
+
+/// The leases of a holder known to be dead are dropped at once: its tasks
+/// are claimable before the lease would have run out; other holders' stay.
+pub(crate) async fn dead_holders_leases_released(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, _) = topology(&store, &sc).await;
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let u = user_gw(
+            &store,
+            &sc,
+            &format!("u{i}"),
+            &format!("198.51.100.{}", i + 10),
+        )
+        .await;
+        let (_, t) = store
+            .create_conn(&sc, new_conn(v.id, g.id, u.id, &format!("c{i}")), &roomy())
+            .await
+            .unwrap();
+        tasks.push(t.id);
+    }
+    let dead = claim_any(&*store, "dead", T0, 60).await.unwrap().unwrap();
+    let dead2 = claim_any(&*store, "dead", T0, 60).await.unwrap().unwrap();
+    let alive = claim_any(&*store, "alive", T0, 60).await.unwrap().unwrap();
+    assert_eq!(
+        store.task_lease_holders().await.unwrap(),
+        vec!["alive".to_owned(), "dead".to_owned()]
+    );
+    assert!(claim_any(&*store, "new", T0 + 1, 60)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(store.release_task_leases("dead").await.unwrap(), 2);
+    assert_eq!(store.release_task_leases("nobody").await.unwrap(), 0);
+    assert_eq!(
+        store.task_lease_holders().await.unwrap(),
+        vec!["alive".to_owned()]
+    );
+    let mut again = [
+        claim_any(&*store, "new", T0 + 1, 60)
+            .await
+            .unwrap()
+            .unwrap(),
+        claim_any(&*store, "new", T0 + 1, 60)
+            .await
+            .unwrap()
+            .unwrap(),
+    ];
+    again.sort_by_key(|c| c.task.id);
+    assert_eq!(
+        again
+            .iter()
+            .map(|c| (c.task.id, c.task.attempts))
+            .collect::<Vec<_>>(),
+        vec![(dead.task.id, 2), (dead2.task.id, 2)]
+    );
+    assert!(claim_any(&*store, "new", T0 + 1, 60)
+        .await
+        .unwrap()
+        .is_none());
+    // The dead holder can no longer finish; the live one still can.
+    assert!(!store
+        .finish_task(dead.task.id, "dead", T0 + 2, Ok(()))
+        .await
+        .unwrap());
+    assert!(store
+        .finish_task(alive.task.id, "alive", T0 + 2, Ok(()))
+        .await
+        .unwrap());
+}
+
+/// Many writes at once (on SQLite: one group commit): each makes its own
+/// checks against the writes before it, and a refused one leaves the others
+/// alone.
+pub(crate) async fn concurrent_writes_fail_alone(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let limits = Limits {
+        user_gws_per_region: 25,
+        ..roomy()
+    };
+    // 40 creates: names n0..n9 twice each (one of each pair may win) and
+    // 20 unique ones, so 30 names, of which the quota takes exactly 25.
+    let mut jobs = Vec::new();
+    for i in 0..40u32 {
+        let (store, sc, limits) = (store.clone(), sc.clone(), limits.clone());
+        let name = if i < 20 {
+            format!("n{}", i / 2)
+        } else {
+            format!("m{i}")
+        };
+        let address = format!("10.8.0.{}", i + 1);
+        jobs.push(tokio::spawn(async move {
+            let r = store
+                .create_user_gw(&sc, new_user_gw(&name, &address), &limits)
+                .await;
+            (name, r)
+        }));
+    }
+    let mut created = BTreeSet::new();
+    let mut refused = 0;
+    for j in jobs {
+        let (name, r) = j.await.unwrap();
+        match r {
+            Ok(u) => assert!(created.insert(u.name.clone()), "{name} created twice"),
+            Err(StoreError::NameInUse(Resource::UserGw))
+            | Err(StoreError::LimitExceeded(Quota::UserGwsPerRegion)) => refused += 1,
+            Err(e) => panic!("{name}: {e}"),
+        }
+    }
+    assert_eq!((created.len(), refused), (25, 15));
+    let page = Page {
+        offset: 0,
+        limit: 100,
+        order: Order::Name,
+        descending: false,
+    };
+    let (total, rows) = store
+        .list_user_gws(&sc, &UserGwFilter::default(), &page)
+        .await
+        .unwrap();
+    assert_eq!(total as usize, created.len());
+    assert_eq!(
+        rows.into_iter().map(|u| u.name).collect::<BTreeSet<_>>(),
+        created
+    );
 }
 
 pub(crate) async fn concurrent_claims_take_each_task_once(store: Arc<dyn Store>) {

@@ -280,6 +280,57 @@ impl Workload {
         }
     }
 
+    /// `n` steps at once, so the engine batches their writes (on SQLite:
+    /// group commits of several callers). Returns how many steps created
+    /// both of their rows.
+    #[allow(dead_code)]
+    pub(crate) async fn burst(&mut self, n: u32) -> usize {
+        let mut runs = Vec::new();
+        for k in 0..n {
+            let n = self.next + k;
+            let (store, scope, limits) =
+                (self.store.clone(), self.scope.clone(), self.limits.clone());
+            let (vpc, vpn_gw) = (self.vpc, self.vpn_gw);
+            runs.push(tokio::spawn(async move {
+                let (ugw_name, conn_name) = (format!("u{n}"), format!("c{n}"));
+                let ugw = NewUserGw {
+                    name: ugw_name.clone(),
+                    address: std::net::Ipv4Addr::from(0x0a00_0000 + n).into(),
+                };
+                let ugw = match store.create_user_gw(&scope, ugw, &limits).await {
+                    Ok(ugw) => ugw,
+                    Err(e) => return vec![(ugw_name, Err(e))],
+                };
+                let conn = NewConn {
+                    vpc_id: vpc,
+                    vpn_gw_id: vpn_gw,
+                    user_gw_id: ugw.id,
+                    name: format!("{conn_name}-{}", "x".repeat(200)),
+                    settings: settings("psk"),
+                    tags: Vec::new(),
+                };
+                let made = store.create_conn(&scope, conn, &limits).await.map(|_| ());
+                vec![(ugw_name, Ok(())), (conn_name, made)]
+            }));
+        }
+        self.next += n;
+        let mut whole = 0;
+        for run in runs {
+            let answers = run.await.expect("a step panicked");
+            let both = answers.len() == 2 && answers.iter().all(|(_, r)| r.is_ok());
+            whole += usize::from(both);
+            for (name, answer) in answers {
+                match answer {
+                    Ok(()) => {
+                        self.made.insert(name);
+                    }
+                    Err(e) => self.refusal(e, name),
+                }
+            }
+        }
+        whole
+    }
+
     fn refusal(&mut self, e: StoreError, name: String) {
         assert!(
             matches!(e, StoreError::StorageUnavailable(_)),

@@ -36,6 +36,7 @@ pub(crate) mod cluster;
 pub(crate) mod drivers;
 pub(crate) mod engine;
 pub(crate) mod gateway_nodes;
+mod holder;
 pub(crate) mod pruning;
 
 use cluster::{Cluster, MemberInfo};
