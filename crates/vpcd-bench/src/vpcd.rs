@@ -48,6 +48,9 @@ pub(crate) fn command_line(data_dir: &Path, database: Option<&str>) -> Vec<Strin
         "127.0.0.1:0".into(),
         "--https".into(),
         "off".into(),
+        // One account drives every measured request.
+        "--rate-limit-per-account".into(),
+        "0".into(),
     ];
     if let Some(db) = database {
         args.extend(["--database".into(), db.into()]);

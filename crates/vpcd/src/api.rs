@@ -13,6 +13,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 
 use crate::clock::Clock;
 use crate::placement::Placement;
+use crate::rate_limit::RateLimiter;
 use crate::settings::Settings;
 
 #[derive(Clone)]
@@ -23,11 +24,14 @@ pub(crate) struct ApiState {
     pub(crate) placement: Arc<Placement>,
     /// Notified after a task row commits, so a worker picks it up at once.
     pub(crate) tasks: Arc<Notify>,
+    /// Each account's request rate.
+    pub(crate) rate: Arc<RateLimiter>,
 }
 
 impl ApiState {
-    /// After the signature: the key must be enabled and the Timestamp inside
-    /// the window. Returns the server's now.
+    /// After the signature: the key must be enabled, the Timestamp inside
+    /// the window and the account within its request rate. Returns the
+    /// server's now.
     pub(crate) fn fresh(&self, key: &ApiKey, ts: i64, param: &str) -> ApiResult<i64> {
         if key.disabled {
             return Err(ApiError::wire(
@@ -45,6 +49,7 @@ impl ApiState {
                 format!("more than {window} seconds away from the server's clock"),
             ));
         }
+        self.rate.admit(key.account_id)?;
         Ok(now)
     }
 }

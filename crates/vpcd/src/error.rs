@@ -113,6 +113,9 @@ error_codes! {
     UnsupportedProtocol => ("InvalidParameter", 4000, "UnsupportedProtocol"),
     /// A body that is not the JSON object it claims to be.
     InvalidRequest => ("InvalidParameter", 4000, "InvalidRequest"),
+    /// The account sent requests faster than its rate limit
+    /// (`--rate-limit-per-account`); v2's "request quota exceeded".
+    RequestLimitExceeded => ("RequestLimitExceeded", 4400, "RequestLimitExceeded"),
 }
 
 impl ErrorCode {
