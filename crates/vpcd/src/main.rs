@@ -162,6 +162,14 @@ struct LimitArgs {
     limit_spd_rules: u32,
     #[arg(long, env = "VPCD_LIMIT_CIDRS_PER_SPD_RULE", default_value_t = 50)]
     limit_cidrs_per_spd_rule: u32,
+    /// VPN gateways of one account (all regions together) holding an
+    /// address of --gw-address-pool, so no account can take the whole pool.
+    #[arg(
+        long,
+        env = "VPCD_LIMIT_POOL_ADDRESSES_PER_ACCOUNT",
+        default_value_t = 32
+    )]
+    limit_pool_addresses_per_account: u32,
 }
 
 impl LimitArgs {
@@ -176,6 +184,7 @@ impl LimitArgs {
             conns_per_pair: self.limit_conns_per_pair,
             spd_rules_per_conn: self.limit_spd_rules,
             cidrs_per_spd_rule: self.limit_cidrs_per_spd_rule,
+            pool_addresses_per_account: self.limit_pool_addresses_per_account,
         }
     }
 }

@@ -228,7 +228,20 @@ impl<DB: Engine> Store for SqlStore<DB> {
             DB::execute(&mut tx, Sql::new(lock)).await?;
         }
         let (address, node_id) = match new.address {
-            AddressSource::Pool(net) => (Self::pick_pool_address(&mut tx, net).await?, None),
+            AddressSource::Pool(net) => {
+                // Counted across regions: the pool is shared by all.
+                let held = Sql::new(
+                    "SELECT COUNT(*) AS n FROM vpn_gws WHERE account_id = $1 AND node_id IS NULL",
+                )
+                .arg(scope.account_id);
+                let held = DB::one(&mut tx, held).await?.int("n")?;
+                check_quota(
+                    held,
+                    limits.pool_addresses_per_account,
+                    Quota::PoolAddressesPerAccount,
+                )?;
+                (Self::pick_pool_address(&mut tx, net).await?, None)
+            }
             AddressSource::Node { node_id } => (
                 Self::pick_node_address(&mut tx, node_id).await?,
                 Some(node_id),
@@ -392,17 +405,31 @@ impl<DB: Engine> Store for SqlStore<DB> {
         .ok_or(StoreError::NotFound(Resource::Vpc))?;
         let gw = DB::opt(
             &mut tx,
-            shared_in_scope::<DB>("un_id, vpc_id", "vpn_gws", new.vpn_gw_id, scope),
+            shared_in_scope::<DB>(
+                "un_id, vpc_id, node_id, address",
+                "vpn_gws",
+                new.vpn_gw_id,
+                scope,
+            ),
         )
         .await?
         .filter(|gw| gw.id("vpc_id").ok() == Some(new.vpc_id))
         .ok_or(StoreError::NotFound(Resource::VpnGw))?;
         let ugw = DB::opt(
             &mut tx,
-            shared_in_scope::<DB>("un_id", "user_gws", new.user_gw_id, scope),
+            shared_in_scope::<DB>("un_id, address", "user_gws", new.user_gw_id, scope),
         )
         .await?
         .ok_or(StoreError::NotFound(Resource::UserGw))?;
+        if let Some(node) = gw.opt_id("node_id")? {
+            let face = TunnelFace {
+                local_addr: parse(&gw.text("address")?, "gateway address")?,
+                remote_addr: parse(&ugw.text("address")?, "peer address")?,
+                local_identity: &new.settings.ike.local_identity,
+                remote_identity: &new.settings.ike.remote_identity,
+            };
+            Self::check_node_tenants(&mut tx, node, scope.account_id, &face).await?;
+        }
         let (gw_un_id, ugw_un_id) = (gw.text("un_id")?, ugw.text("un_id")?);
 
         let clash = Sql::new(
