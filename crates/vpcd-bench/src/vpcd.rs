@@ -21,6 +21,7 @@ const QUOTA_FLAGS: &[&str] = &[
     "--limit-conns-per-user-gw",
     "--limit-conns-per-region",
     "--limit-conns-per-pair",
+    "--limit-pool-addresses-per-account",
 ];
 pub(crate) const RAISED_QUOTA: u32 = 10_000_000;
 
