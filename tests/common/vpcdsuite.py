@@ -92,8 +92,13 @@ def start(tmp: Path, args, database=None) -> Server:
     # Only the listen addresses, the store and `args` are chosen here.
     env = {k: v for k, v in os.environ.items() if not k.startswith("VPCD_") or k == "VPCD_LOG"}
     env.setdefault("VPCD_LOG", "info")
+    # The suites send one account's requests back to back and create
+    # gateways in many regions: no rate limit and the whole address pool
+    # for the account, unless `args` says otherwise.
     argv = [str(binary()), "serve", "--data-dir", str(data_dir),
-            "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", *args]
+            "--http", "127.0.0.1:0", "--https", "127.0.0.1:0",
+            "--rate-limit-per-account", "0",
+            "--limit-pool-addresses-per-account", "254", *args]
     if database:
         argv += ["--database", database]
     with open(log_path, "wb") as log:

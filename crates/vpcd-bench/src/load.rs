@@ -49,6 +49,7 @@ fn raised_limits() -> Limits {
         conns_per_user_gw: n,
         conns_per_region: n,
         conns_per_pair: n,
+        pool_addresses_per_account: n,
         ..Limits::default()
     }
 }

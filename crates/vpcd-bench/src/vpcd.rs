@@ -21,6 +21,7 @@ const QUOTA_FLAGS: &[&str] = &[
     "--limit-conns-per-user-gw",
     "--limit-conns-per-region",
     "--limit-conns-per-pair",
+    "--limit-pool-addresses-per-account",
 ];
 pub(crate) const RAISED_QUOTA: u32 = 10_000_000;
 
@@ -48,6 +49,9 @@ pub(crate) fn command_line(data_dir: &Path, database: Option<&str>) -> Vec<Strin
         "127.0.0.1:0".into(),
         "--https".into(),
         "off".into(),
+        // One account drives every measured request.
+        "--rate-limit-per-account".into(),
+        "0".into(),
     ];
     if let Some(db) = database {
         args.extend(["--database".into(), db.into()]);

@@ -85,6 +85,10 @@ pub enum StoreError {
     InvalidState,
     #[error("address pool exhausted")]
     PoolExhausted,
+    /// Another account's tunnel on the same gateway node could be taken
+    /// for this one ([`vpcd_types::TunnelFace::clash`]).
+    #[error("clashes with another account's tunnel on the gateway node: {0:?}")]
+    TunnelClash(vpcd_types::TunnelClash),
     /// The storage cannot take writes (or answer at all) for now: the disk
     /// is full, the database is read-only, or the server is unreachable.
     /// Nothing of the refused operation was written, and the store recovers
@@ -244,7 +248,9 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- VPN connections and their tasks ----------------------------------
     /// Insert the connection (status 0) and its create task (status 2) in one
-    /// transaction, after checking every quota and the unique name in it.
+    /// transaction, after checking every quota and the unique name in it,
+    /// and (on a gateway node) that no other account's tunnel on the node
+    /// clashes with it (`TunnelClash`).
     async fn create_conn(
         &self,
         scope: &Scope,
@@ -259,7 +265,7 @@ pub trait Store: Send + Sync + 'static {
         page: &Page,
     ) -> Result<(u64, Vec<VpnConn>)>;
     /// Store the new desired state (status 2) and a modify task. `Busy` if
-    /// another task is unfinished.
+    /// another task is unfinished; `TunnelClash` as for `create_conn`.
     async fn begin_modify(
         &self,
         scope: &Scope,

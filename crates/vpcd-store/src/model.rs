@@ -64,6 +64,9 @@ pub struct Limits {
     pub conns_per_pair: u32,
     pub spd_rules_per_conn: u32,
     pub cidrs_per_spd_rule: u32,
+    /// VPN gateways of one account (all regions) holding an address of the
+    /// shared pool, so that no account can take the whole pool.
+    pub pool_addresses_per_account: u32,
 }
 
 impl Default for Limits {
@@ -78,6 +81,7 @@ impl Default for Limits {
             conns_per_pair: 1,
             spd_rules_per_conn: 10,
             cidrs_per_spd_rule: 50,
+            pool_addresses_per_account: 32,
         }
     }
 }
@@ -92,6 +96,7 @@ pub enum Quota {
     ConnsPerUserGw,
     ConnsPerRegion,
     ConnsPerPair,
+    PoolAddressesPerAccount,
 }
 
 /// Paging and ordering shared by every Describe action.

@@ -579,9 +579,109 @@ pub struct TunnelSpec {
     pub settings: ConnSettings,
 }
 
+/// What a tunnel shows a charon before any pre-shared key is used: its two
+/// addresses and its two identities.
+#[derive(Debug, Clone, Copy)]
+pub struct TunnelFace<'a> {
+    /// The VPN gateway's address.
+    pub local_addr: IpAddr,
+    /// The peer gateway's address.
+    pub remote_addr: IpAddr,
+    pub local_identity: &'a Identity,
+    pub remote_identity: &'a Identity,
+}
+
+/// Why two tenants' tunnels cannot be loaded on one charon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelClash {
+    /// The same local and remote address: charon picks a connection for an
+    /// incoming IKE_SA_INIT by its addresses, so it could pick either.
+    Endpoints,
+    /// The same two identities, in either order: charon looks a pre-shared
+    /// key up by the identities it owns, so one tenant's key could be used
+    /// for the other's tunnel.
+    Identities,
+}
+
+/// Identities as charon compares them: an FQDN without regard to case.
+fn same_identity(a: &Identity, b: &Identity) -> bool {
+    match (a, b) {
+        (Identity::Address(x), Identity::Address(y)) => x == y,
+        (Identity::Fqdn(x), Identity::Fqdn(y)) => {
+            x.to_string().eq_ignore_ascii_case(&y.to_string())
+        }
+        _ => false,
+    }
+}
+
+impl TunnelFace<'_> {
+    /// Whether `self` and `other`, loaded on one charon for two tenants,
+    /// could be taken for each other. An address identity that differs
+    /// from the peer's address (a peer behind NAT) is fine as long as the
+    /// pair of identities is not another tenant's.
+    pub fn clash(&self, other: &TunnelFace<'_>) -> Option<TunnelClash> {
+        if self.local_addr == other.local_addr && self.remote_addr == other.remote_addr {
+            return Some(TunnelClash::Endpoints);
+        }
+        let (a, b) = (self.local_identity, self.remote_identity);
+        let (c, d) = (other.local_identity, other.remote_identity);
+        let same_pair = (same_identity(a, c) && same_identity(b, d))
+            || (same_identity(a, d) && same_identity(b, c));
+        same_pair.then_some(TunnelClash::Identities)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tunnels_clash_on_endpoints_or_on_the_pair_of_identities() {
+        let addr = |s: &str| Identity::Address(s.parse().unwrap());
+        let fqdn = |s: &str| Identity::Fqdn(s.parse().unwrap());
+        let (g, p, q) = (
+            addr("203.0.113.1"),
+            addr("198.51.100.1"),
+            addr("198.51.100.2"),
+        );
+        let nat = addr("10.0.0.1");
+        let face = |local: IpAddr, remote: IpAddr, l, r| TunnelFace {
+            local_addr: local,
+            remote_addr: remote,
+            local_identity: l,
+            remote_identity: r,
+        };
+        let (ga, pa, qa) = (
+            "203.0.113.1".parse().unwrap(),
+            "198.51.100.1".parse().unwrap(),
+            "198.51.100.2".parse().unwrap(),
+        );
+        let a = face(ga, pa, &g, &p);
+        // Same endpoints, whatever the identities.
+        let nat_b = face(ga, pa, &g, &nat);
+        assert_eq!(nat_b.clash(&a), Some(TunnelClash::Endpoints));
+        // Another peer claiming A's peer identity, or the same pair reversed.
+        assert_eq!(
+            face(ga, qa, &g, &p).clash(&a),
+            Some(TunnelClash::Identities)
+        );
+        assert_eq!(
+            face(ga, qa, &p, &g).clash(&a),
+            Some(TunnelClash::Identities)
+        );
+        // Another peer behind NAT with its own identity: fine.
+        assert_eq!(face(ga, qa, &g, &nat).clash(&a), None);
+        assert_eq!(face(ga, qa, &g, &q).clash(&a), None);
+        // FQDNs compare without regard to case.
+        let (x, y) = (fqdn("cloud.example"), fqdn("IDC.example"));
+        let y2 = fqdn("idc.EXAMPLE");
+        let f = face(ga, pa, &x, &y);
+        assert_eq!(
+            face(ga, qa, &x, &y2).clash(&f),
+            Some(TunnelClash::Identities)
+        );
+        assert_eq!(face(ga, qa, &x, &q).clash(&f), None);
+    }
 
     #[test]
     fn enums_round_trip_their_spelling() {

@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 
 use crate::clock::Clock;
 use crate::placement::Placement;
+use crate::rate_limit::RateLimiter;
 use crate::settings::Settings;
 
 #[derive(Clone)]
@@ -26,11 +27,14 @@ pub(crate) struct ApiState {
     pub(crate) tasks: Arc<Notify>,
     /// Whether the storage takes writes (`/readyz`, the once-per-episode log).
     pub(crate) storage: StorageHealth,
+    /// Each account's request rate.
+    pub(crate) rate: Arc<RateLimiter>,
 }
 
 impl ApiState {
-    /// After the signature: the key must be enabled and the Timestamp inside
-    /// the window. Returns the server's now.
+    /// After the signature: the key must be enabled, the Timestamp inside
+    /// the window and the account within its request rate. Returns the
+    /// server's now.
     pub(crate) fn fresh(&self, key: &ApiKey, ts: i64, param: &str) -> ApiResult<i64> {
         if key.disabled {
             return Err(ApiError::wire(
@@ -48,6 +52,7 @@ impl ApiState {
                 format!("more than {window} seconds away from the server's clock"),
             ));
         }
+        self.rate.admit(key.account_id)?;
         Ok(now)
     }
 }

@@ -24,6 +24,7 @@ use std::borrow::Cow;
 use std::fmt::Display;
 
 use vpcd_store::{Quota, Resource, StoreError};
+use vpcd_types::TunnelClash;
 
 /// Declares [`ErrorCode`] from one table, so each row exists once.
 macro_rules! error_codes {
@@ -113,6 +114,9 @@ error_codes! {
     UnsupportedProtocol => ("InvalidParameter", 4000, "UnsupportedProtocol"),
     /// A body that is not the JSON object it claims to be.
     InvalidRequest => ("InvalidParameter", 4000, "InvalidRequest"),
+    /// The account sent requests faster than its rate limit
+    /// (`--rate-limit-per-account`); v2's "request quota exceeded".
+    RequestLimitExceeded => ("RequestLimitExceeded", 4400, "RequestLimitExceeded"),
 }
 
 impl ErrorCode {
@@ -255,6 +259,15 @@ impl Field {
 }
 
 impl Field {
+    /// The field that carries `side`'s identity value: its address or its
+    /// FQDN.
+    pub(crate) fn identity(side: Side, identity: &vpcd_types::Identity) -> Field {
+        match identity {
+            vpcd_types::Identity::Address(_) => Field::IdentityAddress(side),
+            vpcd_types::Identity::Fqdn(_) => Field::IdentityFqdn(side),
+        }
+    }
+
     /// The API 3.0 field name, as a path into the request (`Filters.0.Name`
     /// style). Fields 3.0 has no spelling of (subnets given with a VPC, v2's
     /// peer CIDR list) are named after their nearest 3.0 field.
@@ -558,6 +571,17 @@ impl ApiError {
                 C::InvalidVpnConnState,
                 "the connection's current state does not allow this operation",
             ),
+            StoreError::TunnelClash(TunnelClash::Endpoints) => of(
+                C::UserGwAddrInUse,
+                "another account has a VPN connection between the same VPN gateway address and \
+                 peer gateway address on this gateway node; use another peer gateway address or \
+                 another VPN gateway",
+            ),
+            StoreError::TunnelClash(TunnelClash::Identities) => of(
+                C::InvalidParameter,
+                "another account has a VPN connection on this gateway node with the same pair of \
+                 IKE identities (local and remote, in either order); choose other identities",
+            ),
             StoreError::PoolExhausted => ApiError {
                 code: C::VpnGwLimitExceeded,
                 param: None,
@@ -612,6 +636,10 @@ fn quota_text(q: Quota) -> (ErrorCode, &'static str) {
         Quota::ConnsPerPair => (
             C::VpnConnLimitExceeded,
             "this peer gateway already has the allowed number of connections to this VPN gateway",
+        ),
+        Quota::PoolAddressesPerAccount => (
+            C::VpnGwLimitExceeded,
+            "the account holds its share of the shared public gateway addresses (all regions)",
         ),
     }
 }

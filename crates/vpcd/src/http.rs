@@ -20,7 +20,8 @@ use serde_json::{json, Value};
 
 use crate::api::ApiState;
 use crate::clock::format_utc;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode, Why};
+use crate::settings::Settings;
 use crate::storage_health::Readiness;
 use crate::v2;
 use crate::v2::protocol::{envelope_err, RawRequest};
@@ -63,7 +64,29 @@ fn bad(what: &str, why: impl std::fmt::Display) -> Response {
     ok_json(envelope_err(&ApiError::invalid(what, why)))
 }
 
+/// An error envelope for a request that ran out of time, in the
+/// protocol's own shape.
+fn timed_out(limit: std::time::Duration) -> ApiError {
+    ApiError {
+        code: ErrorCode::InternalError,
+        param: None,
+        why: Why::text(format!(
+            "the request was not completed within {} ms; a change may still have been applied, \
+             so read the state before retrying",
+            limit.as_millis()
+        )),
+    }
+}
+
 async fn api(State(state): State<ApiState>, req: Request) -> Response {
+    let limit = state.settings.request_timeout;
+    match tokio::time::timeout(limit, api_v2(state, req)).await {
+        Ok(answer) => answer,
+        Err(_) => ok_json(envelope_err(&timed_out(limit))),
+    }
+}
+
+async fn api_v2(state: ApiState, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let method = match parts.method {
         Method::GET => "GET",
@@ -74,7 +97,6 @@ async fn api(State(state): State<ApiState>, req: Request) -> Response {
         Ok(h) => h,
         Err(why) => return bad("Host", why),
     };
-    let limit = state.settings.max_body_bytes;
     let mut pairs: Vec<(String, String)> = Vec::new();
     if let Some(q) = parts.uri.query() {
         match decode_form(q.as_bytes()) {
@@ -93,7 +115,7 @@ async fn api(State(state): State<ApiState>, req: Request) -> Response {
                         .eq_ignore_ascii_case("application/x-www-form-urlencoded")
                 })
             });
-        let body = match read_limited(body, &parts.headers, limit).await {
+        let body = match read_limited(body, &parts.headers, &state.settings).await {
             Ok(b) => b,
             Err(why) => return bad("request body", why),
         };
@@ -161,8 +183,16 @@ fn request_host(parts: &axum::http::request::Parts) -> Result<String, &'static s
 }
 
 async fn api3(State(state): State<ApiState>, req: Request) -> Response {
+    let limit = state.settings.request_timeout;
+    match tokio::time::timeout(limit, api_v3(state, req)).await {
+        Ok(answer) => answer,
+        Err(_) => ok_json(v3::protocol::refuse(&timed_out(limit))),
+    }
+}
+
+async fn api_v3(state: ApiState, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = match read_limited(body, &parts.headers, state.settings.max_body_bytes).await {
+    let body = match read_limited(body, &parts.headers, &state.settings).await {
         Ok(b) => b,
         Err(why) => {
             return ok_json(v3::protocol::refuse(&ApiError::invalid(
@@ -202,15 +232,18 @@ async fn api3(State(state): State<ApiState>, req: Request) -> Response {
     ok_json(envelope)
 }
 
-/// Read at most `limit` bytes. A declared Content-Length over the limit is
-/// refused before reading anything; an undeclared (chunked) body is cut off
-/// as soon as it passes the limit, so an oversized body is never buffered.
-/// The error is why the body is refused.
+/// Read at most `limit` bytes within the body-read timeout. A declared
+/// Content-Length over the limit is refused before reading anything; an
+/// undeclared (chunked) body is cut off as soon as it passes the limit, so
+/// an oversized body is never buffered. The error is why the body is
+/// refused; the connection is then closed (hyper does not reuse a
+/// connection whose request body was not read to its end).
 async fn read_limited(
     body: Body,
     headers: &HeaderMap,
-    limit: usize,
+    settings: &Settings,
 ) -> Result<bytes::Bytes, String> {
+    let limit = settings.max_body_bytes;
     let too_big = || format!("larger than the limit of {limit} bytes");
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
@@ -222,7 +255,14 @@ async fn read_limited(
         }
     }
     let limited = http_body_util::Limited::new(body, limit);
-    match limited.collect().await {
+    let timeout = settings.body_read_timeout;
+    let Ok(collected) = tokio::time::timeout(timeout, limited.collect()).await else {
+        return Err(format!(
+            "was not received within {} ms",
+            timeout.as_millis()
+        ));
+    };
+    match collected {
         Ok(c) => Ok(c.to_bytes()),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()

@@ -29,24 +29,28 @@
 //!   clock, where new VPN gateways go.
 //! - [`client`]: `vpcd call`; [`admin`]: `vpcd admin`; `tls`: the HTTPS
 //!   certificate.
+//! - `conn_guard`: the cap on connections and the idle timeout.
 //! - `data_dir`: owner-only modes for the data directory and its secrets.
+//! - `rate_limit`: the per-account request rate limit.
 //! - `log_safe`: attacker-controlled text in log lines.
 //!
 //! The crate's interface is small: what the `vpcd` binary and the
 //! integration tests use ([`server`], [`Settings`], [`client`], [`admin`],
-//! [`v2::Action`], [`v3::Action`], [`MemberInfo`], [`Regions`]). Everything else is `pub(crate)`.
+//! [`v2::Action`], [`v3::Action`], [`MemberInfo`], [`Regions`], [`RateLimit`]). Everything else is `pub(crate)`.
 
 pub mod admin;
 pub(crate) mod api;
 pub(crate) mod background;
 pub mod client;
 pub(crate) mod clock;
+pub(crate) mod conn_guard;
 pub(crate) mod data_dir;
 pub(crate) mod error;
 pub(crate) mod http;
 pub(crate) mod log_safe;
 pub(crate) mod ops;
 pub(crate) mod placement;
+pub(crate) mod rate_limit;
 pub(crate) mod regions;
 pub mod server;
 pub(crate) mod settings;
@@ -56,5 +60,6 @@ pub mod v2;
 pub mod v3;
 
 pub use background::cluster::MemberInfo;
+pub use rate_limit::RateLimit;
 pub use regions::Regions;
 pub use settings::Settings;

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 use vpcd::server::ServeConfig;
-use vpcd::{Regions, Settings};
+use vpcd::{RateLimit, Regions, Settings};
 use vpcd_auth::SignatureMethod;
 use vpcd_store::Limits;
 
@@ -123,6 +123,30 @@ struct ServeArgs {
     /// silent clients are disconnected.
     #[arg(long, env = "VPCD_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
     header_read_timeout_ms: u64,
+    /// Milliseconds a client may take to send a request's body once its
+    /// headers are in; a slower body is refused and the connection closed.
+    #[arg(long, env = "VPCD_BODY_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    body_read_timeout_ms: u64,
+    /// Milliseconds a request may take from its headers to its answer,
+    /// body included; past it the client gets an error envelope.
+    #[arg(long, env = "VPCD_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    request_timeout_ms: u64,
+    /// Milliseconds a connection may stay open with no request in progress
+    /// (counted from its start or its last answer): idle keep-alive
+    /// connections and connections that never send a byte are closed.
+    #[arg(long, env = "VPCD_IDLE_TIMEOUT_MS", default_value_t = 30_000)]
+    idle_timeout_ms: u64,
+    /// Connections each listener (HTTP, HTTPS) serves at once; one more
+    /// waits up to the header-read timeout for a free slot, then is closed.
+    #[arg(long, env = "VPCD_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// Signed requests per second each account may send on average (0: no
+    /// limit); more are refused with RequestLimitExceeded (v2 code 4400).
+    #[arg(long, env = "VPCD_RATE_LIMIT_PER_ACCOUNT", default_value_t = 20.0)]
+    rate_limit_per_account: f64,
+    /// Signed requests an account may send at once, above its rate.
+    #[arg(long, env = "VPCD_RATE_LIMIT_BURST", default_value_t = 40)]
+    rate_limit_burst: u32,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -148,6 +172,14 @@ struct LimitArgs {
     limit_spd_rules: u32,
     #[arg(long, env = "VPCD_LIMIT_CIDRS_PER_SPD_RULE", default_value_t = 50)]
     limit_cidrs_per_spd_rule: u32,
+    /// VPN gateways of one account (all regions together) holding an
+    /// address of --gw-address-pool, so no account can take the whole pool.
+    #[arg(
+        long,
+        env = "VPCD_LIMIT_POOL_ADDRESSES_PER_ACCOUNT",
+        default_value_t = 32
+    )]
+    limit_pool_addresses_per_account: u32,
 }
 
 impl LimitArgs {
@@ -162,6 +194,7 @@ impl LimitArgs {
             conns_per_pair: self.limit_conns_per_pair,
             spd_rules_per_conn: self.limit_spd_rules,
             cidrs_per_spd_rule: self.limit_cidrs_per_spd_rule,
+            pool_addresses_per_account: self.limit_pool_addresses_per_account,
         }
     }
 }
@@ -388,6 +421,12 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     gw_address_pool: a.gw_address_pool,
                     max_body_bytes: a.max_body_bytes,
                     regions,
+                    body_read_timeout: Duration::from_millis(a.body_read_timeout_ms.max(1)),
+                    request_timeout: Duration::from_millis(a.request_timeout_ms.max(1)),
+                    rate_limit: RateLimit {
+                        per_second: a.rate_limit_per_account,
+                        burst: a.rate_limit_burst,
+                    },
                 },
                 task_lease_secs: a.task_lease_secs,
                 workers: a.workers,
@@ -399,6 +438,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 gateway_lease_secs: a.gateway_lease_secs,
                 task_retention_secs: a.task_retention_secs.max(0),
                 header_read_timeout: Duration::from_millis(a.header_read_timeout_ms.max(1)),
+                idle_timeout: Duration::from_millis(a.idle_timeout_ms.max(1)),
+                max_connections: a.max_connections.max(1),
             };
             vpcd::server::serve(cfg).await?;
             Ok(0)

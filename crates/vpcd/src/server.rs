@@ -18,7 +18,9 @@ use vpcd_store::Store;
 use crate::api::ApiState;
 use crate::background::{self, Background};
 use crate::clock::Clock;
+use crate::conn_guard::Guard;
 use crate::placement::Placement;
+use crate::rate_limit::RateLimiter;
 use crate::settings::Settings;
 use crate::storage_health::StorageHealth;
 
@@ -60,6 +62,15 @@ pub struct ServeConfig {
     /// from the connection's first byte (`--header-read-timeout`). A slow
     /// or silent client is disconnected after it.
     pub header_read_timeout: Duration,
+    /// How long a connection may stay open with no request in progress,
+    /// counted from its start or the end of its last request
+    /// (`--idle-timeout-ms`): idle keep-alive connections and connections
+    /// that never send a byte are closed after it.
+    pub idle_timeout: Duration,
+    /// Connections each listener serves at once (`--max-connections`); one
+    /// more waits up to the header-read timeout for a free slot, then is
+    /// closed.
+    pub max_connections: usize,
 }
 
 impl ServeConfig {
@@ -85,6 +96,8 @@ impl ServeConfig {
             gateway_lease_secs: 10,
             task_retention_secs: DEFAULT_TASK_RETENTION_SECS,
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 1024,
         }
     }
 }
@@ -178,6 +191,15 @@ fn slow_clients(
         .keep_alive_timeout(cfg.header_read_timeout);
 }
 
+/// The cap on connections and the idle timeout of one listener.
+fn conn_limits(cfg: &ServeConfig) -> crate::conn_guard::Limits {
+    crate::conn_guard::Limits {
+        max_connections: cfg.max_connections,
+        slot_wait: cfg.header_read_timeout,
+        idle_timeout: cfg.idle_timeout,
+    }
+}
+
 /// The soft limit on open files raised to the hard limit, so many
 /// connections do not starve the database of file descriptors.
 fn raise_open_file_limit() {
@@ -237,6 +259,7 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
         placement: Arc::new(Placement::default()),
         tasks: Arc::new(Notify::new()),
         storage: StorageHealth::new(clock.clone()),
+        rate: Arc::new(RateLimiter::new(cfg.settings.rate_limit)),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let background = Background::start(
@@ -274,7 +297,9 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
             std::net::TcpListener::bind(addr).with_context(|| format!("binding HTTP on {addr}"))?;
         listener.set_nonblocking(true)?;
         bound.http = Some(listener.local_addr()?);
-        let mut server = axum_server::from_tcp(listener).handle(http_handle.clone());
+        let mut server = axum_server::from_tcp(listener)
+            .handle(http_handle.clone())
+            .map(|plain| Guard::new(plain, conn_limits(&cfg)));
         slow_clients(server.http_builder(), &cfg);
         let server = server.serve(app.clone().into_make_service());
         tasks.push(tokio::spawn(async move {
@@ -293,7 +318,9 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
             .with_context(|| format!("binding HTTPS on {addr}"))?;
         listener.set_nonblocking(true)?;
         bound.https = Some(listener.local_addr()?);
-        let mut server = axum_server::from_tcp_rustls(listener, tls).handle(https_handle.clone());
+        let mut server = axum_server::from_tcp_rustls(listener, tls)
+            .handle(https_handle.clone())
+            .map(|tls| Guard::new(tls, conn_limits(&cfg)));
         slow_clients(server.http_builder(), &cfg);
         let server = server.serve(app.into_make_service());
         tasks.push(tokio::spawn(async move {

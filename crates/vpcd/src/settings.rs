@@ -1,8 +1,11 @@
 //! Tunables of the API side.
 
+use std::time::Duration;
+
 use ipnet::IpNet;
 use vpcd_store::Limits;
 
+use crate::rate_limit::RateLimit;
 use crate::regions::Regions;
 
 /// Tunables of the API side; all are `vpcd serve` flags.
@@ -17,6 +20,14 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// The regions served, in both protocols' spellings.
     pub regions: Regions,
+    /// How long a client may take to send a request's body, once its
+    /// headers are in.
+    pub body_read_timeout: Duration,
+    /// How long a request may take from its headers to its answer (body
+    /// included); past it the client gets an error envelope.
+    pub request_timeout: Duration,
+    /// Each account's request rate.
+    pub rate_limit: RateLimit,
 }
 
 impl Default for Settings {
@@ -27,6 +38,9 @@ impl Default for Settings {
             gw_address_pool: "203.0.113.0/24".parse().expect("valid pool"),
             max_body_bytes: 64 * 1024,
             regions: Regions::default(),
+            body_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            rate_limit: RateLimit::default(),
         }
     }
 }

@@ -1591,6 +1591,7 @@ fn limits_with(edit: impl FnOnce(&mut Limits)) -> Limits {
         conns_per_pair: 100,
         spd_rules_per_conn: 10,
         cidrs_per_spd_rule: 50,
+        pool_addresses_per_account: 100,
     };
     edit(&mut l);
     l
@@ -1611,6 +1612,55 @@ async fn fill(app: &TestApp, f: &Fixture, n: usize, same_peer: bool, tag: &str) 
         );
     }
     out
+}
+
+/// Issue 11, finding 3: one account's gateways hold at most its share of the
+/// shared address pool, so another account's RunVpnGw still gets an address.
+#[tokio::test]
+async fn one_account_cannot_take_the_whole_gateway_address_pool() {
+    let app = spawn_with(Options {
+        limits: limits_with(|l| l.pool_addresses_per_account = 2),
+        ..Default::default()
+    })
+    .await;
+    let f = app.fixture("p").await;
+    app.ok(
+        "RunVpnGw",
+        &[("vpcId", &f.vpc_id), ("name", "second"), ("bandwidth", "5")],
+    )
+    .await;
+    let v = app
+        .call(
+            "RunVpnGw",
+            &[("vpcId", &f.vpc_id), ("name", "third"), ("bandwidth", "5")],
+        )
+        .await;
+    assert_eq!(code(&v), (5100, "VpnGwLimitExceeded"));
+    assert_eq!(
+        v["message"],
+        "vpcId: the account holds its share of the shared public gateway addresses (all regions)"
+    );
+    let other = app.new_account("other").await;
+    let vpc = app
+        .call_as(
+            &other,
+            "CreateVpc",
+            &[("vpcName", "v"), ("cidrBlock", "10.0.0.0/16")],
+        )
+        .await;
+    let gw = app
+        .call_as(
+            &other,
+            "RunVpnGw",
+            &[
+                ("vpcId", vpc["uniqVpcId"].as_str().unwrap()),
+                ("name", "g"),
+                ("bandwidth", "5"),
+            ],
+        )
+        .await;
+    assert_eq!(gw["code"], 0, "{gw}");
+    app.shutdown().await;
 }
 
 #[tokio::test]

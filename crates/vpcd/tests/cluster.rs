@@ -73,6 +73,7 @@ impl Node {
             .args(&self.extra)
             .env("VPCD_LOG", "info")
             .env("NO_COLOR", "1")
+            .env("VPCD_RATE_LIMIT_PER_ACCOUNT", "0")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

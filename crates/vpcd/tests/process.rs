@@ -40,6 +40,7 @@ fn start(data: &Path, extra: &[&str], log: &Path) -> Proc {
         .args(extra)
         .env("VPCD_LOG", "trace")
         .env("NO_COLOR", "1")
+        .env("VPCD_RATE_LIMIT_PER_ACCOUNT", "0")
         .stdout(Stdio::piped())
         .stderr(logf)
         .spawn()

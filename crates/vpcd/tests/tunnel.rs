@@ -14,6 +14,7 @@
 mod e2e;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::Vpcd;
@@ -21,6 +22,7 @@ use serde_json::{json, Value};
 use vpcd_dataplane::strongswan::StrongSwanDriver;
 use vpcd_dataplane::testbed::{Side, Testbed, TestbedConfig};
 use vpcd_dataplane::VpnDriver;
+use vpcd_types::testing::without_proxies;
 
 /// Everything the test needs, or `None` after printing why (a panic under CI).
 fn setup(cfg: TestbedConfig) -> Option<(Testbed, PathBuf)> {
@@ -320,6 +322,131 @@ fn wrong_psk_on_the_peer_stays_unavailable_and_the_log_says_why() {
         !log.contains("the-right-key") && !log.contains("a-wrong-key"),
         "no PSK in the log"
     );
+}
+
+/// A second account's credentials file, made with `vpcd admin`.
+fn second_account(v: &Vpcd, name: &str) -> PathBuf {
+    let out = without_proxies(&mut Command::new(env!("CARGO_BIN_EXE_vpcd")))
+        .args(["admin", "--data-dir"])
+        .arg(&v.data)
+        .args(["account", "create", name])
+        .output()
+        .expect("vpcd admin");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let field = |label: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .unwrap_or_else(|| panic!("no {label} in {text}"))
+            .trim()
+            .to_owned()
+    };
+    let path = v.data.join(format!("{name}.credentials"));
+    let doc =
+        json!({"secretId": field("SecretId:"), "secretKey": field("SecretKey:"), "region": "gz"});
+    std::fs::write(&path, doc.to_string()).unwrap();
+    path
+}
+
+/// Issue 11, finding 7: on a shared gateway node (one charon, one public
+/// address), a second account cannot register the first one's peer
+/// address, its identities, or another gateway's address as its own
+/// identity, each refused naming the parameter; its own tunnel (behind NAT)
+/// is accepted, and the first account's live tunnel keeps passing traffic.
+#[test]
+fn a_second_account_cannot_take_over_a_live_tunnel_on_the_shared_node() {
+    let Some((mut tb, py)) = setup(TestbedConfig::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let v = Vpcd::start(&dir.path().join("vpcd"), &tb.vici_uri(Side::Cloud), &[]);
+    let a = create_tunnel(&v, &py, "alices-key", json!({}));
+    tb.load_swanctl(Side::Peer, &v.peer_config(&a.conn))
+        .unwrap();
+    v.wait_net(&a.conn, "available", Duration::from_secs(20));
+    assert!(ping_within(
+        &tb,
+        "10.100.0.1",
+        "10.200.0.1",
+        Duration::from_secs(5)
+    ));
+
+    let bob = second_account(&v, "bob");
+    let ok = |action: &str, params: &[&str]| {
+        let r = v.call_as(&bob, action, params);
+        assert_eq!(r["code"], 0, "{action}: {r}");
+        r
+    };
+    let vpc = ok("CreateVpc", &["vpcName=bob", "cidrBlock=10.101.0.0/16"]);
+    let vpc = format!("vpcId={}", vpc["uniqVpcId"].as_str().unwrap());
+    let gw = ok("RunVpnGw", &[&vpc, "name=bob-gw", "bandwidth=5"]);
+    assert_eq!(
+        gw["data"]["vpnGwAddress"], "203.0.113.1",
+        "the same node address"
+    );
+    let gw = format!("vpnGwId={}", gw["data"]["vpnGwId"].as_str().unwrap());
+    let user_gw = |name: &str, addr: &str| {
+        let u = ok(
+            "AddUserGw",
+            &[&format!("userGwName={name}"), &format!("userGwAddr={addr}")],
+        );
+        format!("userGwId={}", u["userGwId"].as_str().unwrap())
+    };
+    let alices_peer = user_gw("copy", "198.51.100.1");
+    let own_peer = user_gw("own", "198.51.100.2");
+    let add = |peer: &str, extra: &[&str]| {
+        let mut params = vec![
+            vpc.as_str(),
+            gw.as_str(),
+            peer,
+            "preSharedKey=bobs-key",
+            "userGwCidrBlock.0=10.201.0.0/16",
+        ];
+        params.extend_from_slice(extra);
+        v.call_as(&bob, "AddVpnConnEx", &params)
+    };
+    let refused = |r: Value, code_desc: &str, param: &str| {
+        assert_eq!(r["code"], 4000, "{r}");
+        assert_eq!(r["codeDesc"], code_desc, "{r}");
+        let msg = r["message"].as_str().unwrap();
+        assert!(msg.starts_with(&format!("{param}: ")), "{r}");
+    };
+    // Alice's peer address on the shared gateway address.
+    refused(
+        add(&alices_peer, &["IKESet.remoteAddress=10.9.9.9"]),
+        "InvalidUserGw.InUse",
+        "userGwId",
+    );
+    // Alice's pair of identities from another peer address.
+    refused(
+        add(&own_peer, &["IKESet.remoteAddress=198.51.100.1"]),
+        "InvalidParameter",
+        "IKESet.remoteAddress",
+    );
+    // An arbitrary address as the gateway's own identity.
+    refused(
+        add(&own_peer, &["IKESet.localAddress=8.8.8.8"]),
+        "InvalidParameter",
+        "IKESet.localAddress",
+    );
+    // Bob's own peer behind NAT, with its private address as identity.
+    let mine = add(&own_peer, &["IKESet.remoteAddress=10.9.9.9"]);
+    assert_eq!(mine["code"], 0, "{mine}");
+    v.wait_task_as(&bob, mine["data"]["taskId"].as_i64().unwrap());
+
+    // Alice's tunnel still carries traffic and is still up.
+    assert!(ping_within(
+        &tb,
+        "10.100.0.1",
+        "10.200.0.1",
+        Duration::from_secs(5)
+    ));
+    assert_eq!(v.net_status(&a.conn), "available");
+    tb.teardown();
 }
 
 #[test]

@@ -41,8 +41,8 @@ use sqlx::{
 };
 use vpcd_types::id::{IdKind, UnifiedId, UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
 use vpcd_types::{
-    AccountId, ConnStatus, GatewayNodeId, IdRef, RowId, TaskId, TaskKind, UserGwRowId, VpcRowId,
-    VpnConnRowId, VpnGwRowId,
+    AccountId, ConnStatus, GatewayNodeId, IdRef, RowId, TaskId, TaskKind, TunnelFace, UserGwRowId,
+    VpcRowId, VpnConnRowId, VpnGwRowId,
 };
 
 use crate::common::*;
@@ -652,7 +652,8 @@ impl<DB: Engine> SqlStore<DB> {
                 // then sees this one's task.
                 let find = Sql::new(format!(
                     "SELECT c.status, c.active_task, c.vpc_id, c.un_id, \
-                    g.un_id AS gw_un_id, u.un_id AS ugw_un_id \
+                    g.un_id AS gw_un_id, u.un_id AS ugw_un_id, \
+                    g.node_id, g.address AS gw_address, u.address AS ugw_address \
              FROM vpn_conns c \
              JOIN vpn_gws g ON g.id = c.vpn_gw_id \
              JOIN user_gws u ON u.id = c.user_gw_id \
@@ -673,6 +674,18 @@ impl<DB: Engine> SqlStore<DB> {
                     return Err(StoreError::InvalidState);
                 }
                 let vpc_id: VpcRowId = row.id("vpc_id")?;
+                if let (Some(node), Some(settings)) = (
+                    row.opt_id("node_id")?,
+                    change.as_ref().and_then(|c| c.settings.as_ref()),
+                ) {
+                    let face = TunnelFace {
+                        local_addr: parse(&row.text("gw_address")?, "gateway address")?,
+                        remote_addr: parse(&row.text("ugw_address")?, "peer address")?,
+                        local_identity: &settings.ike.local_identity,
+                        remote_identity: &settings.ike.remote_identity,
+                    };
+                    Self::check_node_tenants(&mut *tx, &key, node, scope.account_id, &face).await?;
+                }
                 let conn_un_id = row.text("un_id")?;
                 let (new_name, new_settings) = match change {
                     Some(ConnChange { name, settings }) => {
@@ -750,6 +763,45 @@ impl<DB: Engine> SqlStore<DB> {
             })
         })
         .await
+    }
+
+    /// Refuse a tunnel of `account` that a tunnel of another account on
+    /// gateway node `node` could be taken for ([`TunnelFace::clash`]): the
+    /// tenants of one charon must not disturb each other. The node's row is
+    /// locked first, so two accounts' changes on one node are checked one
+    /// after the other. Tunnels that are not loaded (failed creations,
+    /// deleted ones) do not count.
+    async fn check_node_tenants(
+        conn: &mut DB::Connection,
+        key: &MasterKey,
+        node: GatewayNodeId,
+        account: AccountId,
+        face: &TunnelFace<'_>,
+    ) -> Result<()> {
+        let lock_node = Sql::new(format!(
+            "SELECT id FROM gateway_nodes WHERE id = $1{}",
+            lock::<DB>(FOR_UPDATE)
+        ))
+        .arg(node);
+        DB::opt(&mut *conn, lock_node).await?;
+        let mut others = Sql::new(conn_select());
+        others.push(" WHERE c.status IN (0, 2, 3, 5, 6) AND g.node_id = ");
+        others.bind(node);
+        others.push(" AND c.account_id <> ");
+        others.bind(account);
+        for row in DB::fetch(&mut *conn, others).await? {
+            let other = conn_from_row(&row, key)?;
+            let theirs = TunnelFace {
+                local_addr: other.vpn_gw.address,
+                remote_addr: other.user_gw.address,
+                local_identity: &other.settings.ike.local_identity,
+                remote_identity: &other.settings.ike.remote_identity,
+            };
+            if let Some(clash) = face.clash(&theirs) {
+                return Err(StoreError::TunnelClash(clash));
+            }
+        }
+        Ok(())
     }
 
     // ---- fetching single rows ---------------------------------------------

@@ -255,6 +255,18 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 }
                 let (address, node_id) = match new.address {
                     AddressSource::Pool(net) => {
+                        // Counted across regions: the pool is shared by all.
+                        let held = Sql::new(
+                            "SELECT COUNT(*) AS n FROM vpn_gws \
+                             WHERE account_id = $1 AND node_id IS NULL",
+                        )
+                        .arg(scope.account_id);
+                        let held = DB::one(&mut *tx, held).await?.int("n")?;
+                        check_quota(
+                            held,
+                            limits.pool_addresses_per_account,
+                            Quota::PoolAddressesPerAccount,
+                        )?;
                         (Self::pick_pool_address(&mut *tx, net).await?, None)
                     }
                     AddressSource::Node { node_id } => (
@@ -428,6 +440,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 let per_region = Self::count_scope_conn(&mut *tx, scope).await?;
                 let checks = Sql::new(format!(
                     "SELECT g.un_id AS gw_un_id, g.vpc_id AS gw_vpc_id, u.un_id AS ugw_un_id, \
+                       g.node_id, g.address AS gw_address, u.address AS ugw_address, \
                        (SELECT COUNT(*) FROM vpn_conns WHERE account_id = $4 AND region = $5 \
                             AND vpc_id = $1 AND name = $6) AS clash, \
                        (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = $2) AS per_gw, \
@@ -477,6 +490,16 @@ impl<DB: Engine> Store for SqlStore<DB> {
                     limits.conns_per_pair,
                     Quota::ConnsPerPair,
                 )?;
+                if let Some(node) = checks.opt_id("node_id")? {
+                    let face = TunnelFace {
+                        local_addr: parse(&checks.text("gw_address")?, "gateway address")?,
+                        remote_addr: parse(&checks.text("ugw_address")?, "peer address")?,
+                        local_identity: &new.settings.ike.local_identity,
+                        remote_identity: &new.settings.ike.remote_identity,
+                    };
+                    Self::check_node_tenants(&mut *tx, &master, node, scope.account_id, &face)
+                        .await?;
+                }
 
                 let now = unix_now();
                 let (conn_id, conn_un_id) = Self::insert_unified::<VpnConnKind>(

@@ -17,6 +17,7 @@ pub(crate) async fn import_100k(store: Arc<dyn Store>) -> Duration {
     let roomy = Limits {
         vpn_gws_per_vpc: 1000,
         user_gws_per_region: 1000,
+        pool_addresses_per_account: 1000,
         ..Limits::default()
     };
     let vpc = store

@@ -46,6 +46,8 @@ macro_rules! conformance_tests {
             create_conn_checks_parents,
             create_conn_is_atomic,
             pool_allocation,
+            pool_addresses_capped_per_account,
+            tenants_on_one_node_cannot_clash,
             node_addresses_spread_then_shared,
             concurrent_node_gateways_spread,
             counters,
@@ -158,6 +160,7 @@ fn roomy() -> Limits {
         conns_per_pair: 1000,
         spd_rules_per_conn: 10,
         cidrs_per_spd_rule: 50,
+        pool_addresses_per_account: 1000,
     }
 }
 
@@ -1229,6 +1232,58 @@ pub(crate) async fn create_conn_is_atomic(store: Arc<dyn Store>) {
 
 // ---- gateway addresses ----------------------------------------------------------
 
+/// Issue 11, finding 3: one account's gateways hold at most
+/// `pool_addresses_per_account` pool addresses, counted across its regions,
+/// so another account still gets one; gateways on a node do not count.
+pub(crate) async fn pool_addresses_capped_per_account(store: Arc<dyn Store>) {
+    let limits = Limits {
+        pool_addresses_per_account: 2,
+        ..roomy()
+    };
+    let gz = scope(&store).await;
+    let sh = scope_of(&store, "alice", "sh").await;
+    let (vgz, vsh) = (vpc(&store, &gz, "v").await, vpc(&store, &sh, "v").await);
+    let net = "203.0.113.0/29";
+    store
+        .create_vpn_gw(&gz, new_gw(vgz.id, "a", pool(net)), &limits)
+        .await
+        .unwrap();
+    let second = store
+        .create_vpn_gw(&sh, new_gw(vsh.id, "b", pool(net)), &limits)
+        .await
+        .unwrap();
+    assert_err!(
+        store
+            .create_vpn_gw(&gz, new_gw(vgz.id, "c", pool(net)), &limits)
+            .await,
+        StoreError::LimitExceeded(Quota::PoolAddressesPerAccount)
+    );
+    let bob = scope_of(&store, "bob", "gz").await;
+    let vb = vpc(&store, &bob, "v").await;
+    store
+        .create_vpn_gw(&bob, new_gw(vb.id, "b", pool(net)), &limits)
+        .await
+        .unwrap();
+    let node = store
+        .add_gateway_node("n1", "unix:///run/n1.vici", &[ip("192.0.2.1")])
+        .await
+        .unwrap();
+    store
+        .create_vpn_gw(
+            &gz,
+            new_gw(vgz.id, "on-node", AddressSource::Node { node_id: node.id }),
+            &limits,
+        )
+        .await
+        .unwrap();
+    // A freed pool address frees the account's share.
+    store.delete_vpn_gw(&sh, second.id).await.unwrap();
+    store
+        .create_vpn_gw(&gz, new_gw(vgz.id, "d", pool(net)), &limits)
+        .await
+        .unwrap();
+}
+
 pub(crate) async fn pool_allocation(store: Arc<dyn Store>) {
     let sc = scope(&store).await;
     let v = vpc(&store, &sc, "v").await;
@@ -1309,6 +1364,101 @@ pub(crate) async fn pool_allocation(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(last.address, ip("192.0.2.130"));
+}
+
+/// Issue 11, finding 7: on one gateway node, another account's tunnel may
+/// not use the same (gateway address, peer address) nor the same pair of
+/// identities, at creation or by a modification; the same account, other
+/// nodes and API-only gateways are not concerned, nor are tunnels that are
+/// not loaded.
+pub(crate) async fn tenants_on_one_node_cannot_clash(store: Arc<dyn Store>) {
+    let node = store
+        .add_gateway_node("shared", "tcp://192.0.2.10:4502", &[ip("203.0.113.1")])
+        .await
+        .unwrap();
+    let on_node = AddressSource::Node { node_id: node.id };
+    let alice = scope(&store).await;
+    let bob = scope_of(&store, "bob", "gz").await;
+    let va = vpc(&store, &alice, "v").await;
+    let vb = vpc(&store, &bob, "v").await;
+    let ga = store
+        .create_vpn_gw(&alice, new_gw(va.id, "g", on_node.clone()), &roomy())
+        .await
+        .unwrap();
+    let gb = store
+        .create_vpn_gw(&bob, new_gw(vb.id, "g", on_node.clone()), &roomy())
+        .await
+        .unwrap();
+    assert_eq!(ga.address, gb.address, "one address: the gateways share it");
+    let ua = user_gw(&store, &alice, "peer", "198.51.100.1").await;
+    let (a_conn, _) = conn(&store, &alice, &ga, &ua, "a").await;
+    // Bob registers Alice's peer address and connects it: refused.
+    let same_peer = user_gw(&store, &bob, "peer", "198.51.100.1").await;
+    let with_ids = |ugw: &UserGw, local: &str, remote: Identity| {
+        let mut s = settings("bobs-key");
+        s.ike.local_identity = Identity::Address(ip(local));
+        s.ike.remote_identity = remote;
+        NewConn {
+            settings: s,
+            ..new_conn(vb.id, gb.id, ugw.id, "b")
+        }
+    };
+    let alices_ids = a_conn.settings.ike.remote_identity.clone();
+    let nat = || Identity::Address(ip("10.1.1.1"));
+    assert_err!(
+        store
+            .create_conn(&bob, with_ids(&same_peer, "203.0.113.1", nat()), &roomy())
+            .await,
+        StoreError::TunnelClash(TunnelClash::Endpoints)
+    );
+    // Another peer address with Alice's pair of identities: refused.
+    let other_peer = user_gw(&store, &bob, "other", "198.51.100.2").await;
+    assert_err!(
+        store
+            .create_conn(
+                &bob,
+                with_ids(&other_peer, "203.0.113.1", alices_ids.clone()),
+                &roomy()
+            )
+            .await,
+        StoreError::TunnelClash(TunnelClash::Identities)
+    );
+    // Its own identity behind NAT: accepted; then a modification taking
+    // Alice's identities is refused and changes nothing.
+    let (b_conn, _) = store
+        .create_conn(&bob, with_ids(&other_peer, "203.0.113.1", nat()), &roomy())
+        .await
+        .unwrap();
+    // Both creations applied: Alice's, then Bob's.
+    run_next(&store, Ok(())).await;
+    run_next(&store, Ok(())).await;
+    let mut taken = b_conn.settings.clone();
+    taken.ike.remote_identity = alices_ids.clone();
+    assert_err!(
+        store
+            .begin_modify(
+                &bob,
+                b_conn.id,
+                ConnChange {
+                    name: None,
+                    settings: Some(taken)
+                }
+            )
+            .await,
+        StoreError::TunnelClash(TunnelClash::Identities)
+    );
+    let kept = store
+        .get_conn(&bob, &IdRef::Numeric(b_conn.id.get()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.settings.ike.remote_identity, nat());
+    assert_eq!(kept.active_task, None);
+    // Alice herself may have a second tunnel with the same identities.
+    let ua2 = user_gw(&store, &alice, "peer2", "198.51.100.3").await;
+    let mut again = new_conn(va.id, ga.id, ua2.id, "a2");
+    again.settings.ike.remote_identity = alices_ids.clone();
+    store.create_conn(&alice, again, &roomy()).await.unwrap();
 }
 
 pub(crate) async fn node_addresses_spread_then_shared(store: Arc<dyn Store>) {

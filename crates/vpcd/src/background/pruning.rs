@@ -212,6 +212,9 @@ mod tests {
             placement: Arc::new(Placement::default()),
             tasks: Arc::new(Notify::new()),
             storage: crate::storage_health::StorageHealth::new(clock.clone()),
+            rate: Arc::new(crate::rate_limit::RateLimiter::new(
+                crate::rate_limit::RateLimit::default(),
+            )),
         };
         let req = DescribeTask {
             task: TaskRef::Id(done.id),

@@ -357,6 +357,15 @@ fn identity(
                 (None, Identity::Address(a)) => *a,
                 (None, Identity::Fqdn(_)) => default_addr,
             };
+            // The gateway speaks for its own address only: another address
+            // of its gateway node may be another tenant's gateway (issue 11,
+            // finding 7). The peer's may differ from its address (NAT).
+            if side == Side::Local && c.address.is_some() && addr != default_addr {
+                return Err(invalid(
+                    Field::IdentityAddress(side),
+                    format!("must be the VPN gateway's public address {default_addr}"),
+                ));
+            }
             Ok(Identity::Address(addr))
         }
         IdentityType::Fqdn => {
@@ -598,6 +607,28 @@ mod tests {
         change.ike.local.fqdn = Some("a.example".parse().unwrap());
         let e = run(change, Base::New(&DEFAULTS)).unwrap_err();
         assert_eq!(field_of(&e), "IKESet.localFqdnName");
+    }
+
+    /// Issue 11, finding 7: the local address identity is the gateway's own
+    /// address; the remote one may differ from the peer's (NAT).
+    #[test]
+    fn local_address_identity_is_the_gateways_own_address() {
+        let mut change = new_conn(SpdChange::PeerCidrs(vec![cidr("192.168.0.0/24")]));
+        change.ike.local.address = Some("8.8.8.8".parse().unwrap());
+        let e = run(change, Base::New(&DEFAULTS)).unwrap_err();
+        assert_eq!(field_of(&e), "IKESet.localAddress");
+        assert_eq!(
+            e.why.render(Field::v2_name),
+            "must be the VPN gateway's public address 203.0.113.1"
+        );
+        let mut change = new_conn(SpdChange::PeerCidrs(vec![cidr("192.168.0.0/24")]));
+        change.ike.local.address = Some("203.0.113.1".parse().unwrap());
+        change.ike.remote.address = Some("10.9.9.9".parse().unwrap());
+        let s = run(change, Base::New(&DEFAULTS)).unwrap();
+        assert_eq!(
+            s.ike.remote_identity,
+            Identity::Address("10.9.9.9".parse().unwrap())
+        );
     }
 
     #[test]

@@ -5,13 +5,13 @@
 use rand::Rng;
 use vpcd_store::{ConnChange, ConnFilter, NewConn, Resource, Scope, StoreError, Task, VpnConn};
 use vpcd_types::id::{UserGwKind, VpnConnKind};
-use vpcd_types::{IdRef, Tag};
+use vpcd_types::{IdRef, Tag, TunnelClash};
 
 use super::conn_settings::{self, Base, Context, Defaults, SettingsChange};
 use super::vpn_gw::{self, VpnGwTarget};
 use super::{user_gw, Describe, List, Name};
 use crate::api::ApiState;
-use crate::error::{ApiError, ApiResult, ErrorCode, Field};
+use crate::error::{ApiError, ApiResult, ErrorCode, Field, Side};
 
 pub(crate) struct CreateConn {
     /// The VPN gateway, in its VPC.
@@ -50,6 +50,7 @@ pub(crate) async fn create_conn(
             limits: &api.settings.limits,
         },
     )?;
+    let remote_identity = Field::identity(Side::Remote, &settings.ike.remote_identity);
     let new = NewConn {
         vpc_id: gw.vpc.id,
         vpn_gw_id: gw.id,
@@ -67,6 +68,7 @@ pub(crate) async fn create_conn(
             StoreError::NotFound(Resource::VpnGw) => ApiError::from_store(e, Field::VpnGwId),
             StoreError::NotFound(Resource::UserGw) => ApiError::from_store(e, Field::UserGwId),
             StoreError::NotFound(_) => ApiError::from_store(e, Field::VpcId),
+            StoreError::TunnelClash(clash) => clash_error(clash, remote_identity),
             other => ApiError::from_store(other, Field::VpnGwId),
         })?;
     api.tasks.notify_one();
@@ -82,6 +84,17 @@ fn default_name() -> String {
         .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
         .collect();
     format!("vpnconn-{suffix}")
+}
+
+/// A tunnel another account's tunnel on the gateway node could be taken
+/// for: the peer gateway when the addresses are the same, else the remote
+/// identity (`remote_identity`: its field).
+fn clash_error(clash: TunnelClash, remote_identity: Field) -> ApiError {
+    let field = match clash {
+        TunnelClash::Endpoints => Field::UserGwId,
+        TunnelClash::Identities => remote_identity,
+    };
+    ApiError::from_store(StoreError::TunnelClash(clash), field)
 }
 
 fn name_in_use() -> ApiError {
@@ -126,11 +139,15 @@ pub(crate) async fn modify_conn(api: &ApiState, scope: &Scope, req: ModifyConn) 
             limits: &api.settings.limits,
         },
     )?;
+    let remote_identity = Field::identity(Side::Remote, &settings.ike.remote_identity);
     let change = ConnChange {
         name: req.name.map(Name::into_string),
         settings: Some(settings),
     };
-    started(api, api.store.begin_modify(scope, conn.id, change).await)
+    match api.store.begin_modify(scope, conn.id, change).await {
+        Err(StoreError::TunnelClash(clash)) => Err(clash_error(clash, remote_identity)),
+        begun => started(api, begun),
+    }
 }
 
 pub(crate) async fn delete_conn(api: &ApiState, scope: &Scope, req: ConnTarget) -> ApiResult<Task> {

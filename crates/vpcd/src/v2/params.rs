@@ -200,7 +200,10 @@ impl Params {
             };
             let (n, _) = rest
                 .split_once('.')
-                .ok_or_else(|| ApiError::invalid(k, format!("expected {name}.N.field")))?;
+                // The message names the key once (issue 11, finding 9).
+                .ok_or_else(|| {
+                    ApiError::invalid(k, "must end in an element's field, as in .0.field")
+                })?;
             let n: u32 = n
                 .parse()
                 .ok()
@@ -268,6 +271,17 @@ mod tests {
         assert_eq!(e.param, Some(Param::Wire("a".into())));
         let e = p(&[("IKESet.x", "1"), ("ikeSet.0.x", "2")]).unwrap_err();
         assert_eq!(e.param, Some(Param::Wire("IKESet.x".into())));
+    }
+
+    /// Issue 11, finding 9: the message does not repeat the key.
+    #[test]
+    fn a_set_key_without_a_field_is_named_once() {
+        let params = p(&[("subnetSet.0", "x")]).unwrap();
+        let e = params.array_sets("subnetSet").unwrap_err();
+        assert_eq!(
+            e.v2_message(),
+            "subnetSet.0: must end in an element's field, as in .0.field"
+        );
     }
 
     #[test]

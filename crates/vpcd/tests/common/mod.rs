@@ -20,6 +20,8 @@ pub struct TestApp {
     /// The driver of gateways on no gateway node: what the data plane was
     /// told, and failures to inject.
     pub driver: Arc<RecordingDriver>,
+    /// The data directory (credentials, TLS certificate).
+    pub data_dir: std::path::PathBuf,
     /// The app's own PostgreSQL database (dropped after the app), when the
     /// suite runs on PostgreSQL.
     _db: Option<vpcd_store::testing::ScratchDb>,
@@ -39,6 +41,10 @@ pub struct Options {
     /// `run_tasks()` at a chosen point.
     pub worker: bool,
     pub max_body_bytes: usize,
+    /// Off by default: tests send one account's requests back to back.
+    pub rate_limit: vpcd::RateLimit,
+    /// Any other setting, applied last.
+    pub configure: fn(&mut ServeConfig),
 }
 
 impl Default for Options {
@@ -47,6 +53,11 @@ impl Default for Options {
             limits: Limits::default(),
             worker: false,
             max_body_bytes: 64 * 1024,
+            rate_limit: vpcd::RateLimit {
+                per_second: 0.0,
+                burst: 1,
+            },
+            configure: |_| {},
         }
     }
 }
@@ -77,6 +88,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     cfg.https = None;
     cfg.settings.limits = opts.limits;
     cfg.settings.max_body_bytes = opts.max_body_bytes;
+    cfg.settings.rate_limit = opts.rate_limit;
+    (opts.configure)(&mut cfg);
     cfg.workers = if opts.worker { 4 } else { 0 };
     cfg.task_lease_secs = 5;
     let driver = Arc::new(RecordingDriver::new());
@@ -100,6 +113,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
             region: creds["region"].as_str().unwrap().to_owned(),
         },
         driver,
+        data_dir: cfg.data_dir.clone(),
         _db: db,
         _dir: dir,
     }
@@ -148,6 +162,18 @@ impl TestApp {
         action: &str,
         params: &[(String, String)],
     ) -> Vec<(String, String)> {
+        self.sign_for(&self.host, creds, method, action, params)
+    }
+
+    /// [`TestApp::sign`] for another host (the HTTPS listener's).
+    pub fn sign_for(
+        &self,
+        host: &str,
+        creds: &Creds,
+        method: &str,
+        action: &str,
+        params: &[(String, String)],
+    ) -> Vec<(String, String)> {
         let signer = Signer {
             secret_id: &creds.secret_id,
             secret_key: creds.secret_key.as_bytes(),
@@ -155,7 +181,7 @@ impl TestApp {
         };
         signer.signed_params(
             method,
-            &self.host,
+            host,
             "/v2/index.php",
             action,
             &creds.region,
@@ -367,4 +393,42 @@ pub async fn conn_id_of(app: &TestApp, task_id: i64) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("{t}"))
         .to_owned()
+}
+
+/// One API 3.0 call (TC3-signed JSON POST to `/`) as `creds`, in the
+/// region `ap-guangzhou`; the answer's JSON.
+pub async fn v3_call(app: &TestApp, creds: &Creds, action: &str, body: &str) -> Value {
+    let ts = now();
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Host", app.host.as_str()),
+    ];
+    let authorization = vpcd_auth::tc3::Signer {
+        secret_id: &creds.secret_id,
+        secret_key: creds.secret_key.as_bytes(),
+        service: "vpc",
+    }
+    .authorization(&vpcd_auth::tc3::Request {
+        http_method: "POST",
+        query: "",
+        headers: &headers,
+        payload: body.as_bytes(),
+        timestamp: ts,
+    })
+    .unwrap();
+    let resp = app
+        .http
+        .post(format!("{}/", app.base))
+        .header("Content-Type", "application/json")
+        .header("Authorization", authorization)
+        .header("X-TC-Action", action)
+        .header("X-TC-Version", "2017-03-12")
+        .header("X-TC-Timestamp", ts.to_string())
+        .header("X-TC-Region", "ap-guangzhou")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "every API answer is HTTP 200");
+    resp.json().await.unwrap()
 }

@@ -91,6 +91,7 @@ impl Vpcd {
             .args(extra)
             .env("VPCD_LOG", "info,vpcd=debug")
             .env("NO_COLOR", "1")
+            .env("VPCD_RATE_LIMIT_PER_ACCOUNT", "0")
             .stdout(Stdio::null())
             .stderr(logf)
             .spawn()
@@ -159,12 +160,17 @@ impl Vpcd {
 
     /// One action through `vpcd call`.
     pub fn call(&self, action: &str, params: &[&str]) -> Value {
+        self.call_as(&self.data.join("credentials"), action, params)
+    }
+
+    /// One action through `vpcd call` with the credentials file `creds`.
+    pub fn call_as(&self, creds: &Path, action: &str, params: &[&str]) -> Value {
         let out = without_proxies(&mut Command::new(env!("CARGO_BIN_EXE_vpcd")))
             .arg("call")
             .arg(action)
             .args(params)
             .args(["--endpoint", &self.http, "--credentials"])
-            .arg(self.data.join("credentials"))
+            .arg(creds)
             .output()
             .expect("vpcd call");
         serde_json::from_slice(&out.stdout)
@@ -172,9 +178,13 @@ impl Vpcd {
     }
 
     pub fn wait_task(&self, task: i64) {
+        self.wait_task_as(&self.data.join("credentials"), task);
+    }
+
+    pub fn wait_task_as(&self, creds: &Path, task: i64) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let v = self.call("DescribeVpcTaskResult", &[&format!("taskId={task}")]);
+            let v = self.call_as(creds, "DescribeVpcTaskResult", &[&format!("taskId={task}")]);
             match v["data"]["status"].as_i64() {
                 Some(0) => return,
                 Some(2) => {}
