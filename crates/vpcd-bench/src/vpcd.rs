@@ -1,5 +1,6 @@
 //! Running the real `vpcd serve` binary: start it on a data directory with
-//! HTTP on 127.0.0.1:0, find the bound address in `listen.json`, wait until
+//! HTTP and HTTPS (its self-signed certificate) on 127.0.0.1:0, find the
+//! bound addresses in `listen.json`, wait until
 //! it is idle, stop it with SIGTERM (by PID).
 
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ pub(crate) struct Vpcd {
     child: Child,
     pub(crate) pid: u32,
     pub(crate) addr: SocketAddr,
+    pub(crate) https_addr: SocketAddr,
     /// From start until `listen.json` appeared.
     pub(crate) ready_after: Duration,
 }
@@ -36,6 +38,7 @@ pub(crate) struct Vpcd {
 #[derive(serde::Deserialize)]
 struct Listen {
     http: Option<SocketAddr>,
+    https: Option<SocketAddr>,
 }
 
 /// The command line `start` runs (for the report).
@@ -47,7 +50,7 @@ pub(crate) fn command_line(data_dir: &Path, database: Option<&str>) -> Vec<Strin
         "--http".into(),
         "127.0.0.1:0".into(),
         "--https".into(),
-        "off".into(),
+        "127.0.0.1:0".into(),
     ];
     if let Some(db) = database {
         args.extend(["--database".into(), db.into()]);
@@ -88,14 +91,18 @@ impl Vpcd {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         let pid = child.id();
-        let addr = loop {
+        let (addr, https_addr) = loop {
             if let Some(status) = child.try_wait()? {
                 let tail = tail(&data_dir.join("vpcd.stderr"));
                 bail!("vpcd exited with {status} before listening:\n{tail}");
             }
             if let Ok(text) = std::fs::read(&listen) {
-                if let Ok(Listen { http: Some(addr) }) = serde_json::from_slice(&text) {
-                    break addr;
+                if let Ok(Listen {
+                    http: Some(addr),
+                    https: Some(https),
+                }) = serde_json::from_slice(&text)
+                {
+                    break (addr, https);
                 }
             }
             if started.elapsed() > Duration::from_secs(120) {
@@ -108,6 +115,7 @@ impl Vpcd {
             child,
             pid,
             addr,
+            https_addr,
             ready_after: started.elapsed(),
         })
     }

@@ -48,6 +48,7 @@ pub(crate) mod log_safe;
 pub(crate) mod ops;
 pub(crate) mod placement;
 pub(crate) mod regions;
+pub(crate) mod replay;
 pub mod server;
 pub(crate) mod settings;
 pub(crate) mod tls;
