@@ -365,8 +365,11 @@ mod tests {
                 "DescribeVpnConn",
                 &[("vpnConnId".into(), "vpnx-abc".into())],
             );
-            assert_ne!(a.path, b.path, "every request gets a fresh nonce");
-            assert_ne!(a.body, b.body, "every request gets a fresh nonce");
+            assert_ne!(
+                (&a.path, &a.body),
+                (&b.path, &b.body),
+                "every request gets a fresh nonce"
+            );
             let (method, form) = match &a.body {
                 Some(body) => ("POST", body.as_str()),
                 None => ("GET", a.path.strip_prefix("/v2/index.php?").unwrap()),
