@@ -29,6 +29,7 @@
 mod client;
 mod db;
 mod load;
+mod moto;
 mod procfs;
 mod report;
 mod scenario;
@@ -43,7 +44,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use vpcd_store::Scope;
 
-use crate::client::Api;
+use crate::client::{Api, Shape};
 use crate::db::{Database, Engine};
 use crate::report::RunReport;
 use crate::scenario::{Ctx, Phase, Scenario};
@@ -90,6 +91,23 @@ struct Cli {
     /// inspection, and print where it is.
     #[arg(long)]
     keep_data: bool,
+    /// How requests travel: http-get (HmacSHA256), http-post (form body),
+    /// https-get, https-post, or sdk (what the official v2 SDK sends: HTTPS,
+    /// GET, HmacSHA1, RequestClient). The ceiling runs over the same
+    /// transport.
+    #[arg(long, default_value = "http-get", value_parser = parse_shape)]
+    shape: Shape,
+    /// Also measure moto_server (PyPI `moto[server]`), started by the bench
+    /// from this executable: CreateVpnConnection and DescribeVpnConnections
+    /// by id, with ratios to vpcd's (d) and (b).
+    #[arg(long)]
+    moto: Option<PathBuf>,
+}
+
+fn parse_shape(s: &str) -> Result<Shape, String> {
+    Shape::parse(s).ok_or_else(|| {
+        format!("unknown shape {s:?}: http-get, http-post, https-get, https-post or sdk")
+    })
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -153,8 +171,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     println!("- machine: {}", procfs::machine());
     println!("- vpcd: {}", bin.display());
     println!(
-        "- {} clients, {} s per scenario and per ceiling run before it; poll interval {} ms",
-        cli.clients, cli.duration, cli.poll_ms
+        "- {} clients, {} s per scenario and per ceiling run before it; poll interval {} ms; request shape {}",
+        cli.clients, cli.duration, cli.poll_ms, cli.shape.name()
     );
     println!(
         "- vpcd serve {}",
@@ -217,6 +235,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if !reports.is_empty() {
         println!("{}", report::targets(&reports));
+    }
+    if let Some(bin) = &cli.moto {
+        println!("{}", side_by_side(&cli, bin, &reports).await?);
     }
     if let Some(path) = &cli.json {
         std::fs::write(path, serde_json::to_vec_pretty(&reports)?)
@@ -334,8 +355,14 @@ impl Run {
         } else {
             None
         };
+        let api = if cli.shape.https() {
+            let tls = client::tls_trusting(&dir.join("tls").join("cert.pem"))?;
+            Api::new(server.https_addr, creds, cli.shape, Some(tls))
+        } else {
+            Api::new(server.addr, creds, cli.shape, None)
+        };
         let ctx = Arc::new(Ctx {
-            api: Api::new(server.addr, creds),
+            api,
             stored: Arc::new(stored),
             tag: format!("add{:08x}", rand::random::<u32>()),
             poll_interval: Duration::from_millis(cli.poll_ms),
@@ -446,4 +473,76 @@ async fn measure(cli: &Cli, runs: &mut [Run], wanted: &[Scenario]) -> anyhow::Re
     }
     eprintln!("scenarios took {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// moto_server measured after vpcd on the same machine, and vpcd's (d) and
+/// (b) as multiples of moto's nearest operations.
+async fn side_by_side(
+    cli: &Cli,
+    bin: &std::path::Path,
+    reports: &[RunReport],
+) -> anyhow::Result<String> {
+    let dir = tempfile::Builder::new()
+        .prefix("vpcd-bench-moto-")
+        .tempdir()?;
+    eprintln!(
+        "[moto] starting {} and storing {} connections",
+        bin.display(),
+        moto::STORED
+    );
+    let m = moto::Moto::start(bin, dir.path()).await?;
+    let duration = Duration::from_secs(cli.duration);
+    let measured = async {
+        eprintln!("[moto] CreateVpnConnection ...");
+        let create = m.measure(true, cli.clients, duration).await?;
+        eprintln!("[moto] DescribeVpnConnections by id ...");
+        let describe = m.measure(false, cli.clients, duration).await?;
+        anyhow::Ok((create, describe))
+    }
+    .await;
+    m.stop();
+    let (create, describe) = measured?;
+    let mut out = format!(
+        "### moto side by side (moto_server, {} connections stored; {} clients, {} s each)\n\n\
+         | operation | req/s | p50 / p99 ms | errors |\n|---|---:|---|---:|\n",
+        moto::STORED,
+        cli.clients,
+        cli.duration
+    );
+    for p in [&create, &describe] {
+        out += &format!(
+            "| moto {} | {:.0} | {} / {} | {}{} |\n",
+            p.operation,
+            p.rps(),
+            vpcd_bench::stats::ms(p.latency.p50_us),
+            vpcd_bench::stats::ms(p.latency.p99_us),
+            p.errors,
+            p.first_error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        );
+    }
+    out +=
+        "\n| vpcd run | scenario | req/s | x moto | % of its ceiling |\n|---|---|---:|---:|---:|\n";
+    for r in reports {
+        for (base, p) in &r.pairs {
+            let Some(p) = p else { continue };
+            let moto = match p.scenario {
+                Scenario::Add => &create,
+                Scenario::DescribeById => &describe,
+                _ => continue,
+            };
+            out += &format!(
+                "| {} / {} | {} | {:.0} | {:.1}x | {:.1}% |\n",
+                r.database,
+                r.tunnels,
+                p.scenario.title(),
+                p.rps(),
+                p.rps() / moto.rps().max(f64::MIN_POSITIVE),
+                100.0 * p.rps() / base.rps()
+            );
+        }
+    }
+    Ok(out)
 }

@@ -17,7 +17,7 @@ use vpcd_bench::stats::{micros, Summary};
 use vpcd_store::{Scope, Store};
 use vpcd_types::{TaskId, TaskStatus};
 
-use crate::client::{check_ok, parse_ok, timed, Api, Conn};
+use crate::client::{check_ok, parse_ok, timed, Api, Conn, Prepared};
 use crate::db::Engine;
 use crate::load::Stored;
 use crate::procfs;
@@ -225,8 +225,8 @@ impl ClientOut {
     }
 
     /// Sign a request, accounting the time.
-    fn sign(&mut self, api: &Api, action: &str, params: &[(String, String)]) -> String {
-        let (path, t) = timed(|| api.signed_path(action, params));
+    fn sign(&mut self, api: &Api, action: &str, params: &[(String, String)]) -> Prepared {
+        let (path, t) = timed(|| api.signed(action, params));
         self.signed += 1;
         self.sign += t;
         path
@@ -253,11 +253,10 @@ fn add_params(ctx: &Ctx, rng: &mut Rng) -> Vec<(String, String)> {
     )
 }
 
-/// The path (with the signed query) of the next request of a simple
-/// scenario.
-fn next_path(ctx: &Ctx, scenario: Scenario, rng: &mut Rng, out: &mut ClientOut) -> String {
+/// The next request of a simple scenario.
+fn next_request(ctx: &Ctx, scenario: Scenario, rng: &mut Rng, out: &mut ClientOut) -> Prepared {
     match scenario {
-        Scenario::Ceiling => "/healthz".to_owned(),
+        Scenario::Ceiling => Prepared::get("/healthz"),
         Scenario::DescribeById => {
             let ids = &ctx.stored.conn_ids;
             let id = &ids[rng.below(ids.len())];
@@ -269,7 +268,7 @@ fn next_path(ctx: &Ctx, scenario: Scenario, rng: &mut Rng, out: &mut ClientOut) 
             let path = out.sign(&ctx.api, "DescribeVpnConn", &[kv("vpnConnId", &ids[i])]);
             // Unified ids all have one length: the request stays the same
             // size and shape, only the signature no longer matches.
-            path.replacen(&ids[i], &ids[(i + 1) % ids.len()], 1)
+            path.replaced(&ids[i], &ids[(i + 1) % ids.len()])
         }
         Scenario::ListPage => {
             let gws = &ctx.stored.gws;
@@ -301,9 +300,9 @@ async fn simple_client(
     let mut out = ClientOut::default();
     let mut rng = Rng::new(seed);
     while Instant::now() < deadline {
-        let path = next_path(&ctx, scenario, &mut rng, &mut out);
+        let req = next_request(&ctx, scenario, &mut rng, &mut out);
         let t0 = Instant::now();
-        let res = conn.get(&path).await;
+        let res = conn.send(&req).await;
         let t1 = Instant::now();
         let body = match res {
             Ok(b) => b,
@@ -362,7 +361,7 @@ async fn wait_task(
     loop {
         tokio::time::sleep(ctx.poll_interval).await;
         let path = out.sign(&ctx.api, "DescribeVpcTaskResult", &[kv("taskId", task_id)]);
-        let body = conn.get(&path).await.map_err(|e| format!("{e:#}"))?;
+        let body = conn.send(&path).await.map_err(|e| format!("{e:#}"))?;
         let seen = Instant::now();
         out.polls += 1;
         out.requests += 1;
@@ -409,7 +408,7 @@ async fn one_cycle(
     let params = add_params(ctx, rng);
     let path = out.sign(&ctx.api, "AddVpnConnEx", &params);
     let start = Instant::now();
-    let body = conn.get(&path).await.map_err(|e| format!("{e:#}"))?;
+    let body = conn.send(&path).await.map_err(|e| format!("{e:#}"))?;
     out.lat_us.push(micros(start.elapsed()));
     out.requests += 1;
     let v = parse_ok(&body)?;
@@ -427,7 +426,7 @@ async fn one_cycle(
     ];
     let path = out.sign(&ctx.api, "DeleteVpnConn", &delete);
     let t0 = Instant::now();
-    let body = conn.get(&path).await.map_err(|e| format!("{e:#}"))?;
+    let body = conn.send(&path).await.map_err(|e| format!("{e:#}"))?;
     out.lat_us.push(micros(t0.elapsed()));
     out.requests += 1;
     let v = parse_ok(&body)?;
@@ -602,7 +601,7 @@ pub(crate) async fn verify(ctx: &Arc<Ctx>) -> anyhow::Result<()> {
 
     let id = &ctx.stored.conn_ids[ctx.stored.conn_ids.len() / 2];
     let path = out.sign(&ctx.api, "DescribeVpnConn", &[kv("vpnConnId", id)]);
-    let v = parse_ok(&conn.get(&path).await?).map_err(anyhow::Error::msg)?;
+    let v = parse_ok(&conn.send(&path).await?).map_err(anyhow::Error::msg)?;
     anyhow::ensure!(
         v["totalCount"] == 1 && v["data"][0]["unVpnConnId"] == id.as_str(),
         "DescribeVpnConn by id answered {v}"
@@ -616,7 +615,7 @@ pub(crate) async fn verify(ctx: &Arc<Ctx>) -> anyhow::Result<()> {
         kv("limit", PAGE),
     ];
     let path = out.sign(&ctx.api, "DescribeVpnConn", &params);
-    let v = parse_ok(&conn.get(&path).await?).map_err(anyhow::Error::msg)?;
+    let v = parse_ok(&conn.send(&path).await?).map_err(anyhow::Error::msg)?;
     let items = v["data"].as_array().map_or(0, Vec::len);
     anyhow::ensure!(
         v["totalCount"] == gw.tunnels && items == PAGE.min(gw.tunnels) as usize,

@@ -1,5 +1,6 @@
 //! Running the real `vpcd serve` binary: start it on a data directory with
-//! HTTP on 127.0.0.1:0, find the bound address in `listen.json`, wait until
+//! HTTP and HTTPS (its self-signed certificate) on 127.0.0.1:0, find the
+//! bound addresses in `listen.json`, wait until
 //! it is idle, stop it with SIGTERM (by PID).
 
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ pub(crate) struct Vpcd {
     child: Child,
     pub(crate) pid: u32,
     pub(crate) addr: SocketAddr,
+    pub(crate) https_addr: SocketAddr,
     /// From start until `listen.json` appeared.
     pub(crate) ready_after: Duration,
 }
@@ -37,6 +39,7 @@ pub(crate) struct Vpcd {
 #[derive(serde::Deserialize)]
 struct Listen {
     http: Option<SocketAddr>,
+    https: Option<SocketAddr>,
 }
 
 /// The command line `start` runs (for the report).
@@ -48,7 +51,7 @@ pub(crate) fn command_line(data_dir: &Path, database: Option<&str>) -> Vec<Strin
         "--http".into(),
         "127.0.0.1:0".into(),
         "--https".into(),
-        "off".into(),
+        "127.0.0.1:0".into(),
         // One account drives every measured request.
         "--rate-limit-per-account".into(),
         "0".into(),
@@ -92,14 +95,18 @@ impl Vpcd {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         let pid = child.id();
-        let addr = loop {
+        let (addr, https_addr) = loop {
             if let Some(status) = child.try_wait()? {
                 let tail = tail(&data_dir.join("vpcd.stderr"));
                 bail!("vpcd exited with {status} before listening:\n{tail}");
             }
             if let Ok(text) = std::fs::read(&listen) {
-                if let Ok(Listen { http: Some(addr) }) = serde_json::from_slice(&text) {
-                    break addr;
+                if let Ok(Listen {
+                    http: Some(addr),
+                    https: Some(https),
+                }) = serde_json::from_slice(&text)
+                {
+                    break (addr, https);
                 }
             }
             if started.elapsed() > Duration::from_secs(120) {
@@ -112,6 +119,7 @@ impl Vpcd {
             child,
             pid,
             addr,
+            https_addr,
             ready_after: started.elapsed(),
         })
     }

@@ -204,6 +204,24 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         not_before: Timestamp,
     ) -> Result<bool>;
+    /// Record nonces already accepted elsewhere (the API side's write-behind
+    /// of nonces it checked in memory), all seen at `now`; older entries
+    /// than `not_before` may be forgotten (and are replaced, as in
+    /// [`Store::remember_nonce`]).
+    async fn record_nonces(
+        &self,
+        nonces: &[(String, String)],
+        now: Timestamp,
+        not_before: Timestamp,
+    ) -> Result<()>;
+    /// Every (secret id, nonce, seen at) recorded at or after `not_before`,
+    /// at most `limit` of them (newest first): what a restarted single-node
+    /// vpcd loads into its in-memory replay check.
+    async fn recent_nonces(
+        &self,
+        not_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(String, String, Timestamp)>>;
 
     // ---- VPCs -------------------------------------------------------------
     async fn create_vpc(&self, scope: &Scope, new: NewVpc, limits: &Limits) -> Result<Vpc>;

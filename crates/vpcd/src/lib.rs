@@ -52,6 +52,7 @@ pub(crate) mod ops;
 pub(crate) mod placement;
 pub(crate) mod rate_limit;
 pub(crate) mod regions;
+pub(crate) mod replay;
 pub mod server;
 pub(crate) mod settings;
 pub(crate) mod storage_health;

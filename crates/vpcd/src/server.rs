@@ -15,12 +15,13 @@ use vpcd_dataplane::strongswan::StrongSwanDriver;
 use vpcd_dataplane::{ApiOnlyDriver, VpnDriver};
 use vpcd_store::Store;
 
-use crate::api::ApiState;
+use crate::api::{ApiState, KeyCache};
 use crate::background::{self, Background};
 use crate::clock::Clock;
 use crate::conn_guard::Guard;
 use crate::placement::Placement;
 use crate::rate_limit::RateLimiter;
+use crate::replay::Replay;
 use crate::settings::Settings;
 use crate::storage_health::StorageHealth;
 
@@ -252,6 +253,17 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
     }
 
     let clock = Clock::default();
+    // A SQLite file is served by one vpcd (several nodes need PostgreSQL):
+    // its replay check may then answer reads from memory.
+    let shared_nonces = vpcd_store::sqlite_path(&url).is_none();
+    let replay = Replay::start(
+        store.clone(),
+        shared_nonces,
+        cfg.settings.timestamp_window_secs,
+        clock.clone(),
+    )
+    .await
+    .with_context(|| "loading recent nonces")?;
     let api = ApiState {
         store: store.clone(),
         settings: Arc::new(cfg.settings.clone()),
@@ -260,6 +272,8 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
         tasks: Arc::new(Notify::new()),
         storage: StorageHealth::new(clock.clone()),
         rate: Arc::new(RateLimiter::new(cfg.settings.rate_limit)),
+        keys: Arc::new(KeyCache::default()),
+        replay: replay.clone(),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let background = Background::start(
@@ -290,7 +304,7 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
         http: None,
         https: None,
     };
-    let mut tasks = Vec::new();
+    let mut tasks = vec![tokio::spawn(replay.write_behind(shutdown_rx.clone()))];
 
     if let Some(addr) = cfg.http {
         let listener =
@@ -373,6 +387,8 @@ impl Running {
         {
             tracing::warn!("shutdown deadline passed with work still running");
         }
+        // Nonces of the last requests, for the next process.
+        self.api.replay.flush().await;
     }
 }
 

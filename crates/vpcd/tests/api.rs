@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use serde_json::{json, Value};
 use vpcd_dataplane::DriverError;
@@ -1305,6 +1307,23 @@ async fn tenancy_other_accounts_resources_are_not_found() {
     app.shutdown().await;
 }
 
+/// The first answer other than `code 0` to `action`, sent again until it
+/// comes or the deadline passes. Keys are cached for at most half a second
+/// (`api::KEY_TTL`), so a disable shows well inside the deadline.
+async fn first_refusal(app: &TestApp, who: &Creds, action: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = app.call_as(who, action, &[]).await;
+        if v["code"] != 0 || std::time::Instant::now() > deadline {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Disabling a key or its account through the admin path (the store, as
+/// `vpcd admin` does, possibly from another process) stops the key on the
+/// next requests, although it is cached; enabling it again brings it back.
 #[tokio::test]
 async fn disabled_key_is_refused() {
     let app = spawn_app().await;
@@ -1315,9 +1334,41 @@ async fn disabled_key_is_refused() {
         .await
         .unwrap();
     assert_eq!(
-        code(&app.call_as(&b, "DescribeVpcEx", &[]).await),
+        code(&first_refusal(&app, &b, "DescribeVpcEx").await),
         (4110, "AuthFailure.SecretIdDisabled")
     );
+    // Changes are refused as well.
+    assert_eq!(
+        code(
+            &app.call_as(
+                &b,
+                "CreateVpc",
+                &[("vpcName", "x"), ("cidrBlock", "10.0.0.0/16")]
+            )
+            .await
+        ),
+        (4110, "AuthFailure.SecretIdDisabled")
+    );
+    app.store()
+        .set_account_disabled("carol", false)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.call_as(&b, "DescribeVpcEx", &[]).await["code"] != 0 {
+        assert!(std::time::Instant::now() < deadline, "never enabled again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The key alone.
+    app.store()
+        .set_key_disabled(&b.secret_id, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&first_refusal(&app, &b, "DescribeVpnConn").await),
+        (4110, "AuthFailure.SecretIdDisabled")
+    );
+    // Other keys are untouched.
+    assert_eq!(app.call("DescribeVpcEx", &[]).await["code"], 0);
     app.shutdown().await;
 }
 

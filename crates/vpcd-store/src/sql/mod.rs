@@ -69,6 +69,9 @@ const NONCE_PRUNE_BATCH: i64 = 5_000;
 /// the nonce table holds about one replay window of nonces, not the
 /// process's whole history.
 const NONCE_PRUNE_MAX_BATCHES: u32 = 16;
+/// Rows per statement of [`Store::record_nonces`] (3 parameters each, well
+/// under SQLite's and PostgreSQL's parameter limits).
+const NONCE_BATCH_ROWS: usize = 500;
 /// Connections written per transaction by `import_conns`.
 const IMPORT_BATCH: usize = 10_000;
 /// Unified ids per `IN (...)` list (well under either engine's limit on

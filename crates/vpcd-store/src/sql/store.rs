@@ -159,6 +159,55 @@ impl<DB: Engine> Store for SqlStore<DB> {
         Ok(fresh)
     }
 
+    async fn record_nonces(
+        &self,
+        nonces: &[(String, String)],
+        now: Timestamp,
+        not_before: Timestamp,
+    ) -> Result<()> {
+        for chunk in nonces.chunks(NONCE_BATCH_ROWS) {
+            let mut q = Sql::new("INSERT INTO nonces (secret_id, nonce, seen_at) VALUES ");
+            for (i, (secret_id, nonce)) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" });
+                q.bind(secret_id)
+                    .push(", ")
+                    .bind(nonce)
+                    .push(", ")
+                    .bind(now);
+                q.push(")");
+            }
+            // As `remember_nonce`: a sighting older than the window is
+            // replaced, so pruning never forgets a nonce still in it.
+            q.push(
+                " ON CONFLICT (secret_id, nonce) DO UPDATE SET seen_at = excluded.seen_at \
+                 WHERE nonces.seen_at < ",
+            )
+            .bind(not_before);
+            DB::record_nonce(&self.nonces, q).await?;
+        }
+        self.maybe_prune_nonces(now, not_before).await;
+        Ok(())
+    }
+
+    async fn recent_nonces(
+        &self,
+        not_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(String, String, Timestamp)>> {
+        let mut conn = self.nonces.acquire().await?;
+        let q = Sql::new(
+            "SELECT secret_id, nonce, seen_at FROM nonces WHERE seen_at >= $1 \
+             ORDER BY seen_at DESC LIMIT $2",
+        )
+        .arg(not_before)
+        .arg(i64::try_from(limit).unwrap_or(i64::MAX));
+        DB::fetch(&mut conn, q)
+            .await?
+            .iter()
+            .map(|r| Ok((r.text("secret_id")?, r.text("nonce")?, r.int("seen_at")?)))
+            .collect()
+    }
+
     // ---- VPCs -------------------------------------------------------------
 
     async fn create_vpc(&self, scope: &Scope, new: NewVpc, limits: &Limits) -> Result<Vpc> {

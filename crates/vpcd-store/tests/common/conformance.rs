@@ -32,6 +32,7 @@ macro_rules! conformance_tests {
             key_and_account_disable,
             nonce_replay,
             nonce_replay_is_race_free,
+            recorded_nonces_are_replays,
             tenancy_hides_other_scopes,
             ids_resolve_in_both_forms,
             vpc_quota_and_unique_names,
@@ -457,6 +458,41 @@ pub(crate) async fn key_and_account_disable(store: Arc<dyn Store>) {
         store.set_account_disabled("nobody", true).await,
         StoreError::NotFound(Resource::Account)
     );
+}
+
+/// Nonces written behind in a batch (more than one statement's worth) are
+/// refused afterwards like any seen one, and recording one twice is no error.
+pub(crate) async fn recorded_nonces_are_replays(store: Arc<dyn Store>) {
+    let (now, nb) = (T0, T0 - 300);
+    assert!(store.remember_nonce("AKIDa", "7", now, nb).await.unwrap());
+    let batch: Vec<(String, String)> = (0..1_200)
+        .map(|n| ("AKIDa".to_owned(), n.to_string()))
+        .collect();
+    store.record_nonces(&batch, now, nb).await.unwrap();
+    store.record_nonces(&batch[..3], now + 1, nb).await.unwrap();
+    for n in ["0", "7", "499", "500", "1199"] {
+        assert!(
+            !store.remember_nonce("AKIDa", n, now + 1, nb).await.unwrap(),
+            "nonce {n} was recorded"
+        );
+    }
+    assert!(store
+        .remember_nonce("AKIDa", "1200", now + 1, nb)
+        .await
+        .unwrap());
+    assert!(store
+        .remember_nonce("AKIDb", "0", now + 1, nb)
+        .await
+        .unwrap());
+    // All of them come back for a restarted process, newest first, bounded.
+    let recent = store.recent_nonces(nb, 10_000).await.unwrap();
+    assert_eq!(recent.len(), 1_202);
+    assert_eq!(recent[0].2, now + 1);
+    assert!(recent
+        .iter()
+        .any(|(id, n, at)| id == "AKIDa" && n == "7" && *at == now));
+    assert_eq!(store.recent_nonces(nb, 5).await.unwrap().len(), 5);
+    assert!(store.recent_nonces(now + 2, 10).await.unwrap().is_empty());
 }
 
 pub(crate) async fn nonce_replay(store: Arc<dyn Store>) {

@@ -215,6 +215,10 @@ mod tests {
             rate: Arc::new(crate::rate_limit::RateLimiter::new(
                 crate::rate_limit::RateLimit::default(),
             )),
+            keys: Arc::default(),
+            replay: crate::replay::Replay::start(store.clone(), false, 300, clock.clone())
+                .await
+                .unwrap(),
         };
         let req = DescribeTask {
             task: TaskRef::Id(done.id),

@@ -87,6 +87,22 @@ actions! {
 }
 
 impl Action {
+    /// Whether the action changes anything (its Nonce is then recorded
+    /// durably before it runs: see `crate::replay`).
+    pub(crate) fn writes(self) -> bool {
+        use Action::*;
+        !matches!(
+            self,
+            DescribeVpcEx
+                | DescribeVpnGw
+                | DescribeUserGw
+                | DescribeVpnConn
+                | DescribeVpcTaskResult
+                | DescribeUserGwVendor
+                | GetVpnConnConfig
+        )
+    }
+
     fn parse(name: &str) -> ApiResult<Action> {
         Action::ALL
             .iter()
@@ -233,6 +249,16 @@ fn page(p: &Params, name_field: &str) -> ApiResult<Page> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads are the actions that only describe; everything else changes
+    /// something and has its Nonce recorded before it runs.
+    #[test]
+    fn reads_and_writes() {
+        for a in Action::ALL {
+            let read = a.name().starts_with("Describe") || a.name().starts_with("Get");
+            assert_eq!(a.writes(), !read, "{}", a.name());
+        }
+    }
 
     #[test]
     fn time_format() {

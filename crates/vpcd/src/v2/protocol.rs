@@ -125,12 +125,7 @@ async fn authenticate(api: &ApiState, req: &RawRequest<'_>, p: &Params) -> ApiRe
     let signature = p.req_str("Signature")?;
     let method = SignatureMethod::from_param(p.raw("SignatureMethod"));
 
-    let key = api
-        .store
-        .find_key(secret_id)
-        .await
-        .map_err(|e| ApiError::internal(format!("looking up a SecretId: {e}")))?
-        .ok_or_else(unknown_secret_id)?;
+    let key = api.key(secret_id).await?.ok_or_else(unknown_secret_id)?;
 
     let pairs: Vec<(&str, &str)> = req
         .pairs
@@ -164,20 +159,10 @@ async fn authenticate(api: &ApiState, req: &RawRequest<'_>, p: &Params) -> ApiRe
         ));
     }
     let now = api.fresh(&key, timestamp, "Timestamp")?;
-    let window = api.settings.timestamp_window_secs;
+    // An unknown action is refused right after; counted as a change here.
+    let writes = Action::parse(p.req_str("Action")?).map_or(true, Action::writes);
     // Checked after the signature, so nobody can burn another caller's nonces.
-    let fresh = api
-        .store
-        .remember_nonce(secret_id, nonce, now, now - 2 * window)
-        .await
-        .map_err(ApiError::from_nonce_store)?;
-    if !fresh {
-        return Err(ApiError::wire(
-            ErrorCode::RequestReplay,
-            "Nonce",
-            "this Nonce was already used with this SecretId",
-        ));
-    }
+    api.nonce(&key, nonce, timestamp, now, writes).await?;
     Ok(Scope {
         account_id: key.account_id,
         region: region.to_owned(),

@@ -35,6 +35,7 @@
 //! Temporary credentials (`X-TC-Token`, `Token`) are refused
 //! (`AuthFailure.TokenFailure`): vpcd issues none.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Map, Value};
@@ -336,7 +337,7 @@ async fn tc3_call(
     )?;
     if action.writes() {
         let nonce = format!("tc3:{}", hex(&auth.signature_digest()));
-        remember(api, &key, &nonce, now)
+        api.nonce(&key, &nonce, ts, now, true)
             .await
             .map_err(|e| match e.code {
                 ErrorCode::RequestReplay => ApiError::wire(
@@ -484,7 +485,7 @@ async fn form_call(api: &ApiState, req: &RawRequest<'_>, signed: &mut bool) -> A
         },
     )?;
     // Checked after the signature, so nobody can burn another caller's nonces.
-    remember(api, &key, nonce, now).await?;
+    api.nonce(&key, nonce, ts, now, action.writes()).await?;
     let own: Vec<(String, String)> = pairs
         .into_iter()
         .filter(|(k, _)| !FORM_COMMON.contains(&k.as_str()))
@@ -496,7 +497,7 @@ async fn form_call(api: &ApiState, req: &RawRequest<'_>, signed: &mut bool) -> A
     })
 }
 
-async fn find_key(api: &ApiState, secret_id: &str) -> ApiResult<ApiKey> {
+async fn find_key(api: &ApiState, secret_id: &str) -> ApiResult<Arc<ApiKey>> {
     let unknown = || {
         ApiError::wire(
             ErrorCode::SecretIdNotFound,
@@ -507,31 +508,7 @@ async fn find_key(api: &ApiState, secret_id: &str) -> ApiResult<ApiKey> {
     if secret_id.len() > 128 || !secret_id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(unknown());
     }
-    api.store
-        .find_key(secret_id)
-        .await
-        .map_err(|e| ApiError::internal(format!("looking up a SecretId: {e}")))?
-        .ok_or_else(unknown)
-}
-
-/// Accept `nonce` once per key within twice the window (a request is
-/// valid for the window on either side of now).
-async fn remember(api: &ApiState, key: &ApiKey, nonce: &str, now: i64) -> ApiResult<()> {
-    let window = api.settings.timestamp_window_secs;
-    let fresh = api
-        .store
-        .remember_nonce(&key.secret_id, nonce, now, now - 2 * window)
-        .await
-        .map_err(ApiError::from_nonce_store)?;
-    if fresh {
-        Ok(())
-    } else {
-        Err(ApiError::wire(
-            ErrorCode::RequestReplay,
-            "Nonce",
-            "this Nonce was already used with this SecretId",
-        ))
-    }
+    api.key(secret_id).await?.ok_or_else(unknown)
 }
 
 /// The common parameters both styles carry, each with the name it came
