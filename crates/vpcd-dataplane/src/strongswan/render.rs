@@ -439,7 +439,12 @@ mod tests {
         assert_eq!(ike_lifetimes(86_400), (77_760, 8_640));
         assert_eq!(ike_lifetimes(60), (54, 6));
         assert_eq!(ike_lifetimes(61), (54, 7));
+        // 90 % rounded down, also when the last digit carries into it.
+        assert_eq!(ike_lifetimes(65), (58, 7));
+        assert_eq!(ike_lifetimes(69), (62, 7));
         assert_eq!(soft(3_600), 3_240);
+        assert_eq!(soft(15), 13);
+        assert_eq!(soft(1_887_436_805), 1_698_693_124);
     }
 
     #[test]
