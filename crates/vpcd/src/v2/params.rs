@@ -300,6 +300,16 @@ mod tests {
         }
     }
 
+    /// The entry point for callers outside the crate decodes the same way,
+    /// and its error is the v2 `message`.
+    #[test]
+    fn from_pairs_decodes_and_answers_the_v2_message() {
+        let params = Params::from_pairs([("ikeSet.0.dhGroupName", "group5")]).unwrap();
+        assert_eq!(params.raw("IKESet.dhGroupName"), Some("group5"));
+        let e = Params::from_pairs([("a", "1"), ("a", "2")]).unwrap_err();
+        assert_eq!(e, "a: the parameter is given more than once");
+    }
+
     #[test]
     fn set_index_other_than_zero_is_refused() {
         assert!(p(&[("IKESet.1.x", "1")]).is_err());
