@@ -938,7 +938,9 @@ async fn gateway_nodes_have_one_driver_that_moves_when_it_dies() {
         "gw0 moved to a live vpcd {:?} after its holder died",
         t.elapsed()
     );
-    // Once the dead node's heartbeats have aged out, `members` shows it dead.
+    // Once the dead node's heartbeats have aged out, `members` shows it dead
+    // and the live vpcds hold every gateway node (a lease being renewed may
+    // be missing for a moment: poll for the whole state).
     let deadline = Instant::now() + Duration::from_secs(30);
     let admin = loop {
         let admin = admin_members(db.url(), dir.path());
@@ -946,28 +948,23 @@ async fn gateway_nodes_have_one_driver_that_moves_when_it_dies() {
             .lines()
             .find(|l| l.starts_with(vpcds[victim].as_str()))
             .unwrap_or_else(|| panic!("the dead vpcd is not listed:\n{admin}"));
-        if dead.contains(" dead ") {
+        let holders = current_holders(&store).await;
+        // Dead, driving nothing; every node driven by a live vpcd.
+        if dead.contains(" dead ")
+            && dead.trim_end().ends_with(" -")
+            && admin.matches("driven by").count() == 3
+            && holders.len() == 3
+            && holders.values().all(|h| h != &vpcds[victim])
+        {
             break admin;
         }
         assert!(
             Instant::now() < deadline,
-            "the killed vpcd is never shown dead:\n{admin}"
+            "the killed vpcd is never shown dead, driving nothing, with its nodes moved: {holders:?}\n{admin}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     eprintln!("{admin}");
-    let holders = current_holders(&store).await;
-    assert_eq!(holders.len(), 3, "{holders:?}");
-    assert!(holders.values().all(|h| h != &vpcds[victim]));
-    let dead = admin
-        .lines()
-        .find(|l| l.starts_with(vpcds[victim].as_str()))
-        .unwrap();
-    assert!(
-        dead.trim_end().ends_with(" -"),
-        "a dead vpcd drives nothing: {dead}"
-    );
-    assert_eq!(admin.matches("driven by").count(), 3, "{admin}");
     drop(nodes);
 }
 
