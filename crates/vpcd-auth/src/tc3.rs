@@ -529,6 +529,43 @@ mod tests {
             ["host", "content-type", "x-tc-action"]
         );
         assert!(!format!("{auth:?}").contains(SIG));
+        let dbg = format!("{auth:?}");
+        assert!(
+            dbg.contains("AKIDx") && dbg.contains("cvm") && dbg.contains("<redacted>"),
+            "Debug shows the rest of the header: {dbg}"
+        );
+    }
+
+    /// The replay-cache key is SHA-256 of the signature bytes: the same for
+    /// every spelling of one signature, different for another signature.
+    #[test]
+    fn signature_digest_is_sha256_of_the_signature_bytes() {
+        let cred = "AKIDx/2019-02-25/cvm/tc3_request";
+        let auth = Authorization::parse(&header(cred, "content-type;host", SIG)).unwrap();
+        let upper =
+            Authorization::parse(&header(cred, "content-type;host", &SIG.to_uppercase())).unwrap();
+        let want: [u8; 32] = Sha256::digest(auth.signature).into();
+        assert_eq!(auth.signature_digest(), want);
+        assert_eq!(upper.signature_digest(), want);
+        let other_sig = format!("{}0", &SIG[..63]);
+        let other = Authorization::parse(&header(cred, "content-type;host", &other_sig)).unwrap();
+        assert_ne!(other.signature_digest(), want);
+    }
+
+    /// Error messages name the part of the header.
+    #[test]
+    fn parts_are_named_in_messages() {
+        for (part, name) in [
+            (Part::Credential, "Credential"),
+            (Part::SignedHeaders, "SignedHeaders"),
+            (Part::Signature, "Signature"),
+        ] {
+            assert_eq!(part.to_string(), name);
+            assert_eq!(
+                AuthorizationError::Missing(part).to_string(),
+                format!("Authorization: {name} is missing")
+            );
+        }
     }
 
     #[test]

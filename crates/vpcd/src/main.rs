@@ -536,3 +536,27 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    #[derive(Parser)]
+    struct Quotas {
+        #[command(flatten)]
+        limits: LimitArgs,
+    }
+
+    /// docs/actions.md: the quota flags default to the published limits,
+    /// which are `Limits::default()` (what the library and tests use).
+    #[test]
+    fn quota_flags_default_to_the_store_defaults() {
+        // Without the VPCD_LIMIT_* variables, so the environment of the
+        // test run cannot stand in for a default.
+        let cmd = Quotas::command().mut_args(|a| a.env(None));
+        let matches = cmd.try_get_matches_from(["vpcd"]).unwrap();
+        let parsed = Quotas::from_arg_matches(&matches).unwrap();
+        assert_eq!(parsed.limits.limits(), Limits::default());
+    }
+}

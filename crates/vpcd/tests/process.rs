@@ -171,13 +171,40 @@ fn first_start_credentials_and_secrets_never_logged() {
     );
     assert_eq!(bad["code"], 4000);
     assert!(!bad.to_string().contains(bad_psk));
-    // A wrong signature.
-    let resp = reqwest::blocking::get(format!(
-        "{}/v2/index.php?Action=DescribeVpcEx&Region=gz&Timestamp=1&Nonce=5&SecretId={}&Signature=Zm9vYmFyYmF6cXV4",
-        p.http,
-        c["secretId"].as_str().unwrap()
-    ));
-    drop(resp);
+    // A wrong signature, on an otherwise valid request (a current Timestamp,
+    // so the signature is what gets checked), with characters that are
+    // percent-encoded on the wire.
+    let wrong_sig = "Zm9v+YmFy/YmF6cXV4d3Jvbmc=";
+    let query = vpcd_auth::encode_form(&[
+        ("Action".into(), "DescribeVpcEx".into()),
+        ("Region".into(), "gz".into()),
+        ("Timestamp".into(), unix_now().to_string()),
+        ("Nonce".into(), "5".into()),
+        ("SecretId".into(), c["secretId"].as_str().unwrap().into()),
+        ("Signature".into(), wrong_sig.into()),
+    ]);
+    let refused: Value = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{}/v2/index.php?{query}", p.http))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        (&refused["code"], &refused["codeDesc"]),
+        (&Value::from(4100), &Value::from("AuthFailure")),
+        "{refused}"
+    );
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Signature:"),
+        "{refused}"
+    );
+    assert!(!refused.to_string().contains(wrong_sig), "{refused}");
     drop(p);
 
     let logs = std::fs::read_to_string(&log).unwrap();
@@ -185,8 +212,17 @@ fn first_start_credentials_and_secrets_never_logged() {
         logs.contains("TRACE") || logs.contains("DEBUG"),
         "the run logged at trace level"
     );
-    for secret in [secret_key.as_str(), psk, bad_psk, "Zm9vYmFyYmF6cXV4"] {
-        assert!(!logs.contains(secret), "a secret reached the log");
+    assert!(
+        logs.contains("the signature does not match"),
+        "the refusal was logged, so the search below looked at it:\n{logs}"
+    );
+    for secret in [secret_key.as_str(), psk, bad_psk, wrong_sig] {
+        for form in encodings(secret) {
+            assert!(
+                !logs.contains(&form),
+                "a secret reached the log (as {form:?})"
+            );
+        }
     }
     // Secrets at rest: no file of the data directory but the credentials
     // file (which exists to hand the first key over) holds the SecretKey
@@ -215,6 +251,42 @@ fn first_start_credentials_and_secrets_never_logged() {
             "a signed query reached the log: {line}"
         );
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// `s` as it may appear in a log: raw, and percent-encoded as a form or
+/// URL would carry it (upper- and lower-case hex, space as `+` or `%20`).
+fn encodings(s: &str) -> Vec<String> {
+    let encode = |upper: bool, space_plus: bool| {
+        let mut out = String::new();
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    out.push(b as char)
+                }
+                b' ' if space_plus => out.push('+'),
+                _ if upper => out.push_str(&format!("%{b:02X}")),
+                _ => out.push_str(&format!("%{b:02x}")),
+            }
+        }
+        out
+    };
+    let mut forms = vec![s.to_owned()];
+    for upper in [true, false] {
+        for plus in [true, false] {
+            let f = encode(upper, plus);
+            if !forms.contains(&f) {
+                forms.push(f);
+            }
+        }
+    }
+    forms
 }
 
 /// Every directory under `dir` (and `dir`) with its mode, then every file.
@@ -342,10 +414,54 @@ fn kill_dash_nine_with_tasks_in_flight_then_every_task_completes_once() {
         assert_eq!(v["code"], 0, "{v}");
         tasks.push(v["data"]["taskId"].as_i64().unwrap());
     }
-    // Two tasks are claimed and sleeping in the driver now.
-    std::thread::sleep(Duration::from_millis(500));
+    // Kill as soon as a task is claimed and sleeping in the driver (1.5 s),
+    // watched through the database the test shares with vpcd.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(async {
+        vpcd_store::connect(
+            &format!("sqlite://{}", data.join("vpcd.db").display()),
+            vpcd_store::MasterKey::read(&data.join("master.key")).unwrap(),
+        )
+        .await
+        .unwrap()
+    });
+    let scope = vpcd_store::Scope {
+        account_id: vpcd_types::AccountId::new(1),
+        region: "gz".into(),
+    };
+    let rows = |store: &dyn vpcd_store::Store| -> Vec<vpcd_store::Task> {
+        rt.block_on(async {
+            let mut rows = Vec::new();
+            for t in &tasks {
+                let task = store
+                    .get_task(&scope, vpcd_types::TaskId::new(*t))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                rows.push(task);
+            }
+            rows
+        })
+    };
+    let claimed_unfinished = |rows: &[vpcd_store::Task]| -> Vec<vpcd_types::TaskId> {
+        rows.iter()
+            .filter(|t| t.attempts >= 1 && t.finished_at.is_none())
+            .map(|t| t.id)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while claimed_unfinished(&rows(&*store)).is_empty() {
+        assert!(Instant::now() < deadline, "no task was ever claimed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     p.child.kill().unwrap(); // SIGKILL
     p.child.wait().unwrap();
+    // What the kill interrupted, read after the process is gone.
+    let interrupted = claimed_unfinished(&rows(&*store));
+    assert!(
+        !interrupted.is_empty(),
+        "the kill interrupted no claimed task"
+    );
 
     let p = start(&data, &["--task-lease-secs", "2"], &log);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -374,42 +490,14 @@ fn kill_dash_nine_with_tasks_in_flight_then_every_task_completes_once() {
         assert_eq!(c["vpcConnStatus"], 6, "{c}");
     }
     drop(p);
-    // Each task finished exactly once: one finish time, and no task was
-    // claimed more than once beyond the interrupted attempt.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let store = vpcd_store::connect(
-            &format!("sqlite://{}", data.join("vpcd.db").display()),
-            vpcd_store::MasterKey::read(&data.join("master.key")).unwrap(),
-        )
-        .await
-        .unwrap();
-        let scope = vpcd_store::Scope {
-            account_id: vpcd_types::AccountId::new(1),
-            region: "gz".into(),
-        };
-        let mut retried = 0;
-        for t in &tasks {
-            let task = store
-                .get_task(&scope, vpcd_types::TaskId::new(*t))
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(task.finished_at.is_some());
-            assert!(
-                task.attempts <= 2,
-                "task {t} claimed {} times",
-                task.attempts
-            );
-            if task.attempts == 2 {
-                retried += 1;
-            }
-        }
-        assert!(
-            retried >= 1,
-            "the kill interrupted at least one claimed task"
-        );
-    });
+    // Each task finished exactly once: the interrupted ones were claimed
+    // twice (the killed attempt and the one that finished), every other
+    // task once.
+    for task in rows(&*store) {
+        assert!(task.finished_at.is_some(), "{task:?}");
+        let want = if interrupted.contains(&task.id) { 2 } else { 1 };
+        assert_eq!(task.attempts, want, "{task:?}");
+    }
 }
 
 /// `call`, but `None` when no JSON answer came back (the server is gone).

@@ -513,7 +513,12 @@ mod tests {
         assert_eq!(ike_lifetimes(86_400), (77_760, 8_640));
         assert_eq!(ike_lifetimes(60), (54, 6));
         assert_eq!(ike_lifetimes(61), (54, 7));
+        // 90 % rounded down, also when the last digit carries into it.
+        assert_eq!(ike_lifetimes(65), (58, 7));
+        assert_eq!(ike_lifetimes(69), (62, 7));
         assert_eq!(soft(3_600), 3_240);
+        assert_eq!(soft(15), 13);
+        assert_eq!(soft(1_887_436_805), 1_698_693_124);
     }
 
     #[test]
@@ -523,6 +528,76 @@ mod tests {
         assert_eq!(ike_proposal(&spec_custom()), "aes256-sha1-modp2048");
         assert_eq!(esp_proposal(&spec_custom()), "aes256-sha1-modp2048");
         assert_eq!(esp_proposal(&spec_null_esp()), "null-sha1");
+    }
+
+    /// Every API value, each once, to strongSwan's keyword (the names of
+    /// strongSwan's IKEv1/ESP proposal keywords, RFC 2409/3526/5114 groups).
+    #[test]
+    fn every_api_value_becomes_its_strongswan_keyword() {
+        let ike = [
+            (IkeEncryption::TripleDesCbc, "3des"),
+            (IkeEncryption::AesCbc128, "aes128"),
+            (IkeEncryption::AesCbc192, "aes192"),
+            (IkeEncryption::AesCbc256, "aes256"),
+            (IkeEncryption::DesCbc, "des"),
+        ];
+        assert_eq!(ike.len(), IkeEncryption::ALL.len());
+        for (e, kw) in ike {
+            let mut s = spec_default();
+            s.settings.ike.encryption = e;
+            assert_eq!(ike_proposal(&s), format!("{kw}-md5-modp1024"));
+        }
+        let esp = [
+            (IpsecEncryption::TripleDesCbc, "3des"),
+            (IpsecEncryption::AesCbc128, "aes128"),
+            (IpsecEncryption::AesCbc192, "aes192"),
+            (IpsecEncryption::AesCbc256, "aes256"),
+            (IpsecEncryption::DesCbc, "des"),
+            (IpsecEncryption::Null, "null"),
+        ];
+        assert_eq!(esp.len(), IpsecEncryption::ALL.len());
+        for (e, kw) in esp {
+            let mut s = spec_default();
+            s.settings.ipsec.encryption = e;
+            assert_eq!(esp_proposal(&s), format!("{kw}-md5"));
+        }
+        let auth = [(AuthAlgorithm::Md5, "md5"), (AuthAlgorithm::Sha, "sha1")];
+        assert_eq!(auth.len(), AuthAlgorithm::ALL.len());
+        for (a, kw) in auth {
+            let mut s = spec_default();
+            s.settings.ike.authentication = a;
+            assert_eq!(ike_proposal(&s), format!("3des-{kw}-modp1024"));
+            let mut s = spec_default();
+            s.settings.ipsec.integrity = a;
+            assert_eq!(esp_proposal(&s), format!("3des-{kw}"));
+        }
+        let groups = [
+            (DhGroup::Group1, vpcd_types::PfsGroup::DhGroup1, "modp768"),
+            (DhGroup::Group2, vpcd_types::PfsGroup::DhGroup2, "modp1024"),
+            (DhGroup::Group5, vpcd_types::PfsGroup::DhGroup5, "modp1536"),
+            (
+                DhGroup::Group14,
+                vpcd_types::PfsGroup::DhGroup14,
+                "modp2048",
+            ),
+            (
+                DhGroup::Group24,
+                vpcd_types::PfsGroup::DhGroup24,
+                "modp2048s256",
+            ),
+        ];
+        assert_eq!(groups.len(), DhGroup::ALL.len());
+        assert_eq!(groups.len() + 1, vpcd_types::PfsGroup::ALL.len());
+        for (g, pfs, kw) in groups {
+            let mut s = spec_default();
+            s.settings.ike.dh_group = g;
+            s.settings.ipsec.pfs = pfs;
+            assert_eq!(ike_proposal(&s), format!("3des-md5-{kw}"));
+            assert_eq!(esp_proposal(&s), format!("3des-md5-{kw}"));
+        }
+        let mut s = spec_default();
+        s.settings.ipsec.pfs = vpcd_types::PfsGroup::Null;
+        assert_eq!(esp_proposal(&s), "3des-md5", "no PFS: no group");
     }
 
     #[test]

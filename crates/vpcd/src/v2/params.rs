@@ -285,6 +285,46 @@ mod tests {
     }
 
     #[test]
+    fn underscore_means_dot_and_both_spellings_are_a_repeat() {
+        let params = p(&[("IKESet_dhGroupName", "group5"), ("a_b", "1")]).unwrap();
+        assert_eq!(params.raw("IKESet.dhGroupName"), Some("group5"));
+        assert_eq!(params.raw("a.b"), Some("1"));
+        for (first, second, named) in [
+            ("a_b", "a.b", "a.b"),
+            ("a.b", "a_b", "a.b"),
+            (
+                "IKESet.dhGroupName",
+                "IKESet_dhGroupName",
+                "IKESet.dhGroupName",
+            ),
+            (
+                "ikeSet_0_dhGroupName",
+                "IKESet.dhGroupName",
+                "IKESet.dhGroupName",
+            ),
+            (
+                "userGwCidrBlock_0",
+                "userGwCidrBlock.0",
+                "userGwCidrBlock.0",
+            ),
+        ] {
+            let e = p(&[(first, "1"), (second, "1")]).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidParameter, "{first} {second}");
+            assert_eq!(e.param, Some(Param::Wire(named.into())), "{first} {second}");
+        }
+    }
+
+    /// The entry point for callers outside the crate decodes the same way,
+    /// and its error is the v2 `message`.
+    #[test]
+    fn from_pairs_decodes_and_answers_the_v2_message() {
+        let params = Params::from_pairs([("ikeSet.0.dhGroupName", "group5")]).unwrap();
+        assert_eq!(params.raw("IKESet.dhGroupName"), Some("group5"));
+        let e = Params::from_pairs([("a", "1"), ("a", "2")]).unwrap_err();
+        assert_eq!(e, "a: the parameter is given more than once");
+    }
+
+    #[test]
     fn set_index_other_than_zero_is_refused() {
         assert!(p(&[("IKESet.1.x", "1")]).is_err());
     }
