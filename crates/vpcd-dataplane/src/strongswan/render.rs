@@ -540,12 +540,17 @@ mod tests {
             (IkeEncryption::AesCbc192, "aes192"),
             (IkeEncryption::AesCbc256, "aes256"),
             (IkeEncryption::DesCbc, "des"),
+            (IkeEncryption::Aes128Gcm128, "aes128gcm16"),
+            (IkeEncryption::Aes192Gcm128, "aes192gcm16"),
+            (IkeEncryption::Aes256Gcm128, "aes256gcm16"),
         ];
         assert_eq!(ike.len(), IkeEncryption::ALL.len());
         for (e, kw) in ike {
             let mut s = spec_default();
             s.settings.ike.encryption = e;
-            assert_eq!(ike_proposal(&s), format!("{kw}-md5-modp1024"));
+            // An AEAD cipher carries its own integrity: the algorithm is the PRF.
+            let mac = if e.is_aead() { "prfmd5" } else { "md5" };
+            assert_eq!(ike_proposal(&s), format!("{kw}-{mac}-modp1024"));
         }
         let esp = [
             (IpsecEncryption::TripleDesCbc, "3des"),
@@ -554,14 +559,28 @@ mod tests {
             (IpsecEncryption::AesCbc256, "aes256"),
             (IpsecEncryption::DesCbc, "des"),
             (IpsecEncryption::Null, "null"),
+            (IpsecEncryption::Aes128Gcm128, "aes128gcm16"),
+            (IpsecEncryption::Aes192Gcm128, "aes192gcm16"),
+            (IpsecEncryption::Aes256Gcm128, "aes256gcm16"),
         ];
         assert_eq!(esp.len(), IpsecEncryption::ALL.len());
         for (e, kw) in esp {
             let mut s = spec_default();
             s.settings.ipsec.encryption = e;
-            assert_eq!(esp_proposal(&s), format!("{kw}-md5"));
+            let want = if e.is_aead() {
+                kw.to_owned()
+            } else {
+                format!("{kw}-md5")
+            };
+            assert_eq!(esp_proposal(&s), want);
         }
-        let auth = [(AuthAlgorithm::Md5, "md5"), (AuthAlgorithm::Sha, "sha1")];
+        let auth = [
+            (AuthAlgorithm::Md5, "md5"),
+            (AuthAlgorithm::Sha, "sha1"),
+            (AuthAlgorithm::Sha256, "sha256"),
+            (AuthAlgorithm::Sha384, "sha384"),
+            (AuthAlgorithm::Sha512, "sha512"),
+        ];
         assert_eq!(auth.len(), AuthAlgorithm::ALL.len());
         for (a, kw) in auth {
             let mut s = spec_default();
@@ -585,6 +604,19 @@ mod tests {
                 vpcd_types::PfsGroup::DhGroup24,
                 "modp2048s256",
             ),
+            (
+                DhGroup::Group15,
+                vpcd_types::PfsGroup::DhGroup15,
+                "modp3072",
+            ),
+            (
+                DhGroup::Group16,
+                vpcd_types::PfsGroup::DhGroup16,
+                "modp4096",
+            ),
+            (DhGroup::Group19, vpcd_types::PfsGroup::DhGroup19, "ecp256"),
+            (DhGroup::Group20, vpcd_types::PfsGroup::DhGroup20, "ecp384"),
+            (DhGroup::Group21, vpcd_types::PfsGroup::DhGroup21, "ecp521"),
         ];
         assert_eq!(groups.len(), DhGroup::ALL.len());
         assert_eq!(groups.len() + 1, vpcd_types::PfsGroup::ALL.len());
