@@ -101,6 +101,16 @@ fn add_conn(v: &Vpcd, py: &Path, t: &Topology, psk: &str, extra: &Value) -> Stri
 }
 
 /// A topology and one connection with `extra` settings.
+/// A tunnel with v2's defaults, its peer loaded with the file vpcd hands
+/// out, once netStatus says it is up.
+fn live_tunnel(tb: &mut Testbed, v: &Vpcd, py: &Path, psk: &str) -> Ids {
+    let ids = create_tunnel(v, py, psk, json!({}));
+    tb.load_swanctl(Side::Peer, &v.peer_config(&ids.conn))
+        .unwrap();
+    v.wait_net(&ids.conn, "available", Duration::from_secs(20));
+    ids
+}
+
 fn create_tunnel(v: &Vpcd, py: &Path, psk: &str, extra: Value) -> Ids {
     let t = topology(v, py);
     let conn = add_conn(v, py, &t, psk, &extra);
@@ -370,10 +380,7 @@ fn a_second_account_cannot_take_over_a_live_tunnel_on_the_shared_node() {
     };
     let dir = tempfile::tempdir().unwrap();
     let v = Vpcd::start(&dir.path().join("vpcd"), &tb.vici_uri(Side::Cloud), &[]);
-    let a = create_tunnel(&v, &py, "alices-key", json!({}));
-    tb.load_swanctl(Side::Peer, &v.peer_config(&a.conn))
-        .unwrap();
-    v.wait_net(&a.conn, "available", Duration::from_secs(20));
+    let a = live_tunnel(&mut tb, &v, &py, "alices-key");
     assert!(ping_within(
         &tb,
         "10.100.0.1",
@@ -463,10 +470,7 @@ fn charon_and_vpcd_restarts_converge_without_api_calls() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("vpcd");
     let mut v = Vpcd::start(&data, &tb.vici_uri(Side::Cloud), &[]);
-    let ids = create_tunnel(&v, &py, "restart-key", json!({}));
-    tb.load_swanctl(Side::Peer, &v.peer_config(&ids.conn))
-        .unwrap();
-    v.wait_net(&ids.conn, "available", Duration::from_secs(20));
+    let ids = live_tunnel(&mut tb, &v, &py, "restart-key");
 
     // charon dies and comes back empty: reconciliation reloads the tunnel.
     tb.kill_charon(Side::Cloud);
@@ -515,10 +519,7 @@ fn two_hundred_tunnels_one_change_touches_only_its_own() {
         "1000",
     ];
     let v = Vpcd::start(&data, &tb.vici_uri(Side::Cloud), &limits);
-    let live = create_tunnel(&v, &py, "live-key", json!({}));
-    tb.load_swanctl(Side::Peer, &v.peer_config(&live.conn))
-        .unwrap();
-    v.wait_net(&live.conn, "available", Duration::from_secs(20));
+    let live = live_tunnel(&mut tb, &v, &py, "live-key");
 
     // 199 more through the store's bulk path; reconciliation loads them.
     // They point at a peer address nobody answers on (inside the test bed),
@@ -957,10 +958,7 @@ fn v2_tunnel_changed_to_ikev2_through_api3_keeps_carrying_traffic() {
     };
     let dir = tempfile::tempdir().unwrap();
     let v = Vpcd::start(&dir.path().join("vpcd"), &tb.vici_uri(Side::Cloud), &[]);
-    let ids = create_tunnel(&v, &py, "v2-made-key", json!({}));
-    tb.load_swanctl(Side::Peer, &v.peer_config(&ids.conn))
-        .unwrap();
-    v.wait_net(&ids.conn, "available", Duration::from_secs(20));
+    let ids = live_tunnel(&mut tb, &v, &py, "v2-made-key");
     assert!(ping_within(
         &tb,
         "10.100.0.1",

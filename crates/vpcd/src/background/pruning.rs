@@ -94,35 +94,9 @@ mod tests {
             )
             .await
             .unwrap();
-        use vpcd_types::*;
-        let settings = ConnSettings {
-            pre_shared_key: Secret::new("k"),
-            spd_source: SpdSource::UserGwCidrBlock,
-            spd: vec![SpdRule {
-                local: "10.0.0.0/16".parse().unwrap(),
-                remote: vec!["192.168.0.0/24".parse().unwrap()],
-            }],
-            ike: IkeSettings {
-                encryption: IkeEncryption::AesCbc128,
-                authentication: AuthAlgorithm::Sha,
-                exchange_mode: ExchangeMode::Main,
-                local_identity: Identity::Address(gw.address),
-                remote_identity: Identity::Address(peer.parse().unwrap()),
-                dh_group: DhGroup::Group2,
-                sa_lifetime_seconds: 86_400,
-                version: IkeVersion::default(),
-            },
-            ipsec: IpsecSettings {
-                encryption: IpsecEncryption::AesCbc128,
-                integrity: AuthAlgorithm::Sha,
-                sa_lifetime_seconds: 3_600,
-                sa_lifetime_traffic_kb: 1_843_200,
-                pfs: PfsGroup::Null,
-            },
-            dpd: DpdSettings::default(),
-            negotiation: NegotiationType::default(),
-            health_check: None,
-        };
+        // The ready-made settings of the data plane's tests: the store does
+        // not look into them.
+        let settings = vpcd_dataplane::test_support::spec_default().settings;
         let new = NewConn {
             vpc_id: vpc.id,
             vpn_gw_id: gw.id,
