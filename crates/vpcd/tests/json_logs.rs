@@ -55,8 +55,7 @@ fn start(data: &Path, stdout: &Path, stderr: &Path) -> Vpcd {
         std::thread::sleep(Duration::from_millis(20));
     };
     let creds: Value =
-        serde_json::from_str(&std::fs::read_to_string(data.join("credentials")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(data.join("credentials")).unwrap()).unwrap();
     Vpcd {
         _proc: proc,
         host: listen["http"].as_str().unwrap().to_owned(),
@@ -182,6 +181,56 @@ fn encodings(s: &str) -> Vec<String> {
     forms
 }
 
+/// A JSON value in which no object names a key twice (serde_json would
+/// keep the last silently; log shippers differ).
+struct NoRepeatedKeys;
+
+impl<'de> serde::Deserialize<'de> for NoRepeatedKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoRepeatedKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoRepeatedKeys {
+    type Value = NoRepeatedKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<NoRepeatedKeys>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut keys = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !keys.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!("key {key:?} twice")));
+            }
+            map.next_value::<NoRepeatedKeys>()?;
+        }
+        Ok(self)
+    }
+}
+
 /// The request id of a log line, from the request's span.
 fn request_id(line: &Value) -> Option<&str> {
     line["span"]["request_id"].as_str()
@@ -195,20 +244,35 @@ fn json_logs_carry_request_ids_and_no_secrets() {
     let mut v = start(&data, &out, &err);
 
     // API 3.0: the answer's RequestId is the id in the request's lines.
-    let created = v.v3("CreateVpc", json!({"VpcName": "j", "CidrBlock": "10.0.0.0/16"}));
-    let rid = created["Response"]["RequestId"].as_str().unwrap().to_owned();
+    let created = v.v3(
+        "CreateVpc",
+        json!({"VpcName": "j", "CidrBlock": "10.0.0.0/16"}),
+    );
+    let rid = created["Response"]["RequestId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let vpc_id = created["Response"]["Vpc"]["VpcId"]
         .as_str()
         .unwrap_or_else(|| panic!("{created}"))
         .to_owned();
-    let refused3 = v.v3("CreateVpc", json!({"VpcName": "k", "CidrBlock": "10.0.0.0/33"}));
-    let refused_rid = refused3["Response"]["RequestId"].as_str().unwrap().to_owned();
+    let refused3 = v.v3(
+        "CreateVpc",
+        json!({"VpcName": "k", "CidrBlock": "10.0.0.0/33"}),
+    );
+    let refused_rid = refused3["Response"]["RequestId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(refused3["Response"]["Error"].is_object(), "{refused3}");
 
     // v2: resources, a PSK-carrying AddVpnConnEx, a refused PSK, a bad
     // signature.
     let gw = v.v2("RunVpnGw", &[("vpcId", &vpc_id), ("name", "g")], None);
-    let gw_id = gw["data"]["vpnGwId"].as_str().unwrap_or_else(|| panic!("{gw}")).to_owned();
+    let gw_id = gw["data"]["vpnGwId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{gw}"))
+        .to_owned();
     let u = v.v2(
         "AddUserGw",
         &[("userGwName", "u"), ("userGwAddr", "198.51.100.9")],
@@ -255,6 +319,9 @@ fn json_logs_carry_request_ids_and_no_secrets() {
     let lines: Vec<Value> = stderr
         .lines()
         .map(|l| {
+            if let Err(e) = serde_json::from_str::<NoRepeatedKeys>(l) {
+                panic!("{e}: {l}");
+            }
             serde_json::from_str::<Value>(l)
                 .ok()
                 .filter(Value::is_object)
@@ -265,9 +332,8 @@ fn json_logs_carry_request_ids_and_no_secrets() {
 
     // The 3.0 request's lines carry its RequestId; a line naming the id
     // in a field is in that request's span.
-    let of = |id: &str| -> Vec<&Value> {
-        lines.iter().filter(|l| request_id(l) == Some(id)).collect()
-    };
+    let of =
+        |id: &str| -> Vec<&Value> { lines.iter().filter(|l| request_id(l) == Some(id)).collect() };
     let mine = of(&rid);
     assert!(!mine.is_empty(), "no line of request {rid}:\n{stderr}");
     for l in &mine {
@@ -289,9 +355,7 @@ fn json_logs_carry_request_ids_and_no_secrets() {
     // bad PSK and of the bad signature are in two different requests.
     let refusal_ids: HashSet<&str> = lines
         .iter()
-        .filter(|l| {
-            l["message"] == "refused" || l["message"] == "refused an unsigned request"
-        })
+        .filter(|l| l["message"] == "refused" || l["message"] == "refused an unsigned request")
         .map(|l| {
             assert_eq!(l["span"]["protocol"], "v2", "{l}");
             request_id(l).unwrap_or_else(|| panic!("a refusal outside a request: {l}"))

@@ -117,10 +117,16 @@ async fn metrics_follow_requests_tasks_and_tunnels() {
     assert_eq!(before.requests("v2", "CreateVpc", "Success"), 0.0);
     assert_eq!(before.tasks("queued"), 0.0);
     assert_eq!(before.tunnels("creating", "unavailable"), 0.0);
-    assert_eq!(before.value("vpcd_task_oldest_queued_age_seconds", &[]), 0.0);
+    assert_eq!(
+        before.value("vpcd_task_oldest_queued_age_seconds", &[]),
+        0.0
+    );
     assert_eq!(before.value("vpcd_storage_writable", &[]), 1.0);
     assert_eq!(before.value("vpcd_scrape_store_ok", &[]), 1.0);
-    assert_eq!(before.value("vpcd_cluster_members", &[("state", "alive")]), 1.0);
+    assert_eq!(
+        before.value("vpcd_cluster_members", &[("state", "alive")]),
+        1.0
+    );
     assert_eq!(
         before.value("vpcd_gateway_nodes", &[("driven_by", "nobody")]),
         0.0
@@ -150,9 +156,15 @@ async fn metrics_follow_requests_tasks_and_tunnels() {
     let v3 = app.call3("DescribeVpcs", json!({})).await;
     assert!(v3["Response"]["Error"].is_null(), "{v3}");
     let v3_bad = app
-        .call3("CreateVpc", json!({"VpcName": "x", "CidrBlock": "10.0.0.0/33"}))
+        .call3(
+            "CreateVpc",
+            json!({"VpcName": "x", "CidrBlock": "10.0.0.0/33"}),
+        )
         .await;
-    let v3_code = v3_bad["Response"]["Error"]["Code"].as_str().unwrap().to_owned();
+    let v3_code = v3_bad["Response"]["Error"]["Code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let after = scrape(&app).await;
     for action in ["CreateVpc", "RunVpnGw", "AddUserGw", "AddVpnConnEx"] {
@@ -301,7 +313,11 @@ async fn gateway_node_metrics_show_an_unreachable_charon() {
         {
             break s;
         }
-        assert!(Instant::now() < deadline, "no gateway node metrics:\n{}", s.text);
+        assert!(
+            Instant::now() < deadline,
+            "no gateway node metrics:\n{}",
+            s.text
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(

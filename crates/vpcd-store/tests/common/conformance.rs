@@ -4035,7 +4035,12 @@ pub(crate) async fn monitoring_counts(store: Arc<dyn Store>) {
         .unwrap());
     let done = counts(T0 + 3).await;
     assert_eq!(
-        (done.queued, done.running, done.failed, done.oldest_queued_at),
+        (
+            done.queued,
+            done.running,
+            done.failed,
+            done.oldest_queued_at
+        ),
         (1, 0, 1, Some(t3.created_at))
     );
 
@@ -4064,7 +4069,10 @@ pub(crate) async fn monitoring_counts(store: Arc<dyn Store>) {
             (ConnStatus::Running, NetStatus::Available, 1),
         ]
     );
-    assert_eq!(get_conn(&store, &sc, c1.id).await.unwrap().status, ConnStatus::CreateFailed);
+    assert_eq!(
+        get_conn(&store, &sc, c1.id).await.unwrap().status,
+        ConnStatus::CreateFailed
+    );
     assert_eq!(counts(T0 + 3).await.queued, 2);
 
     // Pools: something open, never more idle than open or open than allowed.

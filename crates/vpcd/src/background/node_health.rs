@@ -53,7 +53,12 @@ impl NodesHealth {
 
     /// A reconciliation pass ended; `loaded_now` is how many tunnels the
     /// node has after it, when the pass got that far.
-    pub(crate) fn reconciled(&self, node: GatewayNodeId, pass: Reconciled, loaded_now: Option<u64>) {
+    pub(crate) fn reconciled(
+        &self,
+        node: GatewayNodeId,
+        pass: Reconciled,
+        loaded_now: Option<u64>,
+    ) {
         self.update(node, |h| {
             h.last_reconcile = Some(pass);
             if loaded_now.is_some() {

@@ -305,7 +305,12 @@ impl Scraper {
             ]),
         );
 
-        let name_of = |id| nodes.iter().find(|n| n.id == id).map(|n| node_label(&n.name));
+        let name_of = |id| {
+            nodes
+                .iter()
+                .find(|n| n.id == id)
+                .map(|n| node_label(&n.name))
+        };
         let seen: Vec<(String, crate::background::node_health::NodeHealth)> = self
             .monitor
             .nodes

@@ -140,10 +140,7 @@ mod tests {
 
     #[test]
     fn codes_come_from_the_table_only() {
-        assert_eq!(
-            v2_code(&json!({"code": 0, "codeDesc": "Success"})),
-            SUCCESS
-        );
+        assert_eq!(v2_code(&json!({"code": 0, "codeDesc": "Success"})), SUCCESS);
         assert_eq!(
             v2_code(&json!({"code": 4100, "codeDesc": "AuthFailure"})),
             "AuthFailure"
@@ -188,7 +185,9 @@ mod tests {
         reg.register("requests", "", m.requests.clone());
         prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
         assert!(
-            text.contains(r#"requests_total{protocol="v2",action="unknown",code="InvalidAction"} 1"#),
+            text.contains(
+                r#"requests_total{protocol="v2",action="unknown",code="InvalidAction"} 1"#
+            ),
             "{text}"
         );
         assert!(

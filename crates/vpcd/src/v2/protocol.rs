@@ -62,12 +62,12 @@ pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
                 api.storage.refused(e.why.log_detail());
                 tracing::debug!(%action, code, code_desc, "refused: storage not writable");
             } else if signed {
-                tracing::info!(%action, code, code_desc, %message, "refused");
+                tracing::info!(%action, code, code_desc, reason = %message, "refused");
             } else {
                 match UNSIGNED_REFUSALS.admit(std::time::Instant::now()) {
                     Admit::Log { held_back } => {
                         let secret_id = untrusted(field("SecretId"));
-                        tracing::info!(%action, %secret_id, code, code_desc, %message, held_back, "refused an unsigned request");
+                        tracing::info!(%action, %secret_id, code, code_desc, reason = %message, held_back, "refused an unsigned request");
                     }
                     Admit::Drop => {}
                 }

@@ -110,9 +110,9 @@ pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
                     "3.0 request refused: storage not writable"
                 );
             } else if signed {
-                tracing::info!(request_id, code, %message, "3.0 request refused");
+                tracing::info!(request_id, code, reason = %message, "3.0 request refused");
             } else if let Admit::Log { held_back } = UNSIGNED_REFUSALS.admit(Instant::now()) {
-                tracing::info!(request_id, code, %message, held_back, "refused an unsigned 3.0 request");
+                tracing::info!(request_id, code, reason = %message, held_back, "refused an unsigned 3.0 request");
             }
             json!({
                 "Response": {
