@@ -101,6 +101,27 @@ impl Scraped {
         self.value("vpcd_tunnels", &[("state", state), ("health", health)])
     }
 
+    /// Every metric of the scrape has its row in docs/metrics.md.
+    fn assert_documented(&self) {
+        let docs = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metrics.md"),
+        )
+        .unwrap();
+        for s in &self.samples {
+            // A histogram's `_sum` and `_count` are documented with it.
+            let base = ["_sum", "_count"]
+                .iter()
+                .find_map(|suffix| s.metric.strip_suffix(suffix))
+                .filter(|base| docs.contains(&format!("| `{base}` | histogram |")));
+            let name = base.unwrap_or(&s.metric);
+            assert!(
+                docs.contains(&format!("| `{name}` |")),
+                "{} is not in docs/metrics.md",
+                s.metric
+            );
+        }
+    }
+
     /// Every label value of every sample.
     fn label_values(&self) -> Vec<String> {
         self.samples
@@ -216,6 +237,7 @@ async fn metrics_follow_requests_tasks_and_tunnels() {
     let conn_task = add["data"]["taskId"].as_i64().unwrap();
     let conn_id = conn_id_of(&app, conn_task).await;
     for s in [&before, &after, &done, &failed] {
+        s.assert_documented();
         for secret in [
             app.account.secret_key.as_str(),
             app.account.secret_id.as_str(),
@@ -320,6 +342,7 @@ async fn gateway_node_metrics_show_an_unreachable_charon() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    s.assert_documented();
     assert_eq!(
         s.value("vpcd_gateway_nodes", &[("driven_by", "this_process")]),
         1.0,
