@@ -4,11 +4,14 @@
 //! a line: not the SecretKey, a pre-shared key or a signature, raw or
 //! percent-encoded.
 
+mod common;
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{encodings, tc3_authorization, Creds};
 use serde_json::{json, Value};
 use vpcd_auth::{SignatureMethod, Signer};
 use vpcd_types::testing::without_proxies;
@@ -118,23 +121,12 @@ impl Vpcd {
     fn v3(&mut self, action: &str, body: Value) -> Value {
         let body = body.to_string();
         let ts = unix_now();
-        let headers = [
-            ("Content-Type", "application/json"),
-            ("Host", self.host.as_str()),
-        ];
-        let auth = vpcd_auth::tc3::Signer {
-            secret_id: &self.secret_id,
-            secret_key: self.secret_key.as_bytes(),
-            service: "vpc",
-        }
-        .authorization(&vpcd_auth::tc3::Request {
-            http_method: "POST",
-            query: "",
-            headers: &headers,
-            payload: body.as_bytes(),
-            timestamp: ts,
-        })
-        .unwrap();
+        let creds = Creds {
+            secret_id: self.secret_id.clone(),
+            secret_key: self.secret_key.clone(),
+            region: "ap-guangzhou".into(),
+        };
+        let auth = tc3_authorization(&self.host, &creds, &body, ts);
         let sig = auth.rsplit("Signature=").next().unwrap().to_owned();
         self.signatures.push(sig);
         self.http
@@ -151,34 +143,6 @@ impl Vpcd {
             .json()
             .unwrap()
     }
-}
-
-/// `s` raw and percent-encoded as a form or URL may carry it.
-fn encodings(s: &str) -> Vec<String> {
-    let encode = |upper: bool, space_plus: bool| {
-        let mut out = String::new();
-        for b in s.bytes() {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    out.push(b as char)
-                }
-                b' ' if space_plus => out.push('+'),
-                _ if upper => out.push_str(&format!("%{b:02X}")),
-                _ => out.push_str(&format!("%{b:02x}")),
-            }
-        }
-        out
-    };
-    let mut forms = vec![s.to_owned()];
-    for upper in [true, false] {
-        for plus in [true, false] {
-            let f = encode(upper, plus);
-            if !forms.contains(&f) {
-                forms.push(f);
-            }
-        }
-    }
-    forms
 }
 
 /// A JSON value in which no object names a key twice (serde_json would
