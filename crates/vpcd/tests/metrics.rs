@@ -6,8 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::scrape::Scraped;
 use common::*;
-use prometheus_parse::{Sample, Scrape, Value as PValue};
+use prometheus_parse::Value as PValue;
 use serde_json::{json, Value};
 use vpcd_dataplane::DriverError;
 
@@ -34,101 +35,11 @@ fn metrics_url(app: &TestApp) -> String {
     format!("http://{addr}/metrics")
 }
 
-/// One scrape: its text, and the samples as the parser read them.
-struct Scraped {
-    text: String,
-    samples: Vec<Sample>,
-}
-
 async fn scrape(app: &TestApp) -> Scraped {
     let resp = app.http.get(metrics_url(app)).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
-    assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
-    let text = resp.text().await.unwrap();
-    let parsed = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parses");
-    Scraped {
-        text,
-        samples: parsed.samples,
-    }
-}
-
-impl Scraped {
-    /// The value of the one sample `name` with (at least) `labels`; 0 when
-    /// there is none (a counter not yet incremented).
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let found: Vec<&Sample> = self
-            .samples
-            .iter()
-            .filter(|s| s.metric == name)
-            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .collect();
-        match found.as_slice() {
-            [] => 0.0,
-            [one] => match &one.value {
-                PValue::Counter(v) | PValue::Gauge(v) | PValue::Untyped(v) => *v,
-                other => panic!("{name}: not a number: {other:?}"),
-            },
-            many => panic!("{name} {labels:?} is ambiguous: {} samples", many.len()),
-        }
-    }
-
-    /// How many observations a histogram `name` with `labels` counted.
-    fn observations(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.samples
-            .iter()
-            .filter(|s| s.metric == name)
-            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|s| match &s.value {
-                PValue::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
-                _ => 0.0,
-            })
-            .sum()
-    }
-
-    fn requests(&self, protocol: &str, action: &str, code: &str) -> f64 {
-        self.value(
-            "vpcd_requests_total",
-            &[("protocol", protocol), ("action", action), ("code", code)],
-        )
-    }
-
-    fn tasks(&self, state: &str) -> f64 {
-        self.value("vpcd_tasks", &[("state", state)])
-    }
-
-    fn tunnels(&self, state: &str, health: &str) -> f64 {
-        self.value("vpcd_tunnels", &[("state", state), ("health", health)])
-    }
-
-    /// Every metric of the scrape has its row in docs/metrics.md.
-    fn assert_documented(&self) {
-        let docs = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metrics.md"),
-        )
-        .unwrap();
-        for s in &self.samples {
-            // A histogram's `_sum` and `_count` are documented with it.
-            let base = ["_sum", "_count"]
-                .iter()
-                .find_map(|suffix| s.metric.strip_suffix(suffix))
-                .filter(|base| docs.contains(&format!("| `{base}` | histogram |")));
-            let name = base.unwrap_or(&s.metric);
-            assert!(
-                docs.contains(&format!("| `{name}` |")),
-                "{} is not in docs/metrics.md",
-                s.metric
-            );
-        }
-    }
-
-    /// Every label value of every sample.
-    fn label_values(&self) -> Vec<String> {
-        self.samples
-            .iter()
-            .flat_map(|s| s.labels.values().cloned().collect::<Vec<_>>())
-            .collect()
-    }
+    Scraped::parse(&ct, resp.text().await.unwrap())
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! signing client.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod scrape;
+
 use std::sync::Arc;
 use std::time::Duration;
 
