@@ -314,6 +314,20 @@ pub(crate) fn user_gw_from_row(row: &impl StoreRow) -> Result<UserGw> {
     })
 }
 
+/// A connection's stored `status` code.
+pub(crate) fn conn_status(code: i64) -> Result<ConnStatus> {
+    ConnStatus::from_code(code).ok_or_else(|| corrupt("connection status"))
+}
+
+/// A connection's stored `net_status` text.
+pub(crate) fn net_status_of(text: &str) -> Result<NetStatus> {
+    match text {
+        "available" => Ok(NetStatus::Available),
+        "unavailable" => Ok(NetStatus::Unavailable),
+        _ => Err(corrupt("connection net status")),
+    }
+}
+
 /// A connection, its pre-shared key unsealed.
 pub(crate) fn conn_from_row(row: &impl StoreRow, key: &MasterKey) -> Result<VpnConn> {
     let status = row.int("status")?;
@@ -337,12 +351,8 @@ pub(crate) fn conn_from_row(row: &impl StoreRow, key: &MasterKey) -> Result<VpnC
             address: parse::<IpAddr>(&row.text("ugw_address")?, "peer address")?,
         },
         name: row.text("name")?,
-        status: ConnStatus::from_code(status).ok_or_else(|| corrupt("connection status"))?,
-        net_status: match net_status.as_str() {
-            "available" => NetStatus::Available,
-            "unavailable" => NetStatus::Unavailable,
-            _ => return Err(corrupt("connection net status")),
-        },
+        status: conn_status(status)?,
+        net_status: net_status_of(&net_status)?,
         settings,
         tags: serde_json::from_str(&row.text("tags")?).map_err(|_| corrupt("connection tags"))?,
         active_task: row.opt_id("active_task")?,

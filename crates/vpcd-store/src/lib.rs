@@ -449,6 +449,19 @@ pub trait Store: Send + Sync + 'static {
     /// finished before `finished_before`, oldest first, in one short
     /// transaction; the number deleted. Running tasks are never deleted.
     async fn prune_tasks(&self, finished_before: Timestamp, batch: u32) -> Result<u64>;
+
+    // ---- monitoring (read at scrape time, across all accounts) -------------------
+    /// The task queue at `now`, read in one snapshot: queued (unfinished,
+    /// no lease or an expired one, so the next claim takes it), running
+    /// (a lease current at `now`), failed (kept until pruned), and the
+    /// creation time of the oldest queued task.
+    async fn task_counts(&self, now: Timestamp) -> Result<TaskCounts>;
+    /// The number of connections in each (status, net status) pair that has
+    /// any, ordered by status then net status.
+    async fn conn_counts(&self) -> Result<Vec<ConnCount>>;
+    /// The use of each database connection pool, without touching the
+    /// database.
+    fn pool_use(&self) -> Vec<PoolUse>;
     /// Seal every secret under `new_key` instead of the store's key, and
     /// record `new_key`'s check, in one transaction: afterwards the database
     /// opens with `new_key` only (this store uses it from then on). The

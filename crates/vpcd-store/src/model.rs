@@ -344,3 +344,41 @@ pub struct ClusterMember {
 /// Which gateway node holds a lease: `(gateway node id, holder, until)`;
 /// the lease is held through `until` inclusive.
 pub type GatewayLease = (GatewayNodeId, String, Timestamp);
+
+/// The task queue at one moment, for monitoring (all accounts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TaskCounts {
+    /// Unfinished tasks no worker holds a current lease on: never claimed,
+    /// or their lease expired (a worker died), so the next claim takes them.
+    pub queued: u64,
+    /// Unfinished tasks a worker holds a current lease on.
+    pub running: u64,
+    /// Failed tasks still kept (finished tasks are deleted after the
+    /// retention period).
+    pub failed: u64,
+    /// When the oldest queued task was created; `None` with none queued.
+    pub oldest_queued_at: Option<Timestamp>,
+}
+
+/// How many connections (all accounts) are in one state with one live
+/// health, for monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnCount {
+    pub status: ConnStatus,
+    pub net_status: NetStatus,
+    pub count: u64,
+}
+
+/// One database connection pool's use, for monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    /// `main` (PostgreSQL: one pool for everything); SQLite: `write` (its
+    /// one writer), `read` and `nonces`.
+    pub pool: &'static str,
+    /// Connections open now, idle or in use.
+    pub open: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
+}

@@ -150,6 +150,7 @@ impl Engine for Postgres {
     /// connection would serialize what row locks let run side by side (and
     /// hold each scope's lock for a whole batch).
     const GROUP_COMMIT: bool = false;
+    const ONE_POOL: bool = true;
 
     /// The constraint (or unique index) named: they are `<table>_<column>`
     /// in the schema.

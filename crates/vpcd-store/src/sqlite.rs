@@ -166,6 +166,7 @@ impl Engine for Sqlite {
     const SCRUB: &'static [&'static str] = &["PRAGMA wal_checkpoint(TRUNCATE)"];
     /// Every commit waits for an fsync: sharing it is what pays most.
     const GROUP_COMMIT: bool = true;
+    const ONE_POOL: bool = false;
 
     /// SQLite names the key's columns: `UNIQUE constraint failed:
     /// vpn_conns.account_id, vpn_conns.region, vpn_conns.vpc_id,

@@ -16,6 +16,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::replay::{Replay, Seen};
 
 use crate::clock::Clock;
+use crate::metrics::RequestMetrics;
 use crate::placement::Placement;
 use crate::rate_limit::RateLimiter;
 use crate::settings::Settings;
@@ -34,6 +35,8 @@ pub(crate) struct ApiState {
     pub(crate) rate: Arc<RateLimiter>,
     pub(crate) keys: Arc<KeyCache>,
     pub(crate) replay: Arc<Replay>,
+    /// Requests answered, for `/metrics`.
+    pub(crate) requests: RequestMetrics,
 }
 
 /// How long a key read from the store is used without reading it again.

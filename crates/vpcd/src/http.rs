@@ -21,6 +21,8 @@ use serde_json::{json, Value};
 use crate::api::ApiState;
 use crate::clock::format_utc;
 use crate::error::{ApiError, ErrorCode, Why};
+use crate::metrics::Protocol;
+use crate::request_id::RequestInfo;
 use crate::settings::Settings;
 use crate::storage_health::Readiness;
 use crate::v2;
@@ -60,8 +62,8 @@ fn ok_json(v: Value) -> Response {
 }
 
 /// Refuse a request whose HTTP shape is wrong, naming what is wrong.
-fn bad(what: &str, why: impl std::fmt::Display) -> Response {
-    ok_json(envelope_err(&ApiError::invalid(what, why)))
+fn bad(what: &str, why: impl std::fmt::Display) -> Value {
+    envelope_err(&ApiError::invalid(what, why))
 }
 
 /// An error envelope for a request that ran out of time, in the
@@ -78,15 +80,41 @@ fn timed_out(limit: std::time::Duration) -> ApiError {
     }
 }
 
-async fn api(State(state): State<ApiState>, req: Request) -> Response {
+/// Run one API request in its span (every log line it causes carries its
+/// `request_id`), bounded by the request timeout, and count it.
+async fn instrumented<F>(
+    state: &ApiState,
+    protocol: Protocol,
+    info: &RequestInfo,
+    handle: F,
+    timed_out_envelope: impl FnOnce(&ApiError) -> Value,
+) -> Response
+where
+    F: std::future::Future<Output = Value>,
+{
+    use tracing::Instrument as _;
+    let started = std::time::Instant::now();
     let limit = state.settings.request_timeout;
-    match tokio::time::timeout(limit, api_v2(state, req)).await {
-        Ok(answer) => answer,
-        Err(_) => ok_json(envelope_err(&timed_out(limit))),
-    }
+    let envelope = match tokio::time::timeout(limit, handle)
+        .instrument(info.span(protocol.label()))
+        .await
+    {
+        Ok(envelope) => envelope,
+        Err(_) => timed_out_envelope(&timed_out(limit)),
+    };
+    state
+        .requests
+        .observe(protocol, info, &envelope, started.elapsed());
+    ok_json(envelope)
 }
 
-async fn api_v2(state: ApiState, req: Request) -> Response {
+async fn api(State(state): State<ApiState>, req: Request) -> Response {
+    let info = RequestInfo::new();
+    let handle = api_v2(&state, req, &info);
+    instrumented(&state, Protocol::V2, &info, handle, envelope_err).await
+}
+
+async fn api_v2(state: &ApiState, req: Request, info: &RequestInfo) -> Value {
     let (parts, body) = req.into_parts();
     let method = match parts.method {
         Method::GET => "GET",
@@ -101,7 +129,7 @@ async fn api_v2(state: ApiState, req: Request) -> Response {
     if let Some(q) = parts.uri.query() {
         match decode_form(q.as_bytes()) {
             Ok(p) => pairs.extend(p),
-            Err(e) => return ok_json(envelope_err(&e)),
+            Err(e) => return envelope_err(&e),
         }
     }
     if method == "POST" {
@@ -128,21 +156,21 @@ async fn api_v2(state: ApiState, req: Request) -> Response {
             }
             match decode_form(&body) {
                 Ok(p) => pairs.extend(p),
-                Err(e) => return ok_json(envelope_err(&e)),
+                Err(e) => return envelope_err(&e),
             }
         }
     }
-    let envelope = v2::protocol::handle(
-        &state,
+    v2::protocol::handle(
+        state,
         RawRequest {
             method,
             host: &host,
             path: v2::PATH,
             pairs: &pairs,
+            info,
         },
     )
-    .await;
-    ok_json(envelope)
+    .await
 }
 
 /// Strict form decoding: a key or value that is not UTF-8 after
@@ -183,22 +211,18 @@ fn request_host(parts: &axum::http::request::Parts) -> Result<String, &'static s
 }
 
 async fn api3(State(state): State<ApiState>, req: Request) -> Response {
-    let limit = state.settings.request_timeout;
-    match tokio::time::timeout(limit, api_v3(state, req)).await {
-        Ok(answer) => answer,
-        Err(_) => ok_json(v3::protocol::refuse(&timed_out(limit))),
-    }
+    let info = RequestInfo::new();
+    let handle = api_v3(&state, req, &info);
+    let refuse = |e: &ApiError| v3::protocol::refuse(e, &info.id);
+    instrumented(&state, Protocol::V3, &info, handle, refuse).await
 }
 
-async fn api_v3(state: ApiState, req: Request) -> Response {
+async fn api_v3(state: &ApiState, req: Request, info: &RequestInfo) -> Value {
     let (parts, body) = req.into_parts();
     let body = match read_limited(body, &parts.headers, &state.settings).await {
         Ok(b) => b,
         Err(why) => {
-            return ok_json(v3::protocol::refuse(&ApiError::invalid(
-                "request body",
-                why,
-            )));
+            return v3::protocol::refuse(&ApiError::invalid("request body", why), &info.id);
         }
     };
     // The host the client signed: the Host header, or HTTP/2's :authority
@@ -206,7 +230,7 @@ async fn api_v3(state: ApiState, req: Request) -> Response {
     let host = match request_host(&parts) {
         Ok(h) => h,
         Err(why) => {
-            return ok_json(v3::protocol::refuse(&ApiError::invalid("Host", why)));
+            return v3::protocol::refuse(&ApiError::invalid("Host", why), &info.id);
         }
     };
     // Values that are not visible ASCII cannot be signed headers; leaving
@@ -219,17 +243,17 @@ async fn api_v3(state: ApiState, req: Request) -> Response {
     if !parts.headers.contains_key(header::HOST) {
         headers.push(("host", &host));
     }
-    let envelope = v3::protocol::handle(
-        &state,
+    v3::protocol::handle(
+        state,
         v3::protocol::RawRequest {
             method: parts.method.as_str(),
             query: parts.uri.query().unwrap_or(""),
             headers: &headers,
             body: &body,
+            info,
         },
     )
-    .await;
-    ok_json(envelope)
+    .await
 }
 
 /// Read at most `limit` bytes within the body-read timeout. A declared

@@ -33,6 +33,9 @@
 //! - `data_dir`: owner-only modes for the data directory and its secrets.
 //! - `rate_limit`: the per-account request rate limit.
 //! - `log_safe`: attacker-controlled text in log lines.
+//! - `metrics`: `/metrics` on its own listener (`--metrics`).
+//! - `request_id`: one id per request, in its log lines and (API 3.0) its
+//!   answer.
 //!
 //! The crate's interface is small: what the `vpcd` binary and the
 //! integration tests use ([`server`], [`Settings`], [`client`], [`admin`],
@@ -48,11 +51,13 @@ pub(crate) mod data_dir;
 pub(crate) mod error;
 pub(crate) mod http;
 pub(crate) mod log_safe;
+pub(crate) mod metrics;
 pub(crate) mod ops;
 pub(crate) mod placement;
 pub(crate) mod rate_limit;
 pub(crate) mod regions;
 pub(crate) mod replay;
+pub(crate) mod request_id;
 pub mod server;
 pub(crate) mod settings;
 pub(crate) mod storage_health;

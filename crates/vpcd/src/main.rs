@@ -21,6 +21,16 @@ use vpcd_store::Limits;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text (default) or as one JSON object per line, each
+    /// line of an API request carrying its `request_id`.
+    #[arg(long, global = true, env = "VPCD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -140,6 +150,10 @@ struct ServeArgs {
     /// waits up to the header-read timeout for a free slot, then is closed.
     #[arg(long, env = "VPCD_MAX_CONNECTIONS", default_value_t = 1024)]
     max_connections: usize,
+    /// Serve Prometheus metrics at http://ADDR/metrics, on a listener of its
+    /// own (never the API ports), e.g. 127.0.0.1:9100. Default: off.
+    #[arg(long, env = "VPCD_METRICS", default_value = "off")]
+    metrics: String,
     /// Signed requests per second each account may send on average (0: no
     /// limit); more are refused with RequestLimitExceeded (v2 code 4400).
     #[arg(long, env = "VPCD_RATE_LIMIT_PER_ACCOUNT", default_value_t = 20.0)]
@@ -340,19 +354,30 @@ fn parse_listen(v: &str, flag: &str) -> anyhow::Result<Option<SocketAddr>> {
         .with_context(|| format!("--{flag} {v:?} is not host:port or \"off\""))
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("VPCD_LOG")
         .or_else(|_| EnvFilter::try_new("info"))
         .expect("valid default filter");
     use std::io::IsTerminal;
-    // Colours only on a terminal: log files and journald get plain text.
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            // Colours only on a terminal: log files and journald get plain text.
+            let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            fmt.with_ansi(ansi).init();
+        }
+        // One object per line: the event's fields at the top level, the
+        // request's span (`request_id`, `protocol`) under `span`.
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 async fn open_store(db: &DbArgs) -> anyhow::Result<std::sync::Arc<dyn vpcd_store::Store>> {
@@ -366,8 +391,9 @@ async fn open_store(db: &DbArgs) -> anyhow::Result<std::sync::Arc<dyn vpcd_store
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    init_tracing();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match run(cli).await {
         Ok(code) => std::process::ExitCode::from(code as u8),
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -440,6 +466,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 header_read_timeout: Duration::from_millis(a.header_read_timeout_ms.max(1)),
                 idle_timeout: Duration::from_millis(a.idle_timeout_ms.max(1)),
                 max_connections: a.max_connections.max(1),
+                metrics: parse_listen(&a.metrics, "metrics")?,
             };
             vpcd::server::serve(cfg).await?;
             Ok(0)

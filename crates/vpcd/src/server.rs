@@ -72,6 +72,9 @@ pub struct ServeConfig {
     /// more waits up to the header-read timeout for a free slot, then is
     /// closed.
     pub max_connections: usize,
+    /// Where `/metrics` is served (`--metrics`); `None`: nowhere. Never on
+    /// the API listeners.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl ServeConfig {
@@ -99,6 +102,7 @@ impl ServeConfig {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            metrics: None,
         }
     }
 }
@@ -111,6 +115,9 @@ pub const DEFAULT_TASK_RETENTION_SECS: i64 = 7 * 24 * 3600;
 pub struct Bound {
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
+    /// The `/metrics` listener, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<SocketAddr>,
 }
 
 fn database_url(cfg: &ServeConfig) -> String {
@@ -274,6 +281,7 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
         rate: Arc::new(RateLimiter::new(cfg.settings.rate_limit)),
         keys: Arc::new(KeyCache::default()),
         replay: replay.clone(),
+        requests: Default::default(),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let background = Background::start(
@@ -303,8 +311,21 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
     let mut bound = Bound {
         http: None,
         https: None,
+        metrics: None,
     };
     let mut tasks = vec![tokio::spawn(replay.write_behind(shutdown_rx.clone()))];
+    if let Some(addr) = cfg.metrics {
+        let scraper = Arc::new(crate::metrics::Scraper {
+            store: store.clone(),
+            clock: clock.clone(),
+            storage: api.storage.clone(),
+            requests: api.requests.clone(),
+            monitor: background.monitor(),
+        });
+        let (addr, task) = crate::metrics::serve(addr, scraper, shutdown_rx.clone()).await?;
+        bound.metrics = Some(addr);
+        tasks.push(task);
+    }
 
     if let Some(addr) = cfg.http {
         let listener =
@@ -347,7 +368,7 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
         cfg.data_dir.join("listen.json"),
         serde_json::to_vec(&bound)?,
     )?;
-    tracing::info!(http = ?bound.http, https = ?bound.https, database = %redact_url(&url), "vpcd serving");
+    tracing::info!(http = ?bound.http, https = ?bound.https, metrics = ?bound.metrics, database = %redact_url(&url), "vpcd serving");
 
     background.set_listen(bound.http, bound.https);
     // `--workers 0` makes a vpcd that serves the API but applies no tasks.

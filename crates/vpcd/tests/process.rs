@@ -1,12 +1,15 @@
 //! The `vpcd` binary as operators run it: first start, secrets in logs,
 //! kill -9 with tasks in flight, graceful shutdown.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use std::time::{Duration, Instant};
 use vpcd_types::testing::without_proxies;
 
+use common::encodings;
 use serde_json::Value;
 
 fn bin() -> PathBuf {
@@ -258,35 +261,6 @@ fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-/// `s` as it may appear in a log: raw, and percent-encoded as a form or
-/// URL would carry it (upper- and lower-case hex, space as `+` or `%20`).
-fn encodings(s: &str) -> Vec<String> {
-    let encode = |upper: bool, space_plus: bool| {
-        let mut out = String::new();
-        for b in s.bytes() {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    out.push(b as char)
-                }
-                b' ' if space_plus => out.push('+'),
-                _ if upper => out.push_str(&format!("%{b:02X}")),
-                _ => out.push_str(&format!("%{b:02x}")),
-            }
-        }
-        out
-    };
-    let mut forms = vec![s.to_owned()];
-    for upper in [true, false] {
-        for plus in [true, false] {
-            let f = encode(upper, plus);
-            if !forms.contains(&f) {
-                forms.push(f);
-            }
-        }
-    }
-    forms
 }
 
 /// Every directory under `dir` (and `dir`) with its mode, then every file.

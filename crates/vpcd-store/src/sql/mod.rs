@@ -50,6 +50,7 @@ use crate::master_key::MasterKey;
 use crate::model::*;
 use crate::{Resource, Result, StoreError};
 
+mod monitoring;
 mod secrets;
 mod store;
 pub(crate) mod text;
@@ -136,6 +137,9 @@ pub trait Engine: Io {
     /// Whether writes go through the group-commit writer (`writer`): one
     /// transaction and one commit for every write queued at the time.
     const GROUP_COMMIT: bool;
+    /// Whether writes, reads and nonces share one connection pool
+    /// (PostgreSQL) rather than each having their own (SQLite).
+    const ONE_POOL: bool;
 
     /// Whether a unique violation is on a key whose last column is `col`.
     fn unique_on(e: &dyn DatabaseError, col: &str) -> bool;

@@ -1093,6 +1093,20 @@ impl<DB: Engine> Store for SqlStore<DB> {
     async fn rotate_master_key(&self, new_key: MasterKey) -> Result<Resealed> {
         self.rotate_key(new_key).await
     }
+
+    // ---- monitoring (`monitoring.rs`) -------------------------------------------
+
+    async fn task_counts(&self, now: Timestamp) -> Result<TaskCounts> {
+        self.count_tasks(now).await
+    }
+
+    async fn conn_counts(&self) -> Result<Vec<ConnCount>> {
+        self.count_conns().await
+    }
+
+    fn pool_use(&self) -> Vec<PoolUse> {
+        self.pools_in_use()
+    }
 }
 
 impl<DB: Engine> SqlStore<DB> {

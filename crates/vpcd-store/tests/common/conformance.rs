@@ -89,6 +89,7 @@ macro_rules! conformance_tests {
             api3_settings_and_tags_round_trip,
             finished_tasks_are_pruned,
             rotation_reseals_every_secret,
+            monitoring_counts,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -3975,4 +3976,111 @@ pub(crate) async fn rotation_reseals_every_secret(store: Arc<dyn Store>) {
     // New secrets are sealed under the new key too.
     let later = store.create_key("alice").await.unwrap();
     assert_eq!(store.find_key(&later.secret_id).await.unwrap(), Some(later));
+}
+
+// ---- monitoring -------------------------------------------------------------
+
+/// What a scrape reads: the task queue (queued, running, failed, the oldest
+/// queued), connections by state and health across accounts, and the pools.
+pub(crate) async fn monitoring_counts(store: Arc<dyn Store>) {
+    let counts = |now| {
+        let store = store.clone();
+        async move { store.task_counts(now).await.unwrap() }
+    };
+    assert_eq!(counts(T0).await, TaskCounts::default());
+    assert!(store.conn_counts().await.unwrap().is_empty());
+
+    let sc = scope(&store).await;
+    let (_, g, u1) = topology(&store, &sc).await;
+    let u2 = user_gw(&store, &sc, "peer-2", "198.51.100.2").await;
+    let u3 = user_gw(&store, &sc, "peer-3", "198.51.100.3").await;
+    let (c1, t1) = conn(&store, &sc, &g, &u1, "c1").await;
+    let (c2, t2) = conn(&store, &sc, &g, &u2, "c2").await;
+    let (_, t3) = conn(&store, &sc, &g, &u3, "c3").await;
+    let queued = counts(T0).await;
+    assert_eq!((queued.queued, queued.running, queued.failed), (3, 0, 0));
+    let oldest = [t1.created_at, t2.created_at, t3.created_at];
+    assert_eq!(queued.oldest_queued_at, oldest.iter().min().copied());
+
+    // A claimed task runs while its lease is current (through T0 + 30) and
+    // is queued again once it expired.
+    let a = claim_any(&*store, "worker-1", T0, 30)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.task.id, t1.id);
+    let during = counts(T0 + 30).await;
+    assert_eq!((during.queued, during.running), (2, 1));
+    assert_eq!(
+        during.oldest_queued_at,
+        [t2.created_at, t3.created_at].iter().min().copied()
+    );
+    let after = counts(T0 + 31).await;
+    assert_eq!((after.queued, after.running), (3, 0));
+    assert_eq!(after.oldest_queued_at, queued.oldest_queued_at);
+
+    // One fails, one succeeds: the failure is counted, neither is queued.
+    assert!(store
+        .finish_task(t1.id, "worker-1", T0 + 1, failure("Boom"))
+        .await
+        .unwrap());
+    let b = claim_any(&*store, "worker-1", T0 + 2, 30)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.task.id, t2.id);
+    assert!(store
+        .finish_task(t2.id, "worker-1", T0 + 3, Ok(()))
+        .await
+        .unwrap());
+    let done = counts(T0 + 3).await;
+    assert_eq!(
+        (
+            done.queued,
+            done.running,
+            done.failed,
+            done.oldest_queued_at
+        ),
+        (1, 0, 1, Some(t3.created_at))
+    );
+
+    // Connections by state and health, every account together.
+    store
+        .set_net_status(&[(c2.un_id.clone(), NetStatus::Available)])
+        .await
+        .unwrap();
+    let other = scope_of(&store, "other-account", "gz").await;
+    let ov = vpc(&store, &other, "vpc-other").await;
+    let og = vpn_gw(&store, &other, ov.id, "gw-other").await;
+    let ou = user_gw(&store, &other, "peer-other", "198.51.100.9").await;
+    conn(&store, &other, &og, &ou, "o1").await;
+    let by_state: Vec<(ConnStatus, NetStatus, u64)> = store
+        .conn_counts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.status, c.net_status, c.count))
+        .collect();
+    assert_eq!(
+        by_state,
+        [
+            (ConnStatus::Creating, NetStatus::Unavailable, 2),
+            (ConnStatus::CreateFailed, NetStatus::Unavailable, 1),
+            (ConnStatus::Running, NetStatus::Available, 1),
+        ]
+    );
+    assert_eq!(
+        get_conn(&store, &sc, c1.id).await.unwrap().status,
+        ConnStatus::CreateFailed
+    );
+    assert_eq!(counts(T0 + 3).await.queued, 2);
+
+    // Pools: something open, never more idle than open or open than allowed.
+    let pools = store.pool_use();
+    assert!(!pools.is_empty());
+    for p in &pools {
+        assert!(p.max >= 1 && p.open <= p.max && p.idle <= p.open, "{p:?}");
+    }
+    let names: BTreeSet<&str> = pools.iter().map(|p| p.pool).collect();
+    assert_eq!(names.len(), pools.len(), "each pool once: {pools:?}");
 }

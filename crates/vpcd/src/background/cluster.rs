@@ -160,6 +160,11 @@ impl Cluster {
         info.https = https.map(|a| a.to_string());
     }
 
+    /// How often this process heartbeats.
+    pub(crate) fn interval(&self) -> Duration {
+        self.interval
+    }
+
     fn leases(&self) -> std::sync::MutexGuard<'_, Leases> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -15,6 +15,7 @@ use vpcd_types::{ConnStatus, GatewayNodeId, NetStatus, VpnConnId};
 
 use super::cluster::Cluster;
 use super::drivers::Drivers;
+use super::node_health::{NodesHealth, Reconciled};
 use crate::clock::Clock;
 use crate::placement::Placement;
 
@@ -24,6 +25,8 @@ pub(crate) struct GatewayNodes {
     pub(super) drivers: Arc<Drivers>,
     pub(super) cluster: Arc<Cluster>,
     pub(super) placement: Arc<Placement>,
+    /// What the metrics report of each driven node.
+    pub(super) health: Arc<NodesHealth>,
 }
 
 impl GatewayNodes {
@@ -65,19 +68,37 @@ impl GatewayNodes {
     /// nothing.
     async fn reconcile_once(&self) {
         for (node, driver) in self.drivers.nodes() {
-            if let Err(e) = self.reconcile_node(node, driver.as_ref()).await {
-                tracing::warn!(node = %node, driver = %driver.describe(), error = %e, "reconciliation failed; will retry");
-            }
+            let mut pass = Reconciled {
+                at: self.clock.now(),
+                ok: false,
+                loaded: 0,
+                unloaded: 0,
+            };
+            let result = self.reconcile_node(node, driver.as_ref(), &mut pass).await;
+            pass.ok = result.is_ok();
+            let loaded_now = match result {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    tracing::warn!(node = %node, driver = %driver.describe(), error = %e, "reconciliation failed; will retry");
+                    None
+                }
+            };
+            self.health.reconciled(node, pass, loaded_now);
         }
     }
 
+    /// One node's pass; counts what it changed in `pass` as it goes, and
+    /// answers how many tunnels the node has loaded afterwards.
     async fn reconcile_node(
         &self,
         node: GatewayNodeId,
         driver: &dyn VpnDriver,
-    ) -> anyhow::Result<()> {
+        pass: &mut Reconciled,
+    ) -> anyhow::Result<u64> {
         let desired = self.store.desired_conns(Some(node)).await?;
-        let loaded: HashSet<VpnConnId> = driver.loaded().await?.into_iter().collect();
+        let loaded = driver.loaded().await;
+        self.health.reachable(node, loaded.is_ok());
+        let loaded: HashSet<VpnConnId> = loaded?.into_iter().collect();
         let wanted: HashSet<&VpnConnId> = desired.iter().map(|c| &c.un_id).collect();
         for c in &desired {
             // Tunnels with a task in flight are the task's business.
@@ -86,15 +107,17 @@ impl GatewayNodes {
             if settled && !loaded.contains(&c.un_id) {
                 tracing::info!(conn = %c.un_id, "reconcile: loading missing tunnel");
                 driver.apply(&c.tunnel_spec()).await?;
+                pass.loaded += 1;
             }
         }
         for id in &loaded {
             if !wanted.contains(id) {
                 tracing::info!(conn = %id, "reconcile: unloading stale tunnel");
                 driver.remove(id).await?;
+                pass.unloaded += 1;
             }
         }
-        Ok(())
+        Ok((loaded.len() as u64 + pass.loaded).saturating_sub(pass.unloaded))
     }
 
     /// Pick up gateway nodes registered in the database (at start, and later
@@ -114,6 +137,7 @@ impl GatewayNodes {
         for node in &nodes {
             let Some(tenure) = self.cluster.tenure(node.id, now) else {
                 if self.drivers.remove_node(node.id).is_some() {
+                    self.health.forget(node.id);
                     tracing::info!(node = %node.id, name = %node.name, "no longer driving gateway node");
                 }
                 continue;
@@ -190,8 +214,12 @@ impl GatewayNodes {
             let now = tokio::select! {
                 m = stream.next() => match m { Some(m) => m, None => return },
                 _ = tick.tick() => match driver.net_status().await {
-                    Ok(m) => m,
+                    Ok(m) => {
+                        self.health.reachable(node, true);
+                        m
+                    }
                     Err(e) => {
+                        self.health.reachable(node, false);
                         tracing::debug!(node = %node, error = %e, "gateway node unreachable");
                         HashMap::new()
                     }

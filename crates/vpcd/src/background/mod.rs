@@ -37,6 +37,7 @@ pub(crate) mod drivers;
 pub(crate) mod engine;
 pub(crate) mod gateway_nodes;
 mod holder;
+pub(crate) mod node_health;
 pub(crate) mod pruning;
 
 use cluster::{Cluster, MemberInfo};
@@ -122,6 +123,7 @@ impl Background {
             drivers,
             cluster: cluster.clone(),
             placement,
+            health: Arc::default(),
         });
         nodes.refresh(shutdown).await;
         let pruner = (cfg.task_retention_secs > 0).then(|| {
@@ -181,11 +183,29 @@ impl Background {
         tasks
     }
 
+    /// What the metrics need of the background side: this process's member
+    /// name, its gateway nodes' health, its heartbeat interval.
+    pub(crate) fn monitor(&self) -> Monitor {
+        Monitor {
+            member: self.engine.worker_id().to_owned(),
+            nodes: self.nodes.health.clone(),
+            heartbeat_interval: self.cluster.interval(),
+        }
+    }
+
     /// Claim and run one task; whether there was one. Tests drain the queue
     /// with this at a chosen point.
     pub(crate) async fn run_task(&self) -> anyhow::Result<bool> {
         self.engine.run_once().await
     }
+}
+
+/// The background side as the metrics scrape sees it.
+pub(crate) struct Monitor {
+    /// This process's name in the cluster (its heartbeats, its leases).
+    pub(crate) member: String,
+    pub(crate) nodes: Arc<node_health::NodesHealth>,
+    pub(crate) heartbeat_interval: Duration,
 }
 
 /// This machine's name, as the kernel has it.

@@ -193,6 +193,7 @@ mod tests {
             replay: crate::replay::Replay::start(store.clone(), false, 300, clock.clone())
                 .await
                 .unwrap(),
+            requests: Default::default(),
         };
         let req = DescribeTask {
             task: TaskRef::Id(done.id),

@@ -11,6 +11,7 @@ use super::{dispatch, Action, Reply};
 use crate::api::ApiState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::log_safe::{untrusted, untrusted_text, Admit, RefusalGate};
+use crate::request_id::RequestInfo;
 
 /// One decoded request as it arrived.
 pub(crate) struct RawRequest<'a> {
@@ -21,6 +22,8 @@ pub(crate) struct RawRequest<'a> {
     pub(crate) path: &'a str,
     /// Decoded pairs in wire order.
     pub(crate) pairs: &'a [(String, String)],
+    /// Where the action it names is noted for the request counters.
+    pub(crate) info: &'a RequestInfo,
 }
 
 /// Log lines a second for refusals of requests that never proved who sent
@@ -38,6 +41,10 @@ pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
             .find(|(k, _)| k == name)
             .map_or("", |(_, v)| v.as_str())
     };
+    // Counted under the action it names (one of ours), refused or not.
+    if let Ok(known) = Action::parse(field("Action")) {
+        req.info.set_action(known.name());
+    }
     // Every string here is the client's: escaped and cut before logging.
     let action = untrusted(field("Action"));
     let mut signed = false;
@@ -55,12 +62,12 @@ pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
                 api.storage.refused(e.why.log_detail());
                 tracing::debug!(%action, code, code_desc, "refused: storage not writable");
             } else if signed {
-                tracing::info!(%action, code, code_desc, %message, "refused");
+                tracing::info!(%action, code, code_desc, reason = %message, "refused");
             } else {
                 match UNSIGNED_REFUSALS.admit(std::time::Instant::now()) {
                     Admit::Log { held_back } => {
                         let secret_id = untrusted(field("SecretId"));
-                        tracing::info!(%action, %secret_id, code, code_desc, %message, held_back, "refused an unsigned request");
+                        tracing::info!(%action, %secret_id, code, code_desc, reason = %message, held_back, "refused an unsigned request");
                     }
                     Admit::Drop => {}
                 }

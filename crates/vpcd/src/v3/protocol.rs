@@ -47,6 +47,7 @@ use super::{dispatch, Action, Ctx, SERVICE, VERSION};
 use crate::api::ApiState;
 use crate::error::{ApiError, ApiResult, ErrorCode, Field};
 use crate::log_safe::{untrusted_text, Admit, RefusalGate};
+use crate::request_id::{RequestId, RequestInfo};
 
 /// One request as it arrived.
 pub(crate) struct RawRequest<'a> {
@@ -56,6 +57,9 @@ pub(crate) struct RawRequest<'a> {
     /// Header names (any case) and values, as received.
     pub(crate) headers: &'a [(&'a str, &'a str)],
     pub(crate) body: &'a [u8],
+    /// Its id (the answer's `RequestId`), and where the action it names is
+    /// noted for the request counters.
+    pub(crate) info: &'a RequestInfo,
 }
 
 /// The common parameters of the form style; everything else is the
@@ -85,11 +89,11 @@ static UNSIGNED_REFUSALS: RefusalGate = RefusalGate::new(UNSIGNED_REFUSALS_PER_S
 /// Handle a request end to end and return the envelope. Never fails: every
 /// error becomes `Response.Error` with its code.
 pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
-    let request_id = request_id();
+    let request_id = req.info.id.as_str();
     let mut signed = false;
-    match handle_inner(api, &req, &request_id, &mut signed).await {
+    match handle_inner(api, &req, request_id, &mut signed).await {
         Ok(mut fields) => {
-            fields.insert("RequestId".to_owned(), Value::String(request_id));
+            fields.insert("RequestId".to_owned(), Value::from(request_id));
             json!({ "Response": fields })
         }
         Err(e) => {
@@ -106,9 +110,9 @@ pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
                     "3.0 request refused: storage not writable"
                 );
             } else if signed {
-                tracing::info!(request_id, code, %message, "3.0 request refused");
+                tracing::info!(request_id, code, reason = %message, "3.0 request refused");
             } else if let Admit::Log { held_back } = UNSIGNED_REFUSALS.admit(Instant::now()) {
-                tracing::info!(request_id, code, %message, held_back, "refused an unsigned 3.0 request");
+                tracing::info!(request_id, code, reason = %message, held_back, "refused an unsigned 3.0 request");
             }
             json!({
                 "Response": {
@@ -122,11 +126,11 @@ pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
 
 /// A refusal of a request that is not a valid 3.0 request at all (the HTTP
 /// layer's), in the 3.0 envelope.
-pub(crate) fn refuse(e: &ApiError) -> Value {
+pub(crate) fn refuse(e: &ApiError, id: &RequestId) -> Value {
     json!({
         "Response": {
             "Error": { "Code": e.code.v3_code(), "Message": message(e) },
-            "RequestId": request_id(),
+            "RequestId": id.as_str(),
         }
     })
 }
@@ -138,22 +142,6 @@ fn message(e: &ApiError) -> String {
         Some(p) => format!("{}: {why}", p.v3_name()),
         None => why,
     }
-}
-
-/// A fresh RequestId: a random (version 4) UUID, as the real service's.
-fn request_id() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 /// An authenticated request, ready to run.
@@ -265,6 +253,7 @@ async fn tc3_call(
     }
     let required = |name: &str| header(req.headers, name)?.ok_or_else(|| ApiError::missing(name));
     let action = required("X-TC-Action")?;
+    note_action(req, action);
     let version = required("X-TC-Version")?;
     let region = required("X-TC-Region")?;
     let ts = timestamp("X-TC-Timestamp", required("X-TC-Timestamp")?)?;
@@ -419,6 +408,7 @@ async fn form_call(api: &ApiState, req: &RawRequest<'_>, signed: &mut bool) -> A
         return Err(temporary_credentials("Token"));
     }
     let action = required("Action")?;
+    note_action(req, action);
     let version = required("Version")?;
     let region = required("Region")?;
     let ts = timestamp("Timestamp", required("Timestamp")?)?;
@@ -511,6 +501,15 @@ async fn find_key(api: &ApiState, secret_id: &str) -> ApiResult<Arc<ApiKey>> {
     api.key(secret_id).await?.ok_or_else(unknown)
 }
 
+/// Note the action a request names, if it is one of ours, for the request
+/// counters: before the signature is checked, so refusals count under the
+/// action they were for.
+fn note_action(req: &RawRequest<'_>, name: &str) {
+    if let Ok(action) = Action::parse(name) {
+        req.info.set_action(action.name());
+    }
+}
+
 /// The common parameters both styles carry, each with the name it came
 /// under.
 struct Common<'a> {
@@ -560,15 +559,6 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_ids_are_v4_uuids() {
-        let a = request_id();
-        assert_eq!(a.len(), 36);
-        assert_eq!(&a[14..15], "4");
-        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
-        assert_ne!(a, request_id());
-    }
 
     #[test]
     fn media_types() {

@@ -2,6 +2,8 @@
 //! signing client.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod scrape;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -230,24 +232,7 @@ impl TestApp {
     pub async fn call3(&self, action: &str, body: Value) -> Value {
         let body = body.to_string();
         let ts = now();
-        let headers = [
-            ("Content-Type", "application/json"),
-            ("Host", self.host.as_str()),
-        ];
-        let signer = vpcd_auth::tc3::Signer {
-            secret_id: &self.account.secret_id,
-            secret_key: self.account.secret_key.as_bytes(),
-            service: "vpc",
-        };
-        let auth = signer
-            .authorization(&vpcd_auth::tc3::Request {
-                http_method: "POST",
-                query: "",
-                headers: &headers,
-                payload: body.as_bytes(),
-                timestamp: ts,
-            })
-            .unwrap();
+        let auth = tc3_authorization(&self.host, &self.account, &body, ts);
         let resp = self
             .http
             .post(format!("{}/", self.base))
@@ -399,23 +384,7 @@ pub async fn conn_id_of(app: &TestApp, task_id: i64) -> String {
 /// region `ap-guangzhou`; the answer's JSON.
 pub async fn v3_call(app: &TestApp, creds: &Creds, action: &str, body: &str) -> Value {
     let ts = now();
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("Host", app.host.as_str()),
-    ];
-    let authorization = vpcd_auth::tc3::Signer {
-        secret_id: &creds.secret_id,
-        secret_key: creds.secret_key.as_bytes(),
-        service: "vpc",
-    }
-    .authorization(&vpcd_auth::tc3::Request {
-        http_method: "POST",
-        query: "",
-        headers: &headers,
-        payload: body.as_bytes(),
-        timestamp: ts,
-    })
-    .unwrap();
+    let authorization = tc3_authorization(&app.host, creds, body, ts);
     let resp = app
         .http
         .post(format!("{}/", app.base))
@@ -431,4 +400,52 @@ pub async fn v3_call(app: &TestApp, creds: &Creds, action: &str, body: &str) -> 
         .unwrap();
     assert_eq!(resp.status(), 200, "every API answer is HTTP 200");
     resp.json().await.unwrap()
+}
+
+/// The `Authorization` header of a TC3-signed JSON POST of `body` to `/` on
+/// `host` at `ts`.
+pub fn tc3_authorization(host: &str, creds: &Creds, body: &str, ts: i64) -> String {
+    let headers = [("Content-Type", "application/json"), ("Host", host)];
+    vpcd_auth::tc3::Signer {
+        secret_id: &creds.secret_id,
+        secret_key: creds.secret_key.as_bytes(),
+        service: "vpc",
+    }
+    .authorization(&vpcd_auth::tc3::Request {
+        http_method: "POST",
+        query: "",
+        headers: &headers,
+        payload: body.as_bytes(),
+        timestamp: ts,
+    })
+    .unwrap()
+}
+
+/// `s` as it may appear in a log: raw, and percent-encoded as a form or
+/// URL would carry it (upper- and lower-case hex, space as `+` or `%20`).
+pub fn encodings(s: &str) -> Vec<String> {
+    let encode = |upper: bool, space_plus: bool| {
+        let mut out = String::new();
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    out.push(b as char)
+                }
+                b' ' if space_plus => out.push('+'),
+                _ if upper => out.push_str(&format!("%{b:02X}")),
+                _ => out.push_str(&format!("%{b:02x}")),
+            }
+        }
+        out
+    };
+    let mut forms = vec![s.to_owned()];
+    for upper in [true, false] {
+        for plus in [true, false] {
+            let f = encode(upper, plus);
+            if !forms.contains(&f) {
+                forms.push(f);
+            }
+        }
+    }
+    forms
 }
