@@ -138,11 +138,24 @@ async fn diagnostics_requests_are_validated() {
         .await;
     assert_eq!(v["Response"]["Error"]["Code"], "UnknownParameter", "{v}");
     // A gateway that does not hold the connection.
-    let f2 = app.fixture("w").await;
+    let vpc2 = app
+        .ok(
+            "CreateVpc",
+            &[("vpcName", "vpc-w"), ("cidrBlock", "10.1.0.0/16")],
+        )
+        .await;
+    let vpc2 = vpc2["uniqVpcId"].as_str().unwrap().to_owned();
+    let gw2 = app
+        .ok(
+            "RunVpnGw",
+            &[("vpcId", &vpc2), ("name", "gw-w"), ("bandwidth", "5")],
+        )
+        .await;
+    let gw2 = gw2["data"]["vpnGwId"].as_str().unwrap().to_owned();
     let v = app
         .call3(
             ACTION,
-            json!({"VpnConnectionId": conn, "VpnGatewayId": f2.gw_id}),
+            json!({"VpnConnectionId": conn, "VpnGatewayId": gw2}),
         )
         .await;
     assert_eq!(v["Response"]["Error"]["Code"], "ResourceNotFound", "{v}");
