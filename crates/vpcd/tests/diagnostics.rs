@@ -25,17 +25,24 @@ const ACTION: &str = "DescribeVpnConnDiagnostics";
 
 // ---- in process: the request and the API-only answer -----------------------
 
+/// A fixture (`tag`) and a connection of it, created by the API-only
+/// driver; the connection's unified id.
+async fn api_only_conn(app: &common::TestApp, tag: &str) -> (common::Fixture, String) {
+    let f = app.fixture(tag).await;
+    let add = app.add_conn(&f, &f.user_gw_id, &[]).await;
+    let task = add["data"]["taskId"].as_i64().unwrap();
+    app.run_tasks().await;
+    let conn = conn_id_of(app, task).await;
+    (f, conn)
+}
+
 /// A connection on an API-only gateway: nothing is negotiated, and the
 /// answer says so on both versions instead of inventing a failure,
 /// counters or events.
 #[tokio::test]
 async fn api_only_connections_say_no_ipsec_is_negotiated() {
     let app = spawn_app().await;
-    let f = app.fixture("d").await;
-    let add = app.add_conn(&f, &f.user_gw_id, &[]).await;
-    let task = add["data"]["taskId"].as_i64().unwrap();
-    app.run_tasks().await;
-    let conn = conn_id_of(&app, task).await;
+    let (f, conn) = api_only_conn(&app, "d").await;
 
     let v = app.ok(ACTION, &[("vpnConnId", &conn)]).await;
     let d = &v["data"];
@@ -75,11 +82,7 @@ async fn api_only_connections_say_no_ipsec_is_negotiated() {
 #[tokio::test]
 async fn diagnostics_requests_are_validated() {
     let app = spawn_app().await;
-    let f = app.fixture("v").await;
-    let add = app.add_conn(&f, &f.user_gw_id, &[]).await;
-    let task = add["data"]["taskId"].as_i64().unwrap();
-    app.run_tasks().await;
-    let conn = conn_id_of(&app, task).await;
+    let (_, conn) = api_only_conn(&app, "v").await;
 
     let v = app.call(ACTION, &[]).await;
     assert_eq!(
@@ -347,23 +350,13 @@ fn call3(v: &Vpcd, action: &str, body: &Value) -> Value {
     let host = v.http.trim_start_matches("http://").to_owned();
     let body = body.to_string();
     let ts = common::now();
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("Host", host.as_str()),
-    ];
-    let auth = vpcd_auth::tc3::Signer {
-        secret_id: creds["secretId"].as_str().unwrap(),
-        secret_key: creds["secretKey"].as_str().unwrap().as_bytes(),
-        service: "vpc",
-    }
-    .authorization(&vpcd_auth::tc3::Request {
-        http_method: "POST",
-        query: "",
-        headers: &headers,
-        payload: body.as_bytes(),
-        timestamp: ts,
-    })
-    .unwrap();
+    let auth = common::tc3_authorization(
+        &host,
+        creds["secretId"].as_str().unwrap(),
+        creds["secretKey"].as_str().unwrap(),
+        &body,
+        ts,
+    );
     let client = reqwest::blocking::Client::builder()
         .no_proxy()
         .build()

@@ -399,23 +399,7 @@ pub async fn conn_id_of(app: &TestApp, task_id: i64) -> String {
 /// region `ap-guangzhou`; the answer's JSON.
 pub async fn v3_call(app: &TestApp, creds: &Creds, action: &str, body: &str) -> Value {
     let ts = now();
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("Host", app.host.as_str()),
-    ];
-    let authorization = vpcd_auth::tc3::Signer {
-        secret_id: &creds.secret_id,
-        secret_key: creds.secret_key.as_bytes(),
-        service: "vpc",
-    }
-    .authorization(&vpcd_auth::tc3::Request {
-        http_method: "POST",
-        query: "",
-        headers: &headers,
-        payload: body.as_bytes(),
-        timestamp: ts,
-    })
-    .unwrap();
+    let authorization = tc3_authorization(&app.host, &creds.secret_id, &creds.secret_key, body, ts);
     let resp = app
         .http
         .post(format!("{}/", app.base))
@@ -431,4 +415,28 @@ pub async fn v3_call(app: &TestApp, creds: &Creds, action: &str, body: &str) -> 
         .unwrap();
     assert_eq!(resp.status(), 200, "every API answer is HTTP 200");
     resp.json().await.unwrap()
+}
+
+/// The `Authorization` header of a TC3-signed JSON POST to `/` on `host`.
+pub fn tc3_authorization(
+    host: &str,
+    secret_id: &str,
+    secret_key: &str,
+    body: &str,
+    ts: i64,
+) -> String {
+    let headers = [("Content-Type", "application/json"), ("Host", host)];
+    vpcd_auth::tc3::Signer {
+        secret_id,
+        secret_key: secret_key.as_bytes(),
+        service: "vpc",
+    }
+    .authorization(&vpcd_auth::tc3::Request {
+        http_method: "POST",
+        query: "",
+        headers: &headers,
+        payload: body.as_bytes(),
+        timestamp: ts,
+    })
+    .unwrap()
 }
