@@ -228,41 +228,7 @@ impl TestApp {
     /// One API 3.0 call (POST `/`, JSON body, TC3-HMAC-SHA256) as the
     /// app's account, in its region; the whole answer.
     pub async fn call3(&self, action: &str, body: Value) -> Value {
-        let body = body.to_string();
-        let ts = now();
-        let headers = [
-            ("Content-Type", "application/json"),
-            ("Host", self.host.as_str()),
-        ];
-        let signer = vpcd_auth::tc3::Signer {
-            secret_id: &self.account.secret_id,
-            secret_key: self.account.secret_key.as_bytes(),
-            service: "vpc",
-        };
-        let auth = signer
-            .authorization(&vpcd_auth::tc3::Request {
-                http_method: "POST",
-                query: "",
-                headers: &headers,
-                payload: body.as_bytes(),
-                timestamp: ts,
-            })
-            .unwrap();
-        let resp = self
-            .http
-            .post(format!("{}/", self.base))
-            .header("Content-Type", "application/json")
-            .header("Authorization", auth)
-            .header("X-TC-Action", action)
-            .header("X-TC-Version", "2017-03-12")
-            .header("X-TC-Region", "ap-guangzhou")
-            .header("X-TC-Timestamp", ts.to_string())
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200, "every API answer is HTTP 200");
-        resp.json().await.unwrap()
+        v3_call(self, &self.account, action, &body.to_string()).await
     }
 
     /// Call and assert success.
