@@ -2,7 +2,8 @@
 //! down: its request checks and its API-only answer in process, then, with
 //! real IPsec (the `vpcd` binary driving a charon in a network namespace,
 //! the customer's side a second charon), a wrong pre-shared key, a
-//! proposal mismatch and a stopped peer each explained within seconds,
+//! proposal mismatch, a stopped peer and a crashed one (dead peer
+//! detection) each explained within seconds (the DPD case: its timeout),
 //! traffic counters that grow while a ping runs, and the up/down history.
 //!
 //! The namespace tests need root and strongSwan (`bash scripts/test.sh`
@@ -467,5 +468,39 @@ fn counters_grow_and_a_stopped_peer_is_explained() {
         "counters cleared",
         Duration::from_secs(10),
         |d| d["traffic"].is_null(),
+    );
+}
+
+/// A peer that dies without a word (SIGKILL: no DELETE sent) is found by
+/// dead peer detection (v2 tunnels: 10 s probes, 30 s timeout): the history
+/// says the tunnel went down on a DPD timeout.
+#[test]
+fn a_crashed_peer_is_a_dpd_timeout() {
+    let Some((mut tb, v, _dir)) = setup() else {
+        return;
+    };
+    let conn = create_conn(&v, "psk-dpd");
+    tb.load_swanctl(Side::Peer, &v.peer_config(&conn)).unwrap();
+    v.wait_net(&conn, "available", Duration::from_secs(20));
+    wait_for(&v, &conn, "the up event", Duration::from_secs(10), |d| {
+        d["history"][0]["state"] == "up"
+    });
+    tb.kill_charon(Side::Peer);
+    let d = wait_for(&v, &conn, "a DPD timeout", Duration::from_secs(90), |d| {
+        d["history"][0]["state"] == "down"
+    });
+    assert_eq!(d["history"][0]["reason"], "dpd-timeout", "{d}");
+    assert!(
+        d["history"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Dead peer detection timeout"),
+        "{d}"
+    );
+    // Re-opening it then meets a silent peer.
+    let code = failure_code(&d);
+    assert!(
+        matches!(code, Some("dpd-timeout" | "peer-not-answering")),
+        "{d}"
     );
 }
