@@ -374,6 +374,15 @@ pub trait Store: Send + Sync + 'static {
     /// Record live SA states by connection unified id. Unknown ids are
     /// ignored.
     async fn set_net_status(&self, changes: &[(VpnConnId, NetStatus)]) -> Result<()>;
+    /// Record what a driving vpcd observed about its tunnels, in one
+    /// transaction: each failure replaces the connection's last one, events
+    /// are appended (only the newest [`EVENTS_KEPT`] per connection are
+    /// kept), traffic samples replace the previous sample. Unknown (or
+    /// deleted) connection ids are ignored.
+    async fn record_diagnostics(&self, batch: DiagnosticsBatch) -> Result<()>;
+    /// What is recorded about a connection's tunnel (empty if nothing). The
+    /// caller has found the connection in its scope.
+    async fn conn_diagnostics(&self, conn: VpnConnRowId) -> Result<ConnDiagnostics>;
     /// Every connection that should be loaded on the node (`None`: API-only
     /// gateways): all but those whose creation failed or that are deleted.
     async fn desired_conns(&self, node_id: Option<GatewayNodeId>) -> Result<Vec<VpnConn>>;

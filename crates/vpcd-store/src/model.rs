@@ -382,3 +382,41 @@ pub struct PoolUse {
     /// The most the pool opens.
     pub max: u32,
 }
+
+pub use vpcd_types::diag::{LastFailure, Traffic, TunnelEvent};
+
+/// The up/down events kept per connection (the newest).
+pub const EVENTS_KEPT: usize = 20;
+
+/// What a driving vpcd observed on a gateway node since its last write,
+/// recorded in one transaction ([`crate::Store::record_diagnostics`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiagnosticsBatch {
+    /// Each connection's latest failure (replaces the one recorded).
+    pub failures: Vec<(VpnConnId, LastFailure)>,
+    /// Up/down events, oldest first.
+    pub events: Vec<(VpnConnId, TunnelEvent)>,
+    /// Traffic samples taken at `traffic_at`; `None`: the tunnel had no
+    /// installed SA then.
+    pub traffic: Vec<(VpnConnId, Option<Traffic>)>,
+    pub traffic_at: Timestamp,
+}
+
+impl DiagnosticsBatch {
+    pub fn is_empty(&self) -> bool {
+        self.failures.is_empty() && self.events.is_empty() && self.traffic.is_empty()
+    }
+}
+
+/// What is recorded about one connection's tunnel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnDiagnostics {
+    pub last_failure: Option<LastFailure>,
+    /// The latest traffic sample; `None` when the tunnel had no installed
+    /// SA at the latest sample (or none was taken).
+    pub traffic: Option<Traffic>,
+    /// When the latest traffic sample was taken (with or without SAs).
+    pub sampled_at: Option<Timestamp>,
+    /// Up/down events, newest first, at most [`EVENTS_KEPT`].
+    pub events: Vec<TunnelEvent>,
+}

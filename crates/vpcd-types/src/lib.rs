@@ -5,6 +5,8 @@
 //! read back from storage goes through the same parsers.
 //!
 //! # Layout
+//! - [`diag`]: what a tunnel says about itself: failure kinds and their
+//!   plain explanations, up/down events, traffic counters.
 //! - [`id`]: unified resource ids (`vpc-xxxxxxxx`, ...) and id references that
 //!   also accept the legacy numeric form.
 //! - [`row`]: [`row::RowId`], the database id of a row, typed by its kind
@@ -19,6 +21,7 @@
 //! - [`testing`]: the one rule for tests that cannot run here ([`testing::in_ci`],
 //!   [`testing::skip`]).
 
+pub mod diag;
 pub mod id;
 pub mod net;
 pub mod row;

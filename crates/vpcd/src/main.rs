@@ -128,6 +128,10 @@ struct ServeArgs {
     /// before it is deleted; 0 keeps tasks for ever. Default: 7 days.
     #[arg(long, env = "VPCD_TASK_RETENTION_SECS", default_value_t = vpcd::server::DEFAULT_TASK_RETENTION_SECS)]
     task_retention_secs: i64,
+    /// Seconds between samples of each tunnel's traffic counters for
+    /// DescribeVpnConnDiagnostics (only counters that moved are written).
+    #[arg(long, env = "VPCD_DIAGNOSTICS_INTERVAL_SECS", default_value_t = 10)]
+    diagnostics_interval_secs: u64,
     /// Milliseconds a client may take to send a request's headers (also
     /// how long an idle HTTP/2 connection may go unanswered); slower or
     /// silent clients are disconnected.
@@ -463,6 +467,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 heartbeat_interval: Duration::from_millis(a.heartbeat_interval_ms.max(100)),
                 gateway_lease_secs: a.gateway_lease_secs,
                 task_retention_secs: a.task_retention_secs.max(0),
+                diagnostics_interval: Duration::from_secs(a.diagnostics_interval_secs.max(1)),
                 header_read_timeout: Duration::from_millis(a.header_read_timeout_ms.max(1)),
                 idle_timeout: Duration::from_millis(a.idle_timeout_ms.max(1)),
                 max_connections: a.max_connections.max(1),

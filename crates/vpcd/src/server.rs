@@ -59,6 +59,9 @@ pub struct ServeConfig {
     /// How long a finished task is kept (and DescribeVpcTaskResult finds
     /// it) before it is deleted; 0 keeps tasks for ever.
     pub task_retention_secs: i64,
+    /// How often each driven gateway node's tunnel traffic is sampled for
+    /// DescribeVpnConnDiagnostics (only changed counters are written).
+    pub diagnostics_interval: Duration,
     /// How long a client may take to send a request's headers, counted
     /// from the connection's first byte (`--header-read-timeout`). A slow
     /// or silent client is disconnected after it.
@@ -99,6 +102,7 @@ impl ServeConfig {
             heartbeat_interval: Duration::from_secs(2),
             gateway_lease_secs: 10,
             task_retention_secs: DEFAULT_TASK_RETENTION_SECS,
+            diagnostics_interval: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_connections: 1024,
@@ -294,6 +298,7 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
             heartbeat_interval: cfg.heartbeat_interval,
             gateway_lease_secs: cfg.gateway_lease_secs,
             task_retention_secs: cfg.task_retention_secs,
+            diagnostics_interval: cfg.diagnostics_interval,
         },
         background::Shared {
             store: store.clone(),

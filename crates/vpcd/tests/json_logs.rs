@@ -126,7 +126,7 @@ impl Vpcd {
             secret_key: self.secret_key.clone(),
             region: "ap-guangzhou".into(),
         };
-        let auth = tc3_authorization(&self.host, &creds, &body, ts);
+        let auth = tc3_authorization(&self.host, &creds.secret_id, &creds.secret_key, &body, ts);
         let sig = auth.rsplit("Signature=").next().unwrap().to_owned();
         self.signatures.push(sig);
         self.http

@@ -1,8 +1,9 @@
 //! [`StrongSwanDriver`]: the [`VpnDriver`] that drives charon over VICI.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use futures::channel::mpsc;
@@ -10,8 +11,10 @@ use futures::{SinkExt, Stream, StreamExt};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use tokio::sync::{Mutex, MutexGuard};
+use vpcd_types::diag::Traffic;
 use vpcd_types::{NetStatus, TunnelSpec, VpnConnId};
 
+use super::diagnose::{Diagnoser, Observation};
 use super::render::{self, ById, ByName, Terminate};
 use super::vici::{Endpoint, EndpointError, Session, ViciError};
 use crate::{DriverError, VpnDriver};
@@ -41,7 +44,23 @@ struct Inner {
     endpoint: Endpoint,
     session: Mutex<Option<Session>>,
     op_timeout: Duration,
+    /// When this driver last unloaded each tunnel: a tunnel that goes down
+    /// just after was closed here, not by the peer.
+    closed: std::sync::Mutex<HashMap<VpnConnId, Instant>>,
 }
+
+/// What [`StrongSwanDriver::watch_all`] yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watched {
+    /// The live state of every loaded tunnel, whenever one changes (as
+    /// [`StrongSwanDriver::watch`]).
+    NetStatus(HashMap<VpnConnId, NetStatus>),
+    /// A failure or an up/down event with its reason.
+    Observed(Observation),
+}
+
+/// The loaded vpcd tunnels and their (gateway, peer) addresses.
+type ConnAddrs = Vec<(VpnConnId, Vec<IpAddr>, Vec<IpAddr>)>;
 
 /// One IKE SA of a vpcd tunnel, as reported by `list-sas`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +105,9 @@ struct RawIkeSa {
     unique_id: Option<String>,
     #[serde(default)]
     state: String,
+    /// Seconds since it was established.
+    #[serde(default)]
+    established: Option<String>,
     #[serde(default, rename = "child-sas")]
     child_sas: HashMap<String, RawChildSa>,
 }
@@ -106,6 +128,26 @@ struct RawChildSa {
     local_ts: Vec<String>,
     #[serde(default, rename = "remote-ts")]
     remote_ts: Vec<String>,
+    #[serde(default, rename = "bytes-in")]
+    bytes_in: Option<String>,
+    #[serde(default, rename = "bytes-out")]
+    bytes_out: Option<String>,
+    #[serde(default, rename = "packets-in")]
+    packets_in: Option<String>,
+    #[serde(default, rename = "packets-out")]
+    packets_out: Option<String>,
+    /// Seconds since it was installed.
+    #[serde(default, rename = "install-time")]
+    install_time: Option<String>,
+}
+
+/// The addresses of a loaded connection (`list-conns`).
+#[derive(Deserialize)]
+struct RawConnAddrs {
+    #[serde(default)]
+    local_addrs: Vec<String>,
+    #[serde(default)]
+    remote_addrs: Vec<String>,
 }
 
 #[cfg(any(test, feature = "testbed"))]
@@ -135,6 +177,8 @@ struct LogEvent {
     level: i32,
     #[serde(default, rename = "ikesa-name")]
     ikesa_name: Option<String>,
+    #[serde(default, rename = "ikesa-uniqueid")]
+    ikesa_uniqueid: Option<String>,
     #[serde(default)]
     msg: String,
 }
@@ -238,6 +282,7 @@ impl StrongSwanDriver {
                 endpoint: uri.parse()?,
                 session: Mutex::new(None),
                 op_timeout: OP_TIMEOUT,
+                closed: Default::default(),
             }),
         })
     }
@@ -250,6 +295,7 @@ impl StrongSwanDriver {
                 endpoint: self.inner.endpoint.clone(),
                 session: Mutex::new(None),
                 op_timeout,
+                closed: Default::default(),
             }),
         }
     }
@@ -382,6 +428,7 @@ impl StrongSwanDriver {
     /// Unload the connection (closing its SAs), terminate any IKE SA left
     /// under its name, and unload its key.
     async fn unload(&self, id: &VpnConnId) -> Result<(), DriverError> {
+        self.note_closed(id);
         let name = id.as_str();
         let shared_id = render::shared_id(id);
         with_session!(self, s => {
@@ -415,14 +462,88 @@ impl StrongSwanDriver {
     pub fn watch(&self) -> impl Stream<Item = HashMap<VpnConnId, NetStatus>> + Send + 'static {
         let (tx, rx) = mpsc::channel(4);
         let driver = self.clone();
-        tokio::spawn(async move { driver.watch_loop(tx).await });
+        tokio::spawn(async move { driver.watch_loop(tx, false).await });
+        rx.filter_map(|w| {
+            futures::future::ready(match w {
+                Watched::NetStatus(m) => Some(m),
+                Watched::Observed(_) => None,
+            })
+        })
+    }
+
+    /// [`watch`](Self::watch), and besides the net status what charon's
+    /// log and the SA changes explain ([`Observation`]): each negotiation
+    /// failure of a vpcd tunnel, in a fixed vocabulary
+    /// (`super::diagnose`), and each up/down transition with its reason.
+    /// Transitions are reported from the second snapshot on (the first one
+    /// is the state found, not a change). Does not log the reasons (that is
+    /// `watch`'s job).
+    pub fn watch_all(&self) -> impl Stream<Item = Watched> + Send + 'static {
+        let (tx, rx) = mpsc::channel(64);
+        let driver = self.clone();
+        tokio::spawn(async move { driver.watch_loop(tx, true).await });
         rx
     }
 
-    async fn watch_loop(self, mut tx: mpsc::Sender<HashMap<VpnConnId, NetStatus>>) {
+    fn note_closed(&self, id: &VpnConnId) {
+        let now = Instant::now();
+        let mut closed = self
+            .inner
+            .closed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        closed.retain(|_, t| now.duration_since(*t) < Duration::from_secs(120));
+        closed.insert(id.clone(), now);
+    }
+
+    /// Every loaded vpcd tunnel's status, and their addresses.
+    async fn snapshot(&self) -> Result<(HashMap<VpnConnId, NetStatus>, ConnAddrs), DriverError> {
+        let raw: Vec<HashMap<String, RawConnAddrs>> =
+            with_session!(self, s => s.stream("list-conns", "list-conn", &()).await)
+                .map_err(|e| self.map_err(e))?;
+        let addrs =
+            |v: Vec<String>| -> Vec<IpAddr> { v.iter().filter_map(|a| a.parse().ok()).collect() };
+        let conns: ConnAddrs = raw
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, c)| {
+                Some((
+                    vpcd_conn(&name)?,
+                    addrs(c.local_addrs),
+                    addrs(c.remote_addrs),
+                ))
+            })
+            .collect();
+        let mut out: HashMap<VpnConnId, NetStatus> = conns
+            .iter()
+            .map(|(id, _, _)| (id.clone(), NetStatus::Unavailable))
+            .collect();
+        for ike in self.list_sas().await? {
+            let up =
+                ike.state == "ESTABLISHED" && ike.children.iter().any(|c| c.state == "INSTALLED");
+            if up {
+                out.insert(ike.name, NetStatus::Available);
+            }
+        }
+        Ok((out, conns))
+    }
+
+    /// The traffic of every vpcd tunnel that has an established IKE SA with
+    /// an installed CHILD SA (`list-sas`): bytes and packets summed over its
+    /// installed CHILD SAs, when the IKE SA was established and when a
+    /// CHILD SA was last rekeyed. Tunnels without SAs are left out.
+    pub async fn traffic(&self) -> Result<HashMap<VpnConnId, Traffic>, DriverError> {
+        let raw: Vec<HashMap<String, RawIkeSa>> =
+            with_session!(self, s => s.stream("list-sas", "list-sa", &()).await)
+                .map_err(|e| self.map_err(e))?;
+        Ok(traffic_of(raw, unix_now()))
+    }
+
+    async fn watch_loop(self, mut tx: mpsc::Sender<Watched>, diagnose: bool) {
         let mut last: Option<HashMap<VpnConnId, NetStatus>> = None;
         let mut reasons = ReasonLog::default();
-        while !tx.is_closed() {
+        let mut diag = Diagnoser::default();
+        'session: while !tx.is_closed() {
             let (ev_tx, mut ev_rx) = mpsc::channel::<(String, Vec<u8>)>(64);
             // The event session is read by its own task, so that a frame is
             // never abandoned half-read by the select below.
@@ -435,7 +556,14 @@ impl StrongSwanDriver {
                     ev = ev_rx.next() => match ev {
                         Some((name, payload)) => {
                             if name == "log" {
-                                reasons.consider(&payload);
+                                if !diagnose {
+                                    reasons.consider(&payload);
+                                } else if let Some(o) = diagnose_line(&mut diag, &payload) {
+                                    if tx.send(Watched::Observed(o)).await.is_err() {
+                                        reader.abort();
+                                        break 'session;
+                                    }
+                                }
                             } else {
                                 // child-updown "down" fires before the SA
                                 // is gone: look now and once more shortly.
@@ -449,11 +577,21 @@ impl StrongSwanDriver {
                         if tx.is_closed() {
                             break;
                         }
-                        if let Ok(now) = self.net_status().await {
+                        if let Ok((now, conns)) = self.snapshot().await {
                             if last.as_ref() != Some(&now) {
+                                let mut out = Vec::new();
+                                if diagnose {
+                                    diag.set_conns(conns);
+                                    if let Some(prev) = &last {
+                                        out = self.transitions(&mut diag, prev, &now);
+                                    }
+                                }
                                 last = Some(now.clone());
-                                if tx.send(now).await.is_err() {
-                                    break;
+                                out.push(Watched::NetStatus(now));
+                                for w in out {
+                                    if tx.send(w).await.is_err() {
+                                        break;
+                                    }
                                 }
                             }
                         }
@@ -470,6 +608,103 @@ impl StrongSwanDriver {
             }
         }
     }
+
+    /// The up/down transitions from `prev` to `now`, with their reasons.
+    fn transitions(
+        &self,
+        diag: &mut Diagnoser,
+        prev: &HashMap<VpnConnId, NetStatus>,
+        now: &HashMap<VpnConnId, NetStatus>,
+    ) -> Vec<Watched> {
+        let closed: Vec<(VpnConnId, Instant)> = self
+            .inner
+            .closed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(c, t)| (c.clone(), *t))
+            .collect();
+        for (conn, t) in &closed {
+            diag.closed_here(conn, *t);
+        }
+        let up = |m: &HashMap<VpnConnId, NetStatus>, c: &VpnConnId| {
+            m.get(c) == Some(&NetStatus::Available)
+        };
+        let mut conns: Vec<&VpnConnId> = prev.keys().chain(now.keys()).collect();
+        conns.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        conns.dedup();
+        let (instant, at) = (Instant::now(), unix_now());
+        conns
+            .into_iter()
+            .filter(|c| up(prev, c) != up(now, c))
+            .map(|c| Watched::Observed(diag.transition(c, up(now, c), instant, at)))
+            .collect()
+    }
+}
+
+/// Unix seconds now.
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// One `log` event through the diagnosis.
+fn diagnose_line(diag: &mut Diagnoser, payload: &[u8]) -> Option<Observation> {
+    let ev = Session::decode_event::<LogEvent>(payload).ok()?;
+    if ev.level > 1 {
+        return None;
+    }
+    let uid = ev.ikesa_uniqueid.and_then(|u| u.parse().ok());
+    diag.log(
+        ev.ikesa_name.as_deref(),
+        uid,
+        &ev.msg,
+        Instant::now(),
+        unix_now(),
+    )
+}
+
+/// [`StrongSwanDriver::traffic`] from the raw `list-sas` answer at `now`.
+fn traffic_of(raw: Vec<HashMap<String, RawIkeSa>>, now: i64) -> HashMap<VpnConnId, Traffic> {
+    let num = |v: &Option<String>| v.as_deref().and_then(|x| x.parse::<u64>().ok());
+    let ago = |v: &Option<String>| num(v).map(|s| now - i64::try_from(s).unwrap_or(0));
+    let mut out: HashMap<VpnConnId, Traffic> = HashMap::new();
+    for (name, ike) in raw.into_iter().flatten() {
+        let Some(name) = vpcd_conn(&name) else {
+            continue;
+        };
+        if ike.state != "ESTABLISHED" {
+            continue;
+        }
+        let installed: Vec<&RawChildSa> = ike
+            .child_sas
+            .values()
+            .filter(|c| c.state == "INSTALLED")
+            .collect();
+        if installed.is_empty() {
+            continue;
+        }
+        let established = ago(&ike.established);
+        let t = out.entry(name).or_default();
+        for c in &installed {
+            t.bytes_in += num(&c.bytes_in).unwrap_or(0);
+            t.bytes_out += num(&c.bytes_out).unwrap_or(0);
+            t.packets_in += num(&c.packets_in).unwrap_or(0);
+            t.packets_out += num(&c.packets_out).unwrap_or(0);
+            // A CHILD SA installed well after its IKE SA came up replaced
+            // one: a rekey (a second's slack for the first one).
+            if let (Some(installed), Some(est)) = (ago(&c.install_time), established) {
+                if installed > est + 1 {
+                    t.last_rekey_at = t.last_rekey_at.max(Some(installed));
+                }
+            }
+        }
+        // Of several IKE SAs (during a reauthentication), the newest.
+        t.established_at = t.established_at.max(established);
+    }
+    out
 }
 
 async fn connect(ep: &Endpoint) -> Result<Session, ViciError> {
@@ -580,20 +815,7 @@ impl VpnDriver for StrongSwanDriver {
     }
 
     async fn net_status(&self) -> Result<HashMap<VpnConnId, NetStatus>, DriverError> {
-        let mut out: HashMap<VpnConnId, NetStatus> = self
-            .loaded()
-            .await?
-            .into_iter()
-            .map(|id| (id, NetStatus::Unavailable))
-            .collect();
-        for ike in self.list_sas().await? {
-            let up =
-                ike.state == "ESTABLISHED" && ike.children.iter().any(|c| c.state == "INSTALLED");
-            if up {
-                out.insert(ike.name, NetStatus::Available);
-            }
-        }
-        Ok(out)
+        Ok(self.snapshot().await?.0)
     }
 }
 
@@ -840,6 +1062,77 @@ mod tests {
         assert_eq!(
             conns.iter().map(|c| &c.name).collect::<Vec<_>>(),
             vec![&ours]
+        );
+    }
+
+    fn child(state: &str, bytes: u64, packets: u64, installed: u64) -> RawChildSa {
+        RawChildSa {
+            name: "c".into(),
+            unique_id: None,
+            state: state.into(),
+            spi_in: String::new(),
+            spi_out: String::new(),
+            local_ts: Vec::new(),
+            remote_ts: Vec::new(),
+            bytes_in: Some(bytes.to_string()),
+            bytes_out: Some((2 * bytes).to_string()),
+            packets_in: Some(packets.to_string()),
+            packets_out: Some((2 * packets).to_string()),
+            install_time: Some(installed.to_string()),
+        }
+    }
+
+    /// Counters summed over the installed CHILD SAs of established IKE
+    /// SAs; times from "seconds ago"; a child installed well after its IKE
+    /// SA is a rekey; other connections and SAs not up are left out.
+    #[test]
+    fn traffic_from_list_sas() {
+        let ike = |state: &str, established: u64, children: Vec<(&str, RawChildSa)>| RawIkeSa {
+            unique_id: None,
+            state: state.into(),
+            established: Some(established.to_string()),
+            child_sas: children
+                .into_iter()
+                .map(|(k, c)| (k.to_owned(), c))
+                .collect(),
+        };
+        let raw = vec![
+            HashMap::from([(
+                "vpnx-ours0001".to_owned(),
+                ike(
+                    "ESTABLISHED",
+                    100,
+                    vec![
+                        ("a", child("INSTALLED", 168, 2, 100)),
+                        ("b", child("INSTALLED", 32, 1, 40)),
+                        ("c", child("REKEYED", 1000, 1000, 100)),
+                    ],
+                ),
+            )]),
+            HashMap::from([(
+                "vpnx-down0001".to_owned(),
+                ike("CONNECTING", 0, vec![("a", child("INSTALLED", 1, 1, 0))]),
+            )]),
+            HashMap::from([(
+                "office-vpn".to_owned(),
+                ike("ESTABLISHED", 5, vec![("a", child("INSTALLED", 1, 1, 5))]),
+            )]),
+        ];
+        let t = traffic_of(raw, 10_000);
+        let ours: VpnConnId = "vpnx-ours0001".parse().unwrap();
+        assert_eq!(
+            t,
+            HashMap::from([(
+                ours,
+                Traffic {
+                    bytes_in: 200,
+                    bytes_out: 400,
+                    packets_in: 3,
+                    packets_out: 6,
+                    established_at: Some(9_900),
+                    last_rekey_at: Some(9_960),
+                }
+            )])
         );
     }
 

@@ -836,6 +836,14 @@ impl<DB: Engine> Store for SqlStore<DB> {
         .await
     }
 
+    async fn record_diagnostics(&self, batch: DiagnosticsBatch) -> Result<()> {
+        self.record_diagnostics_batch(batch).await
+    }
+
+    async fn conn_diagnostics(&self, conn: VpnConnRowId) -> Result<ConnDiagnostics> {
+        self.read_conn_diagnostics(conn).await
+    }
+
     async fn desired_conns(&self, node_id: Option<GatewayNodeId>) -> Result<Vec<VpnConn>> {
         let mut conn = self.read.acquire().await?;
         let rows = DB::fetch(&mut conn, desired_query::<DB>(node_id)).await?;

@@ -90,6 +90,7 @@ macro_rules! conformance_tests {
             finished_tasks_are_pruned,
             rotation_reseals_every_secret,
             monitoring_counts,
+            diagnostics_recorded_bounded_and_deleted,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -4083,4 +4084,102 @@ pub(crate) async fn monitoring_counts(store: Arc<dyn Store>) {
     }
     let names: BTreeSet<&str> = pools.iter().map(|p| p.pool).collect();
     assert_eq!(names.len(), pools.len(), "each pool once: {pools:?}");
+}
+
+// ---- diagnostics ------------------------------------------------------------
+
+/// What a gateway node observed: the last failure replaces the one before,
+/// traffic samples replace each other (a sample without SAs clears the
+/// counters), only the newest events are kept, unknown connections are
+/// ignored, and everything goes with its connection.
+pub(crate) async fn diagnostics_recorded_bounded_and_deleted(store: Arc<dyn Store>) {
+    use vpcd_types::diag::{EventReason, FailureDetail, FailureKind, Stage};
+    let sc = scope(&store).await;
+    let (_, g, u) = topology(&store, &sc).await;
+    let c = running_conn(&store, &sc, &g, &u, "c").await;
+    assert_eq!(
+        store.conn_diagnostics(c.id).await.unwrap(),
+        ConnDiagnostics::default()
+    );
+    let nobody: VpnConnId = "vpnx-zzzzzzzz".parse().unwrap();
+    let failure = |kind, at| LastFailure {
+        kind,
+        detail: FailureDetail {
+            stage: Some(Stage::Ike),
+            peer_offered: Some("IKE:AES_CBC_128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_2048".into()),
+            gateway_allows: Some("IKE:3DES_CBC/HMAC_MD5_96/PRF_HMAC_MD5/MODP_1024".into()),
+            peer_identity: None,
+        },
+        first_at: at,
+        last_at: at + 5,
+    };
+    let traffic = Traffic {
+        bytes_in: 1_000,
+        bytes_out: 2_000,
+        packets_in: 10,
+        packets_out: 20,
+        established_at: Some(T0),
+        last_rekey_at: None,
+    };
+    let event = |i: i64| TunnelEvent {
+        at: T0 + i,
+        up: i % 2 == 0,
+        reason: if i % 2 == 0 {
+            EventReason::Negotiated
+        } else {
+            EventReason::Failure(FailureKind::DpdTimeout)
+        },
+    };
+    let batch = DiagnosticsBatch {
+        failures: vec![
+            (c.un_id.clone(), failure(FailureKind::NoCommonProposal, T0)),
+            (nobody.clone(), failure(FailureKind::PskMismatch, T0)),
+        ],
+        events: vec![(c.un_id.clone(), event(0)), (nobody.clone(), event(1))],
+        traffic: vec![(c.un_id.clone(), Some(traffic)), (nobody.clone(), None)],
+        traffic_at: T0 + 7,
+    };
+    store.record_diagnostics(batch).await.unwrap();
+    let d = store.conn_diagnostics(c.id).await.unwrap();
+    assert_eq!(
+        d.last_failure,
+        Some(failure(FailureKind::NoCommonProposal, T0))
+    );
+    assert_eq!((d.traffic, d.sampled_at), (Some(traffic), Some(T0 + 7)));
+    assert_eq!(d.events, vec![event(0)]);
+
+    // A later failure replaces it; a sample without SAs clears the
+    // counters; events pile up to the bound, newest first.
+    let plain = LastFailure {
+        kind: FailureKind::PeerNotAnswering,
+        detail: FailureDetail::default(),
+        first_at: T0 + 50,
+        last_at: T0 + 50,
+    };
+    let batch = DiagnosticsBatch {
+        failures: vec![(c.un_id.clone(), plain.clone())],
+        events: (1..30).map(|i| (c.un_id.clone(), event(i))).collect(),
+        traffic: vec![(c.un_id.clone(), None)],
+        traffic_at: T0 + 60,
+    };
+    store.record_diagnostics(batch).await.unwrap();
+    let d = store.conn_diagnostics(c.id).await.unwrap();
+    assert_eq!(d.last_failure, Some(plain));
+    assert_eq!((d.traffic, d.sampled_at), (None, Some(T0 + 60)));
+    let want: Vec<TunnelEvent> = (10..30).rev().map(event).collect();
+    assert_eq!(d.events.len(), EVENTS_KEPT);
+    assert_eq!(d.events, want);
+    store
+        .record_diagnostics(DiagnosticsBatch::default())
+        .await
+        .unwrap();
+
+    // Deleting the connection deletes what was recorded about it.
+    store.begin_delete(&sc, c.id).await.unwrap();
+    run_next(&store, Ok(())).await;
+    assert_eq!(get_conn(&store, &sc, c.id).await, None);
+    assert_eq!(
+        store.conn_diagnostics(c.id).await.unwrap(),
+        ConnDiagnostics::default()
+    );
 }

@@ -1,6 +1,7 @@
 //! Driving the strongSwan gateway nodes whose lease this process holds: a
 //! driver for each, a watcher that follows its live SA state into
-//! `netStatus`, and reconciliation of what each node has loaded with the
+//! `netStatus`, a recorder of its tunnels' diagnostics
+//! (`super::diagnostics`), and reconciliation of what each node has loaded with the
 //! database.
 
 use std::collections::{HashMap, HashSet};
@@ -14,6 +15,7 @@ use vpcd_store::Store;
 use vpcd_types::{ConnStatus, GatewayNodeId, NetStatus, VpnConnId};
 
 use super::cluster::Cluster;
+use super::diagnostics;
 use super::drivers::Drivers;
 use super::node_health::{NodesHealth, Reconciled};
 use crate::clock::Clock;
@@ -27,6 +29,8 @@ pub(crate) struct GatewayNodes {
     pub(super) placement: Arc<Placement>,
     /// What the metrics report of each driven node.
     pub(super) health: Arc<NodesHealth>,
+    /// How often each node's tunnel traffic is sampled for diagnostics.
+    pub(super) diagnostics_interval: Duration,
 }
 
 impl GatewayNodes {
@@ -160,6 +164,16 @@ impl GatewayNodes {
                 driver.clone(),
                 shutdown.clone(),
             ));
+            let recorder = diagnostics::NodeRecorder {
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                cluster: self.cluster.clone(),
+                node: node.id,
+                tenure,
+                driver: driver.clone(),
+                sample_every: self.diagnostics_interval,
+            };
+            tokio::spawn(diagnostics::follow(recorder, shutdown.clone()));
             self.drivers.insert_node(node.id, Arc::new(driver));
         }
         self.placement

@@ -12,6 +12,9 @@
 //! - [`gateway_nodes`]: starting and stopping those drivers as leases come
 //!   and go, following each node's live SA state into `netStatus`, and
 //!   reconciling what each node has loaded with the database.
+//! - [`diagnostics`]: recording what each driven node's charon says about
+//!   its tunnels (failures, up/down events, traffic) for
+//!   `DescribeVpnConnDiagnostics`.
 //! - [`pruning`]: deleting finished tasks past their retention period.
 //! - [`cluster`]: heartbeats of vpcd processes, and the leases that decide
 //!   which vpcd drives each gateway node; it publishes the set of nodes this
@@ -33,6 +36,7 @@ use crate::clock::Clock;
 use crate::placement::Placement;
 
 pub(crate) mod cluster;
+pub(crate) mod diagnostics;
 pub(crate) mod drivers;
 pub(crate) mod engine;
 pub(crate) mod gateway_nodes;
@@ -59,6 +63,8 @@ pub(crate) struct Config {
     pub(crate) gateway_lease_secs: i64,
     /// How long finished tasks are kept; 0 keeps them for ever.
     pub(crate) task_retention_secs: i64,
+    /// How often tunnel traffic is sampled for diagnostics.
+    pub(crate) diagnostics_interval: Duration,
 }
 
 /// Shared with the API side.
@@ -124,6 +130,7 @@ impl Background {
             cluster: cluster.clone(),
             placement,
             health: Arc::default(),
+            diagnostics_interval: cfg.diagnostics_interval,
         });
         nodes.refresh(shutdown).await;
         let pruner = (cfg.task_retention_secs > 0).then(|| {

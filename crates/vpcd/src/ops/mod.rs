@@ -19,6 +19,8 @@
 //! - [`conn_settings`]: a connection's IKE/IPsec/SPD settings: the typed
 //!   change a request carries and how it resolves against defaults or the
 //!   current settings.
+//! - [`diagnostics`]: why a connection's tunnel is down, its traffic and
+//!   its up/down history (a vpcd extension, `DescribeVpnConnDiagnostics`).
 //! - [`select`]: Describe requests with a predicate the store cannot
 //!   express (API 3.0's `Filters`).
 
@@ -29,6 +31,7 @@ use vpcd_store::Page;
 use crate::error::{ApiError, ApiResult, Field};
 
 pub(crate) mod conn_settings;
+pub(crate) mod diagnostics;
 pub(crate) mod peer_config;
 pub(crate) mod select;
 pub(crate) mod task;

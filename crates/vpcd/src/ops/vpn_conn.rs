@@ -163,7 +163,7 @@ pub(crate) async fn reset_conn(api: &ApiState, scope: &Scope, req: ConnTarget) -
 
 /// The connection; the gateway and VPC named with it must exist and hold
 /// it.
-async fn load(api: &ApiState, scope: &Scope, target: &ConnTarget) -> ApiResult<VpnConn> {
+pub(super) async fn load(api: &ApiState, scope: &Scope, target: &ConnTarget) -> ApiResult<VpnConn> {
     let gw_id = match &target.vpn_gw {
         Some(gw) => Some(vpn_gw::load_target(api, scope, gw).await?.id),
         None => None,

@@ -12,7 +12,8 @@
 //!   spellings, typed getters).
 //! - [`Action`]: the table of routed actions; `dispatch` maps each to its
 //!   adapter.
-//! - `vpc`, `vpn_gw`, `user_gw`, `vpn_conn`, `task`, `peer_config`: one file
+//! - `vpc`, `vpn_gw`, `user_gw`, `vpn_conn`, `task`, `peer_config`,
+//!   `diagnostics` (the vpcd extension DescribeVpnConnDiagnostics): one file
 //!   per resource: parse each action's parameters, render its result.
 //!   `conn_settings` parses a connection's IKE/IPsec/SPD parameters.
 
@@ -28,6 +29,7 @@ use crate::ops::parse_name_filter;
 pub use params::Params;
 
 mod conn_settings;
+mod diagnostics;
 mod params;
 mod peer_config;
 pub(crate) mod protocol;
@@ -84,6 +86,7 @@ actions! {
     DescribeVpcTaskResult,
     DescribeUserGwVendor,
     GetVpnConnConfig,
+    DescribeVpnConnDiagnostics,
 }
 
 impl Action {
@@ -100,6 +103,7 @@ impl Action {
                 | DescribeVpcTaskResult
                 | DescribeUserGwVendor
                 | GetVpnConnConfig
+                | DescribeVpnConnDiagnostics
         )
     }
 
@@ -143,6 +147,7 @@ async fn dispatch(api: &ApiState, scope: &Scope, action: Action, p: &Params) -> 
         DescribeVpcTaskResult => task::describe(api, scope, p).await,
         DescribeUserGwVendor => peer_config::vendors(),
         GetVpnConnConfig => peer_config::config(api, scope, p).await,
+        DescribeVpnConnDiagnostics => diagnostics::describe(api, scope, p).await,
     }
 }
 

@@ -20,7 +20,8 @@
 //! - `common`: what several resources share: ids, names, paging, `Filters`,
 //!   `Tags`, times.
 //! - `vpc`, `vpn_gw`, `customer_gw`, `vpn_conn`, `task`, `peer_config`: one
-//!   file per resource: each action's handler (parse, run, render).
+//!   file per resource: each action's handler (parse, run, render);
+//!   `diagnostics`: the vpcd extension DescribeVpnConnDiagnostics.
 //! - `tunnel`: a connection's IKE/IPsec/SPD fields and the newer tunnel
 //!   options, mapped onto what vpcd carries out, in one place.
 
@@ -36,6 +37,7 @@ use params::{Obj, Params};
 
 mod common;
 mod customer_gw;
+mod diagnostics;
 mod params;
 mod peer_config;
 pub(crate) mod protocol;
@@ -123,6 +125,7 @@ actions! {
     ResetVpnConnection => Write, vpn_conn::Reset;
     DownloadCustomerGatewayConfiguration => Read, peer_config::Download;
     DescribeVpcTaskResult => Read, task::Describe;
+    DescribeVpnConnDiagnostics => Read, diagnostics::Describe;
 }
 
 impl Action {

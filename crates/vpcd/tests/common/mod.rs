@@ -230,24 +230,7 @@ impl TestApp {
     /// One API 3.0 call (POST `/`, JSON body, TC3-HMAC-SHA256) as the
     /// app's account, in its region; the whole answer.
     pub async fn call3(&self, action: &str, body: Value) -> Value {
-        let body = body.to_string();
-        let ts = now();
-        let auth = tc3_authorization(&self.host, &self.account, &body, ts);
-        let resp = self
-            .http
-            .post(format!("{}/", self.base))
-            .header("Content-Type", "application/json")
-            .header("Authorization", auth)
-            .header("X-TC-Action", action)
-            .header("X-TC-Version", "2017-03-12")
-            .header("X-TC-Region", "ap-guangzhou")
-            .header("X-TC-Timestamp", ts.to_string())
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200, "every API answer is HTTP 200");
-        resp.json().await.unwrap()
+        v3_call(self, &self.account, action, &body.to_string()).await
     }
 
     /// Call and assert success.
@@ -384,7 +367,7 @@ pub async fn conn_id_of(app: &TestApp, task_id: i64) -> String {
 /// region `ap-guangzhou`; the answer's JSON.
 pub async fn v3_call(app: &TestApp, creds: &Creds, action: &str, body: &str) -> Value {
     let ts = now();
-    let authorization = tc3_authorization(&app.host, creds, body, ts);
+    let authorization = tc3_authorization(&app.host, &creds.secret_id, &creds.secret_key, body, ts);
     let resp = app
         .http
         .post(format!("{}/", app.base))
@@ -402,13 +385,18 @@ pub async fn v3_call(app: &TestApp, creds: &Creds, action: &str, body: &str) -> 
     resp.json().await.unwrap()
 }
 
-/// The `Authorization` header of a TC3-signed JSON POST of `body` to `/` on
-/// `host` at `ts`.
-pub fn tc3_authorization(host: &str, creds: &Creds, body: &str, ts: i64) -> String {
+/// The `Authorization` header of a TC3-signed JSON POST to `/` on `host`.
+pub fn tc3_authorization(
+    host: &str,
+    secret_id: &str,
+    secret_key: &str,
+    body: &str,
+    ts: i64,
+) -> String {
     let headers = [("Content-Type", "application/json"), ("Host", host)];
     vpcd_auth::tc3::Signer {
-        secret_id: &creds.secret_id,
-        secret_key: creds.secret_key.as_bytes(),
+        secret_id,
+        secret_key: secret_key.as_bytes(),
         service: "vpc",
     }
     .authorization(&vpcd_auth::tc3::Request {
