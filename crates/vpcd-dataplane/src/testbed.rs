@@ -767,7 +767,7 @@ impl Testbed {
                  --ipsecdir \"$6\" --logfile \"$7\""
             ))
             .arg("sh")
-            .arg(&programs)
+            .arg(programs)
             .args([&conf, &secrets_file, &nss, &rundir, &ipsecd, &log])
             .arg(libreswan_libs(programs))
             .stdin(Stdio::null())
