@@ -27,6 +27,8 @@
 //!   revives `auto=start` conns and warns that the key is obsolete.
 //! - `keyingtries=%forever`: 4.x retries for ever with it; 5.x ignores it
 //!   silently.
+//! - `ipsec-max-bytes=<KB>KiB` (the API's traffic lifetime): both read
+//!   `KiB` as 1024 bytes, the gateway's KB.
 //! - `dpdtimeout` is IKEv1-only in 5.x (IKEv2 uses its retransmits); both
 //!   accept it on an IKEv2 conn.
 
@@ -198,6 +200,11 @@ pub(super) fn libreswan(spec: &TunnelSpec) -> String {
     kv(
         "dpdtimeout",
         &format!("{}", vpcd_types::limits::DPD_TIMEOUT_DEFAULT),
+    );
+    // KiB: 1024 bytes, the gateway's KB (the API's traffic lifetime).
+    kv(
+        "ipsec-max-bytes",
+        &format!("{}KiB", ipsec.sa_lifetime_traffic_kb),
     );
     // 5.x ignores it (and revives the conn by itself).
     kv("keyingtries", "%forever");

@@ -286,7 +286,8 @@ mod tests {
 
     /// The API's traffic lifetime (KB) means the same number of bytes on
     /// both ends of a tunnel: the gateway's own CHILD SAs and every device
-    /// file that carries one (Cisco and Junos count kilobytes of 1024 bytes).
+    /// file that carries one (Cisco and Junos count kilobytes of 1024 bytes,
+    /// Libreswan's `KiB` is 1024 bytes too).
     #[test]
     fn traffic_lifetime_means_the_same_on_both_ends() {
         let spec = spec_custom();
@@ -304,6 +305,10 @@ mod tests {
         for l in lines {
             assert_eq!(l.trim(), format!("life_bytes = {bytes}"));
         }
+        assert_eq!(
+            lines_with(&file("libreswan"), "ipsec-max-bytes"),
+            [format!("\tipsec-max-bytes={kb}KiB")]
+        );
         assert_eq!(
             lines_with(&file("cisco"), "lifetime kilobytes"),
             [format!(" set security-association lifetime kilobytes {kb}")]
@@ -359,6 +364,52 @@ mod tests {
             ["set security ike proposal vpcd-ike-proposal lifetime-seconds 180"]
         );
         assert!(short.contains("nearest bound"), "{short}");
+    }
+
+    /// Lifetimes above the IOS and Libreswan maximum (86400 s) are capped,
+    /// each file saying so exactly when it capped one of the two.
+    #[test]
+    fn lifetime_caps_are_said_exactly_when_made() {
+        let cases = [
+            ((86_400, 86_400), (86_400, 86_400), false),
+            ((86_401, 3_600), (86_400, 3_600), true),
+            ((3_600, 604_800), (3_600, 86_400), true),
+        ];
+        for ((ike, ipsec), (ike_written, ipsec_written), capped) in cases {
+            let mut spec = spec_custom();
+            spec.settings.ike.sa_lifetime_seconds = ike;
+            spec.settings.ipsec.sa_lifetime_seconds = ipsec;
+            let ios = render(vendor("cisco").unwrap(), &spec, None).unwrap();
+            assert_eq!(
+                ios.contains("! Lifetimes above 86400 s are capped to the IOS maximum."),
+                capped,
+                "{ike} {ipsec}: {ios}"
+            );
+            let isakmp: Vec<_> = ios
+                .lines()
+                .filter(|l| l.starts_with(" lifetime "))
+                .collect();
+            assert_eq!(isakmp, [format!(" lifetime {ike_written}")]);
+            assert_eq!(
+                lines_with(&ios, "lifetime seconds"),
+                [format!(
+                    " set security-association lifetime seconds {ipsec_written}"
+                )]
+            );
+            let lsw = render(vendor("libreswan").unwrap(), &spec, None).unwrap();
+            assert_eq!(
+                lsw.contains("\t# Lifetimes above 86400 s are capped to the Libreswan maximum."),
+                capped,
+                "{ike} {ipsec}: {lsw}"
+            );
+            assert_eq!(
+                lines_with(&lsw, "lifetime="),
+                [
+                    format!("\tikelifetime={ike_written}s"),
+                    format!("\tsalifetime={ipsec_written}s")
+                ]
+            );
+        }
     }
 
     #[test]
@@ -609,6 +660,15 @@ mod tests {
         )
         .unwrap();
         let table = capability::markdown();
+        // A header, its rule, then one row per value.
+        assert_eq!(table.lines().count(), Setting::all().len() + 2, "{table}");
+        assert!(
+            table.starts_with("| setting | value | strongSwan | Libreswan | Cisco | Juniper |\n")
+        );
+        assert!(
+            table.contains("| `IKESet.dhGroupName` | `group2` | yes | **no** | yes | yes |\n"),
+            "{table}"
+        );
         assert!(
             docs.contains(&table),
             "docs/actions.md must contain the capability table:\n{table}"
@@ -841,6 +901,11 @@ mod libreswan_programs {
                     format!("\tsalifetime={sa_life}\n"),
                 ]);
             }
+            // KiB read as 1024 bytes, as the gateway counts.
+            want.push(format!(
+                "ipsec-max-bytes={}\n",
+                spec.settings.ipsec.sa_lifetime_traffic_bytes()
+            ));
             for w in want {
                 assert!(
                     block.contains(&w),
