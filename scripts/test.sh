@@ -314,6 +314,59 @@ elif ! libreswan_setup; then
     note "the Libreswan tests will skip and say why"
 fi
 
+# Libreswan 5 (Debian 13's package, scripts/libreswan5/README.md): fetched
+# with apt against a private trixie source list and state under
+# .cache/libreswan5/ (the machine's apt setup is not touched), extracted
+# there, plus a stand-in for the one library Debian 12 lacks.
+LIBRESWAN5_LIBS=(libcurl3-gnutls libldns3 libevent-core-2.1-7 libevent-pthreads-2.1-7 libunbound8 libnss3-tools)
+LIBRESWAN5_CACHE="$ROOT/.cache/libreswan5"
+export VPCD_LIBRESWAN5_DIR="$LIBRESWAN5_CACHE/root"
+libreswan5_setup() {
+    local pluto="$VPCD_LIBRESWAN5_DIR/usr/libexec/ipsec/pluto" libs="$VPCD_LIBRESWAN5_DIR/usr/lib/x86_64-linux-gnu"
+    local missing=() p deb apt
+    for p in "${LIBRESWAN5_LIBS[@]}"; do
+        pkg_installed "$p" || missing+=("$p")
+    done
+    if ((${#missing[@]} > 0)); then
+        $IS_ROOT || { warn "Libreswan 5's libraries are missing (${missing[*]}) and we are not root"; return 1; }
+        apt_install "${missing[@]}"
+    fi
+    if LD_LIBRARY_PATH="$libs" "$pluto" --version >/dev/null 2>&1; then
+        note "present: $(LD_LIBRARY_PATH="$libs" "$pluto" --version 2>&1 | cut -d' ' -f1-2) in $VPCD_LIBRESWAN5_DIR"
+        return 0
+    fi
+    mkdir -p "$LIBRESWAN5_CACHE/lists/partial" "$LIBRESWAN5_CACHE/apt/archives/partial"
+    printf 'deb http://deb.debian.org/debian trixie main\n' >"$LIBRESWAN5_CACHE/sources.list"
+    apt=(-q -o "Dir::Etc::sourcelist=$LIBRESWAN5_CACHE/sources.list" -o Dir::Etc::sourceparts=/dev/null
+        -o "Dir::State::Lists=$LIBRESWAN5_CACHE/lists" -o "Dir::Cache=$LIBRESWAN5_CACHE/apt"
+        -o APT::Get::List-Cleanup=0)
+    deb=$(find "$LIBRESWAN5_CACHE" -maxdepth 1 -name 'libreswan_5*.deb' | head -1)
+    if [[ -z "$deb" ]]; then
+        note "apt-get download libreswan/trixie (into $LIBRESWAN5_CACHE)"
+        apt-get "${apt[@]}" update >/dev/null 2>&1 &&
+            (cd "$LIBRESWAN5_CACHE" && apt-get "${apt[@]}" download libreswan/trixie >/dev/null 2>&1) ||
+            { warn "apt-get download libreswan/trixie failed"; return 1; }
+        deb=$(find "$LIBRESWAN5_CACHE" -maxdepth 1 -name 'libreswan_5*.deb' | head -1)
+    fi
+    rm -rf "$VPCD_LIBRESWAN5_DIR"
+    dpkg -x "$deb" "$VPCD_LIBRESWAN5_DIR" || { warn "dpkg -x $deb failed"; return 1; }
+    mkdir -p "$libs"
+    cc -shared -fPIC -O1 -Wl,--version-script=<(echo 'OPENLDAP_2.200 { global: *; };') \
+        -Wl,-soname,libldap.so.2 -o "$libs/libldap.so.2" "$ROOT/scripts/libreswan5/ldapstub.c" &&
+        cc -shared -fPIC -Wl,--version-script=<(echo 'OPENLDAP_2.200 { global: *; };') \
+            -Wl,-soname,liblber.so.2 -o "$libs/liblber.so.2" -x c /dev/null ||
+        { warn "building the libldap stand-in failed"; return 1; }
+    LD_LIBRARY_PATH="$libs" "$pluto" --version >/dev/null 2>&1 || { warn "the extracted $pluto does not run"; return 1; }
+    note "extracted $(basename "$deb") into $VPCD_LIBRESWAN5_DIR"
+}
+step "Libreswan 5 (Debian 13's, extracted, not installed)"
+if [[ -n "${SKIP_SETUP:-}" ]]; then
+    note "SKIP_SETUP is set: not checking ($VPCD_LIBRESWAN5_DIR is used if it is there)"
+elif ! libreswan5_setup; then
+    is_ci && die "Libreswan 5 is required under CI=true"
+    note "the Libreswan 5 tests will skip and say why"
+fi
+
 running=$(strongswan_pids | tr '\n' ' ')
 if [[ -n "${running// /}" ]]; then
     warn "strongSwan daemons are running on the host (pids: $running); this script did not start them and leaves them alone"

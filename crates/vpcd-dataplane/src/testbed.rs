@@ -247,14 +247,41 @@ pub const LIBRESWAN_DIR_VAR: &str = "VPCD_LIBRESWAN_DIR";
 /// readwriteconf, algparse), or why it is not usable here. Libreswan's
 /// package conflicts with strongSwan's, so it is extracted, not installed.
 pub fn libreswan_programs() -> Result<PathBuf, String> {
-    let root = std::env::var_os(LIBRESWAN_DIR_VAR)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/libreswan/root")
-        });
+    programs_in(LIBRESWAN_DIR_VAR, "libreswan")
+}
+
+/// The environment variable naming the root of an extracted Libreswan 5
+/// package (Debian 13's, `dpkg -x`, with a stand-in for the one library
+/// Debian 12 lacks: see `scripts/libreswan5/`); default
+/// `.cache/libreswan5/root`, where `scripts/test.sh` puts it.
+pub const LIBRESWAN5_DIR_VAR: &str = "VPCD_LIBRESWAN5_DIR";
+
+/// [`libreswan_programs`] for Libreswan 5 ([`LIBRESWAN5_DIR_VAR`]).
+pub fn libreswan5_programs() -> Result<PathBuf, String> {
+    programs_in(LIBRESWAN5_DIR_VAR, "libreswan5")
+}
+
+/// A Command for one of Libreswan's programs in `dir` (from
+/// [`libreswan_programs`] or [`libreswan5_programs`]), finding the
+/// libraries extracted beside them first.
+pub fn libreswan_command(dir: &Path, program: &str) -> Command {
+    let mut c = Command::new(dir.join(program));
+    c.env("LD_LIBRARY_PATH", libreswan_libs(dir));
+    c
+}
+
+/// `ROOT/usr/lib/x86_64-linux-gnu` for `ROOT/usr/libexec/ipsec`.
+fn libreswan_libs(dir: &Path) -> PathBuf {
+    dir.join("../../lib/x86_64-linux-gnu")
+}
+
+fn programs_in(var: &str, cache: &str) -> Result<PathBuf, String> {
+    let root = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../.cache/{cache}/root"))
+    });
     let dir = root.join("usr/libexec/ipsec");
     let pluto = dir.join("pluto");
-    let runs = Command::new(&pluto)
+    let runs = libreswan_command(&dir, "pluto")
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -275,7 +302,7 @@ pub fn libreswan_programs() -> Result<PathBuf, String> {
     } else {
         Err(format!(
             "{} does not run (bash scripts/test.sh extracts Debian's libreswan package \
-             there and installs its libraries; or set {LIBRESWAN_DIR_VAR})",
+             there and installs its libraries; or set {var})",
             pluto.display()
         ))
     }
@@ -682,6 +709,16 @@ impl Testbed {
     /// filesystem only gains the empty mount point `/usr/libexec/ipsec`.
     pub fn start_pluto(&mut self, handed_out: &str) -> Result<(), TestbedError> {
         let programs = libreswan_programs().map_err(err)?;
+        self.start_pluto_from(&programs, handed_out)
+    }
+
+    /// [`Testbed::start_pluto`] with the Libreswan programs in `programs`
+    /// (e.g. [`libreswan5_programs`]).
+    pub fn start_pluto_from(
+        &mut self,
+        programs: &Path,
+        handed_out: &str,
+    ) -> Result<(), TestbedError> {
         let files = LibreswanFiles::split(handed_out)?;
         self.stop_pluto();
         self.stop_charon(Side::Peer);
@@ -700,7 +737,7 @@ impl Testbed {
         // What Libreswan's ipsec.service runs before starting pluto. It
         // exits 0 whatever it finds, so anything it says is a refusal
         // (pluto itself loads some refused files all the same).
-        let check = run(Command::new(programs.join("addconn"))
+        let check = run(libreswan_command(programs, "addconn")
             .arg("--config")
             .arg(&conf)
             .arg("--checkconfig"))?;
@@ -724,13 +761,15 @@ impl Testbed {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.peer.ns, "sh", "-c"])
             .arg(format!(
-                "mount --bind \"$1\" {LIBRESWAN_MOUNT} && exec {LIBRESWAN_MOUNT}/pluto --nofork \
+                "mount --bind \"$1\" {LIBRESWAN_MOUNT} && export LD_LIBRARY_PATH=\"$8\" && \
+                 exec {LIBRESWAN_MOUNT}/pluto --nofork \
                  --config \"$2\" --secretsfile \"$3\" --nssdir \"$4\" --rundir \"$5\" \
                  --ipsecdir \"$6\" --logfile \"$7\""
             ))
             .arg("sh")
-            .arg(&programs)
+            .arg(programs)
             .args([&conf, &secrets_file, &nss, &rundir, &ipsecd, &log])
+            .arg(libreswan_libs(programs))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(out2)

@@ -779,6 +779,214 @@ fn create_tunnel3(v: &Vpcd, py: &Path, extra: Value) -> Ids {
     }
 }
 
+/// A setting family made through API 3.0: its label, the
+/// CreateVpnConnection settings (`SecurityPolicyDatabases`, IKE and IPsec
+/// options), and the (cloud, peer) inner addresses to ping across.
+type Family3 = (&'static str, Value, Vec<(&'static str, &'static str)>);
+
+/// With [`families`]: IKEv2 with address and FQDN identities, with and
+/// without PFS, one to three SPD pairs, and every value API 3.0 adds
+/// (IKEv2, SHA-2 for IKE and ESP, AES-GCM for IKE and ESP, DH groups 15,
+/// 16, 19-21 for IKE and PFS) on IKEv2, the classic ones on IKEv2 too, and
+/// the newer ones IKEv1 allows on IKEv1.
+fn families3() -> Vec<Family3> {
+    let one =
+        |local: &str, remote: &[&str]| json!({"LocalCidrBlock": local, "RemoteCidrBlock": remote});
+    let fqdn = |mut ike: Value| {
+        for (k, v) in [
+            ("LocalIdentity", "FQDN"),
+            ("LocalFqdnName", "vpn.cloud.example"),
+            ("RemoteIdentity", "FQDN"),
+            ("RemoteFqdnName", "office.example.net"),
+        ] {
+            ike[k] = json!(v);
+        }
+        ike
+    };
+    let one_rule = json!([one("10.100.0.0/16", &["10.200.0.0/16"])]);
+    let two_rules = json!([
+        one("10.100.0.0/24", &["10.200.0.0/24"]),
+        one("10.100.1.0/24", &["10.200.1.0/24"])
+    ]);
+    let one_to_two = json!([one("10.100.0.0/24", &["10.200.0.0/24", "10.200.1.0/24"])]);
+    let first = vec![("10.100.0.1", "10.200.0.1")];
+    let both = vec![("10.100.0.1", "10.200.0.1"), ("10.100.1.1", "10.200.1.1")];
+    let fan = vec![("10.100.0.1", "10.200.0.1"), ("10.100.0.1", "10.200.1.1")];
+    vec![
+        (
+            "IKEv2, AES-CBC-128/SHA-1/group 14, address ids, no PFS, one SPD rule",
+            json!({
+                "SecurityPolicyDatabases": one_rule,
+                "IKEOptionsSpecification": {"IKEVersion": "IKEV2",
+                    "PropoEncryAlgorithm": "AES-CBC-128", "PropoAuthenAlgorithm": "SHA",
+                    "DhGroupName": "GROUP14"},
+                "IPSECOptionsSpecification": {"EncryptAlgorithm": "AES-CBC-128",
+                    "IntegrityAlgorith": "SHA1", "PfsDhGroup": "NULL"},
+            }),
+            first.clone(),
+        ),
+        (
+            "IKEv2, AES-CBC-256/SHA-256/group 15, FQDN ids, ESP SHA-512, PFS group 16, two rules",
+            json!({
+                "SecurityPolicyDatabases": two_rules,
+                "IKEOptionsSpecification": fqdn(json!({"IKEVersion": "IKEV2",
+                    "PropoEncryAlgorithm": "AES-CBC-256", "PropoAuthenAlgorithm": "SHA-256",
+                    "DhGroupName": "GROUP15"})),
+                "IPSECOptionsSpecification": {"EncryptAlgorithm": "AES-CBC-256",
+                    "IntegrityAlgorith": "SHA-512", "PfsDhGroup": "DH-GROUP16"},
+            }),
+            both.clone(),
+        ),
+        (
+            "IKEv2, AES-128-GCM/SHA-512/group 20, address ids, ESP AES-192-GCM, PFS group 21, \
+             one rule to two nets",
+            json!({
+                "SecurityPolicyDatabases": one_to_two,
+                "IKEOptionsSpecification": {"IKEVersion": "IKEV2",
+                    "PropoEncryAlgorithm": "AES128GCM128", "PropoAuthenAlgorithm": "SHA-512",
+                    "DhGroupName": "GROUP20"},
+                "IPSECOptionsSpecification": {"EncryptAlgorithm": "AES192GCM128",
+                    "PfsDhGroup": "DH-GROUP21"},
+            }),
+            fan.clone(),
+        ),
+        (
+            "IKEv2, AES-192-GCM/SHA-256/group 21, FQDN ids, ESP AES-256-GCM, PFS group 19",
+            json!({
+                "SecurityPolicyDatabases": one_rule,
+                "IKEOptionsSpecification": fqdn(json!({"IKEVersion": "IKEV2",
+                    "PropoEncryAlgorithm": "AES192GCM128", "PropoAuthenAlgorithm": "SHA-256",
+                    "DhGroupName": "GROUP21"})),
+                "IPSECOptionsSpecification": {"EncryptAlgorithm": "AES256GCM128",
+                    "PfsDhGroup": "DH-GROUP19"},
+            }),
+            first.clone(),
+        ),
+        (
+            "IKEv2, 3DES/MD5/group 24, address ids, ESP DES/SHA-384, PFS group 1, two rules",
+            json!({
+                "SecurityPolicyDatabases": two_rules,
+                "IKEOptionsSpecification": {"IKEVersion": "IKEV2",
+                    "PropoEncryAlgorithm": "3DES-CBC", "PropoAuthenAlgorithm": "MD5",
+                    "DhGroupName": "GROUP24"},
+                "IPSECOptionsSpecification": {"EncryptAlgorithm": "DES-CBC",
+                    "IntegrityAlgorith": "SHA-384", "PfsDhGroup": "DH-GROUP1"},
+            }),
+            both.clone(),
+        ),
+        (
+            "IKEv2, DES/SHA-1/group 16, FQDN ids, ESP-NULL/SHA-256, PFS group 5",
+            json!({
+                "SecurityPolicyDatabases": one_rule,
+                "IKEOptionsSpecification": fqdn(json!({"IKEVersion": "IKEV2",
+                    "PropoEncryAlgorithm": "DES-CBC", "PropoAuthenAlgorithm": "SHA",
+                    "DhGroupName": "GROUP16"})),
+                "IPSECOptionsSpecification": {"EncryptAlgorithm": "NULL",
+                    "IntegrityAlgorith": "SHA-256", "PfsDhGroup": "DH-GROUP5"},
+            }),
+            first.clone(),
+        ),
+        (
+            "IKEv1 aggressive, AES-CBC-192/SHA-512/group 19, FQDN ids, ESP AES-256-GCM, \
+             PFS group 15, two rules",
+            json!({
+                "SecurityPolicyDatabases": two_rules,
+                "IKEOptionsSpecification": fqdn(json!({"IKEVersion": "IKEV1",
+                    "ExchangeMode": "AGGRESSIVE",
+                    "PropoEncryAlgorithm": "AES-CBC-192", "PropoAuthenAlgorithm": "SHA-512",
+                    "DhGroupName": "GROUP19"})),
+                "IPSECOptionsSpecification": {"EncryptAlgorithm": "AES256GCM128",
+                    "PfsDhGroup": "DH-GROUP15"},
+            }),
+            both,
+        ),
+        (
+            "IKEv1 main, AES-CBC-128/SHA-256/group 15, address ids, ESP AES-128-GCM, PFS group 20",
+            json!({
+                "SecurityPolicyDatabases": one_rule,
+                "IKEOptionsSpecification": {"IKEVersion": "IKEV1", "ExchangeMode": "MAIN",
+                    "PropoEncryAlgorithm": "AES-CBC-128", "PropoAuthenAlgorithm": "SHA-256",
+                    "DhGroupName": "GROUP15"},
+                "IPSECOptionsSpecification": {"EncryptAlgorithm": "AES128GCM128",
+                    "PfsDhGroup": "DH-GROUP20"},
+            }),
+            first,
+        ),
+    ]
+}
+
+/// [`tunnel_carries_every_setting_family`] for the families only API 3.0
+/// can make: one test bed and one vpcd; for each family in turn,
+/// CreateVpnConnection through the 3.0 SDK, the strongSwan peer loaded
+/// with the file DownloadCustomerGatewayConfiguration hands out, NetStatus
+/// AVAILABLE, a ping across each SPD pair (ESP in UDP on the veth), then
+/// the connection deleted, after which the pings fail.
+#[test]
+fn tunnel_carries_every_api3_setting_family() {
+    let Some((mut tb, py)) = setup(TestbedConfig::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let v = Vpcd::start(&dir.path().join("vpcd"), &tb.vici_uri(Side::Cloud), &[]);
+    let t = topology(&v, &py);
+    for (label, extra, pairs) in families3() {
+        let mut params = json!({
+            "VpcId": t.vpc, "VpnGatewayId": t.gw, "CustomerGatewayId": t.user_gw,
+            "VpnConnectionName": "family", "PreShareKey": "api3-Pre-Shared-key",
+        });
+        for (k, val) in extra.as_object().unwrap() {
+            params[k] = val.clone();
+        }
+        let created = v.sdk3(&py, "CreateVpnConnection", params);
+        v.wait_task3(&py, created["RequestId"].as_str().unwrap());
+        let conn = created["VpnConnection"]["VpnConnectionId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let conf = v.peer_config3(&py, &t.gw, &conn);
+        let version = if label.starts_with("IKEv2") { 2 } else { 1 };
+        assert!(
+            conf.contains(&format!("version = {version}")),
+            "{label}: {conf}"
+        );
+        tb.load_swanctl(Side::Peer, &conf)
+            .unwrap_or_else(|e| panic!("{label}: the peer loads vpcd's configuration: {e}"));
+        v.wait_net3(&py, &conn, "AVAILABLE", Duration::from_secs(20));
+
+        let cap = tb.capture(Side::Cloud).unwrap();
+        for (src, dst) in &pairs {
+            assert!(
+                ping_within(&tb, src, dst, Duration::from_secs(5)),
+                "{label}: ping {src} -> {dst} through the tunnel"
+            );
+        }
+        let dump = cap.stop().unwrap();
+        assert!(
+            dump.contains("UDP-encap") && dump.contains("ESP"),
+            "{label}: the veth carries ESP in UDP:\n{dump}"
+        );
+        eprintln!("{label}: pinged across {} pair(s)", pairs.len());
+
+        let del = v.call(
+            "DeleteVpnConn",
+            &[
+                &format!("vpcId={}", t.vpc),
+                &format!("vpnGwId={}", t.gw),
+                &format!("vpnConnId={conn}"),
+            ],
+        );
+        assert_eq!(del["code"], 0, "{del}");
+        v.wait_task(del["data"]["taskId"].as_i64().unwrap());
+        for (src, dst) in &pairs {
+            assert!(
+                !tb.ping(Side::Cloud, src, dst),
+                "{label}: ping {src} -> {dst} must fail after the connection is deleted"
+            );
+        }
+    }
+    tb.teardown();
+}
+
 /// The IKE SAs charon on `side` holds for `conn`.
 fn ike_sas(tb: &Testbed, side: Side, conn: &str) -> Vec<String> {
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -1,4 +1,30 @@
-//! Cisco IOS crypto map configuration.
+//! Cisco IOS crypto map configuration (IKEv1).
+//!
+//! Each construct, and the guide it follows (Cisco IOS Security
+//! Configuration Guide and Command Reference, 12.4T-15.x; the per-feature
+//! guides where a keyword was introduced):
+//! - `crypto keyring` / `pre-shared-key address A key K` and `crypto isakmp
+//!   profile` with `keyring`, `self-identity address|fqdn`, `match identity
+//!   address A MASK | host NAME`, `initiate mode aggressive`: "ISAKMP
+//!   Profile Overview" / "Certificate to ISAKMP Profile Mapping" (IOS
+//!   12.2(15)T+).
+//! - `crypto isakmp policy N` with `encryption des|3des|aes|aes 192|aes 256`
+//!   (`aes` alone is the 128-bit key: the AES feature guide, 12.2(13)T, has
+//!   no `aes 128`), `hash md5|sha`, `authentication pre-share`, `group
+//!   1|2|5|14|24`, `lifetime 60-86400`: "Configuring Internet Key Exchange
+//!   for IPsec VPNs".
+//! - `crypto isakmp keepalive SECONDS RETRY periodic`: "IPsec Dead Peer
+//!   Detection Periodic Message Option".
+//! - `crypto ipsec transform-set NAME esp-des|esp-3des|esp-aes|esp-aes
+//!   192|esp-aes 256|esp-null esp-md5-hmac|esp-sha-hmac` with `mode tunnel`,
+//!   `crypto map NAME N ipsec-isakmp` with `set peer`, `set transform-set`,
+//!   `set isakmp-profile`, `set pfs groupN`, `set security-association
+//!   lifetime seconds 120-86400 | kilobytes 2560-4294967295`, `match address
+//!   ACL`, and `crypto map NAME` on the interface: "Configuring Security for
+//!   VPNs with IPsec". Kilobytes are 1024 bytes there, as on the gateway
+//!   (see `traffic_lifetime_means_the_same_on_both_ends`).
+//! - `ip access-list extended NAME` / `permit ip SRC WILDCARD DST
+//!   WILDCARD`: "IP Access List Overview".
 
 use std::fmt::Write as _;
 
@@ -48,7 +74,8 @@ pub(super) fn cisco(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConfig
     let enc = match ike.encryption {
         IkeEncryption::TripleDesCbc => "3des",
         IkeEncryption::DesCbc => "des",
-        IkeEncryption::AesCbc128 => "aes 128",
+        // `aes` is AES-128: `encryption aes 128` is not in the guide.
+        IkeEncryption::AesCbc128 => "aes",
         IkeEncryption::AesCbc192 => "aes 192",
         IkeEncryption::AesCbc256 => "aes 256",
         IkeEncryption::Aes128Gcm128 | IkeEncryption::Aes192Gcm128 | IkeEncryption::Aes256Gcm128 => {
@@ -58,7 +85,8 @@ pub(super) fn cisco(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConfig
     let esp_enc = match ipsec.encryption {
         IpsecEncryption::TripleDesCbc => "esp-3des",
         IpsecEncryption::DesCbc => "esp-des",
-        IpsecEncryption::AesCbc128 => "esp-aes 128",
+        // `esp-aes` is AES-128, as for the ISAKMP policy.
+        IpsecEncryption::AesCbc128 => "esp-aes",
         IpsecEncryption::AesCbc192 => "esp-aes 192",
         IpsecEncryption::AesCbc256 => "esp-aes 256",
         IpsecEncryption::Null => "esp-null",

@@ -1,9 +1,38 @@
-//! Junos (SRX) `set` statements.
+//! Junos (SRX) `set` statements, for a route-based VPN on `st0.0` with one
+//! traffic selector per SPD pair.
+//!
+//! Each construct, and the guide it follows (Junos OS CLI Reference and
+//! "IPsec VPNs for Security Devices", 12.3X48 and later):
+//! - `security ike proposal`: `authentication-method pre-shared-keys`,
+//!   `dh-group groupN`, `authentication-algorithm md5|sha1`,
+//!   `encryption-algorithm des-cbc|3des-cbc|aes-128-cbc|aes-192-cbc|
+//!   aes-256-cbc`, `lifetime-seconds 180-86400`.
+//! - `security ike policy`: `mode main|aggressive` (IKEv1 only),
+//!   `proposals`, `pre-shared-key hexadecimal HEX` (the key's bytes in
+//!   hex, so no character of it reaches the CLI).
+//! - `security ike gateway`: `ike-policy`, `address`, `external-interface`,
+//!   `local-identity`/`remote-identity inet A | hostname NAME`,
+//!   `dead-peer-detection interval 10-60 threshold 1-5`, `version
+//!   v1-only|v2-only`.
+//! - `security ipsec proposal`: `protocol esp`, `authentication-algorithm
+//!   hmac-md5-96|hmac-sha1-96`, `encryption-algorithm` (none for ESP-NULL),
+//!   `lifetime-seconds 180-86400`, `lifetime-kilobytes 64-4294967294`
+//!   (kilobytes of 1024 bytes, as on the gateway).
+//! - `security ipsec policy`: `perfect-forward-secrecy keys groupN`,
+//!   `proposals`.
+//! - `security ipsec vpn`: `bind-interface st0.0`, `ike gateway`, `ike
+//!   ipsec-policy`, `traffic-selector NAME local-ip CIDR remote-ip CIDR`
+//!   (12.1X46 and later: one CHILD/Quick Mode SA per selector, as the
+//!   gateway has one per SPD pair), `establish-tunnels immediately`.
+//! - `interfaces st0 unit 0 family inet`.
 
 use vpcd_types::{AuthAlgorithm, ExchangeMode, Identity, IkeVersion, IpsecEncryption, TunnelSpec};
 
 use super::{header, hex, not_covered, peer_view, v2_groups, PeerConfigError, Setting};
 use crate::strongswan::render;
+
+/// The largest `lifetime-kilobytes` Junos accepts.
+const JUNOS_MAX_KILOBYTES: u64 = 4_294_967_294;
 
 pub(super) fn juniper(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConfigError> {
     let v = peer_view(spec);
@@ -50,6 +79,12 @@ pub(super) fn juniper(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConf
     let mut o = String::new();
     header(&mut o, "#", spec);
     o.push_str("# Enter in configuration mode, then commit.\n");
+    if ike_life != ike.sa_lifetime_seconds
+        || sa_life != ipsec.sa_lifetime_seconds
+        || ipsec.sa_lifetime_traffic_kb > JUNOS_MAX_KILOBYTES
+    {
+        o.push_str("# Lifetimes outside the Junos ranges are brought to the nearest bound.\n");
+    }
     let mut set = |line: String| {
         o.push_str("set ");
         o.push_str(&line);
@@ -102,10 +137,9 @@ pub(super) fn juniper(spec: &TunnelSpec, iface: &str) -> Result<String, PeerConf
         set(format!("{p} encryption-algorithm {e}"));
     }
     set(format!("{p} lifetime-seconds {sa_life}"));
-    set(format!(
-        "{p} lifetime-kilobytes {}",
-        ipsec.sa_lifetime_traffic_kb
-    ));
+    // API 3.0 allows up to 4294967295 KB; Junos takes up to 4294967294.
+    let kb = ipsec.sa_lifetime_traffic_kb.min(JUNOS_MAX_KILOBYTES);
+    set(format!("{p} lifetime-kilobytes {kb}"));
     let p = "security ipsec policy vpcd-ipsec-policy";
     if let Some(g) = pfs_group {
         set(format!("{p} perfect-forward-secrecy keys group{g}"));

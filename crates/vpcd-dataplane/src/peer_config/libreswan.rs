@@ -13,6 +13,24 @@
 //! 3. The key, /etc/ipsec.d/vpcd.secrets.
 //!
 //! Only settings the [`super::capability`] table allows reach this file.
+//!
+//! # One file for 4.x and 5.x
+//! Both are proven here (4.10, Debian 12; 5.2, Debian 13: readwriteconf
+//! over every variant, pluto in the namespace tests). Where they differ:
+//! - IKEv1: both drop it unless `config setup` has `ikev1-policy=accept`
+//!   (5.0 made `drop` the default; Debian's 4.10 refuses IKEv1 too).
+//! - The IKE version is `ikev2=no|insist`, 4.x's key: 5.x prefers
+//!   `keyexchange=ikev1|ikev2`, which 4.x does not have, and maps `ikev2=`
+//!   onto it without a word.
+//! - `dpdaction=restart` is written commented out: 4.x needs it to restart a
+//!   tunnel whose peer DPD declared dead (its default is `hold`); 5.x always
+//!   revives `auto=start` conns and warns that the key is obsolete.
+//! - `keyingtries=%forever`: 4.x retries for ever with it; 5.x ignores it
+//!   silently.
+//! - `ipsec-max-bytes=<KB>KiB` (the API's traffic lifetime): both read
+//!   `KiB` as 1024 bytes, the gateway's KB.
+//! - `dpdtimeout` is IKEv1-only in 5.x (IKEv2 uses its retransmits); both
+//!   accept it on an IKEv2 conn.
 
 use std::fmt::Write as _;
 
@@ -183,8 +201,21 @@ pub(super) fn libreswan(spec: &TunnelSpec) -> String {
         "dpdtimeout",
         &format!("{}", vpcd_types::limits::DPD_TIMEOUT_DEFAULT),
     );
-    kv("dpdaction", "restart");
+    // KiB: 1024 bytes, the gateway's KB (the API's traffic lifetime).
+    kv(
+        "ipsec-max-bytes",
+        &format!("{}KiB", ipsec.sa_lifetime_traffic_kb),
+    );
+    // 5.x ignores it (and revives the conn by itself).
     kv("keyingtries", "%forever");
+    // 4.x holds a tunnel whose peer DPD declared dead unless told to
+    // restart it; 5.x always revives `auto=start` conns and warns that
+    // `dpdaction=` is obsolete, so the key is left for 4.x users to enable.
+    out.push_str(
+        "\t# Libreswan 4.x only: uncomment to restart the tunnel when DPD finds the peer dead\n\
+         \t# (5.x always does, and warns that dpdaction= is obsolete).\n\
+         \t#dpdaction=restart\n",
+    );
     if ike_life != ike.sa_lifetime_seconds || sa_life != ipsec.sa_lifetime_seconds {
         out.push_str("\t# Lifetimes above 86400 s are capped to the Libreswan maximum.\n");
     }

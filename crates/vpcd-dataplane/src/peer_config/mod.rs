@@ -286,7 +286,8 @@ mod tests {
 
     /// The API's traffic lifetime (KB) means the same number of bytes on
     /// both ends of a tunnel: the gateway's own CHILD SAs and every device
-    /// file that carries one (Cisco and Junos count kilobytes of 1024 bytes).
+    /// file that carries one (Cisco and Junos count kilobytes of 1024 bytes,
+    /// Libreswan's `KiB` is 1024 bytes too).
     #[test]
     fn traffic_lifetime_means_the_same_on_both_ends() {
         let spec = spec_custom();
@@ -305,6 +306,10 @@ mod tests {
             assert_eq!(l.trim(), format!("life_bytes = {bytes}"));
         }
         assert_eq!(
+            lines_with(&file("libreswan"), "ipsec-max-bytes"),
+            [format!("\tipsec-max-bytes={kb}KiB")]
+        );
+        assert_eq!(
             lines_with(&file("cisco"), "lifetime kilobytes"),
             [format!(" set security-association lifetime kilobytes {kb}")]
         );
@@ -314,6 +319,97 @@ mod tests {
                 "set security ipsec proposal vpcd-ipsec-proposal lifetime-kilobytes {kb}"
             )]
         );
+    }
+
+    /// The spellings the vendors' guides give (module docs of cisco.rs and
+    /// juniper.rs): IOS's AES-128 is `aes`/`esp-aes` (no `128`), and Junos
+    /// takes at most 4294967294 KB, one less than API 3.0's maximum.
+    #[test]
+    fn cisco_and_junos_spell_values_as_their_guides_do() {
+        let mut spec = spec_custom();
+        spec.settings.ike.encryption = IkeEncryption::AesCbc128;
+        spec.settings.ipsec.encryption = vpcd_types::IpsecEncryption::AesCbc128;
+        let ios = render(vendor("cisco").unwrap(), &spec, None).unwrap();
+        assert_eq!(lines_with(&ios, " encryption "), [" encryption aes"]);
+        assert_eq!(
+            lines_with(&ios, "crypto ipsec transform-set"),
+            ["crypto ipsec transform-set vpcd-ts esp-aes esp-sha-hmac"]
+        );
+        let junos = |kb: u64| {
+            let mut s = spec_custom();
+            s.settings.ipsec.sa_lifetime_traffic_kb = kb;
+            render(vendor("juniper").unwrap(), &s, None).unwrap()
+        };
+        let at_max = junos(4_294_967_294);
+        assert_eq!(
+            lines_with(&at_max, "lifetime-kilobytes"),
+            ["set security ipsec proposal vpcd-ipsec-proposal lifetime-kilobytes 4294967294"]
+        );
+        assert!(!at_max.contains("nearest bound"), "{at_max}");
+        let above = junos(4_294_967_295);
+        assert_eq!(
+            lines_with(&above, "lifetime-kilobytes"),
+            ["set security ipsec proposal vpcd-ipsec-proposal lifetime-kilobytes 4294967294"]
+        );
+        assert_eq!(
+            lines_with(&above, "nearest bound"),
+            ["# Lifetimes outside the Junos ranges are brought to the nearest bound."]
+        );
+        // IKE lifetimes below 180 s come up to the Junos minimum, and say so.
+        let mut s = spec_custom();
+        s.settings.ike.sa_lifetime_seconds = 60;
+        let short = render(vendor("juniper").unwrap(), &s, None).unwrap();
+        assert_eq!(
+            lines_with(&short, "ike proposal vpcd-ike-proposal lifetime-seconds"),
+            ["set security ike proposal vpcd-ike-proposal lifetime-seconds 180"]
+        );
+        assert!(short.contains("nearest bound"), "{short}");
+    }
+
+    /// Lifetimes above the IOS and Libreswan maximum (86400 s) are capped,
+    /// each file saying so exactly when it capped one of the two.
+    #[test]
+    fn lifetime_caps_are_said_exactly_when_made() {
+        let cases = [
+            ((86_400, 86_400), (86_400, 86_400), false),
+            ((86_401, 3_600), (86_400, 3_600), true),
+            ((3_600, 604_800), (3_600, 86_400), true),
+        ];
+        for ((ike, ipsec), (ike_written, ipsec_written), capped) in cases {
+            let mut spec = spec_custom();
+            spec.settings.ike.sa_lifetime_seconds = ike;
+            spec.settings.ipsec.sa_lifetime_seconds = ipsec;
+            let ios = render(vendor("cisco").unwrap(), &spec, None).unwrap();
+            assert_eq!(
+                ios.contains("! Lifetimes above 86400 s are capped to the IOS maximum."),
+                capped,
+                "{ike} {ipsec}: {ios}"
+            );
+            let isakmp: Vec<_> = ios
+                .lines()
+                .filter(|l| l.starts_with(" lifetime "))
+                .collect();
+            assert_eq!(isakmp, [format!(" lifetime {ike_written}")]);
+            assert_eq!(
+                lines_with(&ios, "lifetime seconds"),
+                [format!(
+                    " set security-association lifetime seconds {ipsec_written}"
+                )]
+            );
+            let lsw = render(vendor("libreswan").unwrap(), &spec, None).unwrap();
+            assert_eq!(
+                lsw.contains("\t# Lifetimes above 86400 s are capped to the Libreswan maximum."),
+                capped,
+                "{ike} {ipsec}: {lsw}"
+            );
+            assert_eq!(
+                lines_with(&lsw, "lifetime="),
+                [
+                    format!("\tikelifetime={ike_written}s"),
+                    format!("\tsalifetime={ipsec_written}s")
+                ]
+            );
+        }
     }
 
     #[test]
@@ -564,6 +660,15 @@ mod tests {
         )
         .unwrap();
         let table = capability::markdown();
+        // A header, its rule, then one row per value.
+        assert_eq!(table.lines().count(), Setting::all().len() + 2, "{table}");
+        assert!(
+            table.starts_with("| setting | value | strongSwan | Libreswan | Cisco | Juniper |\n")
+        );
+        assert!(
+            table.contains("| `IKESet.dhGroupName` | `group2` | yes | **no** | yes | yes |\n"),
+            "{table}"
+        );
         assert!(
             docs.contains(&table),
             "docs/actions.md must contain the capability table:\n{table}"
@@ -654,6 +759,19 @@ pub(crate) mod variants {
         spec.settings.ipsec.sa_lifetime_seconds =
             *vpcd_types::limits::IPSEC_SA_LIFETIME_SECONDS.end();
         out.push(("longest lifetimes".into(), spec));
+        // The same shapes (identities, PFS, SPD pairs, lifetimes) on IKEv2.
+        let shapes: Vec<_> = out
+            .iter()
+            .filter(|(label, s)| {
+                s.settings.ike.version == IkeVersion::V1
+                    && !label.starts_with(&format!("{}:", IkeVersion::V1))
+            })
+            .cloned()
+            .collect();
+        for (label, mut spec) in shapes {
+            spec.settings.ike.version = IkeVersion::V2;
+            out.push((format!("IKEv2, {label}"), spec));
+        }
         // The v2 defaults with the one change Libreswan needs.
         let mut spec = crate::test_support::spec_default();
         spec.settings.ike.dh_group = DhGroup::Group14;
@@ -668,109 +786,179 @@ pub(crate) mod variants {
 
 /// Libreswan's own programs judge the files: `readwriteconf` (its parser;
 /// prints a message for what it refuses, exit status 0 either way) and
-/// `algparse` (its algorithm tables).
+/// `algparse` (its algorithm tables), of Libreswan 4.10 (Debian 12) and
+/// 5.2 (Debian 13), the two major versions the file is written for.
 #[cfg(test)]
 mod libreswan_programs {
     use std::path::{Path, PathBuf};
-    use std::process::Command;
 
     use super::variants;
     use super::*;
-    use crate::testbed::{libreswan_programs, LibreswanFiles};
+    use crate::testbed::{
+        libreswan5_programs, libreswan_command, libreswan_programs, LibreswanFiles,
+    };
 
-    fn programs(test: &str) -> Option<PathBuf> {
-        match libreswan_programs() {
-            Ok(p) => Some(p),
-            Err(why) => {
-                vpcd_types::testing::skip(test, &why);
-                None
+    /// Each Libreswan this machine has, by major version; a missing one is
+    /// skipped with its reason (a failure under CI).
+    fn installs(test: &str) -> Vec<(u8, PathBuf)> {
+        let mut out = Vec::new();
+        for (major, found) in [(4, libreswan_programs()), (5, libreswan5_programs())] {
+            match found {
+                Ok(p) => out.push((major, p)),
+                Err(why) => vpcd_types::testing::skip(&format!("{test} (Libreswan {major})"), &why),
             }
         }
+        out
     }
 
-    fn run(program: &Path, args: &[&str]) -> (String, String) {
-        let out = Command::new(program).args(args).output().unwrap();
+    fn run(dir: &Path, program: &str, args: &[&str]) -> (String, String) {
+        let out = libreswan_command(dir, program).args(args).output().unwrap();
         (
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }
 
+    /// Every variant's file, through each version's parser: no message,
+    /// and each conn read back with the file's values. 4.x prints every
+    /// key (lifetimes in milliseconds, `ikev2=insist` as `yes`); 5.2's
+    /// printer leaves out identities, subnets and yes/no values, so there
+    /// only what it prints is compared (lifetimes in seconds).
     #[test]
     fn readwriteconf_accepts_every_generated_file() {
-        let Some(dir) = programs("readwriteconf_accepts_every_generated_file") else {
-            return;
-        };
+        let installs = installs("readwriteconf_accepts_every_generated_file");
         let tmp = tempfile::tempdir().unwrap();
         let libreswan = vendor("libreswan").unwrap();
-        let mut checked = 0;
-        for (label, spec) in variants::all() {
-            let text = match render(libreswan, &spec, None) {
-                Ok(t) => t,
-                Err(PeerConfigError::Unsupported(_)) => continue,
-                Err(e) => panic!("{label}: {e}"),
-            };
-            let files = LibreswanFiles::split(&text).unwrap();
-            let conns = tmp.path().join("vpcd.conf");
-            let conf = tmp.path().join("ipsec.conf");
-            std::fs::write(&conns, &files.conns).unwrap();
-            std::fs::write(&conf, files.ipsec_conf(&conns)).unwrap();
-            let (out, messages) = run(
-                &dir.join("readwriteconf"),
-                &["--config", conf.to_str().unwrap()],
+        for (major, dir) in installs {
+            let mut checked = 0;
+            for (label, spec) in variants::all() {
+                let text = match render(libreswan, &spec, None) {
+                    Ok(t) => t,
+                    Err(PeerConfigError::Unsupported(_)) => continue,
+                    Err(e) => panic!("{label}: {e}"),
+                };
+                let files = LibreswanFiles::split(&text).unwrap();
+                let conns = tmp.path().join("vpcd.conf");
+                let conf = tmp.path().join("ipsec.conf");
+                std::fs::write(&conns, &files.conns).unwrap();
+                std::fs::write(&conf, files.ipsec_conf(&conns)).unwrap();
+                let (out, messages) =
+                    run(&dir, "readwriteconf", &["--config", conf.to_str().unwrap()]);
+                assert_eq!(
+                    messages, "",
+                    "{label}: Libreswan {major}'s readwriteconf refuses\n{text}"
+                );
+                if spec.settings.ike.version == vpcd_types::IkeVersion::V1 {
+                    assert!(out.contains("ikev1-policy"), "{label}: {out}");
+                }
+                readback(major, &label, &spec, &out);
+                checked += 1;
+            }
+            assert!(
+                checked >= 40,
+                "Libreswan {major}: only {checked} variants were rendered"
             );
-            assert_eq!(messages, "", "{label}: readwriteconf refuses\n{text}");
-            if spec.settings.ike.version == vpcd_types::IkeVersion::V1 {
-                assert!(out.contains("ikev1-policy"), "{label}: {out}");
-            }
-            for i in 1..=render::spd_pairs(&spec).len() {
-                assert!(out.contains(&format!("conn vpcd-{i}\n")), "{label}: {out}");
-            }
-            checked += 1;
         }
-        assert!(checked >= 20, "only {checked} variants were rendered");
+    }
+
+    /// What Libreswan `major` made of each conn, key by key.
+    fn readback(major: u8, label: &str, spec: &TunnelSpec, out: &str) {
+        let view = peer_view(spec);
+        let ike = &spec.settings.ike;
+        let ike_life = u64::from(ike.sa_lifetime_seconds.min(86_400));
+        let sa_life = u64::from(spec.settings.ipsec.sa_lifetime_seconds.min(86_400));
+        for (i, (local, remote)) in view.pairs.iter().enumerate() {
+            let head = format!("conn vpcd-{}\n", i + 1);
+            let block = out
+                .split_once(&head)
+                .map(|(_, rest)| rest.split("\nconn ").next().unwrap_or(rest))
+                .unwrap_or_else(|| panic!("{label}: no {head} in\n{out}"));
+            // The last conn ends the output without a newline.
+            let block = format!("{block}\n");
+            let mut want = vec![
+                format!("ike={}\n", libreswan::ike_alg(spec)),
+                format!("\tesp={}\n", libreswan::esp_alg(spec)),
+                format!("\tleft={}\n", view.local_addr),
+                format!("\tright={}\n", view.remote_addr),
+                "\tauthby=secret\n".to_owned(),
+                "auto=start\n".to_owned(),
+            ];
+            if major == 4 {
+                let ikev2 = match ike.version {
+                    vpcd_types::IkeVersion::V1 => "no",
+                    vpcd_types::IkeVersion::V2 => "yes",
+                };
+                want.extend([
+                    format!("\tikev2={ikev2}\n"),
+                    format!("\tleftsubnet={local}\n"),
+                    format!("\trightsubnet={remote}\n"),
+                    format!("\tikelifetime={}\n", ike_life * 1000),
+                    format!("\tsalifetime={}\n", sa_life * 1000),
+                ]);
+            } else {
+                want.extend([
+                    format!("\tikelifetime={ike_life}\n"),
+                    format!("\tsalifetime={sa_life}\n"),
+                ]);
+            }
+            // KiB read as 1024 bytes, as the gateway counts.
+            want.push(format!(
+                "ipsec-max-bytes={}\n",
+                spec.settings.ipsec.sa_lifetime_traffic_bytes()
+            ));
+            for w in want {
+                assert!(
+                    block.contains(&w),
+                    "{label}: Libreswan {major}: {w:?} not in\n{block}"
+                );
+            }
+        }
+        assert!(
+            !out.contains(&format!("conn vpcd-{}\n", view.pairs.len() + 1)),
+            "{label}: {out}"
+        );
     }
 
     /// The table's Libreswan column, value by value and IKE version by
-    /// version, against Libreswan's algorithm parser.
+    /// version, against each version's algorithm parser.
     #[test]
     fn algparse_agrees_with_the_capability_table() {
-        let Some(dir) = programs("algparse_agrees_with_the_capability_table") else {
-            return;
-        };
+        let installs = installs("algparse_agrees_with_the_capability_table");
         let libreswan = vendor("libreswan").unwrap();
-        for version in vpcd_types::IkeVersion::ALL {
-            for s in Setting::all() {
-                let mut spec = variants::base();
-                spec.settings.ike.version = *version;
-                variants::apply(&mut spec, s);
-                let (proposal, pfs) = match s {
-                    Setting::ExchangeMode(_) | Setting::IkeVersion(_) => continue,
-                    Setting::IkeEncryption(_)
-                    | Setting::IkeIntegrity(_)
-                    | Setting::IkeDhGroup(_) => {
-                        (format!("ike={}", libreswan::ike_alg(&spec)), false)
-                    }
-                    _ => (
-                        format!("esp={}", libreswan::esp_alg(&spec)),
-                        spec.settings.ipsec.pfs.group().is_some(),
-                    ),
-                };
-                let v = match version {
-                    vpcd_types::IkeVersion::V1 => "-v1",
-                    vpcd_types::IkeVersion::V2 => "-v2",
-                };
-                let pfs = if pfs { "-pfs=yes" } else { "-pfs=no" };
-                let (out, err) = run(&dir.join("algparse"), &[v, pfs, &proposal]);
-                let parsed = format!("{out}{err}");
-                let accepted = !parsed.contains("ERROR");
-                assert_eq!(
-                    accepted,
-                    supports(libreswan, *version, s).is_ok(),
-                    "{version} {}={}: algparse says\n{parsed}",
-                    s.param(),
-                    s.value()
-                );
+        for (major, dir) in installs {
+            for version in vpcd_types::IkeVersion::ALL {
+                for s in Setting::all() {
+                    let mut spec = variants::base();
+                    spec.settings.ike.version = *version;
+                    variants::apply(&mut spec, s);
+                    let (proposal, pfs) = match s {
+                        Setting::ExchangeMode(_) | Setting::IkeVersion(_) => continue,
+                        Setting::IkeEncryption(_)
+                        | Setting::IkeIntegrity(_)
+                        | Setting::IkeDhGroup(_) => {
+                            (format!("ike={}", libreswan::ike_alg(&spec)), false)
+                        }
+                        _ => (
+                            format!("esp={}", libreswan::esp_alg(&spec)),
+                            spec.settings.ipsec.pfs.group().is_some(),
+                        ),
+                    };
+                    let v = match version {
+                        vpcd_types::IkeVersion::V1 => "-v1",
+                        vpcd_types::IkeVersion::V2 => "-v2",
+                    };
+                    let pfs = if pfs { "-pfs=yes" } else { "-pfs=no" };
+                    let (out, err) = run(&dir, "algparse", &[v, pfs, &proposal]);
+                    let parsed = format!("{out}{err}");
+                    let accepted = !parsed.contains("ERROR");
+                    assert_eq!(
+                        accepted,
+                        supports(libreswan, *version, s).is_ok(),
+                        "Libreswan {major}, {version} {}={}: algparse says\n{parsed}",
+                        s.param(),
+                        s.value()
+                    );
+                }
             }
         }
     }
