@@ -705,36 +705,54 @@ impl<DB: Engine> Store for SqlStore<DB> {
         let master = self.key();
         self.write(move |tx| {
             Box::pin(async move {
-                let mut claimed = Vec::new();
-                // Round robin by account: the oldest runnable task of the
-                // first account after the last one served, wrapping around.
-                let mut after = cursor.load(AtomicOrdering::Relaxed);
-                while claimed.len() < max {
-                    let q = claim_query::<DB>(&worker, now, lease_secs, &nodes, after);
-                    let Some(row) = DB::opt(&mut *tx, q).await? else {
-                        if after == i64::MIN {
-                            break;
-                        }
-                        after = i64::MIN;
-                        continue;
-                    };
-                    after = row.int("account_id")?;
-                    let task_id: TaskId = row.id("id")?;
-                    let conn_id: VpnConnRowId = row.id("conn_id")?;
-                    let found =
-                        Self::fetch_conn(&mut *tx, &master, None, &IdRef::Numeric(conn_id.get()))
-                            .await?;
-                    match found {
-                        Some(conn) => {
-                            let task = Self::fetch_task(&mut *tx, task_id).await?;
-                            claimed.push(ClaimedTask { task, conn });
-                        }
+                // Round robin by account, starting after the last account
+                // served. With row locks (concurrent claimers) row by row,
+                // passing over the rows others hold; on the single writer
+                // the whole batch in one statement. Then one statement
+                // reads the claimed tasks' connections.
+                let after = cursor.load(AtomicOrdering::Relaxed);
+                let mut tasks = Vec::new();
+                if DB::ROW_LOCKS {
+                    let mut from = after;
+                    while tasks.len() < max {
+                        let q = claim_query::<DB>(&worker, now, lease_secs, &nodes, from);
+                        let Some(row) = DB::opt(&mut *tx, q).await? else {
+                            if from == i64::MIN {
+                                break;
+                            }
+                            from = i64::MIN;
+                            continue;
+                        };
+                        from = row.int("account_id")?;
+                        tasks.push((from, task_from_row(&row)?));
+                    }
+                } else {
+                    let q = claim_batch_query(&worker, now, lease_secs, &nodes, after, max);
+                    for row in DB::fetch(&mut *tx, q).await? {
+                        tasks.push((row.int("account_id")?, task_from_row(&row)?));
+                    }
+                    tasks = in_turns(tasks, after);
+                }
+                let Some(&(last, _)) = tasks.last() else {
+                    return Ok(Vec::new());
+                };
+                cursor.store(last, AtomicOrdering::Relaxed);
+                let ids: Vec<VpnConnRowId> = tasks.iter().map(|(_, t)| t.conn_id).collect();
+                let mut conns: HashMap<VpnConnRowId, VpnConn> = HashMap::new();
+                for row in DB::fetch(&mut *tx, conns_by_id(&ids)).await? {
+                    let conn = conn_from_row(&row, &master)?;
+                    conns.insert(conn.id, conn);
+                }
+                let mut claimed = Vec::with_capacity(tasks.len());
+                for (_, task) in tasks {
+                    match conns.remove(&task.conn_id) {
+                        Some(conn) => claimed.push(ClaimedTask { task, conn }),
                         None => {
                             // Cannot happen while every running task's
                             // connection row exists; fail the task rather
                             // than wedge the queue behind it forever.
                             tracing::error!(
-                                task_id = task_id.get(),
+                                task_id = task.id.get(),
                                 "running task without its connection; failing it"
                             );
                             let fail = Sql::new(
@@ -744,12 +762,11 @@ impl<DB: Engine> Store for SqlStore<DB> {
                                  WHERE id = $2",
                             )
                             .arg(now)
-                            .arg(task_id);
+                            .arg(task.id);
                             DB::execute(&mut *tx, fail).await?;
                         }
                     }
                 }
-                cursor.store(after, AtomicOrdering::Relaxed);
                 Ok(claimed)
             })
         })
@@ -768,9 +785,20 @@ impl<DB: Engine> Store for SqlStore<DB> {
         let worker = worker.to_owned();
         self.write(move |tx| {
             Box::pin(async move {
+                // Successes (nearly all) in a few statements for the whole
+                // batch; failures one by one.
+                let succeeded: Vec<TaskId> = outcomes
+                    .iter()
+                    .filter(|(_, o)| o.is_ok())
+                    .map(|(id, _)| *id)
+                    .collect();
+                let done = Self::finish_succeeded(tx, &succeeded, &worker, now).await?;
                 let mut finished = Vec::with_capacity(outcomes.len());
                 for (task_id, outcome) in outcomes {
-                    finished.push(Self::finish_one(tx, task_id, &worker, now, outcome).await?);
+                    finished.push(match outcome {
+                        Ok(()) => done.contains(&task_id),
+                        Err(e) => Self::finish_one(tx, task_id, &worker, now, Err(e)).await?,
+                    });
                 }
                 Ok(finished)
             })
@@ -1118,6 +1146,83 @@ impl<DB: Engine> Store for SqlStore<DB> {
 }
 
 impl<DB: Engine> SqlStore<DB> {
+    /// Finish the tasks `ids` as succeeded inside the write transaction
+    /// `tx`, those whose lease `worker` still holds (see
+    /// [`Store::finish_tasks`]), and move their connections on; the ids
+    /// finished. One statement for the tasks, one per kind of transition
+    /// for the connections, one per scope that lost connections.
+    async fn finish_succeeded(
+        tx: &mut DB::Connection,
+        ids: &[TaskId],
+        worker: &str,
+        now: Timestamp,
+    ) -> Result<HashSet<TaskId>> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let mut q = Sql::new(
+            "UPDATE tasks SET status = 0, error_code = NULL, error_msg = NULL, finished_at = ",
+        );
+        q.bind(now)
+            .push(", lease_owner = NULL, lease_until = NULL WHERE status = 2 AND lease_owner = ")
+            .bind(worker)
+            .push(" AND id IN (");
+        for (i, id) in ids.iter().enumerate() {
+            q.push(if i == 0 { "" } else { ", " }).bind(*id);
+        }
+        q.push(") RETURNING id, kind, conn_id");
+        let mut done = HashSet::with_capacity(ids.len());
+        // (task, connection) by the connection's next state; `None`: removed.
+        let mut moves: HashMap<Option<ConnStatus>, Vec<(TaskId, VpnConnRowId)>> = HashMap::new();
+        for row in DB::fetch(&mut *tx, q).await? {
+            let task_id: TaskId = row.id("id")?;
+            let kind = parse::<TaskKind>(&row.text("kind")?, "task kind")?;
+            moves
+                .entry(state_after(kind, true))
+                .or_default()
+                .push((task_id, row.id("conn_id")?));
+            done.insert(task_id);
+        }
+        // Each connection has at most one unfinished task, so a connection
+        // of the list whose active task is one of the list's is that one's.
+        let ids_of = |q: &mut Sql, pairs: &[(TaskId, VpnConnRowId)]| {
+            q.push(" WHERE id IN (");
+            for (i, (_, conn)) in pairs.iter().enumerate() {
+                q.push(if i == 0 { "" } else { ", " }).bind(*conn);
+            }
+            q.push(") AND active_task IN (");
+            for (i, (task, _)) in pairs.iter().enumerate() {
+                q.push(if i == 0 { "" } else { ", " }).bind(*task);
+            }
+            q.push(")");
+        };
+        for (next, pairs) in &moves {
+            match next {
+                Some(status) => {
+                    let mut q = Sql::new("UPDATE vpn_conns SET status = ");
+                    q.bind(status.code()).push(", active_task = NULL");
+                    ids_of(&mut q, pairs);
+                    DB::execute(&mut *tx, q).await?;
+                }
+                None => {
+                    let mut q = Sql::new("DELETE FROM vpn_conns");
+                    ids_of(&mut q, pairs);
+                    q.push(" RETURNING account_id, region");
+                    let mut gone: HashMap<(AccountId, String), i64> = HashMap::new();
+                    for row in DB::fetch(&mut *tx, q).await? {
+                        *gone
+                            .entry((row.id("account_id")?, row.text("region")?))
+                            .or_default() += 1;
+                    }
+                    for ((account_id, region), n) in gone {
+                        Self::add_scope_conns(&mut *tx, account_id, &region, -n).await?;
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+
     /// Finish one task inside the write transaction `tx`: see
     /// [`Store::finish_tasks`].
     async fn finish_one(
@@ -1235,4 +1340,27 @@ impl<DB: Engine> SqlStore<DB> {
         })
         .await
     }
+}
+
+/// Claimed tasks `(account, task)` in the order of a round-robin claim
+/// that started after account `after`: by turn (each account's oldest
+/// first, then each one's second oldest, ...), within a turn the accounts
+/// after `after` first, then from the lowest.
+fn in_turns(mut tasks: Vec<(i64, Task)>, after: i64) -> Vec<(i64, Task)> {
+    tasks.sort_by_key(|(account, task)| (*account, task.id.get()));
+    let mut turns = Vec::with_capacity(tasks.len());
+    let mut prev: Option<(i64, usize)> = None;
+    for (account, task) in tasks {
+        let turn = match prev {
+            Some((a, turn)) if a == account => turn + 1,
+            _ => 0,
+        };
+        prev = Some((account, turn));
+        turns.push((turn, account <= after, account, task));
+    }
+    turns.sort_by_key(|(turn, wrapped, account, _)| (*turn, *wrapped, *account));
+    turns
+        .into_iter()
+        .map(|(_, _, account, task)| (account, task))
+        .collect()
 }

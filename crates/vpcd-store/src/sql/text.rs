@@ -5,7 +5,7 @@
 //! the prepared statement is reused.
 
 use vpcd_types::id::IdKind;
-use vpcd_types::{ConnStatus, GatewayNodeId, IdRef};
+use vpcd_types::{ConnStatus, GatewayNodeId, IdRef, VpnConnRowId};
 
 use super::EncodedConn;
 use super::{Engine, Sql};
@@ -251,32 +251,23 @@ pub(crate) fn conn_page_query<DB: Engine>(scope: &Scope, f: &ConnFilter, page: &
     q
 }
 
-/// Claim the oldest runnable task (unfinished, never claimed or its lease
-/// expired) of the first account after `after_account` that has one, whose
-/// connection's gateway is on one of `nodes` (`None`: API only), returning
-/// its `id`, `conn_id` and `account_id`. `status = 2` is written literally
-/// so the partial index `tasks_running_by_account` (account, then age)
-/// applies: the walk stops at the first runnable task in that order.
-/// `SKIP LOCKED`: a task another worker is claiming or finishing right now
-/// is passed over, never waited for or taken twice.
-pub(crate) fn claim_query<DB: Engine>(
-    worker: &str,
-    now: Timestamp,
-    lease_secs: i64,
-    nodes: &[Option<GatewayNodeId>],
-    after_account: i64,
-) -> Sql {
-    let mut q = Sql::new("UPDATE tasks SET lease_owner = ");
-    q.bind(worker)
-        .push(", lease_until = ")
-        .bind(now.saturating_add(lease_secs))
-        .push(
-            ", attempts = attempts + 1 WHERE id = (SELECT t.id FROM tasks t \
-             JOIN vpn_conns c ON c.id = t.conn_id JOIN vpn_gws g ON g.id = c.vpn_gw_id \
-             WHERE t.status = 2 AND (t.lease_until IS NULL OR t.lease_until < ",
-        )
-        .bind(now)
-        .push(") AND (1 = 0");
+/// The columns a claim returns: [`TASK_SELECT`]'s and `account_id`.
+const CLAIMED: &str = " RETURNING id, kind, status, conn_id, conn_un_id, vpn_gw_un_id, \
+     user_gw_un_id, error_code, error_msg, attempts, created_at, finished_at, account_id";
+
+/// The runnable tasks (unfinished, never claimed or their lease expired)
+/// whose connection's gateway is on one of `nodes` (`None`: API only):
+/// `FROM` and `WHERE` over `tasks t`. `status = 2` is written literally so
+/// the partial index `tasks_running_by_account` (account, then age)
+/// applies.
+fn runnable(q: &mut Sql, now: Timestamp, nodes: &[Option<GatewayNodeId>]) {
+    q.push(
+        " FROM tasks t \
+         JOIN vpn_conns c ON c.id = t.conn_id JOIN vpn_gws g ON g.id = c.vpn_gw_id \
+         WHERE t.status = 2 AND (t.lease_until IS NULL OR t.lease_until < ",
+    )
+    .bind(now)
+    .push(") AND (1 = 0");
     let ids: Vec<GatewayNodeId> = nodes.iter().flatten().copied().collect();
     if !ids.is_empty() {
         q.push(" OR g.node_id IN (");
@@ -288,11 +279,82 @@ pub(crate) fn claim_query<DB: Engine>(
     if nodes.contains(&None) {
         q.push(" OR g.node_id IS NULL");
     }
-    q.push(") AND t.account_id > ")
+    q.push(")");
+}
+
+/// The start of a claim: lease to `worker` and count the attempt.
+fn lease(worker: &str, now: Timestamp, lease_secs: i64) -> Sql {
+    let mut q = Sql::new("UPDATE tasks SET lease_owner = ");
+    q.bind(worker)
+        .push(", lease_until = ")
+        .bind(now.saturating_add(lease_secs))
+        .push(", attempts = attempts + 1");
+    q
+}
+
+/// Claim the oldest runnable task of the first account after
+/// `after_account` that has one, returning its columns ([`CLAIMED`]).
+/// `SKIP LOCKED`: a task another worker is claiming or finishing right now
+/// is passed over, never waited for or taken twice. For engines with row
+/// locks, where claimers run concurrently.
+pub(crate) fn claim_query<DB: Engine>(
+    worker: &str,
+    now: Timestamp,
+    lease_secs: i64,
+    nodes: &[Option<GatewayNodeId>],
+    after_account: i64,
+) -> Sql {
+    let mut q = lease(worker, now, lease_secs);
+    q.push(" WHERE id = (SELECT t.id");
+    runnable(&mut q, now, nodes);
+    q.push(" AND t.account_id > ")
         .bind(after_account)
         .push(" ORDER BY t.account_id, t.id LIMIT 1")
         .push(lock::<DB>(" FOR UPDATE OF t SKIP LOCKED"))
-        .push(") RETURNING id, conn_id, account_id");
+        .push(")")
+        .push(CLAIMED);
+    q
+}
+
+/// Claim up to `max` runnable tasks in one statement, round robin by
+/// account: every account's oldest runnable task first, starting with the
+/// first account after `after_account` and wrapping around, then every
+/// account's second oldest, and so on; returning their columns
+/// ([`CLAIMED`]) in no particular order. For an engine whose one writer
+/// runs one claim at a time (SQLite): a concurrent claimer would compute
+/// the same batch and find it taken.
+pub(crate) fn claim_batch_query(
+    worker: &str,
+    now: Timestamp,
+    lease_secs: i64,
+    nodes: &[Option<GatewayNodeId>],
+    after_account: i64,
+    max: usize,
+) -> Sql {
+    let mut q = lease(worker, now, lease_secs);
+    q.push(
+        " WHERE id IN (SELECT id FROM (SELECT t.id, t.account_id, \
+           ROW_NUMBER() OVER (PARTITION BY t.account_id ORDER BY t.id) AS turn",
+    );
+    runnable(&mut q, now, nodes);
+    q.push(") r ORDER BY turn, CASE WHEN account_id > ")
+        .bind(after_account)
+        .push(" THEN 0 ELSE 1 END, account_id LIMIT ")
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .push(")")
+        .push(CLAIMED);
+    q
+}
+
+/// The connections with the given row ids, with their parents' columns
+/// ([`conn_select`]), for a claim.
+pub(crate) fn conns_by_id(ids: &[VpnConnRowId]) -> Sql {
+    let mut q = Sql::new(conn_select());
+    q.push(" WHERE c.id IN (");
+    for (i, id) in ids.iter().enumerate() {
+        q.push(if i == 0 { "" } else { ", " }).bind(*id);
+    }
+    q.push(")");
     q
 }
 

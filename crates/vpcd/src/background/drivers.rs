@@ -11,6 +11,9 @@ use vpcd_types::{GatewayNodeId, NetStatus, TunnelSpec, VpnConnId};
 
 pub(crate) struct Drivers {
     api_only: Arc<dyn VpnDriver>,
+    /// Whether the API-only driver answers at once (no simulated latency):
+    /// then its tasks need no worker, see [`super::engine`].
+    api_only_instant: bool,
     nodes: RwLock<HashMap<GatewayNodeId, Arc<dyn VpnDriver>>>,
 }
 
@@ -29,6 +32,7 @@ impl Drivers {
         };
         Drivers {
             api_only,
+            api_only_instant: delay.is_zero(),
             nodes: RwLock::new(HashMap::new()),
         }
     }
@@ -60,6 +64,12 @@ impl Drivers {
                 .map(|k| Some(*k)),
         );
         v
+    }
+
+    /// Whether API-only tasks are applied at once, in memory: no simulated
+    /// data-plane latency.
+    pub(crate) fn api_only_instant(&self) -> bool {
+        self.api_only_instant
     }
 
     /// The driver for a gateway placed on `node` (`None`: API only).
