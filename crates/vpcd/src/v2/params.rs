@@ -329,6 +329,42 @@ mod tests {
         assert!(p(&[("IKESet.1.x", "1")]).is_err());
     }
 
+    /// Only a numeric second part is an index: `IKESet.x.y` keeps its
+    /// spelling (and is later an unknown parameter by that name), rather
+    /// than being refused as a set index other than 0.
+    #[test]
+    fn a_set_field_with_a_dot_is_not_an_index() {
+        let params = p(&[("ikeSet.dh.x", "1")]).unwrap();
+        assert_eq!(params.raw("IKESet.dh.x"), Some("1"));
+        assert_eq!(params.keys().collect::<Vec<_>>(), ["IKESet.dh.x"]);
+    }
+
+    /// The elements of an array of sets: each index once however many
+    /// fields it has, in order; a gap or a start other than 0 is refused
+    /// naming the array.
+    #[test]
+    fn array_sets_lists_each_index_once_and_refuses_gaps() {
+        let params = p(&[
+            ("subnetSet.1.cidrBlock", "10.0.1.0/24"),
+            ("subnetSet.0.cidrBlock", "10.0.0.0/24"),
+            ("subnetSet.0.subnetName", "a"),
+            ("subnetSet.1.subnetName", "b"),
+        ])
+        .unwrap();
+        assert_eq!(params.array_sets("subnetSet").unwrap(), [0, 1]);
+        assert_eq!(params.array_sets("other").unwrap(), Vec::<u32>::new());
+        for gap in [
+            &[("subnetSet.1.cidrBlock", "x")][..],
+            &[("subnetSet.0.cidrBlock", "x"), ("subnetSet.2.cidrBlock", "y")],
+        ] {
+            let e = p(gap).unwrap().array_sets("subnetSet").unwrap_err();
+            assert_eq!(
+                e.v2_message(),
+                "subnetSet: array indexes must start at 0 and have no gaps"
+            );
+        }
+    }
+
     #[test]
     fn arrays_in_index_order_without_gaps() {
         let params = p(&[("c.10", "k"), ("c.1", "b"), ("c.0", "a")]).unwrap();
