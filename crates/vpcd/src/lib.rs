@@ -33,6 +33,8 @@
 //! - `data_dir`: owner-only modes for the data directory and its secrets.
 //! - `rate_limit`: the per-account request rate limit.
 //! - `log_safe`: attacker-controlled text in log lines.
+//! - `console`: the web console at `/console/` (sign-in, sessions, pages,
+//!   forms through the v2 decoding and the same operations).
 //!
 //! The crate's interface is small: what the `vpcd` binary and the
 //! integration tests use ([`server`], [`Settings`], [`client`], [`admin`],
@@ -44,6 +46,7 @@ pub(crate) mod background;
 pub mod client;
 pub(crate) mod clock;
 pub(crate) mod conn_guard;
+pub(crate) mod console;
 pub(crate) mod data_dir;
 pub(crate) mod error;
 pub(crate) mod http;
@@ -63,4 +66,4 @@ pub mod v3;
 pub use background::cluster::MemberInfo;
 pub use rate_limit::RateLimit;
 pub use regions::Regions;
-pub use settings::Settings;
+pub use settings::{ConsoleSettings, Settings};
