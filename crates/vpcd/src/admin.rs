@@ -287,7 +287,11 @@ const CONSOLE_PASSWORD_MIN: usize = 12;
 /// password from the first line of standard input (the password never
 /// appears in the process list or shell history), storing only its salted
 /// Argon2id hash; `clear` removes it.
-pub async fn set_console_password(store: &dyn Store, name: &str, clear: bool) -> anyhow::Result<()> {
+pub async fn set_console_password(
+    store: &dyn Store,
+    name: &str,
+    clear: bool,
+) -> anyhow::Result<()> {
     if clear {
         store.set_console_password(name, None).await?;
         println!("console password of {name} removed");

@@ -45,7 +45,8 @@ impl Default for ConsoleSettings {
     fn default() -> Self {
         ConsoleSettings {
             enabled: true,
-            session_ttl: crate::console::session::DEFAULT_SESSION_TTL,
+            // 12 hours: a working day, not a week.
+            session_ttl: Duration::from_secs(12 * 3600),
         }
     }
 }

@@ -85,7 +85,10 @@ async fn sign_in_sets_a_strict_cookie_and_pages_carry_security_headers() {
     assert_eq!(login.status(), StatusCode::OK);
     let h = login.headers();
     let csp = h["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["cache-control"], "no-store");
@@ -94,10 +97,18 @@ async fn sign_in_sets_a_strict_cookie_and_pages_carry_security_headers() {
     let (cookie, res) = sign_in(&app, &http).await;
     assert_eq!(res.headers()[LOCATION], "/console/conns");
     let set = res.headers()[SET_COOKIE].to_str().unwrap().to_owned();
-    for flag in ["HttpOnly", "SameSite=Strict", "Path=/console", "Max-Age=43200"] {
+    for flag in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=43200",
+    ] {
         assert!(set.contains(flag), "{flag} missing in {set}");
     }
-    assert!(!set.contains("Secure"), "plain HTTP: no Secure flag ({set})");
+    assert!(
+        !set.contains("Secure"),
+        "plain HTTP: no Secure flag ({set})"
+    );
     let token = cookie.split_once('=').unwrap().1;
     assert_eq!(token.len(), 64);
     let page = get(&http, &format!("{}/console/vpcs", app.base), &cookie).await;
@@ -116,10 +127,9 @@ async fn over_https_the_cookie_is_secure() {
         ..Options::default()
     })
     .await;
-    let listen: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(app.data_dir.join("listen.json")).unwrap(),
-    )
-    .unwrap();
+    let listen: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(app.data_dir.join("listen.json")).unwrap())
+            .unwrap();
     let https = listen["https"].as_str().unwrap();
     let cert = std::fs::read(app.data_dir.join("tls/cert.pem")).unwrap();
     let http = reqwest::Client::builder()
@@ -141,7 +151,10 @@ async fn over_https_the_cookie_is_secure() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let set = res.headers()[SET_COOKIE].to_str().unwrap();
     assert!(set.contains("; Secure"), "{set}");
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
     app.shutdown().await;
 }
 
@@ -183,7 +196,11 @@ async fn refused_sign_ins_look_alike_and_echo_nothing() {
     // No password set: a password sign-in is refused the same way.
     let res = http
         .post(format!("{}/console/login", app.base))
-        .form(&[("mode", "password"), ("account", "bob"), ("password", "whatever-it-is")])
+        .form(&[
+            ("mode", "password"),
+            ("account", "bob"),
+            ("password", "whatever-it-is"),
+        ])
         .send()
         .await
         .unwrap();
@@ -317,7 +334,10 @@ async fn a_bad_cidr_gets_the_apis_own_message_next_to_its_field() {
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = res.text().await.unwrap();
     let api = app
-        .call("CreateVpc", &[("vpcName", "bad"), ("cidrBlock", "10.0.0.0/33")])
+        .call(
+            "CreateVpc",
+            &[("vpcName", "bad"), ("cidrBlock", "10.0.0.0/33")],
+        )
         .await;
     let message = api["message"].as_str().unwrap();
     assert!(message.starts_with("cidrBlock"), "{api}");
@@ -343,18 +363,40 @@ async fn no_secret_in_any_page() {
     let ugw = app.add_user_gw("s", 9).await;
     let psk = "TopSecretPsk-4242";
     let add = app
-        .add_conn(&f, &ugw, &[("preSharedKey", psk), ("userGwCidrBlock.0", "10.250.0.0/16")])
+        .add_conn(
+            &f,
+            &ugw,
+            &[
+                ("preSharedKey", psk),
+                ("userGwCidrBlock.0", "10.250.0.0/16"),
+            ],
+        )
         .await;
     assert_eq!(add["code"], 0, "{add}");
     let http = client();
     let (cookie, _) = sign_in(&app, &http).await;
     let token = cookie.split_once('=').unwrap().1.to_owned();
-    for page in ["vpcs", "vpn-gws", "user-gws", "conns", "tasks", "state.json"] {
-        let res = get(&http, &format!("{}/console/{page}?region=gz", app.base), &cookie).await;
+    for page in [
+        "vpcs",
+        "vpn-gws",
+        "user-gws",
+        "conns",
+        "tasks",
+        "state.json",
+    ] {
+        let res = get(
+            &http,
+            &format!("{}/console/{page}?region=gz", app.base),
+            &cookie,
+        )
+        .await;
         assert_eq!(res.status(), StatusCode::OK, "{page}");
         let text = res.text().await.unwrap();
         assert!(!text.contains(psk), "{page} shows the PSK");
-        assert!(!text.contains(&app.account.secret_key), "{page} shows the SecretKey");
+        assert!(
+            !text.contains(&app.account.secret_key),
+            "{page} shows the SecretKey"
+        );
         assert!(!text.contains(&token), "{page} shows the session token");
     }
     // The connection is listed (so the check above looked at it).
@@ -391,12 +433,20 @@ async fn a_console_password_set_by_vpcd_admin_signs_in() {
     use std::io::Write as _;
     writeln!(admin.stdin.take().unwrap(), "{password}").unwrap();
     let out = admin.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(!said.contains(password));
     let login = app.store().console_login("carol").await.unwrap().unwrap();
     let hash = login.password_hash.expect("a hash is stored");
-    assert!(hash.starts_with("$argon2id$") && !hash.contains(password), "{hash}");
+    assert!(
+        hash.starts_with("$argon2id$") && !hash.contains(password),
+        "{hash}"
+    );
 
     let http = client();
     let try_password = |p: &'static str| {
@@ -416,7 +466,10 @@ async fn a_console_password_set_by_vpcd_admin_signs_in() {
         .unwrap();
     assert!(page.contains("<strong>carol</strong>"), "{page}");
     // Disabling the account ends its sessions.
-    app.store().set_account_disabled("carol", true).await.unwrap();
+    app.store()
+        .set_account_disabled("carol", true)
+        .await
+        .unwrap();
     let res = get(&http, &format!("{}/console/vpcs", app.base), &cookie).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     app.shutdown().await;
@@ -571,12 +624,20 @@ async fn browser_signs_in_creates_everything_and_sees_health_change() {
     f.submit().await.unwrap();
     until(Duration::from_secs(10), "signed in", || {
         let c = c.clone();
-        async move { c.current_url().await.ok().filter(|u| u.path() == "/console/conns") }
+        async move {
+            c.current_url()
+                .await
+                .ok()
+                .filter(|u| u.path() == "/console/conns")
+        }
     })
     .await;
     let cookie = c.get_named_cookie("vpcd_console").await.unwrap();
     assert_eq!(cookie.http_only(), Some(true));
-    assert_eq!(cookie.same_site(), Some(fantoccini::cookies::SameSite::Strict));
+    assert_eq!(
+        cookie.same_site(),
+        Some(fantoccini::cookies::SameSite::Strict)
+    );
 
     // A VPC: first a bad CIDR, refused next to its field, then a good one.
     c.goto(&format!("{base}/console/vpcs")).await.unwrap();
@@ -632,7 +693,9 @@ async fn browser_signs_in_creates_everything_and_sees_health_change() {
     let f = c.form(Locator::Css("#create-conn")).await.unwrap();
     f.set_by_name("vpnConnName", "to-office").await.unwrap();
     f.set_by_name("preSharedKey", psk).await.unwrap();
-    f.set_by_name("userGwCidrBlock", "10.200.0.0/16").await.unwrap();
+    f.set_by_name("userGwCidrBlock", "10.200.0.0/16")
+        .await
+        .unwrap();
     f.submit().await.unwrap();
     let row = c
         .wait()
@@ -643,22 +706,39 @@ async fn browser_signs_in_creates_everything_and_sees_health_change() {
     let cell = |field: &'static str| {
         let c = c.clone();
         let css = format!(r#"tr[data-conn="{conn_id}"] [data-field="{field}"]"#);
-        async move { c.find(Locator::Css(&css)).await.unwrap().text().await.unwrap() }
+        async move {
+            c.find(Locator::Css(&css))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
     };
     // The task finishes and the table says so by itself (no reload).
-    until(Duration::from_secs(20), "the connection running", || async {
-        (cell("status").await == "running").then_some(())
-    })
+    until(
+        Duration::from_secs(20),
+        "the connection running",
+        || async { (cell("status").await == "running").then_some(()) },
+    )
     .await;
     assert_eq!(cell("health").await, "down", "no peer yet");
     let source = c.source().await.unwrap();
     assert!(!source.contains(psk), "the PSK is in the page source");
-    assert!(!source.contains(&secret_key), "the SecretKey is in the page source");
-    assert!(!source.contains(cookie.value()), "the session token is in the page source");
+    assert!(
+        !source.contains(&secret_key),
+        "the SecretKey is in the page source"
+    );
+    assert!(
+        !source.contains(cookie.value()),
+        "the session token is in the page source"
+    );
 
     // Download the strongSwan configuration for the peer.
     let row_form = c
-        .find(Locator::Css(&format!(r#"tr[data-conn="{conn_id}"] form.config"#)))
+        .find(Locator::Css(&format!(
+            r#"tr[data-conn="{conn_id}"] form.config"#
+        )))
         .await
         .unwrap();
     let vendor = row_form.find(Locator::Css("select")).await.unwrap();
@@ -671,17 +751,27 @@ async fn browser_signs_in_creates_everything_and_sees_health_change() {
         .await
         .unwrap();
     let file = downloads.join(format!("{conn_id}-strongswan.conf"));
-    let config = until(Duration::from_secs(20), "the configuration downloaded", || {
-        let file = file.clone();
-        async move {
-            std::fs::read_to_string(&file)
-                .ok()
-                .filter(|t| t.contains("connections"))
-        }
-    })
+    let config = until(
+        Duration::from_secs(20),
+        "the configuration downloaded",
+        || {
+            let file = file.clone();
+            async move {
+                std::fs::read_to_string(&file)
+                    .ok()
+                    .filter(|t| t.contains("connections"))
+            }
+        },
+    )
     .await;
-    assert!(config.contains(psk), "the file carries the PSK for the device");
-    assert!(config.contains("203.0.113.1") && config.contains("10.200.0.0/16"), "{config}");
+    assert!(
+        config.contains(psk),
+        "the file carries the PSK for the device"
+    );
+    assert!(
+        config.contains("203.0.113.1") && config.contains("10.200.0.0/16"),
+        "{config}"
+    );
 
     // The peer loads it: health goes up on the page by itself.
     tb.load_swanctl(Side::Peer, &config).unwrap();
@@ -702,10 +792,20 @@ async fn browser_signs_in_creates_everything_and_sees_health_change() {
     shot("3-connection-down").await;
 
     // Sign out: the session is gone.
-    c.find(Locator::Css("#logout")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     until(Duration::from_secs(10), "signed out", || {
         let c = c.clone();
-        async move { c.current_url().await.ok().filter(|u| u.path() == "/console/login") }
+        async move {
+            c.current_url()
+                .await
+                .ok()
+                .filter(|u| u.path() == "/console/login")
+        }
     })
     .await;
     c.goto(&format!("{base}/console/conns")).await.unwrap();

@@ -108,6 +108,10 @@ impl<DB: Engine> ConsoleStore for SqlStore<DB> {
         .arg(scope.account_id)
         .arg(&scope.region)
         .arg(i64::from(limit));
-        DB::fetch(&mut conn, q).await?.iter().map(task_from_row).collect()
+        DB::fetch(&mut conn, q)
+            .await?
+            .iter()
+            .map(task_from_row)
+            .collect()
     }
 }

@@ -3994,7 +3994,9 @@ pub(crate) async fn console_passwords(store: Arc<dyn Store>) {
     );
     assert_eq!(store.console_login("nobody").await.unwrap(), None);
     assert_err!(
-        store.set_console_password("nobody", Some("$argon2id$x")).await,
+        store
+            .set_console_password("nobody", Some("$argon2id$x"))
+            .await,
         StoreError::NotFound(Resource::Account)
     );
     store
@@ -4007,12 +4009,22 @@ pub(crate) async fn console_passwords(store: Arc<dyn Store>) {
     assert!(login.disabled);
     store.set_console_password("alice", None).await.unwrap();
     assert_eq!(
-        store.console_login("alice").await.unwrap().unwrap().password_hash,
+        store
+            .console_login("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
         None
     );
 }
 
-fn session(hash: &str, account: AccountId, secret_id: Option<&str>, at: Timestamp) -> NewConsoleSession {
+fn session(
+    hash: &str,
+    account: AccountId,
+    secret_id: Option<&str>,
+    at: Timestamp,
+) -> NewConsoleSession {
     NewConsoleSession {
         token_hash: hash.to_owned(),
         account_id: account,
@@ -4047,26 +4059,60 @@ pub(crate) async fn console_sessions(store: Arc<dyn Store>) {
             expires_at: T0 + 100
         })
     );
-    assert_eq!(store.find_console_session("h-none", T0).await.unwrap(), None);
+    assert_eq!(
+        store.find_console_session("h-none", T0).await.unwrap(),
+        None
+    );
     // Expiry: live until just before `expires_at`, gone from it on.
-    assert!(store.find_console_session("h-pw", T0 + 99).await.unwrap().is_some());
-    assert_eq!(store.find_console_session("h-pw", T0 + 100).await.unwrap(), None);
+    assert!(store
+        .find_console_session("h-pw", T0 + 99)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store.find_console_session("h-pw", T0 + 100).await.unwrap(),
+        None
+    );
     // Disabling the key ends the session it opened, not the password one.
     store.set_key_disabled(&key.secret_id, true).await.unwrap();
-    assert_eq!(store.find_console_session("h-key", T0 + 1).await.unwrap(), None);
-    assert!(store.find_console_session("h-pw", T0 + 1).await.unwrap().is_some());
+    assert_eq!(
+        store.find_console_session("h-key", T0 + 1).await.unwrap(),
+        None
+    );
+    assert!(store
+        .find_console_session("h-pw", T0 + 1)
+        .await
+        .unwrap()
+        .is_some());
     store.set_key_disabled(&key.secret_id, false).await.unwrap();
-    assert!(store.find_console_session("h-key", T0 + 1).await.unwrap().is_some());
+    assert!(store
+        .find_console_session("h-key", T0 + 1)
+        .await
+        .unwrap()
+        .is_some());
     // Disabling the account ends all of its sessions, and only its own.
     store.set_account_disabled("alice", true).await.unwrap();
-    assert_eq!(store.find_console_session("h-pw", T0 + 1).await.unwrap(), None);
-    assert_eq!(store.find_console_session("h-key", T0 + 1).await.unwrap(), None);
-    assert!(store.find_console_session("h-bob", T0 + 1).await.unwrap().is_some());
+    assert_eq!(
+        store.find_console_session("h-pw", T0 + 1).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_console_session("h-key", T0 + 1).await.unwrap(),
+        None
+    );
+    assert!(store
+        .find_console_session("h-bob", T0 + 1)
+        .await
+        .unwrap()
+        .is_some());
     store.set_account_disabled("alice", false).await.unwrap();
     // Sign-out deletes; a second sign-out finds nothing.
     assert!(store.delete_console_session("h-pw").await.unwrap());
     assert!(!store.delete_console_session("h-pw").await.unwrap());
-    assert_eq!(store.find_console_session("h-pw", T0 + 1).await.unwrap(), None);
+    assert_eq!(
+        store.find_console_session("h-pw", T0 + 1).await.unwrap(),
+        None
+    );
     // A later sign-in sweeps the expired sessions out.
     store
         .create_console_session(session("h-new", bob.id, None, T0 + 500))
@@ -4074,5 +4120,9 @@ pub(crate) async fn console_sessions(store: Arc<dyn Store>) {
         .unwrap();
     assert!(!store.delete_console_session("h-key").await.unwrap());
     assert!(!store.delete_console_session("h-bob").await.unwrap());
-    assert!(store.find_console_session("h-new", T0 + 501).await.unwrap().is_some());
+    assert!(store
+        .find_console_session("h-new", T0 + 501)
+        .await
+        .unwrap()
+        .is_some());
 }

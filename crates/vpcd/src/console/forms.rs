@@ -133,7 +133,10 @@ mod tests {
                 ("csrf".into(), "t".into()),
                 ("region".into(), "gz".into()),
                 ("vpnConnName".into(), "".into()),
-                ("userGwCidrBlock".into(), "10.1.0.0/16\r\n 10.2.0.0/16,10.3.0.0/16".into()),
+                (
+                    "userGwCidrBlock".into(),
+                    "10.1.0.0/16\r\n 10.2.0.0/16,10.3.0.0/16".into(),
+                ),
                 ("IKESet.dhGroupName".into(), "group14".into()),
             ],
         };
@@ -151,7 +154,10 @@ mod tests {
     #[test]
     fn errors_map_back_to_fields() {
         let fields = ["cidrBlock", "userGwCidrBlock", "IKESet.dhGroupName"];
-        assert_eq!(form_field("cidrBlock", &fields).as_deref(), Some("cidrBlock"));
+        assert_eq!(
+            form_field("cidrBlock", &fields).as_deref(),
+            Some("cidrBlock")
+        );
         assert_eq!(
             form_field("userGwCidrBlock.3", &fields).as_deref(),
             Some("userGwCidrBlock")

@@ -367,12 +367,7 @@ async fn login_page(State(api): State<ApiState>, headers: HeaderMap) -> Response
 const SIGN_IN_REFUSED: &str =
     "Sign-in failed: the credentials do not match an enabled API key or account password.";
 
-async fn login(
-    State(api): State<ApiState>,
-    tls: Tls,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn login(State(api): State<ApiState>, tls: Tls, headers: HeaderMap, body: Bytes) -> Response {
     let over_tls = tls.is_some();
     if !session::same_origin(&headers, over_tls) {
         return cross_origin();
@@ -401,7 +396,10 @@ async fn login(
         }
         Err(SignInError::Refused) => {
             tracing::info!("console: a sign-in was refused");
-            html(StatusCode::UNAUTHORIZED, pages::login(Some(SIGN_IN_REFUSED)))
+            html(
+                StatusCode::UNAUTHORIZED,
+                pages::login(Some(SIGN_IN_REFUSED)),
+            )
         }
         Err(SignInError::Unavailable) => html(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -543,15 +541,7 @@ macro_rules! form_handler {
         ) -> Response {
             match Post::check(&api, &headers, tls.is_some(), &body).await {
                 Ok(post) => {
-                    submit(
-                        &api,
-                        post,
-                        Action::$action,
-                        PageKind::$kind,
-                        $form,
-                        $fields,
-                    )
-                    .await
+                    submit(&api, post, Action::$action, PageKind::$kind, $form, $fields).await
                 }
                 Err(r) => r,
             }
@@ -559,7 +549,13 @@ macro_rules! form_handler {
     };
 }
 
-form_handler!(create_vpc, CreateVpc, Vpcs, "vpc", &["vpcName", "cidrBlock"]);
+form_handler!(
+    create_vpc,
+    CreateVpc,
+    Vpcs,
+    "vpc",
+    &["vpcName", "cidrBlock"]
+);
 form_handler!(delete_vpc, DeleteVpc, Vpcs, PAGE_FORM, &[]);
 form_handler!(
     create_vpn_gw,
@@ -615,7 +611,10 @@ async fn download_config(
     let scope = signed.scope(&region);
     match forms::run(&api, &scope, Action::GetVpnConnConfig, &pairs).await {
         Ok(data) => {
-            let text = data["configFileInfo"].as_str().unwrap_or_default().to_owned();
+            let text = data["configFileInfo"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             // The file name is made of a parsed connection id and a vendor key
             // of the list: no quoting needed.
             let vendor_key = if list_vendors().items.iter().any(|v| v.key == key) {

@@ -6,11 +6,11 @@
 
 use std::collections::HashMap;
 
-use maud::{html, Markup, DOCTYPE};
+use maud::{display, html, Markup, DOCTYPE};
 use vpcd_store::{Task, UserGw, Vpc, VpnConn, VpnGw};
 use vpcd_types::{
-    AuthAlgorithm, ConnStatus, DhGroup, ExchangeMode, IdentityType, IkeEncryption,
-    IpsecEncryption, NetStatus, PfsGroup, TaskStatus,
+    AuthAlgorithm, ConnStatus, DhGroup, ExchangeMode, IdentityType, IkeEncryption, IpsecEncryption,
+    NetStatus, PfsGroup, TaskStatus,
 };
 
 use super::forms::Refusal;
@@ -263,14 +263,14 @@ pub(crate) fn vpcs(f: &Frame<'_>, vpcs: &[Vpc], state: &FormState) -> Markup {
         f,
         "VPCs",
         html! {
-            table#vpcs {
+            table id="vpcs" {
                 thead { tr { th { "ID" } th { "Name" } th { "CIDR" } th { "VPN gateways" } th { "Created (UTC)" } th {} } }
                 tbody {
                     @for v in vpcs {
-                        tr data-id=(v.un_id) {
-                            td { code { (v.un_id) } } td { (v.name) } td { (v.cidr.as_given()) }
+                        tr data-id=(display(&v.un_id)) {
+                            td { code { (display(&v.un_id)) } } td { (v.name) } td { (v.cidr.as_given()) }
                             td { (v.vpn_gw_num) } td { (format_utc(v.created_at)) }
-                            td { (delete_button(f, "/console/vpcs/delete", &[("vpcId", &v.un_id.to_string())], "VPC")) }
+                            td { (delete_button(f, "/console/vpcs/delete", &[("vpcId", v.un_id.to_string().as_str())], "VPC")) }
                         }
                     }
                     @if vpcs.is_empty() { (empty_row(6, "VPCs")) }
@@ -309,15 +309,15 @@ pub(crate) fn vpn_gws(f: &Frame<'_>, gws: &[VpnGw], vpcs: &[Vpc], state: &FormSt
         f,
         "VPN gateways",
         html! {
-            table#vpn-gws {
+            table id="vpn-gws" {
                 thead { tr { th { "ID" } th { "Name" } th { "VPC" } th { "Public address" } th { "Bandwidth (Mbps)" } th { "Connections" } th {} } }
                 tbody {
                     @for g in gws {
-                        tr data-id=(g.un_id) {
-                            td { code { (g.un_id) } } td { (g.name) } td { (g.vpc.name) " " code { (g.vpc.un_id) } }
-                            td { (g.address) } td { (g.bandwidth) } td { (g.conn_num) }
+                        tr data-id=(display(&g.un_id)) {
+                            td { code { (display(&g.un_id)) } } td { (g.name) } td { (g.vpc.name) " " code { (display(&g.vpc.un_id)) } }
+                            td { (display(&g.address)) } td { (g.bandwidth) } td { (g.conn_num) }
                             td { (delete_button(f, "/console/vpn-gws/delete",
-                                &[("vpcId", &g.vpc.un_id.to_string()), ("vpnGwId", &g.un_id.to_string())], "VPN gateway")) }
+                                &[("vpcId", g.vpc.un_id.to_string().as_str()), ("vpnGwId", g.un_id.to_string().as_str())], "VPN gateway")) }
                         }
                     }
                     @if gws.is_empty() { (empty_row(7, "VPN gateways")) }
@@ -344,14 +344,14 @@ pub(crate) fn user_gws(f: &Frame<'_>, gws: &[UserGw], state: &FormState) -> Mark
         f,
         "Peer gateways",
         html! {
-            table#user-gws {
+            table id="user-gws" {
                 thead { tr { th { "ID" } th { "Name" } th { "Public address" } th { "Connections" } th { "Created (UTC)" } th {} } }
                 tbody {
                     @for g in gws {
-                        tr data-id=(g.un_id) {
-                            td { code { (g.un_id) } } td { (g.name) } td { (g.address) } td { (g.conn_num) }
+                        tr data-id=(display(&g.un_id)) {
+                            td { code { (display(&g.un_id)) } } td { (g.name) } td { (display(&g.address)) } td { (g.conn_num) }
                             td { (format_utc(g.created_at)) }
-                            td { (delete_button(f, "/console/user-gws/delete", &[("userGwId", &g.un_id.to_string())], "peer gateway")) }
+                            td { (delete_button(f, "/console/user-gws/delete", &[("userGwId", g.un_id.to_string().as_str())], "peer gateway")) }
                         }
                     }
                     @if gws.is_empty() { (empty_row(6, "peer gateways")) }
@@ -444,14 +444,20 @@ pub(crate) fn conns(f: &Frame<'_>, p: &ConnsPage<'_>, state: &FormState) -> Mark
             input type="number" id={ (form) "-" (name) } name=(name)
                 value=(state.value(form, name)) placeholder=(default);
         };
-        field(state, form, name, &format!("{label} ({name}, default {default})"), input)
+        field(
+            state,
+            form,
+            name,
+            &format!("{label} ({name}, default {default})"),
+            input,
+        )
     };
     layout(
         f,
         "Connections",
         html! {
             p.hint { "State and health follow the gateway live; this table updates by itself." }
-            table#conns {
+            table id="conns" {
                 thead { tr {
                     th { "ID" } th { "Name" } th { "VPC" } th { "VPN gateway" } th { "Peer gateway" }
                     th { "Peer ranges" } th { "Status" } th { "netStatus" } th { "Health" } th { "Task" }
@@ -459,20 +465,20 @@ pub(crate) fn conns(f: &Frame<'_>, p: &ConnsPage<'_>, state: &FormState) -> Mark
                 } }
                 tbody {
                     @for c in p.conns {
-                        tr data-conn=(c.un_id) {
-                            td { code { (c.un_id) } } td { (c.name) }
-                            td { (c.vpc.name) " " code { (c.vpc.un_id) } }
-                            td { (c.vpn_gw.name) " " code { (c.vpn_gw.un_id) } br; (c.vpn_gw.address) }
-                            td { (c.user_gw.name) " " code { (c.user_gw.un_id) } br; (c.user_gw.address) }
+                        tr data-conn=(display(&c.un_id)) {
+                            td { code { (display(&c.un_id)) } } td { (c.name) }
+                            td { (c.vpc.name) " " code { (display(&c.vpc.un_id)) } }
+                            td { (c.vpn_gw.name) " " code { (display(&c.vpn_gw.un_id)) } br; (display(&c.vpn_gw.address)) }
+                            td { (c.user_gw.name) " " code { (display(&c.user_gw.un_id)) } br; (display(&c.user_gw.address)) }
                             td { @for r in &c.settings.spd { @for net in &r.remote { (net.as_given()) " " } } }
                             td data-field="status" { (conn_status(c.status)) }
                             td data-field="netStatus" { (c.net_status.as_str()) }
                             td data-field="health" class={ "health " (health(c)) } { (health(c)) }
-                            td data-field="task" { @if let Some(t) = c.active_task { "task " (t) " running" } @else { "—" } }
+                            td data-field="task" { @if let Some(t) = c.active_task { "task " (display(t)) " running" } @else { "—" } }
                             td {
                                 form.inline.config method="get" action="/console/conns/config" {
                                     input type="hidden" name="region" value=(f.region);
-                                    input type="hidden" name="vpnConnId" value=(c.un_id);
+                                    input type="hidden" name="vpnConnId" value=(display(&c.un_id));
                                     select name="vendor" aria-label="Vendor" {
                                         @for (key, label) in &p.vendors { option value=(key) { (label) } }
                                     }
@@ -480,9 +486,9 @@ pub(crate) fn conns(f: &Frame<'_>, p: &ConnsPage<'_>, state: &FormState) -> Mark
                                 }
                             }
                             td { (delete_button(f, "/console/conns/delete", &[
-                                ("vpcId", &c.vpc.un_id.to_string()),
-                                ("vpnGwId", &c.vpn_gw.un_id.to_string()),
-                                ("vpnConnId", &c.un_id.to_string())], "connection")) }
+                                ("vpcId", c.vpc.un_id.to_string().as_str()),
+                                ("vpnGwId", c.vpn_gw.un_id.to_string().as_str()),
+                                ("vpnConnId", c.un_id.to_string().as_str())], "connection")) }
                         }
                     }
                     @if p.conns.is_empty() { (empty_row(12, "connections")) }
@@ -500,7 +506,7 @@ pub(crate) fn conns(f: &Frame<'_>, p: &ConnsPage<'_>, state: &FormState) -> Mark
                         select id="conn-vpnGwId" name="vpnGwId" {
                             @for g in p.vpn_gws {
                                 @let id = g.un_id.to_string();
-                                option value=(id) selected[id == gw_chosen] { (g.name) " (" (id) ", " (g.vpc.un_id) ")" }
+                                option value=(id) selected[id == gw_chosen] { (g.name) " (" (id) ", " (display(&g.vpc.un_id)) ")" }
                             }
                         }
                     }))
@@ -508,7 +514,7 @@ pub(crate) fn conns(f: &Frame<'_>, p: &ConnsPage<'_>, state: &FormState) -> Mark
                         select id="conn-userGwId" name="userGwId" {
                             @for g in p.user_gws {
                                 @let id = g.un_id.to_string();
-                                option value=(id) selected[id == ugw_chosen] { (g.name) " (" (id) ", " (g.address) ")" }
+                                option value=(id) selected[id == ugw_chosen] { (g.name) " (" (id) ", " (display(&g.address)) ")" }
                             }
                         }
                     }))
@@ -580,12 +586,12 @@ pub(crate) fn tasks(f: &Frame<'_>, tasks: &[Task]) -> Markup {
         "Tasks",
         html! {
             p.hint { "The newest tasks of this region; running ones update by themselves." }
-            table#tasks {
+            table id="tasks" {
                 thead { tr { th { "Task" } th { "Kind" } th { "Connection" } th { "Progress" } th { "Status" } th { "Attempts" } th { "Created (UTC)" } th { "Finished (UTC)" } th { "Error" } } }
                 tbody {
                     @for t in tasks {
-                        tr data-task=(t.id) {
-                            td { (t.id) } td { (t.kind.as_str()) } td { code { (t.conn_un_id) } }
+                        tr data-task=(display(&t.id)) {
+                            td { (display(&t.id)) } td { (t.kind.as_str()) } td { code { (display(&t.conn_un_id)) } }
                             td data-field="progress" {
                                 @if t.status == TaskStatus::Running { progress {} } @else { progress value="1" max="1" {} }
                             }

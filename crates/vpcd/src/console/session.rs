@@ -8,8 +8,6 @@
 //! hash of the session token (domain-separated), so it needs no storage,
 //! changes with every session, and reveals nothing of the token.
 
-use std::time::Duration;
-
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -23,10 +21,6 @@ use crate::api::ApiState;
 
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "vpcd_console";
-
-/// How long a session lasts from sign-in (12 hours), unless
-/// `--console-session-secs` says otherwise.
-pub(crate) const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// A signed-in browser.
 pub(crate) struct Signed {
@@ -243,8 +237,8 @@ pub(crate) async fn with_password(
         let hash = if hash.is_empty() { dummy_hash() } else { hash };
         verify_password(&hash, password.expose())
     })
-        .await
-        .unwrap_or(false);
+    .await
+    .unwrap_or(false);
     match login {
         Some(l) if verified && l.password_hash.is_some() && !l.disabled => Ok(l.account_id),
         _ => Err(SignInError::Refused),
@@ -324,10 +318,16 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
         assert!(same_origin(&h, false), "no browser headers");
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
         assert!(same_origin(&h, false));
         assert!(!same_origin(&h, true), "scheme differs");
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
         assert!(!same_origin(&h, false));
         h.remove(header::ORIGIN);
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
