@@ -622,16 +622,14 @@ async fn browser_signs_in_creates_everything_and_sees_health_change() {
     f.set_by_name("secretId", &secret_id).await.unwrap();
     f.set_by_name("secretKey", &secret_key).await.unwrap();
     f.submit().await.unwrap();
-    until(Duration::from_secs(10), "signed in", || {
-        let c = c.clone();
-        async move {
-            c.current_url()
-                .await
-                .ok()
-                .filter(|u| u.path() == "/console/conns")
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.current_url().await.unwrap().path() != "/console/conns" {
+        if Instant::now() > deadline {
+            shot("0-sign-in-failed").await;
+            panic!("not signed in; the page:\n{}", c.source().await.unwrap());
         }
-    })
-    .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let cookie = c.get_named_cookie("vpcd_console").await.unwrap();
     assert_eq!(cookie.http_only(), Some(true));
     assert_eq!(
@@ -764,9 +762,11 @@ async fn browser_signs_in_creates_everything_and_sees_health_change() {
         },
     )
     .await;
+    // The device's file carries the PSK (hex-encoded for swanctl).
+    let psk_hex: String = psk.bytes().map(|b| format!("{b:02x}")).collect();
     assert!(
-        config.contains(psk),
-        "the file carries the PSK for the device"
+        config.contains(&format!("secret = 0x{psk_hex}")),
+        "the file carries the PSK for the device:\n{config}"
     );
     assert!(
         config.contains("203.0.113.1") && config.contains("10.200.0.0/16"),

@@ -89,7 +89,9 @@ pub(crate) fn router(api: ApiState) -> Router {
 
 /// Headers on every console answer: scripts, styles and requests only from
 /// the console itself, never framed, nothing cached (pages name resources
-/// and carry a CSRF token), no referrer.
+/// and carry a CSRF token), no referrer to other sites (`same-origin`:
+/// `no-referrer` would make browsers send `Origin: null` on the console's
+/// own forms).
 async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(
@@ -106,7 +108,7 @@ async fn security_headers(mut res: Response) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
