@@ -303,7 +303,7 @@ pub async fn set_console_password(
         .context("reading the password from standard input")?;
     let password = vpcd_types::Secret::new(line.trim_end_matches(['\r', '\n']));
     let len = password.expose().chars().count();
-    if len < CONSOLE_PASSWORD_MIN || len > 1024 {
+    if !(CONSOLE_PASSWORD_MIN..=1024).contains(&len) {
         anyhow::bail!(
             "the password must be {CONSOLE_PASSWORD_MIN} to 1024 characters long (got {len})"
         );
