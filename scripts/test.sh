@@ -173,6 +173,9 @@ APT_PACKAGES=(
     # kill/pgrep (tests and this script), TLS roots for pip, the C compiler
     # that crates with C code (ring, bundled SQLite) build with
     procps ca-certificates gcc libc6-dev
+    # the web console's browser test (crates/vpcd/tests/console.rs): headless
+    # Chromium driven through chromedriver, both from Debian
+    chromium chromium-driver fonts-dejavu-core
 )
 
 pkg_installed() {

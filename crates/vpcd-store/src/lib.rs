@@ -36,6 +36,7 @@ use vpcd_types::{
 };
 
 mod common;
+mod console;
 mod master_key;
 pub mod model;
 mod postgres;
@@ -43,6 +44,7 @@ mod sql;
 mod sqlite;
 pub mod testing;
 
+pub use console::{ConsoleLogin, ConsoleSession, ConsoleStore, NewConsoleSession};
 pub use master_key::{KeyFileError, MasterKey};
 pub use model::*;
 pub use postgres::PgStore;
@@ -185,7 +187,7 @@ fn sqlite_spelling(url_or_path: &str) -> &str {
 /// Everything vpcd persists. Object safe: the server holds an
 /// `Arc<dyn Store>` chosen at start-up from the database URL.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ConsoleStore + Send + Sync + 'static {
     // ---- accounts and keys -------------------------------------------
     async fn create_account(&self, name: &str) -> Result<Account>;
     async fn list_accounts(&self) -> Result<Vec<(Account, Vec<ApiKey>)>>;

@@ -279,3 +279,38 @@ fn rfc3339(unix: i64) -> String {
         })
         .unwrap_or_else(|| unix.to_string())
 }
+
+/// Shortest console password `vpcd admin account password` accepts.
+const CONSOLE_PASSWORD_MIN: usize = 12;
+
+/// `vpcd admin account password NAME`: set the account's web-console
+/// password from the first line of standard input (the password never
+/// appears in the process list or shell history), storing only its salted
+/// Argon2id hash; `clear` removes it.
+pub async fn set_console_password(
+    store: &dyn Store,
+    name: &str,
+    clear: bool,
+) -> anyhow::Result<()> {
+    if clear {
+        store.set_console_password(name, None).await?;
+        println!("console password of {name} removed");
+        return Ok(());
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = vpcd_types::Secret::new(line.trim_end_matches(['\r', '\n']));
+    let len = password.expose().chars().count();
+    if !(CONSOLE_PASSWORD_MIN..=1024).contains(&len) {
+        anyhow::bail!(
+            "the password must be {CONSOLE_PASSWORD_MIN} to 1024 characters long (got {len})"
+        );
+    }
+    let hash = crate::console::session::hash_password(password.expose())
+        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+    store.set_console_password(name, Some(&hash)).await?;
+    println!("console password of {name} set");
+    Ok(())
+}

@@ -35,7 +35,8 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route(v3::PATH, any(api3))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::console::router(state))
 }
 
 /// Liveness: the process serves HTTP.

@@ -36,6 +36,8 @@
 //! - `metrics`: `/metrics` on its own listener (`--metrics`).
 //! - `request_id`: one id per request, in its log lines and (API 3.0) its
 //!   answer.
+//! - `console`: the web console at `/console/` (sign-in, sessions, pages,
+//!   forms through the v2 decoding and the same operations).
 //!
 //! The crate's interface is small: what the `vpcd` binary and the
 //! integration tests use ([`server`], [`Settings`], [`client`], [`admin`],
@@ -47,6 +49,7 @@ pub(crate) mod background;
 pub mod client;
 pub(crate) mod clock;
 pub(crate) mod conn_guard;
+pub(crate) mod console;
 pub(crate) mod data_dir;
 pub(crate) mod error;
 pub(crate) mod http;
@@ -68,4 +71,4 @@ pub mod v3;
 pub use background::cluster::MemberInfo;
 pub use rate_limit::RateLimit;
 pub use regions::Regions;
-pub use settings::Settings;
+pub use settings::{ConsoleSettings, Settings};

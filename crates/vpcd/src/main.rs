@@ -165,6 +165,12 @@ struct ServeArgs {
     /// Signed requests an account may send at once, above its rate.
     #[arg(long, env = "VPCD_RATE_LIMIT_BURST", default_value_t = 40)]
     rate_limit_burst: u32,
+    /// The web console at /console/ on the same listeners: on or off.
+    #[arg(long, env = "VPCD_CONSOLE", default_value = "on", value_parser = ["on", "off"])]
+    console: String,
+    /// How long a console sign-in lasts, in seconds (default 12 hours).
+    #[arg(long, env = "VPCD_CONSOLE_SESSION_SECS", default_value_t = 43_200)]
+    console_session_secs: u64,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -339,6 +345,14 @@ enum AccountCommand {
     Disable { name: String },
     /// Enable a disabled account.
     Enable { name: String },
+    /// Set the account's web-console password, read from the first line of
+    /// standard input (at least 12 characters); only an Argon2id hash of it
+    /// is stored. `--clear` removes it.
+    Password {
+        name: String,
+        #[arg(long)]
+        clear: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -457,6 +471,10 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                         per_second: a.rate_limit_per_account,
                         burst: a.rate_limit_burst,
                     },
+                    console: vpcd::ConsoleSettings {
+                        enabled: a.console == "on",
+                        session_ttl: Duration::from_secs(a.console_session_secs.max(1)),
+                    },
                 },
                 task_lease_secs: a.task_lease_secs,
                 workers: a.workers,
@@ -515,6 +533,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     }
                     AccountCommand::Enable { name } => {
                         store.set_account_disabled(&name, false).await?
+                    }
+                    AccountCommand::Password { name, clear } => {
+                        vpcd::admin::set_console_password(store.as_ref(), &name, clear).await?
                     }
                 },
                 AdminCommand::GatewayNode { command } => match command {

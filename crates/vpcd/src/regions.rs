@@ -140,6 +140,14 @@ impl Regions {
             .map(|r| r.code.as_str())
     }
 
+    /// Every region served, as (name, code), in the configured order.
+    pub(crate) fn list(&self) -> Vec<(String, String)> {
+        self.list
+            .iter()
+            .map(|r| (r.name.clone(), r.code.clone()))
+            .collect()
+    }
+
     /// Why `given` is refused: a few of the served regions, for the message.
     pub(crate) fn refusal(&self) -> String {
         const SHOWN: usize = 4;

@@ -362,7 +362,10 @@ pub async fn start_with(cfg: ServeConfig, api_only: Arc<dyn VpnDriver>) -> anyho
             .handle(https_handle.clone())
             .map(|tls| Guard::new(tls, conn_limits(&cfg)));
         slow_clients(server.http_builder(), &cfg);
-        let server = server.serve(app.into_make_service());
+        let server = server.serve(
+            app.layer(axum::Extension(crate::console::OverTls))
+                .into_make_service(),
+        );
         tasks.push(tokio::spawn(async move {
             if let Err(e) = server.await {
                 tracing::error!(error = %e, "HTTPS listener failed");

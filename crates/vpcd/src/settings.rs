@@ -28,6 +28,27 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Each account's request rate.
     pub rate_limit: RateLimit,
+    /// The web console (`/console/`).
+    pub console: ConsoleSettings,
+}
+
+/// The web console's tunables (`--console`, `--console-session-secs`).
+#[derive(Debug, Clone)]
+pub struct ConsoleSettings {
+    /// Whether `/console/` is served.
+    pub enabled: bool,
+    /// How long a sign-in lasts.
+    pub session_ttl: Duration,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            enabled: true,
+            // 12 hours: a working day, not a week.
+            session_ttl: Duration::from_secs(12 * 3600),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -41,6 +62,7 @@ impl Default for Settings {
             body_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             rate_limit: RateLimit::default(),
+            console: ConsoleSettings::default(),
         }
     }
 }

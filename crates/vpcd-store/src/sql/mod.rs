@@ -50,6 +50,7 @@ use crate::master_key::MasterKey;
 use crate::model::*;
 use crate::{Resource, Result, StoreError};
 
+mod console;
 mod diagnostics;
 mod monitoring;
 mod secrets;

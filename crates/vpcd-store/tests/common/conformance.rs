@@ -91,6 +91,8 @@ macro_rules! conformance_tests {
             rotation_reseals_every_secret,
             monitoring_counts,
             diagnostics_recorded_bounded_and_deleted,
+            console_passwords,
+            console_sessions,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -4182,4 +4184,152 @@ pub(crate) async fn diagnostics_recorded_bounded_and_deleted(store: Arc<dyn Stor
         store.conn_diagnostics(c.id).await.unwrap(),
         ConnDiagnostics::default()
     );
+}
+
+// ---- the web console ----------------------------------------------------------
+
+pub(crate) async fn console_passwords(store: Arc<dyn Store>) {
+    let alice = store.create_account("alice").await.unwrap();
+    let login = store.console_login("alice").await.unwrap().unwrap();
+    assert_eq!(
+        login,
+        ConsoleLogin {
+            account_id: alice.id,
+            password_hash: None,
+            disabled: false
+        }
+    );
+    assert_eq!(store.console_login("nobody").await.unwrap(), None);
+    assert_err!(
+        store
+            .set_console_password("nobody", Some("$argon2id$x"))
+            .await,
+        StoreError::NotFound(Resource::Account)
+    );
+    store
+        .set_console_password("alice", Some("$argon2id$v=19$hash"))
+        .await
+        .unwrap();
+    store.set_account_disabled("alice", true).await.unwrap();
+    let login = store.console_login("alice").await.unwrap().unwrap();
+    assert_eq!(login.password_hash.as_deref(), Some("$argon2id$v=19$hash"));
+    assert!(login.disabled);
+    store.set_console_password("alice", None).await.unwrap();
+    assert_eq!(
+        store
+            .console_login("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        None
+    );
+}
+
+fn session(
+    hash: &str,
+    account: AccountId,
+    secret_id: Option<&str>,
+    at: Timestamp,
+) -> NewConsoleSession {
+    NewConsoleSession {
+        token_hash: hash.to_owned(),
+        account_id: account,
+        secret_id: secret_id.map(str::to_owned),
+        created_at: at,
+        expires_at: at + 100,
+    }
+}
+
+pub(crate) async fn console_sessions(store: Arc<dyn Store>) {
+    let alice = store.create_account("alice").await.unwrap();
+    let bob = store.create_account("bob").await.unwrap();
+    let key = store.create_key("alice").await.unwrap();
+    store
+        .create_console_session(session("h-pw", alice.id, None, T0))
+        .await
+        .unwrap();
+    store
+        .create_console_session(session("h-key", alice.id, Some(&key.secret_id), T0))
+        .await
+        .unwrap();
+    store
+        .create_console_session(session("h-bob", bob.id, None, T0))
+        .await
+        .unwrap();
+    let found = store.find_console_session("h-pw", T0 + 1).await.unwrap();
+    assert_eq!(
+        found,
+        Some(ConsoleSession {
+            account_id: alice.id,
+            account_name: "alice".into(),
+            expires_at: T0 + 100
+        })
+    );
+    assert_eq!(
+        store.find_console_session("h-none", T0).await.unwrap(),
+        None
+    );
+    // Expiry: live until just before `expires_at`, gone from it on.
+    assert!(store
+        .find_console_session("h-pw", T0 + 99)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store.find_console_session("h-pw", T0 + 100).await.unwrap(),
+        None
+    );
+    // Disabling the key ends the session it opened, not the password one.
+    store.set_key_disabled(&key.secret_id, true).await.unwrap();
+    assert_eq!(
+        store.find_console_session("h-key", T0 + 1).await.unwrap(),
+        None
+    );
+    assert!(store
+        .find_console_session("h-pw", T0 + 1)
+        .await
+        .unwrap()
+        .is_some());
+    store.set_key_disabled(&key.secret_id, false).await.unwrap();
+    assert!(store
+        .find_console_session("h-key", T0 + 1)
+        .await
+        .unwrap()
+        .is_some());
+    // Disabling the account ends all of its sessions, and only its own.
+    store.set_account_disabled("alice", true).await.unwrap();
+    assert_eq!(
+        store.find_console_session("h-pw", T0 + 1).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_console_session("h-key", T0 + 1).await.unwrap(),
+        None
+    );
+    assert!(store
+        .find_console_session("h-bob", T0 + 1)
+        .await
+        .unwrap()
+        .is_some());
+    store.set_account_disabled("alice", false).await.unwrap();
+    // Sign-out deletes; a second sign-out finds nothing.
+    assert!(store.delete_console_session("h-pw").await.unwrap());
+    assert!(!store.delete_console_session("h-pw").await.unwrap());
+    assert_eq!(
+        store.find_console_session("h-pw", T0 + 1).await.unwrap(),
+        None
+    );
+    // A later sign-in sweeps the expired sessions out.
+    store
+        .create_console_session(session("h-new", bob.id, None, T0 + 500))
+        .await
+        .unwrap();
+    assert!(!store.delete_console_session("h-key").await.unwrap());
+    assert!(!store.delete_console_session("h-bob").await.unwrap());
+    assert!(store
+        .find_console_session("h-new", T0 + 501)
+        .await
+        .unwrap()
+        .is_some());
 }

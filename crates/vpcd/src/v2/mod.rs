@@ -27,6 +27,7 @@ use crate::clock::format_utc as format_time;
 use crate::error::{printable, ApiError, ApiResult, ErrorCode};
 use crate::ops::parse_name_filter;
 pub use params::Params;
+pub(crate) use vpn_conn::DEFAULTS as CONN_DEFAULTS;
 
 mod conn_settings;
 mod diagnostics;
@@ -125,7 +126,14 @@ impl Action {
     }
 }
 
-async fn dispatch(api: &ApiState, scope: &Scope, action: Action, p: &Params) -> ApiResult<Reply> {
+/// Run one authenticated action (also the console's way into the API's
+/// decoding and operations, see `crate::console::forms`).
+pub(crate) async fn dispatch(
+    api: &ApiState,
+    scope: &Scope,
+    action: Action,
+    p: &Params,
+) -> ApiResult<Reply> {
     use Action::*;
     match action {
         CreateVpc => vpc::create(api, scope, p).await,

@@ -355,7 +355,10 @@ mod tests {
         assert_eq!(params.array_sets("other").unwrap(), Vec::<u32>::new());
         for gap in [
             &[("subnetSet.1.cidrBlock", "x")][..],
-            &[("subnetSet.0.cidrBlock", "x"), ("subnetSet.2.cidrBlock", "y")],
+            &[
+                ("subnetSet.0.cidrBlock", "x"),
+                ("subnetSet.2.cidrBlock", "y"),
+            ],
         ] {
             let e = p(gap).unwrap().array_sets("subnetSet").unwrap_err();
             assert_eq!(

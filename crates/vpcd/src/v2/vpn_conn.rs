@@ -24,7 +24,7 @@ use crate::ops::vpn_conn::{self as op, ConnTarget, CreateConn, ModifyConn};
 use crate::ops::{Describe, Name};
 
 /// The seed's defaults for the settings AddVpnConnEx omits.
-static DEFAULTS: Defaults = Defaults {
+pub(crate) static DEFAULTS: Defaults = Defaults {
     ike_encryption: IkeEncryption::TripleDesCbc,
     ike_authentication: AuthAlgorithm::Md5,
     exchange_mode: ExchangeMode::Main,
