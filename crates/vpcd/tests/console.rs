@@ -409,6 +409,81 @@ async fn no_secret_in_any_page() {
     app.shutdown().await;
 }
 
+/// A connection's diagnostics page shows the DescribeVpnConnDiagnostics
+/// answer: on an API-only gateway, plainly that no IPsec is negotiated; a
+/// connection that does not exist gets the API's own refusal naming
+/// vpnConnId. The list links each connection to its page.
+#[tokio::test]
+async fn a_connections_diagnostics_page_says_what_the_api_says() {
+    let app = spawn_with(Options {
+        worker: true,
+        ..Options::default()
+    })
+    .await;
+    let f = app.fixture("d").await;
+    let ugw = app.add_user_gw("d", 9).await;
+    let add = app
+        .add_conn(&f, &ugw, &[("userGwCidrBlock.0", "10.251.0.0/16")])
+        .await;
+    assert_eq!(add["code"], 0, "{add}");
+    let http = client();
+    let (cookie, _) = sign_in(&app, &http).await;
+    let list = get(
+        &http,
+        &format!("{}/console/conns?region=gz", app.base),
+        &cookie,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    // The one connection's id, as its row carries it.
+    let conn = list
+        .split_once(r#"data-conn=""#)
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(id, _)| id.to_owned())
+        .unwrap_or_else(|| panic!("no connection row in {list}"));
+    assert!(conn.starts_with("vpnx-"), "{conn}");
+    let link = format!("/console/conns/diagnostics?region=gz&amp;vpnConnId={conn}");
+    assert!(list.contains(&link), "no link {link} in {list}");
+
+    let res = get(
+        &http,
+        &format!(
+            "{}/console/conns/diagnostics?region=gz&vpnConnId={conn}",
+            app.base
+        ),
+        &cookie,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = res.text().await.unwrap();
+    assert!(page.contains(&conn), "{page}");
+    assert!(
+        page.contains(r#"<td data-field="dataPlane">api-only</td>"#),
+        "{page}"
+    );
+    assert!(page.contains("no IKE/IPsec is negotiated"), "{page}");
+    assert!(page.contains("None recorded."), "{page}");
+
+    let res = get(
+        &http,
+        &format!(
+            "{}/console/conns/diagnostics?region=gz&vpnConnId=vpnx-nothere",
+            app.base
+        ),
+        &cookie,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains("vpnConnId"),
+        "the refusal names the parameter: {page}"
+    );
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_console_password_set_by_vpcd_admin_signs_in() {
     let app = spawn_app().await;

@@ -30,6 +30,7 @@ use serde_json::{json, Value};
 use vpcd_store::{Order, Page, Scope};
 
 use crate::api::ApiState;
+use crate::error::ApiError;
 use crate::ops::peer_config::list_vendors;
 use crate::ops::{user_gw, vpc, vpn_conn, vpn_gw, Describe};
 use crate::v2::Action;
@@ -77,6 +78,7 @@ pub(crate) fn router(api: ApiState) -> Router {
         .route("/console/conns", get(show_conns).post(create_conn))
         .route("/console/conns/delete", post(delete_conn))
         .route("/console/conns/config", get(download_config))
+        .route("/console/conns/diagnostics", get(show_diagnostics))
         .route("/console/tasks", get(show_tasks))
         .route("/console/state.json", get(state_json))
         .route("/console/assets/console.css", get(css))
@@ -208,6 +210,17 @@ fn all<F: Default>() -> Describe<F> {
     }
 }
 
+/// What every page shows around its content.
+fn frame<'a>(api: &ApiState, signed: &'a Signed, region: &'a str, kind: PageKind) -> Frame<'a> {
+    Frame {
+        account: &signed.account_name,
+        region,
+        regions: api.settings.regions.list(),
+        csrf: signed.csrf(),
+        page: kind.path(),
+    }
+}
+
 /// Render a page with its data; `state` is a refused form to show again.
 async fn render(
     api: &ApiState,
@@ -218,13 +231,7 @@ async fn render(
     status: StatusCode,
 ) -> Response {
     let scope = signed.scope(region);
-    let frame = Frame {
-        account: &signed.account_name,
-        region,
-        regions: api.settings.regions.list(),
-        csrf: signed.csrf(),
-        page: kind.path(),
-    };
+    let frame = frame(api, signed, region, kind);
     let page = match kind {
         PageKind::Vpcs => match vpc::describe_vpcs(api, &scope, all()).await {
             Ok(v) => Ok(pages::vpcs(&frame, &v.items, &state)),
@@ -640,22 +647,49 @@ async fn download_config(
             )
                 .into_response()
         }
-        Err(e) => {
-            let state = FormState {
-                values: Default::default(),
-                refusal: Some(Refusal::of(&e, &[])),
-                form: PAGE_FORM,
-            };
-            render(
-                &api,
-                &signed,
-                &region,
-                PageKind::Conns,
-                state,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
+        Err(e) => refused_on_conns(&api, &signed, &region, &e).await,
+    }
+}
+
+/// The connections page again, with an action's refusal at its top.
+async fn refused_on_conns(api: &ApiState, signed: &Signed, region: &str, e: &ApiError) -> Response {
+    let state = FormState {
+        values: Default::default(),
+        refusal: Some(Refusal::of(e, &[])),
+        form: PAGE_FORM,
+    };
+    render(
+        api,
+        signed,
+        region,
+        PageKind::Conns,
+        state,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
+}
+
+/// Why a connection's tunnel is down, what it carries and its up/down
+/// history: the vpcd extension DescribeVpnConnDiagnostics, through the
+/// same decoding and operation as the APIs.
+async fn show_diagnostics(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<ConfigQuery>,
+) -> Response {
+    let Some(signed) = session::current(&api, &headers).await else {
+        return to_login();
+    };
+    let region = region(&api, q.region.as_deref());
+    let mut pairs = vec![("vpnConnId".to_owned(), q.conn.unwrap_or_default())];
+    pairs.retain(|(_, v)| !v.is_empty());
+    let scope = signed.scope(&region);
+    match forms::run(&api, &scope, Action::DescribeVpnConnDiagnostics, &pairs).await {
+        Ok(data) => html(
+            StatusCode::OK,
+            pages::diagnostics(&frame(&api, &signed, &region, PageKind::Conns), &data),
+        ),
+        Err(e) => refused_on_conns(&api, &signed, &region, &e).await,
     }
 }
 

@@ -466,7 +466,11 @@ pub(crate) fn conns(f: &Frame<'_>, p: &ConnsPage<'_>, state: &FormState) -> Mark
                 tbody {
                     @for c in p.conns {
                         tr data-conn=(display(&c.un_id)) {
-                            td { code { (display(&c.un_id)) } } td { (c.name) }
+                            td {
+                                code { (display(&c.un_id)) } br;
+                                a.diagnostics href={ "/console/conns/diagnostics?region=" (f.region) "&vpnConnId=" (display(&c.un_id)) } { "diagnostics" }
+                            }
+                            td { (c.name) }
                             td { (c.vpc.name) " " code { (display(&c.vpc.un_id)) } }
                             td { (c.vpn_gw.name) " " code { (display(&c.vpn_gw.un_id)) } br; (display(&c.vpn_gw.address)) }
                             td { (c.user_gw.name) " " code { (display(&c.user_gw.un_id)) } br; (display(&c.user_gw.address)) }
@@ -662,4 +666,72 @@ mod tests {
         assert!(page.contains("3des-cbc (default)"));
         assert!(page.contains("group2 (default)"));
     }
+}
+
+// ---- one connection's diagnostics ------------------------------------------------
+
+/// A connection's DescribeVpnConnDiagnostics answer (its v2 shape) as a
+/// page: why it is down, what it carries, when it went up and down.
+pub(crate) fn diagnostics(f: &Frame<'_>, d: &serde_json::Value) -> Markup {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("—").to_owned();
+    let failure = d["lastFailure"].as_object();
+    let traffic = d["traffic"].as_object();
+    let history = d["history"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    layout(
+        f,
+        "Diagnostics",
+        html! {
+            p { a href={ "/console/conns?region=" (f.region) } { "Back to the connections" } }
+            table id="diagnostics" {
+                tr { th { "Connection" } td { code { (text(&d["unVpnConnId"])) } } }
+                tr { th { "Data plane" } td data-field="dataPlane" { (text(&d["dataPlane"])) } }
+                tr { th { "IPsec negotiated" } td { @if d["ipsecNegotiated"] == true { "yes" } @else { "no" } } }
+                tr { th { "netStatus" } td { (text(&d["netStatus"])) } }
+            }
+            p.hint { (text(&d["note"])) }
+            h2 { "Last negotiation failure" }
+            @if let Some(fl) = failure {
+                table id="last-failure" {
+                    tr { th { "What happened" } td { (text(&fl["message"])) } }
+                    tr { th { "Code" } td { code { (text(&fl["code"])) } } }
+                    @for (key, label) in [("stage", "Stage"), ("peerOffered", "The peer offered"),
+                        ("gatewayAllows", "The gateway allows"), ("peerIdentity", "Peer identity"),
+                        ("firstSeen", "First seen"), ("lastSeen", "Last seen")] {
+                        @if fl.get(key).is_some_and(|v| !v.is_null()) {
+                            tr { th { (label) } td { (text(&fl[key])) } }
+                        }
+                    }
+                }
+            } @else {
+                p { "None recorded." }
+            }
+            h2 { "Traffic" }
+            @if let Some(t) = traffic {
+                table id="traffic" {
+                    @for (key, label) in [("bytesIn", "Bytes in"), ("bytesOut", "Bytes out"),
+                        ("packetsIn", "Packets in"), ("packetsOut", "Packets out")] {
+                        tr { th { (label) } td { (t.get(key).and_then(|v| v.as_u64()).unwrap_or(0)) } }
+                    }
+                    tr { th { "Established since" } td { (text(&t["establishedSince"])) } }
+                    tr { th { "Last rekey" } td { (text(&t["lastRekey"])) } }
+                    tr { th { "Sampled at" } td { (text(&d["trafficSampledAt"])) } }
+                }
+            } @else {
+                p { "No installed SA at the latest sample." }
+            }
+            h2 { "Up/down history (newest first)" }
+            table id="history" {
+                thead { tr { th { "Time" } th { "State" } th { "Reason" } } }
+                tbody {
+                    @for e in history {
+                        tr { td { (text(&e["time"])) } td { (text(&e["state"])) } td { (text(&e["message"])) } }
+                    }
+                    @if history.is_empty() { (empty_row(3, "events")) }
+                }
+            }
+        },
+    )
 }
