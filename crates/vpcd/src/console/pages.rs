@@ -613,61 +613,6 @@ pub(crate) fn tasks(f: &Frame<'_>, tasks: &[Task]) -> Markup {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_are_escaped() {
-        let state = FormState {
-            values: [("vpcName".to_owned(), "<script>x</script>\"".to_owned())].into(),
-            refusal: Some(Refusal {
-                field: Some("vpcName".into()),
-                message: "vpcName: <b>".into(),
-                code_desc: "InvalidVpcName",
-            }),
-            form: "vpc",
-        };
-        let f = Frame {
-            account: "<acct>",
-            region: "gz",
-            regions: vec![("ap-guangzhou".into(), "gz".into())],
-            csrf: "c".into(),
-            page: "vpcs",
-        };
-        let page = vpcs(&f, &[], &state).into_string();
-        assert!(!page.contains("<script>x"), "{page}");
-        assert!(page.contains("&lt;script&gt;x&lt;/script&gt;&quot;"));
-        assert!(page.contains("vpcName: &lt;b&gt;"));
-        assert!(page.contains("&lt;acct&gt;"));
-        assert!(page.contains(r#"data-error-for="vpcName""#));
-    }
-
-    #[test]
-    fn the_connection_form_has_every_field() {
-        let f = Frame {
-            account: "a",
-            region: "gz",
-            regions: vec![],
-            csrf: "c".into(),
-            page: "conns",
-        };
-        let p = ConnsPage {
-            conns: &[],
-            vpcs: &[],
-            vpn_gws: &[],
-            user_gws: &[],
-            vendors: vec![],
-        };
-        let page = conns(&f, &p, &FormState::default()).into_string();
-        for name in CONN_FIELDS {
-            assert!(page.contains(&format!(r#"name="{name}""#)), "{name}");
-        }
-        assert!(page.contains("3des-cbc (default)"));
-        assert!(page.contains("group2 (default)"));
-    }
-}
-
 // ---- one connection's diagnostics ------------------------------------------------
 
 /// A connection's DescribeVpnConnDiagnostics answer (its v2 shape) as a
@@ -734,4 +679,59 @@ pub(crate) fn diagnostics(f: &Frame<'_>, d: &serde_json::Value) -> Markup {
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_escaped() {
+        let state = FormState {
+            values: [("vpcName".to_owned(), "<script>x</script>\"".to_owned())].into(),
+            refusal: Some(Refusal {
+                field: Some("vpcName".into()),
+                message: "vpcName: <b>".into(),
+                code_desc: "InvalidVpcName",
+            }),
+            form: "vpc",
+        };
+        let f = Frame {
+            account: "<acct>",
+            region: "gz",
+            regions: vec![("ap-guangzhou".into(), "gz".into())],
+            csrf: "c".into(),
+            page: "vpcs",
+        };
+        let page = vpcs(&f, &[], &state).into_string();
+        assert!(!page.contains("<script>x"), "{page}");
+        assert!(page.contains("&lt;script&gt;x&lt;/script&gt;&quot;"));
+        assert!(page.contains("vpcName: &lt;b&gt;"));
+        assert!(page.contains("&lt;acct&gt;"));
+        assert!(page.contains(r#"data-error-for="vpcName""#));
+    }
+
+    #[test]
+    fn the_connection_form_has_every_field() {
+        let f = Frame {
+            account: "a",
+            region: "gz",
+            regions: vec![],
+            csrf: "c".into(),
+            page: "conns",
+        };
+        let p = ConnsPage {
+            conns: &[],
+            vpcs: &[],
+            vpn_gws: &[],
+            user_gws: &[],
+            vendors: vec![],
+        };
+        let page = conns(&f, &p, &FormState::default()).into_string();
+        for name in CONN_FIELDS {
+            assert!(page.contains(&format!(r#"name="{name}""#)), "{name}");
+        }
+        assert!(page.contains("3des-cbc (default)"));
+        assert!(page.contains("group2 (default)"));
+    }
 }
