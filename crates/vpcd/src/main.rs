@@ -96,7 +96,9 @@ struct ServeArgs {
     /// Seconds a worker owns a claimed task before another may take it over.
     #[arg(long, env = "VPCD_TASK_LEASE_SECS", default_value_t = 30)]
     task_lease_secs: i64,
-    /// Tasks applied concurrently by this process (0: serve the API only, apply no tasks).
+    /// Tasks of gateway nodes (and of API-only gateways with --api-only-delay-ms) applied
+    /// concurrently by this process; API-only tasks without a delay are applied in batches
+    /// and need no worker (0: serve the API only, apply no tasks at all).
     #[arg(long, env = "VPCD_WORKERS", default_value_t = 4)]
     workers: usize,
     /// VICI URI of a single local strongSwan gateway node
