@@ -239,16 +239,7 @@ fn run_families<'a>(
         }
         eprintln!("{}: established and Quick Mode accepted", family.label);
         tb.stop_pluto();
-        let del = v.call(
-            "DeleteVpnConn",
-            &[
-                &format!("vpcId={vpc}"),
-                &format!("vpnGwId={gw}"),
-                &format!("vpnConnId={conn}"),
-            ],
-        );
-        assert_eq!(del["code"], 0, "{del}");
-        v.wait_task(del["data"]["taskId"].as_i64().unwrap());
+        v.delete_conn(&vpc, &gw, &conn);
     }
     tb.teardown();
 }
@@ -696,16 +687,7 @@ fn run_families3(
         }
         eprintln!("{}: established and CHILD SAs accepted", family.label);
         tb.stop_pluto();
-        let del = v.call(
-            "DeleteVpnConn",
-            &[
-                &format!("vpcId={vpc}"),
-                &format!("vpnGwId={gw}"),
-                &format!("vpnConnId={conn}"),
-            ],
-        );
-        assert_eq!(del["code"], 0, "{del}");
-        v.wait_task(del["data"]["taskId"].as_i64().unwrap());
+        v.delete_conn(&vpc, &gw, &conn);
     }
     tb.teardown();
 }

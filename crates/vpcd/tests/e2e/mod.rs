@@ -177,6 +177,20 @@ impl Vpcd {
             .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
     }
 
+    /// DeleteVpnConn, answered with code 0, and its task waited for.
+    pub fn delete_conn(&self, vpc: &str, gw: &str, conn: &str) {
+        let del = self.call(
+            "DeleteVpnConn",
+            &[
+                &format!("vpcId={vpc}"),
+                &format!("vpnGwId={gw}"),
+                &format!("vpnConnId={conn}"),
+            ],
+        );
+        assert_eq!(del["code"], 0, "{del}");
+        self.wait_task(del["data"]["taskId"].as_i64().unwrap());
+    }
+
     pub fn wait_task(&self, task: i64) {
         self.wait_task_as(&self.data.join("credentials"), task);
     }
