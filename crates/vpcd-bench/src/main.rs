@@ -191,32 +191,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return swan::run(&cli, &bin, &engines).await;
     }
 
+    print_header(&bin, &[]);
     println!(
-        "## vpcd-bench {}\n",
-        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
-    );
-    println!("- machine: {}", procfs::machine());
-    println!("- vpcd: {}", bin.display());
-    println!(
-        "- {} clients, {} s per scenario and per ceiling run before it; poll interval {} ms; request shape {}",
+        "- {} clients, {} s per scenario and per ceiling run before it; poll interval {} ms; request shape {}\n",
         cli.clients, cli.duration, cli.poll_ms, cli.shape.name()
     );
-    println!(
-        "- vpcd {}",
-        vpcd::command_line(std::path::Path::new("<tmp>"), None, &[]).join(" ")
-    );
-    println!();
 
     let mut reports = Vec::new();
     for &engine in &engines {
-        if engine == Engine::Postgres {
-            if let Err(why) = db::pg_reachable().await {
-                println!(
-                    "PostgreSQL skipped: {} is not reachable: {why}\n",
-                    db::PG_ADMIN_URL
-                );
-                continue;
-            }
+        if !db::available(engine).await {
+            continue;
         }
         // Every tunnel count is stored and served at once, then each
         // scenario runs on one right after the other: the p99s compared
@@ -271,6 +255,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The report's first lines: the command, the machine, the vpcd binary and
+/// how it is started (`extra`: flags after the common ones).
+fn print_header(bin: &std::path::Path, extra: &[String]) {
+    println!(
+        "## vpcd-bench {}\n",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    );
+    println!("- machine: {}", procfs::machine());
+    println!("- vpcd: {}", bin.display());
+    println!(
+        "- vpcd {}",
+        vpcd::command_line(std::path::Path::new("<tmp>"), None, extra).join(" ")
+    );
 }
 
 /// The requests' side of `server` in `shape` (HTTPS trusting the data

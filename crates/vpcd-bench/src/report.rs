@@ -244,6 +244,9 @@ pub(crate) struct SwanReport {
     pub(crate) tunnels: usize,
     /// From vpcd's start until the charon listed every background tunnel.
     pub(crate) background_loaded_s: f64,
+    /// One VICI `list-conns` on the gateway charon (every tunnel loaded),
+    /// what each of vpcd's net-status snapshots starts with.
+    pub(crate) list_conns: Summary,
     /// The AddVpnConnEx request itself.
     pub(crate) add_answer: Summary,
     /// From the AddVpnConnEx answer.
@@ -265,13 +268,13 @@ pub(crate) fn swan_table(runs: &[SwanReport]) -> String {
         "#### strongSwan: answer to tunnel established (p50 / p99 / max ms)\n\n\
          | tunnels on the gateway | database | cycles | AddVpnConnEx answer | answer -> task success | \
          answer -> netStatus available | answer -> peer CHILD_SA installed | CPU vpcd / gateway charon | \
-         idle | background loaded after | load1 |\n\
-         |---:|---|---:|---|---|---|---|---:|---:|---:|---:|\n",
+         idle | background loaded after | list-conns p50 | load1 |\n\
+         |---:|---|---:|---|---|---|---|---:|---:|---:|---:|---:|\n",
     );
     for r in runs {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.2} / {:.2} cores | {} | {:.1} s | {:.2} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} / {:.2} cores | {} | {:.1} s | {} ms | {:.2} |",
             r.tunnels,
             r.database,
             r.to_task_success.count,
@@ -284,6 +287,7 @@ pub(crate) fn swan_table(runs: &[SwanReport]) -> String {
             r.idle_cores
                 .map_or("-".into(), |(v, c)| format!("{v:.2} / {c:.2} cores")),
             r.background_loaded_s,
+            ms(r.list_conns.p50_us),
             r.load1,
         );
     }

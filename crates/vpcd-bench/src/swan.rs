@@ -65,6 +65,8 @@ const PEER_CONN: &str = "vpnx-bnchpeer";
 
 /// How long a cycle may take to establish its tunnel, and to remove it.
 const CYCLE_LIMIT: Duration = Duration::from_secs(60);
+/// Timed VICI `list-conns` on the gateway charon once it is loaded.
+const LIST_CONNS_SAMPLES: usize = 9;
 /// How long vpcd may take to load the background tunnels into the charon.
 const LOAD_LIMIT: Duration = Duration::from_secs(900);
 
@@ -120,6 +122,8 @@ struct SwanRun {
     tag: String,
     seq: u64,
     loaded_after: Duration,
+    /// VICI `list-conns` on the gateway charon, from this process.
+    list_conns: Summary,
     samples: Vec<Sample>,
     /// vpcd's and the gateway charon's CPU seconds when the recorded cycles
     /// began, and the 1-minute load then.
@@ -278,6 +282,7 @@ struct Parts {
     gw: String,
     user_gw: String,
     loaded_after: Duration,
+    list_conns: Summary,
 }
 
 impl SwanRun {
@@ -344,6 +349,7 @@ impl SwanRun {
             tag: format!("swan{:08x}", rand::random::<u32>()),
             seq: 0,
             loaded_after: parts.loaded_after,
+            list_conns: parts.list_conns,
             samples: Vec::new(),
             cpu0: (0.0, 0.0),
             load1: f64::NAN,
@@ -412,6 +418,13 @@ impl SwanRun {
         }
         let loaded_after = started.elapsed();
         server.settle(Duration::from_secs(300)).await?;
+        // What every net-status snapshot of vpcd's asks the charon for.
+        let mut list = Vec::new();
+        for _ in 0..LIST_CONNS_SAMPLES {
+            let t0 = Instant::now();
+            charon.loaded().await?;
+            list.push(micros(t0.elapsed()));
+        }
 
         let conf = answer_only(&peer_file(PEER_CONN, gw_addr, peer_addr)?)?;
         tb.load_swanctl(Side::Peer, &conf)?;
@@ -427,6 +440,7 @@ impl SwanRun {
             gw: gw.un_id.clone(),
             user_gw: peer_gw.un_id.to_string(),
             loaded_after,
+            list_conns: Summary::of(&mut list),
         })
     }
 
@@ -557,6 +571,7 @@ impl SwanRun {
             database: self.engine.name(),
             tunnels: self.tunnels,
             background_loaded_s: self.loaded_after.as_secs_f64(),
+            list_conns: self.list_conns,
             add_answer: col(|s| s.answer),
             to_task_success: col(|s| s.task),
             to_net_available: col(|s| s.net),
@@ -589,26 +604,13 @@ pub(crate) async fn run(cli: &Cli, bin: &Path, engines: &[Engine]) -> anyhow::Re
         );
     }
     anyhow::ensure!(cli.repeats > 0, "--repeats must be at least 1");
-    println!(
-        "## vpcd-bench {}\n",
-        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
-    );
-    println!("- machine: {}", procfs::machine());
-    println!("- vpcd: {}", bin.display());
-    println!(
-        "- vpcd {}",
-        crate::vpcd::command_line(
-            Path::new("<tmp>"),
-            None,
-            &[
-                "--charon".into(),
-                "<gateway charon>".into(),
-                "--public-ip".into(),
-                "203.0.113.1".into()
-            ]
-        )
-        .join(" ")
-    );
+    let node = [
+        "--charon",
+        "<the gateway charon>",
+        "--public-ip",
+        "203.0.113.1",
+    ];
+    crate::print_header(bin, &node.map(String::from));
     println!(
         "- {} cycles per tunnel count (after one unrecorded), polls every {} ms, request shape {}\n",
         cli.repeats,
@@ -648,14 +650,8 @@ async fn prepare_and_measure(
     intr: &mut Interrupt,
 ) -> anyhow::Result<()> {
     for &engine in engines {
-        if engine == Engine::Postgres {
-            if let Err(why) = db::pg_reachable().await {
-                println!(
-                    "PostgreSQL skipped: {} is not reachable: {why}\n",
-                    db::PG_ADMIN_URL
-                );
-                continue;
-            }
+        if !db::available(engine).await {
+            continue;
         }
         for &tunnels in &cli.tunnels {
             let r = SwanRun::prepare(cli, bin, engine, tunnels, intr)
