@@ -25,6 +25,9 @@
 //! - `scenario`: scenarios (a)-(e) and the client loops.
 //! - `report`: tables and the issue's targets.
 //! - `procfs`: CPU time, RSS, load and machine facts from `/proc`.
+//! - `swan`: scenario `strongswan`, AddVpnConnEx to a real charon in a
+//!   network namespace (the end-to-end tests' test bed), from the answer to
+//!   the tunnel established.
 
 mod client;
 mod db;
@@ -33,6 +36,7 @@ mod moto;
 mod procfs;
 mod report;
 mod scenario;
+mod swan;
 mod vpcd;
 
 use std::path::PathBuf;
@@ -42,7 +46,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use vpcd_store::Scope;
 
 use crate::client::{Api, Shape};
 use crate::db::{Database, Engine};
@@ -56,7 +59,9 @@ use crate::vpcd::Vpcd;
     about = "Load generator for vpcd: throughput and latency side by side with the machine's ceiling"
 )]
 struct Cli {
-    /// all, or one of: ceiling (a), describe (b), list (c), add (d), cycle (e).
+    /// all, or one of: ceiling (a), describe (b), badsig (x), list (c), add
+    /// (d), cycle (e); or strongswan on its own (root, strongSwan: AddVpnConnEx
+    /// to a real charon, from the answer to the tunnel established).
     scenario: String,
     /// Concurrent clients, each on its own keep-alive connection.
     #[arg(long, default_value_t = 16)]
@@ -64,7 +69,8 @@ struct Cli {
     /// Seconds each scenario (and each ceiling run before it) lasts.
     #[arg(long, default_value_t = 10)]
     duration: u64,
-    /// Stored tunnels, comma-separated (e.g. 1000,100000).
+    /// Stored tunnels, comma-separated (e.g. 1000,100000). For strongswan:
+    /// tunnels on the gateway, the measured one included (e.g. 1,1000).
     #[arg(long, default_value = "1000", value_delimiter = ',')]
     tunnels: Vec<usize>,
     /// sqlite, postgres, or both comma-separated. PostgreSQL is used when
@@ -102,6 +108,9 @@ struct Cli {
     /// by id, with ratios to vpcd's (d) and (b).
     #[arg(long)]
     moto: Option<PathBuf>,
+    /// strongswan: recorded add/establish/delete cycles per tunnel count.
+    #[arg(long, default_value_t = 20)]
+    repeats: usize,
 }
 
 fn parse_shape(s: &str) -> Result<Shape, String> {
@@ -128,14 +137,27 @@ fn scenarios(arg: &str) -> anyhow::Result<Vec<Scenario>> {
     arg.split(',')
         .map(|s| {
             Scenario::parse(s).with_context(|| {
-                format!("unknown scenario {s:?}: all, ceiling, describe, list, add or cycle")
+                format!(
+                    "unknown scenario {s:?}: all, ceiling, describe, badsig, list, add, cycle \
+                     or strongswan"
+                )
             })
         })
         .collect()
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let wanted = scenarios(&cli.scenario)?;
+    let strongswan = cli.scenario.split(',').any(|s| s == swan::NAME);
+    anyhow::ensure!(
+        !strongswan || cli.scenario == swan::NAME,
+        "{} runs on its own (its own vpcd, test bed and tunnel counts)",
+        swan::NAME
+    );
+    let wanted = if strongswan {
+        Vec::new()
+    } else {
+        scenarios(&cli.scenario)?
+    };
     let engines: Vec<Engine> = cli
         .database
         .iter()
@@ -146,12 +168,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         (1..=600).contains(&cli.duration),
         "--duration must be 1 to 600 seconds"
     );
-    for &t in &cli.tunnels {
-        anyhow::ensure!(
-            (vpcd_bench::fixtures::GATEWAYS * 20..=1_000_000).contains(&t),
-            "--tunnels {t}: between {} (a full page on every gateway) and 1000000",
-            vpcd_bench::fixtures::GATEWAYS * 20
-        );
+    if !strongswan {
+        for &t in &cli.tunnels {
+            anyhow::ensure!(
+                (vpcd_bench::fixtures::GATEWAYS * 20..=1_000_000).contains(&t),
+                "--tunnels {t}: between {} (a full page on every gateway) and 1000000",
+                vpcd_bench::fixtures::GATEWAYS * 20
+            );
+        }
     }
     let bin = cli.vpcd.clone().unwrap_or_else(vpcd::default_binary);
     if cli.vpcd.is_none() && !cli.no_build {
@@ -163,33 +187,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         "{} not found: run cargo build --release -p vpcd",
         bin.display()
     );
+    if strongswan {
+        return swan::run(&cli, &bin, &engines).await;
+    }
 
+    print_header(&bin, &[]);
     println!(
-        "## vpcd-bench {}\n",
-        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
-    );
-    println!("- machine: {}", procfs::machine());
-    println!("- vpcd: {}", bin.display());
-    println!(
-        "- {} clients, {} s per scenario and per ceiling run before it; poll interval {} ms; request shape {}",
+        "- {} clients, {} s per scenario and per ceiling run before it; poll interval {} ms; request shape {}\n",
         cli.clients, cli.duration, cli.poll_ms, cli.shape.name()
     );
-    println!(
-        "- vpcd serve {}",
-        vpcd::command_line(std::path::Path::new("<tmp>"), None).join(" ")
-    );
-    println!();
 
     let mut reports = Vec::new();
     for &engine in &engines {
-        if engine == Engine::Postgres {
-            if let Err(why) = db::pg_reachable().await {
-                println!(
-                    "PostgreSQL skipped: {} is not reachable: {why}\n",
-                    db::PG_ADMIN_URL
-                );
-                continue;
-            }
+        if !db::available(engine).await {
+            continue;
         }
         // Every tunnel count is stored and served at once, then each
         // scenario runs on one right after the other: the p99s compared
@@ -244,6 +255,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The report's first lines: the command, the machine, the vpcd binary and
+/// how it is started (`extra`: flags after the common ones).
+fn print_header(bin: &std::path::Path, extra: &[String]) {
+    println!(
+        "## vpcd-bench {}\n",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    );
+    println!("- machine: {}", procfs::machine());
+    println!("- vpcd: {}", bin.display());
+    println!(
+        "- vpcd {}",
+        vpcd::command_line(std::path::Path::new("<tmp>"), None, extra).join(" ")
+    );
+}
+
+/// The requests' side of `server` in `shape` (HTTPS trusting the data
+/// directory's own certificate).
+fn api(
+    shape: Shape,
+    server: &Vpcd,
+    dir: &std::path::Path,
+    creds: client::Credentials,
+) -> anyhow::Result<Arc<Api>> {
+    Ok(if shape.https() {
+        let tls = client::tls_trusting(&dir.join("tls").join("cert.pem"))?;
+        Api::new(server.https_addr, creds, shape, Some(tls))
+    } else {
+        Api::new(server.addr, creds, shape, None)
+    })
 }
 
 /// One database and tunnel count: its data directory, database and
@@ -307,7 +349,7 @@ impl Run {
     ) -> anyhow::Result<Option<(Vpcd, Arc<Ctx>, u64, Duration, u64, Option<f64>)>> {
         let name = engine.name();
         eprintln!("[{name} / {tunnels}] first start (creates the account)");
-        let first = match Vpcd::start(bin, dir, database.serve_flag()).await {
+        let first = match Vpcd::start(bin, dir, database.serve_flag(), &[]).await {
             Ok(v) => v,
             Err(e) if engine == Engine::Postgres => {
                 println!("PostgreSQL skipped: this vpcd cannot serve it yet: {e:#}\n");
@@ -316,22 +358,9 @@ impl Run {
             Err(e) => return Err(e),
         };
         first.stop().await?;
-        let creds = vpcd::read_credentials(dir)?;
+        let (creds, store, scope) = load::open_account(dir, database).await?;
 
         eprintln!("[{name} / {tunnels}] storing {tunnels} tunnels through the store");
-        // The data directory's master key, which the first start created.
-        let key = vpcd_store::MasterKey::read(&dir.join("master.key"))?;
-        let store = vpcd_store::connect(&database.store_url(), key)
-            .await
-            .context("opening the store")?;
-        let key = store
-            .find_key(&creds.secret_id)
-            .await?
-            .context("the credentials' key is not in the database")?;
-        let scope = Scope {
-            account_id: key.account_id,
-            region: creds.region.clone(),
-        };
         let layout = load::layout(store.as_ref(), &scope).await?;
         let before = database.conn_bytes().await?;
         let stored = load::import(store.as_ref(), &scope, &layout, tunnels).await?;
@@ -345,7 +374,7 @@ impl Run {
         };
 
         eprintln!("[{name} / {tunnels}] starting vpcd");
-        let mut server = Vpcd::start(bin, dir, database.serve_flag()).await?;
+        let mut server = Vpcd::start(bin, dir, database.serve_flag(), &[]).await?;
         let settle = server.settle(Duration::from_secs(300)).await?;
         let rss_settled = procfs::status_kb(server.pid, "VmRSS")?;
         let idle_cores = if cli.idle_secs > 0 {
@@ -355,12 +384,7 @@ impl Run {
         } else {
             None
         };
-        let api = if cli.shape.https() {
-            let tls = client::tls_trusting(&dir.join("tls").join("cert.pem"))?;
-            Api::new(server.https_addr, creds, cli.shape, Some(tls))
-        } else {
-            Api::new(server.addr, creds, cli.shape, None)
-        };
+        let api = api(cli.shape, &server, dir, creds)?;
         let ctx = Arc::new(Ctx {
             api,
             stored: Arc::new(stored),

@@ -234,3 +234,62 @@ pub(crate) fn targets(runs: &[RunReport]) -> String {
     }
     out
 }
+
+/// Scenario `strongswan` on one database and tunnel count.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct SwanReport {
+    pub(crate) database: &'static str,
+    /// Tunnels on the gateway while measuring: the measured one and the
+    /// background ones.
+    pub(crate) tunnels: usize,
+    /// From vpcd's start until the charon listed every background tunnel.
+    pub(crate) background_loaded_s: f64,
+    /// One VICI `list-conns` on the gateway charon (every tunnel loaded),
+    /// what each of vpcd's net-status snapshots starts with.
+    pub(crate) list_conns: Summary,
+    /// The AddVpnConnEx request itself.
+    pub(crate) add_answer: Summary,
+    /// From the AddVpnConnEx answer.
+    pub(crate) to_task_success: Summary,
+    pub(crate) to_net_available: Summary,
+    pub(crate) to_peer_installed: Summary,
+    /// CPU over the recorded cycles, in cores.
+    pub(crate) vpcd_cores: f64,
+    pub(crate) charon_cores: f64,
+    /// vpcd's and the gateway charon's CPU while no cycle ran
+    /// (`--idle-secs`), in cores.
+    pub(crate) idle_cores: Option<(f64, f64)>,
+    /// The 1-minute load when the recorded cycles began.
+    pub(crate) load1: f64,
+}
+
+pub(crate) fn swan_table(runs: &[SwanReport]) -> String {
+    let mut out = String::from(
+        "#### strongSwan: answer to tunnel established (p50 / p99 / max ms)\n\n\
+         | tunnels on the gateway | database | cycles | AddVpnConnEx answer | answer -> task success | \
+         answer -> netStatus available | answer -> peer CHILD_SA installed | CPU vpcd / gateway charon | \
+         idle | background loaded after | list-conns p50 | load1 |\n\
+         |---:|---|---:|---|---|---|---|---:|---:|---:|---:|---:|\n",
+    );
+    for r in runs {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} / {:.2} cores | {} | {:.1} s | {} ms | {:.2} |",
+            r.tunnels,
+            r.database,
+            r.to_task_success.count,
+            lat(&r.add_answer),
+            lat(&r.to_task_success),
+            lat(&r.to_net_available),
+            lat(&r.to_peer_installed),
+            r.vpcd_cores,
+            r.charon_cores,
+            r.idle_cores
+                .map_or("-".into(), |(v, c)| format!("{v:.2} / {c:.2} cores")),
+            r.background_loaded_s,
+            ms(r.list_conns.p50_us),
+            r.load1,
+        );
+    }
+    out
+}

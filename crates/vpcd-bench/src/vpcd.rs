@@ -42,8 +42,13 @@ struct Listen {
     https: Option<SocketAddr>,
 }
 
-/// The command line `start` runs (for the report).
-pub(crate) fn command_line(data_dir: &Path, database: Option<&str>) -> Vec<String> {
+/// The command line `start` runs (for the report), with `extra` flags at
+/// the end (a gateway node: `--charon`, `--public-ip`).
+pub(crate) fn command_line(
+    data_dir: &Path,
+    database: Option<&str>,
+    extra: &[String],
+) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "serve".into(),
         "--data-dir".into(),
@@ -62,6 +67,7 @@ pub(crate) fn command_line(data_dir: &Path, database: Option<&str>) -> Vec<Strin
     for flag in QUOTA_FLAGS {
         args.extend([(*flag).into(), RAISED_QUOTA.to_string()]);
     }
+    args.extend_from_slice(extra);
     args
 }
 
@@ -70,6 +76,7 @@ impl Vpcd {
         bin: &Path,
         data_dir: &Path,
         database: Option<&str>,
+        extra: &[String],
     ) -> anyhow::Result<Vpcd> {
         let listen = data_dir.join("listen.json");
         let _ = std::fs::remove_file(&listen);
@@ -80,7 +87,7 @@ impl Vpcd {
                 .open(data_dir.join(name))?)
         };
         let mut cmd = Command::new(bin);
-        cmd.args(command_line(data_dir, database))
+        cmd.args(command_line(data_dir, database, extra))
             .stdin(Stdio::null())
             .stdout(log("vpcd.stdout")?)
             .stderr(log("vpcd.stderr")?);
@@ -150,6 +157,10 @@ impl Vpcd {
 
     /// SIGTERM, then wait for the graceful shutdown (SIGKILL after 30 s).
     pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
+        // Already gone (and reaped, so its PID may be another process's).
+        if self.child.try_wait()?.is_some() {
+            return Ok(());
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
             .status();
