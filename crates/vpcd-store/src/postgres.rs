@@ -70,7 +70,7 @@ use vpcd_types::ConnStatus;
 
 use crate::model::*;
 use crate::sql::EncodedConn;
-use crate::sql::{recovering, Engine, Io, RowsAffected, Sql, SqlStore};
+use crate::sql::{recovering, Engine, Io, Link, RowsAffected, Sql, SqlStore};
 use crate::MasterKey;
 use crate::{Result, StoreError};
 
@@ -108,7 +108,7 @@ impl SqlStore<Postgres> {
             .close()
             .await
             .ok();
-        let pool = recovering(PgPoolOptions::new())
+        let pool = recovering(PgPoolOptions::new(), Link::Remote)
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(opts)

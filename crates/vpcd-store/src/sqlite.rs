@@ -69,7 +69,7 @@ use vpcd_types::ConnStatus;
 use crate::model::*;
 use crate::sql::text::conn_insert;
 use crate::sql::EncodedConn;
-use crate::sql::{recovering, Engine, Io, RowsAffected, Sql, SqlStore};
+use crate::sql::{recovering, Engine, Io, Link, RowsAffected, Sql, SqlStore};
 use crate::MasterKey;
 use crate::{Result, StoreError};
 
@@ -98,7 +98,7 @@ impl SqlStore<Sqlite> {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
             .synchronous(SqliteSynchronous::Full);
-        let write = recovering(SqlitePoolOptions::new())
+        let write = recovering(SqlitePoolOptions::new(), Link::Local)
             .max_connections(1)
             .min_connections(1)
             .connect_with(
@@ -109,7 +109,7 @@ impl SqlStore<Sqlite> {
             )
             .await?;
         migrate(&write).await?;
-        let read = recovering(SqlitePoolOptions::new())
+        let read = recovering(SqlitePoolOptions::new(), Link::Local)
             .max_connections(READERS)
             .connect_with(base.read_only(true))
             .await?;
@@ -126,7 +126,7 @@ impl SqlStore<Sqlite> {
             .in_memory(true)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let pool = recovering(SqlitePoolOptions::new())
+        let pool = recovering(SqlitePoolOptions::new(), Link::Local)
             .max_connections(1)
             .min_connections(1)
             // Dropping the only connection would drop the database.
@@ -239,7 +239,7 @@ async fn open_nonces(path: &Path) -> Result<SqlitePool> {
         .journal_mode(SqliteJournalMode::Wal)
         .pragma("journal_size_limit", NONCE_WAL_LIMIT_BYTES)
         .synchronous(SqliteSynchronous::Normal);
-    let pool = recovering(SqlitePoolOptions::new())
+    let pool = recovering(SqlitePoolOptions::new(), Link::Local)
         .max_connections(1)
         .min_connections(1)
         .connect_with(opts)

@@ -438,6 +438,22 @@ fn fresh_id<K: IdKind>() -> String {
     UnifiedId::<K>::random().as_str().to_owned()
 }
 
+/// Where a pool's connections live, which decides how they are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// An SQLite file in this process: there is no other end that could hang
+    /// up, so a connection is not pinged when it is taken (each ping is a
+    /// round trip to the connection's thread, on every request). sqlx's
+    /// SQLite worker lowers its transaction count only once a queued
+    /// `ROLLBACK` has run, so a connection given back at depth 0 has nothing
+    /// queued and needs no ping either.
+    Local,
+    /// A PostgreSQL server: pinged when taken (the server may have closed it)
+    /// and when given back, since sqlx lowers the count as soon as it queues
+    /// a dropped transaction's `ROLLBACK`, and only running it tells.
+    Remote,
+}
+
 /// `opts` with the check every pooled connection passes when it is given
 /// back: a connection still inside a transaction is closed (the pool opens a
 /// fresh one) instead of being reused.
@@ -449,20 +465,24 @@ fn fresh_id<K: IdKind>() -> String {
 /// open transaction, so every later `BEGIN` on it would fail until a
 /// restart. The ping first lets the queued `ROLLBACK` run, so a connection
 /// whose rollback worked is kept.
-pub(crate) fn recovering<DB: Database>(opts: PoolOptions<DB>) -> PoolOptions<DB> {
-    opts.after_release(|conn, _| {
-        Box::pin(async move {
-            conn.ping().await?;
-            if conn.is_in_transaction() {
-                tracing::warn!(
-                    "a failed transaction left its database connection unusable; \
-                     replacing the connection"
-                );
-                return Ok(false);
-            }
-            Ok(true)
+pub(crate) fn recovering<DB: Database>(opts: PoolOptions<DB>, link: Link) -> PoolOptions<DB> {
+    opts.test_before_acquire(link == Link::Remote)
+        .after_release(move |conn, _| {
+            Box::pin(async move {
+                if link == Link::Local && !conn.is_in_transaction() {
+                    return Ok(true);
+                }
+                conn.ping().await?;
+                if conn.is_in_transaction() {
+                    tracing::warn!(
+                        "a failed transaction left its database connection unusable; \
+                         replacing the connection"
+                    );
+                    return Ok(false);
+                }
+                Ok(true)
+            })
         })
-    })
 }
 
 /// The [`Store`](crate::Store) on engine `DB`: [`crate::SqliteStore`] or

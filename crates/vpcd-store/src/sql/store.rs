@@ -263,7 +263,8 @@ impl<DB: Engine> Store for SqlStore<DB> {
         let count = vpc_query::<DB>("SELECT COUNT(*) AS n FROM vpcs v", scope, f);
         let mut list = vpc_query::<DB>(VPC_SELECT, scope, f);
         push_page(&mut list, page, "v");
-        self.list(count, list, vpc_from_row).await
+        self.list(count, list, page, f.id.is_some(), vpc_from_row)
+            .await
     }
 
     async fn rename_vpc(&self, scope: &Scope, id: VpcRowId, name: &str) -> Result<()> {
@@ -372,7 +373,8 @@ impl<DB: Engine> Store for SqlStore<DB> {
         let count = vpn_gw_query::<DB>("SELECT COUNT(*) AS n FROM vpn_gws g", scope, f);
         let mut list = vpn_gw_query::<DB>(VPN_GW_SELECT, scope, f);
         push_page(&mut list, page, "g");
-        self.list(count, list, vpn_gw_from_row).await
+        self.list(count, list, page, f.id.is_some(), vpn_gw_from_row)
+            .await
     }
 
     async fn rename_vpn_gw(&self, scope: &Scope, id: VpnGwRowId, name: &str) -> Result<()> {
@@ -454,7 +456,8 @@ impl<DB: Engine> Store for SqlStore<DB> {
         let count = user_gw_query::<DB>("SELECT COUNT(*) AS n FROM user_gws u", scope, f);
         let mut list = user_gw_query::<DB>(USER_GW_SELECT, scope, f);
         push_page(&mut list, page, "u");
-        self.list(count, list, user_gw_from_row).await
+        self.list(count, list, page, f.id.is_some(), user_gw_from_row)
+            .await
     }
 
     async fn rename_user_gw(&self, scope: &Scope, id: UserGwRowId, name: &str) -> Result<()> {
@@ -619,7 +622,10 @@ impl<DB: Engine> Store for SqlStore<DB> {
         let count = conn_query::<DB>("SELECT COUNT(*) AS n FROM vpn_conns c", scope, f);
         let list = conn_page_query::<DB>(scope, f, page);
         let master = self.key();
-        self.list(count, list, |r| conn_from_row(r, &master)).await
+        self.list(count, list, page, f.id.is_some(), |r| {
+            conn_from_row(r, &master)
+        })
+        .await
     }
 
     async fn begin_modify(
@@ -1283,16 +1289,34 @@ impl<DB: Engine> SqlStore<DB> {
     }
 
     /// A list's total and one page of it, both from one read snapshot.
+    ///
+    /// When the filter names a row by its own id (`by_id`) at most one row
+    /// matches, so one statement is enough: at offset 0 the page holds the
+    /// whole result and is its own count; past it the page is empty and
+    /// only the count is read. Otherwise the count and the page are read in
+    /// one read transaction.
     async fn list<T>(
         &self,
         count: Sql,
-        page: Sql,
+        page_query: Sql,
+        page: &Page,
+        by_id: bool,
         decode: impl Fn(&Record<DB>) -> Result<T>,
     ) -> Result<(u64, Vec<T>)> {
-        let mut tx = self.begin_read().await?;
-        let total = DB::one(&mut tx, count).await?.int("n")?;
-        let rows = DB::fetch(&mut tx, page).await?;
-        tx.commit().await?;
+        let (total, rows) = if by_id && page.offset == 0 && page.limit > 0 {
+            let mut conn = self.read.acquire().await?;
+            let rows = DB::fetch(&mut conn, page_query).await?;
+            (i64::try_from(rows.len()).unwrap_or(i64::MAX), rows)
+        } else if by_id {
+            let mut conn = self.read.acquire().await?;
+            (DB::one(&mut conn, count).await?.int("n")?, Vec::new())
+        } else {
+            let mut tx = self.begin_read().await?;
+            let total = DB::one(&mut tx, count).await?.int("n")?;
+            let rows = DB::fetch(&mut tx, page_query).await?;
+            tx.commit().await?;
+            (total, rows)
+        };
         let items = rows.iter().map(decode).collect::<Result<_>>()?;
         Ok((u64::try_from(total).unwrap_or(0), items))
     }

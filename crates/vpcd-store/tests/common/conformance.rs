@@ -54,6 +54,7 @@ macro_rules! conformance_tests {
             counters,
             paging_and_ordering,
             name_filter_is_a_literal_substring,
+            a_list_by_id_counts_its_row_at_every_offset,
             conn_filters,
             busy_refusal,
             create_task_transitions,
@@ -1813,6 +1814,123 @@ pub(crate) async fn paging_and_ordering(store: Arc<dyn Store>) {
         (t, only_letters(names(&rows, |r| &r.name))),
         (5, vec!["b".to_string(), "c".into(), "d".into()])
     );
+}
+
+/// A list filtered by a row's own id holds at most that row (lists by id
+/// are answered with one statement): the total is the same at every offset
+/// and the page has the row only at offset 0 with room for it; an id that
+/// matches nothing, or a row the other filters exclude, counts 0.
+pub(crate) async fn a_list_by_id_counts_its_row_at_every_offset(store: Arc<dyn Store>) {
+    let sc = scope(&store).await;
+    let (v, g, u) = topology(&store, &sc).await;
+    let (c, _) = conn(&store, &sc, &g, &u, "conn-main").await;
+    // A second row of each kind, so a total of 1 is not the table's size.
+    let v2 = vpc(&store, &sc, "vpc-other").await;
+    let g2 = vpn_gw(&store, &sc, v2.id, "gw-other").await;
+    let u2 = user_gw(&store, &sc, "peer-other", "198.51.100.2").await;
+    conn(&store, &sc, &g2, &u2, "conn-other").await;
+    let name = |n: &str| Some(n.to_string());
+    // (offset, limit, total, rows on the page)
+    for (offset, limit, total, len) in [(0, 20, 1, 1), (0, 1, 1, 1), (1, 20, 1, 0), (0, 0, 1, 0)] {
+        let p = page(Order::CreateTime, false, offset, limit);
+        let (t, rows) = store
+            .list_vpcs(
+                &sc,
+                &VpcFilter {
+                    id: Some(IdRef::Unified(v.un_id.clone())),
+                    name: None,
+                },
+                &p,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (t, names(&rows, |r| &r.name)),
+            (total, vec!["vpc-main".to_string(); len]),
+            "vpcs {p:?}"
+        );
+        let (t, rows) = store
+            .list_vpn_gws(
+                &sc,
+                &VpnGwFilter {
+                    id: Some(IdRef::Numeric(g.id.get())),
+                    ..Default::default()
+                },
+                &p,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (t, names(&rows, |r| &r.name)),
+            (total, vec!["gw-main".to_string(); len]),
+            "vpn gws {p:?}"
+        );
+        let (t, rows) = store
+            .list_user_gws(
+                &sc,
+                &UserGwFilter {
+                    id: Some(IdRef::Unified(u.un_id.clone())),
+                    name: None,
+                },
+                &p,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (t, names(&rows, |r| &r.name)),
+            (total, vec!["peer-main".to_string(); len]),
+            "user gws {p:?}"
+        );
+        let (t, rows) = store
+            .list_conns(
+                &sc,
+                &ConnFilter {
+                    id: Some(IdRef::Unified(c.un_id.clone())),
+                    ..Default::default()
+                },
+                &p,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (t, names(&rows, |r| &r.name)),
+            (total, vec!["conn-main".to_string(); len]),
+            "conns {p:?}"
+        );
+    }
+    let p = page(Order::CreateTime, false, 0, 20);
+    let excluded = [
+        ConnFilter {
+            id: Some(IdRef::Numeric(c.id.get() + 1000)),
+            ..Default::default()
+        },
+        ConnFilter {
+            id: Some(IdRef::Unified(c.un_id.clone())),
+            name: name("other"),
+            ..Default::default()
+        },
+        ConnFilter {
+            id: Some(IdRef::Unified(c.un_id.clone())),
+            vpn_gw: Some(IdRef::Numeric(g2.id.get())),
+            ..Default::default()
+        },
+    ];
+    for f in excluded {
+        let (t, rows) = store.list_conns(&sc, &f, &p).await.unwrap();
+        assert_eq!((t, rows.len()), (0, 0), "{f:?}");
+    }
+    let (t, rows) = store
+        .list_vpcs(
+            &sc,
+            &VpcFilter {
+                id: Some(IdRef::Numeric(v.id.get())),
+                name: name("other"),
+            },
+            &p,
+        )
+        .await
+        .unwrap();
+    assert_eq!((t, rows.len()), (0, 0));
 }
 
 pub(crate) async fn name_filter_is_a_literal_substring(store: Arc<dyn Store>) {
