@@ -1816,6 +1816,15 @@ pub(crate) async fn paging_and_ordering(store: Arc<dyn Store>) {
     );
 }
 
+/// A list's total and the names on its page.
+fn listed<T>(
+    list: Result<(u64, Vec<T>)>,
+    name: impl Fn(&T) -> &str,
+) -> (u64, Vec<String>) {
+    let (total, rows) = list.unwrap();
+    (total, names(&rows, name))
+}
+
 /// A list filtered by a row's own id holds at most that row (lists by id
 /// are answered with one statement): the total is the same at every offset
 /// and the page has the row only at offset 0 with room for it; an id that
@@ -1833,70 +1842,66 @@ pub(crate) async fn a_list_by_id_counts_its_row_at_every_offset(store: Arc<dyn S
     // (offset, limit, total, rows on the page)
     for (offset, limit, total, len) in [(0, 20, 1, 1), (0, 1, 1, 1), (1, 20, 1, 0), (0, 0, 1, 0)] {
         let p = page(Order::CreateTime, false, offset, limit);
-        let (t, rows) = store
-            .list_vpcs(
-                &sc,
-                &VpcFilter {
-                    id: Some(IdRef::Unified(v.un_id.clone())),
-                    name: None,
-                },
-                &p,
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            (t, names(&rows, |r| &r.name)),
-            (total, vec!["vpc-main".to_string(); len]),
-            "vpcs {p:?}"
-        );
-        let (t, rows) = store
-            .list_vpn_gws(
-                &sc,
-                &VpnGwFilter {
-                    id: Some(IdRef::Numeric(g.id.get())),
-                    ..Default::default()
-                },
-                &p,
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            (t, names(&rows, |r| &r.name)),
-            (total, vec!["gw-main".to_string(); len]),
-            "vpn gws {p:?}"
-        );
-        let (t, rows) = store
-            .list_user_gws(
-                &sc,
-                &UserGwFilter {
-                    id: Some(IdRef::Unified(u.un_id.clone())),
-                    name: None,
-                },
-                &p,
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            (t, names(&rows, |r| &r.name)),
-            (total, vec!["peer-main".to_string(); len]),
-            "user gws {p:?}"
-        );
-        let (t, rows) = store
-            .list_conns(
-                &sc,
-                &ConnFilter {
-                    id: Some(IdRef::Unified(c.un_id.clone())),
-                    ..Default::default()
-                },
-                &p,
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            (t, names(&rows, |r| &r.name)),
-            (total, vec!["conn-main".to_string(); len]),
-            "conns {p:?}"
-        );
+        let listed = [
+            listed(
+                store
+                    .list_vpcs(
+                        &sc,
+                        &VpcFilter {
+                            id: Some(IdRef::Unified(v.un_id.clone())),
+                            name: None,
+                        },
+                        &p,
+                    )
+                    .await,
+                |r| &r.name,
+            ),
+            listed(
+                store
+                    .list_vpn_gws(
+                        &sc,
+                        &VpnGwFilter {
+                            id: Some(IdRef::Numeric(g.id.get())),
+                            ..Default::default()
+                        },
+                        &p,
+                    )
+                    .await,
+                |r| &r.name,
+            ),
+            listed(
+                store
+                    .list_user_gws(
+                        &sc,
+                        &UserGwFilter {
+                            id: Some(IdRef::Unified(u.un_id.clone())),
+                            name: None,
+                        },
+                        &p,
+                    )
+                    .await,
+                |r| &r.name,
+            ),
+            listed(
+                store
+                    .list_conns(
+                        &sc,
+                        &ConnFilter {
+                            id: Some(IdRef::Unified(c.un_id.clone())),
+                            ..Default::default()
+                        },
+                        &p,
+                    )
+                    .await,
+                |r| &r.name,
+            ),
+        ];
+        for (got, want) in listed
+            .into_iter()
+            .zip(["vpc-main", "gw-main", "peer-main", "conn-main"])
+        {
+            assert_eq!(got, (total, vec![want.to_string(); len]), "{want} at {p:?}");
+        }
     }
     let p = page(Order::CreateTime, false, 0, 20);
     let excluded = [
