@@ -373,10 +373,12 @@ fn in_range(path: &str, n: Option<i64>, range: &RangeInclusive<i64>) -> ApiResul
     }
 }
 
-/// A plain decimal integer: optional '-', digits only.
+/// A plain decimal integer: optional '-', digits only (no '+' or spaces,
+/// which `str::parse` would partly accept). `None` also when it does not
+/// fit in an i64; leading zeros are taken, as v2 takes them.
 fn parse_int(v: &str) -> Option<i64> {
     let digits = v.strip_prefix('-').unwrap_or(v);
-    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     v.parse().ok()
@@ -517,12 +519,10 @@ impl<'de> Visitor<'de> for Strict {
         Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
     }
 
+    // No `visit_string`: serde's default hands it to `visit_str`, and
+    // serde_json never calls it (a string is borrowed or copied).
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
     }
 
     fn visit_unit<E>(self) -> Result<Value, E> {
@@ -575,6 +575,13 @@ mod tests {
                 .map(|p| p.v3_name().into_owned())
                 .unwrap_or_default(),
         )
+    }
+
+    /// The code, the parameter and the message of a refusal.
+    fn refusal(e: ApiError) -> (ErrorCode, String, String) {
+        let why = e.why.render(crate::error::Field::v3_name);
+        let (code, param) = wire(e);
+        (code, param, why)
     }
 
     #[test]
@@ -687,5 +694,170 @@ mod tests {
         }
         assert!(Params::from_json(b"").is_ok());
         assert!(Params::from_json(b" {} ").is_ok());
+    }
+
+    /// A field the action refuses whole (`given`) is read with everything
+    /// inside it, so the caller hears the action's reason for that field,
+    /// not `UnknownParameter` for something it holds.
+    #[test]
+    fn a_field_given_whole_is_read_with_all_it_holds() {
+        let p = Params::from_json(br#"{"X": {"A": 1, "B": [2, {"C": 3}]}, "Y": 4}"#).unwrap();
+        assert_eq!(p.root().given("X"), Some("X".to_owned()));
+        assert_eq!(
+            p.finish().map_err(wire),
+            Err((ErrorCode::UnknownParameter, "Y".to_owned()))
+        );
+        assert_eq!(p.root().given("Y"), Some("Y".to_owned()));
+        p.finish().unwrap();
+    }
+
+    /// 3.0 types some counts as strings (DescribeVpcs' `Limit`); a JSON
+    /// number is taken there too, and range-checked the same way.
+    #[test]
+    fn a_count_typed_as_text_takes_a_json_number() {
+        let p = Params::from_json(br#"{"N": 7, "T": "7", "M": 12}"#).unwrap();
+        let o = p.root();
+        assert_eq!(o.int_text("N", 0..=9), Ok(Some(7)));
+        assert_eq!(o.int_text("T", 0..=9), Ok(Some(7)));
+        assert_eq!(
+            refusal(o.int_text("M", 0..=9).unwrap_err()),
+            (
+                ErrorCode::InvalidParameter,
+                "M".to_owned(),
+                "must be between 0 and 9".to_owned()
+            )
+        );
+    }
+
+    /// JSON scalars keep their value: `true`/`false` and negative numbers
+    /// (neither counts as absent).
+    #[test]
+    fn json_booleans_and_negative_numbers_are_read_back() {
+        let p = Params::from_json(br#"{"T": true, "F": false, "N": -5}"#).unwrap();
+        let o = p.root();
+        assert_eq!(o.bool("T"), Ok(Some(true)));
+        assert_eq!(o.bool("F"), Ok(Some(false)));
+        assert_eq!(o.int("N", -9..=0), Ok(Some(-5)));
+        p.finish().unwrap();
+    }
+
+    /// The form styles carry booleans as text, in any case; anything else
+    /// is refused naming the field.
+    #[test]
+    fn form_booleans_are_true_or_false_text() {
+        let p = form(&[("T", "TRUE"), ("F", "false"), ("X", "1")]).unwrap();
+        let o = p.root();
+        assert_eq!(o.bool("T"), Ok(Some(true)));
+        assert_eq!(o.bool("F"), Ok(Some(false)));
+        assert_eq!(
+            refusal(o.bool("X").unwrap_err()),
+            (
+                ErrorCode::MalformedParameter,
+                "X".to_owned(),
+                "must be true or false".to_owned()
+            )
+        );
+    }
+
+    /// 3.0 types some flags as strings (CreateVpc's `EnableMulticast`):
+    /// `"true"`/`"false"` in any case, in a JSON body as in a form;
+    /// other text is an invalid value, and a non-string a malformed one.
+    #[test]
+    fn a_flag_typed_as_text_is_true_or_false() {
+        let p =
+            Params::from_json(br#"{"T": "True", "F": "false", "X": "yes", "B": true}"#).unwrap();
+        let o = p.root();
+        let flag = |key| o.required(key).and_then(|f| f.bool_text());
+        assert_eq!(flag("T"), Ok(true));
+        assert_eq!(flag("F"), Ok(false));
+        assert_eq!(
+            refusal(flag("X").unwrap_err()),
+            (
+                ErrorCode::InvalidParameter,
+                "X".to_owned(),
+                "must be true or false".to_owned()
+            )
+        );
+        assert_eq!(
+            refusal(flag("B").unwrap_err()),
+            (
+                ErrorCode::MalformedParameter,
+                "B".to_owned(),
+                "must be a string".to_owned()
+            )
+        );
+        let p = form(&[("T", "TRUE"), ("F", "False")]).unwrap();
+        let o = p.root();
+        assert_eq!(o.required("T").and_then(|f| f.bool_text()), Ok(true));
+        assert_eq!(o.required("F").and_then(|f| f.bool_text()), Ok(false));
+    }
+
+    /// A list may hold exactly its maximum; one more is refused naming the
+    /// list and both counts.
+    #[test]
+    fn a_list_holds_up_to_its_maximum() {
+        let p = Params::from_json(br#"{"L": ["a", "b", "c"]}"#).unwrap();
+        let o = p.root();
+        assert_eq!(
+            o.strs("L", 3).unwrap(),
+            [
+                ("L.0".to_owned(), "a"),
+                ("L.1".to_owned(), "b"),
+                ("L.2".to_owned(), "c")
+            ]
+        );
+        assert_eq!(
+            refusal(o.strs("L", 2).unwrap_err()),
+            (
+                ErrorCode::InvalidParameter,
+                "L".to_owned(),
+                "holds at most 2 elements (got 3)".to_owned()
+            )
+        );
+    }
+
+    /// Form integers are plain decimals: every i64, no '+', nothing past
+    /// an i64 (refused as not an integer, naming the field).
+    #[test]
+    fn form_integers_are_plain_decimals_over_all_of_i64() {
+        let p = form(&[
+            ("Max", "9223372036854775807"),
+            ("Min", "-9223372036854775808"),
+            ("Plus", "+5"),
+            ("Over", "9223372036854775808"),
+        ])
+        .unwrap();
+        let o = p.root();
+        assert_eq!(o.int("Max", 0..=i64::MAX), Ok(Some(i64::MAX)));
+        assert_eq!(o.int("Min", i64::MIN..=0), Ok(Some(i64::MIN)));
+        for key in ["Plus", "Over"] {
+            assert_eq!(
+                refusal(o.int(key, i64::MIN..=i64::MAX).unwrap_err()),
+                (
+                    ErrorCode::MalformedParameter,
+                    key.to_owned(),
+                    "must be an integer".to_owned()
+                )
+            );
+        }
+    }
+
+    /// A list index has at most nine digits: a longer run of digits is a
+    /// name, which no action reads, so it is refused as unknown.
+    #[test]
+    fn a_list_index_has_at_most_nine_digits() {
+        let e = form(&[("A.999999999", "x")]).unwrap_err();
+        assert_eq!(
+            wire(e),
+            (ErrorCode::MalformedParameter, "A.999999999".to_owned())
+        );
+        let p = form(&[("A.1000000000", "x")]).unwrap();
+        let a = p.root().obj("A").unwrap().unwrap();
+        assert_eq!(a.str("1000000000"), Ok(Some("x")));
+        let p = form(&[("A.1000000000", "x")]).unwrap();
+        assert_eq!(
+            p.finish().map_err(wire),
+            Err((ErrorCode::UnknownParameter, "A".to_owned()))
+        );
     }
 }
