@@ -524,10 +524,9 @@ impl StrongSwanDriver {
     /// are re-read anyway and the loaded connections listed again, so a
     /// missed event, a charon restart (after which the event session is
     /// re-opened) or a connection loaded by someone else costs at most
-    /// that long. While running it also
-    /// logs, at warn level, the reasons charon gives for a failing tunnel
-    /// (authentication failure, proposal mismatch, peer not responding...),
-    /// which never contain key material.
+    /// that long. While running it also logs, at warn level, the reasons
+    /// charon gives for a failing tunnel (authentication failure, proposal
+    /// mismatch, peer not responding...), which never contain key material.
     ///
     /// The background task ends when the stream is dropped.
     pub fn watch(&self) -> impl Stream<Item = HashMap<VpnConnId, NetStatus>> + Send + 'static {
