@@ -23,8 +23,15 @@ use crate::{DriverError, VpnDriver};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Upper bound for one driver operation (a few VICI round trips).
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
-/// [`StrongSwanDriver::watch`] re-reads the SAs this often even without events.
+/// [`StrongSwanDriver::watch`] re-reads the SAs this often even without
+/// events, and the loaded connections with them.
 const WATCH_FALLBACK: Duration = Duration::from_secs(2);
+/// How long [`StrongSwanDriver::watch`] lets up/down events gather before it
+/// reads the SAs: the events of one negotiation (or of many tunnels going
+/// down at once) arrive within a few milliseconds and cost one `list-sas`.
+/// The deadline is not pushed back by later events, so a steady stream of
+/// them cannot hold the read off.
+const WATCH_SETTLE: Duration = Duration::from_millis(5);
 
 /// A [`VpnDriver`] for one charon, reached over VICI.
 ///
@@ -44,10 +51,28 @@ struct Inner {
     endpoint: Endpoint,
     session: Mutex<Option<Session>>,
     op_timeout: Duration,
+    /// [`WATCH_FALLBACK`], longer in tests that must see events alone.
+    watch_fallback: Duration,
     /// When this driver last unloaded each tunnel: a tunnel that goes down
     /// just after was closed here, not by the peer.
     closed: std::sync::Mutex<HashMap<VpnConnId, Instant>>,
+    /// The loaded vpcd connections, so that an up/down event needs only
+    /// `list-sas`. See [`LoadedConns`].
+    conns: std::sync::Mutex<LoadedConns>,
 }
+
+/// The loaded vpcd connections and their addresses: what `list-conns` last
+/// said, kept current by this driver's own loads and unloads. Changed only
+/// while the VICI session is held, so it is in step with what charon was
+/// told. `None` when it may be wrong (never listed, a new session, which
+/// may be a restarted charon, or an operation of ours whose outcome is
+/// unknown): the next read lists again. Changes made by others (swanctl, a
+/// second vpcd) show at the next periodic listing ([`WATCH_FALLBACK`],
+/// every [`VpnDriver::net_status`]).
+type LoadedConns = Option<Arc<HashMap<VpnConnId, Addrs>>>;
+
+/// A connection's (local, remote) addresses.
+type Addrs = (Vec<IpAddr>, Vec<IpAddr>);
 
 /// What [`StrongSwanDriver::watch_all`] yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,9 +83,6 @@ pub enum Watched {
     /// A failure or an up/down event with its reason.
     Observed(Observation),
 }
-
-/// The loaded vpcd tunnels and their (gateway, peer) addresses.
-type ConnAddrs = Vec<(VpnConnId, Vec<IpAddr>, Vec<IpAddr>)>;
 
 /// One IKE SA of a vpcd tunnel, as reported by `list-sas`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,20 +304,25 @@ impl StrongSwanDriver {
                 endpoint: uri.parse()?,
                 session: Mutex::new(None),
                 op_timeout: OP_TIMEOUT,
+                watch_fallback: WATCH_FALLBACK,
                 closed: Default::default(),
+                conns: Default::default(),
             }),
         })
     }
 
-    /// The same driver with another per-operation timeout (default 10 s).
+    /// The same driver with another per-operation timeout (default 10 s)
+    /// and watch fallback (default [`WATCH_FALLBACK`]).
     #[cfg(test)]
-    fn with_timeout(self, op_timeout: Duration) -> Self {
+    fn with_timeouts(self, op_timeout: Duration, watch_fallback: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 endpoint: self.inner.endpoint.clone(),
                 session: Mutex::new(None),
                 op_timeout,
+                watch_fallback,
                 closed: Default::default(),
+                conns: Default::default(),
             }),
         }
     }
@@ -307,8 +334,38 @@ impl StrongSwanDriver {
             return Ok((guard, false));
         }
         let s = connect(&self.inner.endpoint).await?;
+        // Maybe a restarted charon, or one an operation timed out on.
+        *self.conns() = None;
         *guard = Some(s);
         Ok((guard, true))
+    }
+
+    fn conns(&self) -> std::sync::MutexGuard<'_, LoadedConns> {
+        self.inner
+            .conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Note in the cache that `name` is loaded with `addrs` (`Some`), is
+    /// not loaded (`None`), or, after a failed command, that the cache may
+    /// be wrong (`Err`). Called with the session held. (An operation cut
+    /// off by the timeout drops the session, and the next one clears the
+    /// cache.)
+    fn note_conn(&self, name: &VpnConnId, outcome: Result<Option<Addrs>, ()>) {
+        let mut cache = self.conns();
+        match (outcome, cache.as_mut()) {
+            (Err(()), _) => *cache = None,
+            (Ok(_), None) => {}
+            (Ok(Some(addrs)), Some(m)) => {
+                Arc::make_mut(m).insert(name.clone(), addrs);
+            }
+            (Ok(None), Some(m)) => {
+                if m.contains_key(name) {
+                    Arc::make_mut(m).remove(name);
+                }
+            }
+        }
     }
 
     fn unreachable(&self, e: &ViciError) -> DriverError {
@@ -408,12 +465,21 @@ impl StrongSwanDriver {
         let shared = render::load_shared(spec);
         let conn = render::load_conn(spec);
         let name = spec.name.as_str();
+        let loaded_with = (
+            ip_addrs(&conn.conn.local_addrs),
+            ip_addrs(&conn.conn.remote_addrs),
+        );
         let r = with_session!(self, s => {
-            s.call("load-shared", &shared).await?;
-            s.call("load-conn", &conn).await.map_err(|e| match e {
-                ViciError::Failed(msg) => ViciError::Failed(format!("load-conn {name}: {msg}")),
-                other => other,
-            })
+            let r = async {
+                s.call("load-shared", &shared).await?;
+                s.call("load-conn", &conn).await.map_err(|e| match e {
+                    ViciError::Failed(msg) => ViciError::Failed(format!("load-conn {name}: {msg}")),
+                    other => other,
+                })
+            }
+            .await;
+            self.note_conn(&spec.name, r.as_ref().map(|()| Some(loaded_with.clone())).map_err(|_| ()));
+            r
         });
         r.map_err(|e| match e {
             // charon's answer to load-shared is never echoed: the request
@@ -434,7 +500,9 @@ impl StrongSwanDriver {
         with_session!(self, s => {
             // Unloading first means no new SA can be accepted for this name
             // while the old ones are being torn down.
-            already_gone(s.call("unload-conn", &ByName { name }).await)?;
+            let r = already_gone(s.call("unload-conn", &ByName { name }).await);
+            self.note_conn(id, r.as_ref().map(|()| None).map_err(|_| ()));
+            r?;
             already_gone(
                 s.call(
                     "terminate",
@@ -451,12 +519,14 @@ impl StrongSwanDriver {
     /// loaded tunnel changes (and a first one as soon as charon answers).
     ///
     /// Driven by VICI `ike-updown`/`child-updown` events, so a change is
-    /// seen within tens of milliseconds; every 2 s the SAs are re-read
-    /// anyway, so a missed event (or a charon restart, after which the event
-    /// session is re-opened) costs at most that long. While running it also
-    /// logs, at warn level, the reasons charon gives for a failing tunnel
-    /// (authentication failure, proposal mismatch, peer not responding...),
-    /// which never contain key material.
+    /// seen within milliseconds: an event costs one `list-sas`, the loaded
+    /// connections being cached (see [`LoadedConns`]). Every 2 s the SAs
+    /// are re-read anyway and the loaded connections listed again, so a
+    /// missed event, a charon restart (after which the event session is
+    /// re-opened) or a connection loaded by someone else costs at most
+    /// that long. While running it also logs, at warn level, the reasons
+    /// charon gives for a failing tunnel (authentication failure, proposal
+    /// mismatch, peer not responding...), which never contain key material.
     ///
     /// The background task ends when the stream is dropped.
     pub fn watch(&self) -> impl Stream<Item = HashMap<VpnConnId, NetStatus>> + Send + 'static {
@@ -496,33 +566,53 @@ impl StrongSwanDriver {
         closed.insert(id.clone(), now);
     }
 
-    /// Every loaded vpcd tunnel's status, and their addresses.
-    async fn snapshot(&self) -> Result<(HashMap<VpnConnId, NetStatus>, ConnAddrs), DriverError> {
-        let raw: Vec<HashMap<String, RawConnAddrs>> =
-            with_session!(self, s => s.stream("list-conns", "list-conn", &()).await)
-                .map_err(|e| self.map_err(e))?;
-        let addrs =
-            |v: Vec<String>| -> Vec<IpAddr> { v.iter().filter_map(|a| a.parse().ok()).collect() };
-        let conns: ConnAddrs = raw
-            .into_iter()
-            .flatten()
-            .filter_map(|(name, c)| {
-                Some((
-                    vpcd_conn(&name)?,
-                    addrs(c.local_addrs),
-                    addrs(c.remote_addrs),
-                ))
-            })
-            .collect();
+    /// Every loaded vpcd tunnel's status, and their addresses. The loaded
+    /// connections come from the cache ([`LoadedConns`]), listed again
+    /// (`list-conns`) when `relist` or when the cache is unknown; the SAs are
+    /// always read (`list-sas`). A connection with an SA that is not loaded
+    /// (being unloaded, say) is left out, so never reported available.
+    async fn snapshot(
+        &self,
+        relist: bool,
+    ) -> Result<
+        (
+            HashMap<VpnConnId, NetStatus>,
+            Arc<HashMap<VpnConnId, Addrs>>,
+        ),
+        DriverError,
+    > {
+        let (sas, conns) = with_session!(self, s => {
+            if relist || self.conns().is_none() {
+                let raw: Vec<HashMap<String, RawConnAddrs>> =
+                    s.stream("list-conns", "list-conn", &()).await?;
+                let listed: HashMap<VpnConnId, Addrs> = raw
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(name, c)| {
+                        Some((vpcd_conn(&name)?, (ip_addrs(&c.local_addrs), ip_addrs(&c.remote_addrs))))
+                    })
+                    .collect();
+                *self.conns() = Some(Arc::new(listed));
+            }
+            let sas: Vec<HashMap<String, RawIkeSa>> = s.stream("list-sas", "list-sa", &()).await?;
+            // Taken with the session still held, so no load or unload of
+            // ours falls between the listings and this.
+            let conns = self.conns().clone().unwrap_or_default();
+            Ok::<_, ViciError>((sas, conns))
+        })
+        .map_err(|e| self.map_err(e))?;
         let mut out: HashMap<VpnConnId, NetStatus> = conns
-            .iter()
-            .map(|(id, _, _)| (id.clone(), NetStatus::Unavailable))
+            .keys()
+            .map(|id| (id.clone(), NetStatus::Unavailable))
             .collect();
-        for ike in self.list_sas().await? {
-            let up =
-                ike.state == "ESTABLISHED" && ike.children.iter().any(|c| c.state == "INSTALLED");
-            if up {
-                out.insert(ike.name, NetStatus::Available);
+        for (name, ike) in sas.into_iter().flatten() {
+            let up = ike.state == "ESTABLISHED"
+                && ike.child_sas.values().any(|c| c.state == "INSTALLED");
+            if !up {
+                continue;
+            }
+            if let Some(st) = vpcd_conn(&name).and_then(|id| out.get_mut(&id)) {
+                *st = NetStatus::Available;
             }
         }
         Ok((out, conns))
@@ -548,8 +638,12 @@ impl StrongSwanDriver {
             // The event session is read by its own task, so that a frame is
             // never abandoned half-read by the select below.
             let reader = tokio::spawn(read_events(self.inner.endpoint.clone(), ev_tx));
-            let mut next_check = Instant::now();
+            // The first look follows the event session's "connected".
+            let mut next_check = Instant::now() + self.inner.watch_fallback;
             let mut followup: Option<Instant> = None;
+            // When the loaded connections are next listed rather than
+            // taken from the cache.
+            let mut relist_at = Instant::now();
             loop {
                 let wait = next_check.saturating_duration_since(Instant::now());
                 tokio::select! {
@@ -565,9 +659,13 @@ impl StrongSwanDriver {
                                     }
                                 }
                             } else {
+                                if name == "connected" {
+                                    // Maybe a restarted charon.
+                                    relist_at = Instant::now();
+                                }
                                 // child-updown "down" fires before the SA
                                 // is gone: look now and once more shortly.
-                                next_check = Instant::now() + Duration::from_millis(20);
+                                next_check = next_check.min(Instant::now() + WATCH_SETTLE);
                                 followup = Some(Instant::now() + Duration::from_millis(300));
                             }
                         }
@@ -577,11 +675,17 @@ impl StrongSwanDriver {
                         if tx.is_closed() {
                             break;
                         }
-                        if let Ok((now, conns)) = self.snapshot().await {
+                        let relist = Instant::now() >= relist_at;
+                        if relist {
+                            relist_at = Instant::now() + self.inner.watch_fallback;
+                        }
+                        if let Ok((now, conns)) = self.snapshot(relist).await {
                             if last.as_ref() != Some(&now) {
                                 let mut out = Vec::new();
                                 if diagnose {
-                                    diag.set_conns(conns);
+                                    diag.set_conns(
+                                        conns.iter().map(|(id, (l, r))| (id.clone(), l.clone(), r.clone())),
+                                    );
                                     if let Some(prev) = &last {
                                         out = self.transitions(&mut diag, prev, &now);
                                     }
@@ -597,7 +701,7 @@ impl StrongSwanDriver {
                         }
                         next_check = followup
                             .take()
-                            .unwrap_or_else(|| Instant::now() + WATCH_FALLBACK);
+                            .unwrap_or_else(|| Instant::now() + self.inner.watch_fallback);
                     }
                 }
             }
@@ -770,6 +874,11 @@ impl ReasonLog {
     }
 }
 
+/// The addresses among `v` (charon also takes names and `%any`).
+fn ip_addrs(v: &[String]) -> Vec<IpAddr> {
+    v.iter().filter_map(|a| a.parse().ok()).collect()
+}
+
 fn parse_id(s: Option<String>) -> u64 {
     s.and_then(|v| v.parse().ok()).unwrap_or(0)
 }
@@ -815,7 +924,7 @@ impl VpnDriver for StrongSwanDriver {
     }
 
     async fn net_status(&self) -> Result<HashMap<VpnConnId, NetStatus>, DriverError> {
-        Ok(self.snapshot().await?.0)
+        Ok(self.snapshot(true).await?.0)
     }
 }
 
@@ -866,15 +975,51 @@ mod tests {
     /// `None`.
     fn fake_charon(
         dir: &tempfile::TempDir,
-        answer: fn(&str) -> Option<Reply>,
+        answer: impl Fn(&str) -> Option<Reply> + Send + Sync + 'static,
     ) -> (String, tokio::task::JoinHandle<()>) {
+        let (uri, task, _) = fake_charon_with_events(dir, answer);
+        (uri, task)
+    }
+
+    /// [`fake_charon`], and a sender: each event name sent goes (with an
+    /// empty message) to every session that registered for events.
+    fn fake_charon_with_events(
+        dir: &tempfile::TempDir,
+        answer: impl Fn(&str) -> Option<Reply> + Send + Sync + 'static,
+    ) -> (
+        String,
+        tokio::task::JoinHandle<()>,
+        tokio::sync::broadcast::Sender<&'static str>,
+    ) {
         let path = dir.path().join("fake.vici");
         let listener = UnixListener::bind(&path).unwrap();
+        let answer = Arc::new(answer);
+        let (events, _) = tokio::sync::broadcast::channel::<&'static str>(16);
+        let events_tx = events.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut sock, _)) = listener.accept().await {
+                let answer = answer.clone();
+                let mut events = events.subscribe();
                 tokio::spawn(async move {
+                    let mut registered = false;
                     loop {
-                        let Ok(len) = sock.read_u32().await else {
+                        // An event session sends nothing after registering,
+                        // so its read may be given up for an event.
+                        let len = if registered {
+                            tokio::select! {
+                                len = sock.read_u32() => len,
+                                ev = events.recv() => {
+                                    let Ok(ev) = ev else { return };
+                                    if sock.write_all(&frame(7, Some(ev), &[])).await.is_err() {
+                                        return;
+                                    }
+                                    continue;
+                                }
+                            }
+                        } else {
+                            sock.read_u32().await
+                        };
+                        let Ok(len) = len else {
                             return;
                         };
                         let mut buf = vec![0; len as usize];
@@ -883,6 +1028,7 @@ mod tests {
                         }
                         // EVENT_REGISTER / EVENT_UNREGISTER: EVENT_CONFIRM.
                         if buf[0] == 3 || buf[0] == 4 {
+                            registered = true;
                             if sock.write_all(&frame(5, None, &[])).await.is_err() {
                                 return;
                             }
@@ -908,7 +1054,7 @@ mod tests {
                 });
             }
         });
-        (format!("unix://{}", path.display()), task)
+        (format!("unix://{}", path.display()), task, events_tx)
     }
 
     /// A socket that is not there fails at once with the OS's reason (the
@@ -986,7 +1132,7 @@ mod tests {
         let (uri, _t) = fake_charon(&dir, |_| None);
         let d = StrongSwanDriver::new(&uri)
             .unwrap()
-            .with_timeout(Duration::from_millis(300));
+            .with_timeouts(Duration::from_millis(300), WATCH_FALLBACK);
         let start = Instant::now();
         let err = d.loaded().await.unwrap_err();
         assert!(matches!(err, DriverError::Unreachable(_)), "{err:?}");
@@ -1063,6 +1209,194 @@ mod tests {
             conns.iter().map(|c| &c.name).collect::<Vec<_>>(),
             vec![&ours]
         );
+    }
+
+    /// A fake charon whose `list-conns` names the connections in `conns`
+    /// (at 203.0.113.1 to 198.51.100.1) and whose `list-sas` has an
+    /// established IKE SA with an installed CHILD SA for each name in `up`;
+    /// every command it gets is recorded in `cmds`.
+    #[derive(Default)]
+    struct Charon {
+        conns: Vec<&'static str>,
+        up: Vec<&'static str>,
+        cmds: Vec<String>,
+    }
+
+    fn charon_answer(state: &std::sync::Mutex<Charon>, cmd: &str) -> Option<Reply> {
+        #[derive(Serialize)]
+        struct Child {
+            state: &'static str,
+        }
+        #[derive(Serialize)]
+        struct Sa {
+            state: &'static str,
+            #[serde(rename = "child-sas")]
+            child_sas: HashMap<&'static str, Child>,
+        }
+        #[derive(Serialize)]
+        struct Conn {
+            local_addrs: Vec<&'static str>,
+            remote_addrs: Vec<&'static str>,
+        }
+        let mut st = state.lock().unwrap();
+        st.cmds.push(cmd.to_owned());
+        let events = match cmd {
+            "list-conns" => st
+                .conns
+                .iter()
+                .map(|n| {
+                    let conn = Conn {
+                        local_addrs: vec!["203.0.113.1"],
+                        remote_addrs: vec!["198.51.100.1"],
+                    };
+                    let conn = HashMap::from([(*n, conn)]);
+                    ("list-conn", serde_vici::to_vec(&conn).unwrap())
+                })
+                .collect(),
+            "list-sas" => st
+                .up
+                .iter()
+                .map(|n| {
+                    let sa = Sa {
+                        state: "ESTABLISHED",
+                        child_sas: HashMap::from([("c-1", Child { state: "INSTALLED" })]),
+                    };
+                    (
+                        "list-sa",
+                        serde_vici::to_vec(&HashMap::from([(*n, sa)])).unwrap(),
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let answer = Answer {
+            success: true,
+            errmsg: String::new(),
+        };
+        Some(Reply { events, answer })
+    }
+
+    fn count(state: &std::sync::Mutex<Charon>, cmd: &str) -> usize {
+        state
+            .lock()
+            .unwrap()
+            .cmds
+            .iter()
+            .filter(|c| *c == cmd)
+            .count()
+    }
+
+    /// An up/down event is answered from `list-sas` alone: the loaded
+    /// connections listed when the watch began are not listed again, and
+    /// the tunnel that came up is reported available.
+    #[tokio::test]
+    async fn an_event_reads_the_sas_but_not_the_conns() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(std::sync::Mutex::new(Charon {
+            conns: vec!["vpnx-ours0001", "vpnx-idle0001"],
+            ..Default::default()
+        }));
+        let st = state.clone();
+        let (uri, _t, events) = fake_charon_with_events(&dir, move |cmd| charon_answer(&st, cmd));
+        // No periodic re-read during the test: only the event can explain
+        // what is seen.
+        let d = StrongSwanDriver::new(&uri)
+            .unwrap()
+            .with_timeouts(OP_TIMEOUT, Duration::from_secs(600));
+        let mut watch = Box::pin(d.watch());
+        let ours: VpnConnId = "vpnx-ours0001".parse().unwrap();
+        let idle: VpnConnId = "vpnx-idle0001".parse().unwrap();
+        assert_eq!(
+            watch.next().await.unwrap(),
+            HashMap::from([
+                (ours.clone(), NetStatus::Unavailable),
+                (idle.clone(), NetStatus::Unavailable)
+            ])
+        );
+        assert_eq!(count(&state, "list-conns"), 1);
+        let sas_before = count(&state, "list-sas");
+        // The tunnel comes up, and only the event says so. An SA of a
+        // connection that is not loaded is not reported.
+        state.lock().unwrap().up = vec!["vpnx-ours0001", "vpnx-gone0001"];
+        events.send("child-updown").unwrap();
+        assert_eq!(
+            watch.next().await.unwrap(),
+            HashMap::from([(ours, NetStatus::Available), (idle, NetStatus::Unavailable)])
+        );
+        assert!(count(&state, "list-sas") > sas_before);
+        assert_eq!(
+            count(&state, "list-conns"),
+            1,
+            "{:?}",
+            state.lock().unwrap().cmds
+        );
+    }
+
+    /// The driver's own loads and unloads change the cached connections
+    /// without a `list-conns`; a tunnel that is not loaded is not
+    /// available even with an SA up; the periodic listing (`net_status`)
+    /// picks up what others changed.
+    #[tokio::test]
+    async fn own_loads_and_unloads_are_reflected_without_a_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec_default();
+        // An SA up under the name before and after the tunnel is loaded.
+        let state = Arc::new(std::sync::Mutex::new(Charon {
+            up: vec!["vpnx-dflt0001"],
+            ..Default::default()
+        }));
+        let st = state.clone();
+        let (uri, _t) = fake_charon(&dir, move |cmd| charon_answer(&st, cmd));
+        let d = StrongSwanDriver::new(&uri).unwrap();
+        assert_eq!(d.net_status().await.unwrap(), HashMap::new());
+        assert_eq!(count(&state, "list-conns"), 1);
+
+        d.apply(&spec).await.unwrap();
+        let (now, conns) = d.snapshot(false).await.unwrap();
+        assert_eq!(
+            now,
+            HashMap::from([(spec.name.clone(), NetStatus::Available)])
+        );
+        assert_eq!(
+            conns.get(&spec.name),
+            Some(&(vec![spec.local_addr], vec![spec.remote_addr]))
+        );
+        d.reset(&spec).await.unwrap();
+        assert_eq!(
+            d.snapshot(false).await.unwrap().0,
+            HashMap::from([(spec.name.clone(), NetStatus::Available)])
+        );
+        d.remove(&spec.name).await.unwrap();
+        assert_eq!(d.snapshot(false).await.unwrap().0, HashMap::new());
+        assert_eq!(count(&state, "list-conns"), 1);
+
+        // Loaded by someone else: seen at the next listing.
+        state.lock().unwrap().conns = vec!["vpnx-dflt0001"];
+        assert_eq!(d.snapshot(false).await.unwrap().0, HashMap::new());
+        assert_eq!(
+            d.net_status().await.unwrap(),
+            HashMap::from([(spec.name.clone(), NetStatus::Available)])
+        );
+        assert_eq!(count(&state, "list-conns"), 2);
+    }
+
+    /// A command charon refuses leaves the cache unknown: the next read
+    /// lists the connections again.
+    #[tokio::test]
+    async fn a_failed_load_lists_the_conns_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(std::sync::Mutex::new(Charon::default()));
+        let st = state.clone();
+        let (uri, _t) = fake_charon(&dir, move |cmd| {
+            let mut r = charon_answer(&st, cmd)?;
+            r.answer.success = cmd != "load-conn";
+            Some(r)
+        });
+        let d = StrongSwanDriver::new(&uri).unwrap();
+        assert_eq!(d.net_status().await.unwrap(), HashMap::new());
+        assert!(d.apply(&spec_default()).await.is_err());
+        d.snapshot(false).await.unwrap();
+        assert_eq!(count(&state, "list-conns"), 2);
     }
 
     fn child(state: &str, bytes: u64, packets: u64, installed: u64) -> RawChildSa {
