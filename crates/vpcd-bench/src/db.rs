@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use sqlx::{Connection as _, Executor as _};
 
-use crate::procfs;
+use vpcd_bench::procfs;
 
 /// The PostgreSQL server tried when `--database postgres` is asked for.
 pub(crate) const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";

@@ -9,6 +9,9 @@
 //!   benchmark use, so a micro-benchmark measures the same request the load
 //!   generator sends.
 //! - [`stats`]: latency summaries (exact percentiles over every sample).
+//! - [`procfs`]: what `/proc` tells about the machine and the processes
+//!   measured (CPU time, memory, load).
 
 pub mod fixtures;
+pub mod procfs;
 pub mod stats;

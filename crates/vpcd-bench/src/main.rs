@@ -33,7 +33,7 @@ mod client;
 mod db;
 mod load;
 mod moto;
-mod procfs;
+
 mod report;
 mod scenario;
 mod swan;
@@ -52,6 +52,7 @@ use crate::db::{Database, Engine};
 use crate::report::RunReport;
 use crate::scenario::{Ctx, Phase, Scenario};
 use crate::vpcd::Vpcd;
+use vpcd_bench::procfs;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 const TICKS_PER_SEC: f64 = 100.0;
 
 /// CPU seconds (user + system, all threads) a process has used so far.
-pub(crate) fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
+pub fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
     Ok(cpu_fields(pid)?.0)
 }
 
@@ -38,7 +38,7 @@ fn cpu_fields(pid: u32) -> anyhow::Result<(f64, f64)> {
 /// CPU seconds used so far by every `postgres` process on the machine (the
 /// server and its backends, with those that have exited, as their parent
 /// counts them; other databases' work included).
-pub(crate) fn postgres_cpu_secs() -> f64 {
+pub fn postgres_cpu_secs() -> f64 {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return 0.0;
     };
@@ -54,7 +54,7 @@ pub(crate) fn postgres_cpu_secs() -> f64 {
 }
 
 /// A `kB` field of `/proc/<pid>/status` (`VmHWM`, `VmRSS`), in bytes.
-pub(crate) fn status_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
+pub fn status_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()
@@ -70,7 +70,7 @@ pub(crate) fn status_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
 }
 
 /// The 1-minute load average.
-pub(crate) fn loadavg1() -> f64 {
+pub fn loadavg1() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
@@ -78,7 +78,7 @@ pub(crate) fn loadavg1() -> f64 {
 }
 
 /// nproc, CPU model, memory and kernel, for the report header.
-pub(crate) fn machine() -> String {
+pub fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -109,7 +109,7 @@ pub(crate) fn machine() -> String {
 }
 
 /// Size of a file, 0 if it does not exist.
-pub(crate) fn file_len(path: &Path) -> u64 {
+pub fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 

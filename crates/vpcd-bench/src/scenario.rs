@@ -20,7 +20,7 @@ use vpcd_types::{TaskId, TaskStatus};
 use crate::client::{check_ok, parse_ok, timed, Api, Conn, Prepared};
 use crate::db::Engine;
 use crate::load::Stored;
-use crate::procfs;
+use vpcd_bench::procfs;
 
 /// How long the (d) poller keeps waiting for tasks answered in the window.
 const DRAIN_LIMIT: Duration = Duration::from_secs(120);

@@ -48,7 +48,8 @@ use crate::client::{parse_ok, Api, Conn};
 use crate::db::{self, Database, Engine};
 use crate::report::{self, SwanReport};
 use crate::vpcd::Vpcd;
-use crate::{load, procfs, Cli};
+use crate::{load, Cli};
+use vpcd_bench::procfs;
 
 /// The scenario's name on the command line.
 pub(crate) const NAME: &str = "strongswan";
