@@ -55,6 +55,18 @@ const CONN_JOINS: &str = " JOIN vpcs v ON v.id = c.vpc_id \
      JOIN vpn_gws g ON g.id = c.vpn_gw_id \
      JOIN user_gws u ON u.id = c.user_gw_id";
 
+/// The counts the per-gateway, per-peer and per-pair connection quotas
+/// read, as columns `per_gw`, `per_user_gw` and `per_pair`; `gw` and
+/// `user_gw` are the placeholders of the two gateways' row ids.
+pub(crate) fn conn_quota_counts(gw: &str, user_gw: &str) -> String {
+    format!(
+        "(SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = {gw}) AS per_gw, \
+         (SELECT COUNT(*) FROM vpn_conns WHERE user_gw_id = {user_gw}) AS per_user_gw, \
+         (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = {gw} AND user_gw_id = {user_gw}) \
+         AS per_pair"
+    )
+}
+
 /// Every column of a connection with its VPC and gateways.
 pub(crate) fn conn_select() -> String {
     format!("{CONN_COLUMNS} FROM vpn_conns c{CONN_JOINS}")

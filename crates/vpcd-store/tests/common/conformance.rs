@@ -1817,10 +1817,7 @@ pub(crate) async fn paging_and_ordering(store: Arc<dyn Store>) {
 }
 
 /// A list's total and the names on its page.
-fn listed<T>(
-    list: Result<(u64, Vec<T>)>,
-    name: impl Fn(&T) -> &str,
-) -> (u64, Vec<String>) {
+fn listed<T>(list: Result<(u64, Vec<T>)>, name: impl Fn(&T) -> &str) -> (u64, Vec<String>) {
     let (total, rows) = list.unwrap();
     (total, names(&rows, name))
 }
