@@ -328,6 +328,31 @@ pub(crate) fn claim_query<DB: Engine>(
     q
 }
 
+/// Claim up to `max` runnable tasks of one account, oldest first, in one
+/// statement, passing over rows other claimers hold (`SKIP LOCKED`), and
+/// returning their columns ([`CLAIMED`]). For engines with row locks, once
+/// a whole round-robin pass found that account alone with runnable tasks.
+pub(crate) fn claim_account_query<DB: Engine>(
+    worker: &str,
+    now: Timestamp,
+    lease_secs: i64,
+    nodes: &[Option<GatewayNodeId>],
+    account: i64,
+    max: usize,
+) -> Sql {
+    let mut q = lease(worker, now, lease_secs);
+    q.push(" WHERE id IN (SELECT t.id");
+    runnable(&mut q, now, nodes);
+    q.push(" AND t.account_id = ")
+        .bind(account)
+        .push(" ORDER BY t.id LIMIT ")
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .push(lock::<DB>(" FOR UPDATE OF t SKIP LOCKED"))
+        .push(")")
+        .push(CLAIMED);
+    q
+}
+
 /// Claim up to `max` runnable tasks in one statement, round robin by
 /// account: every account's oldest runnable task first, starting with the
 /// first account after `after_account` and wrapping around, then every
