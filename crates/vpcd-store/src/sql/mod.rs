@@ -438,6 +438,27 @@ fn fresh_id<K: IdKind>() -> String {
     UnifiedId::<K>::random().as_str().to_owned()
 }
 
+/// The per-gateway, per-peer and per-pair connection quotas, on a row
+/// with the columns of [`conn_quota_counts`] that counts `own` rows of the
+/// connection being created (0 before it is inserted, 1 after).
+pub(crate) fn check_conn_quotas(row: &impl StoreRow, own: i64, limits: &Limits) -> Result<()> {
+    check_quota(
+        row.int("per_gw")? - own,
+        limits.conns_per_vpn_gw,
+        Quota::ConnsPerVpnGw,
+    )?;
+    check_quota(
+        row.int("per_user_gw")? - own,
+        limits.conns_per_user_gw,
+        Quota::ConnsPerUserGw,
+    )?;
+    check_quota(
+        row.int("per_pair")? - own,
+        limits.conns_per_pair,
+        Quota::ConnsPerPair,
+    )
+}
+
 /// Where a pool's connections live, which decides how they are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Link {

@@ -484,25 +484,31 @@ impl<DB: Engine> Store for SqlStore<DB> {
             Box::pin(async move {
                 let (scope, limits) = (&scope, &limits);
                 // Every connection quota counts within this (account, region):
-                // its row serializes the creators that could race for a slot
-                // and carries the per-region count, taken up front (a refusal
-                // rolls it back). Then one statement holds the parents FOR
-                // SHARE, so none can be deleted meanwhile, and reads the name
-                // clash and the other counts: few round trips per add.
-                let per_region = Self::count_scope_conn(&mut *tx, scope).await?;
+                // its row in `scopes` serializes the creators that could race
+                // for a slot and carries the per-region count. One statement
+                // holds the parents FOR SHARE, so none can be deleted
+                // meanwhile, and reads the name clash and the other counts.
+                //
+                // The scope row is locked last, right before the commit, so
+                // concurrent adds of one scope (PostgreSQL) wait for each
+                // other only for that count and the commit, not for every
+                // statement of the add. With row locks, the counts read
+                // before it can miss an add that commits meanwhile, so they
+                // are read again once the lock is held (a fresh statement
+                // sees every add committed before it; the others wait for
+                // the lock). SQLite's single writer makes the first reading
+                // exact.
                 let checks = Sql::new(format!(
                     "SELECT g.un_id AS gw_un_id, g.vpc_id AS gw_vpc_id, u.un_id AS ugw_un_id, \
                        g.node_id, g.address AS gw_address, u.address AS ugw_address, \
                        (SELECT COUNT(*) FROM vpn_conns WHERE account_id = $4 AND region = $5 \
                             AND vpc_id = $1 AND name = $6) AS clash, \
-                       (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = $2) AS per_gw, \
-                       (SELECT COUNT(*) FROM vpn_conns WHERE user_gw_id = $3) AS per_user_gw, \
-                       (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = $2 AND user_gw_id = $3) \
-                           AS per_pair \
+                       {} \
                      FROM vpcs v, vpn_gws g, user_gws u \
                      WHERE v.id = $1 AND v.account_id = $4 AND v.region = $5 \
                        AND g.id = $2 AND g.account_id = $4 AND g.region = $5 \
                        AND u.id = $3 AND u.account_id = $4 AND u.region = $5{}",
+                    conn_quota_counts("$2", "$3"),
                     lock::<DB>(" FOR SHARE OF v, g, u")
                 ))
                 .arg(new.vpc_id)
@@ -526,22 +532,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 if checks.int("clash")? > 0 {
                     return Err(StoreError::NameInUse(Resource::VpnConn));
                 }
-                check_quota(
-                    checks.int("per_gw")?,
-                    limits.conns_per_vpn_gw,
-                    Quota::ConnsPerVpnGw,
-                )?;
-                check_quota(
-                    checks.int("per_user_gw")?,
-                    limits.conns_per_user_gw,
-                    Quota::ConnsPerUserGw,
-                )?;
-                check_quota(per_region, limits.conns_per_region, Quota::ConnsPerRegion)?;
-                check_quota(
-                    checks.int("per_pair")?,
-                    limits.conns_per_pair,
-                    Quota::ConnsPerPair,
-                )?;
+                check_conn_quotas(&checks, 0, limits)?;
                 if let Some(node) = checks.opt_id("node_id")? {
                     let face = TunnelFace {
                         local_addr: parse(&checks.text("gw_address")?, "gateway address")?,
@@ -588,6 +579,19 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 )
                 .await?
                 .ok_or_else(|| vanished("connection"))?;
+                let per_region = Self::count_scope_conn(&mut *tx, scope).await?;
+                check_quota(per_region, limits.conns_per_region, Quota::ConnsPerRegion)?;
+                if DB::ROW_LOCKS {
+                    let again = DB::one(
+                        &mut *tx,
+                        Sql::new(format!("SELECT {}", conn_quota_counts("$1", "$2")))
+                            .arg(new.vpn_gw_id)
+                            .arg(new.user_gw_id),
+                    )
+                    .await?;
+                    // The new row is counted now: one more than before it.
+                    check_conn_quotas(&again, 1, limits)?;
+                }
                 // The task as inserted, without reading it back.
                 let task = Task {
                     id: task_id,
@@ -720,16 +724,42 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 let mut tasks = Vec::new();
                 if DB::ROW_LOCKS {
                     let mut from = after;
+                    // The accounts served by the pass that began at the
+                    // start of the order (none yet unless it began there).
+                    let mut pass = (after == i64::MIN).then(Vec::new);
                     while tasks.len() < max {
                         let q = claim_query::<DB>(&worker, now, lease_secs, &nodes, from);
                         let Some(row) = DB::opt(&mut *tx, q).await? else {
+                            if let Some(&[account]) = pass.as_deref() {
+                                // A whole pass found one account alone with
+                                // runnable tasks: take the rest of the batch
+                                // from it in one statement, not two
+                                // statements a task.
+                                let n = max - tasks.len();
+                                let q = claim_account_query::<DB>(
+                                    &worker, now, lease_secs, &nodes, account, n,
+                                );
+                                let mut batch = DB::fetch(&mut *tx, q)
+                                    .await?
+                                    .iter()
+                                    .map(task_from_row)
+                                    .collect::<Result<Vec<_>>>()?;
+                                // RETURNING follows no order: oldest first.
+                                batch.sort_by_key(|t| t.id);
+                                tasks.extend(batch.into_iter().map(|t| (account, t)));
+                                break;
+                            }
                             if from == i64::MIN {
                                 break;
                             }
                             from = i64::MIN;
+                            pass = Some(Vec::new());
                             continue;
                         };
                         from = row.int("account_id")?;
+                        if let Some(pass) = pass.as_mut() {
+                            pass.push(from);
+                        }
                         tasks.push((from, task_from_row(&row)?));
                     }
                 } else {

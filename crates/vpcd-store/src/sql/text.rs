@@ -55,6 +55,18 @@ const CONN_JOINS: &str = " JOIN vpcs v ON v.id = c.vpc_id \
      JOIN vpn_gws g ON g.id = c.vpn_gw_id \
      JOIN user_gws u ON u.id = c.user_gw_id";
 
+/// The counts the per-gateway, per-peer and per-pair connection quotas
+/// read, as columns `per_gw`, `per_user_gw` and `per_pair`; `gw` and
+/// `user_gw` are the placeholders of the two gateways' row ids.
+pub(crate) fn conn_quota_counts(gw: &str, user_gw: &str) -> String {
+    format!(
+        "(SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = {gw}) AS per_gw, \
+         (SELECT COUNT(*) FROM vpn_conns WHERE user_gw_id = {user_gw}) AS per_user_gw, \
+         (SELECT COUNT(*) FROM vpn_conns WHERE vpn_gw_id = {gw} AND user_gw_id = {user_gw}) \
+         AS per_pair"
+    )
+}
+
 /// Every column of a connection with its VPC and gateways.
 pub(crate) fn conn_select() -> String {
     format!("{CONN_COLUMNS} FROM vpn_conns c{CONN_JOINS}")
@@ -310,6 +322,31 @@ pub(crate) fn claim_query<DB: Engine>(
     q.push(" AND t.account_id > ")
         .bind(after_account)
         .push(" ORDER BY t.account_id, t.id LIMIT 1")
+        .push(lock::<DB>(" FOR UPDATE OF t SKIP LOCKED"))
+        .push(")")
+        .push(CLAIMED);
+    q
+}
+
+/// Claim up to `max` runnable tasks of one account, oldest first, in one
+/// statement, passing over rows other claimers hold (`SKIP LOCKED`), and
+/// returning their columns ([`CLAIMED`]). For engines with row locks, once
+/// a whole round-robin pass found that account alone with runnable tasks.
+pub(crate) fn claim_account_query<DB: Engine>(
+    worker: &str,
+    now: Timestamp,
+    lease_secs: i64,
+    nodes: &[Option<GatewayNodeId>],
+    account: i64,
+    max: usize,
+) -> Sql {
+    let mut q = lease(worker, now, lease_secs);
+    q.push(" WHERE id IN (SELECT t.id");
+    runnable(&mut q, now, nodes);
+    q.push(" AND t.account_id = ")
+        .bind(account)
+        .push(" ORDER BY t.id LIMIT ")
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
         .push(lock::<DB>(" FOR UPDATE OF t SKIP LOCKED"))
         .push(")")
         .push(CLAIMED);

@@ -64,6 +64,7 @@ macro_rules! conformance_tests {
             lease_expiry_hands_task_over,
             claims_oldest_first,
             claims_fair_across_accounts,
+            concurrent_batch_claims_of_one_account_take_each_task_once,
             claims_and_finishes_in_batches,
             dead_holders_leases_released,
             concurrent_writes_fail_alone,
@@ -2908,6 +2909,50 @@ pub(crate) async fn concurrent_writes_fail_alone(store: Arc<dyn Store>) {
         rows.into_iter().map(|u| u.name).collect::<BTreeSet<_>>(),
         created
     );
+}
+
+/// Batches of one account's tasks claimed by concurrent claimers (one
+/// account alone has runnable tasks, so each batch after the first pass is
+/// one statement on PostgreSQL): every task is claimed once, and each batch
+/// holds its tasks oldest first.
+pub(crate) async fn concurrent_batch_claims_of_one_account_take_each_task_once(
+    store: Arc<dyn Store>,
+) {
+    let sc = scope(&store).await;
+    let (v, g, _) = topology(&store, &sc).await;
+    let mut created = BTreeSet::new();
+    for i in 0..40u32 {
+        let u = user_gw(&store, &sc, &format!("u{i}"), &format!("10.8.0.{}", i + 1)).await;
+        let (_, task) = store
+            .create_conn(&sc, new_conn(v.id, g.id, u.id, &format!("c{i}")), &roomy())
+            .await
+            .unwrap();
+        created.insert(task.id);
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..4 {
+        let store = store.clone();
+        set.spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store
+                    .claim_tasks_on(&format!("w{w}"), T0, 60, &[None], 7)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                let ids: Vec<TaskId> = batch.iter().map(|c| c.task.id).collect();
+                let mut sorted = ids.clone();
+                sorted.sort();
+                assert_eq!(ids, sorted, "a batch is oldest first");
+                mine.extend(ids);
+            }
+        });
+    }
+    let claimed: Vec<TaskId> = set.join_all().await.into_iter().flatten().collect();
+    assert_eq!(claimed.len(), 40, "each task once: {claimed:?}");
+    assert_eq!(claimed.into_iter().collect::<BTreeSet<_>>(), created);
 }
 
 pub(crate) async fn concurrent_claims_take_each_task_once(store: Arc<dyn Store>) {
