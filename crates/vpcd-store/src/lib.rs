@@ -42,6 +42,7 @@ pub mod model;
 mod postgres;
 mod sql;
 mod sqlite;
+mod sqlite_read;
 pub mod testing;
 
 pub use console::{ConsoleLogin, ConsoleSession, ConsoleStore, NewConsoleSession};

@@ -70,7 +70,7 @@ use vpcd_types::ConnStatus;
 
 use crate::model::*;
 use crate::sql::EncodedConn;
-use crate::sql::{recovering, Engine, Io, Link, RowsAffected, Sql, SqlStore};
+use crate::sql::{recovering, Engine, Io, Link, Reads, RowsAffected, Sql, SqlStore};
 use crate::MasterKey;
 use crate::{Result, StoreError};
 
@@ -118,7 +118,8 @@ impl SqlStore<Postgres> {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        SqlStore::from_pools(pool.clone(), pool.clone(), pool, key).await
+        let read = Reads::Pool(pool.clone());
+        SqlStore::from_pools(pool.clone(), read, pool, key).await
     }
 }
 

@@ -18,8 +18,10 @@
 //! once and only then answers every caller; a failed commit fails the
 //! callers of that batch only.
 //!
-//! Reads use a few read-only connections. A list runs its `COUNT(*)` and its
-//! page inside one read transaction, so both come from the same snapshot.
+//! Reads use read-only connections through rusqlite, called on the
+//! caller's thread, not sqlx (`sqlite_read.rs` says why and when a read runs
+//! elsewhere). A list runs its `COUNT(*)` and its page inside one read
+//! transaction, so both come from the same snapshot.
 //!
 //! **Nonces** live in a second database file next to the main one
 //! (`<db>-nonces`, e.g. `vpcd.db-nonces`), with its own single-connection
@@ -69,14 +71,13 @@ use vpcd_types::ConnStatus;
 use crate::model::*;
 use crate::sql::text::conn_insert;
 use crate::sql::EncodedConn;
-use crate::sql::{recovering, Engine, Io, Link, RowsAffected, Sql, SqlStore};
+use crate::sql::{recovering, Engine, Io, Link, Reads, RowsAffected, Sql, SqlStore};
+use crate::sqlite_read::Readers;
 use crate::MasterKey;
 use crate::{Result, StoreError};
 
 /// How long a statement waits for another process's write lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Read-only connections; writes always use exactly one.
-const READERS: u32 = 4;
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the main file's WAL is cut back to after a checkpoint (it may grow
 /// beyond it while readers hold a checkpoint back, or during an import).
 const WAL_LIMIT_BYTES: &str = "67108864";
@@ -93,26 +94,22 @@ impl SqlStore<Sqlite> {
     /// up to date, and check `key` against the database's (sealing what an
     /// older vpcd stored in clear).
     pub async fn open(path: &Path, key: MasterKey) -> Result<SqliteStore> {
-        let base = SqliteConnectOptions::new()
-            .filename(path)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            .synchronous(SqliteSynchronous::Full);
         let write = recovering(SqlitePoolOptions::new(), Link::Local)
             .max_connections(1)
             .min_connections(1)
             .connect_with(
-                base.clone()
+                SqliteConnectOptions::new()
+                    .filename(path)
+                    .foreign_keys(true)
+                    .busy_timeout(BUSY_TIMEOUT)
+                    .synchronous(SqliteSynchronous::Full)
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .pragma("journal_size_limit", WAL_LIMIT_BYTES),
             )
             .await?;
         migrate(&write).await?;
-        let read = recovering(SqlitePoolOptions::new(), Link::Local)
-            .max_connections(READERS)
-            .connect_with(base.read_only(true))
-            .await?;
+        let read = Reads::Direct(Readers::open(path)?);
         let nonces = open_nonces(&nonce_path(path)).await?;
         SqlStore::from_pools(write, read, nonces, key).await
     }
@@ -135,7 +132,8 @@ impl SqlStore<Sqlite> {
             .connect_with(opts)
             .await?;
         migrate(&pool).await?;
-        SqlStore::from_pools(pool.clone(), pool.clone(), pool, MasterKey::generate()).await
+        let read = Reads::Pool(pool.clone());
+        SqlStore::from_pools(pool.clone(), read, pool, MasterKey::generate()).await
     }
 }
 
@@ -204,16 +202,20 @@ impl Engine for Sqlite {
 /// A full disk, a read-only file or directory, an I/O error, or a file that
 /// cannot be opened: the storage, not the statement.
 pub(crate) fn is_storage_fault(e: &sqlx::sqlite::SqliteError) -> bool {
-    // The code is the extended result code; its low byte is the primary one.
+    e.code()
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(is_storage_code)
+}
+
+/// Whether SQLite's (extended) result `code` is a storage fault (see
+/// [`is_storage_fault`]).
+pub(crate) fn is_storage_code(code: i32) -> bool {
+    // The low byte of an extended result code is the primary one.
     const FULL: i32 = 13;
     const IOERR: i32 = 10;
     const READONLY: i32 = 8;
     const CANTOPEN: i32 = 14;
-    let primary = e
-        .code()
-        .and_then(|c| c.parse::<i32>().ok())
-        .map(|c| c & 0xff);
-    matches!(primary, Some(FULL | IOERR | READONLY | CANTOPEN))
+    matches!(code & 0xff, FULL | IOERR | READONLY | CANTOPEN)
 }
 
 impl RowsAffected for SqliteQueryResult {
@@ -283,7 +285,8 @@ mod tests {
     #[tokio::test]
     async fn queries_use_indexes() {
         let store = SqliteStore::in_memory().await.unwrap();
-        let mut conn = store.read.acquire().await.unwrap();
+        // The in-memory store reads through its one sqlx connection.
+        let mut conn = store.write.acquire().await.unwrap();
         let scope = Scope {
             account_id: AccountId::new(1),
             region: "gz".into(),
@@ -458,20 +461,13 @@ mod tests {
             num("PRAGMA busy_timeout").fetch_one(&mut *w).await.unwrap(),
             5000
         );
-        let mut r = store.read.acquire().await.unwrap();
-        assert_eq!(
-            num("PRAGMA foreign_keys").fetch_one(&mut *r).await.unwrap(),
-            1
-        );
-        assert_eq!(
-            num("PRAGMA busy_timeout").fetch_one(&mut *r).await.unwrap(),
-            5000
-        );
-        // Reader connections cannot write by mistake.
-        let res = sqlx::query("INSERT INTO accounts (name, created_at) VALUES ('x', 0)")
-            .execute(&mut *r)
-            .await;
-        assert!(res.is_err());
+        // Readers cannot write by mistake.
+        let write = Sql::new("INSERT INTO accounts (name, created_at) VALUES ('x', 0)");
+        assert!(matches!(store.read, crate::sql::Reads::Direct(_)));
+        assert!(store
+            .read_rows(write, crate::sqlite_read::Size::Bounded)
+            .await
+            .is_err());
         // Nonces: their own file, WAL, synchronous=NORMAL (1), and the main
         // file's writer never sees them.
         assert!(dir.path().join("v.db-nonces").exists());

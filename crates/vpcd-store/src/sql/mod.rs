@@ -53,11 +53,14 @@ use crate::{Resource, Result, StoreError};
 mod console;
 mod diagnostics;
 mod monitoring;
+mod reads;
 mod secrets;
 mod store;
 pub(crate) mod text;
 mod writer;
 
+pub(crate) use reads::Reads;
+use reads::{first_of, ReadRow, Size};
 use text::*;
 use writer::{WriteFuture, Writer};
 
@@ -362,6 +365,11 @@ impl Sql {
         self
     }
 
+    /// The text and the arguments, for a driver other than sqlx's.
+    pub(crate) fn parts(&self) -> (&str, &[Arg]) {
+        (&self.text, &self.args)
+    }
+
     /// The same statement after `prefix` (`EXPLAIN ...` in tests).
     #[cfg(test)]
     pub(crate) fn prefixed(mut self, prefix: &str) -> Sql {
@@ -511,8 +519,8 @@ pub(crate) fn recovering<DB: Database>(opts: PoolOptions<DB>, link: Link) -> Poo
 pub struct SqlStore<DB: Database> {
     /// Write transactions (SQLite: its one writer connection).
     pub(crate) write: Pool<DB>,
-    /// Reads (SQLite: read-only connections).
-    pub(crate) read: Pool<DB>,
+    /// Reads outside write transactions (`reads`).
+    pub(crate) read: Reads<DB>,
     /// Where nonces are recorded (SQLite: a file of their own).
     pub(crate) nonces: Pool<DB>,
     last_nonce_prune: AtomicI64,
@@ -539,7 +547,7 @@ impl<DB: Engine> SqlStore<DB> {
     /// sealed, before the store is returned.
     pub(crate) async fn from_pools(
         write: Pool<DB>,
-        read: Pool<DB>,
+        read: Reads<DB>,
         nonces: Pool<DB>,
         key: MasterKey,
     ) -> Result<Self> {
@@ -597,10 +605,6 @@ impl<DB: Engine> SqlStore<DB> {
         let out = work(&mut tx).await?;
         tx.commit().await?;
         Ok(out)
-    }
-
-    async fn begin_read(&self) -> Result<Transaction<'static, DB>> {
-        Ok(self.read.begin_with(DB::BEGIN_READ).await?)
     }
 
     /// Delete a row unless something still refers to it: `NotFound` /
@@ -861,11 +865,7 @@ impl<DB: Engine> SqlStore<DB> {
         scope: &Scope,
         id: &IdRef<VpcKind>,
     ) -> Result<Option<Vpc>> {
-        let f = VpcFilter {
-            id: Some(id.clone()),
-            name: None,
-        };
-        let row = DB::opt(conn, vpc_query::<DB>(VPC_SELECT, scope, &f)).await?;
+        let row = DB::opt(conn, vpc_by_ref::<DB>(scope, id)).await?;
         row.as_ref().map(vpc_from_row).transpose()
     }
 
@@ -874,11 +874,7 @@ impl<DB: Engine> SqlStore<DB> {
         scope: &Scope,
         id: &IdRef<VpnGwKind>,
     ) -> Result<Option<VpnGw>> {
-        let f = VpnGwFilter {
-            id: Some(id.clone()),
-            ..VpnGwFilter::default()
-        };
-        let row = DB::opt(conn, vpn_gw_query::<DB>(VPN_GW_SELECT, scope, &f)).await?;
+        let row = DB::opt(conn, vpn_gw_by_ref::<DB>(scope, id)).await?;
         row.as_ref().map(vpn_gw_from_row).transpose()
     }
 
@@ -887,11 +883,7 @@ impl<DB: Engine> SqlStore<DB> {
         scope: &Scope,
         id: &IdRef<UserGwKind>,
     ) -> Result<Option<UserGw>> {
-        let f = UserGwFilter {
-            id: Some(id.clone()),
-            name: None,
-        };
-        let row = DB::opt(conn, user_gw_query::<DB>(USER_GW_SELECT, scope, &f)).await?;
+        let row = DB::opt(conn, user_gw_by_ref::<DB>(scope, id)).await?;
         row.as_ref().map(user_gw_from_row).transpose()
     }
 
@@ -903,16 +895,7 @@ impl<DB: Engine> SqlStore<DB> {
         scope: Option<&Scope>,
         id: &IdRef<VpnConnKind>,
     ) -> Result<Option<VpnConn>> {
-        let mut q = match scope {
-            Some(scope) => conn_query::<DB>(&conn_select(), scope, &ConnFilter::default()),
-            None => {
-                let mut q = Sql::new(conn_select());
-                q.push(" WHERE 1 = 1");
-                q
-            }
-        };
-        push_own_id(&mut q, "c", id);
-        let row = DB::opt(conn, q).await?;
+        let row = DB::opt(conn, conn_by_ref::<DB>(scope, id)).await?;
         row.as_ref().map(|r| conn_from_row(r, key)).transpose()
     }
 

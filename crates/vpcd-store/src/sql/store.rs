@@ -46,20 +46,15 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn list_accounts(&self) -> Result<Vec<(Account, Vec<ApiKey>)>> {
-        let mut tx = self.begin_read().await?;
-        let accounts = DB::fetch(
-            &mut tx,
-            Sql::new("SELECT id, name, disabled, created_at FROM accounts ORDER BY id"),
-        )
-        .await?;
-        let keys = DB::fetch(
-            &mut tx,
-            Sql::new(format!(
-                "{KEY_SELECT} ORDER BY k.account_id, k.created_at, k.secret_id"
-            )),
-        )
-        .await?;
-        tx.commit().await?;
+        let (accounts, keys) = self
+            .read_pair(
+                Sql::new("SELECT id, name, disabled, created_at FROM accounts ORDER BY id"),
+                Sql::new(format!(
+                    "{KEY_SELECT} ORDER BY k.account_id, k.created_at, k.secret_id"
+                )),
+                Size::Bulk,
+            )
+            .await?;
         let master = self.key();
         let mut out = Vec::with_capacity(accounts.len());
         for row in &accounts {
@@ -134,9 +129,8 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn find_key(&self, secret_id: &str) -> Result<Option<ApiKey>> {
-        let mut conn = self.read.acquire().await?;
         let q = Sql::new(format!("{KEY_SELECT} WHERE k.secret_id = $1")).arg(secret_id);
-        let row = DB::opt(&mut conn, q).await?;
+        let row = self.read_opt(q).await?;
         row.as_ref()
             .map(|r| key_from_row(r, &self.key()))
             .transpose()
@@ -250,8 +244,8 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn get_vpc(&self, scope: &Scope, id: &IdRef<VpcKind>) -> Result<Option<Vpc>> {
-        let mut conn = self.read.acquire().await?;
-        Self::fetch_vpc(&mut conn, scope, id).await
+        let row = self.read_opt(vpc_by_ref::<DB>(scope, id)).await?;
+        row.as_ref().map(vpc_from_row).transpose()
     }
 
     async fn list_vpcs(
@@ -360,8 +354,8 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn get_vpn_gw(&self, scope: &Scope, id: &IdRef<VpnGwKind>) -> Result<Option<VpnGw>> {
-        let mut conn = self.read.acquire().await?;
-        Self::fetch_vpn_gw(&mut conn, scope, id).await
+        let row = self.read_opt(vpn_gw_by_ref::<DB>(scope, id)).await?;
+        row.as_ref().map(vpn_gw_from_row).transpose()
     }
 
     async fn list_vpn_gws(
@@ -443,8 +437,8 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn get_user_gw(&self, scope: &Scope, id: &IdRef<UserGwKind>) -> Result<Option<UserGw>> {
-        let mut conn = self.read.acquire().await?;
-        Self::fetch_user_gw(&mut conn, scope, id).await
+        let row = self.read_opt(user_gw_by_ref::<DB>(scope, id)).await?;
+        row.as_ref().map(user_gw_from_row).transpose()
     }
 
     async fn list_user_gws(
@@ -613,8 +607,9 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn get_conn(&self, scope: &Scope, id: &IdRef<VpnConnKind>) -> Result<Option<VpnConn>> {
-        let mut conn = self.read.acquire().await?;
-        Self::fetch_conn(&mut conn, &self.key(), Some(scope), id).await
+        let row = self.read_opt(conn_by_ref::<DB>(Some(scope), id)).await?;
+        let master = self.key();
+        row.as_ref().map(|r| conn_from_row(r, &master)).transpose()
     }
 
     async fn list_conns(
@@ -652,14 +647,13 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn get_task(&self, scope: &Scope, task_id: TaskId) -> Result<Option<Task>> {
-        let mut conn = self.read.acquire().await?;
         let q = Sql::new(format!(
             "{TASK_SELECT} WHERE id = $1 AND account_id = $2 AND region = $3"
         ))
         .arg(task_id)
         .arg(scope.account_id)
         .arg(&scope.region);
-        let row = DB::opt(&mut conn, q).await?;
+        let row = self.read_opt(q).await?;
         row.as_ref().map(task_from_row).transpose()
     }
 
@@ -686,14 +680,13 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn get_task_by_request(&self, scope: &Scope, request_id: &str) -> Result<Option<Task>> {
-        let mut conn = self.read.acquire().await?;
         let q = Sql::new(format!(
             "{TASK_SELECT} WHERE request_id = $1 AND account_id = $2 AND region = $3"
         ))
         .arg(request_id)
         .arg(scope.account_id)
         .arg(&scope.region);
-        let row = DB::opt(&mut conn, q).await?;
+        let row = self.read_opt(q).await?;
         row.as_ref().map(task_from_row).transpose()
     }
 
@@ -843,12 +836,11 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn task_lease_holders(&self) -> Result<Vec<String>> {
-        let mut conn = self.read.acquire().await?;
         let q = Sql::new(
             "SELECT DISTINCT lease_owner FROM tasks \
              WHERE status = 2 AND lease_owner IS NOT NULL ORDER BY lease_owner",
         );
-        let rows = DB::fetch(&mut conn, q).await?;
+        let rows = self.read_rows(q, Size::Bulk).await?;
         rows.iter().map(|r| r.text("lease_owner")).collect()
     }
 
@@ -909,8 +901,9 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn desired_conns(&self, node_id: Option<GatewayNodeId>) -> Result<Vec<VpnConn>> {
-        let mut conn = self.read.acquire().await?;
-        let rows = DB::fetch(&mut conn, desired_query::<DB>(node_id)).await?;
+        let rows = self
+            .read_rows(desired_query::<DB>(node_id), Size::Bulk)
+            .await?;
         let master = self.key();
         rows.iter().map(|r| conn_from_row(r, &master)).collect()
     }
@@ -986,8 +979,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
         )
         .arg(scope.account_id)
         .arg(&scope.region);
-        let mut conn = self.read.acquire().await?;
-        let row = DB::one(&mut conn, q).await?;
+        let row = self.read_one(q, Size::Bulk).await?;
         Ok((row.int("kept")? as u64, row.int("counted")? as u64))
     }
 
@@ -1058,11 +1050,10 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn list_gateway_nodes(&self) -> Result<Vec<GatewayNode>> {
-        let mut conn = self.read.acquire().await?;
         let q = Sql::new(format!(
             "SELECT {GATEWAY_NODE_COLUMNS} FROM gateway_nodes ORDER BY id"
         ));
-        let rows = DB::fetch(&mut conn, q).await?;
+        let rows = self.read_rows(q, Size::Bulk).await?;
         rows.iter().map(gateway_node_from_row).collect()
     }
 
@@ -1091,10 +1082,9 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn list_members(&self) -> Result<Vec<ClusterMember>> {
-        let mut conn = self.read.acquire().await?;
         let q =
             Sql::new("SELECT name, started_at, last_seen, info FROM cluster_members ORDER BY name");
-        let rows = DB::fetch(&mut conn, q).await?;
+        let rows = self.read_rows(q, Size::Bulk).await?;
         rows.iter().map(member_from_row).collect()
     }
 
@@ -1142,11 +1132,10 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn gateway_leases(&self) -> Result<Vec<GatewayLease>> {
-        let mut conn = self.read.acquire().await?;
         let q = Sql::new(
             "SELECT gateway_node_id, holder, until FROM gateway_leases ORDER BY gateway_node_id",
         );
-        let rows = DB::fetch(&mut conn, q).await?;
+        let rows = self.read_rows(q, Size::Bulk).await?;
         rows.iter().map(lease_from_row).collect()
     }
 
@@ -1331,21 +1320,17 @@ impl<DB: Engine> SqlStore<DB> {
         page_query: Sql,
         page: &Page,
         by_id: bool,
-        decode: impl Fn(&Record<DB>) -> Result<T>,
+        decode: impl Fn(&ReadRow<DB>) -> Result<T>,
     ) -> Result<(u64, Vec<T>)> {
         let (total, rows) = if by_id && page.offset == 0 && page.limit > 0 {
-            let mut conn = self.read.acquire().await?;
-            let rows = DB::fetch(&mut conn, page_query).await?;
+            let rows = self.read_rows(page_query, Size::Bounded).await?;
             (i64::try_from(rows.len()).unwrap_or(i64::MAX), rows)
         } else if by_id {
-            let mut conn = self.read.acquire().await?;
-            (DB::one(&mut conn, count).await?.int("n")?, Vec::new())
+            let total = self.read_one(count, Size::Bounded).await?.int("n")?;
+            (total, Vec::new())
         } else {
-            let mut tx = self.begin_read().await?;
-            let total = DB::one(&mut tx, count).await?.int("n")?;
-            let rows = DB::fetch(&mut tx, page_query).await?;
-            tx.commit().await?;
-            (total, rows)
+            let (count, rows) = self.read_pair(count, page_query, Size::Bounded).await?;
+            (first_of(count)?.int("n")?, rows)
         };
         let items = rows.iter().map(decode).collect::<Result<_>>()?;
         Ok((u64::try_from(total).unwrap_or(0), items))

@@ -4,7 +4,7 @@
 //! order they were pushed, so the same text is sent for the same filters and
 //! the prepared statement is reused.
 
-use vpcd_types::id::IdKind;
+use vpcd_types::id::{IdKind, UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
 use vpcd_types::{ConnStatus, GatewayNodeId, IdRef, VpnConnRowId};
 
 use super::EncodedConn;
@@ -245,6 +245,48 @@ pub(crate) fn conn_query<DB: Engine>(head: &str, scope: &Scope, f: &ConnFilter) 
         push_own_id(&mut q, "c", id);
     }
     push_name_filter::<DB>(&mut q, "c.name", &f.name);
+    q
+}
+
+/// A VPC of the scope by its id: [`VPC_SELECT`]'s columns.
+pub(crate) fn vpc_by_ref<DB: Engine>(scope: &Scope, id: &IdRef<VpcKind>) -> Sql {
+    let f = VpcFilter {
+        id: Some(id.clone()),
+        name: None,
+    };
+    vpc_query::<DB>(VPC_SELECT, scope, &f)
+}
+
+/// A VPN gateway of the scope by its id: [`VPN_GW_SELECT`]'s columns.
+pub(crate) fn vpn_gw_by_ref<DB: Engine>(scope: &Scope, id: &IdRef<VpnGwKind>) -> Sql {
+    let f = VpnGwFilter {
+        id: Some(id.clone()),
+        ..VpnGwFilter::default()
+    };
+    vpn_gw_query::<DB>(VPN_GW_SELECT, scope, &f)
+}
+
+/// A peer gateway of the scope by its id: [`USER_GW_SELECT`]'s columns.
+pub(crate) fn user_gw_by_ref<DB: Engine>(scope: &Scope, id: &IdRef<UserGwKind>) -> Sql {
+    let f = UserGwFilter {
+        id: Some(id.clone()),
+        name: None,
+    };
+    user_gw_query::<DB>(USER_GW_SELECT, scope, &f)
+}
+
+/// A connection by its id, of the scope or (`None`, for the task engine,
+/// which works across tenants) of any.
+pub(crate) fn conn_by_ref<DB: Engine>(scope: Option<&Scope>, id: &IdRef<VpnConnKind>) -> Sql {
+    let mut q = match scope {
+        Some(scope) => conn_query::<DB>(&conn_select(), scope, &ConnFilter::default()),
+        None => {
+            let mut q = Sql::new(conn_select());
+            q.push(" WHERE 1 = 1");
+            q
+        }
+    };
+    push_own_id(&mut q, "c", id);
     q
 }
 
