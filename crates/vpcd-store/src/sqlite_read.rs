@@ -32,13 +32,17 @@
 //! connection whose read failed is closed, not kept: nothing of a failed
 //! read (an open transaction, a statement left running) reaches the next.
 //!
+//! A connection loads the planner's statistics when it opens and keeps
+//! them: after an import refreshed them ([`Readers::renew`]), connections
+//! opened before are closed as they come back, not kept.
+//!
 //! Statements are prepared once per connection and cached. Parameters are
 //! numbered (`$1`, `$2`, ...) as in the rest of the SQL layer; SQLite sees
 //! `$n` as a parameter named `$n`, numbered in order of first use, so each is
 //! bound by its name rather than by its position.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,7 +73,10 @@ pub(crate) enum Size {
 /// The read-only connections of one database file.
 pub(crate) struct Readers {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<(u64, Connection)>>,
+    /// Bumped by [`Readers::renew`]; a connection opened in an older one is
+    /// not kept.
+    generation: AtomicU64,
     /// Connections open now, idle or reading.
     open: AtomicU32,
 }
@@ -88,10 +95,11 @@ impl Readers {
         let readers = Readers {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
             open: AtomicU32::new(0),
         };
-        let first = readers.connect()?;
-        readers.give_back(first);
+        let (generation, first) = readers.connect()?;
+        readers.give_back(generation, first);
         Ok(Arc::new(readers))
     }
 
@@ -117,6 +125,19 @@ impl Readers {
             })
     }
 
+    /// Have every read from now on use a connection opened from now on
+    /// (which loads the statistics the planner has now).
+    pub(crate) fn renew(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        let stale = self
+            .idle
+            .lock()
+            .map(|mut idle| std::mem::take(&mut *idle))
+            .unwrap_or_default();
+        self.open
+            .fetch_sub(u32::try_from(stale.len()).unwrap_or(0), Ordering::Relaxed);
+    }
+
     /// Connections open, and how many of them are idle.
     pub(crate) fn in_use(&self) -> (u32, u32) {
         let idle = self.idle.lock().map(|idle| idle.len()).unwrap_or(0);
@@ -132,8 +153,8 @@ impl Readers {
     }
 
     fn run_here(&self, qs: &[Sql], patience: Patience) -> Result<Vec<Vec<Row>>, Attempt> {
-        let conn = match self.take() {
-            Some(conn) => conn,
+        let (generation, conn) = match self.take() {
+            Some(taken) => taken,
             None => self.connect().map_err(Attempt::Failed)?,
         };
         let wait = match patience {
@@ -145,7 +166,7 @@ impl Readers {
             .and_then(|()| in_snapshot(&conn, qs));
         match rows {
             Ok(rows) => {
-                self.give_back(conn);
+                self.give_back(generation, conn);
                 Ok(rows)
             }
             Err(e) => {
@@ -161,7 +182,8 @@ impl Readers {
         }
     }
 
-    fn connect(&self) -> Result<Connection> {
+    fn connect(&self) -> Result<(u64, Connection)> {
+        let generation = self.generation.load(Ordering::Relaxed);
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -169,18 +191,20 @@ impl Readers {
         .map_err(|e| store_error(&e))?;
         conn.set_prepared_statement_cache_capacity(STATEMENTS);
         self.open.fetch_add(1, Ordering::Relaxed);
-        Ok(conn)
+        Ok((generation, conn))
     }
 
-    fn take(&self) -> Option<Connection> {
+    fn take(&self) -> Option<(u64, Connection)> {
         self.idle.lock().ok()?.pop()
     }
 
-    fn give_back(&self, conn: Connection) {
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < KEEP {
-                idle.push(conn);
-                return;
+    fn give_back(&self, generation: u64, conn: Connection) {
+        if generation == self.generation.load(Ordering::Relaxed) {
+            if let Ok(mut idle) = self.idle.lock() {
+                if idle.len() < KEEP {
+                    idle.push((generation, conn));
+                    return;
+                }
             }
         }
         drop(conn);
@@ -390,6 +414,63 @@ mod tests {
             .unwrap();
         assert_eq!(rows[0][0].int("n").unwrap(), 1);
         assert_eq!(rows[1].len(), 1);
+    }
+
+    /// How often the statement `text` was prepared again on `conn` after
+    /// reading by a key with two different values.
+    fn reprepared(conn: &Connection, text: &str) -> i32 {
+        for key in ["k-1", "k-2", "k-3"] {
+            query(conn, &Sql::new(text).arg(key)).unwrap();
+        }
+        conn.prepare_cached(text)
+            .unwrap()
+            .get_status(rusqlite::StatementStatus::RePrepare)
+    }
+
+    /// The statistics an import leaves (the engine's `ANALYZE`) do not make
+    /// a read by key prepare its statement again for each key: with STAT4
+    /// samples left in place, it would.
+    #[test]
+    fn statistics_after_an_import_keep_reads_prepared() {
+        use crate::sql::Engine as _;
+        let by_key = "SELECT n FROM k WHERE key = $1";
+        for (analyze, expect_reprepares) in [("ANALYZE", true), (sqlx::Sqlite::ANALYZE, false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let conn = Connection::open(dir.path().join("s.db")).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE k (n INTEGER PRIMARY KEY, key TEXT NOT NULL); \
+                 CREATE INDEX k_key ON k (key);",
+            )
+            .unwrap();
+            for n in 0..500 {
+                conn.execute("INSERT INTO k (key) VALUES (?1)", [format!("k-{}", n % 50)])
+                    .unwrap();
+            }
+            conn.execute_batch(analyze).unwrap();
+            let fresh = Connection::open(dir.path().join("s.db")).unwrap();
+            assert_eq!(
+                reprepared(&fresh, by_key) > 0,
+                expect_reprepares,
+                "after {analyze}"
+            );
+        }
+    }
+
+    /// After `renew`, no connection opened before it serves a read (each
+    /// loaded the statistics of its time).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn renewed_readers_close_the_connections_opened_before() {
+        let (_dir, _writer, readers) = fixture();
+        let (generation, old) = readers.take().unwrap();
+        readers.renew();
+        assert_eq!(readers.in_use(), (1, 0));
+        // A read in flight during the renewal gives back an old connection.
+        readers.give_back(generation, old);
+        assert_eq!(readers.in_use(), (0, 0));
+        one(&readers, count()).await.unwrap();
+        assert_eq!(readers.in_use(), (1, 1));
+        let (g, _conn) = readers.take().unwrap();
+        assert_eq!(g, generation + 1);
     }
 
     /// An inline read never waits for a lock; one that finds the database

@@ -965,6 +965,9 @@ impl<DB: Engine> Store for SqlStore<DB> {
         // changed by orders of magnitude.
         let mut conn = self.write.acquire().await?;
         DB::execute_raw(&mut conn, DB::ANALYZE).await?;
+        if let Reads::Direct(readers) = &self.read {
+            readers.renew();
+        }
         Ok(inserted)
     }
 
