@@ -963,10 +963,12 @@ impl<DB: Engine> SqlStore<DB> {
     /// refusal that rolls back takes the increment with it.
     async fn count_scope_conn(conn: &mut DB::Connection, scope: &Scope) -> Result<i64> {
         let bump = || {
-            let mut q = Sql::new("");
-            push_scope_conn_bump(&mut q, scope);
-            q.push(" RETURNING conns");
-            q
+            Sql::new(
+                "UPDATE scopes SET conns = conns + 1 \
+                 WHERE account_id = $1 AND region = $2 RETURNING conns",
+            )
+            .arg(scope.account_id)
+            .arg(&scope.region)
         };
         if let Some(row) = DB::opt(&mut *conn, bump()).await? {
             return Ok(row.int("conns")? - 1);

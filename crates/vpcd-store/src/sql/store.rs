@@ -553,9 +553,9 @@ impl<DB: Engine> Store for SqlStore<DB> {
                     parents.vpn_gw.un_id.as_str(),
                     parents.user_gw.un_id.as_str(),
                 ];
-                // The connection, its task owning it, and the scope's
-                // count: one statement where the engine can, else one each.
-                let (conn_id, conn_un_id, task_id, per_region) = if DB::WRITES_IN_WITH {
+                // The connection and its task owning it: one statement
+                // where the engine can, else one each.
+                let (conn_id, conn_un_id, task_id) = if DB::WRITES_IN_WITH {
                     let (row, conn_un_id) = Self::insert_unified_row::<VpnConnKind>(
                         &mut *tx,
                         |un_id| {
@@ -574,11 +574,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
                         name_taken::<DB>(Resource::VpnConn, Some("name")),
                     )
                     .await?;
-                    let per_region = match row.opt_int("conns")? {
-                        Some(with_new) => with_new - 1,
-                        None => Self::count_scope_conn(&mut *tx, scope).await?,
-                    };
-                    (row.id("id")?, conn_un_id, row.id("task_id")?, per_region)
+                    (row.id("id")?, conn_un_id, row.id("task_id")?)
                 } else {
                     let (conn_id, conn_un_id) = Self::insert_unified::<VpnConnKind>(
                         &mut *tx,
@@ -613,9 +609,9 @@ impl<DB: Engine> Store for SqlStore<DB> {
                         .arg(task_id)
                         .arg(conn_id);
                     DB::execute(&mut *tx, own).await?;
-                    let per_region = Self::count_scope_conn(&mut *tx, scope).await?;
-                    (conn_id, conn_un_id, task_id, per_region)
+                    (conn_id, conn_un_id, task_id)
                 };
+                let per_region = Self::count_scope_conn(&mut *tx, scope).await?;
                 check_quota(per_region, limits.conns_per_region, Quota::ConnsPerRegion)?;
                 if DB::ROW_LOCKS {
                     let again = DB::one(

@@ -179,22 +179,10 @@ pub(crate) fn push_new_task(
         .bind(now);
 }
 
-/// `UPDATE` of the scope's row that counts one more connection (without
-/// `RETURNING`): it locks the row until the transaction ends.
-pub(crate) fn push_scope_conn_bump(q: &mut Sql, scope: &Scope) {
-    q.push("UPDATE scopes SET conns = conns + 1 WHERE account_id = ")
-        .bind(scope.account_id)
-        .push(" AND region = ")
-        .bind(&scope.region);
-}
-
-/// A new connection (as [`conn_insert`]), its task of `kind` owning it,
-/// and the scope's connection count bumped, in one statement, for an
-/// engine whose `WITH` clauses may write ([`Engine::WRITES_IN_WITH`]).
-/// Returns `id`, `task_id`, and `conns`, the scope's count with the new
-/// connection (`NULL` if the scope has no row yet, whose count is then not
-/// bumped); no row at all if the connection's random id was taken. The
-/// scope's row is locked last, once both rows are in.
+/// A new connection (as [`conn_insert`]) and its task of `kind` owning it,
+/// in one statement, for an engine whose `WITH` clauses may write
+/// ([`Engine::WRITES_IN_WITH`]). Returns `id` and `task_id`; no row at all
+/// if the connection's random id was taken.
 pub(crate) fn conn_with_task_insert(
     un_id: &str,
     scope: &Scope,
@@ -225,12 +213,9 @@ pub(crate) fn conn_with_task_insert(
         [un_id, vpn_gw_un_id, user_gw_un_id],
         now,
     );
-    q.push(" FROM c RETURNING id, conn_id), s AS (");
-    push_scope_conn_bump(&mut q, scope);
-    q.push(
-        " AND EXISTS (SELECT 1 FROM k) RETURNING conns) \
-         SELECT k.conn_id AS id, k.id AS task_id, (SELECT conns FROM s) AS conns FROM k",
-    );
+    // The scope's row is not locked here: the foreign keys are checked at
+    // the end of the statement, and that work would be done under the lock.
+    q.push(" FROM c RETURNING id, conn_id) SELECT conn_id AS id, id AS task_id FROM k");
     q
 }
 
