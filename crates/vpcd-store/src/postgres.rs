@@ -127,6 +127,7 @@ impl Engine for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const BEGIN_READ: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     const ROW_LOCKS: bool = true;
+    const WRITES_IN_WITH: bool = true;
     const LIKE: &'static str = "ILIKE";
     const NOT_INDEXED: &'static str = "";
     const PRUNE_NONCES: &'static str = "DELETE FROM nonces WHERE ctid IN \
@@ -162,9 +163,11 @@ impl Engine for Postgres {
 
     /// The commit does not wait for its WAL flush (`synchronous_commit =
     /// off`, for this transaction only): see the module docs on nonces.
+    /// The setting rides with `BEGIN` in one message, one round trip.
     async fn record_nonce(pool: &Pool<Postgres>, q: Sql) -> Result<u64> {
-        let mut tx = pool.begin().await?;
-        Postgres::execute_raw(&mut tx, "SET LOCAL synchronous_commit = off").await?;
+        let mut tx = pool
+            .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+            .await?;
         let n = Postgres::execute(&mut tx, q).await?;
         tx.commit().await?;
         Ok(n)

@@ -39,7 +39,7 @@ use sqlx::{
     ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction,
     Type,
 };
-use vpcd_types::id::{IdKind, UnifiedId, UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
+use vpcd_types::id::{IdKind, UnifiedId, UserGwKind, VpcKind, VpnGwKind};
 use vpcd_types::{
     AccountId, ConnStatus, GatewayNodeId, IdRef, RowId, TaskId, TaskKind, TunnelFace, UserGwRowId,
     VpcRowId, VpnConnRowId, VpnGwRowId,
@@ -116,6 +116,10 @@ pub trait Engine: Io {
     /// UPDATE`, `FOR SHARE`, `SKIP LOCKED`). Without it, the single writer
     /// serializes every write transaction instead.
     const ROW_LOCKS: bool;
+    /// Whether a statement's `WITH` clauses may insert and update, each
+    /// seeing none of the others' rows (PostgreSQL): then an add inserts
+    /// its connection and task in one statement ([`conn_with_task_insert`]).
+    const WRITES_IN_WITH: bool = false;
     /// The case-insensitive `LIKE` (ASCII letters only on both engines).
     const LIKE: &'static str;
     /// Put before a column to keep the planner from using an index on it
@@ -771,7 +775,7 @@ impl<DB: Engine> SqlStore<DB> {
                     scope,
                     kind,
                     conn_id,
-                    [conn_un_id, row.text("gw_un_id")?, row.text("ugw_un_id")?],
+                    [&conn_un_id, &row.text("gw_un_id")?, &row.text("ugw_un_id")?],
                     unix_now(),
                 )
                 .await?;
@@ -887,18 +891,6 @@ impl<DB: Engine> SqlStore<DB> {
         row.as_ref().map(user_gw_from_row).transpose()
     }
 
-    /// A connection by id; `scope: None` is for the task engine, which works
-    /// across tenants.
-    async fn fetch_conn(
-        conn: &mut DB::Connection,
-        key: &MasterKey,
-        scope: Option<&Scope>,
-        id: &IdRef<VpnConnKind>,
-    ) -> Result<Option<VpnConn>> {
-        let row = DB::opt(conn, conn_by_ref::<DB>(scope, id)).await?;
-        row.as_ref().map(|r| conn_from_row(r, key)).transpose()
-    }
-
     async fn fetch_task(conn: &mut DB::Connection, task_id: TaskId) -> Result<Task> {
         let q = Sql::new(format!("{TASK_SELECT} WHERE id = $1")).arg(task_id);
         let row = DB::opt(conn, q).await?.ok_or_else(|| vanished("task"))?;
@@ -987,6 +979,17 @@ impl<DB: Engine> SqlStore<DB> {
         make: impl Fn(String) -> Result<Sql>,
         on_err: impl FnOnce(sqlx::Error) -> StoreError,
     ) -> Result<(RowId<K>, UnifiedId<K>)> {
+        let (row, un_id) = Self::insert_unified_row(conn, make, on_err).await?;
+        Ok((row.id("id")?, un_id))
+    }
+
+    /// [`Self::insert_unified`], answering the whole row the statement
+    /// returned.
+    async fn insert_unified_row<K: IdKind>(
+        conn: &mut DB::Connection,
+        make: impl Fn(String) -> Result<Sql>,
+        on_err: impl FnOnce(sqlx::Error) -> StoreError,
+    ) -> Result<(Record<DB>, UnifiedId<K>)> {
         let mut inserted = None;
         for _ in 0..ID_ATTEMPTS {
             let un_id = UnifiedId::<K>::random();
@@ -999,9 +1002,7 @@ impl<DB: Engine> SqlStore<DB> {
                 Err(e) => return Err(on_err(e)),
             }
         }
-        let (row, un_id) = inserted
-            .ok_or_else(|| StoreError::Backend("no free unified id after several tries".into()))?;
-        Ok((row.id("id")?, un_id))
+        inserted.ok_or_else(|| StoreError::Backend("no free unified id after several tries".into()))
     }
 
     /// A running task of `kind` for connection `conn_id`, whose unified id
@@ -1011,22 +1012,12 @@ impl<DB: Engine> SqlStore<DB> {
         scope: &Scope,
         kind: TaskKind,
         conn_id: VpnConnRowId,
-        [conn_un_id, vpn_gw_un_id, user_gw_un_id]: [String; 3],
+        un_ids: [&str; 3],
         now: Timestamp,
     ) -> Result<TaskId> {
-        let q = Sql::new(
-            "INSERT INTO tasks (account_id, region, kind, status, conn_id, conn_un_id, \
-                 vpn_gw_un_id, user_gw_un_id, attempts, created_at) \
-             VALUES ($1, $2, $3, 2, $4, $5, $6, $7, 0, $8) RETURNING id",
-        )
-        .arg(scope.account_id)
-        .arg(&scope.region)
-        .arg(kind.as_str())
-        .arg(conn_id)
-        .arg(conn_un_id)
-        .arg(vpn_gw_un_id)
-        .arg(user_gw_un_id)
-        .arg(now);
+        let mut q = Sql::new(format!("INSERT INTO tasks ({NEW_TASK_COLUMNS}) VALUES ("));
+        push_new_task(&mut q, scope, kind, Some(conn_id), un_ids, now);
+        q.push(") RETURNING id");
         DB::one(conn, q).await?.id("id")
     }
 

@@ -493,8 +493,11 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 // the lock). SQLite's single writer makes the first reading
                 // exact.
                 let checks = Sql::new(format!(
-                    "SELECT g.un_id AS gw_un_id, g.vpc_id AS gw_vpc_id, u.un_id AS ugw_un_id, \
-                       g.node_id, g.address AS gw_address, u.address AS ugw_address, \
+                    "SELECT v.id AS vpc_id, v.un_id AS vpc_un_id, v.name AS vpc_name, \
+                       v.cidr AS vpc_cidr, g.id AS gw_id, g.un_id AS gw_un_id, \
+                       g.name AS gw_name, g.address AS gw_address, g.node_id AS gw_node_id, \
+                       g.vpc_id AS gw_vpc_id, u.id AS ugw_id, u.un_id AS ugw_un_id, \
+                       u.name AS ugw_name, u.address AS ugw_address, \
                        (SELECT COUNT(*) FROM vpn_conns WHERE account_id = $4 AND region = $5 \
                             AND vpc_id = $1 AND name = $6) AS clash, \
                        {} \
@@ -522,15 +525,16 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 if checks.id::<VpcKind>("gw_vpc_id")? != new.vpc_id {
                     return Err(StoreError::NotFound(Resource::VpnGw));
                 }
-                let (gw_un_id, ugw_un_id) = (checks.text("gw_un_id")?, checks.text("ugw_un_id")?);
                 if checks.int("clash")? > 0 {
                     return Err(StoreError::NameInUse(Resource::VpnConn));
                 }
                 check_conn_quotas(&checks, 0, limits)?;
-                if let Some(node) = checks.opt_id("node_id")? {
+                // The answer's VPC and gateways, as they are locked now.
+                let parents = conn_parents_from_row(&checks)?;
+                if let Some(node) = parents.node_id {
                     let face = TunnelFace {
-                        local_addr: parse(&checks.text("gw_address")?, "gateway address")?,
-                        remote_addr: parse(&checks.text("ugw_address")?, "peer address")?,
+                        local_addr: parents.vpn_gw.address,
+                        remote_addr: parents.user_gw.address,
                         local_identity: &new.settings.ike.local_identity,
                         remote_identity: &new.settings.ike.remote_identity,
                     };
@@ -539,40 +543,68 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 }
 
                 let now = unix_now();
-                let (conn_id, conn_un_id) = Self::insert_unified::<VpnConnKind>(
-                    &mut *tx,
-                    |un_id| {
-                        // The pre-shared key is sealed for this row's id.
-                        let encoded = encode_conn(&new, &master, &un_id)?;
-                        let mut q =
-                            conn_insert(&un_id, scope, &new, ConnStatus::Creating, &encoded, now);
-                        q.push(" RETURNING id");
-                        Ok(q)
-                    },
-                    name_taken::<DB>(Resource::VpnConn, Some("name")),
-                )
-                .await?;
-                let task_id = Self::insert_task(
-                    &mut *tx,
-                    scope,
-                    TaskKind::Create,
-                    conn_id,
-                    [conn_un_id.to_string(), gw_un_id, ugw_un_id],
-                    now,
-                )
-                .await?;
-                let own = Sql::new("UPDATE vpn_conns SET active_task = $1 WHERE id = $2")
-                    .arg(task_id)
-                    .arg(conn_id);
-                DB::execute(&mut *tx, own).await?;
-                let conn = Self::fetch_conn(
-                    &mut *tx,
-                    &master,
-                    Some(scope),
-                    &IdRef::Numeric(conn_id.get()),
-                )
-                .await?
-                .ok_or_else(|| vanished("connection"))?;
+                let gw_un_ids = [
+                    parents.vpn_gw.un_id.as_str(),
+                    parents.user_gw.un_id.as_str(),
+                ];
+                // The connection and its task owning it: one statement
+                // where the engine can, else one each.
+                let (conn_id, conn_un_id, task_id) = if DB::WRITES_IN_WITH {
+                    let (row, conn_un_id) = Self::insert_unified_row::<VpnConnKind>(
+                        &mut *tx,
+                        |un_id| {
+                            // The pre-shared key is sealed for this row's id.
+                            let encoded = encode_conn(&new, &master, &un_id)?;
+                            Ok(conn_with_task_insert(
+                                &un_id,
+                                scope,
+                                &new,
+                                &encoded,
+                                now,
+                                TaskKind::Create,
+                                gw_un_ids,
+                            ))
+                        },
+                        name_taken::<DB>(Resource::VpnConn, Some("name")),
+                    )
+                    .await?;
+                    (row.id("id")?, conn_un_id, row.id("task_id")?)
+                } else {
+                    let (conn_id, conn_un_id) = Self::insert_unified::<VpnConnKind>(
+                        &mut *tx,
+                        |un_id| {
+                            // The pre-shared key is sealed for this row's id.
+                            let encoded = encode_conn(&new, &master, &un_id)?;
+                            let mut q = conn_insert(
+                                &un_id,
+                                scope,
+                                &new,
+                                ConnStatus::Creating,
+                                &encoded,
+                                now,
+                            );
+                            q.push(" RETURNING id");
+                            Ok(q)
+                        },
+                        name_taken::<DB>(Resource::VpnConn, Some("name")),
+                    )
+                    .await?;
+                    let [gw, ugw] = gw_un_ids;
+                    let task_id = Self::insert_task(
+                        &mut *tx,
+                        scope,
+                        TaskKind::Create,
+                        conn_id,
+                        [conn_un_id.as_str(), gw, ugw],
+                        now,
+                    )
+                    .await?;
+                    let own = Sql::new("UPDATE vpn_conns SET active_task = $1 WHERE id = $2")
+                        .arg(task_id)
+                        .arg(conn_id);
+                    DB::execute(&mut *tx, own).await?;
+                    (conn_id, conn_un_id, task_id)
+                };
                 let per_region = Self::count_scope_conn(&mut *tx, scope).await?;
                 check_quota(per_region, limits.conns_per_region, Quota::ConnsPerRegion)?;
                 if DB::ROW_LOCKS {
@@ -586,19 +618,34 @@ impl<DB: Engine> Store for SqlStore<DB> {
                     // The new row is counted now: one more than before it.
                     check_conn_quotas(&again, 1, limits)?;
                 }
-                // The task as inserted, without reading it back.
+                // Both rows as inserted, without reading them back.
                 let task = Task {
                     id: task_id,
                     kind: TaskKind::Create,
                     status: TaskStatus::Running,
                     conn_id,
-                    conn_un_id: conn.un_id.clone(),
-                    vpn_gw_un_id: conn.vpn_gw.un_id.clone(),
-                    user_gw_un_id: conn.user_gw.un_id.clone(),
+                    conn_un_id: conn_un_id.clone(),
+                    vpn_gw_un_id: parents.vpn_gw.un_id.clone(),
+                    user_gw_un_id: parents.user_gw.un_id.clone(),
                     error: None,
                     attempts: 0,
                     created_at: now,
                     finished_at: None,
+                };
+                let conn = VpnConn {
+                    id: conn_id,
+                    un_id: conn_un_id,
+                    vpc: parents.vpc,
+                    vpn_gw: parents.vpn_gw,
+                    user_gw: parents.user_gw,
+                    name: new.name,
+                    status: ConnStatus::Creating,
+                    net_status: NetStatus::Unavailable,
+                    settings: new.settings,
+                    tags: new.tags,
+                    active_task: Some(task_id),
+                    node_id: parents.node_id,
+                    created_at: now,
                 };
                 Ok((conn, task))
             })
@@ -607,7 +654,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn get_conn(&self, scope: &Scope, id: &IdRef<VpnConnKind>) -> Result<Option<VpnConn>> {
-        let row = self.read_opt(conn_by_ref::<DB>(Some(scope), id)).await?;
+        let row = self.read_opt(conn_by_ref::<DB>(scope, id)).await?;
         let master = self.key();
         row.as_ref().map(|r| conn_from_row(r, &master)).transpose()
     }

@@ -287,10 +287,14 @@ async fn conn(
     ugw: &UserGw,
     name: &str,
 ) -> (VpnConn, Task) {
-    store
+    let (c, t) = store
         .create_conn(sc, new_conn(gw.vpc.id, gw.id, ugw.id, name), &roomy())
         .await
-        .unwrap()
+        .unwrap();
+    // The answer is what was stored, though not read back.
+    assert_eq!(get_conn(store, sc, c.id).await.as_ref(), Some(&c));
+    assert_eq!(store.get_task(sc, t.id).await.unwrap().as_ref(), Some(&t));
+    (c, t)
 }
 
 /// A VPC with one VPN gateway and one peer gateway.
