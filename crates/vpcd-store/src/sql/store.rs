@@ -222,18 +222,18 @@ impl<DB: Engine> Store for SqlStore<DB> {
             // There may be more than the caller can hold, and it will check
             // the Timestamps they could be replays of with `remember_nonce`,
             // which looks in `nonces` only: copy the read nonces it may not
-            // hold there first, one second of them at a time, in key order.
-            for second in not_before..=*oldest {
-                let q = Sql::new(format!(
-                    "INSERT INTO nonces (secret_id, nonce, seen_at) \
-                     SELECT secret_id, nonce, seen_at FROM {table} WHERE seen_at = $1 \
-                     ORDER BY secret_id, nonce \
-                     ON CONFLICT (secret_id, nonce) DO UPDATE SET seen_at = excluded.seen_at \
-                     WHERE nonces.seen_at < excluded.seen_at"
-                ))
-                .arg(second);
-                DB::record_nonce(&self.nonces, q).await?;
-            }
+            // hold there first, in one statement and in key order (each
+            // page of `nonces`' key is then written once, not once a row).
+            let q = Sql::new(format!(
+                "INSERT INTO nonces (secret_id, nonce, seen_at) \
+                 SELECT secret_id, nonce, seen_at FROM {table} \
+                 WHERE seen_at >= $1 AND seen_at <= $2 ORDER BY secret_id, nonce \
+                 ON CONFLICT (secret_id, nonce) DO UPDATE SET seen_at = excluded.seen_at \
+                 WHERE nonces.seen_at < excluded.seen_at"
+            ))
+            .arg(not_before)
+            .arg(*oldest);
+            DB::record_nonce(&self.nonces, q).await?;
         }
         Ok(rows)
     }
