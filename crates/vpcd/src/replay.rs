@@ -23,9 +23,9 @@
 //! So a replayed change is always refused, on every node; a replayed read
 //! is refused except, on SQLite, within the first moments after a crash of
 //! the process (`kill -9`, power loss): the nonces of reads accepted after
-//! the last write-behind batch committed are forgotten, and such a read can
-//! be answered once more within its Timestamp window. A replayed read
-//! changes nothing.
+//! the last write-behind batch committed (see [`WRITE_BEHIND_EVERY`]) are
+//! forgotten, and such a read can be answered once more within its
+//! Timestamp window. A replayed read changes nothing.
 //!
 //! **The nonce store cannot write.** A change is refused (the store's error:
 //! 5200 `StorageUnavailable` when the storage is full or unreachable). A read
@@ -47,6 +47,9 @@ use crate::clock::Clock;
 /// Most nonces held in memory (about 20 bytes each). Past it, new nonces
 /// go to the database on the request path until the window has turned over.
 pub(crate) const MAX_REMEMBERED: usize = 1 << 21;
+
+/// How long reads' nonces gather before they are written behind together.
+const WRITE_BEHIND_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Seconds between sweeps of expired entries.
 const PRUNE_EVERY_SECS: i64 = 10;
@@ -250,7 +253,10 @@ impl Replay {
         }
     }
 
-    /// Write behind until `stop` is true, then flush what is queued.
+    /// Write behind until `stop` is true, then flush what is queued. A
+    /// batch gathers for [`WRITE_BEHIND_EVERY`] after its first nonce, so a
+    /// busy process commits a few times a second, not once or more per
+    /// request (each commit writes its pages, however few nonces it holds).
     pub(crate) async fn write_behind(
         self: Arc<Self>,
         mut stop: tokio::sync::watch::Receiver<bool>,
@@ -259,6 +265,12 @@ impl Replay {
             tokio::select! {
                 () = self.wake_writer.notified() => {}
                 _ = stop.changed() => {}
+            }
+            if !*stop.borrow() {
+                tokio::select! {
+                    () = tokio::time::sleep(WRITE_BEHIND_EVERY) => {}
+                    _ = stop.changed() => {}
+                }
             }
             self.flush().await;
             if *stop.borrow() {
