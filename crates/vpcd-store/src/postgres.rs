@@ -130,8 +130,10 @@ impl Engine for Postgres {
     const WRITES_IN_WITH: bool = true;
     const LIKE: &'static str = "ILIKE";
     const NOT_INDEXED: &'static str = "";
-    const PRUNE_NONCES: &'static str = "DELETE FROM nonces WHERE ctid IN \
-         (SELECT ctid FROM nonces WHERE seen_at < $1 LIMIT $2)";
+    const PRUNE_NONCES: &'static [&'static str] = &["DELETE FROM nonces WHERE ctid IN \
+         (SELECT ctid FROM nonces WHERE seen_at < $1 LIMIT $2)"];
+    /// Every nonce is inserted up front, so every process finds it.
+    const READ_NONCES: Option<&'static str> = None;
     /// The visibility map as well as the statistics (VACUUM): without it the
     /// counts and pages over the new rows cannot be index-only scans. Only
     /// the connections' table is loaded (no task rows are written). VACUUM

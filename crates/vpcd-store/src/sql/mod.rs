@@ -70,11 +70,11 @@ const ID_ATTEMPTS: u32 = 8;
 const NONCE_PRUNE_INTERVAL_SECS: i64 = 10;
 /// Rows deleted per pruning statement, so no writer is held long.
 const NONCE_PRUNE_BATCH: i64 = 5_000;
-/// Pruning batches per interval; whatever is left waits for the next one.
-/// With the interval this keeps up with 8,000 signed requests a second, so
-/// the nonce table holds about one replay window of nonces, not the
-/// process's whole history.
-const NONCE_PRUNE_MAX_BATCHES: u32 = 16;
+/// Pruning batches per interval and table; whatever is left waits for the
+/// next one. With the interval this keeps up with 32,000 signed requests a
+/// second, so the nonce tables hold about one replay window of nonces, not
+/// the process's whole history.
+const NONCE_PRUNE_MAX_BATCHES: u32 = 64;
 /// Rows per statement of [`Store::record_nonces`] (3 parameters each, well
 /// under SQLite's and PostgreSQL's parameter limits).
 const NONCE_BATCH_ROWS: usize = 500;
@@ -126,8 +126,15 @@ pub trait Engine: Io {
     /// (`+` for SQLite, which would otherwise pick the scope index to save a
     /// sort and then walk the tenant's every row); empty where unneeded.
     const NOT_INDEXED: &'static str;
-    /// Deletes up to `$2` nonces seen before `$1`.
-    const PRUNE_NONCES: &'static str;
+    /// Each deletes up to `$2` nonces seen before `$1` from one of the
+    /// tables nonces are kept in.
+    const PRUNE_NONCES: &'static [&'static str];
+    /// Where [`Store::record_nonces`](crate::Store::record_nonces) appends
+    /// the nonces accepted on a process's memory check, when that is not
+    /// `nonces` itself: SQLite's `read_nonces`, rows in the order they were
+    /// seen and no key to look one up by (see `crate::sqlite`). `None`:
+    /// they are inserted in `nonces` like any other (PostgreSQL).
+    const READ_NONCES: Option<&'static str>;
     /// Refreshes the planner's statistics after a bulk load (run outside
     /// any transaction).
     const ANALYZE: &'static str;
@@ -676,12 +683,12 @@ impl<DB: Engine> SqlStore<DB> {
         }
         let pruned = async {
             let mut conn = self.nonces.acquire().await?;
-            for _ in 0..NONCE_PRUNE_MAX_BATCHES {
-                let q = Sql::new(DB::PRUNE_NONCES)
-                    .arg(not_before)
-                    .arg(NONCE_PRUNE_BATCH);
-                if DB::execute(&mut conn, q).await? < NONCE_PRUNE_BATCH as u64 {
-                    break;
+            for prune in DB::PRUNE_NONCES {
+                for _ in 0..NONCE_PRUNE_MAX_BATCHES {
+                    let q = Sql::new(*prune).arg(not_before).arg(NONCE_PRUNE_BATCH);
+                    if DB::execute(&mut conn, q).await? < NONCE_PRUNE_BATCH as u64 {
+                        break;
+                    }
                 }
             }
             Ok::<_, sqlx::Error>(())

@@ -159,8 +159,11 @@ impl<DB: Engine> Store for SqlStore<DB> {
         now: Timestamp,
         not_before: Timestamp,
     ) -> Result<()> {
+        let table = DB::READ_NONCES.unwrap_or("nonces");
         for chunk in nonces.chunks(NONCE_BATCH_ROWS) {
-            let mut q = Sql::new("INSERT INTO nonces (secret_id, nonce, seen_at) VALUES ");
+            let mut q = Sql::new(format!(
+                "INSERT INTO {table} (secret_id, nonce, seen_at) VALUES "
+            ));
             for (i, (secret_id, nonce)) in chunk.iter().enumerate() {
                 q.push(if i == 0 { "(" } else { ", (" });
                 q.bind(secret_id)
@@ -170,13 +173,15 @@ impl<DB: Engine> Store for SqlStore<DB> {
                     .bind(now);
                 q.push(")");
             }
-            // As `remember_nonce`: a sighting older than the window is
-            // replaced, so pruning never forgets a nonce still in it.
-            q.push(
-                " ON CONFLICT (secret_id, nonce) DO UPDATE SET seen_at = excluded.seen_at \
-                 WHERE nonces.seen_at < ",
-            )
-            .bind(not_before);
+            if DB::READ_NONCES.is_none() {
+                // As `remember_nonce`: a sighting older than the window is
+                // replaced, so pruning never forgets a nonce still in it.
+                q.push(
+                    " ON CONFLICT (secret_id, nonce) DO UPDATE SET seen_at = excluded.seen_at \
+                     WHERE nonces.seen_at < ",
+                )
+                .bind(not_before);
+            }
             DB::record_nonce(&self.nonces, q).await?;
         }
         self.maybe_prune_nonces(now, not_before).await;
@@ -189,17 +194,42 @@ impl<DB: Engine> Store for SqlStore<DB> {
         limit: usize,
     ) -> Result<Vec<(String, String, Timestamp)>> {
         let mut conn = self.nonces.acquire().await?;
-        let q = Sql::new(
-            "SELECT secret_id, nonce, seen_at FROM nonces WHERE seen_at >= $1 \
-             ORDER BY seen_at DESC LIMIT $2",
-        )
-        .arg(not_before)
-        .arg(i64::try_from(limit).unwrap_or(i64::MAX));
-        DB::fetch(&mut conn, q)
+        let mut q = Sql::new("SELECT secret_id, nonce, seen_at FROM nonces WHERE seen_at >= $1");
+        if let Some(table) = DB::READ_NONCES {
+            q.push(&format!(
+                " UNION ALL SELECT secret_id, nonce, seen_at FROM {table} WHERE seen_at >= $1"
+            ));
+        }
+        q.push(" ORDER BY seen_at DESC LIMIT $2");
+        let q = q
+            .arg(not_before)
+            .arg(i64::try_from(limit).unwrap_or(i64::MAX));
+        let rows = DB::fetch(&mut conn, q)
             .await?
             .iter()
             .map(|r| Ok((r.text("secret_id")?, r.text("nonce")?, r.int("seen_at")?)))
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        drop(conn);
+        if let (Some(table), Some((_, _, oldest))) =
+            (DB::READ_NONCES, rows.get(limit.wrapping_sub(1)))
+        {
+            // There may be more than the caller can hold, and it will check
+            // the Timestamps they could be replays of with `remember_nonce`,
+            // which looks in `nonces` only: copy the read nonces it may not
+            // hold there first, in one statement and in key order (each
+            // page of `nonces`' key is then written once, not once a row).
+            let q = Sql::new(format!(
+                "INSERT INTO nonces (secret_id, nonce, seen_at) \
+                 SELECT secret_id, nonce, seen_at FROM {table} \
+                 WHERE seen_at >= $1 AND seen_at <= $2 ORDER BY secret_id, nonce \
+                 ON CONFLICT (secret_id, nonce) DO UPDATE SET seen_at = excluded.seen_at \
+                 WHERE nonces.seen_at < excluded.seen_at"
+            ))
+            .arg(not_before)
+            .arg(*oldest);
+            DB::record_nonce(&self.nonces, q).await?;
+        }
+        Ok(rows)
     }
 
     // ---- VPCs -------------------------------------------------------------
