@@ -9,9 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand::distributions::Alphanumeric;
 use rand::rngs::OsRng;
 use rand::Rng;
+use vpcd_types::id::{UserGwKind, VpnGwKind};
 use vpcd_types::{
-    Cidr, ConnSettings, ConnStatus, NetStatus, RowId, Secret, TaskKind, TaskStatus, UserGwId,
-    VpcId, VpnConnId, VpnGwId,
+    Cidr, ConnSettings, ConnStatus, GatewayNodeId, NetStatus, RowId, Secret, TaskKind, TaskStatus,
+    UserGwId, VpcId, VpnConnId, VpnGwId,
 };
 
 use crate::master_key::{Column, MasterKey};
@@ -328,15 +329,19 @@ pub(crate) fn net_status_of(text: &str) -> Result<NetStatus> {
     }
 }
 
-/// A connection, its pre-shared key unsealed.
-pub(crate) fn conn_from_row(row: &impl StoreRow, key: &MasterKey) -> Result<VpnConn> {
-    let status = row.int("status")?;
-    let net_status = row.text("net_status")?;
-    let un_id = parse::<VpnConnId>(&row.text("un_id")?, "connection id")?;
-    let settings = decode_settings(&row.text("settings")?, key, un_id.as_str())?;
-    Ok(VpnConn {
-        id: row.id("id")?,
-        un_id,
+/// What a connection shows of its VPC and gateways, and its gateway's
+/// node.
+pub(crate) struct ConnParents {
+    pub(crate) vpc: VpcRef,
+    pub(crate) vpn_gw: GwRef<VpnGwKind>,
+    pub(crate) user_gw: GwRef<UserGwKind>,
+    pub(crate) node_id: Option<GatewayNodeId>,
+}
+
+/// A connection's parents from the columns `vpc_*`, `gw_*` and `ugw_*`
+/// (`gw_node_id` for the node), as a connection's rows name them.
+pub(crate) fn conn_parents_from_row(row: &impl StoreRow) -> Result<ConnParents> {
+    Ok(ConnParents {
         vpc: vpc_ref_from_row(row, "vpc_")?,
         vpn_gw: GwRef {
             id: row.id("gw_id")?,
@@ -350,13 +355,30 @@ pub(crate) fn conn_from_row(row: &impl StoreRow, key: &MasterKey) -> Result<VpnC
             name: row.text("ugw_name")?,
             address: parse::<IpAddr>(&row.text("ugw_address")?, "peer address")?,
         },
+        node_id: row.opt_id("gw_node_id")?,
+    })
+}
+
+/// A connection, its pre-shared key unsealed.
+pub(crate) fn conn_from_row(row: &impl StoreRow, key: &MasterKey) -> Result<VpnConn> {
+    let status = row.int("status")?;
+    let net_status = row.text("net_status")?;
+    let un_id = parse::<VpnConnId>(&row.text("un_id")?, "connection id")?;
+    let settings = decode_settings(&row.text("settings")?, key, un_id.as_str())?;
+    let parents = conn_parents_from_row(row)?;
+    Ok(VpnConn {
+        id: row.id("id")?,
+        un_id,
+        vpc: parents.vpc,
+        vpn_gw: parents.vpn_gw,
+        user_gw: parents.user_gw,
         name: row.text("name")?,
         status: conn_status(status)?,
         net_status: net_status_of(&net_status)?,
         settings,
         tags: serde_json::from_str(&row.text("tags")?).map_err(|_| corrupt("connection tags"))?,
         active_task: row.opt_id("active_task")?,
-        node_id: row.opt_id("gw_node_id")?,
+        node_id: parents.node_id,
         created_at: row.int("created_at")?,
     })
 }

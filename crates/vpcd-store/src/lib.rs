@@ -42,6 +42,7 @@ pub mod model;
 mod postgres;
 mod sql;
 mod sqlite;
+mod sqlite_read;
 pub mod testing;
 
 pub use console::{ConsoleLogin, ConsoleSession, ConsoleStore, NewConsoleSession};
@@ -207,9 +208,12 @@ pub trait Store: ConsoleStore + Send + Sync + 'static {
         not_before: Timestamp,
     ) -> Result<bool>;
     /// Record nonces already accepted elsewhere (the API side's write-behind
-    /// of nonces it checked in memory), all seen at `now`; older entries
-    /// than `not_before` may be forgotten (and are replaced, as in
-    /// [`Store::remember_nonce`]).
+    /// of nonces it checked in memory), all seen at `now`, for
+    /// [`Store::recent_nonces`] to return; older entries than `not_before`
+    /// may be forgotten. Whether [`Store::remember_nonce`] refuses them
+    /// afterwards is the engine's choice: PostgreSQL inserts them with it
+    /// (so it does), SQLite appends them to a table of their own without a
+    /// key (so it does not, but see [`Store::recent_nonces`]).
     async fn record_nonces(
         &self,
         nonces: &[(String, String)],
@@ -218,7 +222,10 @@ pub trait Store: ConsoleStore + Send + Sync + 'static {
     ) -> Result<()>;
     /// Every (secret id, nonce, seen at) recorded at or after `not_before`,
     /// at most `limit` of them (newest first): what a restarted single-node
-    /// vpcd loads into its in-memory replay check.
+    /// vpcd loads into its in-memory replay check. When `limit` of them come
+    /// back there may be more, and [`Store::remember_nonce`] refuses every
+    /// one recorded at or after `not_before` from then on, also those
+    /// [`Store::record_nonces`] recorded.
     async fn recent_nonces(
         &self,
         not_before: Timestamp,

@@ -379,7 +379,8 @@ pub struct PoolUse {
     pub open: u32,
     /// Open connections not in use.
     pub idle: u32,
-    /// The most the pool opens.
+    /// The most the pool opens (SQLite's `read`: the most kept open between
+    /// reads; a read beyond them opens one for itself).
     pub max: u32,
 }
 

@@ -70,7 +70,7 @@ use vpcd_types::ConnStatus;
 
 use crate::model::*;
 use crate::sql::EncodedConn;
-use crate::sql::{recovering, Engine, Io, Link, RowsAffected, Sql, SqlStore};
+use crate::sql::{recovering, Engine, Io, Link, Reads, RowsAffected, Sql, SqlStore};
 use crate::MasterKey;
 use crate::{Result, StoreError};
 
@@ -118,7 +118,8 @@ impl SqlStore<Postgres> {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        SqlStore::from_pools(pool.clone(), pool.clone(), pool, key).await
+        let read = Reads::Pool(pool.clone());
+        SqlStore::from_pools(pool.clone(), read, pool, key).await
     }
 }
 
@@ -126,10 +127,13 @@ impl Engine for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const BEGIN_READ: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     const ROW_LOCKS: bool = true;
+    const WRITES_IN_WITH: bool = true;
     const LIKE: &'static str = "ILIKE";
     const NOT_INDEXED: &'static str = "";
-    const PRUNE_NONCES: &'static str = "DELETE FROM nonces WHERE ctid IN \
-         (SELECT ctid FROM nonces WHERE seen_at < $1 LIMIT $2)";
+    const PRUNE_NONCES: &'static [&'static str] = &["DELETE FROM nonces WHERE ctid IN \
+         (SELECT ctid FROM nonces WHERE seen_at < $1 LIMIT $2)"];
+    /// Every nonce is inserted up front, so every process finds it.
+    const READ_NONCES: Option<&'static str> = None;
     /// The visibility map as well as the statistics (VACUUM): without it the
     /// counts and pages over the new rows cannot be index-only scans. Only
     /// the connections' table is loaded (no task rows are written). VACUUM
@@ -161,9 +165,11 @@ impl Engine for Postgres {
 
     /// The commit does not wait for its WAL flush (`synchronous_commit =
     /// off`, for this transaction only): see the module docs on nonces.
+    /// The setting rides with `BEGIN` in one message, one round trip.
     async fn record_nonce(pool: &Pool<Postgres>, q: Sql) -> Result<u64> {
-        let mut tx = pool.begin().await?;
-        Postgres::execute_raw(&mut tx, "SET LOCAL synchronous_commit = off").await?;
+        let mut tx = pool
+            .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+            .await?;
         let n = Postgres::execute(&mut tx, q).await?;
         tx.commit().await?;
         Ok(n)

@@ -18,8 +18,10 @@
 //! once and only then answers every caller; a failed commit fails the
 //! callers of that batch only.
 //!
-//! Reads use a few read-only connections. A list runs its `COUNT(*)` and its
-//! page inside one read transaction, so both come from the same snapshot.
+//! Reads use read-only connections through rusqlite, called on the
+//! caller's thread, not sqlx (`sqlite_read.rs` says why and when a read runs
+//! elsewhere). A list runs its `COUNT(*)` and its page inside one read
+//! transaction, so both come from the same snapshot.
 //!
 //! **Nonces** live in a second database file next to the main one
 //! (`<db>-nonces`, e.g. `vpcd.db-nonces`), with its own single-connection
@@ -27,17 +29,41 @@
 //! records its Nonce, so keeping that write off the main file means a read
 //! no longer waits behind a durable write on the main writer, and the main
 //! file's readers keep their page caches (SQLite drops a connection's cache
-//! whenever another connection wrote to the file). Replay protection is still
-//! shared by every process that opens the same database: they all open the
-//! same nonce file, and the single `INSERT ... ON CONFLICT` statement is
-//! atomic under SQLite's write lock. The trade-off: with `synchronous=NORMAL`
-//! a WAL commit is not fsynced. A crash of vpcd (even `kill -9`) loses
-//! nothing, since the commit is in the WAL file in the OS's cache; only an OS
-//! crash or a power loss can forget the last nonces, which re-opens replay
-//! for those requests within their Timestamp window only (older ones are
-//! refused on the Timestamp alone). Everything else stays `synchronous=FULL`.
-//! The main file's own `nonces` table (migration 0001) is no longer used by a
-//! file-backed store; the in-memory store keeps using it.
+//! whenever another connection wrote to the file). The trade-off: with
+//! `synchronous=NORMAL` a WAL commit is not fsynced. A crash of vpcd (even
+//! `kill -9`) loses nothing, since the commit is in the WAL file in the OS's
+//! cache; only an OS crash or a power loss can forget the last nonces, which
+//! re-opens replay for those requests within their Timestamp window only
+//! (older ones are refused on the Timestamp alone). Everything else stays
+//! `synchronous=FULL`. The main file's own `nonces` table (migration 0001)
+//! is no longer used by a file-backed store; the in-memory store keeps
+//! using it (and its own `read_nonces`).
+//!
+//! The nonce file has two tables:
+//!
+//! - `nonces`, keyed by (secret id, nonce), takes the nonces checked on the
+//!   request path ([`Store::remember_nonce`](crate::Store::remember_nonce):
+//!   a change's, before the change runs). This replay protection is shared
+//!   by every process that opens the same database: they all open the same
+//!   nonce file, and the single `INSERT ... ON CONFLICT` statement is atomic
+//!   under SQLite's write lock.
+//! - `read_nonces` takes the nonces vpcd accepted on its in-memory check
+//!   and writes behind ([`Store::record_nonces`](crate::Store::record_nonces):
+//!   reads'), appended in the order they were seen, with no key and only an
+//!   index on `seen_at`: a batch fills the last pages of the table and of
+//!   that index, where a key would put each nonce on a page of its own (a
+//!   page written per nonce, with millions of nonces in a window). Nothing
+//!   looks a nonce up there; a change's nonce is not checked against it,
+//!   and needs not be, as the signature covers the action (a signed read
+//!   cannot be replayed as a change). A restarted process loads both tables
+//!   ([`Store::recent_nonces`](crate::Store::recent_nonces)); when there are
+//!   more than it can hold, it checks the rest on the request path, so the
+//!   window's read nonces it may not hold are first copied into `nonces`
+//!   (one statement, in key order; some 10 s per million on a busy 2-core
+//!   machine) before it serves.
+//!
+//! A nonce file of an older vpcd, which kept every nonce in `nonces`, gets
+//! `read_nonces` when opened; what it held is loaded and pruned as before.
 //!
 //! **Storage faults.** A full disk, a read-only file or an I/O error fails
 //! the statement or commit at hand with
@@ -45,8 +71,8 @@
 //! rolls the transaction back, and the writer connection is replaced if sqlx
 //! still counts it as inside one ([`recovering`]), so writes resume as soon
 //! as there is room again. Both WAL files are truncated back to a bounded
-//! size after each checkpoint (`journal_size_limit`), and nonces are pruned
-//! to about one replay window, so neither file grows without bound; in a
+//! size after each checkpoint (`journal_size_limit`), and both nonce tables
+//! are pruned to about one replay window, so neither file grows without bound; in a
 //! steady state the nonce file reuses its free pages and needs no new disk
 //! space at all.
 //!
@@ -69,14 +95,13 @@ use vpcd_types::ConnStatus;
 use crate::model::*;
 use crate::sql::text::conn_insert;
 use crate::sql::EncodedConn;
-use crate::sql::{recovering, Engine, Io, Link, RowsAffected, Sql, SqlStore};
+use crate::sql::{recovering, Engine, Io, Link, Reads, RowsAffected, Sql, SqlStore};
+use crate::sqlite_read::Readers;
 use crate::MasterKey;
 use crate::{Result, StoreError};
 
 /// How long a statement waits for another process's write lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Read-only connections; writes always use exactly one.
-const READERS: u32 = 4;
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the main file's WAL is cut back to after a checkpoint (it may grow
 /// beyond it while readers hold a checkpoint back, or during an import).
 const WAL_LIMIT_BYTES: &str = "67108864";
@@ -93,26 +118,22 @@ impl SqlStore<Sqlite> {
     /// up to date, and check `key` against the database's (sealing what an
     /// older vpcd stored in clear).
     pub async fn open(path: &Path, key: MasterKey) -> Result<SqliteStore> {
-        let base = SqliteConnectOptions::new()
-            .filename(path)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            .synchronous(SqliteSynchronous::Full);
         let write = recovering(SqlitePoolOptions::new(), Link::Local)
             .max_connections(1)
             .min_connections(1)
             .connect_with(
-                base.clone()
+                SqliteConnectOptions::new()
+                    .filename(path)
+                    .foreign_keys(true)
+                    .busy_timeout(BUSY_TIMEOUT)
+                    .synchronous(SqliteSynchronous::Full)
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .pragma("journal_size_limit", WAL_LIMIT_BYTES),
             )
             .await?;
         migrate(&write).await?;
-        let read = recovering(SqlitePoolOptions::new(), Link::Local)
-            .max_connections(READERS)
-            .connect_with(base.read_only(true))
-            .await?;
+        let read = Reads::Direct(Readers::open(path)?);
         let nonces = open_nonces(&nonce_path(path)).await?;
         SqlStore::from_pools(write, read, nonces, key).await
     }
@@ -135,7 +156,9 @@ impl SqlStore<Sqlite> {
             .connect_with(opts)
             .await?;
         migrate(&pool).await?;
-        SqlStore::from_pools(pool.clone(), pool.clone(), pool, MasterKey::generate()).await
+        nonce_tables(&pool).await?;
+        let read = Reads::Pool(pool.clone());
+        SqlStore::from_pools(pool.clone(), read, pool, MasterKey::generate()).await
     }
 }
 
@@ -152,10 +175,22 @@ impl Engine for Sqlite {
     const ROW_LOCKS: bool = false;
     const LIKE: &'static str = "LIKE";
     const NOT_INDEXED: &'static str = "+";
-    const PRUNE_NONCES: &'static str = "DELETE FROM nonces WHERE rowid IN \
-         (SELECT rowid FROM nonces WHERE seen_at < $1 LIMIT $2)";
-    /// Fills `sqlite_stat1`, which the planner reads from then on.
-    const ANALYZE: &'static str = "ANALYZE";
+    /// Both tables, oldest first through their `seen_at` indexes: in
+    /// `read_nonces` that is the front of the table and of its index.
+    const PRUNE_NONCES: &'static [&'static str] = &[
+        "DELETE FROM nonces WHERE rowid IN \
+         (SELECT rowid FROM nonces WHERE seen_at < $1 LIMIT $2)",
+        "DELETE FROM read_nonces WHERE rowid IN \
+         (SELECT rowid FROM read_nonces WHERE seen_at < $1 ORDER BY seen_at LIMIT $2)",
+    ];
+    const READ_NONCES: Option<&'static str> = Some("read_nonces");
+    /// Fills `sqlite_stat1`, which the planner reads from then on. The
+    /// samples of `sqlite_stat4` (this SQLite is built with STAT4) are
+    /// dropped: with them, a statement whose plan read a sample for a bound
+    /// value is prepared again each time the value changes, which made a
+    /// read by unified id parse and plan its SQL on every request after an
+    /// import. The plans need no samples (`tests::queries_use_indexes`).
+    const ANALYZE: &'static str = "ANALYZE; DELETE FROM sqlite_stat4; ANALYZE sqlite_schema";
     /// The single writer already serializes address choices.
     const ADDRESS_LOCK: Option<&'static str> = None;
     /// Freed cells and pages are overwritten with zeros.
@@ -204,16 +239,20 @@ impl Engine for Sqlite {
 /// A full disk, a read-only file or directory, an I/O error, or a file that
 /// cannot be opened: the storage, not the statement.
 pub(crate) fn is_storage_fault(e: &sqlx::sqlite::SqliteError) -> bool {
-    // The code is the extended result code; its low byte is the primary one.
+    e.code()
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(is_storage_code)
+}
+
+/// Whether SQLite's (extended) result `code` is a storage fault (see
+/// [`is_storage_fault`]).
+pub(crate) fn is_storage_code(code: i32) -> bool {
+    // The low byte of an extended result code is the primary one.
     const FULL: i32 = 13;
     const IOERR: i32 = 10;
     const READONLY: i32 = 8;
     const CANTOPEN: i32 = 14;
-    let primary = e
-        .code()
-        .and_then(|c| c.parse::<i32>().ok())
-        .map(|c| c & 0xff);
-    matches!(primary, Some(FULL | IOERR | READONLY | CANTOPEN))
+    matches!(code & 0xff, FULL | IOERR | READONLY | CANTOPEN)
 }
 
 impl RowsAffected for SqliteQueryResult {
@@ -244,19 +283,34 @@ async fn open_nonces(path: &Path) -> Result<SqlitePool> {
         .min_connections(1)
         .connect_with(opts)
         .await?;
-    // The same table as migration 0001's; it never changes shape, so it is
-    // created here rather than through a second migrator.
+    nonce_tables(&pool).await?;
+    Ok(pool)
+}
+
+/// Create the nonce tables where missing (a file of an older vpcd has only
+/// `nonces`). `nonces` is migration 0001's table; `read_nonces` takes the
+/// reads' nonces written behind, appended in the order they were seen:
+/// no key, so a row lands on the table's last page and its `seen_at`
+/// index entry on that index's last page, where `nonces`'s primary key
+/// would put each on a page of its own. They never change shape, so they
+/// are created here rather than through a second migrator.
+async fn nonce_tables(pool: &SqlitePool) -> Result<()> {
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS nonces (\
              secret_id TEXT NOT NULL, \
              nonce     TEXT NOT NULL, \
              seen_at   INTEGER NOT NULL, \
              PRIMARY KEY (secret_id, nonce)); \
-         CREATE INDEX IF NOT EXISTS nonces_by_seen_at ON nonces (seen_at)",
+         CREATE INDEX IF NOT EXISTS nonces_by_seen_at ON nonces (seen_at); \
+         CREATE TABLE IF NOT EXISTS read_nonces (\
+             secret_id TEXT NOT NULL, \
+             nonce     TEXT NOT NULL, \
+             seen_at   INTEGER NOT NULL); \
+         CREATE INDEX IF NOT EXISTS read_nonces_by_seen_at ON read_nonces (seen_at)",
     )
-    .execute(&pool)
+    .execute(pool)
     .await?;
-    Ok(pool)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -283,7 +337,8 @@ mod tests {
     #[tokio::test]
     async fn queries_use_indexes() {
         let store = SqliteStore::in_memory().await.unwrap();
-        let mut conn = store.read.acquire().await.unwrap();
+        // The in-memory store reads through its one sqlx connection.
+        let mut conn = store.write.acquire().await.unwrap();
         let scope = Scope {
             account_id: AccountId::new(1),
             region: "gz".into(),
@@ -429,12 +484,18 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn file_store_is_durable_and_strict() {
+    /// A store on `v.db` in a fresh directory.
+    async fn file_store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("v.db"), MasterKey::generate())
             .await
             .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn file_store_is_durable_and_strict() {
+        let (dir, store) = file_store().await;
         let mut w = store.write.acquire().await.unwrap();
         let text = |sql: &'static str| sqlx::query_scalar::<_, String>(sql);
         let num = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
@@ -458,20 +519,13 @@ mod tests {
             num("PRAGMA busy_timeout").fetch_one(&mut *w).await.unwrap(),
             5000
         );
-        let mut r = store.read.acquire().await.unwrap();
-        assert_eq!(
-            num("PRAGMA foreign_keys").fetch_one(&mut *r).await.unwrap(),
-            1
-        );
-        assert_eq!(
-            num("PRAGMA busy_timeout").fetch_one(&mut *r).await.unwrap(),
-            5000
-        );
-        // Reader connections cannot write by mistake.
-        let res = sqlx::query("INSERT INTO accounts (name, created_at) VALUES ('x', 0)")
-            .execute(&mut *r)
-            .await;
-        assert!(res.is_err());
+        // Readers cannot write by mistake.
+        let write = Sql::new("INSERT INTO accounts (name, created_at) VALUES ('x', 0)");
+        assert!(matches!(store.read, crate::sql::Reads::Direct(_)));
+        assert!(store
+            .read_rows(write, crate::sqlite_read::Size::Bounded)
+            .await
+            .is_err());
         // Nonces: their own file, WAL, synchronous=NORMAL (1), and the main
         // file's writer never sees them.
         assert!(dir.path().join("v.db-nonces").exists());
@@ -507,6 +561,90 @@ mod tests {
                 .unwrap(),
             0
         );
+    }
+
+    /// Reads' nonces are appended to `read_nonces`, not inserted under
+    /// `nonces`' key, and pruning empties both tables of what left the
+    /// window, oldest first through their `seen_at` indexes.
+    #[tokio::test]
+    async fn read_nonces_are_appended_and_pruned() {
+        let (_dir, store) = file_store().await;
+        let t0 = 1_700_000_000;
+        let batch: Vec<(String, String)> =
+            (0..700).map(|n| ("AKIDa".into(), n.to_string())).collect();
+        store.record_nonces(&batch, t0, t0 - 600).await.unwrap();
+        assert!(store
+            .remember_nonce("AKIDa", "w", t0, t0 - 600)
+            .await
+            .unwrap());
+        let counts = || async {
+            let mut n = store.nonces.acquire().await.unwrap();
+            let mut counts = [0; 2];
+            for (count, table) in counts.iter_mut().zip(["nonces", "read_nonces"]) {
+                *count = sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}"))
+                    .fetch_one(&mut *n)
+                    .await
+                    .unwrap();
+            }
+            counts
+        };
+        assert_eq!(counts().await, [1, 700]);
+        let mut n = store.nonces.acquire().await.unwrap();
+        for prune in Sqlite::PRUNE_NONCES {
+            let lines = plan(&mut n, Sql::new(*prune).arg(t0).arg(10)).await;
+            assert!(
+                lines.iter().any(|l| l.contains("_by_seen_at (seen_at<?)")),
+                "{prune}: {lines:#?}"
+            );
+        }
+        drop(n);
+        let later = t0 + 10_000;
+        store
+            .record_nonces(&batch[..2], later, later - 600)
+            .await
+            .unwrap();
+        assert_eq!(counts().await, [0, 2]);
+    }
+
+    /// A nonce file of an older vpcd (`nonces` only, every nonce in it)
+    /// gets the new table and keeps serving what it holds.
+    #[tokio::test]
+    async fn older_nonce_files_are_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        let t0 = 1_700_000_000;
+        {
+            let old = SqlitePool::connect_with(
+                SqliteConnectOptions::new()
+                    .filename(nonce_path(&path))
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal),
+            )
+            .await
+            .unwrap();
+            sqlx::raw_sql(
+                "CREATE TABLE nonces (secret_id TEXT NOT NULL, nonce TEXT NOT NULL, \
+                     seen_at INTEGER NOT NULL, PRIMARY KEY (secret_id, nonce)); \
+                 CREATE INDEX nonces_by_seen_at ON nonces (seen_at); \
+                 INSERT INTO nonces VALUES ('AKIDa', 'read', 1700000000)",
+            )
+            .execute(&old)
+            .await
+            .unwrap();
+            old.close().await;
+        }
+        let store = SqliteStore::open(&path, MasterKey::generate())
+            .await
+            .unwrap();
+        let recent = store.recent_nonces(t0 - 600, 10).await.unwrap();
+        assert_eq!(recent, [("AKIDa".to_owned(), "read".to_owned(), t0)]);
+        assert!(!store
+            .remember_nonce("AKIDa", "read", t0, t0 - 600)
+            .await
+            .unwrap());
+        let batch = [("AKIDa".to_owned(), "new".to_owned())];
+        store.record_nonces(&batch, t0 + 1, t0 - 600).await.unwrap();
+        assert_eq!(store.recent_nonces(t0 - 600, 10).await.unwrap().len(), 2);
     }
 
     /// `cargo test -p vpcd-store --lib -- --ignored --nocapture page_at_100k`

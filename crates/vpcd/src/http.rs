@@ -18,6 +18,7 @@ use axum::{Json, Router};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
+use crate::answer::Answer;
 use crate::api::ApiState;
 use crate::clock::format_utc;
 use crate::error::{ApiError, ErrorCode, Why};
@@ -26,7 +27,7 @@ use crate::request_id::RequestInfo;
 use crate::settings::Settings;
 use crate::storage_health::Readiness;
 use crate::v2;
-use crate::v2::protocol::{envelope_err, RawRequest};
+use crate::v2::protocol::{refuse as refuse_v2, RawRequest};
 use crate::v3;
 
 pub(crate) fn router(state: ApiState) -> Router {
@@ -62,9 +63,19 @@ fn ok_json(v: Value) -> Response {
     (StatusCode::OK, Json(v)).into_response()
 }
 
+/// An API answer: HTTP 200, `Content-Type: application/json` exactly.
+fn answered(answer: Answer) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.into_body(),
+    )
+        .into_response()
+}
+
 /// Refuse a request whose HTTP shape is wrong, naming what is wrong.
-fn bad(what: &str, why: impl std::fmt::Display) -> Value {
-    envelope_err(&ApiError::invalid(what, why))
+fn bad(what: &str, why: impl std::fmt::Display) -> Answer {
+    refuse_v2(&ApiError::invalid(what, why))
 }
 
 /// An error envelope for a request that ran out of time, in the
@@ -88,34 +99,34 @@ async fn instrumented<F>(
     protocol: Protocol,
     info: &RequestInfo,
     handle: F,
-    timed_out_envelope: impl FnOnce(&ApiError) -> Value,
+    timed_out_envelope: impl FnOnce(&ApiError) -> Answer,
 ) -> Response
 where
-    F: std::future::Future<Output = Value>,
+    F: std::future::Future<Output = Answer>,
 {
     use tracing::Instrument as _;
     let started = std::time::Instant::now();
     let limit = state.settings.request_timeout;
-    let envelope = match tokio::time::timeout(limit, handle)
+    let answer = match tokio::time::timeout(limit, handle)
         .instrument(info.span(protocol.label()))
         .await
     {
-        Ok(envelope) => envelope,
+        Ok(answer) => answer,
         Err(_) => timed_out_envelope(&timed_out(limit)),
     };
     state
         .requests
-        .observe(protocol, info, &envelope, started.elapsed());
-    ok_json(envelope)
+        .observe(protocol, info, answer.code(), started.elapsed());
+    answered(answer)
 }
 
 async fn api(State(state): State<ApiState>, req: Request) -> Response {
     let info = RequestInfo::new();
     let handle = api_v2(&state, req, &info);
-    instrumented(&state, Protocol::V2, &info, handle, envelope_err).await
+    instrumented(&state, Protocol::V2, &info, handle, refuse_v2).await
 }
 
-async fn api_v2(state: &ApiState, req: Request, info: &RequestInfo) -> Value {
+async fn api_v2(state: &ApiState, req: Request, info: &RequestInfo) -> Answer {
     let (parts, body) = req.into_parts();
     let method = match parts.method {
         Method::GET => "GET",
@@ -130,7 +141,7 @@ async fn api_v2(state: &ApiState, req: Request, info: &RequestInfo) -> Value {
     if let Some(q) = parts.uri.query() {
         match decode_form(q.as_bytes()) {
             Ok(p) => pairs.extend(p),
-            Err(e) => return envelope_err(&e),
+            Err(e) => return refuse_v2(&e),
         }
     }
     if method == "POST" {
@@ -157,7 +168,7 @@ async fn api_v2(state: &ApiState, req: Request, info: &RequestInfo) -> Value {
             }
             match decode_form(&body) {
                 Ok(p) => pairs.extend(p),
-                Err(e) => return envelope_err(&e),
+                Err(e) => return refuse_v2(&e),
             }
         }
     }
@@ -218,7 +229,7 @@ async fn api3(State(state): State<ApiState>, req: Request) -> Response {
     instrumented(&state, Protocol::V3, &info, handle, refuse).await
 }
 
-async fn api_v3(state: &ApiState, req: Request, info: &RequestInfo) -> Value {
+async fn api_v3(state: &ApiState, req: Request, info: &RequestInfo) -> Answer {
     let (parts, body) = req.into_parts();
     let body = match read_limited(body, &parts.headers, &state.settings).await {
         Ok(b) => b,

@@ -44,6 +44,7 @@
 //! [`v2::Action`], [`v3::Action`], [`MemberInfo`], [`Regions`], [`RateLimit`]). Everything else is `pub(crate)`.
 
 pub mod admin;
+pub(crate) mod answer;
 pub(crate) mod api;
 pub(crate) mod background;
 pub mod client;

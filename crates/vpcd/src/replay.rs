@@ -12,8 +12,10 @@
 //!   to another node is refused there.
 //! - **SQLite (one node).** A read accepted on the memory check alone is
 //!   answered at once; its nonce is written behind to the nonce file in
-//!   batches, off the request path, and a restarted process loads the
-//!   window's nonces from that file before it serves. A change (any action
+//!   batches, off the request path (appended to a table of reads' nonces
+//!   that nothing looks up by key, so a batch writes a few pages, not one
+//!   per nonce), and a restarted process loads the window's nonces from
+//!   that file before it serves. A change (any action
 //!   that is not a read) is still inserted before it runs, and so is a
 //!   request whose Timestamp is early enough to be a replay of one accepted
 //!   while the set was full (see [`MAX_REMEMBERED`]).
@@ -21,9 +23,9 @@
 //! So a replayed change is always refused, on every node; a replayed read
 //! is refused except, on SQLite, within the first moments after a crash of
 //! the process (`kill -9`, power loss): the nonces of reads accepted after
-//! the last write-behind batch committed are forgotten, and such a read can
-//! be answered once more within its Timestamp window. A replayed read
-//! changes nothing.
+//! the last write-behind batch committed (see [`WRITE_BEHIND_EVERY`]) are
+//! forgotten, and such a read can be answered once more within its
+//! Timestamp window. A replayed read changes nothing.
 //!
 //! **The nonce store cannot write.** A change is refused (the store's error:
 //! 5200 `StorageUnavailable` when the storage is full or unreachable). A read
@@ -45,6 +47,9 @@ use crate::clock::Clock;
 /// Most nonces held in memory (about 20 bytes each). Past it, new nonces
 /// go to the database on the request path until the window has turned over.
 pub(crate) const MAX_REMEMBERED: usize = 1 << 21;
+
+/// How long reads' nonces gather before they are written behind together.
+const WRITE_BEHIND_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Seconds between sweeps of expired entries.
 const PRUNE_EVERY_SECS: i64 = 10;
@@ -248,7 +253,10 @@ impl Replay {
         }
     }
 
-    /// Write behind until `stop` is true, then flush what is queued.
+    /// Write behind until `stop` is true, then flush what is queued. A
+    /// batch gathers for [`WRITE_BEHIND_EVERY`] after its first nonce, so a
+    /// busy process commits a few times a second, not once or more per
+    /// request (each commit writes its pages, however few nonces it holds).
     pub(crate) async fn write_behind(
         self: Arc<Self>,
         mut stop: tokio::sync::watch::Receiver<bool>,
@@ -257,6 +265,12 @@ impl Replay {
             tokio::select! {
                 () = self.wake_writer.notified() => {}
                 _ = stop.changed() => {}
+            }
+            if !*stop.borrow() {
+                tokio::select! {
+                    () = tokio::time::sleep(WRITE_BEHIND_EVERY) => {}
+                    _ = stop.changed() => {}
+                }
             }
             self.flush().await;
             if *stop.borrow() {
@@ -442,10 +456,8 @@ mod tests {
         }
         assert_eq!(next.asked.load(Ordering::Relaxed), 0);
         // And what the write-behind recorded is in the store itself.
-        assert!(!store
-            .remember_nonce("AKIDb", "1", now, now - 600)
-            .await
-            .unwrap());
+        let recent = store.recent_nonces(now - 600, 10).await.unwrap();
+        assert!(recent.iter().any(|(id, n, _)| id == "AKIDb" && n == "1"));
     }
 
     /// With a shared store (PostgreSQL) every new nonce goes to the store

@@ -28,10 +28,9 @@ impl<DB: Engine> ConsoleStore for SqlStore<DB> {
     }
 
     async fn console_login(&self, account: &str) -> Result<Option<ConsoleLogin>> {
-        let mut conn = self.read.acquire().await?;
         let q = Sql::new("SELECT id, console_password, disabled FROM accounts WHERE name = $1")
             .arg(account);
-        let Some(row) = DB::opt(&mut conn, q).await? else {
+        let Some(row) = self.read_opt(q).await? else {
             return Ok(None);
         };
         Ok(Some(ConsoleLogin {
@@ -73,7 +72,6 @@ impl<DB: Engine> ConsoleStore for SqlStore<DB> {
         token_hash: &str,
         now: Timestamp,
     ) -> Result<Option<ConsoleSession>> {
-        let mut conn = self.read.acquire().await?;
         let q = Sql::new(
             "SELECT s.account_id, a.name, s.expires_at FROM console_sessions s \
              JOIN accounts a ON a.id = s.account_id \
@@ -84,7 +82,7 @@ impl<DB: Engine> ConsoleStore for SqlStore<DB> {
         .arg(token_hash)
         .arg(now)
         .arg(false);
-        let Some(row) = DB::opt(&mut conn, q).await? else {
+        let Some(row) = self.read_opt(q).await? else {
             return Ok(None);
         };
         Ok(Some(ConsoleSession {
@@ -101,14 +99,13 @@ impl<DB: Engine> ConsoleStore for SqlStore<DB> {
     }
 
     async fn recent_tasks(&self, scope: &Scope, limit: u32) -> Result<Vec<Task>> {
-        let mut conn = self.read.acquire().await?;
         let q = Sql::new(format!(
             "{TASK_SELECT} WHERE account_id = $1 AND region = $2 ORDER BY id DESC LIMIT $3"
         ))
         .arg(scope.account_id)
         .arg(&scope.region)
         .arg(i64::from(limit));
-        DB::fetch(&mut conn, q)
+        self.read_rows(q, Size::Bounded)
             .await?
             .iter()
             .map(task_from_row)

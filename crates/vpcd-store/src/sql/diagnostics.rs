@@ -124,20 +124,20 @@ impl<DB: Engine> SqlStore<DB> {
         &self,
         conn: VpnConnRowId,
     ) -> Result<ConnDiagnostics> {
-        let mut tx = self.begin_read().await?;
-        let row = DB::opt(&mut tx, Sql::new(DIAG_SELECT).arg(conn)).await?;
-        let events = DB::fetch(
-            &mut tx,
-            Sql::new(
-                "SELECT at, up, reason FROM conn_events WHERE conn_id = $1 ORDER BY id DESC LIMIT $2",
+        let (row, events) = self
+            .read_pair(
+                Sql::new(DIAG_SELECT).arg(conn),
+                Sql::new(
+                    "SELECT at, up, reason FROM conn_events WHERE conn_id = $1 \
+                     ORDER BY id DESC LIMIT $2",
+                )
+                .arg(conn)
+                .arg(EVENTS_KEPT as i64),
+                Size::Bounded,
             )
-            .arg(conn)
-            .arg(EVENTS_KEPT as i64),
-        )
-        .await?;
-        tx.commit().await?;
+            .await?;
         let mut out = ConnDiagnostics::default();
-        if let Some(r) = row {
+        if let Some(r) = row.first() {
             if let Some(kind) = r.opt_text("failure_kind")? {
                 let stage = r.opt_text("failure_stage")?;
                 out.last_failure = Some(LastFailure {

@@ -39,7 +39,7 @@ use sqlx::{
     ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction,
     Type,
 };
-use vpcd_types::id::{IdKind, UnifiedId, UserGwKind, VpcKind, VpnConnKind, VpnGwKind};
+use vpcd_types::id::{IdKind, UnifiedId, UserGwKind, VpcKind, VpnGwKind};
 use vpcd_types::{
     AccountId, ConnStatus, GatewayNodeId, IdRef, RowId, TaskId, TaskKind, TunnelFace, UserGwRowId,
     VpcRowId, VpnConnRowId, VpnGwRowId,
@@ -53,11 +53,14 @@ use crate::{Resource, Result, StoreError};
 mod console;
 mod diagnostics;
 mod monitoring;
+mod reads;
 mod secrets;
 mod store;
 pub(crate) mod text;
 mod writer;
 
+pub(crate) use reads::Reads;
+use reads::{first_of, ReadRow, Size};
 use text::*;
 use writer::{WriteFuture, Writer};
 
@@ -67,11 +70,11 @@ const ID_ATTEMPTS: u32 = 8;
 const NONCE_PRUNE_INTERVAL_SECS: i64 = 10;
 /// Rows deleted per pruning statement, so no writer is held long.
 const NONCE_PRUNE_BATCH: i64 = 5_000;
-/// Pruning batches per interval; whatever is left waits for the next one.
-/// With the interval this keeps up with 8,000 signed requests a second, so
-/// the nonce table holds about one replay window of nonces, not the
-/// process's whole history.
-const NONCE_PRUNE_MAX_BATCHES: u32 = 16;
+/// Pruning batches per interval and table; whatever is left waits for the
+/// next one. With the interval this keeps up with 32,000 signed requests a
+/// second, so the nonce tables hold about one replay window of nonces, not
+/// the process's whole history.
+const NONCE_PRUNE_MAX_BATCHES: u32 = 64;
 /// Rows per statement of [`Store::record_nonces`] (3 parameters each, well
 /// under SQLite's and PostgreSQL's parameter limits).
 const NONCE_BATCH_ROWS: usize = 500;
@@ -113,14 +116,25 @@ pub trait Engine: Io {
     /// UPDATE`, `FOR SHARE`, `SKIP LOCKED`). Without it, the single writer
     /// serializes every write transaction instead.
     const ROW_LOCKS: bool;
+    /// Whether a statement's `WITH` clauses may insert and update, each
+    /// seeing none of the others' rows (PostgreSQL): then an add inserts
+    /// its connection and task in one statement ([`conn_with_task_insert`]).
+    const WRITES_IN_WITH: bool = false;
     /// The case-insensitive `LIKE` (ASCII letters only on both engines).
     const LIKE: &'static str;
     /// Put before a column to keep the planner from using an index on it
     /// (`+` for SQLite, which would otherwise pick the scope index to save a
     /// sort and then walk the tenant's every row); empty where unneeded.
     const NOT_INDEXED: &'static str;
-    /// Deletes up to `$2` nonces seen before `$1`.
-    const PRUNE_NONCES: &'static str;
+    /// Each deletes up to `$2` nonces seen before `$1` from one of the
+    /// tables nonces are kept in.
+    const PRUNE_NONCES: &'static [&'static str];
+    /// Where [`Store::record_nonces`](crate::Store::record_nonces) appends
+    /// the nonces accepted on a process's memory check, when that is not
+    /// `nonces` itself: SQLite's `read_nonces`, rows in the order they were
+    /// seen and no key to look one up by (see `crate::sqlite`). `None`:
+    /// they are inserted in `nonces` like any other (PostgreSQL).
+    const READ_NONCES: Option<&'static str>;
     /// Refreshes the planner's statistics after a bulk load (run outside
     /// any transaction).
     const ANALYZE: &'static str;
@@ -362,6 +376,11 @@ impl Sql {
         self
     }
 
+    /// The text and the arguments, for a driver other than sqlx's.
+    pub(crate) fn parts(&self) -> (&str, &[Arg]) {
+        (&self.text, &self.args)
+    }
+
     /// The same statement after `prefix` (`EXPLAIN ...` in tests).
     #[cfg(test)]
     pub(crate) fn prefixed(mut self, prefix: &str) -> Sql {
@@ -511,8 +530,8 @@ pub(crate) fn recovering<DB: Database>(opts: PoolOptions<DB>, link: Link) -> Poo
 pub struct SqlStore<DB: Database> {
     /// Write transactions (SQLite: its one writer connection).
     pub(crate) write: Pool<DB>,
-    /// Reads (SQLite: read-only connections).
-    pub(crate) read: Pool<DB>,
+    /// Reads outside write transactions (`reads`).
+    pub(crate) read: Reads<DB>,
     /// Where nonces are recorded (SQLite: a file of their own).
     pub(crate) nonces: Pool<DB>,
     last_nonce_prune: AtomicI64,
@@ -539,7 +558,7 @@ impl<DB: Engine> SqlStore<DB> {
     /// sealed, before the store is returned.
     pub(crate) async fn from_pools(
         write: Pool<DB>,
-        read: Pool<DB>,
+        read: Reads<DB>,
         nonces: Pool<DB>,
         key: MasterKey,
     ) -> Result<Self> {
@@ -597,10 +616,6 @@ impl<DB: Engine> SqlStore<DB> {
         let out = work(&mut tx).await?;
         tx.commit().await?;
         Ok(out)
-    }
-
-    async fn begin_read(&self) -> Result<Transaction<'static, DB>> {
-        Ok(self.read.begin_with(DB::BEGIN_READ).await?)
     }
 
     /// Delete a row unless something still refers to it: `NotFound` /
@@ -668,12 +683,12 @@ impl<DB: Engine> SqlStore<DB> {
         }
         let pruned = async {
             let mut conn = self.nonces.acquire().await?;
-            for _ in 0..NONCE_PRUNE_MAX_BATCHES {
-                let q = Sql::new(DB::PRUNE_NONCES)
-                    .arg(not_before)
-                    .arg(NONCE_PRUNE_BATCH);
-                if DB::execute(&mut conn, q).await? < NONCE_PRUNE_BATCH as u64 {
-                    break;
+            for prune in DB::PRUNE_NONCES {
+                for _ in 0..NONCE_PRUNE_MAX_BATCHES {
+                    let q = Sql::new(*prune).arg(not_before).arg(NONCE_PRUNE_BATCH);
+                    if DB::execute(&mut conn, q).await? < NONCE_PRUNE_BATCH as u64 {
+                        break;
+                    }
                 }
             }
             Ok::<_, sqlx::Error>(())
@@ -767,7 +782,7 @@ impl<DB: Engine> SqlStore<DB> {
                     scope,
                     kind,
                     conn_id,
-                    [conn_un_id, row.text("gw_un_id")?, row.text("ugw_un_id")?],
+                    [&conn_un_id, &row.text("gw_un_id")?, &row.text("ugw_un_id")?],
                     unix_now(),
                 )
                 .await?;
@@ -861,11 +876,7 @@ impl<DB: Engine> SqlStore<DB> {
         scope: &Scope,
         id: &IdRef<VpcKind>,
     ) -> Result<Option<Vpc>> {
-        let f = VpcFilter {
-            id: Some(id.clone()),
-            name: None,
-        };
-        let row = DB::opt(conn, vpc_query::<DB>(VPC_SELECT, scope, &f)).await?;
+        let row = DB::opt(conn, vpc_by_ref::<DB>(scope, id)).await?;
         row.as_ref().map(vpc_from_row).transpose()
     }
 
@@ -874,11 +885,7 @@ impl<DB: Engine> SqlStore<DB> {
         scope: &Scope,
         id: &IdRef<VpnGwKind>,
     ) -> Result<Option<VpnGw>> {
-        let f = VpnGwFilter {
-            id: Some(id.clone()),
-            ..VpnGwFilter::default()
-        };
-        let row = DB::opt(conn, vpn_gw_query::<DB>(VPN_GW_SELECT, scope, &f)).await?;
+        let row = DB::opt(conn, vpn_gw_by_ref::<DB>(scope, id)).await?;
         row.as_ref().map(vpn_gw_from_row).transpose()
     }
 
@@ -887,33 +894,8 @@ impl<DB: Engine> SqlStore<DB> {
         scope: &Scope,
         id: &IdRef<UserGwKind>,
     ) -> Result<Option<UserGw>> {
-        let f = UserGwFilter {
-            id: Some(id.clone()),
-            name: None,
-        };
-        let row = DB::opt(conn, user_gw_query::<DB>(USER_GW_SELECT, scope, &f)).await?;
+        let row = DB::opt(conn, user_gw_by_ref::<DB>(scope, id)).await?;
         row.as_ref().map(user_gw_from_row).transpose()
-    }
-
-    /// A connection by id; `scope: None` is for the task engine, which works
-    /// across tenants.
-    async fn fetch_conn(
-        conn: &mut DB::Connection,
-        key: &MasterKey,
-        scope: Option<&Scope>,
-        id: &IdRef<VpnConnKind>,
-    ) -> Result<Option<VpnConn>> {
-        let mut q = match scope {
-            Some(scope) => conn_query::<DB>(&conn_select(), scope, &ConnFilter::default()),
-            None => {
-                let mut q = Sql::new(conn_select());
-                q.push(" WHERE 1 = 1");
-                q
-            }
-        };
-        push_own_id(&mut q, "c", id);
-        let row = DB::opt(conn, q).await?;
-        row.as_ref().map(|r| conn_from_row(r, key)).transpose()
     }
 
     async fn fetch_task(conn: &mut DB::Connection, task_id: TaskId) -> Result<Task> {
@@ -1004,6 +986,17 @@ impl<DB: Engine> SqlStore<DB> {
         make: impl Fn(String) -> Result<Sql>,
         on_err: impl FnOnce(sqlx::Error) -> StoreError,
     ) -> Result<(RowId<K>, UnifiedId<K>)> {
+        let (row, un_id) = Self::insert_unified_row(conn, make, on_err).await?;
+        Ok((row.id("id")?, un_id))
+    }
+
+    /// [`Self::insert_unified`], answering the whole row the statement
+    /// returned.
+    async fn insert_unified_row<K: IdKind>(
+        conn: &mut DB::Connection,
+        make: impl Fn(String) -> Result<Sql>,
+        on_err: impl FnOnce(sqlx::Error) -> StoreError,
+    ) -> Result<(Record<DB>, UnifiedId<K>)> {
         let mut inserted = None;
         for _ in 0..ID_ATTEMPTS {
             let un_id = UnifiedId::<K>::random();
@@ -1016,9 +1009,7 @@ impl<DB: Engine> SqlStore<DB> {
                 Err(e) => return Err(on_err(e)),
             }
         }
-        let (row, un_id) = inserted
-            .ok_or_else(|| StoreError::Backend("no free unified id after several tries".into()))?;
-        Ok((row.id("id")?, un_id))
+        inserted.ok_or_else(|| StoreError::Backend("no free unified id after several tries".into()))
     }
 
     /// A running task of `kind` for connection `conn_id`, whose unified id
@@ -1028,22 +1019,12 @@ impl<DB: Engine> SqlStore<DB> {
         scope: &Scope,
         kind: TaskKind,
         conn_id: VpnConnRowId,
-        [conn_un_id, vpn_gw_un_id, user_gw_un_id]: [String; 3],
+        un_ids: [&str; 3],
         now: Timestamp,
     ) -> Result<TaskId> {
-        let q = Sql::new(
-            "INSERT INTO tasks (account_id, region, kind, status, conn_id, conn_un_id, \
-                 vpn_gw_un_id, user_gw_un_id, attempts, created_at) \
-             VALUES ($1, $2, $3, 2, $4, $5, $6, $7, 0, $8) RETURNING id",
-        )
-        .arg(scope.account_id)
-        .arg(&scope.region)
-        .arg(kind.as_str())
-        .arg(conn_id)
-        .arg(conn_un_id)
-        .arg(vpn_gw_un_id)
-        .arg(user_gw_un_id)
-        .arg(now);
+        let mut q = Sql::new(format!("INSERT INTO tasks ({NEW_TASK_COLUMNS}) VALUES ("));
+        push_new_task(&mut q, scope, kind, Some(conn_id), un_ids, now);
+        q.push(") RETURNING id");
         DB::one(conn, q).await?.id("id")
     }
 

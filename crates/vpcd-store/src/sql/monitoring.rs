@@ -27,10 +27,14 @@ const CONNS_BY_STATE: &str = "SELECT status, net_status, COUNT(*) AS n FROM vpn_
 
 impl<DB: Engine> SqlStore<DB> {
     pub(super) async fn count_tasks(&self, now: Timestamp) -> Result<TaskCounts> {
-        let mut tx = self.begin_read().await?;
-        let unfinished = DB::one(&mut tx, Sql::new(UNFINISHED_TASKS).arg(now)).await?;
-        let failed = DB::one(&mut tx, Sql::new(FAILED_TASKS)).await?;
-        tx.commit().await?;
+        let (unfinished, failed) = self
+            .read_pair(
+                Sql::new(UNFINISHED_TASKS).arg(now),
+                Sql::new(FAILED_TASKS),
+                Size::Bulk,
+            )
+            .await?;
+        let (unfinished, failed) = (first_of(unfinished)?, first_of(failed)?);
         Ok(TaskCounts {
             queued: count(unfinished.int("queued")?),
             running: count(unfinished.int("running")?),
@@ -40,8 +44,7 @@ impl<DB: Engine> SqlStore<DB> {
     }
 
     pub(super) async fn count_conns(&self) -> Result<Vec<ConnCount>> {
-        let mut conn = self.read.acquire().await?;
-        let rows = DB::fetch(&mut conn, Sql::new(CONNS_BY_STATE)).await?;
+        let rows = self.read_rows(Sql::new(CONNS_BY_STATE), Size::Bulk).await?;
         rows.iter()
             .map(|r| {
                 Ok(ConnCount {
@@ -65,7 +68,18 @@ impl<DB: Engine> SqlStore<DB> {
         } else {
             vec![
                 use_of("write", &self.write),
-                use_of("read", &self.read),
+                match &self.read {
+                    Reads::Pool(p) => use_of("read", p),
+                    Reads::Direct(readers) => {
+                        let (open, idle) = readers.in_use();
+                        PoolUse {
+                            pool: "read",
+                            open,
+                            idle,
+                            max: readers.kept(),
+                        }
+                    }
+                },
                 use_of("nonces", &self.nonces),
             ]
         }

@@ -46,20 +46,15 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn list_accounts(&self) -> Result<Vec<(Account, Vec<ApiKey>)>> {
-        let mut tx = self.begin_read().await?;
-        let accounts = DB::fetch(
-            &mut tx,
-            Sql::new("SELECT id, name, disabled, created_at FROM accounts ORDER BY id"),
-        )
-        .await?;
-        let keys = DB::fetch(
-            &mut tx,
-            Sql::new(format!(
-                "{KEY_SELECT} ORDER BY k.account_id, k.created_at, k.secret_id"
-            )),
-        )
-        .await?;
-        tx.commit().await?;
+        let (accounts, keys) = self
+            .read_pair(
+                Sql::new("SELECT id, name, disabled, created_at FROM accounts ORDER BY id"),
+                Sql::new(format!(
+                    "{KEY_SELECT} ORDER BY k.account_id, k.created_at, k.secret_id"
+                )),
+                Size::Bulk,
+            )
+            .await?;
         let master = self.key();
         let mut out = Vec::with_capacity(accounts.len());
         for row in &accounts {
@@ -134,9 +129,8 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn find_key(&self, secret_id: &str) -> Result<Option<ApiKey>> {
-        let mut conn = self.read.acquire().await?;
         let q = Sql::new(format!("{KEY_SELECT} WHERE k.secret_id = $1")).arg(secret_id);
-        let row = DB::opt(&mut conn, q).await?;
+        let row = self.read_opt(q).await?;
         row.as_ref()
             .map(|r| key_from_row(r, &self.key()))
             .transpose()
@@ -165,8 +159,11 @@ impl<DB: Engine> Store for SqlStore<DB> {
         now: Timestamp,
         not_before: Timestamp,
     ) -> Result<()> {
+        let table = DB::READ_NONCES.unwrap_or("nonces");
         for chunk in nonces.chunks(NONCE_BATCH_ROWS) {
-            let mut q = Sql::new("INSERT INTO nonces (secret_id, nonce, seen_at) VALUES ");
+            let mut q = Sql::new(format!(
+                "INSERT INTO {table} (secret_id, nonce, seen_at) VALUES "
+            ));
             for (i, (secret_id, nonce)) in chunk.iter().enumerate() {
                 q.push(if i == 0 { "(" } else { ", (" });
                 q.bind(secret_id)
@@ -176,13 +173,15 @@ impl<DB: Engine> Store for SqlStore<DB> {
                     .bind(now);
                 q.push(")");
             }
-            // As `remember_nonce`: a sighting older than the window is
-            // replaced, so pruning never forgets a nonce still in it.
-            q.push(
-                " ON CONFLICT (secret_id, nonce) DO UPDATE SET seen_at = excluded.seen_at \
-                 WHERE nonces.seen_at < ",
-            )
-            .bind(not_before);
+            if DB::READ_NONCES.is_none() {
+                // As `remember_nonce`: a sighting older than the window is
+                // replaced, so pruning never forgets a nonce still in it.
+                q.push(
+                    " ON CONFLICT (secret_id, nonce) DO UPDATE SET seen_at = excluded.seen_at \
+                     WHERE nonces.seen_at < ",
+                )
+                .bind(not_before);
+            }
             DB::record_nonce(&self.nonces, q).await?;
         }
         self.maybe_prune_nonces(now, not_before).await;
@@ -195,17 +194,42 @@ impl<DB: Engine> Store for SqlStore<DB> {
         limit: usize,
     ) -> Result<Vec<(String, String, Timestamp)>> {
         let mut conn = self.nonces.acquire().await?;
-        let q = Sql::new(
-            "SELECT secret_id, nonce, seen_at FROM nonces WHERE seen_at >= $1 \
-             ORDER BY seen_at DESC LIMIT $2",
-        )
-        .arg(not_before)
-        .arg(i64::try_from(limit).unwrap_or(i64::MAX));
-        DB::fetch(&mut conn, q)
+        let mut q = Sql::new("SELECT secret_id, nonce, seen_at FROM nonces WHERE seen_at >= $1");
+        if let Some(table) = DB::READ_NONCES {
+            q.push(&format!(
+                " UNION ALL SELECT secret_id, nonce, seen_at FROM {table} WHERE seen_at >= $1"
+            ));
+        }
+        q.push(" ORDER BY seen_at DESC LIMIT $2");
+        let q = q
+            .arg(not_before)
+            .arg(i64::try_from(limit).unwrap_or(i64::MAX));
+        let rows = DB::fetch(&mut conn, q)
             .await?
             .iter()
             .map(|r| Ok((r.text("secret_id")?, r.text("nonce")?, r.int("seen_at")?)))
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        drop(conn);
+        if let (Some(table), Some((_, _, oldest))) =
+            (DB::READ_NONCES, rows.get(limit.wrapping_sub(1)))
+        {
+            // There may be more than the caller can hold, and it will check
+            // the Timestamps they could be replays of with `remember_nonce`,
+            // which looks in `nonces` only: copy the read nonces it may not
+            // hold there first, in one statement and in key order (each
+            // page of `nonces`' key is then written once, not once a row).
+            let q = Sql::new(format!(
+                "INSERT INTO nonces (secret_id, nonce, seen_at) \
+                 SELECT secret_id, nonce, seen_at FROM {table} \
+                 WHERE seen_at >= $1 AND seen_at <= $2 ORDER BY secret_id, nonce \
+                 ON CONFLICT (secret_id, nonce) DO UPDATE SET seen_at = excluded.seen_at \
+                 WHERE nonces.seen_at < excluded.seen_at"
+            ))
+            .arg(not_before)
+            .arg(*oldest);
+            DB::record_nonce(&self.nonces, q).await?;
+        }
+        Ok(rows)
     }
 
     // ---- VPCs -------------------------------------------------------------
@@ -250,8 +274,8 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn get_vpc(&self, scope: &Scope, id: &IdRef<VpcKind>) -> Result<Option<Vpc>> {
-        let mut conn = self.read.acquire().await?;
-        Self::fetch_vpc(&mut conn, scope, id).await
+        let row = self.read_opt(vpc_by_ref::<DB>(scope, id)).await?;
+        row.as_ref().map(vpc_from_row).transpose()
     }
 
     async fn list_vpcs(
@@ -360,8 +384,8 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn get_vpn_gw(&self, scope: &Scope, id: &IdRef<VpnGwKind>) -> Result<Option<VpnGw>> {
-        let mut conn = self.read.acquire().await?;
-        Self::fetch_vpn_gw(&mut conn, scope, id).await
+        let row = self.read_opt(vpn_gw_by_ref::<DB>(scope, id)).await?;
+        row.as_ref().map(vpn_gw_from_row).transpose()
     }
 
     async fn list_vpn_gws(
@@ -443,8 +467,8 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn get_user_gw(&self, scope: &Scope, id: &IdRef<UserGwKind>) -> Result<Option<UserGw>> {
-        let mut conn = self.read.acquire().await?;
-        Self::fetch_user_gw(&mut conn, scope, id).await
+        let row = self.read_opt(user_gw_by_ref::<DB>(scope, id)).await?;
+        row.as_ref().map(user_gw_from_row).transpose()
     }
 
     async fn list_user_gws(
@@ -499,8 +523,11 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 // the lock). SQLite's single writer makes the first reading
                 // exact.
                 let checks = Sql::new(format!(
-                    "SELECT g.un_id AS gw_un_id, g.vpc_id AS gw_vpc_id, u.un_id AS ugw_un_id, \
-                       g.node_id, g.address AS gw_address, u.address AS ugw_address, \
+                    "SELECT v.id AS vpc_id, v.un_id AS vpc_un_id, v.name AS vpc_name, \
+                       v.cidr AS vpc_cidr, g.id AS gw_id, g.un_id AS gw_un_id, \
+                       g.name AS gw_name, g.address AS gw_address, g.node_id AS gw_node_id, \
+                       g.vpc_id AS gw_vpc_id, u.id AS ugw_id, u.un_id AS ugw_un_id, \
+                       u.name AS ugw_name, u.address AS ugw_address, \
                        (SELECT COUNT(*) FROM vpn_conns WHERE account_id = $4 AND region = $5 \
                             AND vpc_id = $1 AND name = $6) AS clash, \
                        {} \
@@ -528,15 +555,16 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 if checks.id::<VpcKind>("gw_vpc_id")? != new.vpc_id {
                     return Err(StoreError::NotFound(Resource::VpnGw));
                 }
-                let (gw_un_id, ugw_un_id) = (checks.text("gw_un_id")?, checks.text("ugw_un_id")?);
                 if checks.int("clash")? > 0 {
                     return Err(StoreError::NameInUse(Resource::VpnConn));
                 }
                 check_conn_quotas(&checks, 0, limits)?;
-                if let Some(node) = checks.opt_id("node_id")? {
+                // The answer's VPC and gateways, as they are locked now.
+                let parents = conn_parents_from_row(&checks)?;
+                if let Some(node) = parents.node_id {
                     let face = TunnelFace {
-                        local_addr: parse(&checks.text("gw_address")?, "gateway address")?,
-                        remote_addr: parse(&checks.text("ugw_address")?, "peer address")?,
+                        local_addr: parents.vpn_gw.address,
+                        remote_addr: parents.user_gw.address,
                         local_identity: &new.settings.ike.local_identity,
                         remote_identity: &new.settings.ike.remote_identity,
                     };
@@ -545,40 +573,68 @@ impl<DB: Engine> Store for SqlStore<DB> {
                 }
 
                 let now = unix_now();
-                let (conn_id, conn_un_id) = Self::insert_unified::<VpnConnKind>(
-                    &mut *tx,
-                    |un_id| {
-                        // The pre-shared key is sealed for this row's id.
-                        let encoded = encode_conn(&new, &master, &un_id)?;
-                        let mut q =
-                            conn_insert(&un_id, scope, &new, ConnStatus::Creating, &encoded, now);
-                        q.push(" RETURNING id");
-                        Ok(q)
-                    },
-                    name_taken::<DB>(Resource::VpnConn, Some("name")),
-                )
-                .await?;
-                let task_id = Self::insert_task(
-                    &mut *tx,
-                    scope,
-                    TaskKind::Create,
-                    conn_id,
-                    [conn_un_id.to_string(), gw_un_id, ugw_un_id],
-                    now,
-                )
-                .await?;
-                let own = Sql::new("UPDATE vpn_conns SET active_task = $1 WHERE id = $2")
-                    .arg(task_id)
-                    .arg(conn_id);
-                DB::execute(&mut *tx, own).await?;
-                let conn = Self::fetch_conn(
-                    &mut *tx,
-                    &master,
-                    Some(scope),
-                    &IdRef::Numeric(conn_id.get()),
-                )
-                .await?
-                .ok_or_else(|| vanished("connection"))?;
+                let gw_un_ids = [
+                    parents.vpn_gw.un_id.as_str(),
+                    parents.user_gw.un_id.as_str(),
+                ];
+                // The connection and its task owning it: one statement
+                // where the engine can, else one each.
+                let (conn_id, conn_un_id, task_id) = if DB::WRITES_IN_WITH {
+                    let (row, conn_un_id) = Self::insert_unified_row::<VpnConnKind>(
+                        &mut *tx,
+                        |un_id| {
+                            // The pre-shared key is sealed for this row's id.
+                            let encoded = encode_conn(&new, &master, &un_id)?;
+                            Ok(conn_with_task_insert(
+                                &un_id,
+                                scope,
+                                &new,
+                                &encoded,
+                                now,
+                                TaskKind::Create,
+                                gw_un_ids,
+                            ))
+                        },
+                        name_taken::<DB>(Resource::VpnConn, Some("name")),
+                    )
+                    .await?;
+                    (row.id("id")?, conn_un_id, row.id("task_id")?)
+                } else {
+                    let (conn_id, conn_un_id) = Self::insert_unified::<VpnConnKind>(
+                        &mut *tx,
+                        |un_id| {
+                            // The pre-shared key is sealed for this row's id.
+                            let encoded = encode_conn(&new, &master, &un_id)?;
+                            let mut q = conn_insert(
+                                &un_id,
+                                scope,
+                                &new,
+                                ConnStatus::Creating,
+                                &encoded,
+                                now,
+                            );
+                            q.push(" RETURNING id");
+                            Ok(q)
+                        },
+                        name_taken::<DB>(Resource::VpnConn, Some("name")),
+                    )
+                    .await?;
+                    let [gw, ugw] = gw_un_ids;
+                    let task_id = Self::insert_task(
+                        &mut *tx,
+                        scope,
+                        TaskKind::Create,
+                        conn_id,
+                        [conn_un_id.as_str(), gw, ugw],
+                        now,
+                    )
+                    .await?;
+                    let own = Sql::new("UPDATE vpn_conns SET active_task = $1 WHERE id = $2")
+                        .arg(task_id)
+                        .arg(conn_id);
+                    DB::execute(&mut *tx, own).await?;
+                    (conn_id, conn_un_id, task_id)
+                };
                 let per_region = Self::count_scope_conn(&mut *tx, scope).await?;
                 check_quota(per_region, limits.conns_per_region, Quota::ConnsPerRegion)?;
                 if DB::ROW_LOCKS {
@@ -592,19 +648,34 @@ impl<DB: Engine> Store for SqlStore<DB> {
                     // The new row is counted now: one more than before it.
                     check_conn_quotas(&again, 1, limits)?;
                 }
-                // The task as inserted, without reading it back.
+                // Both rows as inserted, without reading them back.
                 let task = Task {
                     id: task_id,
                     kind: TaskKind::Create,
                     status: TaskStatus::Running,
                     conn_id,
-                    conn_un_id: conn.un_id.clone(),
-                    vpn_gw_un_id: conn.vpn_gw.un_id.clone(),
-                    user_gw_un_id: conn.user_gw.un_id.clone(),
+                    conn_un_id: conn_un_id.clone(),
+                    vpn_gw_un_id: parents.vpn_gw.un_id.clone(),
+                    user_gw_un_id: parents.user_gw.un_id.clone(),
                     error: None,
                     attempts: 0,
                     created_at: now,
                     finished_at: None,
+                };
+                let conn = VpnConn {
+                    id: conn_id,
+                    un_id: conn_un_id,
+                    vpc: parents.vpc,
+                    vpn_gw: parents.vpn_gw,
+                    user_gw: parents.user_gw,
+                    name: new.name,
+                    status: ConnStatus::Creating,
+                    net_status: NetStatus::Unavailable,
+                    settings: new.settings,
+                    tags: new.tags,
+                    active_task: Some(task_id),
+                    node_id: parents.node_id,
+                    created_at: now,
                 };
                 Ok((conn, task))
             })
@@ -613,8 +684,9 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn get_conn(&self, scope: &Scope, id: &IdRef<VpnConnKind>) -> Result<Option<VpnConn>> {
-        let mut conn = self.read.acquire().await?;
-        Self::fetch_conn(&mut conn, &self.key(), Some(scope), id).await
+        let row = self.read_opt(conn_by_ref::<DB>(scope, id)).await?;
+        let master = self.key();
+        row.as_ref().map(|r| conn_from_row(r, &master)).transpose()
     }
 
     async fn list_conns(
@@ -652,14 +724,13 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn get_task(&self, scope: &Scope, task_id: TaskId) -> Result<Option<Task>> {
-        let mut conn = self.read.acquire().await?;
         let q = Sql::new(format!(
             "{TASK_SELECT} WHERE id = $1 AND account_id = $2 AND region = $3"
         ))
         .arg(task_id)
         .arg(scope.account_id)
         .arg(&scope.region);
-        let row = DB::opt(&mut conn, q).await?;
+        let row = self.read_opt(q).await?;
         row.as_ref().map(task_from_row).transpose()
     }
 
@@ -686,14 +757,13 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn get_task_by_request(&self, scope: &Scope, request_id: &str) -> Result<Option<Task>> {
-        let mut conn = self.read.acquire().await?;
         let q = Sql::new(format!(
             "{TASK_SELECT} WHERE request_id = $1 AND account_id = $2 AND region = $3"
         ))
         .arg(request_id)
         .arg(scope.account_id)
         .arg(&scope.region);
-        let row = DB::opt(&mut conn, q).await?;
+        let row = self.read_opt(q).await?;
         row.as_ref().map(task_from_row).transpose()
     }
 
@@ -843,12 +913,11 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn task_lease_holders(&self) -> Result<Vec<String>> {
-        let mut conn = self.read.acquire().await?;
         let q = Sql::new(
             "SELECT DISTINCT lease_owner FROM tasks \
              WHERE status = 2 AND lease_owner IS NOT NULL ORDER BY lease_owner",
         );
-        let rows = DB::fetch(&mut conn, q).await?;
+        let rows = self.read_rows(q, Size::Bulk).await?;
         rows.iter().map(|r| r.text("lease_owner")).collect()
     }
 
@@ -909,8 +978,9 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn desired_conns(&self, node_id: Option<GatewayNodeId>) -> Result<Vec<VpnConn>> {
-        let mut conn = self.read.acquire().await?;
-        let rows = DB::fetch(&mut conn, desired_query::<DB>(node_id)).await?;
+        let rows = self
+            .read_rows(desired_query::<DB>(node_id), Size::Bulk)
+            .await?;
         let master = self.key();
         rows.iter().map(|r| conn_from_row(r, &master)).collect()
     }
@@ -972,6 +1042,9 @@ impl<DB: Engine> Store for SqlStore<DB> {
         // changed by orders of magnitude.
         let mut conn = self.write.acquire().await?;
         DB::execute_raw(&mut conn, DB::ANALYZE).await?;
+        if let Reads::Direct(readers) = &self.read {
+            readers.renew();
+        }
         Ok(inserted)
     }
 
@@ -986,8 +1059,7 @@ impl<DB: Engine> Store for SqlStore<DB> {
         )
         .arg(scope.account_id)
         .arg(&scope.region);
-        let mut conn = self.read.acquire().await?;
-        let row = DB::one(&mut conn, q).await?;
+        let row = self.read_one(q, Size::Bulk).await?;
         Ok((row.int("kept")? as u64, row.int("counted")? as u64))
     }
 
@@ -1058,11 +1130,10 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn list_gateway_nodes(&self) -> Result<Vec<GatewayNode>> {
-        let mut conn = self.read.acquire().await?;
         let q = Sql::new(format!(
             "SELECT {GATEWAY_NODE_COLUMNS} FROM gateway_nodes ORDER BY id"
         ));
-        let rows = DB::fetch(&mut conn, q).await?;
+        let rows = self.read_rows(q, Size::Bulk).await?;
         rows.iter().map(gateway_node_from_row).collect()
     }
 
@@ -1091,10 +1162,9 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn list_members(&self) -> Result<Vec<ClusterMember>> {
-        let mut conn = self.read.acquire().await?;
         let q =
             Sql::new("SELECT name, started_at, last_seen, info FROM cluster_members ORDER BY name");
-        let rows = DB::fetch(&mut conn, q).await?;
+        let rows = self.read_rows(q, Size::Bulk).await?;
         rows.iter().map(member_from_row).collect()
     }
 
@@ -1142,11 +1212,10 @@ impl<DB: Engine> Store for SqlStore<DB> {
     }
 
     async fn gateway_leases(&self) -> Result<Vec<GatewayLease>> {
-        let mut conn = self.read.acquire().await?;
         let q = Sql::new(
             "SELECT gateway_node_id, holder, until FROM gateway_leases ORDER BY gateway_node_id",
         );
-        let rows = DB::fetch(&mut conn, q).await?;
+        let rows = self.read_rows(q, Size::Bulk).await?;
         rows.iter().map(lease_from_row).collect()
     }
 
@@ -1331,21 +1400,17 @@ impl<DB: Engine> SqlStore<DB> {
         page_query: Sql,
         page: &Page,
         by_id: bool,
-        decode: impl Fn(&Record<DB>) -> Result<T>,
+        decode: impl Fn(&ReadRow<DB>) -> Result<T>,
     ) -> Result<(u64, Vec<T>)> {
         let (total, rows) = if by_id && page.offset == 0 && page.limit > 0 {
-            let mut conn = self.read.acquire().await?;
-            let rows = DB::fetch(&mut conn, page_query).await?;
+            let rows = self.read_rows(page_query, Size::Bounded).await?;
             (i64::try_from(rows.len()).unwrap_or(i64::MAX), rows)
         } else if by_id {
-            let mut conn = self.read.acquire().await?;
-            (DB::one(&mut conn, count).await?.int("n")?, Vec::new())
+            let total = self.read_one(count, Size::Bounded).await?.int("n")?;
+            (total, Vec::new())
         } else {
-            let mut tx = self.begin_read().await?;
-            let total = DB::one(&mut tx, count).await?.int("n")?;
-            let rows = DB::fetch(&mut tx, page_query).await?;
-            tx.commit().await?;
-            (total, rows)
+            let (count, rows) = self.read_pair(count, page_query, Size::Bounded).await?;
+            (first_of(count)?.int("n")?, rows)
         };
         let items = rows.iter().map(decode).collect::<Result<_>>()?;
         Ok((u64::try_from(total).unwrap_or(0), items))

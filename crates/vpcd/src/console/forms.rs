@@ -13,7 +13,7 @@ use vpcd_store::Scope;
 
 use crate::api::ApiState;
 use crate::error::{ApiError, ErrorCode};
-use crate::v2::{self, Action, Params, Reply};
+use crate::v2::{self, Action, Params};
 
 /// Fields of the console's own, never sent to an action.
 const CONSOLE_FIELDS: &[&str] = &["csrf", "region"];
@@ -83,11 +83,7 @@ pub(crate) async fn run(
                 api.storage.refused(e.why.log_detail());
             }
         })?;
-    Ok(match reply {
-        Reply::Data(v) => v,
-        Reply::List { items, .. } => Value::Array(items),
-        Reply::TopLevel(m) => Value::Object(m),
-    })
+    reply.into_value()
 }
 
 /// An action's refusal as the console shows it: the v2 message and

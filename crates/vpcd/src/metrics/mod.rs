@@ -43,7 +43,7 @@ use crate::storage_health::{Readiness, StorageHealth};
 
 mod requests;
 
-pub(crate) use requests::{Protocol, RequestMetrics};
+pub(crate) use requests::{Protocol, RequestMetrics, SUCCESS};
 
 /// What a scrape reads.
 pub(crate) struct Scraper {

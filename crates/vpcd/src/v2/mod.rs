@@ -18,6 +18,7 @@
 //!   `conn_settings` parses a connection's IKE/IPsec/SPD parameters.
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use vpcd_store::{Order, Page, Scope, VpcRef};
 use vpcd_types::{Cidr, VpcId, VpcRowId};
@@ -159,12 +160,17 @@ pub(crate) async fn dispatch(
     }
 }
 
-/// Where the payload goes in the envelope (reference §4).
+/// Where the payload goes in the envelope (reference §4). The payload is
+/// rendered when the reply is made, straight from its typed struct
+/// (`crate::answer` says why).
 pub(crate) enum Reply {
     /// `"data": {...}`
-    Data(Value),
+    Data(Box<RawValue>),
     /// `"totalCount": n, "data": [...]`
-    List { total: u64, items: Vec<Value> },
+    List {
+        total: u64,
+        items: Vec<Box<RawValue>>,
+    },
     /// Fields beside `code`/`message`.
     TopLevel(Map<String, Value>),
 }
@@ -175,13 +181,13 @@ impl Reply {
     }
 
     fn list<I: Serialize>(total: u64, items: impl Iterator<Item = I>) -> ApiResult<Reply> {
-        let items = items.map(to_json).collect::<ApiResult<Vec<Value>>>()?;
+        let items = items.map(to_json).collect::<ApiResult<_>>()?;
         Ok(Reply::List { total, items })
     }
 
     /// A struct's fields beside `code`/`message`.
     fn top_level(v: impl Serialize) -> ApiResult<Reply> {
-        match to_json(v)? {
+        match serde_json::to_value(v).map_err(ApiError::internal)? {
             Value::Object(m) => Ok(Reply::TopLevel(m)),
             other => Err(ApiError::internal(format!(
                 "a top-level answer is not an object: {other}"
@@ -192,6 +198,18 @@ impl Reply {
     /// Success with nothing to say.
     fn empty() -> Reply {
         Reply::TopLevel(Map::new())
+    }
+
+    /// The payload as a JSON tree (for the console, which shows it).
+    pub(crate) fn into_value(self) -> ApiResult<Value> {
+        let tree = |raw: &RawValue| serde_json::from_str(raw.get()).map_err(ApiError::internal);
+        Ok(match self {
+            Reply::Data(v) => tree(&v)?,
+            Reply::List { items, .. } => {
+                Value::Array(items.iter().map(|v| tree(v)).collect::<ApiResult<_>>()?)
+            }
+            Reply::TopLevel(m) => Value::Object(m),
+        })
     }
 }
 
@@ -218,8 +236,8 @@ impl<'a> VpcOf<'a> {
 
 /// Answers are plain structs of strings and numbers, so this does not fail;
 /// if it ever did, the caller gets a 6000, not a panic.
-fn to_json(v: impl Serialize) -> ApiResult<Value> {
-    serde_json::to_value(v).map_err(ApiError::internal)
+fn to_json(v: impl Serialize) -> ApiResult<Box<RawValue>> {
+    serde_json::value::to_raw_value(&v).map_err(ApiError::internal)
 }
 
 /// A name filter of a Describe action.

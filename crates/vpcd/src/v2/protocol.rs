@@ -1,13 +1,16 @@
 //! The v2 protocol around every action: common parameters, signature,
 //! Timestamp window, Nonce replay, dispatch, and the JSON envelope.
 
-use serde_json::{json, Map, Value};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::{json, Value};
 use vpcd_auth::form::SignableError;
 use vpcd_auth::SignatureMethod;
 use vpcd_store::Scope;
 
 use super::params::{parse_int, Params};
 use super::{dispatch, Action, Reply};
+use crate::answer::Answer;
 use crate::api::ApiState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::log_safe::{untrusted, untrusted_text, Admit, RefusalGate};
@@ -34,7 +37,7 @@ static UNSIGNED_REFUSALS: RefusalGate = RefusalGate::new(UNSIGNED_REFUSALS_PER_S
 
 /// Handle a request end to end and return the envelope. Never fails: every
 /// error becomes an envelope with its code.
-pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
+pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Answer {
     let field = |name: &str| {
         req.pairs
             .iter()
@@ -51,7 +54,7 @@ pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
     match handle_inner(api, &req, &mut signed).await {
         Ok(reply) => {
             tracing::debug!(%action, "ok");
-            envelope_ok(reply)
+            Answer::success(&Success(&reply))
         }
         Err(e) => {
             let text = e.v2_message();
@@ -72,7 +75,7 @@ pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
                     Admit::Drop => {}
                 }
             }
-            envelope_err(&e)
+            refuse(&e)
         }
     }
 }
@@ -176,22 +179,35 @@ async fn authenticate(api: &ApiState, req: &RawRequest<'_>, p: &Params) -> ApiRe
     })
 }
 
-fn envelope_ok(reply: Reply) -> Value {
-    let mut m = Map::new();
-    m.insert("code".into(), json!(0));
-    m.insert("message".into(), json!(""));
-    m.insert("codeDesc".into(), json!("Success"));
-    match reply {
-        Reply::Data(v) => {
-            m.insert("data".into(), v);
+/// A success's envelope: `code`, `message` and `codeDesc`, then the reply's
+/// fields (reference §4), the payload already rendered.
+struct Success<'a>(&'a Reply);
+
+impl Serialize for Success<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("code", &0)?;
+        m.serialize_entry("message", "")?;
+        m.serialize_entry("codeDesc", "Success")?;
+        match self.0 {
+            Reply::Data(v) => m.serialize_entry("data", v)?,
+            Reply::List { total, items } => {
+                m.serialize_entry("totalCount", total)?;
+                m.serialize_entry("data", items)?;
+            }
+            Reply::TopLevel(fields) => {
+                for (k, v) in fields {
+                    m.serialize_entry(k, v)?;
+                }
+            }
         }
-        Reply::List { total, items } => {
-            m.insert("totalCount".into(), json!(total));
-            m.insert("data".into(), Value::Array(items));
-        }
-        Reply::TopLevel(fields) => m.extend(fields),
+        m.end()
     }
-    Value::Object(m)
+}
+
+/// A refusal, as the client gets it.
+pub(crate) fn refuse(e: &ApiError) -> Answer {
+    Answer::new(&envelope_err(e), e.code.code_desc())
 }
 
 pub(crate) fn envelope_err(e: &ApiError) -> Value {
@@ -204,4 +220,49 @@ fn unknown_secret_id() -> ApiError {
         "SecretId",
         "the SecretId does not exist",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(answer: Answer) -> String {
+        String::from_utf8(answer.into_body()).unwrap()
+    }
+
+    /// v2 clients read the envelope in this order; the payload is the
+    /// typed struct's rendering, field order kept.
+    #[test]
+    fn a_success_renders_the_envelope_then_the_payload_in_order() {
+        #[derive(Serialize)]
+        struct Item {
+            z: u32,
+            a: &'static str,
+        }
+        let data = Reply::data(Item { z: 1, a: "x\"y" }).unwrap();
+        assert_eq!(
+            text(Answer::success(&Success(&data))),
+            r#"{"code":0,"message":"","codeDesc":"Success","data":{"z":1,"a":"x\"y"}}"#
+        );
+        let list = Reply::list(7, [Item { z: 2, a: "b" }].into_iter()).unwrap();
+        assert_eq!(
+            text(Answer::success(&Success(&list))),
+            r#"{"code":0,"message":"","codeDesc":"Success","totalCount":7,"data":[{"z":2,"a":"b"}]}"#
+        );
+        let top = Reply::top_level(Item { z: 3, a: "c" }).unwrap();
+        assert_eq!(
+            text(Answer::success(&Success(&top))),
+            r#"{"code":0,"message":"","codeDesc":"Success","z":3,"a":"c"}"#
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_counted_under_its_code_desc() {
+        let e = ApiError::invalid("limit", "too big");
+        let answer = refuse(&e);
+        assert_eq!(answer.code(), "InvalidParameter");
+        let v: Value = serde_json::from_slice(&answer.into_body()).unwrap();
+        assert_eq!(v["code"], 4000);
+        assert_eq!(v["codeDesc"], "InvalidParameter");
+    }
 }

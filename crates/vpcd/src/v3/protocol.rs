@@ -44,6 +44,7 @@ use vpcd_store::{ApiKey, Scope};
 
 use super::params::{invalid, Params};
 use super::{dispatch, Action, Ctx, SERVICE, VERSION};
+use crate::answer::Answer;
 use crate::api::ApiState;
 use crate::error::{ApiError, ApiResult, ErrorCode, Field};
 use crate::log_safe::{untrusted_text, Admit, RefusalGate};
@@ -88,13 +89,13 @@ static UNSIGNED_REFUSALS: RefusalGate = RefusalGate::new(UNSIGNED_REFUSALS_PER_S
 
 /// Handle a request end to end and return the envelope. Never fails: every
 /// error becomes `Response.Error` with its code.
-pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
+pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Answer {
     let request_id = req.info.id.as_str();
     let mut signed = false;
     match handle_inner(api, &req, request_id, &mut signed).await {
         Ok(mut fields) => {
             fields.insert("RequestId".to_owned(), Value::from(request_id));
-            json!({ "Response": fields })
+            Answer::success(&json!({ "Response": fields }))
         }
         Err(e) => {
             // The message may quote the client: escaped and cut.
@@ -114,25 +115,28 @@ pub(crate) async fn handle(api: &ApiState, req: RawRequest<'_>) -> Value {
             } else if let Admit::Log { held_back } = UNSIGNED_REFUSALS.admit(Instant::now()) {
                 tracing::info!(request_id, code, reason = %message, held_back, "refused an unsigned 3.0 request");
             }
-            json!({
+            let envelope = json!({
                 "Response": {
                     "Error": { "Code": code, "Message": text },
                     "RequestId": request_id,
                 }
-            })
+            });
+            Answer::new(&envelope, code)
         }
     }
 }
 
 /// A refusal of a request that is not a valid 3.0 request at all (the HTTP
 /// layer's), in the 3.0 envelope.
-pub(crate) fn refuse(e: &ApiError, id: &RequestId) -> Value {
-    json!({
+pub(crate) fn refuse(e: &ApiError, id: &RequestId) -> Answer {
+    let code = e.code.v3_code();
+    let envelope = json!({
         "Response": {
-            "Error": { "Code": e.code.v3_code(), "Message": message(e) },
+            "Error": { "Code": code, "Message": message(e) },
             "RequestId": id.as_str(),
         }
-    })
+    });
+    Answer::new(&envelope, code)
 }
 
 /// `param: why`, both spelled the 3.0 way.
