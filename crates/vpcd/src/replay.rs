@@ -255,8 +255,9 @@ impl Replay {
 
     /// Write behind until `stop` is true, then flush what is queued. A
     /// batch gathers for [`WRITE_BEHIND_EVERY`] after its first nonce, so a
-    /// busy process commits a few times a second, not once or more per
-    /// request (each commit writes its pages, however few nonces it holds).
+    /// busy process commits at most about fifty times a second, not once or
+    /// more per request (each commit writes its pages, however few nonces it
+    /// holds).
     pub(crate) async fn write_behind(
         self: Arc<Self>,
         mut stop: tokio::sync::watch::Receiver<bool>,
