@@ -1139,10 +1139,28 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(2));
     }
 
-    /// A node that also carries connections vpcd did not make: one of
-    /// vpcd's (up), an operator's own (up), and a `vpnx-` name that is not a
-    /// connection id (malformed suffix).
-    fn mixed_node(cmd: &str) -> Option<Reply> {
+    /// A `list-conn` event: connection `name` at 203.0.113.1 (to
+    /// `remote_addrs`, left out when empty).
+    fn conn_event(name: &'static str, remote_addrs: Vec<&'static str>) -> (&'static str, Vec<u8>) {
+        #[derive(Serialize)]
+        struct Conn {
+            local_addrs: Vec<&'static str>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            remote_addrs: Vec<&'static str>,
+        }
+        let conn = Conn {
+            local_addrs: vec!["203.0.113.1"],
+            remote_addrs,
+        };
+        (
+            "list-conn",
+            serde_vici::to_vec(&HashMap::from([(name, conn)])).unwrap(),
+        )
+    }
+
+    /// A `list-sa` event: `name`'s IKE SA established with one CHILD SA
+    /// installed.
+    fn up_sa_event(name: &'static str) -> (&'static str, Vec<u8>) {
         #[derive(Serialize)]
         struct Child {
             state: &'static str,
@@ -1153,39 +1171,28 @@ mod tests {
             #[serde(rename = "child-sas")]
             child_sas: HashMap<&'static str, Child>,
         }
-        #[derive(Serialize)]
-        struct Conn {
-            local_addrs: Vec<&'static str>,
-        }
+        let sa = Sa {
+            state: "ESTABLISHED",
+            child_sas: HashMap::from([("c-1", Child { state: "INSTALLED" })]),
+        };
+        (
+            "list-sa",
+            serde_vici::to_vec(&HashMap::from([(name, sa)])).unwrap(),
+        )
+    }
+
+    /// A node that also carries connections vpcd did not make: one of
+    /// vpcd's (up), an operator's own (up), and a `vpnx-` name that is not a
+    /// connection id (malformed suffix).
+    fn mixed_node(cmd: &str) -> Option<Reply> {
         const NAMES: [&str; 3] = ["vpnx-ours0001", "office-vpn", "vpnx-NOT_AN_ID"];
         let ok = Answer {
             success: true,
             errmsg: String::new(),
         };
         let events = match cmd {
-            "list-conns" => NAMES
-                .iter()
-                .map(|n| {
-                    let conn = HashMap::from([(
-                        *n,
-                        Conn {
-                            local_addrs: vec!["203.0.113.1"],
-                        },
-                    )]);
-                    ("list-conn", serde_vici::to_vec(&conn).unwrap())
-                })
-                .collect(),
-            "list-sas" => NAMES
-                .iter()
-                .map(|n| {
-                    let sa = Sa {
-                        state: "ESTABLISHED",
-                        child_sas: HashMap::from([("c-1", Child { state: "INSTALLED" })]),
-                    };
-                    let sa = HashMap::from([(*n, sa)]);
-                    ("list-sa", serde_vici::to_vec(&sa).unwrap())
-                })
-                .collect(),
+            "list-conns" => NAMES.iter().map(|n| conn_event(n, Vec::new())).collect(),
+            "list-sas" => NAMES.iter().map(|n| up_sa_event(n)).collect(),
             _ => Vec::new(),
         };
         Some(Reply { events, answer: ok })
@@ -1223,50 +1230,15 @@ mod tests {
     }
 
     fn charon_answer(state: &std::sync::Mutex<Charon>, cmd: &str) -> Option<Reply> {
-        #[derive(Serialize)]
-        struct Child {
-            state: &'static str,
-        }
-        #[derive(Serialize)]
-        struct Sa {
-            state: &'static str,
-            #[serde(rename = "child-sas")]
-            child_sas: HashMap<&'static str, Child>,
-        }
-        #[derive(Serialize)]
-        struct Conn {
-            local_addrs: Vec<&'static str>,
-            remote_addrs: Vec<&'static str>,
-        }
         let mut st = state.lock().unwrap();
         st.cmds.push(cmd.to_owned());
         let events = match cmd {
             "list-conns" => st
                 .conns
                 .iter()
-                .map(|n| {
-                    let conn = Conn {
-                        local_addrs: vec!["203.0.113.1"],
-                        remote_addrs: vec!["198.51.100.1"],
-                    };
-                    let conn = HashMap::from([(*n, conn)]);
-                    ("list-conn", serde_vici::to_vec(&conn).unwrap())
-                })
+                .map(|n| conn_event(n, vec!["198.51.100.1"]))
                 .collect(),
-            "list-sas" => st
-                .up
-                .iter()
-                .map(|n| {
-                    let sa = Sa {
-                        state: "ESTABLISHED",
-                        child_sas: HashMap::from([("c-1", Child { state: "INSTALLED" })]),
-                    };
-                    (
-                        "list-sa",
-                        serde_vici::to_vec(&HashMap::from([(*n, sa)])).unwrap(),
-                    )
-                })
-                .collect(),
+            "list-sas" => st.up.iter().map(|n| up_sa_event(n)).collect(),
             _ => Vec::new(),
         };
         let answer = Answer {

@@ -66,20 +66,13 @@ impl<DB: Engine> SqlStore<DB> {
                 .collect(),
             Reads::Pool(pool) if qs.len() == 1 => {
                 let mut conn = pool.acquire().await?;
-                let mut out = Vec::with_capacity(1);
-                for q in qs {
-                    out.push(DB::fetch(&mut conn, q).await?);
-                }
-                pooled(out)
+                fetch_each::<DB>(&mut conn, qs).await?
             }
             Reads::Pool(pool) => {
                 let mut tx = pool.begin_with(DB::BEGIN_READ).await?;
-                let mut out = Vec::with_capacity(qs.len());
-                for q in qs {
-                    out.push(DB::fetch(&mut tx, q).await?);
-                }
+                let rows = fetch_each::<DB>(&mut tx, qs).await?;
                 tx.commit().await?;
-                pooled(out)
+                rows
             }
         };
         Ok(rows)
@@ -122,8 +115,15 @@ pub(crate) fn first_of<R>(rows: Vec<R>) -> Result<R> {
         .ok_or_else(|| StoreError::Backend("an aggregate read returned no row".into()))
 }
 
-fn pooled<DB: Database>(rows: Vec<Vec<Record<DB>>>) -> Vec<Vec<ReadRow<DB>>> {
-    rows.into_iter()
-        .map(|rows| rows.into_iter().map(ReadRow::Pool).collect())
-        .collect()
+/// The rows of each of `qs`, in order, on `conn`.
+async fn fetch_each<DB: Engine>(
+    conn: &mut DB::Connection,
+    qs: Vec<Sql>,
+) -> Result<Vec<Vec<ReadRow<DB>>>> {
+    let mut out = Vec::with_capacity(qs.len());
+    for q in qs {
+        let rows = DB::fetch(&mut *conn, q).await?;
+        out.push(rows.into_iter().map(ReadRow::Pool).collect());
+    }
+    Ok(out)
 }

@@ -363,9 +363,11 @@ pub(crate) fn user_gw_by_ref<DB: Engine>(scope: &Scope, id: &IdRef<UserGwKind>) 
 
 /// A connection of the scope by its id: [`conn_select`]'s columns.
 pub(crate) fn conn_by_ref<DB: Engine>(scope: &Scope, id: &IdRef<VpnConnKind>) -> Sql {
-    let mut q = conn_query::<DB>(&conn_select(), scope, &ConnFilter::default());
-    push_own_id(&mut q, "c", id);
-    q
+    let f = ConnFilter {
+        id: Some(id.clone()),
+        ..ConnFilter::default()
+    };
+    conn_query::<DB>(&conn_select(), scope, &f)
 }
 
 /// One page of connections. A deferred join: the page of ids is cut from a
